@@ -1,0 +1,116 @@
+import Foundation
+
+/// Training data by column, typed by feature kind. Missing values are `nan` (numeric, boolean) or `nil`.
+public struct FeatureTable: Sendable {
+    public enum Values: Sendable, Equatable {
+        case numeric([Double])
+        case boolean([Double])
+        case categorical([String?])
+
+        public var count: Int {
+            switch self {
+            case .numeric(let v), .boolean(let v): v.count
+            case .categorical(let v): v.count
+            }
+        }
+
+        public var kind: Feature.Kind {
+            switch self {
+            case .numeric: .numeric
+            case .boolean: .boolean
+            case .categorical: .categorical
+            }
+        }
+    }
+
+    public struct Column: Sendable {
+        public var name: String
+        public var values: Values
+        public init(name: String, values: Values) {
+            self.name = name
+            self.values = values
+        }
+    }
+
+    public var columns: [Column]
+    public var rowCount: Int { columns.first?.values.count ?? 0 }
+
+    public init(columns: [Column]) { self.columns = columns }
+
+    /// Why CSV columns could not be typed as asked.
+    public struct TypingError: Error, CustomStringConvertible, Equatable {
+        public var column: String
+        public var message: String
+        public var description: String { "column '\(column)': \(message)" }
+        public init(column: String, message: String) {
+            self.column = column
+            self.message = message
+        }
+    }
+
+    /// Types the named CSV columns: a column is numeric when every non-empty cell is a number, boolean when
+    /// every non-empty cell is `true` or `false` (any case), categorical otherwise. An empty cell is missing.
+    /// `kinds` overrides the inference per column.
+    public init(csv: CSV, columns names: [String], kinds: [String: Feature.Kind] = [:]) throws(TypingError) {
+        var columns: [Column] = []
+        for name in names {
+            guard let cells = csv.column(name) else {
+                throw TypingError(column: name, message: "not in the file (columns: \(csv.header.joined(separator: ", ")))")
+            }
+            let kind = kinds[name] ?? Self.inferKind(cells)
+            columns.append(Column(name: name, values: try Self.parse(cells, as: kind, column: name)))
+        }
+        self.columns = columns
+    }
+
+    public static func inferKind(_ cells: [String]) -> Feature.Kind {
+        let present = cells.lazy.filter { !$0.isEmpty }
+        if present.isEmpty { return .numeric }
+        if present.allSatisfy({ parseNumber($0) != nil }) { return .numeric }
+        if present.allSatisfy({ parseBool($0) != nil }) { return .boolean }
+        return .categorical
+    }
+
+    public static func parse(_ cells: [String], as kind: Feature.Kind, column: String) throws(TypingError) -> Values {
+        switch kind {
+        case .numeric:
+            var values = [Double](repeating: .nan, count: cells.count)
+            for (i, cell) in cells.enumerated() where !cell.isEmpty {
+                guard let number = parseNumber(cell), number.isFinite else {
+                    throw TypingError(column: column, message: "row \(i + 1): '\(cell)' is not a finite number")
+                }
+                values[i] = number
+            }
+            return .numeric(values)
+        case .boolean:
+            var values = [Double](repeating: .nan, count: cells.count)
+            for (i, cell) in cells.enumerated() where !cell.isEmpty {
+                if let flag = parseBool(cell) {
+                    values[i] = flag ? 1 : 0
+                } else if let number = parseNumber(cell), number == 0 || number == 1 {
+                    values[i] = number
+                } else {
+                    throw TypingError(column: column, message: "row \(i + 1): '\(cell)' is not true or false")
+                }
+            }
+            return .boolean(values)
+        case .categorical:
+            return .categorical(cells.map { $0.isEmpty ? nil : $0 })
+        }
+    }
+
+    static func parseNumber(_ text: String) -> Double? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard let value = Double(trimmed) else { return nil }
+        // "nan" and "inf" parse as Double but are not data.
+        return value.isFinite ? value : nil
+    }
+
+    static func parseBool(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "true": true
+        case "false": false
+        default: nil
+        }
+    }
+}

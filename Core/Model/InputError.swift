@@ -1,0 +1,45 @@
+/// Why an instance could not be scored. Every case carries `path`, a pointer into the request body such as
+/// `instances[2].age`.
+public enum InputError: Error, Equatable, CustomStringConvertible, Sendable {
+    case notAnObject(found: String, path: String)
+    case missingFeature(String, path: String)
+    case unknownFeature(String, expected: [String], path: String)
+    case wrongType(String, expected: Feature.Kind, found: String, path: String)
+    case nonFinite(String, path: String)
+    case unknownCategory(String, value: String, allowed: [String], path: String)
+
+    public var path: String {
+        switch self {
+        case .notAnObject(_, let path), .missingFeature(_, let path), .unknownFeature(_, _, let path),
+            .wrongType(_, _, _, let path), .nonFinite(_, let path), .unknownCategory(_, _, _, let path):
+            path
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .notAnObject(let found, let path):
+            "\(path): an instance must be a JSON object of feature values, found \(found)"
+        case .missingFeature(let name, let path):
+            "\(path): required feature '\(name)' is missing"
+        case .unknownFeature(let name, let expected, let path):
+            "\(path): '\(name)' is not a feature of this model (features: \(expected.joined(separator: ", ")))"
+        case .wrongType(let name, let expected, let found, let path):
+            "\(path): feature '\(name)' must be \(expected.article), found \(found)"
+        case .nonFinite(let name, let path):
+            "\(path): feature '\(name)' must be a finite number"
+        case .unknownCategory(let name, let value, let allowed, let path):
+            "\(path): '\(value)' is not a known category of '\(name)' (expected one of \(allowed.joined(separator: ", ")))"
+        }
+    }
+}
+
+extension Feature.Kind {
+    fileprivate var article: String {
+        switch self {
+        case .numeric: "a number"
+        case .categorical: "a string (one of its categories)"
+        case .boolean: "true or false"
+        }
+    }
+}

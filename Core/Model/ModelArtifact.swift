@@ -1,0 +1,243 @@
+import Foundation
+
+/// The model file: everything inference needs, in one versioned JSON document.
+///
+/// Readers ignore fields they do not know, so a file written by a later Cyclone of the same `format` loads;
+/// a higher `format` is refused with a message saying so.
+public struct ModelArtifact: Codable, Sendable, Equatable {
+    /// The artifact format this code writes and the highest it reads.
+    public static let currentFormat = 1
+
+    public enum Task: String, Codable, Sendable {
+        case regression, binary, multiclass
+    }
+
+    public var format: Int
+    public var name: String
+    public var version: String
+    public var task: Task
+    /// The label column the model was trained to predict.
+    public var target: String?
+    public var features: [Feature]
+    public var preprocessing: Preprocessing
+    public var predictor: Predictor
+    public var training: TrainingInfo?
+
+    public init(
+        name: String, version: String, task: Task, target: String?, features: [Feature],
+        preprocessing: Preprocessing, predictor: Predictor, training: TrainingInfo? = nil
+    ) {
+        self.format = Self.currentFormat
+        self.name = name
+        self.version = version
+        self.task = task
+        self.target = target
+        self.features = features
+        self.preprocessing = preprocessing
+        self.predictor = predictor
+        self.training = training
+    }
+
+    /// Class labels of a classifier, `nil` for regression.
+    public var classes: [String]? {
+        if case .logistic(let model) = predictor { return model.classes }
+        return nil
+    }
+}
+
+/// How and on what a model was trained.
+public struct TrainingInfo: Codable, Sendable, Equatable {
+    /// `ridge` or `logistic`.
+    public var family: String
+    /// The trainer's settings, e.g. `alpha` for ridge, `C` for logistic.
+    public var parameters: [String: Double]
+    public var rows: Int
+    public var trainedAt: Date?
+    /// Metrics on the data held out from training, by name (e.g. `rmse`, `accuracy`).
+    public var holdoutMetrics: [String: Double]?
+    /// The version this one was retrained from.
+    public var parentVersion: String?
+
+    public init(
+        family: String, parameters: [String: Double], rows: Int, trainedAt: Date? = nil,
+        holdoutMetrics: [String: Double]? = nil, parentVersion: String? = nil
+    ) {
+        self.family = family
+        self.parameters = parameters
+        self.rows = rows
+        self.trainedAt = trainedAt
+        self.holdoutMetrics = holdoutMetrics
+        self.parentVersion = parentVersion
+    }
+}
+
+/// Why a model file could not be loaded; `path` names the field at fault (`predictor.coefficients[3]`).
+public struct ArtifactError: Error, Equatable, CustomStringConvertible, Sendable {
+    public var path: String
+    public var message: String
+
+    public init(path: String, _ message: String) {
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+}
+
+extension ModelArtifact {
+    /// Reads and validates a model file.
+    public static func load(contentsOf url: URL) throws(ArtifactError) -> ModelArtifact {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ArtifactError(path: "", "cannot read model file \(url.path): \(error.localizedDescription)")
+        }
+        return try decode(data)
+    }
+
+    /// Decodes and validates a model document.
+    public static func decode(_ data: Data) throws(ArtifactError) -> ModelArtifact {
+        // Check the format first, so a newer file says so instead of failing on a field it renamed.
+        struct Header: Decodable { var format: Int? }
+        if let header = try? JSONDecoder().decode(Header.self, from: data), let format = header.format,
+            format > currentFormat
+        {
+            throw ArtifactError(path: "format", "format \(format) was written by a newer Cyclone (this one reads up to \(currentFormat))")
+        }
+        let artifact: ModelArtifact
+        do {
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            artifact = try decoder.decode(ModelArtifact.self, from: data)
+        } catch let error as DecodingError {
+            throw ArtifactError(decoding: error)
+        } catch {
+            throw ArtifactError(path: "", "not a model file: \(error)")
+        }
+        try artifact.validate()
+        return artifact
+    }
+
+    /// The document as pretty-printed JSON with sorted keys.
+    public func encoded() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return try encoder.encode(self)
+    }
+
+    public func write(to url: URL) throws {
+        try encoded().write(to: url, options: .atomic)
+    }
+
+    /// Checks what decoding cannot: that the parts agree with each other and every number is finite.
+    public func validate() throws(ArtifactError) {
+        guard format >= 1 else { throw ArtifactError(path: "format", "must be 1 or more, found \(format)") }
+        guard !name.isEmpty else { throw ArtifactError(path: "name", "must not be empty") }
+        guard !version.isEmpty else { throw ArtifactError(path: "version", "must not be empty") }
+        guard !features.isEmpty else { throw ArtifactError(path: "features", "a model needs at least one feature") }
+        var kinds: [String: Feature.Kind] = [:]
+        for (i, feature) in features.enumerated() {
+            let path = "features[\(i)]"
+            guard !feature.name.isEmpty else { throw ArtifactError(path: "\(path).name", "must not be empty") }
+            guard kinds.updateValue(feature.kind, forKey: feature.name) == nil else {
+                throw ArtifactError(path: "\(path).name", "feature '\(feature.name)' is declared twice")
+            }
+            if let range = feature.range, !(range.min.isFinite && range.max.isFinite && range.min <= range.max) {
+                throw ArtifactError(path: "\(path).range", "must be finite with min <= max")
+            }
+        }
+        var covered: Set<String> = []
+        for (i, column) in preprocessing.columns.enumerated() {
+            let path = "preprocessing.columns[\(i)]"
+            guard let kind = kinds[column.feature] else {
+                throw ArtifactError(path: "\(path).feature", "'\(column.feature)' is not a declared feature")
+            }
+            guard covered.insert(column.feature).inserted else {
+                throw ArtifactError(path: "\(path).feature", "feature '\(column.feature)' is transformed twice")
+            }
+            switch column {
+            case .standardize(_, let impute, let mean, let scale):
+                guard kind == .numeric else { throw kindMismatch(path, column.feature, kind, "standardize") }
+                guard impute.isFinite, mean.isFinite else { throw ArtifactError(path: path, "impute and mean must be finite") }
+                guard scale.isFinite, scale > 0 else { throw ArtifactError(path: "\(path).scale", "must be a finite number above 0") }
+            case .boolean(_, let impute):
+                guard kind == .boolean else { throw kindMismatch(path, column.feature, kind, "boolean") }
+                guard impute == 0 || impute == 1 else { throw ArtifactError(path: "\(path).impute", "must be 0 or 1") }
+            case .oneHot(_, _, let categories):
+                guard kind == .categorical else { throw kindMismatch(path, column.feature, kind, "oneHot") }
+                guard !categories.isEmpty, Set(categories).count == categories.count else {
+                    throw ArtifactError(path: "\(path).categories", "must be a non-empty list without repeats")
+                }
+            }
+        }
+        if let missing = features.first(where: { !covered.contains($0.name) }) {
+            throw ArtifactError(path: "preprocessing.columns", "feature '\(missing.name)' has no transform")
+        }
+        let width = preprocessing.width
+        switch predictor {
+        case .linear(let model):
+            guard task == .regression else {
+                throw ArtifactError(path: "predictor.type", "a linear predictor serves regression, but task is \(task.rawValue)")
+            }
+            try checkRow(model.coefficients, width: width, path: "predictor.coefficients")
+            guard model.intercept.isFinite else { throw ArtifactError(path: "predictor.intercept", "must be finite") }
+        case .logistic(let model):
+            let k = model.classes.count
+            guard Set(model.classes).count == k, k >= 2 else {
+                throw ArtifactError(path: "predictor.classes", "needs at least two distinct classes")
+            }
+            let rows = k == 2 ? 1 : k
+            guard task == (k == 2 ? .binary : .multiclass) else {
+                throw ArtifactError(path: "task", "\(k) classes make a \(k == 2 ? "binary" : "multiclass") model, not \(task.rawValue)")
+            }
+            guard model.coefficients.count == rows else {
+                throw ArtifactError(path: "predictor.coefficients", "needs \(rows) rows for \(k) classes, found \(model.coefficients.count)")
+            }
+            guard model.intercepts.count == rows, model.intercepts.allSatisfy(\.isFinite) else {
+                throw ArtifactError(path: "predictor.intercepts", "needs \(rows) finite values")
+            }
+            for (r, row) in model.coefficients.enumerated() {
+                try checkRow(row, width: width, path: "predictor.coefficients[\(r)]")
+            }
+        }
+    }
+
+    private func checkRow(_ row: [Double], width: Int, path: String) throws(ArtifactError) {
+        guard row.count == width else {
+            throw ArtifactError(path: path, "has \(row.count) values but the preprocessing makes \(width) columns")
+        }
+        if let bad = row.firstIndex(where: { !$0.isFinite }) {
+            throw ArtifactError(path: "\(path)[\(bad)]", "must be finite")
+        }
+    }
+
+    private func kindMismatch(_ path: String, _ feature: String, _ kind: Feature.Kind, _ transform: String) -> ArtifactError {
+        ArtifactError(path: "\(path).transform", "'\(transform)' does not apply to \(kind.rawValue) feature '\(feature)'")
+    }
+}
+
+extension ArtifactError {
+    init(decoding error: DecodingError) {
+        func render(_ path: [any CodingKey]) -> String {
+            var text = ""
+            for key in path {
+                if let index = key.intValue { text += "[\(index)]" } else { text += text.isEmpty ? key.stringValue : ".\(key.stringValue)" }
+            }
+            return text
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            self.init(path: render(context.codingPath + [key]), "is required but missing")
+        case .typeMismatch(let type, let context):
+            self.init(path: render(context.codingPath), "has the wrong type (expected \(type))")
+        case .valueNotFound(let type, let context):
+            self.init(path: render(context.codingPath), "must not be null (expected \(type))")
+        case .dataCorrupted(let context):
+            let detail = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
+            self.init(path: render(context.codingPath), context.codingPath.isEmpty
+                ? "not valid JSON (\(detail ?? context.debugDescription))" : context.debugDescription)
+        @unknown default:
+            self.init(path: "", "\(error)")
+        }
+    }
+}

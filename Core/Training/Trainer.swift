@@ -1,0 +1,105 @@
+import CycloneModel
+import Foundation
+
+/// A model family `cyclone train` and the retrain job can fit.
+public enum Family: String, Sendable, CaseIterable {
+    case ridge, logistic
+}
+
+/// Settings of one training run.
+public struct TrainingOptions: Sendable {
+    public var family: Family
+    /// Ridge penalty (`alpha`).
+    public var alpha: Double = 1.0
+    /// Inverse logistic penalty (`C`), as in scikit-learn.
+    public var c: Double = 1.0
+    /// Features that may be absent in requests even though the training data has no gaps.
+    public var optionalFeatures: Set<String> = []
+
+    public init(family: Family) { self.family = family }
+}
+
+/// Fits a model of `options.family` to a table and a target column.
+public struct Trainer: Sendable {
+    public var options: TrainingOptions
+    public init(options: TrainingOptions) { self.options = options }
+
+    /// - Parameter target: the label of each row; rows whose label is `nil` are left out.
+    public func train(name: String, version: String, features table: FeatureTable, target: FeatureTable.Column,
+                      trainedAt: Date = Date()) throws(TrainingError) -> ModelArtifact
+    {
+        let keep = (0..<table.rowCount).filter { !isMissing(target.values, $0) }
+        guard !keep.isEmpty else { throw TrainingError("the target '\(target.name)' has no values") }
+        let rows = keep.count == table.rowCount ? table : table.selecting(rows: keep)
+        let fitted = try FittedPreprocessing(fitting: rows, optional: options.optionalFeatures)
+        let p = fitted.preprocessing.width
+        let x = fitted.designMatrix(rows)
+        let predictor: Predictor
+        let task: ModelArtifact.Task
+        var parameters: [String: Double] = [:]
+        switch options.family {
+        case .ridge:
+            guard case .numeric(let y) = target.values else {
+                throw TrainingError("ridge needs a numeric target, but '\(target.name)' is \(target.values.kind.rawValue)")
+            }
+            predictor = .linear(try RidgeTrainer(alpha: options.alpha).fit(x: x, y: keep.map { y[$0] }, p: p))
+            task = .regression
+            parameters["alpha"] = options.alpha
+        case .logistic:
+            let labels = keep.map { classLabel(target.values, $0)! }
+            let classes = Self.sortedClasses(Set(labels))
+            guard classes.count >= 2 else {
+                throw TrainingError("the target '\(target.name)' has a single class ('\(classes.first ?? "")'); a classifier needs two or more")
+            }
+            let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
+            let fit = try LogisticTrainer(c: options.c).fit(x: x, labels: labels.map { index[$0]! },
+                                                            classCount: classes.count, p: p)
+            predictor = .logistic(LogisticPredictor(classes: classes, intercepts: fit.intercepts,
+                                                    coefficients: fit.coefficients))
+            task = classes.count == 2 ? .binary : .multiclass
+            parameters["C"] = options.c
+        }
+        return ModelArtifact(
+            name: name, version: version, task: task, target: target.name, features: fitted.features,
+            preprocessing: fitted.preprocessing, predictor: predictor,
+            training: TrainingInfo(family: options.family.rawValue, parameters: parameters, rows: keep.count,
+                                   trainedAt: trainedAt))
+    }
+
+    /// Classes in scikit-learn's order: numerically when every label is a number, otherwise as strings.
+    public static func sortedClasses(_ labels: Set<String>) -> [String] {
+        let numbers = labels.map { ($0, Double($0)) }
+        if numbers.allSatisfy({ $0.1 != nil }) {
+            return numbers.sorted { $0.1! < $1.1! || ($0.1! == $1.1! && $0.0 < $1.0) }.map(\.0)
+        }
+        return labels.sorted()
+    }
+
+    private func isMissing(_ values: FeatureTable.Values, _ i: Int) -> Bool {
+        switch values {
+        case .numeric(let v), .boolean(let v): v[i].isNaN
+        case .categorical(let v): v[i] == nil
+        }
+    }
+
+    private func classLabel(_ values: FeatureTable.Values, _ i: Int) -> String? {
+        switch values {
+        case .categorical(let v): v[i]
+        case .boolean(let v): v[i].isNaN ? nil : (v[i] == 1 ? "true" : "false")
+        case .numeric(let v): v[i].isNaN ? nil : JSONValue.number(v[i]).jsonText
+        }
+    }
+}
+
+extension FeatureTable {
+    /// The table restricted to the given row indices, in that order.
+    public func selecting(rows: [Int]) -> FeatureTable {
+        FeatureTable(columns: columns.map { column in
+            switch column.values {
+            case .numeric(let v): .init(name: column.name, values: .numeric(rows.map { v[$0] }))
+            case .boolean(let v): .init(name: column.name, values: .boolean(rows.map { v[$0] }))
+            case .categorical(let v): .init(name: column.name, values: .categorical(rows.map { v[$0] }))
+            }
+        })
+    }
+}

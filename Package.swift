@@ -1,0 +1,121 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// Every target builds in Swift 6 mode with the same upcoming features.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "cyclone",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "predict", targets: ["Predict"]),
+        .executable(name: "label-ingest", targets: ["LabelIngest"]),
+        .executable(name: "cyclone", targets: ["CycloneCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
+    ],
+    targets: [
+        // Core: dependencies point down this list, never up.
+        .target(name: "CycloneModel", path: "Core/Model", swiftSettings: swiftSettings),
+        .target(name: "CycloneTraining", dependencies: ["CycloneModel"], path: "Core/Training",
+                swiftSettings: swiftSettings),
+        .target(
+            name: "CycloneStore",
+            dependencies: [
+                "CycloneModel",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Core/Store",
+            resources: [.copy("Migrations")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CycloneServer",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Core/Server",
+            swiftSettings: swiftSettings
+        ),
+
+        // Functions: one thin executable each.
+        .executableTarget(
+            name: "Predict",
+            dependencies: ["CycloneModel", "CycloneStore", "CycloneServer"],
+            path: "Functions/predict",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "LabelIngest",
+            dependencies: ["CycloneModel", "CycloneStore", "CycloneServer"],
+            path: "Functions/label-ingest",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "CycloneCLI",
+            dependencies: [
+                "CycloneModel", "CycloneTraining", "CycloneStore", "CycloneServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Functions/cyclone",
+            swiftSettings: swiftSettings
+        ),
+
+        // Tests
+        .target(
+            name: "CycloneTestSupport",
+            dependencies: [
+                "CycloneModel", "CycloneStore", "CycloneServer",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/Support",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "CycloneModelTests", dependencies: ["CycloneModel", "CycloneTestSupport"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "CycloneTrainingTests",
+                    dependencies: ["CycloneTraining", "CycloneModel", "CycloneTestSupport"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "CycloneStoreTests",
+                    dependencies: ["CycloneStore", "CycloneModel", "CycloneTestSupport"],
+                    swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PredictTests",
+            dependencies: [
+                "Predict", "CycloneTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LabelIngestTests",
+            dependencies: [
+                "LabelIngest", "CycloneTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,91 @@
+import CycloneModel
+import CycloneTestSupport
+import CycloneTraining
+import Foundation
+import Testing
+
+@Suite struct TrainerTests {
+    func train(_ c: LinearCase) throws -> ModelArtifact {
+        let csv = try CSV(contentsOf: Fixture.url(c.train))
+        let table = try FeatureTable(csv: csv, columns: c.featureNames, kinds: c.kinds)
+        let target = FeatureTable.Column(
+            name: c.target,
+            values: try FeatureTable.parse(csv.column(c.target)!, as: c.family == "ridge" ? .numeric : .categorical,
+                                           column: c.target))
+        var options = TrainingOptions(family: Family(rawValue: c.family)!)
+        if let alpha = c.alpha { options.alpha = alpha }
+        if let C = c.C { options.c = C }
+        return try Trainer(options: options).train(name: c.name, version: "1", features: table, target: target)
+    }
+
+    /// The learnt imputation, scaling and categories are scikit-learn's.
+    @Test(arguments: try LinearCase.all())
+    func preprocessingMatchesScikitLearn(_ c: LinearCase) throws {
+        let model = try train(c)
+        for column in model.preprocessing.columns {
+            switch column {
+            case .standardize(let name, let impute, let mean, let scale):
+                let expected = try #require(c.preprocessing.numeric[name])
+                expectClose(impute, expected.impute, relative: 1e-13, name)
+                expectClose(mean, expected.mean, relative: 1e-13, name)
+                expectClose(scale, expected.scale, relative: 1e-13, name)
+            case .boolean(let name, let impute):
+                #expect(impute == c.preprocessing.boolean[name]?.impute)
+            case .oneHot(let name, let impute, let categories):
+                #expect(impute == c.preprocessing.categorical[name]?.impute)
+                #expect(categories == c.preprocessing.categorical[name]?.categories)
+            }
+        }
+    }
+
+    /// Coefficients equal scikit-learn's Ridge / LogisticRegression, and so do the predictions on the test rows.
+    @Test(arguments: try LinearCase.all())
+    func coefficientsAndPredictionsMatchScikitLearn(_ c: LinearCase) throws {
+        let model = try train(c)
+        let names = model.preprocessing.columnNames
+        switch model.predictor {
+        case .linear(let linear):
+            expectClose(linear.intercept, c.intercepts[0], relative: 1e-9, "intercept")
+            for (name, value) in zip(names, linear.coefficients) {
+                expectClose(value, c.coefficients[0][name]!, relative: 1e-9, name)
+            }
+        case .logistic(let logistic):
+            #expect(logistic.classes == c.classes)
+            for r in 0..<logistic.coefficients.count {
+                expectClose(logistic.intercepts[r], c.intercepts[r], relative: 1e-9, "intercept \(r)")
+                for (name, value) in zip(names, logistic.coefficients[r]) {
+                    expectClose(value, c.coefficients[r][name]!, relative: 1e-9, "\(name) row \(r)")
+                }
+            }
+        }
+        let encoder = InstanceEncoder(features: model.features.map { var f = $0; f.required = false; return f },
+                                      preprocessing: model.preprocessing)
+        var notes = InstanceEncoder.Notes()
+        for (i, instance) in try c.testInstances().enumerated() {
+            let x = try encoder.encode(instance, path: "", notes: &notes)
+            let expected = c.test_predictions[i].values
+            switch model.predictor.predict(x) {
+            case .value(let v): expectClose(v, expected[0], relative: 1e-9, "row \(i)")
+            case .classification(_, let p):
+                for (a, e) in zip(p.count == 2 ? [p[1]] : p, expected) { expectClose(a, e, relative: 1e-9, "row \(i)") }
+            }
+        }
+    }
+
+    @Test func singleClassTargetIsRefused() throws {
+        let table = FeatureTable(columns: [.init(name: "x", values: .numeric([1, 2, 3]))])
+        let target = FeatureTable.Column(name: "y", values: .categorical(["a", "a", nil]))
+        #expect(throws: TrainingError.self) {
+            try Trainer(options: .init(family: .logistic)).train(name: "m", version: "1", features: table, target: target)
+        }
+    }
+
+    @Test func featuresWithGapsInTrainingAreOptional() throws {
+        let table = FeatureTable(columns: [.init(name: "x", values: .numeric([1, .nan, 3, 4])),
+                                           .init(name: "z", values: .numeric([1, 2, 3, 5]))])
+        let target = FeatureTable.Column(name: "y", values: .numeric([1, 2, 3, 4]))
+        let model = try Trainer(options: .init(family: .ridge)).train(name: "m", version: "1", features: table, target: target)
+        #expect(model.features.map(\.required) == [false, true])
+        #expect(model.features[1].range == .init(min: 1, max: 5))
+    }
+}
