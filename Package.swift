@@ -24,6 +24,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
     ],
     targets: [
         // Core: dependencies point down this list, never up.
@@ -35,18 +39,22 @@ let package = Package(
             dependencies: [
                 "CycloneModel",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Core/Store",
-            resources: [.copy("Migrations")],
+            resources: [.embedInCode("Migrations")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "CycloneServer",
             dependencies: [
+                "CycloneModel",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -62,13 +70,25 @@ let package = Package(
         // Functions: one thin executable each.
         .executableTarget(
             name: "Predict",
-            dependencies: ["CycloneModel", "CycloneStore", "CycloneServer"],
+            dependencies: [
+                "CycloneModel", "CycloneStore", "CycloneServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOFoundationEssentialsCompat", package: "swift-nio"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ],
             path: "Functions/predict",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "LabelIngest",
-            dependencies: ["CycloneModel", "CycloneStore", "CycloneServer"],
+            dependencies: [
+                "CycloneModel", "CycloneStore", "CycloneServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOFoundationEssentialsCompat", package: "swift-nio"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ],
             path: "Functions/label-ingest",
             swiftSettings: swiftSettings
         ),
@@ -77,6 +97,8 @@ let package = Package(
             dependencies: [
                 "CycloneModel", "CycloneTraining", "CycloneStore", "CycloneServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Functions/cyclone",
             swiftSettings: swiftSettings

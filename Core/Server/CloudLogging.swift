@@ -1,0 +1,154 @@
+import Configuration
+import CycloneModel
+import HTTPTypes
+import Foundation
+import Hummingbird
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Log lines as Cloud Logging reads them from a container's stdout: one JSON object per line with
+/// `severity`, `message`, `time`, the logger's label, and metadata as top-level fields (so
+/// `logging.googleapis.com/trace` links a line to its request's trace).
+public struct CloudLoggingHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    public var metadataProvider: Logger.MetadataProvider?
+    private let label: String
+
+    public init(label: String, level: Logger.Level) {
+        self.label = label
+        self.logLevel = level
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var writer = JSONWriter(capacity: 256)
+        writer.raw("{\"severity\":")
+        writer.string(Self.severity(event.level))
+        writer.raw(",\"message\":")
+        writer.string("\(event.message)")
+        writer.raw(",\"time\":")
+        writer.string(Date().ISO8601Format(.init(includingFractionalSeconds: true)))
+        writer.raw(",\"logger\":")
+        writer.string(label)
+        var merged = metadata
+        if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+            writer.raw(",")
+            writer.string(key)
+            writer.raw(":")
+            writer.string("\(value)")
+        }
+        if event.level >= .error {
+            writer.raw(",\"sourceLocation\":{\"file\":")
+            writer.string(event.file)
+            writer.raw(",\"line\":")
+            writer.number(Double(event.line))
+            writer.raw("}")
+        }
+        writer.raw("}\n")
+        Self.write(writer.bytes)
+    }
+
+    static func severity(_ level: Logger.Level) -> String {
+        switch level {
+        case .trace, .debug: "DEBUG"
+        case .info: "INFO"
+        case .notice: "NOTICE"
+        case .warning: "WARNING"
+        case .error: "ERROR"
+        case .critical: "CRITICAL"
+        }
+    }
+
+    private static let lock = Mutex(())
+
+    /// One write per line under a lock, so lines from concurrent tasks never interleave.
+    private static func write(_ bytes: [UInt8]) {
+        lock.withLock { _ in
+            bytes.withUnsafeBytes { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    let written = Glibc.write(1, buffer.baseAddress! + offset, buffer.count - offset)
+                    if written <= 0 { break }
+                    offset += written
+                }
+            }
+        }
+    }
+}
+
+/// Sets up logging for a process once.
+public enum CloudLogging {
+    /// Bootstraps swift-log with `CloudLoggingHandler` at `LOG_LEVEL` (default `info`) and returns the
+    /// process's logger. `LOG_FORMAT=text` keeps swift-log's plain console lines for a terminal.
+    public static func bootstrap(label: String, reader: ConfigReader) -> Logger {
+        let level = reader.string(forKey: "log.level").flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
+        let format = reader.string(forKey: "log.format", default: "json")
+        _ = bootstrapOnce(level: level, text: format == "text")
+        return Logger(label: label)
+    }
+
+    private static let state = Mutex(false)
+
+    private static func bootstrapOnce(level: Logger.Level, text: Bool) -> Bool {
+        state.withLock { done in
+            guard !done else { return false }
+            done = true
+            if text {
+                LoggingSystem.bootstrap { label in
+                    var handler = StreamLogHandler.standardError(label: label)
+                    handler.logLevel = level
+                    return handler
+                }
+            } else {
+                LoggingSystem.bootstrap { CloudLoggingHandler(label: $0, level: level) }
+            }
+            return true
+        }
+    }
+}
+
+/// Puts the request's trace on its logger, read from `X-Cloud-Trace-Context` (`TRACE/SPAN;o=1`, set by
+/// Cloud Run's front end) or W3C `traceparent` (`00-TRACE-SPAN-01`), as Cloud Logging's
+/// `logging.googleapis.com/trace` field (`projects/PROJECT/traces/TRACE` when `GOOGLE_CLOUD_PROJECT` is known).
+public struct TraceLoggingMiddleware<Context: RequestContext>: RouterMiddleware {
+    let project: String?
+
+    public init(project: String?) { self.project = project }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        var context = context
+        if let (trace, span) = Self.trace(request.headers) {
+            context.logger[metadataKey: "logging.googleapis.com/trace"] =
+                .string(project.map { "projects/\($0)/traces/\(trace)" } ?? trace)
+            if let span { context.logger[metadataKey: "logging.googleapis.com/spanId"] = .string(span) }
+        }
+        return try await next(request, context)
+    }
+
+    static func trace(_ headers: HTTPFields) -> (String, String?)? {
+        if let value = headers[HTTPField.Name("X-Cloud-Trace-Context")!] {
+            let parts = value.split(separator: ";")[0].split(separator: "/")
+            guard let trace = parts.first, !trace.isEmpty else { return nil }
+            return (String(trace), parts.count > 1 ? String(parts[1]) : nil)
+        }
+        if let value = headers[HTTPField.Name("traceparent")!] {
+            let parts = value.split(separator: "-")
+            guard parts.count >= 3 else { return nil }
+            return (String(parts[1]), String(parts[2]))
+        }
+        return nil
+    }
+}

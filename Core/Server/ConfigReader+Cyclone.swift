@@ -1,0 +1,65 @@
+import Configuration
+
+extension ConfigReader {
+    /// The process environment: key `model.path` is `MODEL_PATH`, `port` is `PORT`.
+    public static func cyclone(environment: [String: String]? = nil) -> ConfigReader {
+        let secrets: SecretsSpecifier<String, String> = .specific(["DATABASE_URL"])
+        if let environment {
+            return ConfigReader(provider: EnvironmentVariablesProvider(environmentVariables: environment,
+                                                                      secretsSpecifier: secrets))
+        }
+        return ConfigReader(provider: EnvironmentVariablesProvider(secretsSpecifier: secrets))
+    }
+
+    /// A setting parsed by `parse`, `defaultValue` when unset. A value that does not parse stops start-up with
+    /// an error naming the variable, rather than falling back silently.
+    public func setting<Value>(
+        _ key: ConfigKey, variable: String, default defaultValue: Value, expected: String,
+        isSecret: Bool = false, _ parse: (String) -> Value?
+    ) throws(SettingError) -> Value {
+        guard let text = string(forKey: key, isSecret: isSecret), !text.isEmpty else { return defaultValue }
+        guard let value = parse(text) else {
+            throw SettingError(variable: variable, message: isSecret ? "is not \(expected)" : "'\(text)' is not \(expected)")
+        }
+        return value
+    }
+
+    /// A required string setting; missing or empty stops start-up with an error naming the variable.
+    public func required(_ key: ConfigKey, variable: String, isSecret: Bool = false, hint: String = "")
+        throws(SettingError) -> String
+    {
+        guard let text = string(forKey: key, isSecret: isSecret), !text.isEmpty else {
+            throw SettingError(variable: variable, message: "is not set\(hint.isEmpty ? "" : " (\(hint))")")
+        }
+        return text
+    }
+}
+
+/// A setting that is missing or malformed.
+public struct SettingError: Error, CustomStringConvertible, Equatable {
+    public var variable: String
+    public var message: String
+    public init(variable: String, message: String) {
+        self.variable = variable
+        self.message = message
+    }
+    public var description: String { "\(variable) \(message)" }
+}
+
+extension Int {
+    /// Parses a positive integer setting.
+    public static func positive(_ text: String) -> Int? { Int(text).flatMap { $0 > 0 ? $0 : nil } }
+}
+
+extension Duration {
+    /// Parses `250ms`, `2s`, `1.5s`, `5m`, or a plain number of seconds.
+    public static func setting(_ text: String) -> Duration? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            guard let value = Double(text.dropLast(suffix.count)), value >= 0 else { return nil }
+            return .milliseconds(Int64((value * scale * 1000).rounded()))
+        }
+        guard let value = Double(text), value >= 0 else { return nil }
+        return .milliseconds(Int64((value * 1000).rounded()))
+    }
+}

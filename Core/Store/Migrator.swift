@@ -1,0 +1,92 @@
+import Logging
+import PostgresNIO
+
+/// One numbered schema change, from `Core/Store/Migrations/NNNN_name.sql`.
+public struct Migration: Sendable {
+    public var version: Int
+    public var name: String
+    public var sql: String
+
+    public init(version: Int, name: String, sql: String) {
+        self.version = version
+        self.name = name
+        self.sql = sql
+    }
+}
+
+/// Applies the schema migrations in order, once each, recording them in `schema_migration`.
+///
+/// Runs under a session advisory lock, so two processes migrating at once apply each migration once; each
+/// migration runs in one transaction with its bookkeeping row, so a failure leaves no half-applied change.
+public struct Migrator: Sendable {
+    /// Every migration, in order. A test checks this list against the files in `Migrations/`.
+    public static let all: [Migration] = [
+        Migration(version: 1, name: "schema", sql: String(decoding: PackageResources._001_schema_sql, as: UTF8.self)),
+        Migration(version: 2, name: "partitions",
+                  sql: String(decoding: PackageResources._002_partitions_sql, as: UTF8.self)),
+    ]
+
+    /// Key of the advisory lock held while migrating ("cyclone" in ASCII).
+    static let lockKey: Int64 = 0x6379_636c_6f6e_65
+
+    public let client: PostgresClient
+    public let logger: Logger
+    public var migrations: [Migration]
+
+    public init(client: PostgresClient, logger: Logger, migrations: [Migration] = Migrator.all) {
+        self.client = client
+        self.logger = logger
+        self.migrations = migrations
+    }
+
+    /// Applies what is missing; returns the versions applied by this call.
+    @discardableResult
+    public func migrate() async throws -> [Int] {
+        try await client.withConnection { connection in
+            try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
+            do {
+                let applied = try await apply(on: connection)
+                try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+                return applied
+            } catch {
+                _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    private func apply(on connection: PostgresConnection) async throws -> [Int] {
+        try await connection.query("""
+            CREATE TABLE IF NOT EXISTS schema_migration (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now())
+            """, logger: logger)
+        var done: Set<Int> = []
+        for try await version in try await connection.query("SELECT version FROM schema_migration", logger: logger)
+            .decode(Int.self)
+        {
+            done.insert(version)
+        }
+        var applied: [Int] = []
+        for migration in migrations.sorted(by: { $0.version < $1.version }) where !done.contains(migration.version) {
+            logger.info("applying migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+            // One transaction per migration, its bookkeeping row included.
+            try await connection.query("BEGIN", logger: logger)
+            do {
+                for statement in SQLScript.statements(migration.sql) {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query(
+                    "INSERT INTO schema_migration (version, name) VALUES (\(migration.version), \(migration.name))",
+                    logger: logger)
+                try await connection.query("COMMIT", logger: logger)
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+            applied.append(migration.version)
+        }
+        return applied
+    }
+}

@@ -1,0 +1,27 @@
+import Foundation
+
+/// One served instance as stored in `prediction`.
+public struct PredictionRow: Sendable, Equatable {
+    public var id: UUID
+    public var modelName: String
+    public var modelVersion: String
+    /// The instance's features, as JSON text.
+    public var input: String
+    /// What was predicted, as JSON text.
+    public var prediction: String
+    /// The caller's own id for the instance, to attach its label by later.
+    public var key: String?
+    public var createdAt: Date
+
+    public init(id: UUID, modelName: String, modelVersion: String, input: String, prediction: String,
+                key: String? = nil, createdAt: Date)
+    {
+        self.id = id
+        self.modelName = modelName
+        self.modelVersion = modelVersion
+        self.input = input
+        self.prediction = prediction
+        self.key = key
+        self.createdAt = createdAt
+    }
+}

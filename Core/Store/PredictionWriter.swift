@@ -1,0 +1,331 @@
+import DequeModule
+import Foundation
+import Logging
+import Metrics
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// Stores served predictions with group commit: rows from concurrent requests are gathered and written by
+/// one multi-row INSERT, so the cost of a commit is shared by everything that arrived while the previous one
+/// ran.
+///
+/// `append` returns how far the rows got:
+/// - `.committed`: in PostgreSQL (durable mode waits for this);
+/// - `.buffered`: accepted and held in memory, to be written when the database answers (async mode always;
+///   durable mode when the database failed or `durableTimeout` passed);
+/// - `.dropped`: the buffer was full; the rows were logged at error level and counted, never silently lost.
+///
+/// While the database is unreachable, writes are retried with backoff. On graceful shutdown the writer stops
+/// taking rows only after the server has stopped (it is a service added before the server), flushes what it
+/// holds and, if the database still refuses, logs each unwritten row so it can be recovered from the logs.
+public final class PredictionWriter: Service, Sendable {
+    public struct Configuration: Sendable {
+        /// Most rows in one INSERT.
+        public var maxBatchRows = 1_000
+        /// Most rows held in memory waiting for the database; more are dropped (logged and counted).
+        public var maxBufferedRows = 100_000
+        /// How long a durable `append` waits for its commit before answering `.buffered`.
+        public var durableTimeout: Duration = .seconds(1)
+        /// How many INSERTs may run at once.
+        public var concurrentFlushes = 2
+        /// Retry delays after a failed write: doubling from `retryInitial` up to `retryMax`.
+        public var retryInitial: Duration = .milliseconds(100)
+        public var retryMax: Duration = .seconds(5)
+        /// How long one INSERT may take before it counts as failed and is retried. PostgresNIO would otherwise
+        /// hold a query for about a minute while it cannot connect.
+        public var writeTimeout: Duration = .seconds(5)
+        /// How long shutdown keeps retrying before logging what is left.
+        public var shutdownFlushTimeout: Duration = .seconds(5)
+
+        public init() {}
+    }
+
+    public enum Outcome: String, Sendable {
+        case committed, buffered, dropped
+    }
+
+    private struct Pending: Sendable {
+        var ticket: UInt64
+        var rows: [PredictionRow]
+    }
+
+    private struct Waiter {
+        var deadline: ContinuousClock.Instant
+        var continuation: CheckedContinuation<Outcome, Never>
+    }
+
+    private struct State: ~Copyable {
+        var queue = Deque<Pending>()
+        var bufferedRows = 0
+        var nextTicket: UInt64 = 0
+        var waiters: [UInt64: Waiter] = [:]
+        var idleFlushers: [CheckedContinuation<Void, Never>] = []
+        var inFlight = 0
+        var shuttingDown = false
+        /// When shutdown gives up on rows it cannot write.
+        var shutdownDeadline: ContinuousClock.Instant?
+        var healthy = true
+        var statistics = Statistics()
+    }
+
+    /// Totals since start, for tests and benchmarks.
+    public struct Statistics: Sendable, Equatable {
+        public var rowsWritten = 0
+        public var batchesWritten = 0
+        public var failedWrites = 0
+    }
+
+    private let client: PostgresClient
+    private let logger: Logger
+    public let configuration: Configuration
+    private let state = Mutex(State())
+    private let clock = ContinuousClock()
+
+    private let rowsWritten = Counter(label: "cyclone_prediction_rows_written_total")
+    private let rowsDropped = Counter(label: "cyclone_prediction_rows_dropped_total")
+    private let writeFailures = Counter(label: "cyclone_prediction_write_failures_total")
+    private let bufferedGauge = Gauge(label: "cyclone_prediction_rows_buffered")
+    private let batchRows = Recorder(label: "cyclone_prediction_batch_rows")
+    private let batchTimer = Metrics.Timer(label: "cyclone_prediction_batch_seconds")
+
+    public init(client: PostgresClient, logger: Logger, configuration: Configuration = .init()) {
+        self.client = client
+        self.logger = logger
+        self.configuration = configuration
+    }
+
+    /// Rows accepted but not yet committed.
+    public var bufferedRows: Int { state.withLock { $0.bufferedRows } }
+
+    public var statistics: Statistics { state.withLock { $0.statistics } }
+
+    /// Whether the last write succeeded (for readiness and headers).
+    public var isHealthy: Bool { state.withLock { $0.healthy } }
+
+    /// Hands rows to the writer. With `waitForCommit`, returns once they are committed, or `.buffered` after a
+    /// failed write or `durableTimeout`; otherwise returns at once.
+    public func append(_ rows: [PredictionRow], waitForCommit: Bool) async -> Outcome {
+        guard !rows.isEmpty else { return .committed }
+        if !waitForCommit {
+            let (outcome, wake) = state.withLock { enqueue(rows, into: &$0) }
+            wake?.resume()
+            if outcome == .dropped { drop(rows, reason: "buffer full") }
+            return outcome
+        }
+        let deadline = clock.now.advanced(by: configuration.durableTimeout)
+        return await withCheckedContinuation { continuation in
+            let (outcome, wake) = state.withLock { state -> (Outcome, CheckedContinuation<Void, Never>?) in
+                let ticket = state.nextTicket
+                let result = enqueue(rows, into: &state)
+                if result.0 == .buffered {
+                    state.waiters[ticket] = Waiter(deadline: deadline, continuation: continuation)
+                }
+                return result
+            }
+            wake?.resume()
+            if outcome == .dropped {
+                drop(rows, reason: "buffer full")
+                continuation.resume(returning: .dropped)
+            }
+        }
+    }
+
+    /// Adds rows to the queue; returns `.buffered` (and a sleeping flusher to wake) or `.dropped`.
+    private func enqueue(_ rows: [PredictionRow], into state: inout State)
+        -> (Outcome, CheckedContinuation<Void, Never>?)
+    {
+        guard state.bufferedRows + rows.count <= configuration.maxBufferedRows else { return (.dropped, nil) }
+        state.queue.append(Pending(ticket: state.nextTicket, rows: rows))
+        state.nextTicket += 1
+        state.bufferedRows += rows.count
+        bufferedGauge.record(state.bufferedRows)
+        return (.buffered, state.idleFlushers.popLast())
+    }
+
+    private func drop(_ rows: [PredictionRow], reason: String) {
+        rowsDropped.increment(by: rows.count)
+        for row in rows { logUnstored(row, reason: reason) }
+    }
+
+    private func logUnstored(_ row: PredictionRow, reason: String) {
+        logger.error("prediction not stored", metadata: [
+            "reason": "\(reason)", "id": "\(row.id.uuidString.lowercased())", "model": "\(row.modelName)",
+            "model_version": "\(row.modelVersion)", "input": "\(row.input)", "prediction": "\(row.prediction)",
+            "key": "\(row.key ?? "")", "created_at": "\(row.createdAt.timeIntervalSince1970)",
+        ])
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<configuration.concurrentFlushes {
+                    group.addTask { await self.flushLoop() }
+                }
+                group.addTask { await self.sweepLoop() }
+                // The flushers end after shutdown has drained the queue; then stop the sweeper.
+                for _ in 0..<configuration.concurrentFlushes { await group.next() }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            let deadline = self.clock.now.advanced(by: self.configuration.shutdownFlushTimeout)
+            let sleepers = self.state.withLock { state in
+                state.shuttingDown = true
+                state.shutdownDeadline = deadline
+                defer { state.idleFlushers.removeAll() }
+                return state.idleFlushers
+            }
+            for sleeper in sleepers { sleeper.resume() }
+        }
+        let left = state.withLock { state in
+            defer { state.queue.removeAll(); state.bufferedRows = 0 }
+            return Array(state.queue)
+        }
+        for pending in left {
+            rowsDropped.increment(by: pending.rows.count)
+            for row in pending.rows { logUnstored(row, reason: "database unavailable at shutdown") }
+        }
+        resumeWaiters(left.map(\.ticket), with: .dropped)
+    }
+
+    /// Takes batches off the queue and writes them until shutdown leaves nothing to write.
+    private func flushLoop() async {
+        var backoff = configuration.retryInitial
+        while true {
+            let batch: [Pending]? = await nextBatch()
+            guard let batch else { return }
+            let start = clock.now
+            var timeout = configuration.writeTimeout
+            let shutdownDeadline = state.withLock { $0.shutdownDeadline }
+            if let shutdownDeadline { timeout = max(.milliseconds(1), min(timeout, shutdownDeadline - start)) }
+            do {
+                try await insert(batch.flatMap(\.rows), timeout: timeout)
+                let rows = batch.reduce(0) { $0 + $1.rows.count }
+                batchTimer.record(duration: clock.now - start)
+                batchRows.record(rows)
+                rowsWritten.increment(by: rows)
+                state.withLock { state in
+                    state.inFlight -= 1
+                    state.bufferedRows -= rows
+                    state.healthy = true
+                    state.statistics.rowsWritten += rows
+                    state.statistics.batchesWritten += 1
+                    bufferedGauge.record(state.bufferedRows)
+                }
+                resumeWaiters(batch.map(\.ticket), with: .committed)
+                backoff = configuration.retryInitial
+            } catch {
+                writeFailures.increment()
+                let shuttingDown = state.withLock { state in
+                    state.inFlight -= 1
+                    state.healthy = false
+                    state.statistics.failedWrites += 1
+                    // Put the rows back in front, in order, to be retried.
+                    for pending in batch.reversed() { state.queue.prepend(pending) }
+                    return state.shuttingDown
+                }
+                resumeWaiters(batch.map(\.ticket), with: .buffered)
+                logger.warning("storing predictions failed; will retry", metadata: [
+                    "rows": "\(batch.reduce(0) { $0 + $1.rows.count })", "error": "\(String(reflecting: error))",
+                ])
+                if shuttingDown, let deadline = state.withLock({ $0.shutdownDeadline }) {
+                    if clock.now >= deadline { return }
+                    try? await Task.sleep(for: min(backoff, deadline - clock.now))
+                    continue
+                }
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, configuration.retryMax)
+            }
+        }
+    }
+
+    /// Waits for rows and takes up to `maxBatchRows` of them (at least one request's worth), or returns `nil`
+    /// when shutting down with nothing left.
+    private func nextBatch() async -> [Pending]? {
+        while true {
+            enum Step { case batch([Pending]), done, wait }
+            let step: Step = state.withLock { state in
+                if state.queue.isEmpty { return state.shuttingDown ? .done : .wait }
+                var batch: [Pending] = []
+                var rows = 0
+                while let next = state.queue.first, batch.isEmpty || rows + next.rows.count <= configuration.maxBatchRows {
+                    batch.append(state.queue.removeFirst())
+                    rows += next.rows.count
+                }
+                state.inFlight += 1
+                return .batch(batch)
+            }
+            switch step {
+            case .batch(let batch): return batch
+            case .done: return nil
+            case .wait:
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let ready = state.withLock { state in
+                        if !state.queue.isEmpty || state.shuttingDown { return true }
+                        state.idleFlushers.append(continuation)
+                        return false
+                    }
+                    if ready { continuation.resume() }
+                }
+            }
+        }
+    }
+
+    /// Answers durable waiters whose deadline passed with `.buffered`; their rows stay queued.
+    private func sweepLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(20))
+            let now = clock.now
+            let expired = state.withLock { state -> [CheckedContinuation<Outcome, Never>] in
+                var expired: [CheckedContinuation<Outcome, Never>] = []
+                for (ticket, waiter) in state.waiters where waiter.deadline <= now {
+                    expired.append(waiter.continuation)
+                    state.waiters[ticket] = nil
+                }
+                return expired
+            }
+            for continuation in expired { continuation.resume(returning: .buffered) }
+        }
+    }
+
+    private func resumeWaiters(_ tickets: [UInt64], with outcome: Outcome) {
+        let continuations = state.withLock { state in tickets.compactMap { state.waiters.removeValue(forKey: $0)?.continuation } }
+        for continuation in continuations { continuation.resume(returning: outcome) }
+    }
+
+    struct WriteTimeout: Error, CustomStringConvertible {
+        var timeout: Duration
+        var description: String { "the INSERT did not finish within \(timeout)" }
+    }
+
+    /// Runs the INSERT, giving up (and cancelling it) after `timeout`. A write that timed out may still have
+    /// committed; the retry is harmless because the INSERT skips ids already stored.
+    private func insert(_ rows: [PredictionRow], timeout: Duration) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.insert(rows) }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw WriteTimeout(timeout: timeout)
+            }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
+    private func insert(_ rows: [PredictionRow]) async throws {
+        let ids = rows.map(\.id)
+        let names = rows.map(\.modelName)
+        let versions = rows.map(\.modelVersion)
+        let inputs = rows.map(\.input)
+        let predictions = rows.map(\.prediction)
+        let keys = rows.map { $0.key ?? "" }
+        let times = rows.map(\.createdAt)
+        try await client.query("""
+            INSERT INTO prediction (id, model_name, model_version, input, prediction, key, created_at)
+            SELECT id, m, v, i::jsonb, p::jsonb, NULLIF(k, ''), t
+            FROM UNNEST(\(ids)::uuid[], \(names)::text[], \(versions)::text[], \(inputs)::text[],
+                        \(predictions)::text[], \(keys)::text[], \(times)::timestamptz[]) AS r(id, m, v, i, p, k, t)
+            ON CONFLICT DO NOTHING
+            """, logger: logger)
+    }
+}

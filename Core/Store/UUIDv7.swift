@@ -1,0 +1,29 @@
+import Foundation
+
+/// UUID version 7 (RFC 9562): 48 bits of Unix time in milliseconds, then random bits. Ids made later sort
+/// later (to the millisecond), so a primary-key index on them stays append-mostly.
+public enum UUIDv7 {
+    public static func make(at date: Date = Date()) -> UUID {
+        let millis = UInt64(max(0, date.timeIntervalSince1970 * 1000))
+        var random = SystemRandomNumberGenerator()
+        let a = random.next()
+        let b = random.next()
+        return UUID(uuid: (
+            UInt8(truncatingIfNeeded: millis >> 40), UInt8(truncatingIfNeeded: millis >> 32),
+            UInt8(truncatingIfNeeded: millis >> 24), UInt8(truncatingIfNeeded: millis >> 16),
+            UInt8(truncatingIfNeeded: millis >> 8), UInt8(truncatingIfNeeded: millis),
+            0x70 | UInt8(truncatingIfNeeded: a >> 60), UInt8(truncatingIfNeeded: a >> 52),  // version 7
+            0x80 | UInt8(truncatingIfNeeded: b >> 58), UInt8(truncatingIfNeeded: b >> 50),  // variant 10
+            UInt8(truncatingIfNeeded: b >> 42), UInt8(truncatingIfNeeded: b >> 34),
+            UInt8(truncatingIfNeeded: b >> 26), UInt8(truncatingIfNeeded: b >> 18),
+            UInt8(truncatingIfNeeded: b >> 10), UInt8(truncatingIfNeeded: b >> 2)))
+    }
+
+    /// The creation time encoded in a version-7 id, or `nil` for another version.
+    public static func date(of id: UUID) -> Date? {
+        let u = id.uuid
+        guard u.6 >> 4 == 7 else { return nil }
+        let millis = [u.0, u.1, u.2, u.3, u.4, u.5].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return Date(timeIntervalSince1970: Double(millis) / 1000)
+    }
+}

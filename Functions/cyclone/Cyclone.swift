@@ -1,0 +1,16 @@
+import ArgumentParser
+import Foundation
+
+@main
+struct Cyclone: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cyclone",
+        abstract: "Operate Cyclone: train models, migrate and maintain the evaluation store.",
+        subcommands: [Train.self, Migrate.self, PartitionsCommand.self])
+
+    /// Prints `cyclone: MESSAGE` to stderr and exits 1: every failure is one readable line.
+    static func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("cyclone: \(message)\n".utf8))
+        Foundation.exit(1)
+    }
+}

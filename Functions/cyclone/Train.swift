@@ -1,0 +1,67 @@
+import ArgumentParser
+import CycloneModel
+import CycloneTraining
+import Foundation
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fit a model to a CSV file and write its artifact.",
+        discussion: """
+            Column types are inferred: numbers are numeric, true/false boolean, anything else categorical; an
+            empty cell is missing. Override with --numeric, --categorical, --boolean. Every column but the target
+            and those named by --ignore is a feature.
+            """)
+
+    @Option(help: "The training data, a CSV file with a header row.") var data: String
+    @Option(help: "The column to predict.") var target: String
+    @Option(help: "ridge (regression) or logistic (classification).") var family: String
+    @Option(help: "Where to write the model artifact.") var out: String
+    @Option(help: "The model's name.") var name: String = "model"
+    @Option(help: "The model's version.") var version: String = "1"
+    @Option(help: "Ridge penalty.") var alpha: Double = 1.0
+    @Option(name: .customLong("C"), help: "Inverse logistic penalty, as scikit-learn's C.") var c: Double = 1.0
+    @Option(parsing: .upToNextOption, help: "Columns to read as categorical.") var categorical: [String] = []
+    @Option(parsing: .upToNextOption, help: "Columns to read as numeric.") var numeric: [String] = []
+    @Option(parsing: .upToNextOption, help: "Columns to read as boolean.") var boolean: [String] = []
+    @Option(parsing: .upToNextOption, help: "Columns to leave out.") var ignore: [String] = []
+    @Option(parsing: .upToNextOption, help: "Features requests may omit even if training had no gaps.")
+    var optional: [String] = []
+
+    func run() throws {
+        guard let family = Family(rawValue: family) else {
+            Cyclone.fail("--family must be one of \(Family.allCases.map(\.rawValue).joined(separator: ", ")), not '\(self.family)'")
+        }
+        let csv: CSV
+        do { csv = try CSV(contentsOf: URL(fileURLWithPath: data)) } catch { Cyclone.fail("\(data): \(error)") }
+        guard csv.header.contains(target) else {
+            Cyclone.fail("--target '\(target)' is not a column of \(data) (columns: \(csv.header.joined(separator: ", ")))")
+        }
+        for name in categorical + numeric + boolean + ignore + optional where !csv.header.contains(name) {
+            Cyclone.fail("'\(name)' is not a column of \(data)")
+        }
+        var kinds: [String: Feature.Kind] = [:]
+        for name in categorical { kinds[name] = .categorical }
+        for name in numeric { kinds[name] = .numeric }
+        for name in boolean { kinds[name] = .boolean }
+        let features = csv.header.filter { $0 != target && !ignore.contains($0) }
+        guard !features.isEmpty else { Cyclone.fail("no feature columns left besides the target") }
+        var options = TrainingOptions(family: family)
+        options.alpha = alpha
+        options.c = c
+        options.optionalFeatures = Set(optional)
+        do {
+            let table = try FeatureTable(csv: csv, columns: features, kinds: kinds)
+            // A classifier's labels are read as text, so "1" stays "1".
+            let targetKind: Feature.Kind = family == .ridge ? .numeric : .categorical
+            let labels = FeatureTable.Column(
+                name: target, values: try FeatureTable.parse(csv.column(target)!, as: targetKind, column: target))
+            let model = try Trainer(options: options).train(name: name, version: version, features: table, target: labels)
+            try model.write(to: URL(fileURLWithPath: out))
+            let kindsText = model.features.map { "\($0.name):\($0.kind.rawValue)" }.joined(separator: " ")
+            print("trained \(model.name)@\(model.version) (\(family.rawValue), \(model.task.rawValue)) on \(model.training?.rows ?? 0) rows; features \(kindsText)")
+            print("wrote \(out)")
+        } catch {
+            Cyclone.fail("\(error)")
+        }
+    }
+}

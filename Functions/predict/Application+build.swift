@@ -1,0 +1,32 @@
+import CycloneModel
+import CycloneServer
+import CycloneStore
+import Hummingbird
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// Builds the predict server: loads the model, then wires the database pool, the prediction writer and the
+/// routes. Tests call this too.
+func buildApplication(_ settings: PredictSettings, logger: Logger) async throws -> some ApplicationProtocol {
+    _ = PrometheusExporter.registry  // before the writer makes its metrics
+    let model = try ServedModel.load(path: settings.modelPath, strictCategories: settings.strictCategories)
+    logger.info("model loaded", metadata: [
+        "model": "\(model.artifact.name)", "version": "\(model.artifact.version)", "task": "\(model.artifact.task.rawValue)",
+    ])
+    let database = PostgresClient(configuration: settings.database, backgroundLogger: logger)
+    let writer = PredictionWriter(client: database, logger: logger, configuration: settings.writerConfiguration)
+    let running = StartupFlag()
+    let router = functionRouter(project: settings.project) {
+        running.isSet ? nil : "starting: the prediction writer is not running yet"
+    }
+    PredictRoutes(model: model, writer: writer, settings: settings).register(on: router)
+    var app = functionApplication(router: router, port: settings.port, logger: logger)
+    // Services start in this order and stop in reverse: the server stops first, then the writer flushes
+    // while the database pool is still up.
+    app.addServices(database, writer)
+    app.beforeServerStarts { running.set() }
+    return app
+}
+

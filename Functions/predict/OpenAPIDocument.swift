@@ -1,0 +1,97 @@
+import CycloneModel
+
+/// The OpenAPI 3.1 description of `predict`, with the request schema made from the model's features.
+enum OpenAPIDocument {
+    static func predict(_ artifact: ModelArtifact) -> String {
+        var properties: [String: JSONValue] = [:]
+        for feature in artifact.features {
+            var schema: [String: JSONValue]
+            switch feature.kind {
+            case .numeric:
+                schema = ["type": feature.required ? "number" : ["number", "null"]]
+                if let range = feature.range {
+                    schema["description"] = .string("seen in training: \(range.min) to \(range.max)")
+                }
+            case .boolean:
+                schema = ["type": feature.required ? "boolean" : ["boolean", "null"]]
+            case .categorical:
+                schema = ["type": feature.required ? "string" : ["string", "null"]]
+                if let categories = feature.categories {
+                    schema["examples"] = .array(categories.map { .string($0) })
+                    schema["description"] = .string("categories seen in training: \(categories.joined(separator: ", ")); others are served as unknown unless STRICT_CATEGORIES is set")
+                }
+            }
+            properties[feature.name] = .object(schema)
+        }
+        let instance: JSONValue = [
+            "type": "object",
+            "properties": .object(properties),
+            "required": .array(artifact.features.filter(\.required).map { .string($0.name) }),
+            "additionalProperties": false,
+        ]
+        let prediction: JSONValue
+        if let classes = artifact.classes {
+            prediction = [
+                "type": "object", "required": ["id", "class", "probabilities"],
+                "properties": [
+                    "id": ["type": "string", "format": "uuid"],
+                    "key": ["type": "string"],
+                    "class": ["type": "string", "enum": .array(classes.map { .string($0) })],
+                    "probabilities": ["type": "object", "additionalProperties": ["type": "number"]],
+                ],
+            ]
+        } else {
+            prediction = [
+                "type": "object", "required": ["id", "value"],
+                "properties": ["id": ["type": "string", "format": "uuid"], "key": ["type": "string"], "value": ["type": "number"]],
+            ]
+        }
+        let error: JSONValue = [
+            "type": "object",
+            "properties": ["error": [
+                "type": "object",
+                "properties": ["status": ["type": "integer"], "message": ["type": "string"], "path": ["type": "string"]],
+            ]],
+        ]
+        let errorResponse: (String) -> JSONValue = { description in
+            ["description": .string(description), "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]]
+        }
+        let document: JSONValue = [
+            "openapi": "3.1.0",
+            "info": ["title": .string("Cyclone predict: \(artifact.name)"), "version": .string(artifact.version)],
+            "paths": [
+                "/predict": ["post": [
+                    "summary": "Score instances and store each prediction",
+                    "requestBody": ["required": true, "content": ["application/json": ["schema": [
+                        "type": "object", "required": ["instances"],
+                        "properties": [
+                            "instances": ["type": "array", "minItems": 1, "items": ["$ref": "#/components/schemas/Instance"]],
+                            "keys": ["type": "array", "items": ["type": ["string", "null"]],
+                                     "description": "optional caller ids, one per instance, to attach labels by"],
+                        ],
+                    ]]]],
+                    "responses": [
+                        "200": [
+                            "description": "One prediction per instance, in order. Header Cyclone-Stored says whether the rows are committed, buffered or dropped.",
+                            "content": ["application/json": ["schema": [
+                                "type": "object",
+                                "properties": [
+                                    "predictions": ["type": "array", "items": ["$ref": "#/components/schemas/Prediction"]],
+                                    "model": ["type": "object", "properties": ["name": ["type": "string"], "version": ["type": "string"]]],
+                                ],
+                            ]]],
+                        ],
+                        "400": errorResponse("The body or an instance is invalid; path names where."),
+                        "413": errorResponse("Too many instances or too large a body."),
+                    ],
+                ]],
+                "/healthz": ["get": ["summary": "Liveness", "responses": ["200": ["description": "alive"]]]],
+                "/readyz": ["get": ["summary": "Readiness: model loaded, writer running",
+                                    "responses": ["200": ["description": "ready"], "503": ["description": "not ready"]]]],
+                "/metrics": ["get": ["summary": "Prometheus metrics", "responses": ["200": ["description": "text format 0.0.4"]]]],
+            ],
+            "components": ["schemas": ["Instance": instance, "Prediction": prediction, "Error": error]],
+        ]
+        return document.jsonText
+    }
+}

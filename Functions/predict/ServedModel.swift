@@ -1,0 +1,62 @@
+import CycloneModel
+import Foundation
+
+/// A loaded model, ready to score: the artifact, its instance encoder, and the JSON fragments every response
+/// repeats, written once.
+struct ServedModel: Sendable {
+    let artifact: ModelArtifact
+    let encoder: InstanceEncoder
+    /// `"name":"…","version":"…"` for the response's `model` object.
+    let modelJSON: [UInt8]
+    /// Each class label as a JSON string.
+    let classJSON: [[UInt8]]
+
+    init(artifact: ModelArtifact, strictCategories: Bool) {
+        self.artifact = artifact
+        encoder = InstanceEncoder(features: artifact.features, preprocessing: artifact.preprocessing,
+                                  strictCategories: strictCategories)
+        var writer = JSONWriter()
+        writer.raw("{\"name\":")
+        writer.string(artifact.name)
+        writer.raw(",\"version\":")
+        writer.string(artifact.version)
+        writer.raw("}")
+        modelJSON = writer.bytes
+        classJSON = (artifact.classes ?? []).map { label in
+            var writer = JSONWriter()
+            writer.string(label)
+            return writer.bytes
+        }
+    }
+
+    static func load(path: String, strictCategories: Bool) throws -> ServedModel {
+        ServedModel(artifact: try ModelArtifact.load(contentsOf: URL(fileURLWithPath: path)),
+                    strictCategories: strictCategories)
+    }
+
+    /// Writes one prediction's fields (without braces): `"value":…` or `"class":…,"probabilities":{…}`.
+    func write(_ output: Output, into writer: inout JSONWriter) {
+        switch output {
+        case .value(let value):
+            writer.raw("\"value\":")
+            writer.number(value)
+        case .classification(let index, let probabilities):
+            writer.raw("\"class\":")
+            writer.raw(classJSON[index])
+            writer.raw(",\"probabilities\":{")
+            for (k, p) in probabilities.enumerated() {
+                if k > 0 { writer.raw(UInt8(ascii: ",")) }
+                writer.raw(classJSON[k])
+                writer.raw(UInt8(ascii: ":"))
+                writer.number(p)
+            }
+            writer.raw("}")
+        }
+    }
+}
+
+extension JSONWriter {
+    mutating func raw(_ bytes: [UInt8]) {
+        for byte in bytes { raw(byte) }
+    }
+}

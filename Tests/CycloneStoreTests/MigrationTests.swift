@@ -1,0 +1,101 @@
+import CycloneStore
+import CycloneTestSupport
+import Foundation
+import PostgresNIO
+import Testing
+
+@Suite struct MigrationTests {
+    @Test func everyMigrationFileIsListedInOrder() throws {
+        let folder = Repository.root.appendingPathComponent("Core/Store/Migrations")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(files.map { Int($0.prefix(4))! } == Migrator.all.map(\.version))
+        for (file, migration) in zip(files, Migrator.all) {
+            #expect(try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8) == migration.sql)
+        }
+    }
+
+    /// Running twice, and from several clients at once, applies each migration exactly once.
+    @Test func migratingIsIdempotentAndSafeConcurrently() async throws {
+        try await withTestDatabase { db in
+            try await db.client.query("DROP SCHEMA public CASCADE; ", logger: .test)
+            try await db.client.query("CREATE SCHEMA public", logger: .test)
+            let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for _ in 0..<4 { group.addTask { try await Migrator(client: db.client, logger: .test).migrate() } }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(applied.sorted() == Migrator.all.map(\.version))
+            #expect(try await Migrator(client: db.client, logger: .test).migrate() == [])
+            let count = try await db.client.query("SELECT count(*)::int FROM schema_migration").decode(Int.self)
+            for try await n in count { #expect(n == Migrator.all.count) }
+        }
+    }
+
+    @Test func aFailingMigrationLeavesNothingBehind() async throws {
+        try await withTestDatabase { db in
+            let broken = Migration(version: 99, name: "broken", sql: "CREATE TABLE half_done (x int); SELECT 1/0;")
+            await #expect(throws: (any Error).self) {
+                try await Migrator(client: db.client, logger: .test, migrations: Migrator.all + [broken]).migrate()
+            }
+            let rows = try await db.client.query("SELECT to_regclass('half_done') IS NULL, (SELECT count(*)::int FROM schema_migration WHERE version = 99)")
+                .decode((Bool, Int).self)
+            for try await (absent, recorded) in rows {
+                #expect(absent)
+                #expect(recorded == 0)
+            }
+        }
+    }
+}
+
+@Suite struct PartitionTests {
+    func partitions(_ db: TestDatabase) async throws -> [String] {
+        var names: [String] = []
+        let rows = try await db.client.query("""
+            SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = 'prediction'::regclass ORDER BY 1
+            """).decode(String.self)
+        for try await name in rows { names.append(name) }
+        return names
+    }
+
+    func insert(_ db: TestDatabase, at date: Date) async throws -> UUID {
+        let id = UUIDv7.make(at: date)
+        try await db.client.query("""
+            INSERT INTO prediction (id, model_name, model_version, input, prediction, created_at)
+            VALUES (\(id), 'm', '1', '{}', '{}', \(date))
+            """, logger: .test)
+        return id
+    }
+
+    @Test func rowsOutsideEveryDayWaitInDefaultAndMoveIntoTheirDay() async throws {
+        try await withTestDatabase { db in
+            let day: TimeInterval = 86_400
+            let future = Date().addingTimeInterval(30 * day)
+            let id = try await insert(db, at: future)
+            let created = try await Partitions(client: db.client, logger: .test).maintain(aheadDays: 31)
+            #expect(created.count >= 30)
+            let where_ = try await db.client.query("SELECT tableoid::regclass::text FROM prediction WHERE id = \(id)").decode(String.self)
+            for try await table in where_ {
+                #expect(table.hasPrefix("prediction_p"))
+            }
+            let names = try await partitions(db)
+            #expect(names.contains("prediction_default"))
+            // Twice is a no-op.
+            #expect(try await Partitions(client: db.client, logger: .test).maintain(aheadDays: 31).isEmpty)
+        }
+    }
+
+    @Test func retentionDropsOldDays() async throws {
+        try await withTestDatabase { db in
+            let old = Date().addingTimeInterval(-10 * 86_400)
+            _ = try await insert(db, at: old)
+            try await Partitions(client: db.client, logger: .test).maintain(aheadDays: 1)
+            let before = try await partitions(db)
+            let changes = try await Partitions(client: db.client, logger: .test).maintain(aheadDays: 1, retainDays: 5)
+            #expect(changes.contains { $0.action == "dropped" })
+            let after = try await partitions(db)
+            #expect(after.count < before.count)
+            let count = try await db.client.query("SELECT count(*)::int FROM prediction").decode(Int.self)
+            for try await n in count { #expect(n == 0) }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+import CycloneStore
+import CycloneTestSupport
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Testing
+
+/// Runs a writer as a service next to `body`, then shuts it down gracefully (which flushes it).
+func withWriter<T: Sendable>(
+    client: PostgresClient, configuration: PredictionWriter.Configuration = .init(),
+    _ body: @Sendable (PredictionWriter) async throws -> T
+) async throws -> T {
+    let writer = PredictionWriter(client: client, logger: .test, configuration: configuration)
+    let group = ServiceGroup(configuration: .init(services: [writer], logger: .test))
+    return try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await group.run() }
+        do {
+            let result = try await body(writer)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            return result
+        } catch {
+            await group.triggerGracefulShutdown()
+            try? await tasks.waitForAll()
+            throw error
+        }
+    }
+}
+
+func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow {
+    PredictionRow(id: UUIDv7.make(at: date), modelName: "bikes", modelVersion: "3", input: #"{"temp":\#(n)}"#,
+                  prediction: #"{"value":\#(n * 2)}"#, key: key, createdAt: date)
+}
+
+@Suite struct PredictionWriterTests {
+    @Test func durableAppendReturnsAfterCommit() async throws {
+        try await withTestDatabase { db in
+            let rows = [row(1, key: "order-1"), row(2)]
+            let outcome = try await withWriter(client: db.client) { writer in
+                let outcome = await writer.append(rows, waitForCommit: true)
+                // Committed means visible to another connection now, not after shutdown.
+                let visible = try await db.predictions().count
+                #expect(visible == 2)
+                return outcome
+            }
+            #expect(outcome == .committed)
+            let stored = try await db.predictions()
+            #expect(stored.map(\.id) == rows.map(\.id).sorted { $0.uuidString < $1.uuidString })
+            #expect(stored.first { $0.key == "order-1" }?.input == #"{"temp": 1}"#)
+            #expect(stored.first { $0.key == nil }?.prediction == #"{"value": 4}"#)
+        }
+    }
+
+    /// Many concurrent requests are written by far fewer INSERTs (group commit).
+    @Test func concurrentAppendsShareInserts() async throws {
+        try await withTestDatabase { db in
+            let stats = try await withWriter(client: db.client) { writer in
+                await withTaskGroup(of: PredictionWriter.Outcome.self) { group in
+                    for n in 0..<400 { group.addTask { await writer.append([row(n)], waitForCommit: true) } }
+                    for await outcome in group { #expect(outcome == .committed) }
+                }
+                return writer.statistics
+            }
+            #expect(stats.rowsWritten == 400)
+            #expect(stats.batchesWritten < 200)
+            #expect(try await db.predictions().count == 400)
+        }
+    }
+
+    @Test func asyncAppendsAreWrittenByShutdown() async throws {
+        try await withTestDatabase { db in
+            try await withWriter(client: db.client) { writer in
+                for n in 0..<50 { #expect(await writer.append([row(n)], waitForCommit: false) == .buffered) }
+            }
+            #expect(try await db.predictions().count == 50)
+        }
+    }
+
+    @Test func aFullBufferDropsAndCountsInsteadOfGrowing() async throws {
+        // An unreachable server: nothing can be written, so the buffer fills.
+        var configuration = PredictionWriter.Configuration()
+        configuration.maxBufferedRows = 10
+        configuration.shutdownFlushTimeout = .milliseconds(300)
+        configuration.writeTimeout = .milliseconds(200)
+        var database = try PostgresClient.Configuration(databaseURL: "postgres://u@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
+        database.options.connectTimeout = .milliseconds(100)
+        let client = PostgresClient(configuration: database, backgroundLogger: .test)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            try await withWriter(client: client, configuration: configuration) { writer in
+                #expect(await writer.append((0..<8).map { row($0) }, waitForCommit: false) == .buffered)
+                #expect(await writer.append((0..<8).map { row($0) }, waitForCommit: false) == .dropped)
+                #expect(writer.bufferedRows == 8)
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// PostgreSQL stops while predictions keep coming: durable requests answer `.buffered` after their timeout,
+    /// and once the server is back every row is written — none lost, none twice.
+    @Test func databaseDownAndBackLosesNothing() async throws {
+        let cluster = try await Repository.Cluster.start()
+        var database = try PostgresClient.Configuration(databaseURL: cluster.url)
+        database.options.connectTimeout = .milliseconds(500)
+        let client = PostgresClient(configuration: database, backgroundLogger: .test)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            try await Migrator(client: client, logger: .test).migrate()
+            try await Partitions(client: client, logger: .test).maintain(aheadDays: 1)
+            var configuration = PredictionWriter.Configuration()
+            configuration.durableTimeout = .milliseconds(300)
+            configuration.retryInitial = .milliseconds(50)
+            configuration.retryMax = .milliseconds(200)
+            configuration.writeTimeout = .milliseconds(500)
+            let sent = try await withWriter(client: client, configuration: configuration) { writer in
+                var sent: [PredictionRow] = []
+                for n in 0..<20 {
+                    let rows = [row(n)]
+                    #expect(await writer.append(rows, waitForCommit: true) == .committed)
+                    sent += rows
+                }
+                try await cluster.stop(keepData: true)
+                for n in 20..<60 {
+                    let rows = [row(n)]
+                    #expect(await writer.append(rows, waitForCommit: n % 2 == 0) == .buffered)
+                    sent += rows
+                }
+                #expect(writer.bufferedRows == 40)
+                try await cluster.startAgain()
+                // Rows written by retries, without new traffic.
+                while writer.bufferedRows > 0 { try await Task.sleep(for: .milliseconds(50)) }
+                #expect(writer.statistics.failedWrites > 0)
+                return sent
+            }
+            var stored: [UUID] = []
+            for try await id in try await client.query("SELECT id FROM prediction").decode(UUID.self) { stored.append(id) }
+            #expect(Set(stored) == Set(sent.map(\.id)))
+            #expect(stored.count == sent.count)
+            group.cancelAll()
+        }
+        try await cluster.stop()
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Paths in the source tree and its build, for tests that run scripts or the built executables.
+public enum Repository {
+    public static let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// A built product of the current build (`swift build` puts them in `.build/debug`).
+    public static func product(_ name: String) throws -> URL {
+        let url = root.appendingPathComponent(".build/debug/\(name)")
+        guard FileManager.default.isExecutableFile(atPath: url.path) else {
+            throw TestDatabaseError(description: "\(url.path) is not built: run `swift build` before the tests (scripts/test does)")
+        }
+        return url
+    }
+
+    /// Runs a command to completion; returns stdout; throws with stderr on a non-zero exit.
+    ///
+    /// Output goes through temporary files, not pipes: a daemon the command starts may keep a pipe open long
+    /// after the command has exited. The wait happens on a thread of its own, not the cooperative pool (which
+    /// has only as many threads as cores), and uses posix_spawn/waitpid: Foundation's `Process` was seen here
+    /// to leave an exited child unreaped and never return.
+    @discardableResult
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let outPath = folder.appendingPathComponent("out").path
+        let errPath = folder.appendingPathComponent("err").path
+        let environment = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                var actions = posix_spawn_file_actions_t()
+                posix_spawn_file_actions_init(&actions)
+                defer { posix_spawn_file_actions_destroy(&actions) }
+                posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+                posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+                posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+                let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+                let envp = environment.map { strdup($0) } + [nil]
+                defer { (argv + envp).forEach { free($0) } }
+                var pid: pid_t = 0
+                let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+                guard spawned == 0 else {
+                    continuation.resume(throwing: TestDatabaseError(description: "cannot run \(executable): error \(spawned)"))
+                    return
+                }
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                continuation.resume(returning: status)
+            }
+        }
+        let output = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            let errors = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+            throw TestDatabaseError(description: "\(executable) \(arguments.joined(separator: " ")) failed (status \(status)): \(errors)")
+        }
+        return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A throwaway PostgreSQL cluster of the test's own (for tests that stop and start the server).
+    public struct Cluster: Sendable {
+        public let folder: String
+        public var url: String { "postgres://cyclone:cyclone@127.0.0.1:\(port)/cyclone?sslmode=disable" }
+        public let port: String
+        static var script: String { root.appendingPathComponent("scripts/pg").path }
+
+        public static func start() async throws -> Cluster {
+            let folder = try await Repository.run(script, ["start"])
+            let port = try String(contentsOfFile: folder + "/port", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            return Cluster(folder: folder, port: port)
+        }
+        public func stop(keepData: Bool = false) async throws {
+            try await Repository.run(Self.script, keepData ? ["stop", "--keep", folder] : ["stop", folder])
+        }
+        public func startAgain() async throws { try await Repository.run(Self.script, ["start", folder]) }
+    }
+}
