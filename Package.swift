@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Core: dependencies point down this list, never up.
@@ -52,7 +53,7 @@ let package = Package(
         .target(
             name: "CycloneServer",
             dependencies: [
-                "CycloneModel",
+                "CycloneModel", "CycloneStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -111,6 +112,7 @@ let package = Package(
                 "CycloneModel", "CycloneStore", "CycloneServer",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Configuration", package: "swift-configuration"),
             ],
             path: "Tests/Support",
             swiftSettings: swiftSettings
@@ -126,8 +128,13 @@ let package = Package(
         .testTarget(
             name: "PredictTests",
             dependencies: [
-                "Predict", "CycloneTestSupport",
+                "Predict", "CycloneTestSupport", "CycloneTraining",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -136,6 +143,8 @@ let package = Package(
             dependencies: [
                 "LabelIngest", "CycloneTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: swiftSettings
         ),

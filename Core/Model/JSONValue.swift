@@ -27,16 +27,26 @@ public enum JSONValue: Sendable, Hashable {
 extension JSONValue: Codable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
+        let depth = decoder.codingPath.count
+        /// Decodes as `T`, or `nil` when the value here is of another type. Errors from inside (a number too
+        /// large for a Double, a bad value deeper in an object) propagate with their path.
+        func attempt<T: Decodable>(_ type: T.Type) throws -> T? {
+            do {
+                return try container.decode(T.self)
+            } catch DecodingError.typeMismatch(_, let context) where context.codingPath.count == depth {
+                return nil
+            }
+        }
         // Most feature values are numbers: try the common cases first so the failed attempts stay rare.
         if container.decodeNil() {
             self = .null
-        } else if let number = try? container.decode(Double.self) {
+        } else if let number = try attempt(Double.self) {
             self = .number(number)
-        } else if let string = try? container.decode(String.self) {
+        } else if let string = try attempt(String.self) {
             self = .string(string)
-        } else if let bool = try? container.decode(Bool.self) {
+        } else if let bool = try attempt(Bool.self) {
             self = .bool(bool)
-        } else if let object = try? container.decode([String: JSONValue].self) {
+        } else if let object = try attempt([String: JSONValue].self) {
             self = .object(object)
         } else {
             self = .array(try container.decode([JSONValue].self))

@@ -218,13 +218,7 @@ extension ModelArtifact {
 
 extension ArtifactError {
     init(decoding error: DecodingError) {
-        func render(_ path: [any CodingKey]) -> String {
-            var text = ""
-            for key in path {
-                if let index = key.intValue { text += "[\(index)]" } else { text += text.isEmpty ? key.stringValue : ".\(key.stringValue)" }
-            }
-            return text
-        }
+        func render(_ path: [any CodingKey]) -> String { path.jsonPath }
         switch error {
         case .keyNotFound(let key, let context):
             self.init(path: render(context.codingPath + [key]), "is required but missing")

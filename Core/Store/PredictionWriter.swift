@@ -293,23 +293,10 @@ public final class PredictionWriter: Service, Sendable {
         for continuation in continuations { continuation.resume(returning: outcome) }
     }
 
-    struct WriteTimeout: Error, CustomStringConvertible {
-        var timeout: Duration
-        var description: String { "the INSERT did not finish within \(timeout)" }
-    }
-
     /// Runs the INSERT, giving up (and cancelling it) after `timeout`. A write that timed out may still have
     /// committed; the retry is harmless because the INSERT skips ids already stored.
     private func insert(_ rows: [PredictionRow], timeout: Duration) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.insert(rows) }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                throw WriteTimeout(timeout: timeout)
-            }
-            defer { group.cancelAll() }
-            try await group.next()
-        }
+        try await withTimeout(timeout) { try await self.insert(rows) }
     }
 
     private func insert(_ rows: [PredictionRow]) async throws {

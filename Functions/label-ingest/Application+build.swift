@@ -6,12 +6,12 @@ import PostgresNIO
 
 /// Builds the label-ingest server. Tests call this too.
 func buildApplication(_ settings: LabelSettings, logger: Logger) async throws -> some ApplicationProtocol {
-    let database = PostgresClient(configuration: settings.database, backgroundLogger: logger)
+    let database = PostgresClient(configuration: settings.database.configuration, backgroundLogger: logger)
     let started = StartupFlag()
-    let router = functionRouter(project: settings.project) { started.isSet ? nil : "starting" }
+    let router = functionRouter(project: settings.server.project) { started.isSet ? nil : "starting" }
     LabelRoutes(store: LabelStore(client: database, logger: logger), settings: settings, logger: logger)
         .register(on: router)
-    var app = functionApplication(router: router, port: settings.port, logger: logger)
+    var app = functionApplication(router: router, port: settings.server.port, logger: logger)
     app.addServices(database)
     app.beforeServerStarts { started.set() }
     return app

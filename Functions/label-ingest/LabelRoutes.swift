@@ -44,7 +44,8 @@ struct LabelRoutes: Sendable {
         }
         let result: LabelStore.Result
         do {
-            result = try await store.apply(labels)
+            let store = self.store
+            result = try await withTimeout(settings.databaseTimeout) { try await store.apply(labels) }
         } catch {
             context.logger.error("applying labels failed", metadata: [
                 "labels": "\(labels.count)", "error": "\(String(reflecting: error))",
@@ -82,9 +83,9 @@ struct LabelRoutes: Sendable {
     private func parse(_ request: Request) async throws -> [LabelStore.Label] {
         let buffer: ByteBuffer
         do {
-            buffer = try await request.body.collect(upTo: settings.maxBodyBytes)
+            buffer = try await request.body.collect(upTo: settings.server.maxBodyBytes)
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, "the request body is larger than \(settings.maxBodyBytes) bytes (MAX_BODY_BYTES)")
+            throw APIError(.contentTooLarge, "the request body is larger than \(settings.server.maxBodyBytes) bytes (MAX_BODY_BYTES)")
         }
         let body: JSONValue
         do {

@@ -15,14 +15,14 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
     logger.info("model loaded", metadata: [
         "model": "\(model.artifact.name)", "version": "\(model.artifact.version)", "task": "\(model.artifact.task.rawValue)",
     ])
-    let database = PostgresClient(configuration: settings.database, backgroundLogger: logger)
+    let database = PostgresClient(configuration: settings.database.configuration, backgroundLogger: logger)
     let writer = PredictionWriter(client: database, logger: logger, configuration: settings.writerConfiguration)
     let running = StartupFlag()
-    let router = functionRouter(project: settings.project) {
+    let router = functionRouter(project: settings.server.project) {
         running.isSet ? nil : "starting: the prediction writer is not running yet"
     }
     PredictRoutes(model: model, writer: writer, settings: settings).register(on: router)
-    var app = functionApplication(router: router, port: settings.port, logger: logger)
+    var app = functionApplication(router: router, port: settings.server.port, logger: logger)
     // Services start in this order and stop in reverse: the server stops first, then the writer flushes
     // while the database pool is still up.
     app.addServices(database, writer)

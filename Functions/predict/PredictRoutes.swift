@@ -122,9 +122,9 @@ struct PredictRoutes: Sendable {
     private func decodeBody(_ request: Request) async throws -> Body {
         let buffer: ByteBuffer
         do {
-            buffer = try await request.body.collect(upTo: settings.maxBodyBytes)
+            buffer = try await request.body.collect(upTo: settings.server.maxBodyBytes)
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, "the request body is larger than \(settings.maxBodyBytes) bytes (MAX_BODY_BYTES)")
+            throw APIError(.contentTooLarge, "the request body is larger than \(settings.server.maxBodyBytes) bytes (MAX_BODY_BYTES)")
         }
         do {
             return try JSONDecoder().decode(Body.self, from: buffer)
@@ -137,16 +137,12 @@ struct PredictRoutes: Sendable {
 extension APIError {
     /// A 400 naming where the body did not fit `{"instances": [...], "keys": [...]}`.
     init(decoding error: DecodingError) {
-        func render(_ path: [any CodingKey]) -> String {
-            var text = ""
-            for key in path {
-                if let index = key.intValue { text += "[\(index)]" } else { text += text.isEmpty ? key.stringValue : ".\(key.stringValue)" }
-            }
-            return text
-        }
+        func render(_ path: [any CodingKey]) -> String { path.jsonPath }
         switch error {
         case .keyNotFound(let key, let context):
             self.init(.badRequest, "'\(key.stringValue)' is required", path: render(context.codingPath + [key]))
+        case .typeMismatch(_, let context) where context.codingPath.isEmpty:
+            self.init(.badRequest, "the body must be a JSON object {\"instances\": [...]}")
         case .typeMismatch(let type, let context):
             let expected = type == [JSONValue].self || type == [String?].self ? "an array" : type == String.self ? "a string or null" : "\(type)"
             self.init(.badRequest, "must be \(expected)", path: render(context.codingPath))
@@ -154,8 +150,8 @@ extension APIError {
             self.init(.badRequest, "must not be null", path: render(context.codingPath))
         case .dataCorrupted(let context):
             if context.codingPath.isEmpty {
-                let detail = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-                self.init(.badRequest, "the body is not valid JSON\(detail.map { ": \($0)" } ?? "")")
+                // Foundation says no more than "not valid JSON", so say what usually causes it.
+                self.init(.badRequest, "the body is not valid JSON (check quotes, commas and brackets; numbers must fit a 64-bit float)")
             } else {
                 self.init(.badRequest, context.debugDescription, path: render(context.codingPath))
             }

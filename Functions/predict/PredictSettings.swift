@@ -5,14 +5,12 @@ import PostgresNIO
 
 /// Everything `predict` reads from its environment.
 struct PredictSettings: Sendable {
-    /// `PORT`: set by Cloud Run; 8080 when unset.
-    var port: Int
+    /// `PORT`, `MAX_BODY_BYTES`, `GOOGLE_CLOUD_PROJECT`.
+    var server: ServerSettings
+    /// `DATABASE_URL`, `DATABASE_POOL_SIZE`.
+    var database: DatabaseSettings
     /// `MODEL_PATH`: the model artifact to serve. Required.
     var modelPath: String
-    /// `DATABASE_URL`: `postgres://user:pass@host:5432/db`, or a `/cloudsql/…` socket host. Required, secret.
-    var database: PostgresClient.Configuration
-    /// `DATABASE_POOL_SIZE`: most connections to PostgreSQL; 4 by default.
-    var poolSize: Int
     /// `STORE_MODE`: `durable` (default: answer after the rows are committed) or `async` (answer at once).
     var durable: Bool
     /// `STORE_TIMEOUT`: how long a durable request waits for its commit before answering anyway; `1s`.
@@ -23,24 +21,14 @@ struct PredictSettings: Sendable {
     var batchRows: Int
     /// `MAX_INSTANCES`: most instances in one request; 1000.
     var maxInstances: Int
-    /// `MAX_BODY_BYTES`: largest request body; 10 MiB.
-    var maxBodyBytes: Int
     /// `STRICT_CATEGORIES`: `true` rejects categories never seen in training (400) instead of serving them
     /// as unknown; `false` by default.
     var strictCategories: Bool
-    /// `GOOGLE_CLOUD_PROJECT`: names the project in log lines' trace field; optional.
-    var project: String?
 
     init(reader: ConfigReader) throws {
-        port = try reader.setting("port", variable: "PORT", default: 8080, expected: "a port number") {
-            Int($0).flatMap { (0...65535).contains($0) ? $0 : nil }
-        }
+        server = try ServerSettings(reader: reader)
         modelPath = try reader.required("model.path", variable: "MODEL_PATH", hint: "the model file to serve")
-        database = try PostgresClient.Configuration(
-            databaseURL: reader.required("database.url", variable: "DATABASE_URL", isSecret: true,
-                                         hint: "postgres://user:password@host:5432/database"))
-        poolSize = try reader.setting("database.pool.size", variable: "DATABASE_POOL_SIZE", default: 4,
-                                      expected: "a positive integer", Int.positive)
+        database = try DatabaseSettings(reader: reader)
         durable = try reader.setting("store.mode", variable: "STORE_MODE", default: true, expected: "durable or async") {
             switch $0 { case "durable": true; case "async": false; default: nil }
         }
@@ -52,12 +40,8 @@ struct PredictSettings: Sendable {
                                        expected: "a positive integer", Int.positive)
         maxInstances = try reader.setting("max.instances", variable: "MAX_INSTANCES", default: 1_000,
                                           expected: "a positive integer", Int.positive)
-        maxBodyBytes = try reader.setting("max.body.bytes", variable: "MAX_BODY_BYTES", default: 10 << 20,
-                                          expected: "a positive integer", Int.positive)
         strictCategories = try reader.setting("strict.categories", variable: "STRICT_CATEGORIES", default: false,
                                               expected: "true or false") { Bool($0.lowercased()) }
-        project = reader.string(forKey: "google.cloud.project")
-        database.options.maximumConnections = poolSize
     }
 
     var writerConfiguration: PredictionWriter.Configuration {
@@ -65,7 +49,7 @@ struct PredictSettings: Sendable {
         configuration.durableTimeout = storeTimeout
         configuration.maxBufferedRows = bufferRows
         configuration.maxBatchRows = batchRows
-        configuration.concurrentFlushes = max(1, min(poolSize, 2))
+        configuration.concurrentFlushes = max(1, min(database.poolSize, 2))
         return configuration
     }
 }

@@ -1,0 +1,144 @@
+import Configuration
+import CycloneModel
+import CycloneServer
+import CycloneStore
+import CycloneTestSupport
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Testing
+
+@testable import LabelIngest
+
+func settings(_ environment: [String: String]) throws -> LabelSettings {
+    try LabelSettings(reader: ConfigReader.cyclone(environment: environment))
+}
+
+func json(_ buffer: ByteBuffer) throws -> [String: Any] {
+    try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as! [String: Any]
+}
+
+/// Stores `rows` with the real writer, then runs `test` against the label-ingest app on the same database.
+func withLabelIngest(
+    rows: [PredictionRow], environment extra: [String: String] = [:],
+    _ test: @escaping @Sendable (any TestClientProtocol, TestDatabase) async throws -> Void
+) async throws {
+    try await withTestDatabase { db in
+        var configuration = PredictionWriter.Configuration()
+        configuration.durableTimeout = .seconds(60)
+        let writer = PredictionWriter(client: db.client, logger: .test, configuration: configuration)
+        let group = ServiceGroup(configuration: .init(services: [writer], logger: .test))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            #expect(await writer.append(rows, waitForCommit: true) == .committed)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        var environment = ["DATABASE_URL": db.url]
+        environment.merge(extra) { _, new in new }
+        let app = try await buildApplication(try settings(environment), logger: .test)
+        try await app.test(.router) { client in try await test(client, db) }
+    }
+}
+
+func row(key: String? = nil) -> PredictionRow {
+    PredictionRow(id: UUIDv7.make(), modelName: "bikes", modelVersion: "7", input: "{}", prediction: #"{"value":1}"#,
+                  key: key, createdAt: Date())
+}
+
+@Suite struct LabelIngestTests {
+    @Test func labelsAttachByIDAndKeyAndReportWhatWasNotFound() async throws {
+        let rows = [row(), row(key: "order-9")]
+        try await withLabelIngest(rows: rows) { client, db in
+            let unknown = UUIDv7.make().uuidString.lowercased()
+            let request = #"""
+                {"labels": [{"id": "\#(rows[0].id.uuidString.lowercased())", "label": 12.5},
+                            {"key": "order-9", "label": "yes"},
+                            {"key": "order-404", "label": 1},
+                            {"id": "\#(unknown)", "label": false}]}
+                """#
+            try await client.execute(uri: "/labels", method: .post, body: ByteBuffer(string: request)) { response in
+                #expect(response.status == .ok)
+                let answer = try json(response.body)
+                #expect(answer["applied"] as? Int == 2)
+                #expect(answer["overwritten"] as? Int == 0)
+                let notFound = answer["notFound"] as! [[String: String]]
+                #expect(notFound == [["key": "order-404"], ["id": unknown]])
+            }
+            let stored = try await db.predictions()
+            #expect(stored.first { $0.id == rows[0].id }?.label == "12.5")
+            #expect(stored.first { $0.key == "order-9" }?.label == "\"yes\"")
+        }
+    }
+
+    @Test func aDifferentLabelOverwritesAndIsCounted() async throws {
+        let rows = [row()]
+        try await withLabelIngest(rows: rows) { client, db in
+            let id = rows[0].id.uuidString.lowercased()
+            for (label, overwritten, unchanged) in [("3", 0, 0), ("3", 0, 1), ("4", 1, 0)] {
+                try await client.execute(uri: "/labels", method: .post,
+                                         body: ByteBuffer(string: #"{"labels": [{"id": "\#(id)", "label": \#(label)}]}"#)) { response in
+                    let answer = try json(response.body)
+                    #expect(answer["applied"] as? Int == 1)
+                    #expect(answer["overwritten"] as? Int == overwritten)
+                    #expect(answer["unchanged"] as? Int == unchanged)
+                }
+            }
+            #expect(try await db.predictions()[0].label == "4")
+        }
+    }
+
+    static let badRequests: [(String, Int, String?)] = [
+        ("{", 400, nil),
+        (#"[{"id": "x"}]"#, 400, nil),
+        (#"{"label": []}"#, 400, "labels"),
+        (#"{"labels": {}}"#, 400, "labels"),
+        (#"{"labels": []}"#, 400, "labels"),
+        (#"{"labels": [], "extra": 1}"#, 400, "extra"),
+        (#"{"labels": [7]}"#, 400, "labels[0]"),
+        (#"{"labels": [{"label": 1}]}"#, 400, "labels[0]"),
+        (#"{"labels": [{"id": "not-a-uuid", "label": 1}]}"#, 400, "labels[0].id"),
+        (#"{"labels": [{"id": 5, "label": 1}]}"#, 400, "labels[0].id"),
+        (#"{"labels": [{"key": "", "label": 1}]}"#, 400, "labels[0].key"),
+        (#"{"labels": [{"key": "a", "id": "01a20148-971d-7a00-95be-28cbd1dc1874", "label": 1}]}"#, 400, "labels[0]"),
+        (#"{"labels": [{"key": "a"}]}"#, 400, "labels[0].label"),
+        (#"{"labels": [{"key": "a", "label": null}]}"#, 400, "labels[0].label"),
+        (#"{"labels": [{"key": "a", "label": {"x": 1}}]}"#, 400, "labels[0].label"),
+        (#"{"labels": [{"key": "a", "label": 1, "lable": 2}]}"#, 400, "labels[0].lable"),
+        (#"{"labels": [{"key": "a", "label": 1}, {"key": "b", "label": 1}, {"key": "c", "label": 1}]}"#, 413, "labels"),
+    ]
+
+    /// Each bad request gets a 4xx JSON error naming where, and no label is applied.
+    @Test(arguments: badRequests)
+    func badInputGetsAClearClientError(_ request: String, _ status: Int, _ path: String?) async throws {
+        try await withLabelIngest(rows: [row(key: "a")], environment: ["MAX_LABELS": "2"]) { client, db in
+            try await client.execute(uri: "/labels", method: .post, body: ByteBuffer(string: request)) { response in
+                #expect(response.status.code == status)
+                let error = try json(response.body)["error"] as! [String: Any]
+                #expect(error["path"] as? String == path)
+            }
+            #expect(try await db.predictions().allSatisfy { $0.label == nil })
+        }
+    }
+
+    /// With PostgreSQL unreachable nothing is accepted: 503 with a JSON body and Retry-After.
+    @Test func unavailableStoreAnswers503() async throws {
+        let app = try await buildApplication(
+            try settings(["DATABASE_URL": "postgres://u@127.0.0.1:\(freePort())/none?sslmode=disable&connect_timeout=1",
+                          "DATABASE_TIMEOUT": "500ms"]),
+            logger: .test)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/labels", method: .post,
+                                     body: ByteBuffer(string: #"{"labels": [{"key": "a", "label": 1}]}"#)) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(response.headers[.retryAfter] == "5")
+                let error = try json(response.body)["error"] as! [String: Any]
+                #expect((error["message"] as! String).contains("retry"))
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+import Configuration
+import CycloneModel
+import CycloneServer
+import CycloneStore
+import CycloneTestSupport
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import PostgresNIO
+import Testing
+
+@testable import Predict
+
+/// Settings as `predict` would read them from this environment.
+func settings(_ environment: [String: String]) throws -> PredictSettings {
+    try PredictSettings(reader: ConfigReader.cyclone(environment: environment))
+}
+
+func body(_ json: String) -> ByteBuffer { ByteBuffer(string: json) }
+
+func json(_ buffer: ByteBuffer) throws -> [String: Any] {
+    try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as! [String: Any]
+}
+
+/// Runs `test` against the predict app built on a fresh database and a model file.
+func withPredict(
+    model: ModelArtifact? = nil, environment extra: [String: String] = [:],
+    _ test: @escaping @Sendable (any TestClientProtocol, TestDatabase) async throws -> Void
+) async throws {
+    let path = try TestModels.file(model ?? TestModels.regression())
+    try await withTestDatabase { db in
+        // A loaded test machine can take over a second to commit; these tests are about what gets stored.
+        var environment = ["MODEL_PATH": path, "DATABASE_URL": db.url, "STORE_TIMEOUT": "60s"]
+        environment.merge(extra) { _, new in new }
+        let app = try await buildApplication(try settings(environment), logger: .test)
+        try await app.test(.router) { client in try await test(client, db) }
+    }
+}
+
+@Suite struct PredictTests {
+    @Test func everyServedInstanceIsStoredWithItsIdAndKey() async throws {
+        try await withPredict { client, db in
+            let instance = TestModels.bikeInstance.jsonText
+            try await client.execute(uri: "/predict", method: .post,
+                                     body: body(#"{"instances": [\#(instance), \#(instance)], "keys": ["order-1", null]}"#)) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.init("Cyclone-Stored")!] == "committed")
+                let answer = try json(response.body)
+                let predictions = answer["predictions"] as! [[String: Any]]
+                #expect(predictions.count == 2)
+                #expect(predictions[0]["key"] as? String == "order-1")
+                #expect(predictions[1]["key"] == nil)
+                #expect((answer["model"] as! [String: String]) == ["name": "bikes", "version": "7"])
+                // Durable: committed before the answer.
+                let stored = try await db.predictions()
+                #expect(Set(stored.map { $0.id.uuidString.lowercased() }) == Set(predictions.map { $0["id"] as! String }))
+                let first = stored.first { $0.key == "order-1" }!
+                #expect(first.modelName == "bikes")
+                #expect(first.modelVersion == "7")
+                #expect(first.input.contains("\"season\": \"summer\""))
+                let value = predictions[0]["value"] as! Double
+                let storedValue = try JSONSerialization.jsonObject(with: Data(first.prediction.utf8)) as! [String: Double]
+                #expect(storedValue["value"] == value)
+                // The prediction is the model's.
+                let artifact = try TestModels.regression()
+                var notes = InstanceEncoder.Notes()
+                let x = try artifact.encoder().encode(TestModels.bikeInstance, path: "", notes: &notes)
+                #expect(artifact.predictor.predict(x) == .value(value))
+            }
+        }
+    }
+
+    @Test func classifiersAnswerClassAndProbabilities() async throws {
+        let model = try TestModels.binary()
+        try await withPredict(model: model) { client, db in
+            let instance = try LinearCase.all().first { $0.name == "logistic_binary" }!.testInstances()[0].jsonText
+            try await client.execute(uri: "/predict", method: .post, body: body(#"{"instances": [\#(instance)]}"#)) { response in
+                #expect(response.status == .ok)
+                let prediction = (try json(response.body)["predictions"] as! [[String: Any]])[0]
+                let probabilities = prediction["probabilities"] as! [String: Double]
+                #expect(Set(probabilities.keys) == ["no", "yes"])
+                #expect(abs(probabilities.values.reduce(0, +) - 1) < 1e-12)
+                #expect(prediction["class"] as? String == (probabilities["yes"]! > 0.5 ? "yes" : "no"))
+                #expect(try await db.predictions()[0].prediction.contains("\"probabilities\""))
+            }
+        }
+    }
+
+    static let badRequests: [(String, Int, String?)] = [
+        (#"{"instances": [{"temp": 1"#, 400, nil),
+        (#"{"rows": []}"#, 400, "instances"),
+        (#"{"instances": {"temp": 1}}"#, 400, "instances"),
+        (#"{"instances": []}"#, 400, "instances"),
+        (#"[1, 2]"#, 400, nil),
+        (#"{"instances": [5]}"#, 400, "instances[0]"),
+        (#"{"instances": [{"temp": 1, "humidity": 0.4, "wind": 2, "holiday": false, "season": "summer"}]}"#, 400, "instances[0]"),
+        (#"{"instances": [\#(TestModels.bikeInstance.jsonText), {"temp": "warm", "humidity": 0.4, "wind": 2, "holiday": false, "season": "summer", "weather": "clear"}]}"#, 400, "instances[1].temp"),
+        (#"{"instances": [{"temp": 1, "humidity": 0.4, "wind": 2, "holiday": false, "season": "summer", "weather": "clear", "tmp": 3}]}"#, 400, "instances[0].tmp"),
+        (#"{"instances": [{"temp": 1e999, "humidity": 0.4, "wind": 2, "holiday": false, "season": "summer", "weather": "clear"}]}"#, 400, nil),
+        (#"{"instances": [{"temp": null, "humidity": 0.4, "wind": 2, "holiday": false, "season": "summer", "weather": "clear"}]}"#, 400, "instances[0].temp"),
+        (#"{"instances": [\#(TestModels.bikeInstance.jsonText)], "keys": ["a", "b"]}"#, 400, "keys"),
+        (#"{"instances": [\#(TestModels.bikeInstance.jsonText)], "keys": [""]}"#, 400, "keys[0]"),
+        (#"{"instances": [\#(TestModels.bikeInstance.jsonText)], "keys": [7]}"#, 400, "keys[0]"),
+        (#"{"instances": [\#(Array(repeating: TestModels.bikeInstance.jsonText, count: 4).joined(separator: ","))]}"#, 413, "instances"),
+        (#"{"instances": [\#(TestModels.bikeInstance.jsonText)], "padding": "\#(String(repeating: "x", count: 5000))"}"#, 413, nil),
+    ]
+
+    /// Each bad request gets a 4xx JSON error naming where the fault is, and nothing is stored.
+    @Test(arguments: badRequests)
+    func badInputGetsAClearClientError(_ request: String, _ status: Int, _ path: String?) async throws {
+        try await withPredict(environment: ["MAX_INSTANCES": "3", "MAX_BODY_BYTES": "4096"]) { client, db in
+            try await client.execute(uri: "/predict", method: .post, body: body(request)) { response in
+                #expect(response.status.code == status)
+                let error = try json(response.body)["error"] as! [String: Any]
+                #expect(error["status"] as? Int == status)
+                #expect(error["path"] as? String == path)
+                #expect((error["message"] as? String)?.isEmpty == false)
+                #expect(try await db.predictions().isEmpty)
+            }
+        }
+    }
+
+    @Test func unseenCategoriesAreServedUnlessStrict() async throws {
+        var instance = TestModels.bikeInstance
+        if case .object(var fields) = instance { fields["season"] = "monsoon"; instance = .object(fields) }
+        let request = #"{"instances": [\#(instance.jsonText)]}"#
+        try await withPredict { client, _ in
+            try await client.execute(uri: "/predict", method: .post, body: body(request)) { response in
+                #expect(response.status == .ok)
+            }
+        }
+        try await withPredict(environment: ["STRICT_CATEGORIES": "true"]) { client, _ in
+            try await client.execute(uri: "/predict", method: .post, body: body(request)) { response in
+                #expect(response.status == .badRequest)
+                let error = try json(response.body)["error"] as! [String: Any]
+                #expect(error["path"] as? String == "instances[0].season")
+                #expect((error["message"] as! String).contains("monsoon"))
+            }
+        }
+    }
+
+    /// Concurrent requests are stored by fewer transactions than requests (group commit): rows written by one
+    /// INSERT share their transaction id.
+    @Test func concurrentRequestsShareInserts() async throws {
+        try await withPredict { client, db in
+            let request = #"{"instances": [\#(TestModels.bikeInstance.jsonText)]}"#
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<200 {
+                    group.addTask {
+                        try await client.execute(uri: "/predict", method: .post, body: body(request)) { response in
+                            #expect(response.status == .ok)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let rows = try await db.client.query("SELECT count(*)::int, count(DISTINCT xmin::text)::int FROM prediction")
+                .decode((Int, Int).self)
+            for try await (count, transactions) in rows {
+                #expect(count == 200)
+                #expect(transactions < 100)
+            }
+        }
+    }
+
+    @Test func asyncModeAnswersFirstAndStoresByShutdown() async throws {
+        let path = try TestModels.file(TestModels.regression())
+        try await withTestDatabase { db in
+            let app = try await buildApplication(
+                try settings(["MODEL_PATH": path, "DATABASE_URL": db.url, "STORE_MODE": "async"]), logger: .test)
+            try await app.test(.router) { client in
+                for _ in 0..<20 {
+                    try await client.execute(uri: "/predict", method: .post,
+                                             body: body(#"{"instances": [\#(TestModels.bikeInstance.jsonText)]}"#)) { response in
+                        #expect(response.status == .ok)
+                        #expect(response.headers[.init("Cyclone-Stored")!] == "buffered")
+                    }
+                }
+            }
+            // The test framework shut the app down gracefully: the writer flushed.
+            #expect(try await db.predictions().count == 20)
+        }
+    }
+
+    /// With PostgreSQL unreachable, predictions still answer; the header says the rows are only buffered.
+    @Test func predictionsAnswerWhenTheDatabaseIsDown() async throws {
+        let path = try TestModels.file(TestModels.regression())
+        let app = try await buildApplication(
+            try settings(["MODEL_PATH": path, "STORE_TIMEOUT": "200ms",
+                          "DATABASE_URL": "postgres://u@127.0.0.1:\(freePort())/none?sslmode=disable&connect_timeout=1"]),
+            logger: .test)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/predict", method: .post,
+                                     body: body(#"{"instances": [\#(TestModels.bikeInstance.jsonText)]}"#)) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.init("Cyclone-Stored")!] == "buffered")
+                let predictions = try json(response.body)["predictions"] as! [Any]
+                #expect(predictions.count == 1)
+            }
+        }
+    }
+
+    @Test func operationalEndpoints() async throws {
+        try await withPredict { client, _ in
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/predict", method: .post,
+                                     body: body(#"{"instances": [\#(TestModels.bikeInstance.jsonText)]}"#)) { _ in }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(text.contains("cyclone_instances_served_total"))
+                #expect(text.contains("cyclone_prediction_rows_written_total"))
+                #expect(text.contains("http_server_request_duration_bucket"))
+            }
+            try await client.execute(uri: "/openapi.json", method: .get) { response in
+                let document = try json(response.body)
+                let schemas = (document["components"] as! [String: Any])["schemas"] as! [String: Any]
+                let instance = schemas["Instance"] as! [String: Any]
+                #expect(Set((instance["properties"] as! [String: Any]).keys) == ["temp", "humidity", "wind", "holiday", "season", "weather"])
+                #expect((instance["required"] as! [String]).count == 6)
+            }
+            try await client.execute(uri: "/nowhere", method: .get) { response in
+                #expect(response.status == .notFound)
+                let answer = try json(response.body)
+                #expect(answer["error"] != nil)
+            }
+        }
+    }
+
+    @Test(arguments: [
+        (["MODEL_PATH": "/m.json"], "DATABASE_URL is not set"),
+        (["DATABASE_URL": "postgres://u@h/d"], "MODEL_PATH is not set"),
+        (["MODEL_PATH": "/m.json", "DATABASE_URL": "postgres://u@h/d", "PORT": "http"], "PORT 'http' is not a port number"),
+        (["MODEL_PATH": "/m.json", "DATABASE_URL": "postgres://u@h/d", "STORE_MODE": "eventually"], "STORE_MODE 'eventually' is not durable or async"),
+    ])
+    func badSettingsNameTheVariable(_ environment: [String: String], _ message: String) {
+        #expect { try settings(environment) } throws: { "\($0)".hasPrefix(message) }
+    }
+
+    @Test func aBadModelFileStopsStartUpNamingTheField() async throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID()).json")
+        try Data(#"{"format": 1, "name": "m", "version": "1", "task": "regression", "features": []}"#.utf8).write(to: url)
+        await #expect { try await buildApplication(try settings(["MODEL_PATH": url.path, "DATABASE_URL": "postgres://u@h/d"]), logger: .test) }
+            throws: { ($0 as? ArtifactError)?.path == "preprocessing" }
+    }
+}
+
+extension ModelArtifact {
+    func encoder() -> InstanceEncoder { InstanceEncoder(features: features, preprocessing: preprocessing) }
+}
