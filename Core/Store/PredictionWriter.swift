@@ -14,7 +14,11 @@ import Synchronization
 /// - `.committed`: in PostgreSQL (durable mode waits for this);
 /// - `.buffered`: accepted and held in memory, to be written when the database answers (async mode always;
 ///   durable mode when the database failed or `durableTimeout` passed);
-/// - `.dropped`: the buffer was full; the rows were logged at error level and counted, never silently lost.
+/// - `.dropped`: the buffer stayed full for `durableTimeout`; the rows were logged at error level and counted,
+///   never silently lost.
+///
+/// A full buffer applies backpressure: an append waits for room (up to `durableTimeout`) instead of failing at
+/// once, so a burst above what PostgreSQL can take slows answers down rather than losing rows.
 ///
 /// While the database is unreachable, writes are retried with backoff. On graceful shutdown the writer stops
 /// taking rows only after the server has stopped (it is a service added before the server), flushes what it
@@ -55,8 +59,18 @@ public final class PredictionWriter: Service, Sendable {
         var continuation: CheckedContinuation<Outcome, Never>
     }
 
+    /// An append waiting for room in a full buffer.
+    private struct SpaceWaiter {
+        var rows: [PredictionRow]
+        var deadline: ContinuousClock.Instant
+        var continuation: CheckedContinuation<Outcome, Never>
+        /// Keep waiting for the commit once admitted.
+        var durable: Bool
+    }
+
     private struct State: ~Copyable {
         var queue = Deque<Pending>()
+        var spaceWaiters = Deque<SpaceWaiter>()
         var bufferedRows = 0
         var nextTicket: UInt64 = 0
         var waiters: [UInt64: Waiter] = [:]
@@ -107,40 +121,54 @@ public final class PredictionWriter: Service, Sendable {
     /// failed write or `durableTimeout`; otherwise returns at once.
     public func append(_ rows: [PredictionRow], waitForCommit: Bool) async -> Outcome {
         guard !rows.isEmpty else { return .committed }
-        if !waitForCommit {
-            let (outcome, wake) = state.withLock { enqueue(rows, into: &$0) }
-            wake?.resume()
-            if outcome == .dropped { drop(rows, reason: "buffer full") }
-            return outcome
-        }
         let deadline = clock.now.advanced(by: configuration.durableTimeout)
         return await withCheckedContinuation { continuation in
-            let (outcome, wake) = state.withLock { state -> (Outcome, CheckedContinuation<Void, Never>?) in
-                let ticket = state.nextTicket
-                let result = enqueue(rows, into: &state)
-                if result.0 == .buffered {
-                    state.waiters[ticket] = Waiter(deadline: deadline, continuation: continuation)
+            let (resumeNow, wake) = state.withLock { state -> (Outcome?, CheckedContinuation<Void, Never>?) in
+                // Join the line when others already wait for room, so admission stays in order.
+                guard state.spaceWaiters.isEmpty, state.bufferedRows + rows.count <= configuration.maxBufferedRows
+                    || state.bufferedRows == 0
+                else {
+                    state.spaceWaiters.append(SpaceWaiter(rows: rows, deadline: deadline, continuation: continuation,
+                                                          durable: waitForCommit))
+                    return (nil, nil)
                 }
-                return result
+                let ticket = enqueue(rows, into: &state)
+                if waitForCommit {
+                    state.waiters[ticket] = Waiter(deadline: deadline, continuation: continuation)
+                    return (nil, state.idleFlushers.popLast())
+                }
+                return (.buffered, state.idleFlushers.popLast())
             }
             wake?.resume()
-            if outcome == .dropped {
-                drop(rows, reason: "buffer full")
-                continuation.resume(returning: .dropped)
-            }
+            if let resumeNow { continuation.resume(returning: resumeNow) }
         }
     }
 
-    /// Adds rows to the queue; returns `.buffered` (and a sleeping flusher to wake) or `.dropped`.
-    private func enqueue(_ rows: [PredictionRow], into state: inout State)
-        -> (Outcome, CheckedContinuation<Void, Never>?)
-    {
-        guard state.bufferedRows + rows.count <= configuration.maxBufferedRows else { return (.dropped, nil) }
-        state.queue.append(Pending(ticket: state.nextTicket, rows: rows))
+    /// Adds rows to the queue; returns their ticket.
+    private func enqueue(_ rows: [PredictionRow], into state: inout State) -> UInt64 {
+        let ticket = state.nextTicket
+        state.queue.append(Pending(ticket: ticket, rows: rows))
         state.nextTicket += 1
         state.bufferedRows += rows.count
         bufferedGauge.record(state.bufferedRows)
-        return (.buffered, state.idleFlushers.popLast())
+        return ticket
+    }
+
+    /// Moves waiting appends into the queue while they fit; returns the async ones to answer `.buffered`.
+    private func admitWaiting(_ state: inout State) -> [CheckedContinuation<Outcome, Never>] {
+        var admitted: [CheckedContinuation<Outcome, Never>] = []
+        while let next = state.spaceWaiters.first,
+            state.bufferedRows + next.rows.count <= configuration.maxBufferedRows || state.bufferedRows == 0
+        {
+            state.spaceWaiters.removeFirst()
+            let ticket = enqueue(next.rows, into: &state)
+            if next.durable {
+                state.waiters[ticket] = Waiter(deadline: next.deadline, continuation: next.continuation)
+            } else {
+                admitted.append(next.continuation)
+            }
+        }
+        return admitted
     }
 
     private func drop(_ rows: [PredictionRow], reason: String) {
@@ -186,6 +214,14 @@ public final class PredictionWriter: Service, Sendable {
             for row in pending.rows { logUnstored(row, reason: "database unavailable at shutdown") }
         }
         resumeWaiters(left.map(\.ticket), with: .dropped)
+        let waiting = state.withLock { state in
+            defer { state.spaceWaiters.removeAll() }
+            return Array(state.spaceWaiters)
+        }
+        for waiter in waiting {
+            drop(waiter.rows, reason: "database unavailable at shutdown")
+            waiter.continuation.resume(returning: .dropped)
+        }
     }
 
     /// Takes batches off the queue and writes them until shutdown leaves nothing to write.
@@ -204,15 +240,17 @@ public final class PredictionWriter: Service, Sendable {
                 batchTimer.record(duration: clock.now - start)
                 batchRows.record(rows)
                 rowsWritten.increment(by: rows)
-                state.withLock { state in
+                let admitted = state.withLock { state in
                     state.inFlight -= 1
                     state.bufferedRows -= rows
                     state.healthy = true
                     state.statistics.rowsWritten += rows
                     state.statistics.batchesWritten += 1
                     bufferedGauge.record(state.bufferedRows)
+                    return admitWaiting(&state)
                 }
                 resumeWaiters(batch.map(\.ticket), with: .committed)
+                for continuation in admitted { continuation.resume(returning: .buffered) }
                 backoff = configuration.retryInitial
             } catch {
                 writeFailures.increment()
@@ -276,15 +314,23 @@ public final class PredictionWriter: Service, Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(20))
             let now = clock.now
-            let expired = state.withLock { state -> [CheckedContinuation<Outcome, Never>] in
+            let (expired, refused) = state.withLock { state in
                 var expired: [CheckedContinuation<Outcome, Never>] = []
                 for (ticket, waiter) in state.waiters where waiter.deadline <= now {
                     expired.append(waiter.continuation)
                     state.waiters[ticket] = nil
                 }
-                return expired
+                var refused: [SpaceWaiter] = []
+                while let first = state.spaceWaiters.first, first.deadline <= now {
+                    refused.append(state.spaceWaiters.removeFirst())
+                }
+                return (expired, refused)
             }
             for continuation in expired { continuation.resume(returning: .buffered) }
+            for waiter in refused {
+                drop(waiter.rows, reason: "buffer full")
+                waiter.continuation.resume(returning: .dropped)
+            }
         }
     }
 

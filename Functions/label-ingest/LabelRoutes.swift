@@ -5,7 +5,6 @@ import Foundation
 import Hummingbird
 import Logging
 import Metrics
-import NIOFoundationEssentialsCompat
 import PostgresNIO
 
 /// `POST /labels`: `{"labels": [{"id": "<prediction id>", "label": …} | {"key": "<caller key>", "label": …}, …]}`.
@@ -81,18 +80,7 @@ struct LabelRoutes: Sendable {
     }
 
     private func parse(_ request: Request) async throws -> [LabelStore.Label] {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: settings.server.maxBodyBytes)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, "the request body is larger than \(settings.server.maxBodyBytes) bytes (MAX_BODY_BYTES)")
-        }
-        let body: JSONValue
-        do {
-            body = try JSONDecoder().decode(JSONValue.self, from: buffer)
-        } catch {
-            throw APIError(.badRequest, "the body is not valid JSON")
-        }
+        let body = try await request.jsonBody(limit: settings.server.maxBodyBytes)
         guard case .object(let top) = body else { throw APIError(.badRequest, "the body must be a JSON object {\"labels\": [...]}") }
         guard let list = top["labels"] else { throw APIError(.badRequest, "'labels' is required", path: "labels") }
         guard case .array(let items) = list else { throw APIError(.badRequest, "must be an array", path: "labels") }

@@ -6,7 +6,6 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import Metrics
-import NIOFoundationEssentialsCompat
 
 /// `POST /predict`: scores `{"instances": [{feature: value, …}, …], "keys": ["caller-id", …]}` (the request
 /// shape of Vertex AI and KServe v1; `keys` is optional, one per instance, `null` for none) and stores every
@@ -37,7 +36,7 @@ struct PredictRoutes: Sendable {
         router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.predict(model.artifact)) }
     }
 
-    private struct Body: Decodable {
+    private struct Body {
         var instances: [JSONValue]
         var keys: [String?]?
     }
@@ -95,7 +94,7 @@ struct PredictRoutes: Sendable {
             stored.raw(UInt8(ascii: "}"))
             let key = body.keys?[index] ?? nil
             rows.append(PredictionRow(id: id, modelName: artifact.name, modelVersion: artifact.version,
-                                      input: instance.jsonText, prediction: stored.string, key: key, createdAt: now))
+                                      input: model.inputJSON(instance), prediction: stored.string, key: key, createdAt: now))
             if index > 0 { response.raw(UInt8(ascii: ",")) }
             response.raw("{\"id\":")
             response.string(idText)
@@ -119,44 +118,33 @@ struct PredictRoutes: Sendable {
         return jsonResponse(response.bytes, headers: [Self.storedHeader: outcome.rawValue])
     }
 
+    /// Reads `{"instances": [...], "keys": [...]}`; other top-level members (Vertex AI's `parameters`) are ignored.
     private func decodeBody(_ request: Request) async throws -> Body {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: settings.server.maxBodyBytes)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, "the request body is larger than \(settings.server.maxBodyBytes) bytes (MAX_BODY_BYTES)")
+        let json = try await request.jsonBody(limit: settings.server.maxBodyBytes)
+        guard case .object(let top) = json else {
+            throw APIError(.badRequest, "the body must be a JSON object {\"instances\": [...]}, found \(json.typeName)")
         }
-        do {
-            return try JSONDecoder().decode(Body.self, from: buffer)
-        } catch let error as DecodingError {
-            throw APIError(decoding: error)
+        guard let instancesValue = top["instances"] else {
+            throw APIError(.badRequest, "'instances' is required", path: "instances")
         }
-    }
-}
-
-extension APIError {
-    /// A 400 naming where the body did not fit `{"instances": [...], "keys": [...]}`.
-    init(decoding error: DecodingError) {
-        func render(_ path: [any CodingKey]) -> String { path.jsonPath }
-        switch error {
-        case .keyNotFound(let key, let context):
-            self.init(.badRequest, "'\(key.stringValue)' is required", path: render(context.codingPath + [key]))
-        case .typeMismatch(_, let context) where context.codingPath.isEmpty:
-            self.init(.badRequest, "the body must be a JSON object {\"instances\": [...]}")
-        case .typeMismatch(let type, let context):
-            let expected = type == [JSONValue].self || type == [String?].self ? "an array" : type == String.self ? "a string or null" : "\(type)"
-            self.init(.badRequest, "must be \(expected)", path: render(context.codingPath))
-        case .valueNotFound(_, let context):
-            self.init(.badRequest, "must not be null", path: render(context.codingPath))
-        case .dataCorrupted(let context):
-            if context.codingPath.isEmpty {
-                // Foundation says no more than "not valid JSON", so say what usually causes it.
-                self.init(.badRequest, "the body is not valid JSON (check quotes, commas and brackets; numbers must fit a 64-bit float)")
-            } else {
-                self.init(.badRequest, context.debugDescription, path: render(context.codingPath))
+        guard case .array(let instances) = instancesValue else {
+            throw APIError(.badRequest, "must be an array of instances, found \(instancesValue.typeName)", path: "instances")
+        }
+        var keys: [String?]?
+        switch top["keys"] {
+        case nil, .null?: keys = nil
+        case .array(let items)?:
+            keys = try items.enumerated().map { index, item in
+                switch item {
+                case .string(let key): return key
+                case .null: return nil
+                default:
+                    throw APIError(.badRequest, "a key must be a string or null, found \(item.typeName)", path: "keys[\(index)]")
+                }
             }
-        @unknown default:
-            self.init(.badRequest, "the body could not be read: \(error)")
+        case let other?:
+            throw APIError(.badRequest, "must be an array of keys, found \(other.typeName)", path: "keys")
         }
+        return Body(instances: instances, keys: keys)
     }
 }

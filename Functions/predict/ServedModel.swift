@@ -34,6 +34,25 @@ struct ServedModel: Sendable {
                     strictCategories: strictCategories)
     }
 
+    /// The instance as stored JSON, its members in schema order. Validation has already refused members that
+    /// are not features, so nothing is left out; no sorting needed.
+    func inputJSON(_ instance: JSONValue) -> String {
+        guard case .object(let values) = instance else { return instance.jsonText }
+        var writer = JSONWriter(capacity: 32 * values.count)
+        writer.raw(UInt8(ascii: "{"))
+        var first = true
+        for feature in artifact.features {
+            guard let value = values[feature.name] else { continue }
+            if !first { writer.raw(UInt8(ascii: ",")) }
+            first = false
+            writer.string(feature.name)
+            writer.raw(UInt8(ascii: ":"))
+            writer.value(value)
+        }
+        writer.raw(UInt8(ascii: "}"))
+        return writer.string
+    }
+
     /// Writes one prediction's fields (without braces): `"value":…` or `"class":…,"probabilities":{…}`.
     func write(_ output: Output, into writer: inout JSONWriter) {
         switch output {

@@ -30,6 +30,21 @@ import Testing
         }
     }
 
+    /// The unix-socket form of DATABASE_URL (Cloud SQL's `/cloudsql/…` path) reaches the server.
+    @Test func migratesOverAUnixSocket() async throws {
+        let cluster = try await Repository.Cluster.start()
+        do {
+            let applied = try await withClient(url: cluster.socketURL) { client in
+                try await Migrator(client: client, logger: .test).migrate()
+            }
+            #expect(applied == Migrator.all.map(\.version))
+            try await cluster.stop()
+        } catch {
+            try? await cluster.stop()
+            throw error
+        }
+    }
+
     @Test func aFailingMigrationLeavesNothingBehind() async throws {
         try await withTestDatabase { db in
             let broken = Migration(version: 99, name: "broken", sql: "CREATE TABLE half_done (x int); SELECT 1/0;")

@@ -87,9 +87,27 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
         }
     }
 
-    @Test func aFullBufferDropsAndCountsInsteadOfGrowing() async throws {
-        // An unreachable server: nothing can be written, so the buffer fills.
-        var configuration = PredictionWriter.Configuration.patient
+    /// A burst far above the buffer's size: appends wait for room instead of dropping, and every row is stored.
+    @Test func aFullBufferAppliesBackpressure() async throws {
+        try await withTestDatabase { db in
+            var configuration = PredictionWriter.Configuration.patient
+            configuration.maxBufferedRows = 5
+            configuration.maxBatchRows = 3
+            let outcomes = try await withWriter(client: db.client, configuration: configuration) { writer in
+                await withTaskGroup(of: PredictionWriter.Outcome.self) { group in
+                    for n in 0..<200 { group.addTask { await writer.append([row(n)], waitForCommit: false) } }
+                    return await group.reduce(into: [PredictionWriter.Outcome]()) { $0.append($1) }
+                }
+            }
+            #expect(outcomes.allSatisfy { $0 == .buffered })
+            #expect(try await db.predictions().count == 200)
+        }
+    }
+
+    @Test func aBufferThatStaysFullDropsAndCounts() async throws {
+        // An unreachable server: nothing can be written, so the buffer fills and stays full.
+        var configuration = PredictionWriter.Configuration()
+        configuration.durableTimeout = .milliseconds(300)
         configuration.maxBufferedRows = 10
         configuration.shutdownFlushTimeout = .milliseconds(300)
         configuration.writeTimeout = .milliseconds(200)

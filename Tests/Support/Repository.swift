@@ -65,11 +65,14 @@ public enum Repository {
     public struct Cluster: Sendable {
         public let folder: String
         public var url: String { "postgres://cyclone:cyclone@127.0.0.1:\(port)/cyclone?sslmode=disable" }
+        /// The same database through the unix socket, as Cloud Run reaches Cloud SQL.
+        public var socketURL: String { "postgres://cyclone:cyclone@/cyclone?host=\(folder)/socket&port=\(port)" }
         public let port: String
         static var script: String { root.appendingPathComponent("scripts/pg").path }
 
         public static func start() async throws -> Cluster {
-            let folder = try await Repository.run(script, ["start"])
+            let url = try await Repository.run(script, ["start"])
+            let folder = try await Repository.run(script, ["dir", url])
             let port = try String(contentsOfFile: folder + "/port", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
             return Cluster(folder: folder, port: port)
         }
