@@ -34,5 +34,12 @@ public struct DatabaseSettings: Sendable {
         poolSize = try reader.setting("database.pool.size", variable: "DATABASE_POOL_SIZE", default: 4,
                                       expected: "a positive integer", Int.positive)
         configuration.options.maximumConnections = poolSize
+        // Keep the pool at its size, without keep-alive pings: then returning a connection to the pool starts
+        // no timer. PostgresNIO otherwise starts a sleeping idle or keep-alive timer on every release and
+        // cancels it on the next lease; on Linux a cancelled sleep holds its task and timer until the original
+        // deadline (30-60 s), which at thousands of INSERTs a second grew memory by megabytes a second.
+        // A connection that dies idle fails its next query, which the writer retries.
+        configuration.options.minimumConnections = poolSize
+        configuration.options.keepAliveBehavior = nil
     }
 }

@@ -1,0 +1,43 @@
+import CycloneStore
+import Testing
+
+@Suite struct TimeoutTests {
+    @Test func aSlowOperationTimesOutAndIsCancelled() async throws {
+        await #expect(throws: TimeoutError(timeout: .milliseconds(50))) {
+            try await withTimeout(.milliseconds(50)) {
+                // Never finishes unless cancelled.
+                try await Task.sleep(for: .seconds(3600))
+            }
+        }
+    }
+
+    @Test func aQuickOperationReturnsItsValue() async throws {
+        let value = try await withTimeout(.seconds(10)) { 42 }
+        #expect(value == 42)
+    }
+
+    @Test func itsOwnErrorsPassThrough() async throws {
+        struct Boom: Error, Equatable {}
+        await #expect(throws: Boom()) { try await withTimeout(.seconds(10)) { throw Boom() } }
+    }
+
+    /// Many calls at once each get their own deadline.
+    @Test func concurrentCallsTimeOutIndependently() async throws {
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for n in 0..<100 {
+                group.addTask {
+                    do {
+                        try await withTimeout(.milliseconds(n.isMultiple(of: 2) ? 30 : 5000)) {
+                            if n.isMultiple(of: 2) { try await Task.sleep(for: .seconds(3600)) }
+                        }
+                        return !n.isMultiple(of: 2)
+                    } catch {
+                        return n.isMultiple(of: 2) && error is TimeoutError
+                    }
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.allSatisfy { $0 })
+    }
+}
