@@ -35,6 +35,8 @@ let package = Package(
         .target(name: "CycloneModel", path: "Core/Model", swiftSettings: swiftSettings),
         .target(name: "CycloneTraining", dependencies: ["CycloneModel"], path: "Core/Training",
                 swiftSettings: swiftSettings),
+        .target(name: "CycloneMonitoring", dependencies: ["CycloneModel"], path: "Core/Monitoring",
+                swiftSettings: swiftSettings),
         .target(
             name: "CycloneStore",
             dependencies: [
@@ -119,6 +121,9 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "CycloneTrainingTests",
                     dependencies: ["CycloneTraining", "CycloneModel", "CycloneTestSupport"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "CycloneMonitoringTests",
+                    dependencies: ["CycloneMonitoring", "CycloneModel", "CycloneTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "CycloneStoreTests",
                     dependencies: ["CycloneStore", "CycloneModel", "CycloneTestSupport"],
