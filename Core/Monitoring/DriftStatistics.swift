@@ -1,0 +1,179 @@
+import Foundation
+
+// Two-sample statistics that compare a feature's current window with its reference (training) data.
+// Each matches SciPy (or NumPy for PSI's quantile edges) on `Tests/Fixtures/drift/cases.json`.
+
+/// The two-sample Kolmogorov–Smirnov statistic: the largest distance between the two empirical CDFs, as
+/// `scipy.stats.ks_2samp(...).statistic`. 0 for identical samples, 1 for disjoint ones; ties are handled by
+/// evaluating both CDFs after each distinct value. Empty input gives 0. Cost: two sorts.
+public func kolmogorovSmirnovStatistic(reference: [Double], current: [Double]) -> Double {
+    guard !reference.isEmpty, !current.isEmpty else { return 0 }
+    let a = reference.sorted()
+    let b = current.sorted()
+    var i = 0
+    var j = 0
+    var largest = 0.0
+    while i < a.count || j < b.count {
+        let value = j >= b.count || (i < a.count && a[i] <= b[j]) ? a[i] : b[j]
+        while i < a.count, a[i] == value { i += 1 }
+        while j < b.count, b[j] == value { j += 1 }
+        largest = max(largest, abs(Double(i) / Double(a.count) - Double(j) / Double(b.count)))
+    }
+    return largest
+}
+
+/// Pearson's chi-squared goodness of fit of the current category counts against the reference's
+/// frequencies, as `scipy.stats.chisquare(current, expected)` with `expected` the reference shares scaled to
+/// the current total; k − 1 degrees of freedom. Every reference count must be above 0 (give unseen
+/// categories their own bin with a small count before calling). `nil` for fewer than 2 categories or an
+/// empty side.
+public func chiSquaredTest(referenceCounts: [Int], currentCounts: [Int]) -> (statistic: Double, pValue: Double)? {
+    let k = min(referenceCounts.count, currentCounts.count)
+    let referenceTotal = Double(referenceCounts.prefix(k).reduce(0, +))
+    let currentTotal = Double(currentCounts.prefix(k).reduce(0, +))
+    guard k >= 2, referenceTotal > 0, currentTotal > 0 else { return nil }
+    var statistic = 0.0
+    for i in 0..<k {
+        let expected = Double(referenceCounts[i]) / referenceTotal * currentTotal
+        let difference = Double(currentCounts[i]) - expected
+        statistic += difference * difference / expected
+    }
+    return (statistic, regularizedUpperGamma(Double(k - 1) / 2, statistic / 2))
+}
+
+/// Two-sided two-proportion Z-test with a pooled proportion (Evidently's test for two-valued features).
+/// When the pooled proportion is 0 or 1 both samples agree exactly: statistic 0, p-value 1.
+public func twoProportionZTest(
+    referenceSuccesses: Int, referenceCount: Int, currentSuccesses: Int, currentCount: Int
+) -> (statistic: Double, pValue: Double)? {
+    guard referenceCount > 0, currentCount > 0 else { return nil }
+    let n1 = Double(referenceCount), n2 = Double(currentCount)
+    let p1 = Double(referenceSuccesses) / n1
+    let p2 = Double(currentSuccesses) / n2
+    let pooled = Double(referenceSuccesses + currentSuccesses) / (n1 + n2)
+    guard pooled > 0, pooled < 1 else { return (0, 1) }
+    let z = (p1 - p2) / (pooled * (1 - pooled) * (1 / n1 + 1 / n2)).squareRoot()
+    // 2 · P(Z > |z|) = erfc(|z| / √2)
+    return (z, erfc(abs(z) / 2.0.squareRoot()))
+}
+
+/// The first Wasserstein (earth mover's) distance between two samples, as `scipy.stats.wasserstein_distance`:
+/// the area between the two empirical CDFs. In the units of the feature; Evidently divides it by the
+/// reference's standard deviation. Empty input gives 0.
+public func wassersteinDistance(reference: [Double], current: [Double]) -> Double {
+    guard !reference.isEmpty, !current.isEmpty else { return 0 }
+    let a = reference.sorted()
+    let b = current.sorted()
+    let all = (a + b).sorted()
+    var distance = 0.0
+    var i = 0
+    var j = 0
+    for k in 0..<(all.count - 1) {
+        // CDFs just right of all[k]: how many values are <= all[k].
+        while i < a.count, a[i] <= all[k] { i += 1 }
+        while j < b.count, b[j] <= all[k] { j += 1 }
+        distance += abs(Double(i) / Double(a.count) - Double(j) / Double(b.count)) * (all[k + 1] - all[k])
+    }
+    return distance
+}
+
+/// The Jensen–Shannon distance (the square root of the divergence, natural log) between two distributions
+/// over the same categories, as `scipy.spatial.distance.jensenshannon`: 0 for equal distributions, at most
+/// √ln 2 ≈ 0.833 for disjoint ones. Inputs are normalised to sum to 1; `0 · log 0` counts 0.
+public func jensenShannonDistance(_ p: [Double], _ q: [Double]) -> Double {
+    let sp = p.reduce(0, +), sq = q.reduce(0, +)
+    guard sp > 0, sq > 0 else { return 0 }
+    var divergence = 0.0
+    for i in 0..<min(p.count, q.count) {
+        let a = p[i] / sp, b = q[i] / sq
+        let m = (a + b) / 2
+        if a > 0 { divergence += a * log(a / m) }
+        if b > 0 { divergence += b * log(b / m) }
+    }
+    return (max(0, divergence) / 2).squareRoot()
+}
+
+/// Population stability index of `current` against `reference` over 10 reference quantile bins.
+///
+/// Edges are the reference's deciles (NumPy's default linear quantiles). The first and last bins are open,
+/// so values outside the reference's range count in them. A share of 0 on either side counts as 1e-4 so the
+/// log stays finite. 0 means the same distribution; 0.1 is usually read as a moderate shift, 0.25 as a
+/// major one.
+public func populationStabilityIndex(reference: [Double], current: [Double]) -> (psi: Double, edges: [Double])? {
+    guard !reference.isEmpty, !current.isEmpty else { return nil }
+    let sorted = reference.sorted()
+    let edges = (0...10).map { quantile(sorted, $0 == 10 ? 1 : Double($0) * 0.1) }
+    let inner = Array(edges[1...9])
+    func shares(_ values: [Double]) -> [Double] {
+        var counts = [Int](repeating: 0, count: 10)
+        for value in values { counts[upperBound(inner, value)] += 1 }
+        return counts.map { $0 == 0 ? 1e-4 : Double($0) / Double(values.count) }
+    }
+    let r = shares(reference)
+    let c = shares(current)
+    var psi = 0.0
+    for k in 0..<10 { psi += (c[k] - r[k]) * log(c[k] / r[k]) }
+    return (psi, edges)
+}
+
+/// The `q` quantile of sorted values by NumPy's default ("linear") method, including its two-sided
+/// interpolation, so edges agree with `numpy.quantile` to the last bit.
+func quantile(_ sorted: [Double], _ q: Double) -> Double {
+    let position = q * Double(sorted.count - 1)
+    let below = position.rounded(.down)
+    let lower = Int(below)
+    let upper = min(lower + 1, sorted.count - 1)
+    let t = position - below
+    let a = sorted[lower], b = sorted[upper]
+    let difference = b - a
+    return t >= 0.5 ? b - difference * (1 - t) : a + difference * t
+}
+
+/// How many of the sorted `values` are <= `x`.
+func upperBound(_ values: [Double], _ x: Double) -> Int {
+    var low = 0
+    var high = values.count
+    while low < high {
+        let middle = (low + high) / 2
+        if values[middle] <= x { low = middle + 1 } else { high = middle }
+    }
+    return low
+}
+
+/// Q(a, x) = Γ(a, x) / Γ(a), the upper tail of the chi-squared distribution with 2a degrees of freedom at 2x.
+/// A series below a + 1 and Lentz's continued fraction above, each to about 1e-15 relative (Numerical
+/// Recipes §6.2); the continued fraction keeps tiny tail probabilities accurate.
+func regularizedUpperGamma(_ a: Double, _ x: Double) -> Double {
+    guard x > 0 else { return 1 }
+    let logPrefix = a * log(x) - x - lgamma(a)
+    if x < a + 1 {
+        var term = 1 / a
+        var sum = term
+        var n = a
+        for _ in 0..<10_000 {
+            n += 1
+            term *= x / n
+            sum += term
+            if abs(term) < abs(sum) * 1e-17 { break }
+        }
+        return max(0, 1 - sum * exp(logPrefix))
+    }
+    let tiny = 1e-300
+    var b = x + 1 - a
+    var c = 1 / tiny
+    var d = 1 / b
+    var h = d
+    for i in 1...10_000 {
+        let an = -Double(i) * (Double(i) - a)
+        b += 2
+        d = an * d + b
+        if abs(d) < tiny { d = tiny }
+        c = b + an / c
+        if abs(c) < tiny { c = tiny }
+        d = 1 / d
+        let delta = d * c
+        h *= delta
+        if abs(delta - 1) < 1e-16 { break }
+    }
+    return exp(logPrefix) * h
+}
