@@ -8,7 +8,8 @@ struct DriftCases: Decodable {
     struct KS: Decodable, CustomTestStringConvertible {
         var name: String
         var reference, current: [Double]
-        var statistic: Double
+        var statistic, p_value: Double
+        var exact: Bool
         var testDescription: String { name }
     }
     struct ChiSquare: Decodable, CustomTestStringConvertible {
@@ -57,6 +58,16 @@ struct DriftCases: Decodable {
     func kolmogorovSmirnovStatisticMatchesSciPy(_ c: DriftCases.KS) {
         expectClose(kolmogorovSmirnovStatistic(reference: c.reference, current: c.current), c.statistic,
                     relative: 1e-12, "ks")
+    }
+
+    /// Exact p-values to 1e-9; beyond 10,000 values (SciPy's asymptotic branch) within the stated 2 %.
+    @Test(arguments: try DriftCases.load().ks)
+    func kolmogorovSmirnovPValueMatchesSciPy(_ c: DriftCases.KS) throws {
+        let result = try #require(kolmogorovSmirnovTest(reference: c.reference, current: c.current))
+        #expect(result.statistic == kolmogorovSmirnovStatistic(reference: c.reference, current: c.current))
+        let tolerance = c.exact ? 1e-9 : 0.02
+        #expect(abs(result.pValue - c.p_value) <= tolerance * max(c.p_value, 1e-300) + 1e-15,
+                "p \(result.pValue) vs SciPy \(c.p_value)")
     }
 
     @Test(arguments: try DriftCases.load().chisquare)
