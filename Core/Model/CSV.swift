@@ -9,7 +9,8 @@ public struct CSV: Sendable {
     public struct ParseError: Error, CustomStringConvertible, Equatable {
         public var line: Int
         public var message: String
-        public var description: String { "line \(line): \(message)" }
+        /// `line 0` means the file itself (it could not be read).
+        public var description: String { line > 0 ? "line \(line): \(message)" : message }
         public init(line: Int, message: String) {
             self.line = line
             self.message = message
@@ -24,7 +25,7 @@ public struct CSV: Sendable {
     public init(contentsOf url: URL) throws {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw ParseError(line: 0, message: "cannot read \(url.path): \(error.localizedDescription)")
+            throw ParseError(line: 0, message: "cannot read the file (\(error.localizedDescription))")
         }
         try self.init(parsing: String(decoding: data, as: UTF8.self))
     }

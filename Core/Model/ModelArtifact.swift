@@ -22,10 +22,13 @@ public struct ModelArtifact: Codable, Sendable, Equatable {
     public var preprocessing: Preprocessing
     public var predictor: Predictor
     public var training: TrainingInfo?
+    /// The training data's distribution, for drift; absent in files written before profiles existed.
+    public var profile: ReferenceProfile?
 
     public init(
         name: String, version: String, task: Task, target: String?, features: [Feature],
-        preprocessing: Preprocessing, predictor: Predictor, training: TrainingInfo? = nil
+        preprocessing: Preprocessing, predictor: Predictor, training: TrainingInfo? = nil,
+        profile: ReferenceProfile? = nil
     ) {
         self.format = Self.currentFormat
         self.name = name
@@ -36,6 +39,7 @@ public struct ModelArtifact: Codable, Sendable, Equatable {
         self.preprocessing = preprocessing
         self.predictor = predictor
         self.training = training
+        self.profile = profile
     }
 
     /// Class labels of a classifier, `nil` for regression.
@@ -52,6 +56,7 @@ public struct TrainingInfo: Codable, Sendable, Equatable {
     /// The trainer's settings, e.g. `alpha` for ridge, `C` for logistic.
     public var parameters: [String: Double]
     public var rows: Int
+    /// When training finished, to the second (the file stores ISO 8601 without fractions).
     public var trainedAt: Date?
     /// Metrics on the data held out from training, by name (e.g. `rmse`, `accuracy`).
     public var holdoutMetrics: [String: Double]?
@@ -65,7 +70,7 @@ public struct TrainingInfo: Codable, Sendable, Equatable {
         self.family = family
         self.parameters = parameters
         self.rows = rows
-        self.trainedAt = trainedAt
+        self.trainedAt = trainedAt.map { Date(timeIntervalSince1970: $0.timeIntervalSince1970.rounded(.down)) }
         self.holdoutMetrics = holdoutMetrics
         self.parentVersion = parentVersion
     }

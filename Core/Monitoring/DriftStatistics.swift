@@ -1,3 +1,4 @@
+import CycloneModel
 import Foundation
 
 // Two-sample statistics that compare a feature's current window with its reference (training) data.
@@ -102,11 +103,11 @@ public func jensenShannonDistance(_ p: [Double], _ q: [Double]) -> Double {
 public func populationStabilityIndex(reference: [Double], current: [Double]) -> (psi: Double, edges: [Double])? {
     guard !reference.isEmpty, !current.isEmpty else { return nil }
     let sorted = reference.sorted()
-    let edges = (0...10).map { quantile(sorted, $0 == 10 ? 1 : Double($0) * 0.1) }
+    let edges = (0...10).map { linearQuantile(sorted, $0 == 10 ? 1 : Double($0) * 0.1) }
     let inner = Array(edges[1...9])
     func shares(_ values: [Double]) -> [Double] {
         var counts = [Int](repeating: 0, count: 10)
-        for value in values { counts[upperBound(inner, value)] += 1 }
+        for value in values { counts[binIndex(inner, value)] += 1 }
         return counts.map { $0 == 0 ? 1e-4 : Double($0) / Double(values.count) }
     }
     let r = shares(reference)
@@ -114,30 +115,6 @@ public func populationStabilityIndex(reference: [Double], current: [Double]) -> 
     var psi = 0.0
     for k in 0..<10 { psi += (c[k] - r[k]) * log(c[k] / r[k]) }
     return (psi, edges)
-}
-
-/// The `q` quantile of sorted values by NumPy's default ("linear") method, including its two-sided
-/// interpolation, so edges agree with `numpy.quantile` to the last bit.
-func quantile(_ sorted: [Double], _ q: Double) -> Double {
-    let position = q * Double(sorted.count - 1)
-    let below = position.rounded(.down)
-    let lower = Int(below)
-    let upper = min(lower + 1, sorted.count - 1)
-    let t = position - below
-    let a = sorted[lower], b = sorted[upper]
-    let difference = b - a
-    return t >= 0.5 ? b - difference * (1 - t) : a + difference * t
-}
-
-/// How many of the sorted `values` are <= `x`.
-func upperBound(_ values: [Double], _ x: Double) -> Int {
-    var low = 0
-    var high = values.count
-    while low < high {
-        let middle = (low + high) / 2
-        if values[middle] <= x { low = middle + 1 } else { high = middle }
-    }
-    return low
 }
 
 /// Q(a, x) = Γ(a, x) / Γ(a), the upper tail of the chi-squared distribution with 2a degrees of freedom at 2x.

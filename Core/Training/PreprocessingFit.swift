@@ -13,6 +13,12 @@ public struct FittedPreprocessing: Sendable {
     public var features: [Feature]
     public var preprocessing: Preprocessing
 
+    /// An already fitted preprocessing (from a model file), to transform tables with.
+    public init(features: [Feature], preprocessing: Preprocessing) {
+        self.features = features
+        self.preprocessing = preprocessing
+    }
+
     /// - Parameter optional: features that may be absent in requests even though training had no gaps
     ///   (a feature with missing values in training is always optional).
     public init(fitting table: FeatureTable, optional: Set<String> = []) throws(TrainingError) {

@@ -59,11 +59,14 @@ public struct Trainer: Sendable {
             task = classes.count == 2 ? .binary : .multiclass
             parameters["C"] = options.c
         }
-        return ModelArtifact(
+        var model = ModelArtifact(
             name: name, version: version, task: task, target: target.name, features: fitted.features,
             preprocessing: fitted.preprocessing, predictor: predictor,
             training: TrainingInfo(family: options.family.rawValue, parameters: parameters, rows: keep.count,
                                    trainedAt: trainedAt))
+        // The baseline for drift is the data this model learnt from.
+        model.profile = model.profile(of: rows)
+        return model
     }
 
     /// Classes in scikit-learn's order: numerically when every label is a number, otherwise as strings.

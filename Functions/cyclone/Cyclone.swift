@@ -6,7 +6,7 @@ struct Cyclone: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cyclone",
         abstract: "Operate Cyclone: train models, migrate and maintain the evaluation store.",
-        subcommands: [Train.self, Migrate.self, PartitionsCommand.self])
+        subcommands: [Train.self, Profile.self, Migrate.self, PartitionsCommand.self])
 
     /// Prints `cyclone: MESSAGE` to stderr and exits 1: every failure is one readable line.
     static func fail(_ message: String) -> Never {
