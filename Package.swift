@@ -128,6 +128,8 @@ let package = Package(
         .testTarget(name: "CycloneStoreTests",
                     dependencies: ["CycloneStore", "CycloneModel", "CycloneTestSupport"],
                     swiftSettings: swiftSettings),
+        .testTarget(name: "CycloneCLITests", dependencies: ["CycloneModel", "CycloneTestSupport"],
+                    swiftSettings: swiftSettings),
         .testTarget(
             name: "PredictTests",
             dependencies: [

@@ -1,0 +1,69 @@
+import CycloneModel
+import CycloneTestSupport
+import Foundation
+import Testing
+
+/// The `cyclone` executable as an operator runs it: results on stdout, and every failure one line on stderr
+/// starting `cyclone:` with a non-zero exit.
+@Suite struct CycloneCommandTests {
+    func cyclone(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+        let binary = try Repository.product("cyclone")
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { _, new in new }
+        do {
+            return (0, try await Repository.run(binary.path, arguments, environment: env))
+        } catch let error as TestDatabaseError {
+            return (1, error.description)
+        }
+    }
+
+    func temporary(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-cli-\(UUID().uuidString)-\(name)").path
+    }
+
+    @Test func trainWritesAModelThatLoadsWithItsProfile() async throws {
+        let out = temporary("model.json")
+        let (status, output) = try await cyclone([
+            "train", "--data", Fixture.url("linear/logistic_multiclass-train.csv").path, "--target", "species",
+            "--family", "logistic", "--C", "0.5", "--name", "iris", "--version", "4", "--out", out,
+        ])
+        #expect(status == 0)
+        #expect(output.contains("trained iris@4 (logistic, multiclass) on 400 rows"))
+        let model = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: out))
+        #expect(model.classes == ["setosa", "versicolor", "virginica"])
+        #expect(model.profile?.rows == 400)
+    }
+
+    @Test(arguments: [
+        (["train", "--data", "/nonexistent.csv", "--target", "y", "--family", "ridge", "--out", "/tmp/x.json"], "cannot read the file"),
+        (["train", "--data", "LINEAR", "--target", "nope", "--family", "ridge", "--out", "/tmp/x.json"], "--target 'nope' is not a column"),
+        (["train", "--data", "LINEAR", "--target", "count", "--family", "forest", "--out", "/tmp/x.json"], "--family must be one of ridge, logistic"),
+        (["train", "--data", "LINEAR", "--target", "count", "--family", "logistic", "--numeric", "season", "--out", "/tmp/x.json"], "column 'season': row"),
+        (["profile", "--data", "LINEAR", "--model", "/nonexistent.json"], "/nonexistent.json: cannot read model file"),
+    ])
+    func failuresAreOneReadableLine(_ arguments: [String], _ expected: String) async throws {
+        let data = Fixture.url("linear/ridge_mixed-train.csv").path
+        let (status, output) = try await cyclone(arguments.map { $0 == "LINEAR" ? data : $0 })
+        #expect(status != 0)
+        let message = output.components(separatedBy: "): ").dropFirst().joined(separator: "): ")
+        let lines = message.split(separator: "\n")
+        #expect(lines.count == 1, "\(message)")
+        #expect(message.hasPrefix("cyclone: "), "\(message)")
+        #expect(message.contains(expected), "\(message)")
+    }
+
+    @Test func migrateIsIdempotentAndNamesAMissingDatabaseURL() async throws {
+        try await withTestDatabase { db in
+            // The test database is already migrated: nothing to apply, and partitions are maintained.
+            let (status, output) = try await cyclone(["migrate", "--database-url", db.url])
+            #expect(status == 0)
+            #expect(output == "schema is up to date")
+            let partitions = try await cyclone(["partitions", "--database-url", db.url, "--ahead-days", "10"])
+            #expect(partitions.status == 0)
+            #expect(partitions.output.contains("created prediction_p"))
+        }
+        let (status, output) = try await cyclone(["migrate"], environment: ["DATABASE_URL": ""])
+        #expect(status != 0)
+        #expect(output.contains("cyclone: DATABASE_URL is not set (export it or pass --database-url)"))
+    }
+}
