@@ -109,7 +109,7 @@ let package = Package(
         .target(
             name: "CycloneTestSupport",
             dependencies: [
-                "CycloneModel", "CycloneStore", "CycloneServer",
+                "CycloneModel", "CycloneTraining", "CycloneStore", "CycloneServer",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(name: "CycloneModelTests", dependencies: ["CycloneModel", "CycloneTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "CycloneTrainingTests",
-                    dependencies: ["CycloneTraining", "CycloneModel", "CycloneTestSupport"],
+                    dependencies: ["CycloneTraining", "CycloneModel", "CycloneMonitoring", "CycloneTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "CycloneMonitoringTests",
                     dependencies: ["CycloneMonitoring", "CycloneModel", "CycloneTestSupport"],

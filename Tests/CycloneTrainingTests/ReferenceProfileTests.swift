@@ -1,4 +1,5 @@
 import CycloneModel
+import CycloneMonitoring
 import CycloneTestSupport
 import CycloneTraining
 import Foundation
@@ -7,15 +8,7 @@ import Testing
 @Suite struct ReferenceProfileTests {
     func train(_ name: String) throws -> (ModelArtifact, LinearCase) {
         let c = try LinearCase.all().first { $0.name == name }!
-        let csv = try CSV(contentsOf: Fixture.url(c.train))
-        let table = try FeatureTable(csv: csv, columns: c.featureNames, kinds: c.kinds)
-        let target = FeatureTable.Column(
-            name: c.target,
-            values: try FeatureTable.parse(csv.column(c.target)!, as: c.family == "ridge" ? .numeric : .categorical,
-                                           column: c.target))
-        var options = TrainingOptions(family: Family(rawValue: c.family)!)
-        options.c = c.C ?? 1
-        return (try Trainer(options: options).train(name: c.name, version: "1", features: table, target: target), c)
+        return (try c.trainedModel(), c)
     }
 
     /// Training writes the profile of its own rows: every feature, missing values counted, the model's
@@ -74,32 +67,8 @@ import Testing
                 r += counts[b]; k += currentCounts[b]
                 binned = max(binned, abs(Double(r) / 5000 - Double(k) / Double(current.count)))
             }
-            let exact = exactKS(reference, current)
+            let exact = kolmogorovSmirnovStatistic(reference: reference, current: current)
             #expect(abs(binned - exact) <= 0.01 + 1e-12, "round \(round): binned \(binned), exact \(exact)")
         }
-    }
-
-    func exactKS(_ a: [Double], _ b: [Double]) -> Double {
-        let a = a.sorted(), b = b.sorted()
-        var i = 0, j = 0, d = 0.0
-        while i < a.count || j < b.count {
-            let v = j >= b.count || (i < a.count && a[i] <= b[j]) ? a[i] : b[j]
-            while i < a.count, a[i] == v { i += 1 }
-            while j < b.count, b[j] == v { j += 1 }
-            d = max(d, abs(Double(i) / Double(a.count) - Double(j) / Double(b.count)))
-        }
-        return d
-    }
-}
-
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

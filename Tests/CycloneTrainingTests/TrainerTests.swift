@@ -5,23 +5,10 @@ import Foundation
 import Testing
 
 @Suite struct TrainerTests {
-    func train(_ c: LinearCase) throws -> ModelArtifact {
-        let csv = try CSV(contentsOf: Fixture.url(c.train))
-        let table = try FeatureTable(csv: csv, columns: c.featureNames, kinds: c.kinds)
-        let target = FeatureTable.Column(
-            name: c.target,
-            values: try FeatureTable.parse(csv.column(c.target)!, as: c.family == "ridge" ? .numeric : .categorical,
-                                           column: c.target))
-        var options = TrainingOptions(family: Family(rawValue: c.family)!)
-        if let alpha = c.alpha { options.alpha = alpha }
-        if let C = c.C { options.c = C }
-        return try Trainer(options: options).train(name: c.name, version: "1", features: table, target: target)
-    }
-
     /// The learnt imputation, scaling and categories are scikit-learn's.
     @Test(arguments: try LinearCase.all())
     func preprocessingMatchesScikitLearn(_ c: LinearCase) throws {
-        let model = try train(c)
+        let model = try c.trainedModel()
         for column in model.preprocessing.columns {
             switch column {
             case .standardize(let name, let impute, let mean, let scale):
@@ -41,7 +28,7 @@ import Testing
     /// Coefficients equal scikit-learn's Ridge / LogisticRegression, and so do the predictions on the test rows.
     @Test(arguments: try LinearCase.all())
     func coefficientsAndPredictionsMatchScikitLearn(_ c: LinearCase) throws {
-        let model = try train(c)
+        let model = try c.trainedModel()
         let names = model.preprocessing.columnNames
         switch model.predictor {
         case .linear(let linear):

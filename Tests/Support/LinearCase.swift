@@ -1,4 +1,5 @@
 import CycloneModel
+import CycloneTraining
 import Testing
 import Foundation
 
@@ -89,6 +90,20 @@ public struct LinearCase: Decodable, Sendable, CustomTestStringConvertible {
         }
         return ModelArtifact(name: name, version: "sklearn", task: task, target: target, features: features,
                              preprocessing: pre, predictor: predictor)
+    }
+
+    /// The model Cyclone's own trainer fits to this case's training file, with its settings.
+    public func trainedModel() throws -> ModelArtifact {
+        let csv = try CSV(contentsOf: Fixture.url(train))
+        let table = try FeatureTable(csv: csv, columns: featureNames, kinds: kinds)
+        let labels = FeatureTable.Column(
+            name: target,
+            values: try FeatureTable.parse(csv.column(target)!, as: family == "ridge" ? .numeric : .categorical,
+                                           column: target))
+        var options = TrainingOptions(family: Family(rawValue: family)!)
+        if let alpha { options.alpha = alpha }
+        if let C { options.c = C }
+        return try Trainer(options: options).train(name: name, version: "1", features: table, target: labels)
     }
 
     /// The test rows as request instances: an empty cell is left out (a missing value).
