@@ -19,6 +19,9 @@ public struct JSONWriter: Sendable {
 
     public mutating func raw(_ byte: UInt8) { bytes.append(byte) }
 
+    /// Appends JSON text already encoded (a fragment written once and reused).
+    public mutating func raw(_ fragment: [UInt8]) { bytes.append(contentsOf: fragment) }
+
     public mutating func number(_ value: Double) {
         guard value.isFinite else { return raw("null") }
         if value == value.rounded(), abs(value) < 9_007_199_254_740_992 {

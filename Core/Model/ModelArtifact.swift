@@ -223,17 +223,16 @@ extension ModelArtifact {
 
 extension ArtifactError {
     init(decoding error: DecodingError) {
-        func render(_ path: [any CodingKey]) -> String { path.jsonPath }
         switch error {
         case .keyNotFound(let key, let context):
-            self.init(path: render(context.codingPath + [key]), "is required but missing")
+            self.init(path: (context.codingPath + [key]).jsonPath, "is required but missing")
         case .typeMismatch(let type, let context):
-            self.init(path: render(context.codingPath), "has the wrong type (expected \(type))")
+            self.init(path: context.codingPath.jsonPath, "has the wrong type (expected \(type))")
         case .valueNotFound(let type, let context):
-            self.init(path: render(context.codingPath), "must not be null (expected \(type))")
+            self.init(path: context.codingPath.jsonPath, "must not be null (expected \(type))")
         case .dataCorrupted(let context):
             let detail = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-            self.init(path: render(context.codingPath), context.codingPath.isEmpty
+            self.init(path: context.codingPath.jsonPath, context.codingPath.isEmpty
                 ? "not valid JSON (\(detail ?? context.debugDescription))" : context.debugDescription)
         @unknown default:
             self.init(path: "", "\(error)")

@@ -94,15 +94,16 @@ public enum CloudLogging {
     public static func bootstrap(label: String, reader: ConfigReader) -> Logger {
         let level = reader.string(forKey: "log.level").flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
         let format = reader.string(forKey: "log.format", default: "json")
-        _ = bootstrapOnce(level: level, text: format == "text")
+        bootstrapOnce(level: level, text: format == "text")
         return Logger(label: label)
     }
 
     private static let state = Mutex(false)
 
-    private static func bootstrapOnce(level: Logger.Level, text: Bool) -> Bool {
+    /// swift-log allows one bootstrap per process; tests build several applications.
+    private static func bootstrapOnce(level: Logger.Level, text: Bool) {
         state.withLock { done in
-            guard !done else { return false }
+            guard !done else { return }
             done = true
             if text {
                 LoggingSystem.bootstrap { label in
@@ -113,7 +114,6 @@ public enum CloudLogging {
             } else {
                 LoggingSystem.bootstrap { CloudLoggingHandler(label: $0, level: level) }
             }
-            return true
         }
     }
 }

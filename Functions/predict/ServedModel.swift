@@ -73,9 +73,3 @@ struct ServedModel: Sendable {
         }
     }
 }
-
-extension JSONWriter {
-    mutating func raw(_ bytes: [UInt8]) {
-        for byte in bytes { raw(byte) }
-    }
-}

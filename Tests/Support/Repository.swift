@@ -20,9 +20,7 @@ public enum Repository {
     /// Runs a command to completion; returns stdout; throws with stderr on a non-zero exit.
     ///
     /// Output goes through temporary files, not pipes: a daemon the command starts may keep a pipe open long
-    /// after the command has exited. The wait happens on a thread of its own, not the cooperative pool (which
-    /// has only as many threads as cores), and uses posix_spawn/waitpid: Foundation's `Process` was seen here
-    /// to leave an exited child unreaped and never return.
+    /// after the command has exited. Waiting happens off the cooperative pool (`ChildProcess.wait`).
     @discardableResult
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> String {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-run-\(UUID().uuidString)")
@@ -30,29 +28,10 @@ public enum Repository {
         defer { try? FileManager.default.removeItem(at: folder) }
         let outPath = folder.appendingPathComponent("out").path
         let errPath = folder.appendingPathComponent("err").path
-        let environment = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                var actions = posix_spawn_file_actions_t()
-                posix_spawn_file_actions_init(&actions)
-                defer { posix_spawn_file_actions_destroy(&actions) }
-                posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-                posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-                posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-                let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-                let envp = environment.map { strdup($0) } + [nil]
-                defer { (argv + envp).forEach { free($0) } }
-                var pid: pid_t = 0
-                let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-                guard spawned == 0 else {
-                    continuation.resume(throwing: TestDatabaseError(description: "cannot run \(executable): error \(spawned)"))
-                    return
-                }
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-                continuation.resume(returning: status)
-            }
-        }
+        let process = try ChildProcess(executable, arguments: arguments,
+                                       environment: environment ?? ProcessInfo.processInfo.environment,
+                                       stdout: outPath, stderr: errPath)
+        let status = await process.wait()
         let output = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
         guard status == 0 else {
             let errors = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
@@ -89,21 +68,33 @@ public final class ChildProcess: Sendable {
     public let logPath: String
 
     /// Starts `executable` with `environment`, stdout and stderr going to `logPath`.
-    public init(_ executable: String, environment: [String: String], logPath: String) throws {
+    public convenience init(_ executable: String, environment: [String: String], logPath: String) throws {
+        try self.init(executable, arguments: [], environment: environment, stdout: logPath, stderr: nil)
+    }
+
+    /// Starts `executable`; stdin is /dev/null, stdout goes to the file `stdout`, stderr to `stderr` (or the
+    /// same file when `nil`). posix_spawn, not Foundation's `Process`, which was seen here to leave an exited
+    /// child unreaped and never return.
+    public init(_ executable: String, arguments: [String], environment: [String: String], stdout: String,
+                stderr: String?) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = [strdup(executable), nil]
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if let stderr {
+            posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         var pid: pid_t = 0
         let result = posix_spawn(&pid, executable, &actions, nil, argv, envp)
         guard result == 0 else { throw TestDatabaseError(description: "cannot start \(executable): error \(result)") }
         self.pid = pid
-        self.logPath = logPath
+        self.logPath = stdout
     }
 
     public func signal(_ signal: Int32) { kill(pid, signal) }
