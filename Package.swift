@@ -128,6 +128,16 @@ let package = Package(
         .testTarget(name: "CycloneStoreTests",
                     dependencies: ["CycloneStore", "CycloneModel", "CycloneTestSupport"],
                     swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CycloneServerTests",
+            dependencies: [
+                "CycloneServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "CycloneCLITests", dependencies: ["CycloneModel", "CycloneTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(

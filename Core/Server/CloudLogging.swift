@@ -30,6 +30,11 @@ public struct CloudLoggingHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        Self.write(line(for: event))
+    }
+
+    /// The line written for `event`, newline included.
+    func line(for event: LogEvent) -> [UInt8] {
         var writer = JSONWriter(capacity: 256)
         writer.raw("{\"severity\":")
         writer.string(Self.severity(event.level))
@@ -56,7 +61,7 @@ public struct CloudLoggingHandler: LogHandler {
             writer.raw("}")
         }
         writer.raw("}\n")
-        Self.write(writer.bytes)
+        return writer.bytes
     }
 
     static func severity(_ level: Logger.Level) -> String {

@@ -137,7 +137,9 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
             try await Migrator(client: client, logger: .test).migrate()
             try await Partitions(client: client, logger: .test).maintain(aheadDays: 1)
             var configuration = PredictionWriter.Configuration()
-            configuration.durableTimeout = .milliseconds(300)
+            // Long enough for a loaded machine to commit while the server is up; while it is down, appends
+            // are answered as soon as a write fails (writeTimeout), not after this.
+            configuration.durableTimeout = .seconds(2)
             configuration.retryInitial = .milliseconds(50)
             configuration.retryMax = .milliseconds(200)
             configuration.writeTimeout = .milliseconds(500)
