@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "predict", targets: ["Predict"]),
         .executable(name: "label-ingest", targets: ["LabelIngest"]),
+        .executable(name: "evaluate", targets: ["Evaluate"]),
         .executable(name: "cyclone", targets: ["CycloneCLI"]),
     ],
     dependencies: [
@@ -40,7 +41,7 @@ let package = Package(
         .target(
             name: "CycloneStore",
             dependencies: [
-                "CycloneModel",
+                "CycloneModel", "CycloneMonitoring",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -52,6 +53,7 @@ let package = Package(
             resources: [.embedInCode("Migrations")],
             swiftSettings: swiftSettings
         ),
+        .target(name: "CycloneCloud", dependencies: ["CycloneModel"], path: "Core/Cloud", swiftSettings: swiftSettings),
         .target(
             name: "CycloneServer",
             dependencies: [
@@ -67,6 +69,21 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Core/Server",
+            swiftSettings: swiftSettings
+        ),
+        // The evaluation cycle: Store's windows judged by Monitoring's policy, retrains through Cloud's Platform.
+        .target(
+            name: "CycloneEvaluation",
+            dependencies: [
+                "CycloneModel", "CycloneMonitoring", "CycloneStore", "CycloneCloud", "CycloneServer",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Core/Evaluation",
             swiftSettings: swiftSettings
         ),
 
@@ -94,10 +111,25 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "Evaluate",
+            dependencies: [
+                "CycloneModel", "CycloneMonitoring", "CycloneStore", "CycloneCloud", "CycloneServer",
+                "CycloneEvaluation",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Functions/evaluate",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "CycloneCLI",
             dependencies: [
-                "CycloneModel", "CycloneTraining", "CycloneStore", "CycloneServer",
+                "CycloneModel", "CycloneTraining", "CycloneStore", "CycloneServer", "CycloneCloud",
+                "CycloneEvaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -29,13 +29,19 @@ public func kolmogorovSmirnovStatistic(reference: [Double], current: [Double]) -
 /// categories their own bin with a small count before calling). `nil` for fewer than 2 categories or an
 /// empty side.
 public func chiSquaredTest(referenceCounts: [Int], currentCounts: [Int]) -> (statistic: Double, pValue: Double)? {
-    let k = min(referenceCounts.count, currentCounts.count)
-    let referenceTotal = Double(referenceCounts.prefix(k).reduce(0, +))
+    chiSquaredTest(referenceWeights: referenceCounts.map(Double.init), currentCounts: currentCounts)
+}
+
+/// The same test with reference weights that need not be whole (a small weight stands in for a category the
+/// reference never saw).
+public func chiSquaredTest(referenceWeights: [Double], currentCounts: [Int]) -> (statistic: Double, pValue: Double)? {
+    let k = min(referenceWeights.count, currentCounts.count)
+    let referenceTotal = referenceWeights.prefix(k).reduce(0, +)
     let currentTotal = Double(currentCounts.prefix(k).reduce(0, +))
     guard k >= 2, referenceTotal > 0, currentTotal > 0 else { return nil }
     var statistic = 0.0
     for i in 0..<k {
-        let expected = Double(referenceCounts[i]) / referenceTotal * currentTotal
+        let expected = referenceWeights[i] / referenceTotal * currentTotal
         let difference = Double(currentCounts[i]) - expected
         statistic += difference * difference / expected
     }
@@ -108,13 +114,25 @@ public func populationStabilityIndex(reference: [Double], current: [Double]) -> 
     func shares(_ values: [Double]) -> [Double] {
         var counts = [Int](repeating: 0, count: 10)
         for value in values { counts[binIndex(inner, value)] += 1 }
-        return counts.map { $0 == 0 ? 1e-4 : Double($0) / Double(values.count) }
+        return psiShares(counts)
     }
-    let r = shares(reference)
-    let c = shares(current)
+    return (populationStabilityIndex(referenceShares: shares(reference), currentShares: shares(current)), edges)
+}
+
+/// PSI from shares per bin already floored (a share of 0 counted as `psiFloor`): Σ (c − r) · ln(c / r).
+public func populationStabilityIndex(referenceShares r: [Double], currentShares c: [Double]) -> Double {
     var psi = 0.0
-    for k in 0..<10 { psi += (c[k] - r[k]) * log(c[k] / r[k]) }
-    return (psi, edges)
+    for k in 0..<min(r.count, c.count) { psi += (c[k] - r[k]) * log(c[k] / r[k]) }
+    return psi
+}
+
+/// The share PSI gives an empty bin, so the log stays finite.
+public let psiFloor = 1e-4
+
+/// PSI shares of counts: each count over the total, an empty bin counting `psiFloor`.
+public func psiShares(_ counts: [Int]) -> [Double] {
+    let total = Double(counts.reduce(0, +))
+    return counts.map { $0 == 0 || total == 0 ? psiFloor : Double($0) / total }
 }
 
 /// Q(a, x) = Γ(a, x) / Γ(a), the upper tail of the chi-squared distribution with 2a degrees of freedom at 2x.

@@ -11,13 +11,17 @@ import Foundation
 public func kolmogorovSmirnovTest(reference: [Double], current: [Double]) -> (statistic: Double, pValue: Double)? {
     guard !reference.isEmpty, !current.isEmpty else { return nil }
     let d = kolmogorovSmirnovStatistic(reference: reference, current: current)
-    let n1 = reference.count, n2 = current.count
-    if max(n1, n2) <= 10_000, let exact = exactKolmogorovSmirnovPValue(d: d, n1: n1, n2: n2) {
-        return (d, exact)
-    }
+    return (d, kolmogorovSmirnovPValue(statistic: d, n1: reference.count, n2: current.count))
+}
+
+/// The two-sided p-value of a two-sample KS statistic `d` (a multiple of 1 / lcm(n1, n2), as any difference
+/// of two empirical CDFs is) for samples of sizes `n1` and `n2`: exact up to 10,000 values, else Kolmogorov's
+/// limit with Stephens' correction, as `kolmogorovSmirnovTest` describes.
+public func kolmogorovSmirnovPValue(statistic d: Double, n1: Int, n2: Int) -> Double {
+    if max(n1, n2) <= 10_000, let exact = exactKolmogorovSmirnovPValue(d: d, n1: n1, n2: n2) { return exact }
     let n = (Double(n1) * Double(n2) / Double(n1 + n2)).rounded(.toNearestOrEven)
     let root = n.squareRoot()
-    return (d, kolmogorovTail((root + 0.12 + 0.11 / root) * d))
+    return kolmogorovTail((root + 0.12 + 0.11 / root) * d)
 }
 
 /// The exact two-sided p-value of statistic `d` for samples of sizes `n1` and `n2`, or `nil` if the

@@ -52,9 +52,9 @@ extension Int {
 }
 
 extension Duration {
-    /// Parses `250ms`, `2s`, `1.5s`, `5m`, or a plain number of seconds.
+    /// Parses `250ms`, `2s`, `1.5s`, `5m`, `1h`, `7d`, or a plain number of seconds.
     public static func setting(_ text: String) -> Duration? {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60)]
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3_600), ("d", 86_400)]
         for (suffix, scale) in units where text.hasSuffix(suffix) {
             guard let value = Double(text.dropLast(suffix.count)), value >= 0 else { return nil }
             return .milliseconds(Int64((value * scale * 1000).rounded()))

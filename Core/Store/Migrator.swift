@@ -24,6 +24,8 @@ public struct Migrator: Sendable {
         Migration(version: 1, name: "schema", sql: String(decoding: PackageResources._001_schema_sql, as: UTF8.self)),
         Migration(version: 2, name: "partitions",
                   sql: String(decoding: PackageResources._002_partitions_sql, as: UTF8.self)),
+        Migration(version: 3, name: "evaluation",
+                  sql: String(decoding: PackageResources._003_evaluation_sql, as: UTF8.self)),
     ]
 
     /// Key of the advisory lock held while migrating ("cyclone" in ASCII).

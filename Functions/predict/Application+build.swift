@@ -25,7 +25,9 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
     var app = functionApplication(router: router, port: settings.server.port, logger: logger)
     // Services start in this order and stop in reverse: the server stops first, then the writer flushes
     // while the database pool is still up.
-    app.addServices(database, writer)
+    app.addServices(database, writer,
+                    ModelRegistration(registry: ModelRegistry(client: database, logger: logger),
+                                      artifact: model.artifact, logger: logger))
     app.beforeServerStarts { running.set() }
     return app
 }

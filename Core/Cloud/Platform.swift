@@ -1,0 +1,37 @@
+/// Where the loop runs: the seam between the evaluator's decisions and the machinery that retrains and
+/// deploys. `LocalPlatform` runs on one machine; the Cloud Run platform starts a Cloud Run job.
+public protocol Platform: Sendable {
+    /// Starts a retrain of a model and returns once it has started (not finished), with what identifies the
+    /// execution.
+    func startRetrain(_ request: RetrainRequest) async throws -> RetrainExecution
+}
+
+/// Why and for which model a retrain is asked for.
+public struct RetrainRequest: Sendable, Equatable {
+    public var modelName: String
+    /// The version serving when the retrain was asked for: the parent of the candidate.
+    public var modelVersion: String
+    public var reason: String
+    /// The `retrain_requested` event this request wrote; the retrain reports against it.
+    public var eventID: Int64
+
+    public init(modelName: String, modelVersion: String, reason: String, eventID: Int64) {
+        self.modelName = modelName
+        self.modelVersion = modelVersion
+        self.reason = reason
+        self.eventID = eventID
+    }
+}
+
+/// A started retrain.
+public struct RetrainExecution: Sendable, Equatable {
+    /// The platform's name for it: a process id, a Cloud Run execution name.
+    public var id: String
+    /// A sentence for the event trail.
+    public var detail: String
+
+    public init(id: String, detail: String) {
+        self.id = id
+        self.detail = detail
+    }
+}

@@ -1,0 +1,142 @@
+import CycloneMonitoring
+import Foundation
+
+/// What one evaluation cycle found and did: `POST /evaluate` answers it as JSON, `cyclone evaluate` prints it.
+public struct EvaluationReport: Sendable, Codable, Equatable {
+    public var evaluatedAt: Date
+    public var models: [ModelEvaluation]
+
+    enum CodingKeys: String, CodingKey { case evaluatedAt = "evaluated_at", models }
+
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(self)
+    }
+}
+
+/// One model version's evaluation.
+public struct ModelEvaluation: Sendable, Codable, Equatable {
+    public struct Performance: Sendable, Codable, Equatable {
+        public var labelled: Int
+        public var invalidLabels: Int
+        public var windowStart: Date?
+        public var windowEnd: Date?
+        public var metrics: [String: Double]
+
+        enum CodingKeys: String, CodingKey {
+            case labelled, invalidLabels = "invalid_labels", windowStart = "window_start", windowEnd = "window_end",
+                 metrics
+        }
+    }
+
+    public struct Drift: Sendable, Codable, Equatable {
+        public var rows: Int
+        public var windowStart: Date?
+        public var windowEnd: Date?
+        public var report: DriftReport
+
+        enum CodingKeys: String, CodingKey {
+            case rows, windowStart = "window_start", windowEnd = "window_end", report
+        }
+    }
+
+    /// What the cycle did about the judgement.
+    public struct Action: Sendable, Codable, Equatable {
+        public enum Kind: String, Sendable, Codable {
+            /// Nothing was needed, or nothing could be decided.
+            case none
+            /// A retrain was requested and the platform started it.
+            case retrainStarted = "retrain_started"
+            /// A retrain was needed, but one is already running.
+            case retrainRunning = "retrain_running"
+            /// A retrain was needed, but the model was deployed or retrained too recently.
+            case coolingDown = "cooling_down"
+            /// A retrain was requested, but the platform could not start it.
+            case retrainFailed = "retrain_failed"
+        }
+
+        public var kind: Kind
+        public var detail: String
+        public var eventID: Int64?
+        public var execution: String?
+
+        public init(kind: Kind, detail: String, eventID: Int64? = nil, execution: String? = nil) {
+            self.kind = kind
+            self.detail = detail
+            self.eventID = eventID
+            self.execution = execution
+        }
+
+        enum CodingKeys: String, CodingKey { case kind, detail, eventID = "event_id", execution }
+    }
+
+    public var name: String
+    public var version: String
+    /// Whether this is the newest version of its model to serve; only that one can ask for a retrain.
+    public var serving: Bool
+    public var lastPrediction: Date
+    public var note: String?
+    public var performance: Performance?
+    public var drift: Drift?
+    public var judgement: Judgement?
+    public var action: Action
+
+    enum CodingKeys: String, CodingKey {
+        case name, version, serving, lastPrediction = "last_prediction", note, performance, drift, judgement, action
+    }
+}
+
+extension EvaluationReport {
+    /// The report for a terminal: a block per model version.
+    public var text: String {
+        guard !models.isEmpty else { return "no model version served in the evaluation windows" }
+        return models.map(\.text).joined(separator: "\n\n")
+    }
+}
+
+extension ModelEvaluation {
+    var text: String {
+        var lines = ["\(name)@\(version)\(serving ? " (serving)" : "") — last prediction \(lastPrediction.formatted(.iso8601))"]
+        if let note { lines.append("  note: \(note)") }
+        if let performance {
+            let metrics = performance.metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(number($0.value))" }
+            lines.append("  performance: \(performance.labelled) labels" +
+                         (performance.invalidLabels > 0 ? " (\(performance.invalidLabels) unusable)" : "") +
+                         (metrics.isEmpty ? "" : ": " + metrics.joined(separator: ", ")))
+        }
+        if let drift {
+            let report = drift.report
+            lines.append("  drift: \(report.drifted) of \(report.tested) features drifted over \(drift.rows) predictions; dataset drift \(report.datasetDrift ? "YES" : "no")")
+            for feature in report.features + (report.prediction.map { [$0] } ?? []) {
+                lines.append("    " + feature.text)
+            }
+        }
+        if let judgement { lines.append("  policy: \(judgement.reason)") }
+        lines.append("  action: \(action.kind.rawValue)\(action.detail.isEmpty ? "" : " — \(action.detail)")")
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension FeatureDrift {
+    var text: String {
+        var parts = [feature.padding(toLength: max(feature.count, 14), withPad: " ", startingAt: 0), test.rawValue]
+        if let statistic { parts.append("statistic \(number(statistic))") }
+        if let pValue { parts.append("p \(number(pValue))") }
+        parts.append(drifted ? "DRIFT" : "ok")
+        if let psi, let stability { parts.append("psi \(number(psi)) (\(stability.rawValue))") }
+        if let missingRate, missing > 0 || referenceMissingRate > 0 {
+            parts.append("missing \(number(100 * missingRate))% (reference \(number(100 * referenceMissingRate))%)")
+        }
+        if invalid > 0 { parts.append("\(invalid) invalid") }
+        if let outOfRange, outOfRange > 0 { parts.append("\(outOfRange) out of range") }
+        if let unseen, unseen > 0 { parts.append("\(unseen) unseen categories") }
+        if let note { parts.append("(\(note))") }
+        return parts.joined(separator: "  ")
+    }
+}
+
+private func number(_ value: Double) -> String {
+    abs(value) >= 1e-3 || value == 0 ? String(format: "%.4g", value) : String(format: "%.2e", value)
+}

@@ -1,0 +1,57 @@
+import Configuration
+import CycloneMonitoring
+import CycloneServer
+import CycloneStore
+
+/// What an evaluation cycle reads from the environment (`evaluate` and `cyclone evaluate` alike).
+public struct EvaluationSettings: Sendable {
+    /// `PERFORMANCE_WINDOW_ROWS` (1000) newest labelled predictions, no older than `PERFORMANCE_WINDOW_MAX_AGE` (7d).
+    public var performance: WindowBounds
+    /// `DRIFT_WINDOW_ROWS` (100000) newest predictions, no older than `DRIFT_WINDOW` (1h).
+    public var drift: WindowBounds
+    /// `RETRAIN_METRIC`, `RETRAIN_THRESHOLD`, `MIN_LABELS` (100), `RETRAIN_COOLDOWN` (1h), `RETRAIN_ON_DRIFT` (false).
+    public var policy: RetrainPolicy
+    /// `RETRAIN_TIMEOUT` (2h): a requested retrain that has not reported by then no longer blocks the next.
+    public var retrainTimeout: Duration
+    /// `RETRAIN_COMMAND`: what the local platform runs to retrain (words split on spaces); unset: requests
+    /// are recorded only.
+    public var retrainCommand: [String]?
+    /// `ALERT_WEBHOOK_URL`: where alerts are POSTed as JSON; unset: alerts are log lines only.
+    public var alertWebhook: String?
+
+    public init(reader: ConfigReader) throws {
+        performance = WindowBounds(
+            rows: try reader.setting("performance.window.rows", variable: "PERFORMANCE_WINDOW_ROWS", default: 1_000,
+                                     expected: "a positive integer", Int.positive),
+            maxAge: try reader.setting("performance.window.max.age", variable: "PERFORMANCE_WINDOW_MAX_AGE",
+                                       default: .seconds(7 * 86_400), expected: "a duration such as 12h or 7d",
+                                       Duration.setting))
+        drift = WindowBounds(
+            rows: try reader.setting("drift.window.rows", variable: "DRIFT_WINDOW_ROWS", default: 100_000,
+                                     expected: "a positive integer", Int.positive),
+            maxAge: try reader.setting("drift.window", variable: "DRIFT_WINDOW", default: .seconds(3_600),
+                                       expected: "a duration such as 30m or 1h", Duration.setting))
+        var policy = RetrainPolicy()
+        policy.metric = try reader.setting(
+            "retrain.metric", variable: "RETRAIN_METRIC", default: nil,
+            expected: "one of \(PerformanceMetric.allCases.map(\.rawValue).joined(separator: ", "))") {
+                PerformanceMetric(rawValue: $0)
+            }
+        policy.threshold = try reader.setting("retrain.threshold", variable: "RETRAIN_THRESHOLD", default: nil,
+                                              expected: "a number (absolute) or a factor such as 1.25x (relative)") {
+            RetrainPolicy.Threshold($0)
+        }
+        policy.minimumLabels = try reader.setting("min.labels", variable: "MIN_LABELS", default: 100,
+                                                  expected: "a positive integer", Int.positive)
+        policy.cooldown = try reader.setting("retrain.cooldown", variable: "RETRAIN_COOLDOWN", default: .seconds(3_600),
+                                             expected: "a duration such as 30m or 1h", Duration.setting)
+        policy.retrainOnDrift = try reader.setting("retrain.on.drift", variable: "RETRAIN_ON_DRIFT", default: false,
+                                                   expected: "true or false") { ["true": true, "false": false][$0] }
+        self.policy = policy
+        retrainTimeout = try reader.setting("retrain.timeout", variable: "RETRAIN_TIMEOUT", default: .seconds(7_200),
+                                            expected: "a duration such as 30m or 2h", Duration.setting)
+        retrainCommand = reader.string(forKey: "retrain.command").map { $0.split(separator: " ").map(String.init) }
+            .flatMap { $0.isEmpty ? nil : $0 }
+        alertWebhook = reader.string(forKey: "alert.webhook.url").flatMap { $0.isEmpty ? nil : $0 }
+    }
+}

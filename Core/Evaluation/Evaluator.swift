@@ -1,0 +1,169 @@
+import CycloneCloud
+import CycloneModel
+import CycloneMonitoring
+import CycloneStore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// One evaluation cycle, the loop's judge: for every model version that served within the windows it
+/// computes the performance and drift windows in PostgreSQL, writes the `metric` and `drift` rows, applies
+/// the policy, raises alerts and, when the serving version needs it, claims and starts one retrain.
+public struct Evaluator: Sendable {
+    public var settings: EvaluationSettings
+    public var driftOptions = DriftOptions()
+    public let windows: EvaluationWindows
+    public let store: EvaluationStore
+    public let registry: ModelRegistry
+    public let platform: any Platform
+    public let alerts: AlertNotifier
+    public let logger: Logger
+
+    public init(client: PostgresClient, settings: EvaluationSettings, platform: any Platform, alerts: AlertNotifier,
+                logger: Logger)
+    {
+        self.settings = settings
+        windows = EvaluationWindows(client: client, logger: logger)
+        store = EvaluationStore(client: client, logger: logger)
+        registry = ModelRegistry(client: client, logger: logger)
+        self.platform = platform
+        self.alerts = alerts
+        self.logger = logger
+    }
+
+    public func run(now: Date = Date()) async throws -> EvaluationReport {
+        let oldest = max(settings.performance.maxAge, settings.drift.maxAge)
+        let versions = try await windows.servedVersions(since: now.addingTimeInterval(-oldest.seconds))
+        // The serving version of each model is the one that predicted last.
+        var newest: [String: ServedVersion] = [:]
+        for version in versions where version.lastPrediction > newest[version.name]?.lastPrediction ?? .distantPast {
+            newest[version.name] = version
+        }
+        var models: [ModelEvaluation] = []
+        for version in versions {
+            let serving = newest[version.name]?.version == version.version
+            models.append(try await evaluate(version, serving: serving, now: now))
+        }
+        return EvaluationReport(evaluatedAt: now, models: models)
+    }
+
+    private func evaluate(_ served: ServedVersion, serving: Bool, now: Date) async throws -> ModelEvaluation {
+        var evaluation = ModelEvaluation(name: served.name, version: served.version, serving: serving,
+                                         lastPrediction: served.lastPrediction,
+                                         action: .init(kind: .none, detail: ""))
+        let artifact: ModelArtifact
+        do {
+            guard let registered = try await registry.artifact(name: served.name, version: served.version) else {
+                evaluation.note = "this version is not in the model registry; predict registers the model it serves when it starts"
+                return evaluation
+            }
+            artifact = registered
+        } catch let error as ArtifactError {
+            evaluation.note = "the registered artifact does not load: \(error)"
+            return evaluation
+        }
+
+        let performance = try await windows.performance(of: artifact, bounds: settings.performance, now: now)
+        try await store.record(performance, name: served.name, version: served.version, at: now)
+        evaluation.performance = .init(labelled: performance.labelled, invalidLabels: performance.invalidLabels,
+                                       windowStart: performance.start, windowEnd: performance.end,
+                                       metrics: performance.metrics)
+
+        var driftReport: DriftReport?
+        if let profile = artifact.profile {
+            let window = try await windows.drift(of: artifact, bounds: settings.drift, now: now)
+            let report = profile.drift(against: window.columns, prediction: window.prediction,
+                                       order: artifact.features.map(\.name), options: driftOptions)
+            try await store.record(report, window: window, name: served.name, version: served.version, at: now,
+                                   datasetShare: driftOptions.datasetShare)
+            evaluation.drift = .init(rows: window.rows, windowStart: window.start, windowEnd: window.end, report: report)
+            driftReport = report
+        } else {
+            evaluation.note = "the model has no reference profile, so drift is not measured (add one with cyclone profile)"
+        }
+
+        let judgement = settings.policy.judge(task: artifact.task, metrics: performance.metrics,
+                                              labels: performance.labels,
+                                              holdout: artifact.training?.holdoutMetrics, drift: driftReport)
+        evaluation.judgement = judgement
+        await raiseAlerts(for: evaluation, judgement: judgement)
+        guard judgement.retrain else { return evaluation }
+        guard serving else {
+            evaluation.action.detail = "a newer version serves; only it can ask for a retrain"
+            return evaluation
+        }
+        evaluation.action = try await requestRetrain(artifact, reason: judgement.reason, judgement: judgement)
+        return evaluation
+    }
+
+    private func requestRetrain(_ artifact: ModelArtifact, reason: String, judgement: Judgement) async throws
+        -> ModelEvaluation.Action
+    {
+        let detail: JSONValue = .object([
+            "reason": .string(reason), "metric": .string(judgement.metric),
+            "value": judgement.value.map(JSONValue.number) ?? .null,
+            "limit": judgement.limit.map(JSONValue.number) ?? .null,
+            "labels": .number(Double(judgement.labels)), "dataset_drift": .bool(judgement.datasetDrift),
+        ])
+        let claim = try await store.claimRetrain(name: artifact.name, version: artifact.version,
+                                                 cooldown: settings.policy.cooldown,
+                                                 timeout: settings.retrainTimeout, detail: detail)
+        switch claim {
+        case .running(let since):
+            return .init(kind: .retrainRunning, detail: "a retrain requested at \(since.formatted(.iso8601)) has not finished")
+        case .coolingDown(let until):
+            return .init(kind: .coolingDown, detail: "no retrain before \(until.formatted(.iso8601)) (RETRAIN_COOLDOWN)")
+        case .claimed(let eventID):
+            let request = RetrainRequest(modelName: artifact.name, modelVersion: artifact.version, reason: reason,
+                                         eventID: eventID)
+            do {
+                let execution = try await platform.startRetrain(request)
+                try await store.event(.retrainStarted, name: artifact.name, version: artifact.version, detail: .object([
+                    "request": .number(Double(eventID)), "execution": .string(execution.id),
+                    "detail": .string(execution.detail),
+                ]))
+                logger.notice("retrain started", metadata: [
+                    "model": "\(artifact.name)", "version": "\(artifact.version)", "execution": "\(execution.id)",
+                    "reason": "\(reason)",
+                ])
+                return .init(kind: .retrainStarted, detail: execution.detail, eventID: eventID, execution: execution.id)
+            } catch {
+                let message = String(describing: error)
+                try await store.event(.retrainFailed, name: artifact.name, version: artifact.version, detail: .object([
+                    "request": .number(Double(eventID)), "error": .string(message),
+                ]))
+                await alerts.send(Alert(kind: .retrainFailed, modelName: artifact.name, modelVersion: artifact.version,
+                                        message: "the retrain of \(artifact.name) could not be started: \(message)"))
+                return .init(kind: .retrainFailed, detail: message, eventID: eventID)
+            }
+        }
+    }
+
+    private func raiseAlerts(for evaluation: ModelEvaluation, judgement: Judgement) async {
+        let name = evaluation.name, version = evaluation.version
+        if judgement.breached == true {
+            await alerts.send(Alert(
+                kind: .performanceBreach, modelName: name, modelVersion: version,
+                message: "\(name)@\(version): \(judgement.reason)",
+                fields: ["metric": .string(judgement.metric), "value": judgement.value.map(JSONValue.number) ?? .null,
+                         "threshold": judgement.limit.map(JSONValue.number) ?? .null,
+                         "labels": .number(Double(judgement.labels))]))
+        }
+        guard let drift = evaluation.drift?.report else { return }
+        if drift.datasetDrift {
+            let features = drift.features.filter(\.drifted).map(\.feature)
+            await alerts.send(Alert(
+                kind: .datasetDrift, modelName: name, modelVersion: version,
+                message: "\(name)@\(version): \(drift.drifted) of \(drift.tested) features drifted (\(features.joined(separator: ", ")))",
+                fields: ["drifted_share": drift.driftedShare.map(JSONValue.number) ?? .null,
+                         "features": .array(features.map(JSONValue.string))]))
+        }
+        if let prediction = drift.prediction, prediction.drifted {
+            await alerts.send(Alert(
+                kind: .predictionDrift, modelName: name, modelVersion: version,
+                message: "\(name)@\(version): the predictions drifted (\(prediction.test.rawValue) \(prediction.statistic ?? 0))",
+                fields: ["test": .string(prediction.test.rawValue),
+                         "statistic": prediction.statistic.map(JSONValue.number) ?? .null]))
+        }
+    }
+}

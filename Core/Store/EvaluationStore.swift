@@ -1,0 +1,226 @@
+import CycloneModel
+import CycloneMonitoring
+import Foundation
+import Logging
+import PostgresNIO
+
+/// What the evaluator writes and the dashboard reads: the `metric` and `drift` time series and the `event`
+/// audit trail, with the retrain state of each model.
+public struct EvaluationStore: Sendable {
+    /// The kinds of `event` rows the loop writes.
+    public enum EventKind: String, Sendable, CaseIterable {
+        case retrainRequested = "retrain_requested"
+        case retrainStarted = "retrain_started"
+        case retrainFailed = "retrain_failed"
+        case retrainFinished = "retrain_finished"
+        case deployed
+        case promoted
+        case alert
+    }
+
+    /// Whether this evaluator may start a retrain of a model.
+    public enum RetrainClaim: Sendable, Equatable {
+        /// Yes: the `retrain_requested` event with this id is written.
+        case claimed(eventID: Int64)
+        /// No: one was requested at `since` and has not finished.
+        case running(since: Date)
+        /// No: the last deploy or retrain request was too recent.
+        case coolingDown(until: Date)
+    }
+
+    public let client: PostgresClient
+    public let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// One `metric` row per defined metric of the window.
+    public func record(_ window: PerformanceWindow, name: String, version: String, at time: Date) async throws {
+        let metrics = window.metrics.sorted { $0.key < $1.key }
+        guard !metrics.isEmpty else { return }
+        try await client.query("""
+            INSERT INTO metric (model_name, model_version, name, value, rows, window_start, window_end, computed_at)
+            SELECT \(name), \(version), m, v, \(window.labels), \(window.start), \(window.end), \(time)
+            FROM UNNEST(\(metrics.map(\.key))::text[], \(metrics.map(\.value))::float8[]) AS t(m, v)
+            """, logger: logger)
+    }
+
+    /// One `drift` row per feature, one for the prediction (`prediction`) and one for the dataset
+    /// (`dataset`: the drifted share against the required share).
+    public func record(_ report: DriftReport, window: DriftWindow, name: String, version: String, at time: Date,
+                       datasetShare: Double) async throws
+    {
+        var rows = report.features
+        if let prediction = report.prediction { rows.append(prediction) }
+        let details = rows.map { drift -> String in
+            var detail: [String: JSONValue] = ["kind": .string(drift.kind.rawValue)]
+            if let stability = drift.stability { detail["stability"] = .string(stability.rawValue) }
+            if let unseen = drift.unseenCategories { detail["unseen_categories"] = .object(unseen.mapValues { .number(Double($0)) }) }
+            if let note = drift.note { detail["note"] = .string(note) }
+            return JSONValue.object(detail).jsonText
+        }
+        try await client.query("""
+            INSERT INTO drift (model_name, model_version, feature, test, statistic, p_value, threshold, drifted, psi,
+                               rows, missing, invalid, missing_rate, reference_missing_rate, out_of_range, unseen,
+                               detail, window_start, window_end, computed_at)
+            SELECT \(name), \(version), f, t, NULLIF(s, '')::float8, NULLIF(p, '')::float8, th, d,
+                   NULLIF(psi, '')::float8, r, m, i, NULLIF(mr, '')::float8, rmr, NULLIF(o, '')::bigint,
+                   NULLIF(u, '')::bigint, dt::jsonb, \(window.start), \(window.end), \(time)
+            FROM UNNEST(\(rows.map(\.feature))::text[], \(rows.map(\.test.rawValue))::text[],
+                        \(rows.map { text($0.statistic) })::text[], \(rows.map { text($0.pValue) })::text[],
+                        \(rows.map(\.threshold))::float8[], \(rows.map(\.drifted))::bool[],
+                        \(rows.map { text($0.psi) })::text[], \(rows.map(\.rows))::bigint[],
+                        \(rows.map(\.missing))::bigint[], \(rows.map(\.invalid))::bigint[],
+                        \(rows.map { text($0.missingRate) })::text[], \(rows.map(\.referenceMissingRate))::float8[],
+                        \(rows.map { text($0.outOfRange) })::text[], \(rows.map { text($0.unseen) })::text[],
+                        \(details)::text[])
+                 AS t(f, t, s, p, th, d, psi, r, m, i, mr, rmr, o, u, dt)
+            UNION ALL
+            SELECT \(name), \(version), 'dataset', 'drifted_share', \(report.driftedShare), NULL, \(datasetShare),
+                   \(report.datasetDrift), NULL, \(window.rows), NULL, NULL, NULL, NULL, NULL, NULL,
+                   jsonb_build_object('tested', \(report.tested)::int, 'drifted', \(report.drifted)::int),
+                   \(window.start), \(window.end), \(time)
+            """, logger: logger)
+    }
+
+    /// Appends an `event` row; returns its id.
+    @discardableResult
+    public func event(_ kind: EventKind, name: String?, version: String?, detail: JSONValue = .object([:]))
+        async throws -> Int64
+    {
+        let rows = try await client.query("""
+            INSERT INTO event (model_name, model_version, kind, detail)
+            VALUES (\(name), \(version), \(kind.rawValue), \(detail.jsonText)::jsonb) RETURNING id
+            """, logger: logger)
+        for try await id in rows.decode(Int64.self) { return id }
+        throw PostgresError.protocol("INSERT … RETURNING returned no row")
+    }
+
+    /// Claims the right to start a retrain of model `name`, atomically: under a transaction-scoped advisory
+    /// lock on the model, it checks that no retrain is running (a `retrain_requested` without a later
+    /// `retrain_finished` or `retrain_failed`, younger than `timeout`) and that the last deploy, promotion or
+    /// request is older than `cooldown`, and then writes the `retrain_requested` event. Two evaluators at once
+    /// therefore start one retrain.
+    public func claimRetrain(name: String, version: String, cooldown: Duration, timeout: Duration,
+                             detail: JSONValue) async throws -> RetrainClaim
+    {
+        let logger = logger
+        return try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtext('cyclone.retrain:' || \(name)))",
+                                       logger: logger)
+            let state = try await connection.query("""
+                SELECT now(),
+                       (SELECT max(created_at) FROM event WHERE model_name = \(name) AND kind = 'retrain_requested'),
+                       (SELECT max(created_at) FROM event WHERE model_name = \(name)
+                           AND kind IN ('retrain_finished', 'retrain_failed')),
+                       (SELECT max(created_at) FROM event WHERE model_name = \(name)
+                           AND kind IN ('retrain_requested', 'deployed', 'promoted'))
+                """, logger: logger)
+            var now = Date(), requested: Date?, ended: Date?, recent: Date?
+            for try await row in state.decode((Date, Date?, Date?, Date?).self) { (now, requested, ended, recent) = row }
+            if let requested, ended.map({ $0 < requested }) ?? true, now < requested + timeout.seconds {
+                return .running(since: requested)
+            }
+            if let recent, now < recent + cooldown.seconds {
+                return .coolingDown(until: recent + cooldown.seconds)
+            }
+            let rows = try await connection.query("""
+                INSERT INTO event (model_name, model_version, kind, detail)
+                VALUES (\(name), \(version), 'retrain_requested', \(detail.jsonText)::jsonb) RETURNING id
+                """, logger: logger)
+            for try await id in rows.decode(Int64.self) { return .claimed(eventID: id) }
+            throw PostgresError.protocol("INSERT … RETURNING returned no row")
+        }
+    }
+}
+
+extension EvaluationStore {
+    /// A filter on the time series.
+    public struct SeriesFilter: Sendable {
+        public var model: String?
+        public var version: String?
+        /// A metric name, or a feature name for drift.
+        public var name: String?
+        public var since: Date
+        public var limit: Int
+
+        public init(model: String? = nil, version: String? = nil, name: String? = nil, since: Date, limit: Int) {
+            self.model = model
+            self.version = version
+            self.name = name
+            self.since = since
+            self.limit = limit
+        }
+    }
+
+    public struct MetricPoint: Sendable, Equatable {
+        public var model: String, version: String, metric: String
+        public var value: Double?
+        public var rows: Int
+        public var at: Date
+    }
+
+    public struct DriftPoint: Sendable, Equatable {
+        public var model: String, version: String, feature: String, test: String
+        public var statistic: Double?, pValue: Double?, threshold: Double?, psi: Double?
+        public var drifted: Bool
+        public var rows: Int
+        public var missingRate: Double?
+        public var at: Date
+    }
+
+    /// `metric` rows in time order (the oldest first), at most `limit` of the newest.
+    public func metricSeries(_ filter: SeriesFilter) async throws -> [MetricPoint] {
+        let rows = try await client.query("""
+            SELECT model_name, model_version, name, value, rows, computed_at FROM (
+                SELECT * FROM metric
+                WHERE computed_at >= \(filter.since) AND (\(filter.model)::text IS NULL OR model_name = \(filter.model))
+                  AND (\(filter.version)::text IS NULL OR model_version = \(filter.version))
+                  AND (\(filter.name)::text IS NULL OR name = \(filter.name))
+                ORDER BY computed_at DESC, id DESC LIMIT \(filter.limit)) newest
+            ORDER BY model_name, model_version, name, computed_at, id
+            """, logger: logger)
+        var points: [MetricPoint] = []
+        for try await (model, version, metric, value, count, at) in rows.decode((String, String, String, Double?, Int, Date).self) {
+            points.append(MetricPoint(model: model, version: version, metric: metric, value: value, rows: count, at: at))
+        }
+        return points
+    }
+
+    /// `drift` rows in time order (the oldest first), at most `limit` of the newest.
+    public func driftSeries(_ filter: SeriesFilter) async throws -> [DriftPoint] {
+        let rows = try await client.query("""
+            SELECT model_name, model_version, feature, test, statistic, p_value, threshold, psi, drifted, rows,
+                   missing_rate, computed_at FROM (
+                SELECT * FROM drift
+                WHERE computed_at >= \(filter.since) AND (\(filter.model)::text IS NULL OR model_name = \(filter.model))
+                  AND (\(filter.version)::text IS NULL OR model_version = \(filter.version))
+                  AND (\(filter.name)::text IS NULL OR feature = \(filter.name))
+                ORDER BY computed_at DESC, id DESC LIMIT \(filter.limit)) newest
+            ORDER BY model_name, model_version, feature, computed_at, id
+            """, logger: logger)
+        var points: [DriftPoint] = []
+        for try await row in rows.decode((String, String, String, String, Double?, Double?, Double?, Double?, Bool, Int,
+                                          Double?, Date).self)
+        {
+            points.append(DriftPoint(model: row.0, version: row.1, feature: row.2, test: row.3, statistic: row.4,
+                                     pValue: row.5, threshold: row.6, psi: row.7, drifted: row.8, rows: row.9,
+                                     missingRate: row.10, at: row.11))
+        }
+        return points
+    }
+}
+
+/// An optional number as text for an UNNEST column (`NULLIF(x, '')` turns '' back into NULL); Swift's
+/// description of a `Double` reads back to the same value.
+private func text(_ value: (some CustomStringConvertible)?) -> String { value.map(\.description) ?? "" }
+
+extension Duration {
+    /// The duration in seconds, as a `TimeInterval`.
+    public var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) * 1e-18
+    }
+}

@@ -1,0 +1,31 @@
+import CycloneModel
+import CycloneStore
+import Logging
+import ServiceLifecycle
+
+/// Registers the served model in the `model` table, so the evaluator finds its schema and reference profile:
+/// retried with backoff while PostgreSQL is unreachable, never holding up serving.
+struct ModelRegistration: Service {
+    let registry: ModelRegistry
+    let artifact: ModelArtifact
+    let logger: Logger
+
+    func run() async throws {
+        var delay = Duration.milliseconds(500)
+        while !Task.isCancelled {
+            do {
+                let new = try await registry.register(artifact, status: .live)
+                logger.info(new ? "model registered" : "model already registered", metadata: [
+                    "model": "\(artifact.name)", "version": "\(artifact.version)"])
+                break
+            } catch {
+                logger.warning("registering the model failed; retrying", metadata: [
+                    "error": "\(String(reflecting: error))", "retry_in": "\(delay)"])
+                guard (try? await Task.sleep(for: delay)) != nil else { return }
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+        // A service that returns would stop the group: stay until shutdown.
+        try? await gracefulShutdown()
+    }
+}
