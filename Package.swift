@@ -170,8 +170,39 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "CycloneCLITests", dependencies: ["CycloneModel", "CycloneTestSupport"],
-                    swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CycloneEvaluationTests",
+            dependencies: [
+                "CycloneEvaluation", "CycloneCloud", "CycloneStore", "CycloneMonitoring", "CycloneTraining",
+                "CycloneModel", "CycloneServer", "CycloneTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EvaluateTests",
+            dependencies: [
+                "Evaluate", "CycloneTestSupport", "CycloneStore", "CycloneModel", "CycloneServer",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CycloneCLITests",
+            dependencies: [
+                "CycloneModel", "CycloneTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PredictTests",
             dependencies: [

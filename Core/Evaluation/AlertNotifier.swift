@@ -64,14 +64,19 @@ public actor AlertNotifier {
     let logger: Logger
     let attempts: Int
     let retryDelay: Duration
+    let timeout: Duration
     private var pending: [Int: Task<Void, Never>] = [:]
     private var nextID = 0
 
-    public init(webhook: String?, logger: Logger, attempts: Int = 4, retryDelay: Duration = .seconds(1)) {
+    /// - Parameter timeout: for each attempt, connecting included.
+    public init(webhook: String?, logger: Logger, attempts: Int = 4, retryDelay: Duration = .seconds(1),
+                timeout: Duration = .seconds(5))
+    {
         self.webhook = webhook
         self.logger = logger
         self.attempts = attempts
         self.retryDelay = retryDelay
+        self.timeout = timeout
     }
 
     public func send(_ alert: Alert) {
@@ -84,8 +89,9 @@ public actor AlertNotifier {
         let id = nextID
         nextID += 1
         let body = alert.json.jsonText
-        pending[id] = Task { [logger, attempts, retryDelay] in
-            await Self.deliver(body, to: webhook, attempts: attempts, retryDelay: retryDelay, logger: logger)
+        pending[id] = Task { [logger, attempts, retryDelay, timeout] in
+            await Self.deliver(body, to: webhook, attempts: attempts, retryDelay: retryDelay, timeout: timeout,
+                               logger: logger)
             self.finished(id)
         }
     }
@@ -106,7 +112,7 @@ public actor AlertNotifier {
     private func finished(_ id: Int) { pending[id] = nil }
 
     private static func deliver(_ body: String, to url: String, attempts: Int, retryDelay: Duration,
-                                logger: Logger) async
+                                timeout: Duration, logger: Logger) async
     {
         var delay = retryDelay
         for attempt in 1...attempts {
@@ -115,7 +121,7 @@ public actor AlertNotifier {
                 request.method = .POST
                 request.headers.add(name: "Content-Type", value: "application/json")
                 request.body = .bytes(ByteBuffer(string: body))
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+                let response = try await HTTPClient.shared.execute(request, timeout: TimeAmount(timeout))
                 _ = try? await response.body.collect(upTo: 64 << 10)
                 if (200..<300).contains(response.status.code) { return }
                 logger.warning("alert webhook refused the alert", metadata: [

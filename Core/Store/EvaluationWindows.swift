@@ -224,12 +224,16 @@ public struct EvaluationWindows: Sendable {
         }
         var columns: [Column] = []
         var values: [String] = []
+        // Each column's JSON is extracted once per row (a subquery the planner keeps), then tested and cast.
+        var extractions: [String] = []
         func parameter(_ value: some PostgresDynamicTypeEncodable) -> String {
             bindings.append(value)
             return "$\(bindings.count)"
         }
-        func add(_ name: String, _ reference: FeatureProfile, json: String) {
+        func add(_ name: String, _ reference: FeatureProfile, extract: String) {
             let i = columns.count
+            extractions.append("\(extract) AS j\(i)")
+            let json = "e.j\(i)"
             let binning = reference.kind == .numeric ? NumericBinning(reference) : nil
             columns.append(Column(name: name, kind: reference.kind, binning: binning))
             let missing = "\(json) IS NULL OR jsonb_typeof(\(json)) = 'null'"
@@ -255,23 +259,24 @@ public struct EvaluationWindows: Sendable {
         }
         for feature in artifact.features {
             guard let reference = profile.features[feature.name] else { continue }
-            add(feature.name, reference, json: "w.input -> \(parameter(feature.name))")
+            add(feature.name, reference, extract: "input -> \(parameter(feature.name))")
         }
         let predictionIndex = columns.count
         if let reference = profile.prediction {
             switch artifact.task {
-            case .regression: add("prediction", reference, json: "(w.prediction -> 'value')")
+            case .regression: add("prediction", reference, extract: "prediction -> 'value'")
             case .binary:
                 let positive = artifact.classes?.last ?? ""
-                add("prediction", reference, json: "(w.prediction -> 'probabilities' -> \(parameter(positive)))")
-            case .multiclass: add("prediction", reference, json: "(w.prediction -> 'class')")
+                add("prediction", reference, extract: "prediction -> 'probabilities' -> \(parameter(positive))")
+            case .multiclass: add("prediction", reference, extract: "prediction -> 'class'")
             }
         }
         guard !columns.isEmpty else { return window }
 
         let sql = recent + """
              SELECT c.i, c.s, c.b, c.t, count(*), coalesce(sum(c.v), 0)
-            FROM w CROSS JOIN LATERAL (VALUES \(values.joined(separator: ",\n"))) AS c(i, s, b, t, v)
+            FROM (SELECT \(extractions.joined(separator: ", ")) FROM w OFFSET 0) e
+            CROSS JOIN LATERAL (VALUES \(values.joined(separator: ",\n"))) AS c(i, s, b, t, v)
             GROUP BY 1, 2, 3, 4
             """
         var counted = columns.map { WindowColumn(binning: $0.binning) }

@@ -25,6 +25,8 @@ struct EvaluateCommand: AsyncParsableCommand {
         let settings: EvaluationSettings
         do { settings = try EvaluationSettings(reader: ConfigReader.cyclone()) } catch { Cyclone.fail("\(error)") }
         let json = json
+        let clock = ContinuousClock()
+        let start = clock.now
         let report = await database.withClient { client, logger in
             try await Migrator(client: client, logger: logger).migrate()
             let alerts = AlertNotifier(webhook: settings.alertWebhook, logger: logger)
@@ -35,10 +37,12 @@ struct EvaluateCommand: AsyncParsableCommand {
             await alerts.drain()
             return report
         }
+        let elapsed = clock.now - start
         if json {
             print(String(decoding: try report.json(), as: UTF8.self))
         } else {
             print(report.text)
+            print("evaluated in \(String(format: "%.2f", elapsed.seconds)) s")
         }
     }
 }

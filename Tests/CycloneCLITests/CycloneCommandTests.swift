@@ -1,6 +1,8 @@
 import CycloneModel
 import CycloneTestSupport
 import Foundation
+import Logging
+import PostgresNIO
 import Testing
 
 /// The `cyclone` executable as an operator runs it: results on stdout, and every failure one line on stderr
@@ -65,5 +67,35 @@ import Testing
         let (status, output) = try await cyclone(["migrate"], environment: ["DATABASE_URL": ""])
         #expect(status != 0)
         #expect(output.contains("cyclone: DATABASE_URL is not set (export it or pass --database-url)"))
+    }
+
+    /// `cyclone register` then `cyclone evaluate`: the report a person reads, and a bad setting as one line.
+    @Test func evaluateRunsOneCycleAndPrintsItsReport() async throws {
+        let model = temporary("model.json")
+        let data = Fixture.url("linear/ridge_mixed-train.csv").path
+        _ = try await cyclone(["train", "--data", data, "--target", "count", "--family", "ridge", "--name", "rides",
+                               "--version", "3", "--out", model])
+        try await withTestDatabase { db in
+            let registered = try await cyclone(["register", "--model", model, "--database-url", db.url])
+            #expect(registered.output == "registered rides@3 as live")
+            try await db.client.query("""
+                INSERT INTO prediction (id, model_name, model_version, input, prediction, label, created_at, labeled_at)
+                SELECT gen_random_uuid(), 'rides', '3',
+                       jsonb_build_object('temp', 40 + i % 5, 'humidity', 0.5, 'wind', 2, 'holiday', false,
+                                          'season', 'summer', 'weather', 'clear'),
+                       jsonb_build_object('value', 150), to_jsonb(100 + i % 7), now(), now()
+                FROM generate_series(1, 150) AS i
+                """, logger: .test)
+            let (status, output) = try await cyclone(["evaluate", "--database-url", db.url],
+                                                     environment: ["RETRAIN_COOLDOWN": "0s"])
+            #expect(status == 0)
+            #expect(output.contains("rides@3 (serving)"), "\(output)")
+            #expect(output.contains("performance: 150 labels"), "\(output)")
+            #expect(output.contains("temp") && output.contains("DRIFT"), "temperatures 40-44 are outside training: \(output)")
+            #expect(output.contains("action: retrain_started"), "\(output)")
+            let bad = try await cyclone(["evaluate", "--database-url", db.url], environment: ["RETRAIN_THRESHOLD": "fast"])
+            #expect(bad.status != 0)
+            #expect(bad.output.contains("cyclone: RETRAIN_THRESHOLD 'fast' is not a number (absolute) or a factor"), "\(bad.output)")
+        }
     }
 }

@@ -1,0 +1,244 @@
+import Configuration
+import CycloneCloud
+import CycloneEvaluation
+import CycloneModel
+import CycloneServer
+import CycloneMonitoring
+import CycloneStore
+import CycloneTestSupport
+import CycloneTraining
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+/// A synthetic regression stream: x1, x2, x3 numeric, colour categorical, flag boolean;
+/// y = 3·x1 − 2·x2 + x3 + colour effect + noise.
+struct Stream {
+    var generator: SplitMix64
+
+    init(seed: UInt64) { generator = SplitMix64(seed: seed) }
+
+    mutating func uniform() -> Double { Double(generator.next() >> 11) / Double(1 << 53) }
+
+    mutating func normal() -> Double {
+        (-2 * log(1 - uniform())).squareRoot() * cos(2 * .pi * uniform())
+    }
+
+    struct Row {
+        var x1, x2, x3: Double
+        var colour: String
+        var flag: Bool
+        var y: Double
+        var instance: JSONValue {
+            ["x1": .number(x1), "x2": .number(x2), "x3": .number(x3), "colour": .string(colour), "flag": .bool(flag)]
+        }
+    }
+
+    /// `shift` moves x1; `broken` replaces the relationship, so a model trained before no longer fits.
+    mutating func rows(_ n: Int, shift: Double = 0, broken: Bool = false) -> [Row] {
+        (0..<n).map { _ in
+            let x1 = normal() + shift, x2 = normal(), x3 = normal()
+            let colour = ["red", "green", "blue"][Int(uniform() * 3)]
+            let flag = uniform() < 0.3
+            let effect = ["red": 1.0, "green": 0.0, "blue": -1.0][colour]!
+            let y = broken ? -3 * x1 + 2 * x2 + 5 * normal() : 3 * x1 - 2 * x2 + x3 + effect + 0.5 * normal()
+            return Row(x1: x1, x2: x2, x3: x3, colour: colour, flag: flag, y: y)
+        }
+    }
+}
+
+/// The stream's first model, trained on `rows` reference rows with Cyclone's own trainer.
+func trainedModel(rows: Int = 600) throws -> ModelArtifact {
+    var stream = Stream(seed: 1)
+    let training = stream.rows(rows)
+    let table = FeatureTable(columns: [
+        .init(name: "x1", values: .numeric(training.map(\.x1))), .init(name: "x2", values: .numeric(training.map(\.x2))),
+        .init(name: "x3", values: .numeric(training.map(\.x3))),
+        .init(name: "colour", values: .categorical(training.map(\.colour))),
+        .init(name: "flag", values: .boolean(training.map { $0.flag ? 1 : 0 })),
+    ])
+    return try Trainer(options: .init(family: .ridge)).train(
+        name: "demand", version: "1", features: table, target: .init(name: "y", values: .numeric(training.map(\.y))))
+}
+
+/// What predict would have stored for `row`.
+func predicted(_ model: ModelArtifact, _ row: Stream.Row) throws -> Double {
+    var notes = InstanceEncoder.Notes()
+    let x = try InstanceEncoder(features: model.features, preprocessing: model.preprocessing)
+        .encode(row.instance, path: "", notes: &notes)
+    guard case .value(let value) = model.predictor.predict(x) else { fatalError("not a regression") }
+    return value
+}
+
+/// Stores predictions (and labels, when given) directly, `spacing` apart and ending `endingAgo` before now.
+func store(_ rows: [(input: JSONValue, prediction: JSONValue, label: JSONValue?)], model: ModelArtifact,
+           client: PostgresClient, endingAgo: TimeInterval = 0, spacing: TimeInterval = 1) async throws
+{
+    let now = Date().timeIntervalSince1970 - endingAgo
+    let times = rows.indices.map { now - Double(rows.count - 1 - $0) * spacing }
+    try await client.query("""
+        INSERT INTO prediction (id, model_name, model_version, input, prediction, label, created_at, labeled_at)
+        SELECT gen_random_uuid(), \(model.name), \(model.version), i::jsonb, p::jsonb, NULLIF(l, '')::jsonb,
+               to_timestamp(t), CASE WHEN l <> '' THEN to_timestamp(t) END
+        FROM UNNEST(\(rows.map(\.input.jsonText))::text[], \(rows.map(\.prediction.jsonText))::text[],
+                    \(rows.map { $0.label?.jsonText ?? "" })::text[], \(times)::float8[]) AS r(i, p, l, t)
+        """, logger: .test)
+}
+
+func regressionRows(_ model: ModelArtifact, _ rows: [Stream.Row]) throws
+    -> [(input: JSONValue, prediction: JSONValue, label: JSONValue?)]
+{
+    try rows.map { (input: $0.instance, prediction: ["value": .number(try predicted(model, $0))], label: .number($0.y)) }
+}
+
+func evaluator(_ db: TestDatabase, _ environment: [String: String] = [:], platform: any Platform = LocalPlatform(),
+               alerts: AlertNotifier? = nil) throws -> Evaluator
+{
+    let settings = try EvaluationSettings(reader: ConfigReader.cyclone(environment: environment))
+    return Evaluator(client: db.client, settings: settings, platform: platform,
+                     alerts: alerts ?? AlertNotifier(webhook: settings.alertWebhook, logger: .test), logger: .test)
+}
+
+func events(_ db: TestDatabase, kind: String) async throws -> Int {
+    let rows = try await db.client.query("SELECT count(*)::int FROM event WHERE kind = \(kind)", logger: .test)
+    for try await count in rows.decode(Int.self) { return count }
+    return 0
+}
+
+@Suite struct EvaluatorTests {
+    /// A stable hour, then a shifted and broken one: drift on x1 (and the prediction) only, and the retrain asked
+    /// for exactly when R² falls below 0.4, with the SQL metrics equal to scikit-learn-checked Swift ones.
+    @Test func aKnownShiftIsFoundWhereItIsAndTheThresholdIsCrossedWhereExpected() async throws {
+        let model = try trainedModel()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+            var stream = Stream(seed: 2)
+            let environment = ["PERFORMANCE_WINDOW_ROWS": "400", "DRIFT_WINDOW_ROWS": "400", "RETRAIN_COOLDOWN": "0s"]
+
+            let stable = stream.rows(400)
+            try await store(try regressionRows(model, stable), model: model, client: db.client, endingAgo: 1_200)
+            let first = try await evaluator(db, environment).run()
+            let calm = try #require(first.models.first)
+            #expect(first.models.count == 1 && calm.serving && calm.note == nil)
+            let calmR2 = try #require(RegressionMetrics(labels: stable.map(\.y),
+                                                        predictions: try stable.map { try predicted(model, $0) }).r2)
+            expectClose(try #require(calm.performance?.metrics["r2"]), calmR2, relative: 1e-9, "r2 from SQL")
+            #expect(calmR2 >= 0.4)
+            #expect(calm.drift?.report.features.filter(\.drifted).map(\.feature) == [])
+            #expect(calm.drift?.report.features.map(\.test) == [.kolmogorovSmirnov, .kolmogorovSmirnov, .kolmogorovSmirnov,
+                                                                 .chiSquared, .zTest])
+            #expect(calm.judgement?.breached == false && calm.action.kind == .none)
+            #expect(try await events(db, kind: "retrain_requested") == 0)
+
+            let shifted = stream.rows(400, shift: 1.5, broken: true)
+            try await store(try regressionRows(model, shifted), model: model, client: db.client)
+            let second = try await evaluator(db, environment).run()
+            let alarmed = try #require(second.models.first)
+            let r2 = try #require(RegressionMetrics(labels: shifted.map(\.y),
+                                                    predictions: try shifted.map { try predicted(model, $0) }).r2)
+            expectClose(try #require(alarmed.performance?.metrics["r2"]), r2, relative: 1e-9, "r2 from SQL")
+            #expect(r2 < 0.4)
+            let drift = try #require(alarmed.drift?.report)
+            #expect(drift.features.filter(\.drifted).map(\.feature) == ["x1"])
+            #expect(drift.prediction?.drifted == true)
+            #expect(!drift.datasetDrift, "one feature of five is not half")
+            #expect(alarmed.judgement?.breached == true)
+            #expect(alarmed.action.kind == .retrainStarted)
+            #expect(try await events(db, kind: "retrain_requested") == 1)
+            #expect(try await events(db, kind: "retrain_started") == 1)
+
+            // Both cycles left their time series.
+            let metrics = try await EvaluationStore(client: db.client, logger: .test)
+                .metricSeries(.init(model: "demand", name: "r2", since: .distantPast, limit: 100))
+            #expect(metrics.map(\.rows) == [400, 400])
+            let x1 = try await EvaluationStore(client: db.client, logger: .test)
+                .driftSeries(.init(model: "demand", name: "x1", since: .distantPast, limit: 100))
+            #expect(x1.map(\.drifted) == [false, true])
+        }
+    }
+
+    @Test func belowTheMinimumLabelsNothingIsDecided() async throws {
+        let model = try trainedModel()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+            var stream = Stream(seed: 3)
+            try await store(try regressionRows(model, stream.rows(150, broken: true)), model: model, client: db.client)
+            let report = try await evaluator(db, ["MIN_LABELS": "151"]).run()
+            let evaluation = try #require(report.models.first)
+            #expect(evaluation.performance?.labelled == 150)
+            #expect(evaluation.judgement?.breached == nil && evaluation.action.kind == .none)
+            #expect(evaluation.judgement?.reason == "150 labels, fewer than the 151 needed for a decision")
+            #expect(try await events(db, kind: "retrain_requested") == 0)
+        }
+    }
+
+    /// Two evaluators at once (two Cloud Run instances) start one retrain; the next cycle sees it running; a
+    /// deploy starts the cooldown.
+    @Test func concurrentCyclesStartOneRetrainAndTheCooldownHolds() async throws {
+        let model = try trainedModel()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+            var stream = Stream(seed: 4)
+            try await store(try regressionRows(model, stream.rows(300, broken: true)), model: model, client: db.client)
+            let environment = ["RETRAIN_COOLDOWN": "0s"]
+            async let a = evaluator(db, environment).run()
+            async let b = evaluator(db, environment).run()
+            let actions = try await [a, b].map { $0.models.first!.action.kind }
+            #expect(actions.filter { $0 == .retrainStarted }.count == 1, "\(actions)")
+            #expect(actions.filter { $0 == .retrainRunning }.count == 1, "\(actions)")
+            #expect(try await events(db, kind: "retrain_requested") == 1)
+
+            let again = try await evaluator(db, environment).run()
+            #expect(again.models.first?.action.kind == .retrainRunning)
+
+            // The retrain ends and its model is deployed: within the cooldown nothing new starts, after it one does.
+            let store = EvaluationStore(client: db.client, logger: .test)
+            try await store.event(.retrainFinished, name: "demand", version: "1")
+            try await store.event(.deployed, name: "demand", version: "1")
+            let cooling = try await evaluator(db, ["RETRAIN_COOLDOWN": "1h"]).run()
+            #expect(cooling.models.first?.action.kind == .coolingDown)
+            let after = try await evaluator(db, ["RETRAIN_COOLDOWN": "0s"]).run()
+            #expect(after.models.first?.action.kind == .retrainStarted)
+            #expect(try await events(db, kind: "retrain_requested") == 2)
+        }
+    }
+
+    /// The webhook's server is down: the cycle still answers, with its decision taken.
+    @Test func aWebhookThatIsDownDoesNotFailTheCycle() async throws {
+        let model = try trainedModel()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+            var stream = Stream(seed: 5)
+            try await store(try regressionRows(model, stream.rows(300, broken: true)), model: model, client: db.client)
+            let alerts = AlertNotifier(webhook: "http://127.0.0.1:\(freePort())/alerts", logger: .test,
+                                       attempts: 3, retryDelay: .milliseconds(50), timeout: .milliseconds(300))
+            let report = try await evaluator(db, alerts: alerts).run()
+            #expect(report.models.first?.judgement?.breached == true)
+            #expect(report.models.first?.action.kind == .retrainStarted)
+            await alerts.drain(timeout: .seconds(30))
+        }
+    }
+
+    /// A version the registry does not know is reported, not skipped silently; a platform that cannot start
+    /// the retrain leaves a `retrain_failed` event.
+    @Test func unknownVersionsAndFailedStartsAreReported() async throws {
+        struct Refusing: Platform {
+            struct Quota: Error, CustomStringConvertible { var description: String { "quota exceeded" } }
+            func startRetrain(_ request: RetrainRequest) async throws -> RetrainExecution { throw Quota() }
+        }
+        let model = try trainedModel()
+        try await withTestDatabase { db in
+            var stream = Stream(seed: 6)
+            try await store(try regressionRows(model, stream.rows(200, broken: true)), model: model, client: db.client)
+            let unknown = try await evaluator(db).run()
+            #expect(unknown.models.first?.note?.contains("not in the model registry") == true)
+
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+            let refused = try await evaluator(db, platform: Refusing()).run()
+            #expect(refused.models.first?.action == .init(kind: .retrainFailed, detail: "quota exceeded",
+                                                          eventID: refused.models.first?.action.eventID))
+            #expect(try await events(db, kind: "retrain_failed") == 1)
+        }
+    }
+}
