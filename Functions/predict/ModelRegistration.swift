@@ -11,6 +11,13 @@ struct ModelRegistration: Service {
     let logger: Logger
 
     func run() async throws {
+        // Shutdown ends the retries at once rather than after the current wait.
+        await cancelWhenGracefulShutdown { await register() }
+        // A service that returns would stop the group: stay until shutdown.
+        try? await gracefulShutdown()
+    }
+
+    private func register() async {
         var delay = Duration.milliseconds(500)
         while !Task.isCancelled {
             do {
@@ -25,7 +32,5 @@ struct ModelRegistration: Service {
                 delay = min(delay * 2, .seconds(30))
             }
         }
-        // A service that returns would stop the group: stay until shutdown.
-        try? await gracefulShutdown()
     }
 }
