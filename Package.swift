@@ -184,7 +184,7 @@ let package = Package(
         .testTarget(
             name: "EvaluateTests",
             dependencies: [
-                "Evaluate", "CycloneTestSupport", "CycloneStore", "CycloneModel", "CycloneServer",
+                "Evaluate", "CycloneTestSupport", "CycloneStore", "CycloneModel", "CycloneServer", "CycloneMonitoring",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

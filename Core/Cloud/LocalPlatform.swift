@@ -25,8 +25,7 @@ public struct LocalPlatform: Platform {
         environment["RETRAIN_EVENT_ID"] = "\(request.eventID)"
         environment["RETRAIN_REASON"] = request.reason
         process.environment = environment
-        // Reaped by Foundation when it exits; the retrain reports its own outcome to the event trail.
-        process.terminationHandler = { _ in }
+        // Foundation reaps it when it exits; the retrain reports its own outcome to the event trail.
         try process.run()
         return RetrainExecution(id: "pid-\(process.processIdentifier)",
                                 detail: "started \(executable) as process \(process.processIdentifier)")

@@ -155,25 +155,14 @@ public struct MulticlassMetrics: Sendable, Equatable {
 extension BinaryMetrics {
     /// The defined metrics by `PerformanceMetric` name.
     public var values: [String: Double] {
-        var values: [String: Double] = [:]
-        values[PerformanceMetric.accuracy.rawValue] = accuracy
-        values[PerformanceMetric.precision.rawValue] = precision
-        values[PerformanceMetric.recall.rawValue] = recall
-        values[PerformanceMetric.f1.rawValue] = f1
-        values[PerformanceMetric.rocAUC.rawValue] = rocAUC
-        values[PerformanceMetric.logLoss.rawValue] = logLoss
-        values[PerformanceMetric.brier.rawValue] = brier
-        return values
+        metricValues([.accuracy: accuracy, .precision: precision, .recall: recall, .f1: f1, .rocAUC: rocAUC,
+                      .logLoss: logLoss, .brier: brier])
     }
 }
 
 extension MulticlassMetrics {
     /// The defined metrics by `PerformanceMetric` name.
     public var values: [String: Double] {
-        var values: [String: Double] = [:]
-        values[PerformanceMetric.accuracy.rawValue] = accuracy
-        values[PerformanceMetric.macroF1.rawValue] = macroF1
-        values[PerformanceMetric.logLoss.rawValue] = logLoss
-        return values
+        metricValues([.accuracy: accuracy, .macroF1: macroF1, .logLoss: logLoss])
     }
 }

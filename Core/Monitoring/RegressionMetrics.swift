@@ -78,11 +78,7 @@ public struct RegressionMetrics: Sendable, Equatable {
 extension RegressionMetrics {
     /// The defined metrics by `PerformanceMetric` name, with `mean_error`.
     public var values: [String: Double] {
-        var values: [String: Double] = [:]
-        values[PerformanceMetric.rmse.rawValue] = rmse
-        values[PerformanceMetric.mae.rawValue] = mae
-        values[PerformanceMetric.mape.rawValue] = mape
-        values[PerformanceMetric.r2.rawValue] = r2
+        var values = metricValues([.rmse: rmse, .mae: mae, .mape: mape, .r2: r2])
         values["mean_error"] = meanError
         return values
     }

@@ -36,6 +36,13 @@ public enum PerformanceMetric: String, Sendable, Codable, CaseIterable {
     }
 }
 
+/// The defined metrics, keyed by their names.
+func metricValues(_ metrics: [PerformanceMetric: Double?]) -> [String: Double] {
+    var values: [String: Double] = [:]
+    for (metric, value) in metrics { values[metric.rawValue] = value }
+    return values
+}
+
 /// When the evaluator asks for a retrain.
 ///
 /// The watched metric breaches when it is worse than the threshold: absolute (`R² < 0.4`) or relative to the

@@ -19,12 +19,6 @@ struct Stream {
 
     init(seed: UInt64) { generator = SplitMix64(seed: seed) }
 
-    mutating func uniform() -> Double { Double(generator.next() >> 11) / Double(1 << 53) }
-
-    mutating func normal() -> Double {
-        (-2 * log(1 - uniform())).squareRoot() * cos(2 * .pi * uniform())
-    }
-
     struct Row {
         var x1, x2, x3: Double
         var colour: String
@@ -38,11 +32,11 @@ struct Stream {
     /// `shift` moves x1; `broken` replaces the relationship, so a model trained before no longer fits.
     mutating func rows(_ n: Int, shift: Double = 0, broken: Bool = false) -> [Row] {
         (0..<n).map { _ in
-            let x1 = normal() + shift, x2 = normal(), x3 = normal()
-            let colour = ["red", "green", "blue"][Int(uniform() * 3)]
-            let flag = uniform() < 0.3
+            let x1 = generator.normal() + shift, x2 = generator.normal(), x3 = generator.normal()
+            let colour = ["red", "green", "blue"][Int(generator.uniform() * 3)]
+            let flag = generator.uniform() < 0.3
             let effect = ["red": 1.0, "green": 0.0, "blue": -1.0][colour]!
-            let y = broken ? -3 * x1 + 2 * x2 + 5 * normal() : 3 * x1 - 2 * x2 + x3 + effect + 0.5 * normal()
+            let y = broken ? -3 * x1 + 2 * x2 + 5 * generator.normal() : 3 * x1 - 2 * x2 + x3 + effect + 0.5 * generator.normal()
             return Row(x1: x1, x2: x2, x3: x3, colour: colour, flag: flag, y: y)
         }
     }

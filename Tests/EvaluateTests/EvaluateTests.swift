@@ -1,5 +1,6 @@
 import Configuration
 import CycloneModel
+import CycloneMonitoring
 import CycloneServer
 import CycloneStore
 import CycloneTestSupport
@@ -42,7 +43,7 @@ func json(_ buffer: ByteBuffer) throws -> [String: Any] {
                     let performance = try #require(models[0]["performance"] as? [String: Any])
                     #expect(performance["labelled"] as? Int == 120)
                     let metrics = try #require(performance["metrics"] as? [String: Double])
-                    let expected = RegressionMetricsCheck.mae(labels: labels, prediction: 100)
+                    let expected = RegressionMetrics(labels: labels, predictions: labels.map { _ in 100 }).mae!
                     #expect(abs(metrics["mae"]! - expected) < 1e-12)
                     let judgement = try #require(models[0]["judgement"] as? [String: Any])
                     #expect(judgement["breached"] as? Bool == true, "a constant prediction has R² ≤ 0")
@@ -70,11 +71,5 @@ func json(_ buffer: ByteBuffer) throws -> [String: Any] {
                 }
             }
         }
-    }
-}
-
-enum RegressionMetricsCheck {
-    static func mae(labels: [Double], prediction: Double) -> Double {
-        labels.map { abs(prediction - $0) }.reduce(0, +) / Double(labels.count)
     }
 }

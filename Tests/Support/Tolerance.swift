@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 /// Expects `actual` within `relative` of `expected` (relative to `max(1, |expected|)`).
@@ -20,5 +21,15 @@ public struct SplitMix64: RandomNumberGenerator {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+extension SplitMix64 {
+    /// Uniform in [0, 1), from the top 53 bits.
+    public mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
+
+    /// Standard normal, by Box–Muller.
+    public mutating func normal() -> Double {
+        (-2 * log(1 - uniform())).squareRoot() * cos(2 * .pi * uniform())
     }
 }
