@@ -91,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "Predict",
             dependencies: [
-                "CycloneModel", "CycloneStore", "CycloneServer",
+                "CycloneModel", "CycloneMonitoring", "CycloneStore", "CycloneServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -141,7 +141,7 @@ let package = Package(
         .target(
             name: "CycloneTestSupport",
             dependencies: [
-                "CycloneModel", "CycloneTraining", "CycloneStore", "CycloneServer",
+                "CycloneModel", "CycloneTraining", "CycloneMonitoring", "CycloneStore", "CycloneServer",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -206,7 +206,7 @@ let package = Package(
         .testTarget(
             name: "PredictTests",
             dependencies: [
-                "Predict", "CycloneTestSupport", "CycloneTraining",
+                "Predict", "CycloneTestSupport", "CycloneTraining", "CycloneMonitoring",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -33,12 +33,15 @@ public struct ModelEvaluation: Sendable, Codable, Equatable {
 
     public struct Drift: Sendable, Codable, Equatable {
         public var rows: Int
+        /// Requests predict refused as bad input in the window's time (data quality).
+        public var rejectedRequests: Int
         public var windowStart: Date?
         public var windowEnd: Date?
         public var report: DriftReport
 
         enum CodingKeys: String, CodingKey {
-            case rows, windowStart = "window_start", windowEnd = "window_end", report
+            case rows, rejectedRequests = "rejected_requests", windowStart = "window_start", windowEnd = "window_end",
+                 report
         }
     }
 
@@ -108,7 +111,9 @@ extension ModelEvaluation {
         }
         if let drift {
             let report = drift.report
-            lines.append("  drift: \(report.drifted) of \(report.tested) features drifted over \(drift.rows) predictions; dataset drift \(report.datasetDrift ? "YES" : "no")")
+            lines.append("  drift: \(report.drifted) of \(report.tested) features drifted over \(drift.rows) predictions" +
+                         (drift.rejectedRequests > 0 ? " (\(drift.rejectedRequests) requests refused)" : "") +
+                         "; dataset drift \(report.datasetDrift ? "YES" : "no")")
             for feature in report.features + (report.prediction.map { [$0] } ?? []) {
                 lines.append("    " + feature.text)
             }

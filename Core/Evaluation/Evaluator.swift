@@ -63,20 +63,24 @@ public struct Evaluator: Sendable {
             return evaluation
         }
 
-        let performance = try await windows.performance(of: artifact, bounds: settings.performance, now: now)
+        // The two windows are independent reads: run them side by side on two connections.
+        async let performanceWindow = windows.performance(of: artifact, bounds: settings.performance, now: now)
+        async let driftWindow = artifact.profile == nil
+            ? nil : windows.drift(of: artifact, bounds: settings.drift, now: now)
+        let performance = try await performanceWindow
         try await store.record(performance, name: served.name, version: served.version, at: now)
         evaluation.performance = .init(labelled: performance.labelled, invalidLabels: performance.invalidLabels,
                                        windowStart: performance.start, windowEnd: performance.end,
                                        metrics: performance.metrics)
 
         var driftReport: DriftReport?
-        if let profile = artifact.profile {
-            let window = try await windows.drift(of: artifact, bounds: settings.drift, now: now)
+        if let profile = artifact.profile, let window = try await driftWindow {
             let report = profile.drift(against: window.columns, prediction: window.prediction,
                                        order: artifact.features.map(\.name), options: driftOptions)
             try await store.record(report, window: window, name: served.name, version: served.version, at: now,
                                    datasetShare: driftOptions.datasetShare)
-            evaluation.drift = .init(rows: window.rows, windowStart: window.start, windowEnd: window.end, report: report)
+            evaluation.drift = .init(rows: window.rows, rejectedRequests: window.rejected, windowStart: window.start,
+                                     windowEnd: window.end, report: report)
             driftReport = report
         } else {
             evaluation.note = "the model has no reference profile, so drift is not measured (add one with cyclone profile)"

@@ -185,7 +185,7 @@ extension FeatureProfile {
         result.test = small ? (twoValued ? .zTest : .chiSquared) : .jensenShannon
         result.threshold = small ? options.pValue : options.jensenShannon
         let unseen = window.categories.filter { referenceCategories[$0.key] == nil }
-        let unseenTotal = unseen.values.reduce(0, +)
+        let unseenTotal = unseen.values.reduce(0, +) + window.unnamedUnseen
         result.unseen = unseenTotal
         if !unseen.isEmpty {
             let commonest = unseen.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.prefix(10)

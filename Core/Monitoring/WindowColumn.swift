@@ -18,6 +18,9 @@ public struct WindowColumn: Sendable, Equatable {
     public var binSums: [Double]
     /// Categorical and boolean: rows per category.
     public var categories: [String: Int] = [:]
+    /// Categorical: rows of categories the reference never saw whose names were not kept (`DriftTally` keeps
+    /// the commonest names only); they count towards `count` and drift like the named ones.
+    public var unnamedUnseen = 0
 
     /// An empty column; numeric ones pass their binning.
     public init(binning: NumericBinning? = nil) {

@@ -48,7 +48,7 @@ public struct EvaluationStore: Sendable {
     }
 
     /// One `drift` row per feature, one for the prediction (`prediction`) and one for the dataset
-    /// (`dataset`: the drifted share against the required share).
+    /// (`dataset`: the drifted share against the required share, and the requests predict refused).
     public func record(_ report: DriftReport, window: DriftWindow, name: String, version: String, at time: Date,
                        datasetShare: Double) async throws
     {
@@ -80,7 +80,8 @@ public struct EvaluationStore: Sendable {
             UNION ALL
             SELECT \(name), \(version), 'dataset', 'drifted_share', \(report.driftedShare), NULL, \(datasetShare),
                    \(report.datasetDrift), NULL, \(window.rows), NULL, NULL, NULL, NULL, NULL, NULL,
-                   jsonb_build_object('tested', \(report.tested)::int, 'drifted', \(report.drifted)::int),
+                   jsonb_build_object('tested', \(report.tested)::int, 'drifted', \(report.drifted)::int,
+                                      'rejected_requests', \(window.rejected)::bigint),
                    \(window.start), \(window.end), \(time)
             """, logger: logger)
     }

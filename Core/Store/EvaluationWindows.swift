@@ -42,6 +42,8 @@ public struct PerformanceWindow: Sendable, Equatable {
 /// The predictions of a drift window, counted per feature against the reference bins.
 public struct DriftWindow: Sendable, Equatable {
     public var rows = 0
+    /// Requests predict refused (bad input) in the window's time.
+    public var rejected = 0
     public var start: Date?
     public var end: Date?
     public var columns: [String: WindowColumn] = [:]
@@ -84,7 +86,10 @@ public struct EvaluationWindows: Sendable {
         return versions
     }
 
-    /// The metrics of the newest labelled predictions of `artifact`'s version.
+    /// The metrics of the newest labelled predictions of `artifact`'s version: one statement per window that
+    /// returns the window's size and span with its sums. Regressions read the typed `label_number` and
+    /// `value_number` columns; classifiers read each row's JSON once, in the window's own LIMITed subquery (which
+    /// the planner does not flatten into the aggregates, so no aggregate repeats the extraction).
     public func performance(of artifact: ModelArtifact, bounds: WindowBounds, now: Date = Date()) async throws
         -> PerformanceWindow
     {
@@ -93,40 +98,34 @@ public struct EvaluationWindows: Sendable {
         bindings.append(artifact.version)
         bindings.append(bounds.since(now))
         bindings.append(bounds.rows)
-        var window = PerformanceWindow()
-        let labelled = """
+        func labelled(_ columns: String) -> String {
+            """
             WITH w AS (
-                SELECT label, prediction, created_at FROM prediction
+                SELECT \(columns), created_at FROM prediction
                 WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL AND created_at >= $3
                 ORDER BY created_at DESC LIMIT $4)
             """
-        let (count, start, end) = try await one(
-            PostgresQuery(unsafeSQL: labelled + " SELECT count(*), min(created_at), max(created_at) FROM w",
-                          binds: bindings),
-            as: (Int, Date?, Date?).self)
-        window.labelled = count
-        window.start = start
-        window.end = end
-        guard count > 0 else { return window }
+        }
+        var window = PerformanceWindow()
 
         switch artifact.task {
         case .regression:
-            let sql = labelled + """
-                , v AS (SELECT (label)::float8 AS y, (prediction->'value')::float8 AS p FROM w
-                        WHERE jsonb_typeof(label) = 'number' AND jsonb_typeof(prediction->'value') = 'number')
-                SELECT count(*)::bigint, coalesce(sum(p - y), 0), coalesce(sum(abs(p - y)), 0),
-                       coalesce(sum((p - y) * (p - y)), 0), coalesce(sum(y), 0), coalesce(sum(y * y), 0),
+            let sql = labelled("label_number AS y, value_number AS p") + """
+                SELECT count(*)::bigint, min(created_at), max(created_at), count(p - y)::bigint, coalesce(sum(p - y), 0), coalesce(sum(abs(p - y)), 0),
+                       coalesce(sum((p - y) * (p - y)), 0), coalesce(sum(y) FILTER (WHERE p IS NOT NULL), 0),
+                       coalesce(sum(y * y) FILTER (WHERE p IS NOT NULL), 0),
                        coalesce(sum(abs(p - y) / abs(y)) FILTER (WHERE y <> 0), 0),
-                       count(*) FILTER (WHERE y = 0)
-                FROM v
+                       count(*) FILTER (WHERE y = 0 AND p IS NOT NULL)
+                FROM w
                 """
             let r = try await one(PostgresQuery(unsafeSQL: sql, binds: bindings),
-                                  as: (Int, Double, Double, Double, Double, Double, Double, Int).self)
+                                  as: (Int, Date?, Date?, Int, Double, Double, Double, Double, Double, Double, Int).self)
+            (window.labelled, window.start, window.end) = (r.0, r.1, r.2)
             var sums = RegressionMetrics.Sums()
-            (sums.count, sums.error, sums.absoluteError, sums.squaredError) = (r.0, r.1, r.2, r.3)
-            (sums.label, sums.squaredLabel, sums.relativeError, sums.zeroLabels) = (r.4, r.5, r.6, r.7)
-            window.invalidLabels = count - sums.count
-            window.metrics = RegressionMetrics(sums: sums).values
+            (sums.count, sums.error, sums.absoluteError, sums.squaredError) = (r.3, r.4, r.5, r.6)
+            (sums.label, sums.squaredLabel, sums.relativeError, sums.zeroLabels) = (r.7, r.8, r.9, r.10)
+            window.invalidLabels = window.labelled - sums.count
+            if window.labelled > 0 { window.metrics = RegressionMetrics(sums: sums).values }
 
         case .binary:
             let classes = artifact.classes ?? []
@@ -135,18 +134,20 @@ public struct EvaluationWindows: Sendable {
             bindings.append(classes[1])
             // ROC AUC as the Mann–Whitney U: for each score, its positives times the negatives scored lower
             // (ties counting half).
-            let sql = labelled + """
-                , v AS (SELECT (label #>> '{}') = $6 AS positive,
-                               (prediction->'probabilities'->>$6)::float8 AS s FROM w
-                        WHERE (label #>> '{}') IN ($5, $6)
-                          AND jsonb_typeof(prediction->'probabilities'->$6) = 'number'),
+            let sql = labelled("""
+                label #>> '{}' AS y,
+                CASE WHEN jsonb_typeof(prediction->'probabilities'->$6) = 'number'
+                     THEN (prediction->'probabilities'->>$6)::float8 END AS s
+                """) + """
+                , v AS (SELECT y = $6 AS positive, s FROM w WHERE y IN ($5, $6) AND s IS NOT NULL),
                 c AS (SELECT positive, s, least(greatest(s, \(logLossEpsilon)), 1 - \(logLossEpsilon)) AS p FROM v),
                 g AS (SELECT s, count(*) FILTER (WHERE positive) AS np, count(*) FILTER (WHERE NOT positive) AS nn
                       FROM v GROUP BY s),
                 u AS (SELECT sum(np * (below + nn / 2.0))::float8 AS u FROM (
                           SELECT np, nn, coalesce(sum(nn) OVER (ORDER BY s ROWS BETWEEN UNBOUNDED PRECEDING
                                                                 AND 1 PRECEDING), 0) AS below FROM g) ranked)
-                SELECT count(*) FILTER (WHERE positive AND s > 0.5), count(*) FILTER (WHERE NOT positive AND s > 0.5),
+                SELECT (SELECT count(*) FROM w)::bigint, (SELECT min(created_at) FROM w), (SELECT max(created_at) FROM w),
+                       count(*) FILTER (WHERE positive AND s > 0.5), count(*) FILTER (WHERE NOT positive AND s > 0.5),
                        count(*) FILTER (WHERE NOT positive AND s <= 0.5), count(*) FILTER (WHERE positive AND s <= 0.5),
                        coalesce(sum(CASE WHEN positive THEN -ln(p) ELSE -ln(1 - p) END), 0),
                        coalesce(sum((s - CASE WHEN positive THEN 1 ELSE 0 END) ^ 2), 0),
@@ -154,150 +155,93 @@ public struct EvaluationWindows: Sendable {
                 FROM c
                 """
             let r = try await one(PostgresQuery(unsafeSQL: sql, binds: bindings),
-                                  as: (Int, Int, Int, Int, Double, Double, Double?).self)
+                                  as: (Int, Date?, Date?, Int, Int, Int, Int, Double, Double, Double?).self)
+            (window.labelled, window.start, window.end) = (r.0, r.1, r.2)
             var sums = BinaryMetrics.Sums()
-            (sums.truePositives, sums.falsePositives, sums.trueNegatives, sums.falseNegatives) = (r.0, r.1, r.2, r.3)
-            (sums.logLoss, sums.brier) = (r.4, r.5)
+            (sums.truePositives, sums.falsePositives, sums.trueNegatives, sums.falseNegatives) = (r.3, r.4, r.5, r.6)
+            (sums.logLoss, sums.brier) = (r.7, r.8)
             let positives = Double(sums.truePositives + sums.falseNegatives)
             let negatives = Double(sums.trueNegatives + sums.falsePositives)
-            let auc = positives > 0 && negatives > 0 ? r.6.map { $0 / (positives * negatives) } : nil
-            window.invalidLabels = count - sums.count
-            window.metrics = BinaryMetrics(sums: sums, rocAUC: auc).values
+            let auc = positives > 0 && negatives > 0 ? r.9.map { $0 / (positives * negatives) } : nil
+            window.invalidLabels = window.labelled - sums.count
+            if window.labelled > 0 { window.metrics = BinaryMetrics(sums: sums, rocAUC: auc).values }
 
         case .multiclass:
             let classes = artifact.classes ?? []
             bindings.append(classes)
-            let sql = labelled + """
-                , v AS (SELECT label #>> '{}' AS y, prediction->>'class' AS c,
-                               (prediction->'probabilities'->>(label #>> '{}'))::float8 AS p FROM w
-                        WHERE (label #>> '{}') = ANY($5)
-                          AND jsonb_typeof(prediction->'probabilities'->(label #>> '{}')) = 'number')
-                SELECT y, c, count(*),
-                       sum(-ln(least(greatest(p, \(logLossEpsilon)), 1 - \(logLossEpsilon))))
-                FROM v GROUP BY y, c
+            // One row per (label, predicted class), and a last row (NULL label) with the window's size and span.
+            let sql = labelled("""
+                label #>> '{}' AS y, prediction->>'class' AS c,
+                CASE WHEN jsonb_typeof(prediction->'probabilities'->(label #>> '{}')) = 'number'
+                     THEN (prediction->'probabilities'->>(label #>> '{}'))::float8 END AS p
+                """) + """
+                SELECT y, c, count(*)::bigint, sum(-ln(least(greatest(p, \(logLossEpsilon)), 1 - \(logLossEpsilon)))),
+                       NULL::timestamptz, NULL::timestamptz
+                FROM w WHERE y = ANY($5) AND p IS NOT NULL GROUP BY y, c
+                UNION ALL
+                SELECT NULL, NULL, count(*)::bigint, NULL::float8, min(created_at), max(created_at) FROM w
                 """
             var sums = MulticlassMetrics.Sums(classCount: classes.count)
             let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
             let rows = try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
-            for try await (label, predicted, n, logLoss) in rows.decode((String, String?, Int, Double).self) {
+            typealias Row = (String?, String?, Int, Double?, Date?, Date?)
+            for try await (label, predicted, n, logLoss, start, end) in rows.decode(Row.self) {
+                guard let label else {
+                    (window.labelled, window.start, window.end) = (n, start, end)
+                    continue
+                }
                 guard let y = index[label], let c = predicted.flatMap({ index[$0] }) else { continue }
                 sums.confusion[y][c] += n
                 sums.count += n
-                sums.logLoss += logLoss
+                sums.logLoss += logLoss ?? 0
             }
-            window.invalidLabels = count - sums.count
-            window.metrics = MulticlassMetrics(sums: sums).values
+            window.invalidLabels = window.labelled - sums.count
+            if window.labelled > 0 { window.metrics = MulticlassMetrics(sums: sums).values }
         }
         return window
     }
 
     /// The newest predictions of `artifact`'s version, counted per feature (and for the prediction) on the
-    /// bins of its reference profile: one scan of the window, grouped by column and bin or category.
+    /// bins of its reference profile: the sum of the drift rollups predict stored with them, newest first,
+    /// until `bounds.rows` rows or `bounds.maxAge` (in whole rollups: a merged block holds at most a minute
+    /// and `DriftRollups.blockRows` rows). One statement, so one snapshot, whatever merging runs meanwhile.
     public func drift(of artifact: ModelArtifact, bounds: WindowBounds, now: Date = Date()) async throws
         -> DriftWindow
     {
         var window = DriftWindow()
-        guard let profile = artifact.profile else { return window }
-        var bindings = PostgresBindings()
-        bindings.append(artifact.name)
-        bindings.append(artifact.version)
-        bindings.append(bounds.since(now))
-        bindings.append(bounds.rows)
-        let recent = """
-            WITH w AS (
-                SELECT input, prediction, created_at FROM prediction
-                WHERE model_name = $1 AND model_version = $2 AND created_at >= $3
-                ORDER BY created_at DESC LIMIT $4)
-            """
-        let (count, start, end) = try await one(
-            PostgresQuery(unsafeSQL: recent + " SELECT count(*), min(created_at), max(created_at) FROM w", binds: bindings),
-            as: (Int, Date?, Date?).self)
-        window.rows = count
-        window.start = start
-        window.end = end
-
-        // One VALUES row per column: (column, state 0 value / 1 missing / 2 invalid, bin, category, value).
-        struct Column {
-            var name: String
-            var kind: Feature.Kind
-            var binning: NumericBinning?
-        }
-        var columns: [Column] = []
-        var values: [String] = []
-        // Each column's JSON is extracted once per row (a subquery the planner keeps), then tested and cast.
-        var extractions: [String] = []
-        func parameter(_ value: some PostgresDynamicTypeEncodable) -> String {
-            bindings.append(value)
-            return "$\(bindings.count)"
-        }
-        func add(_ name: String, _ reference: FeatureProfile, extract: String) {
-            let i = columns.count
-            extractions.append("\(extract) AS j\(i)")
-            let json = "e.j\(i)"
-            let binning = reference.kind == .numeric ? NumericBinning(reference) : nil
-            columns.append(Column(name: name, kind: reference.kind, binning: binning))
-            let missing = "\(json) IS NULL OR jsonb_typeof(\(json)) = 'null'"
-            switch reference.kind {
-            case .numeric:
-                let isNumber = "jsonb_typeof(\(json)) = 'number'"
-                let bin = binning.map { "width_bucket((\(json))::float8, \(parameter($0.thresholds))::float8[])" } ?? "0"
-                values.append("""
-                    (\(i), CASE WHEN \(missing) THEN 1 WHEN \(isNumber) THEN 0 ELSE 2 END,
-                     CASE WHEN \(isNumber) THEN \(bin) END, NULL::text,
-                     CASE WHEN \(isNumber) THEN (\(json))::float8 END)
-                    """)
-            case .boolean:
-                let text = """
-                    CASE jsonb_typeof(\(json)) WHEN 'boolean' THEN \(json) #>> '{}'
-                    WHEN 'number' THEN CASE (\(json))::float8 WHEN 1 THEN 'true' WHEN 0 THEN 'false' END END
-                    """
-                values.append("(\(i), CASE WHEN \(missing) THEN 1 WHEN (\(text)) IS NULL THEN 2 ELSE 0 END, NULL::int, \(text), NULL::float8)")
-            case .categorical:
-                let text = "CASE WHEN jsonb_typeof(\(json)) IN ('string', 'number') THEN \(json) #>> '{}' END"
-                values.append("(\(i), CASE WHEN \(missing) THEN 1 WHEN (\(text)) IS NULL THEN 2 ELSE 0 END, NULL::int, \(text), NULL::float8)")
-            }
-        }
-        for feature in artifact.features {
-            guard let reference = profile.features[feature.name] else { continue }
-            add(feature.name, reference, extract: "input -> \(parameter(feature.name))")
-        }
-        let predictionIndex = columns.count
-        if let reference = profile.prediction {
-            switch artifact.task {
-            case .regression: add("prediction", reference, extract: "prediction -> 'value'")
-            case .binary:
-                let positive = artifact.classes?.last ?? ""
-                add("prediction", reference, extract: "prediction -> 'probabilities' -> \(parameter(positive))")
-            case .multiclass: add("prediction", reference, extract: "prediction -> 'class'")
-            }
-        }
-        guard !columns.isEmpty else { return window }
-
-        let sql = recent + """
-             SELECT c.i, c.s, c.b, c.t, count(*), coalesce(sum(c.v), 0)
-            FROM (SELECT \(extractions.joined(separator: ", ")) FROM w OFFSET 0) e
-            CROSS JOIN LATERAL (VALUES \(values.joined(separator: ",\n"))) AS c(i, s, b, t, v)
-            GROUP BY 1, 2, 3, 4
-            """
-        var counted = columns.map { WindowColumn(binning: $0.binning) }
-        let rows = try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
-        for try await (i, state, bin, category, n, sum) in rows.decode((Int, Int, Int?, String?, Int, Double).self) {
-            switch state {
-            case 1: counted[i].missing += n
-            case 2: counted[i].invalid += n
+        let rows = try await client.query("""
+            WITH ranked AS (
+                SELECT first_at, last_at, rows, rejected, cells, counts, sums, unseen,
+                       sum(rows) OVER (ORDER BY last_at DESC, id DESC) AS upto
+                FROM drift_rollup
+                WHERE model_name = \(artifact.name) AND model_version = \(artifact.version) AND last_at >= \(bounds.since(now))),
+            w AS MATERIALIZED (SELECT * FROM ranked WHERE upto - rows < \(bounds.rows))
+            SELECT 0, NULL::int, sum(rows)::bigint, sum(rejected)::bigint, NULL::float8, min(first_at), max(last_at), NULL::text
+            FROM w
+            UNION ALL
+            SELECT 1, u.c, sum(u.n)::bigint, NULL, sum(u.s), NULL, NULL, NULL
+            FROM w, unnest(cells, counts, sums) AS u(c, n, s) GROUP BY u.c
+            UNION ALL
+            SELECT 2, NULL, sum(u.n::bigint)::bigint, NULL, NULL, NULL, NULL, u.k
+            FROM w, jsonb_each_text(unseen) AS u(k, n) GROUP BY u.k
+            """, logger: logger)
+        var tally = DriftTally()
+        typealias Row = (Int, Int32?, Int?, Int?, Double?, Date?, Date?, String?)
+        for try await (kind, cell, n, rejected, sum, start, end, key) in rows.decode(Row.self) {
+            switch kind {
+            case 0:
+                window.rows = n ?? 0
+                window.rejected = rejected ?? 0
+                (window.start, window.end) = (start, end)
+            case 1:
+                if let cell { tally.cells[cell] = .init(count: n ?? 0, sum: sum ?? 0) }
             default:
-                if let bin, bin < counted[i].binCounts.count {
-                    counted[i].binCounts[bin] += n
-                    counted[i].binSums[bin] += sum
-                } else if let category {
-                    counted[i].categories[category, default: 0] += n
-                }
-                counted[i].count += n
+                if let key { tally.unseen[key] = n ?? 0 }
             }
         }
-        for (i, column) in columns.enumerated() {
-            if i == predictionIndex { window.prediction = counted[i] } else { window.columns[column.name] = counted[i] }
-        }
+        tally.rows = window.rows
+        guard let layout = DriftLayout(artifact) else { return window }
+        (window.columns, window.prediction) = layout.columns(from: tally)
         return window
     }
 

@@ -26,6 +26,10 @@ public struct Migrator: Sendable {
                   sql: String(decoding: PackageResources._002_partitions_sql, as: UTF8.self)),
         Migration(version: 3, name: "evaluation",
                   sql: String(decoding: PackageResources._003_evaluation_sql, as: UTF8.self)),
+        Migration(version: 4, name: "drift_rollup",
+                  sql: String(decoding: PackageResources._004_drift_rollup_sql, as: UTF8.self)),
+        Migration(version: 5, name: "typed_outcomes",
+                  sql: String(decoding: PackageResources._005_typed_outcomes_sql, as: UTF8.self)),
     ]
 
     /// Key of the advisory lock held while migrating ("cyclone" in ASCII).

@@ -17,7 +17,7 @@ public struct Partitions: Sendable {
     }
 
     /// Creates partitions from yesterday to `aheadDays` ahead (moving waiting rows out of the default
-    /// partition) and, when `retainDays` is set, drops the days older than that.
+    /// partition) and, when `retainDays` is set, drops the days older than that, with their drift rollups.
     @discardableResult
     public func maintain(aheadDays: Int = 7, retainDays: Int? = nil) async throws -> [Change] {
         var changes: [Change] = []
@@ -25,6 +25,13 @@ public struct Partitions: Sendable {
             "SELECT action, partition_name FROM cyclone_ensure_partitions(\(aheadDays)::int, \(retainDays)::int)", logger: logger)
         for try await (action, partition) in rows.decode((String, String).self) {
             changes.append(Change(action: action, partition: partition))
+        }
+        if let retainDays {
+            // The drift rollups of the dropped days go with them.
+            try await client.query("""
+                DELETE FROM drift_rollup
+                WHERE last_at < ((now() AT TIME ZONE 'UTC')::date - \(retainDays)::int)::timestamp AT TIME ZONE 'UTC'
+                """, logger: logger)
         }
         return changes
     }

@@ -1,3 +1,4 @@
+import CycloneMonitoring
 import Foundation
 
 /// One served instance as stored in `prediction`.
@@ -12,10 +13,14 @@ public struct PredictionRow: Sendable, Equatable {
     /// The caller's own id for the instance, to attach its label by later.
     public var key: String?
     public var createdAt: Date
+    /// Where the row falls against its model version's reference profile (`DriftLayout`): the writer sums
+    /// these into the `drift_rollup` row it commits with the batch. `nil` when the model has no profile.
+    public var drift: DriftCells?
 
     public init(id: UUID, modelName: String, modelVersion: String, input: String, prediction: String,
-                key: String? = nil, createdAt: Date)
+                key: String? = nil, createdAt: Date, drift: DriftCells? = nil)
     {
+        self.drift = drift
         self.id = id
         self.modelName = modelName
         self.modelVersion = modelVersion

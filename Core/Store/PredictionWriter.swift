@@ -8,7 +8,8 @@ import Synchronization
 
 /// Stores served predictions with group commit: rows from concurrent requests are gathered and written by
 /// one multi-row INSERT, so the cost of a commit is shared by everything that arrived while the previous one
-/// ran.
+/// ran. The same statement stores the batch's drift rollup (`DriftRollups`): the rows counted into their
+/// model version's reference cells, and the requests refused since the last write (`reject`).
 ///
 /// `append` returns how far the rows got:
 /// - `.committed`: in PostgreSQL (durable mode waits for this);
@@ -41,6 +42,9 @@ public final class PredictionWriter: Service, Sendable {
         public var writeTimeout: Duration = .seconds(5)
         /// How long shutdown keeps retrying before logging what is left.
         public var shutdownFlushTimeout: Duration = .seconds(5)
+        /// How often drift rollups of settled batches are merged into blocks (and refused requests stored
+        /// when no predictions carry them); `nil` leaves it to other writers.
+        public var rollupMaintenance: Duration? = .seconds(30)
 
         public init() {}
     }
@@ -81,6 +85,8 @@ public final class PredictionWriter: Service, Sendable {
         var shutdownDeadline: ContinuousClock.Instant?
         var healthy = true
         var statistics = Statistics()
+        /// Refused requests not yet stored, per model version.
+        var rejected: [DriftRollups.Version: Int] = [:]
     }
 
     /// Totals since start, for tests and benchmarks.
@@ -191,6 +197,9 @@ public final class PredictionWriter: Service, Sendable {
                     group.addTask { await self.flushLoop() }
                 }
                 group.addTask { await self.sweepLoop() }
+                if let interval = configuration.rollupMaintenance {
+                    group.addTask { await self.maintenanceLoop(every: interval) }
+                }
                 // The flushers end after shutdown has drained the queue; then stop the sweeper.
                 for _ in 0..<configuration.concurrentFlushes { await group.next() }
                 group.cancelAll()
@@ -234,8 +243,12 @@ public final class PredictionWriter: Service, Sendable {
             var timeout = configuration.writeTimeout
             let shutdownDeadline = state.withLock { $0.shutdownDeadline }
             if let shutdownDeadline { timeout = max(.milliseconds(1), min(timeout, shutdownDeadline - start)) }
+            let rejected = state.withLock { state in
+                defer { state.rejected.removeAll() }
+                return state.rejected
+            }
             do {
-                try await insert(batch.flatMap(\.rows), timeout: timeout)
+                try await insert(batch.flatMap(\.rows), rejected: rejected, timeout: timeout)
                 let rows = batch.reduce(0) { $0 + $1.rows.count }
                 batchTimer.record(duration: clock.now - start)
                 batchRows.record(rows)
@@ -258,6 +271,7 @@ public final class PredictionWriter: Service, Sendable {
                     state.inFlight -= 1
                     state.healthy = false
                     state.statistics.failedWrites += 1
+                    state.rejected.merge(rejected, uniquingKeysWith: +)
                     // Put the rows back in front, in order, to be retried.
                     for pending in batch.reversed() { state.queue.prepend(pending) }
                     return state.shuttingDown
@@ -334,6 +348,37 @@ public final class PredictionWriter: Service, Sendable {
         }
     }
 
+    /// Counts a request refused before anything was predicted, against the model version that would have
+    /// served it; it is stored with the next batch (or the next maintenance) for the data-quality report.
+    public func reject(model: String, version: String, count: Int = 1) {
+        state.withLock { $0.rejected[DriftRollups.Version(name: model, version: version), default: 0] += count }
+    }
+
+    /// Stores refused requests that no batch carried, and merges the drift rollups of settled batches.
+    private func maintenanceLoop(every interval: Duration) async {
+        let rollups = DriftRollups(client: client, logger: logger)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            guard !Task.isCancelled else { return }
+            let rejected = state.withLock { state in
+                defer { state.rejected.removeAll() }
+                return state.rejected
+            }
+            do {
+                if !rejected.isEmpty { try await insert([], rejected: rejected, timeout: configuration.writeTimeout) }
+            } catch {
+                state.withLock { $0.rejected.merge(rejected, uniquingKeysWith: +) }
+            }
+            do {
+                _ = try await withTimeout(configuration.writeTimeout * 6) {
+                    try await rollups.compact(settledBefore: Date().addingTimeInterval(-60))
+                }
+            } catch {
+                logger.debug("merging drift rollups failed; next time", metadata: ["error": "\(String(reflecting: error))"])
+            }
+        }
+    }
+
     private func resumeWaiters(_ tickets: [UInt64], with outcome: Outcome) {
         let continuations = state.withLock { state in tickets.compactMap { state.waiters.removeValue(forKey: $0)?.continuation } }
         for continuation in continuations { continuation.resume(returning: outcome) }
@@ -341,24 +386,19 @@ public final class PredictionWriter: Service, Sendable {
 
     /// Runs the INSERT, giving up (and cancelling it) after `timeout`. A write that timed out may still have
     /// committed; the retry is harmless because the INSERT skips ids already stored.
-    private func insert(_ rows: [PredictionRow], timeout: Duration) async throws {
-        try await withTimeout(timeout) { try await self.insert(rows) }
+    private func insert(_ rows: [PredictionRow], rejected: [DriftRollups.Version: Int], timeout: Duration) async throws {
+        try await withTimeout(timeout) { try await self.insert(rows, rejected: rejected) }
     }
 
-    private func insert(_ rows: [PredictionRow]) async throws {
-        let ids = rows.map(\.id)
-        let names = rows.map(\.modelName)
-        let versions = rows.map(\.modelVersion)
-        let inputs = rows.map(\.input)
-        let predictions = rows.map(\.prediction)
-        let keys = rows.map { $0.key ?? "" }
-        let times = rows.map(\.createdAt)
-        try await client.query("""
-            INSERT INTO prediction (id, model_name, model_version, input, prediction, key, created_at)
-            SELECT id, m, v, i::jsonb, p::jsonb, NULLIF(k, ''), t
-            FROM UNNEST(\(ids)::uuid[], \(names)::text[], \(versions)::text[], \(inputs)::text[],
-                        \(predictions)::text[], \(keys)::text[], \(times)::timestamptz[]) AS r(id, m, v, i, p, k, t)
-            ON CONFLICT DO NOTHING
-            """, logger: logger)
+    private func insert(_ rows: [PredictionRow], rejected: [DriftRollups.Version: Int]) async throws {
+        try await Self.insert(rows, rejected: rejected, client: client, logger: logger)
+    }
+
+    /// Stores rows and their drift rollup in one statement, as a batch of the writer does (for loaders and
+    /// tests that need no buffering). Ids already stored are skipped.
+    public static func insert(_ rows: [PredictionRow], rejected: [DriftRollups.Version: Int] = [:],
+                              client: PostgresClient, logger: Logger) async throws
+    {
+        try await client.query(DriftRollups.insert(rows, rejected: rejected), logger: logger)
     }
 }

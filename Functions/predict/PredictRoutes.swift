@@ -46,26 +46,26 @@ struct PredictRoutes: Sendable {
         do {
             body = try await decodeBody(request)
         } catch {
-            rejected.increment()
+            refuse()
             throw error
         }
         guard !body.instances.isEmpty else {
-            rejected.increment()
+            refuse()
             throw APIError(.badRequest, "instances must hold at least one instance", path: "instances")
         }
         guard body.instances.count <= settings.maxInstances else {
-            rejected.increment()
+            refuse()
             throw APIError(.contentTooLarge,
                            "\(body.instances.count) instances is more than the \(settings.maxInstances) allowed per request (MAX_INSTANCES)",
                            path: "instances")
         }
         if let keys = body.keys {
             guard keys.count == body.instances.count else {
-                rejected.increment()
+                refuse()
                 throw APIError(.badRequest, "keys has \(keys.count) entries for \(body.instances.count) instances; give one per instance (null for none)", path: "keys")
             }
             if let empty = keys.firstIndex(where: { $0 == "" }) {
-                rejected.increment()
+                refuse()
                 throw APIError(.badRequest, "a key must not be empty (use null for none)", path: "keys[\(empty)]")
             }
         }
@@ -82,7 +82,7 @@ struct PredictRoutes: Sendable {
             do {
                 x = try model.encoder.encode(instance, path: "instances[\(index)]", notes: &notes)
             } catch {
-                rejected.increment()
+                refuse()
                 throw APIError(.badRequest, error.description, path: error.path)
             }
             let output = artifact.predictor.predict(x)
@@ -94,7 +94,8 @@ struct PredictRoutes: Sendable {
             stored.raw(UInt8(ascii: "}"))
             let key = body.keys?[index] ?? nil
             rows.append(PredictionRow(id: id, modelName: artifact.name, modelVersion: artifact.version,
-                                      input: model.inputJSON(instance), prediction: stored.string, key: key, createdAt: now))
+                                      input: model.inputJSON(instance), prediction: stored.string, key: key, createdAt: now,
+                                      drift: model.driftCells(instance, output)))
             if index > 0 { response.raw(UInt8(ascii: ",")) }
             response.raw("{\"id\":")
             response.string(idText)
@@ -116,6 +117,12 @@ struct PredictRoutes: Sendable {
 
         let outcome = await writer.append(rows, waitForCommit: settings.durable)
         return jsonResponse(response.bytes, headers: [Self.storedHeader: outcome.rawValue])
+    }
+
+    /// Counts a refused request: in the metrics, and in the store for the evaluator's data-quality report.
+    private func refuse() {
+        rejected.increment()
+        writer.reject(model: model.artifact.name, version: model.artifact.version)
     }
 
     /// Reads `{"instances": [...], "keys": [...]}`; other top-level members (Vertex AI's `parameters`) are ignored.

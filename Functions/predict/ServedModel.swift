@@ -1,4 +1,5 @@
 import CycloneModel
+import CycloneMonitoring
 import Foundation
 
 /// A loaded model, ready to score: the artifact, its instance encoder, and the JSON fragments every response
@@ -10,6 +11,8 @@ struct ServedModel: Sendable {
     let modelJSON: [UInt8]
     /// Each class label as a JSON string.
     let classJSON: [[UInt8]]
+    /// Where each served instance falls against the reference profile (stored with it for drift windows).
+    let layout: DriftLayout?
 
     init(artifact: ModelArtifact, strictCategories: Bool) {
         self.artifact = artifact
@@ -22,6 +25,7 @@ struct ServedModel: Sendable {
         writer.string(artifact.version)
         writer.raw("}")
         modelJSON = writer.bytes
+        layout = DriftLayout(artifact)
         classJSON = (artifact.classes ?? []).map { label in
             var writer = JSONWriter()
             writer.string(label)
@@ -36,6 +40,12 @@ struct ServedModel: Sendable {
 
     /// The instance as stored JSON, its members in schema order. Validation has already refused members that
     /// are not features, so nothing is left out; no sorting needed.
+    /// The drift cells of a served instance, when the model has a reference profile.
+    func driftCells(_ instance: JSONValue, _ output: Output) -> DriftCells? {
+        guard let layout, case .object(let values) = instance else { return nil }
+        return layout.cells(instance: values, output: output, classes: artifact.classes)
+    }
+
     func inputJSON(_ instance: JSONValue) -> String {
         guard case .object(let values) = instance else { return instance.jsonText }
         var writer = JSONWriter(capacity: 32 * values.count)

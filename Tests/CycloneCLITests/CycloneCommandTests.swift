@@ -78,14 +78,12 @@ import Testing
         try await withTestDatabase { db in
             let registered = try await cyclone(["register", "--model", model, "--database-url", db.url])
             #expect(registered.output == "registered rides@3 as live")
-            try await db.client.query("""
-                INSERT INTO prediction (id, model_name, model_version, input, prediction, label, created_at, labeled_at)
-                SELECT gen_random_uuid(), 'rides', '3',
-                       jsonb_build_object('temp', 40 + i % 5, 'humidity', 0.5, 'wind', 2, 'holiday', false,
-                                          'season', 'summer', 'weather', 'clear'),
-                       jsonb_build_object('value', 150), to_jsonb(100 + i % 7), now(), now()
-                FROM generate_series(1, 150) AS i
-                """, logger: .test)
+            let artifact = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: model))
+            try await db.store((1...150).map { i in
+                ServedInstance(input: ["temp": .number(Double(40 + i % 5)), "humidity": 0.5, "wind": 2, "holiday": false,
+                                       "season": "summer", "weather": "clear"],
+                               output: .value(150), label: .number(Double(100 + i % 7)))
+            }, model: artifact, spacing: 0.01)
             let (status, output) = try await cyclone(["evaluate", "--database-url", db.url],
                                                      environment: ["RETRAIN_COOLDOWN": "0s"])
             #expect(status == 0)

@@ -65,25 +65,8 @@ func predicted(_ model: ModelArtifact, _ row: Stream.Row) throws -> Double {
     return value
 }
 
-/// Stores predictions (and labels, when given) directly, `spacing` apart and ending `endingAgo` before now.
-func store(_ rows: [(input: JSONValue, prediction: JSONValue, label: JSONValue?)], model: ModelArtifact,
-           client: PostgresClient, endingAgo: TimeInterval = 0, spacing: TimeInterval = 1) async throws
-{
-    let now = Date().timeIntervalSince1970 - endingAgo
-    let times = rows.indices.map { now - Double(rows.count - 1 - $0) * spacing }
-    try await client.query("""
-        INSERT INTO prediction (id, model_name, model_version, input, prediction, label, created_at, labeled_at)
-        SELECT gen_random_uuid(), \(model.name), \(model.version), i::jsonb, p::jsonb, NULLIF(l, '')::jsonb,
-               to_timestamp(t), CASE WHEN l <> '' THEN to_timestamp(t) END
-        FROM UNNEST(\(rows.map(\.input.jsonText))::text[], \(rows.map(\.prediction.jsonText))::text[],
-                    \(rows.map { $0.label?.jsonText ?? "" })::text[], \(times)::float8[]) AS r(i, p, l, t)
-        """, logger: .test)
-}
-
-func regressionRows(_ model: ModelArtifact, _ rows: [Stream.Row]) throws
-    -> [(input: JSONValue, prediction: JSONValue, label: JSONValue?)]
-{
-    try rows.map { (input: $0.instance, prediction: ["value": .number(try predicted(model, $0))], label: .number($0.y)) }
+func regressionRows(_ model: ModelArtifact, _ rows: [Stream.Row]) throws -> [ServedInstance] {
+    try rows.map { ServedInstance(input: $0.instance, output: .value(try predicted(model, $0)), label: .number($0.y)) }
 }
 
 func evaluator(_ db: TestDatabase, _ environment: [String: String] = [:], platform: any Platform = LocalPlatform(),
@@ -111,7 +94,7 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
             let environment = ["PERFORMANCE_WINDOW_ROWS": "400", "DRIFT_WINDOW_ROWS": "400", "RETRAIN_COOLDOWN": "0s"]
 
             let stable = stream.rows(400)
-            try await store(try regressionRows(model, stable), model: model, client: db.client, endingAgo: 1_200)
+            try await db.store(try regressionRows(model, stable), model: model, endingAgo: 1_200)
             let first = try await evaluator(db, environment).run()
             let calm = try #require(first.models.first)
             #expect(first.models.count == 1 && calm.serving && calm.note == nil)
@@ -126,7 +109,7 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
             #expect(try await events(db, kind: "retrain_requested") == 0)
 
             let shifted = stream.rows(400, shift: 1.5, broken: true)
-            try await store(try regressionRows(model, shifted), model: model, client: db.client)
+            try await db.store(try regressionRows(model, shifted), model: model)
             let second = try await evaluator(db, environment).run()
             let alarmed = try #require(second.models.first)
             let r2 = try #require(RegressionMetrics(labels: shifted.map(\.y),
@@ -157,7 +140,7 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
         try await withTestDatabase { db in
             _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
             var stream = Stream(seed: 3)
-            try await store(try regressionRows(model, stream.rows(150, broken: true)), model: model, client: db.client)
+            try await db.store(try regressionRows(model, stream.rows(150, broken: true)), model: model)
             let report = try await evaluator(db, ["MIN_LABELS": "151"]).run()
             let evaluation = try #require(report.models.first)
             #expect(evaluation.performance?.labelled == 150)
@@ -174,7 +157,7 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
         try await withTestDatabase { db in
             _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
             var stream = Stream(seed: 4)
-            try await store(try regressionRows(model, stream.rows(300, broken: true)), model: model, client: db.client)
+            try await db.store(try regressionRows(model, stream.rows(300, broken: true)), model: model)
             let environment = ["RETRAIN_COOLDOWN": "0s"]
             async let a = evaluator(db, environment).run()
             async let b = evaluator(db, environment).run()
@@ -204,7 +187,7 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
         try await withTestDatabase { db in
             _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
             var stream = Stream(seed: 5)
-            try await store(try regressionRows(model, stream.rows(300, broken: true)), model: model, client: db.client)
+            try await db.store(try regressionRows(model, stream.rows(300, broken: true)), model: model)
             let alerts = AlertNotifier(webhook: "http://127.0.0.1:\(freePort())/alerts", logger: .test,
                                        attempts: 3, retryDelay: .milliseconds(50), timeout: .milliseconds(300))
             let report = try await evaluator(db, alerts: alerts).run()
@@ -224,7 +207,7 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
         let model = try trainedModel()
         try await withTestDatabase { db in
             var stream = Stream(seed: 6)
-            try await store(try regressionRows(model, stream.rows(200, broken: true)), model: model, client: db.client)
+            try await db.store(try regressionRows(model, stream.rows(200, broken: true)), model: model)
             let unknown = try await evaluator(db).run()
             #expect(unknown.models.first?.note?.contains("not in the model registry") == true)
 

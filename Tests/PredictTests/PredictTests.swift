@@ -1,5 +1,6 @@
 import Configuration
 import CycloneModel
+import CycloneMonitoring
 import CycloneServer
 import CycloneStore
 import CycloneTestSupport
@@ -138,6 +139,28 @@ func withPredict(
                 #expect(error["path"] as? String == "instances[0].season")
                 #expect((error["message"] as! String).contains("monsoon"))
             }
+        }
+    }
+
+    /// With a reference profile, each stored batch carries its drift rollup: the rows counted into the
+    /// profile's cells (an unseen season by name), and the requests refused before it.
+    @Test func storedRowsCarryTheirDriftRollupAndRefusalsAreCounted() async throws {
+        let model = try TestModels.regressionWithProfile()
+        var instance = TestModels.bikeInstance
+        if case .object(var fields) = instance { fields["season"] = "monsoon"; instance = .object(fields) }
+        let request = #"{"instances": [\#(TestModels.bikeInstance.jsonText), \#(instance.jsonText)]}"#
+        try await withPredict(model: model) { client, db in
+            try await client.execute(uri: "/predict", method: .post, body: body(#"{"instances": []}"#)) { response in
+                #expect(response.status == .badRequest)
+            }
+            try await client.execute(uri: "/predict", method: .post, body: body(request)) { response in
+                #expect(response.status == .ok)
+            }
+            let window = try await EvaluationWindows(client: db.client, logger: .test)
+                .drift(of: model, bounds: WindowBounds(rows: 100, maxAge: .seconds(3_600)))
+            #expect(window.rows == 2 && window.rejected == 1)
+            #expect(window.columns["season"]?.categories == ["summer": 1, "monsoon": 1])
+            #expect(window.columns["temp"]?.count == 2 && window.prediction?.count == 2)
         }
     }
 

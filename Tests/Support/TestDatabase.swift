@@ -1,3 +1,5 @@
+import CycloneModel
+import CycloneMonitoring
 import CycloneStore
 import Foundation
 import Logging
@@ -25,6 +27,70 @@ public struct TestDatabase: Sendable {
                                          prediction: prediction, key: key, label: label, createdAt: createdAt))
         }
         return rows
+    }
+}
+
+/// One served instance for `TestDatabase.store`: what predict got, what it answered, and the label (if any).
+public struct ServedInstance: Sendable {
+    public var input: JSONValue
+    public var output: Output
+    public var label: JSONValue?
+
+    public init(input: JSONValue, output: Output, label: JSONValue? = nil) {
+        self.input = input
+        self.output = output
+        self.label = label
+    }
+}
+
+extension TestDatabase {
+    /// Stores instances as predict does (rows and drift rollup through the writer's statement, `batch` rows a
+    /// statement), `spacing` seconds apart and ending `endingAgo` seconds before now, then their labels as
+    /// label-ingest does. Returns the ids.
+    @discardableResult
+    public func store(_ instances: [ServedInstance], model: ModelArtifact, endingAgo: TimeInterval = 0,
+                      spacing: TimeInterval = 1, batch: Int = 100) async throws -> [UUID]
+    {
+        let layout = DriftLayout(model)
+        let end = Date().addingTimeInterval(-endingAgo)
+        var rows: [PredictionRow] = []
+        for (i, instance) in instances.enumerated() {
+            let time = end.addingTimeInterval(-Double(instances.count - 1 - i) * spacing)
+            var drift: DriftCells?
+            if let layout, case .object(let values) = instance.input {
+                drift = layout.cells(instance: values, output: instance.output, classes: model.classes)
+            }
+            rows.append(PredictionRow(id: UUIDv7.make(at: time), modelName: model.name, modelVersion: model.version,
+                                      input: instance.input.jsonText,
+                                      prediction: Self.predictionJSON(instance.output, classes: model.classes),
+                                      createdAt: time, drift: drift))
+        }
+        for start in stride(from: 0, to: rows.count, by: batch) {
+            try await PredictionWriter.insert(Array(rows[start..<min(start + batch, rows.count)]), client: client,
+                                              logger: .test)
+        }
+        let labelled = zip(rows, instances).compactMap { row, instance in instance.label.map { (row.id, $0.jsonText) } }
+        if !labelled.isEmpty {
+            try await client.query("""
+                UPDATE prediction p SET label = l.label::jsonb, labeled_at = p.created_at
+                FROM UNNEST(\(labelled.map(\.0))::uuid[], \(labelled.map(\.1))::text[]) AS l(id, label)
+                WHERE p.id = l.id
+                """, logger: .test)
+        }
+        return rows.map(\.id)
+    }
+
+    /// The prediction as predict stores it.
+    public static func predictionJSON(_ output: Output, classes: [String]?) -> String {
+        switch output {
+        case .value(let value): return JSONValue.object(["value": .number(value)]).jsonText
+        case .classification(let index, let probabilities):
+            let classes = classes ?? []
+            return JSONValue.object([
+                "class": .string(classes[index]),
+                "probabilities": .object(Dictionary(uniqueKeysWithValues: zip(classes, probabilities.map { .number($0) }))),
+            ]).jsonText
+        }
     }
 }
 

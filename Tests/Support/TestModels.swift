@@ -1,4 +1,5 @@
 import CycloneModel
+import CycloneTraining
 import Foundation
 
 /// Models for handler tests, from the scikit-learn fixtures, written to temporary files.
@@ -10,6 +11,16 @@ public enum TestModels {
         artifact.name = name
         artifact.version = version
         artifact.features = artifact.features.map { var feature = $0; feature.required = true; return feature }
+        return artifact
+    }
+
+    /// `regression()` with the reference profile of its training data (as `cyclone train` writes it).
+    public static func regressionWithProfile(name: String = "bikes", version: String = "7") throws -> ModelArtifact {
+        var artifact = try regression(name: name, version: version)
+        let csv = try CSV(contentsOf: Fixture.url("linear/ridge_mixed-train.csv"))
+        let table = try FeatureTable(csv: csv, columns: artifact.features.map(\.name),
+                                     kinds: Dictionary(uniqueKeysWithValues: artifact.features.map { ($0.name, $0.kind) }))
+        artifact.profile = artifact.profile(of: table)
         return artifact
     }
 

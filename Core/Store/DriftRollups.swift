@@ -1,0 +1,145 @@
+import CycloneModel
+import CycloneMonitoring
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The `drift_rollup` table (see `0004_drift_rollup.sql`): what the writer commits beside each batch of
+/// predictions, and its upkeep.
+public struct DriftRollups: Sendable {
+    /// A model version, as rollups are kept per version.
+    public struct Version: Hashable, Sendable {
+        public var name: String
+        public var version: String
+
+        public init(name: String, version: String) {
+            self.name = name
+            self.version = version
+        }
+    }
+
+    /// One rollup row, as parameters of the writer's INSERT.
+    struct Row {
+        var version: Version
+        var first: Date
+        var last: Date
+        var tally = DriftTally()
+        var rejected = 0
+    }
+
+    /// Rollups merge into blocks of at most this many rows (and one minute of predictions).
+    public static let blockRows = 1_000
+
+    public let client: PostgresClient
+    public let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// The rollups of a batch: one per model version, with the rejected requests counted since the last one.
+    static func rows(for batch: [PredictionRow], rejected: [Version: Int]) -> [Row] {
+        var rows: [Version: Row] = [:]
+        for prediction in batch {
+            let version = Version(name: prediction.modelName, version: prediction.modelVersion)
+            var row = rows[version] ?? Row(version: version, first: prediction.createdAt, last: prediction.createdAt)
+            row.first = min(row.first, prediction.createdAt)
+            row.last = max(row.last, prediction.createdAt)
+            if let cells = prediction.drift { row.tally.add(cells) } else { row.tally.rows += 1 }
+            rows[version] = row
+        }
+        let now = Date()
+        for (version, count) in rejected where count > 0 {
+            rows[version, default: Row(version: version, first: now, last: now)].rejected += count
+        }
+        return rows.values.sorted { ($0.version.name, $0.version.version) < ($1.version.name, $1.version.version) }
+    }
+
+    /// The statement that stores `batch` and its rollups at once: a rollup is written only when its
+    /// predictions were (a retried batch whose first attempt committed stores nothing twice).
+    static func insert(_ batch: [PredictionRow], rejected: [Version: Int]) -> PostgresQuery {
+        let rollups = rows(for: batch, rejected: rejected)
+        var cells: [String] = [], counts: [String] = [], sums: [String] = [], unseen: [String] = []
+        for var rollup in rollups {
+            rollup.tally.trimUnseenNames()
+            let sorted = rollup.tally.cells.sorted { $0.key < $1.key }
+            cells.append("{" + sorted.map { String($0.key) }.joined(separator: ",") + "}")
+            counts.append("{" + sorted.map { String($0.value.count) }.joined(separator: ",") + "}")
+            sums.append("{" + sorted.map { "\($0.value.sum)" }.joined(separator: ",") + "}")
+            unseen.append(rollup.tally.unseen.isEmpty ? "" : JSONValue.object(rollup.tally.unseen.mapValues { .number(Double($0)) }).jsonText)
+        }
+        let ids = batch.map(\.id)
+        let names = batch.map(\.modelName)
+        let versions = batch.map(\.modelVersion)
+        let inputs = batch.map(\.input)
+        let predictions = batch.map(\.prediction)
+        let keys = batch.map { $0.key ?? "" }
+        let times = batch.map(\.createdAt)
+        return """
+            WITH stored AS (
+                INSERT INTO prediction (id, model_name, model_version, input, prediction, key, created_at)
+                SELECT id, m, v, i::jsonb, p::jsonb, NULLIF(k, ''), t
+                FROM UNNEST(\(ids)::uuid[], \(names)::text[], \(versions)::text[], \(inputs)::text[],
+                            \(predictions)::text[], \(keys)::text[], \(times)::timestamptz[]) AS r(id, m, v, i, p, k, t)
+                ON CONFLICT DO NOTHING
+                RETURNING model_name, model_version)
+            INSERT INTO drift_rollup (model_name, model_version, first_at, last_at, rows, rejected, cells, counts, sums, unseen)
+            SELECT m, v, f, l, n, x, c::int4[], k::int4[], s::float8[], NULLIF(u, '')::jsonb
+            FROM UNNEST(\(rollups.map(\.version.name))::text[], \(rollups.map(\.version.version))::text[],
+                        \(rollups.map(\.first))::timestamptz[], \(rollups.map(\.last))::timestamptz[],
+                        \(rollups.map(\.tally.rows))::int4[], \(rollups.map(\.rejected))::int4[], \(cells)::text[],
+                        \(counts)::text[], \(sums)::text[], \(unseen)::text[]) AS r(m, v, f, l, n, x, c, k, s, u)
+            WHERE (n = 0 AND x > 0)
+               OR EXISTS (SELECT FROM stored WHERE stored.model_name = r.m AND stored.model_version = r.v)
+            """
+    }
+
+    /// Merges the rollups of batches committed before `settled` into blocks of at most `blockRows` rows within
+    /// one minute of predictions, so a long window adds up few rows. Safe to run concurrently: each merged
+    /// block is built from the rows its own statement deleted. Returns the blocks written.
+    @discardableResult
+    public func compact(settledBefore settled: Date, blockRows: Int = DriftRollups.blockRows) async throws -> Int {
+        let rows = try await client.query("""
+            WITH loose AS (
+                SELECT id, date_trunc('minute', first_at) AS minute,
+                       greatest(sum(rows) OVER (PARTITION BY model_name, model_version, date_trunc('minute', first_at)
+                                                ORDER BY first_at, id) - 1, 0) / \(blockRows) AS block
+                FROM drift_rollup WHERE NOT compacted AND last_at < \(settled)),
+            gone AS (
+                DELETE FROM drift_rollup d USING loose l WHERE d.id = l.id
+                RETURNING d.model_name, d.model_version, l.minute, l.block, d.first_at, d.last_at, d.rows, d.rejected,
+                          d.cells, d.counts, d.sums, d.unseen),
+            blocks AS (
+                SELECT model_name, model_version, minute, block, min(first_at) AS first_at, max(last_at) AS last_at,
+                       sum(rows)::int AS rows, sum(rejected)::int AS rejected
+                FROM gone GROUP BY 1, 2, 3, 4),
+            cell AS (
+                SELECT model_name, model_version, minute, block, array_agg(c ORDER BY c) AS cells,
+                       array_agg(n ORDER BY c) AS counts, array_agg(s ORDER BY c) AS sums
+                FROM (SELECT model_name, model_version, minute, block, u.c, sum(u.n)::int AS n, sum(u.s) AS s
+                      FROM gone, unnest(cells, counts, sums) AS u(c, n, s) GROUP BY 1, 2, 3, 4, 5) summed
+                GROUP BY 1, 2, 3, 4),
+            name AS (
+                SELECT model_name, model_version, minute, block, jsonb_object_agg(k, n) AS unseen
+                FROM (SELECT *, row_number() OVER (PARTITION BY model_name, model_version, minute, block,
+                                                   split_part(k, ':', 1) ORDER BY n DESC, k) AS rank
+                      FROM (SELECT model_name, model_version, minute, block, u.k, sum(u.n::int) AS n
+                            FROM gone, jsonb_each_text(unseen) AS u(k, n) GROUP BY 1, 2, 3, 4, 5) summed) ranked
+                WHERE rank <= \(DriftTally.unseenNamesKept)
+                GROUP BY 1, 2, 3, 4),
+            made AS (
+                INSERT INTO drift_rollup (model_name, model_version, first_at, last_at, rows, rejected, cells, counts, sums,
+                                          unseen, compacted)
+                SELECT b.model_name, b.model_version, b.first_at, b.last_at, b.rows, b.rejected,
+                       coalesce(c.cells, '{}'), coalesce(c.counts, '{}'), coalesce(c.sums, '{}'), n.unseen, true
+                FROM blocks b
+                LEFT JOIN cell c USING (model_name, model_version, minute, block)
+                LEFT JOIN name n USING (model_name, model_version, minute, block)
+                RETURNING 1)
+            SELECT count(*)::int FROM made
+            """, logger: logger)
+        for try await count in rows.decode(Int.self) { return count }
+        return 0
+    }
+}
