@@ -58,8 +58,10 @@ public struct TrainingInfo: Codable, Sendable, Equatable {
     public var rows: Int
     /// When training finished, to the second (the file stores ISO 8601 without fractions).
     public var trainedAt: Date?
-    /// Metrics on the data held out from training, by name (e.g. `rmse`, `accuracy`).
+    /// Metrics on the data held out from training, by name (e.g. `rmse`, `accuracy`), and how many rows
+    /// that was.
     public var holdoutMetrics: [String: Double]?
+    public var holdoutRows: Int?
     /// The version this one was retrained from.
     public var parentVersion: String?
 

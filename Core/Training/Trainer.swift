@@ -1,4 +1,5 @@
 import CycloneModel
+import CycloneMonitoring
 import Foundation
 
 /// A model family `cyclone train` and the retrain job can fit.
@@ -15,6 +16,10 @@ public struct TrainingOptions: Sendable {
     public var c: Double = 1.0
     /// Features that may be absent in requests even though the training data has no gaps.
     public var optionalFeatures: Set<String> = []
+    /// The share of labelled rows held out of training, taken from the end of the table (its newest rows when
+    /// the table is in time order); the model is scored on them and the scores kept as its holdout metrics,
+    /// which relative retrain thresholds (`0.9x`) compare against. 0 trains on every row and keeps none.
+    public var holdout: Double = 0
 
     public init(family: Family) { self.family = family }
 }
@@ -28,8 +33,16 @@ public struct Trainer: Sendable {
     public func train(name: String, version: String, features table: FeatureTable, target: FeatureTable.Column,
                       trainedAt: Date = Date()) throws(TrainingError) -> ModelArtifact
     {
-        let keep = (0..<table.rowCount).filter { !isMissing(target.values, $0) }
-        guard !keep.isEmpty else { throw TrainingError("the target '\(target.name)' has no values") }
+        let labelled = (0..<table.rowCount).filter { !isMissing(target.values, $0) }
+        guard !labelled.isEmpty else { throw TrainingError("the target '\(target.name)' has no values") }
+        guard options.holdout >= 0, options.holdout < 1 else {
+            throw TrainingError("the holdout share must be at least 0 and below 1, not \(options.holdout)")
+        }
+        let held = Int((Double(labelled.count) * options.holdout).rounded())
+        guard held == 0 || labelled.count - held >= 2 else {
+            throw TrainingError("holding out \(held) of \(labelled.count) labelled rows leaves too few to train on")
+        }
+        let keep = Array(labelled.dropLast(held))
         let rows = keep.count == table.rowCount ? table : table.selecting(rows: keep)
         let fitted = try FittedPreprocessing(fitting: rows, optional: options.optionalFeatures)
         let p = fitted.preprocessing.width
@@ -46,7 +59,7 @@ public struct Trainer: Sendable {
             task = .regression
             parameters["alpha"] = options.alpha
         case .logistic:
-            let labels = keep.map { classLabel(target.values, $0)! }
+            let labels = keep.map { Self.classLabel(target.values, $0)! }
             let classes = Self.sortedClasses(Set(labels))
             guard classes.count >= 2 else {
                 throw TrainingError("the target '\(target.name)' has a single class ('\(classes.first ?? "")'); a classifier needs two or more")
@@ -66,7 +79,49 @@ public struct Trainer: Sendable {
                                    trainedAt: trainedAt))
         // The baseline for drift is the data this model learnt from.
         model.profile = model.profile(of: rows)
+        if held > 0 {
+            let holdout = Array(labelled.suffix(held))
+            let metrics = Self.metrics(of: model, on: table.selecting(rows: holdout),
+                                       target: holdout.map { Self.classLabel(target.values, $0) },
+                                       values: target.values, rows: holdout)
+            model.training?.holdoutMetrics = metrics
+            model.training?.holdoutRows = held
+        }
         return model
+    }
+
+    /// The model's metrics on rows it did not learn from (labels of classes it does not know are skipped).
+    private static func metrics(of model: ModelArtifact, on table: FeatureTable, target labels: [String?],
+                                values: FeatureTable.Values, rows: [Int]) -> [String: Double]
+    {
+        let x = FittedPreprocessing(features: model.features, preprocessing: model.preprocessing).designMatrix(table)
+        let p = model.preprocessing.width
+        let outputs = (0..<table.rowCount).map { i in
+            x.withUnsafeBufferPointer { model.predictor.predict(UnsafeBufferPointer(rebasing: $0[(i * p)..<((i + 1) * p)])) }
+        }
+        switch (model.task, values) {
+        case (.regression, .numeric(let y)):
+            let predictions = outputs.map { output -> Double in
+                if case .value(let v) = output { return v }
+                return .nan
+            }
+            return RegressionMetrics(labels: rows.map { y[$0] }, predictions: predictions).values
+        case (.binary, _), (.multiclass, _):
+            let classes = model.classes ?? []
+            let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
+            var positives: [Bool] = [], scores: [Double] = []
+            var sums = MulticlassMetrics.Sums(classCount: classes.count)
+            for (label, output) in zip(labels, outputs) {
+                guard let label, let k = index[label], case .classification(_, let probabilities) = output else { continue }
+                positives.append(k == 1)
+                scores.append(probabilities.count == 2 ? probabilities[1] : 0)
+                sums.add(label: k, probabilities: probabilities)
+            }
+            return model.task == .binary ? BinaryMetrics(positives: positives, scores: scores).values
+                                         : MulticlassMetrics(sums: sums).values
+        default:
+            return [:]
+        }
     }
 
     /// Classes in scikit-learn's order: numerically when every label is a number, otherwise as strings.
@@ -85,7 +140,7 @@ public struct Trainer: Sendable {
         }
     }
 
-    private func classLabel(_ values: FeatureTable.Values, _ i: Int) -> String? {
+    private static func classLabel(_ values: FeatureTable.Values, _ i: Int) -> String? {
         switch values {
         case .categorical(let v): v[i]
         case .boolean(let v): v[i].isNaN ? nil : (v[i] == 1 ? "true" : "false")

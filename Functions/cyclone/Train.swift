@@ -26,6 +26,12 @@ struct Train: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Columns to leave out.") var ignore: [String] = []
     @Option(parsing: .upToNextOption, help: "Features requests may omit even if training had no gaps.")
     var optional: [String] = []
+    @Option(help: """
+        Share of the labelled rows, from the end of the file (the newest, when it is in time order), held out \
+        of training to score the model; the scores are kept as its holdout metrics, the baseline of relative \
+        retrain thresholds such as 0.9x. 0 trains on every row.
+        """)
+    var holdout: Double = 0.2
 
     func run() throws {
         guard let family = Family(rawValue: family) else {
@@ -49,6 +55,7 @@ struct Train: ParsableCommand {
         options.alpha = alpha
         options.c = c
         options.optionalFeatures = Set(optional)
+        options.holdout = holdout
         do {
             let table = try FeatureTable(csv: csv, columns: features, kinds: kinds)
             // A classifier's labels are read as text, so "1" stays "1".
@@ -59,6 +66,10 @@ struct Train: ParsableCommand {
             try model.write(to: URL(fileURLWithPath: out))
             let kindsText = model.features.map { "\($0.name):\($0.kind.rawValue)" }.joined(separator: " ")
             print("trained \(model.name)@\(model.version) (\(family.rawValue), \(model.task.rawValue)) on \(model.training?.rows ?? 0) rows; features \(kindsText)")
+            if let metrics = model.training?.holdoutMetrics, !metrics.isEmpty {
+                let text = metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4g", $0.value))" }
+                print("holdout (\(model.training?.holdoutRows ?? 0) rows): \(text.joined(separator: ", "))")
+            }
             print("wrote \(out)")
         } catch {
             Cyclone.fail("\(error)")

@@ -30,10 +30,21 @@ import Testing
             "--family", "logistic", "--C", "0.5", "--name", "iris", "--version", "4", "--out", out,
         ])
         #expect(status == 0)
-        #expect(output.contains("trained iris@4 (logistic, multiclass) on 400 rows"))
+        // The last fifth of the file is held out and scores the model.
+        #expect(output.contains("trained iris@4 (logistic, multiclass) on 320 rows"), "\(output)")
+        #expect(output.contains("holdout (80 rows): accuracy "), "\(output)")
         let model = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: out))
         #expect(model.classes == ["setosa", "versicolor", "virginica"])
-        #expect(model.profile?.rows == 400)
+        #expect(model.profile?.rows == 320)
+        #expect(model.training?.holdoutRows == 80)
+        #expect(Set(model.training?.holdoutMetrics?.keys.map { $0 } ?? []) == ["accuracy", "macro_f1", "log_loss"])
+
+        let all = try await cyclone([
+            "train", "--data", Fixture.url("linear/logistic_multiclass-train.csv").path, "--target", "species",
+            "--family", "logistic", "--holdout", "0", "--out", out,
+        ])
+        #expect(all.output.contains("on 400 rows") && !all.output.contains("holdout"), "\(all.output)")
+        #expect(try ModelArtifact.load(contentsOf: URL(fileURLWithPath: out)).training?.holdoutMetrics == nil)
     }
 
     @Test(arguments: [
@@ -42,6 +53,8 @@ import Testing
         (["train", "--data", "LINEAR", "--target", "count", "--family", "forest", "--out", "/tmp/x.json"], "--family must be one of ridge, logistic"),
         (["train", "--data", "LINEAR", "--target", "count", "--family", "logistic", "--numeric", "season", "--out", "/tmp/x.json"], "column 'season': row"),
         (["profile", "--data", "LINEAR", "--model", "/nonexistent.json"], "/nonexistent.json: cannot read model file"),
+        (["train", "--data", "LINEAR", "--target", "count", "--family", "ridge", "--holdout", "1", "--out", "/tmp/x.json"],
+         "the holdout share must be at least 0 and below 1, not 1.0"),
     ])
     func failuresAreOneReadableLine(_ arguments: [String], _ expected: String) async throws {
         let data = Fixture.url("linear/ridge_mixed-train.csv").path

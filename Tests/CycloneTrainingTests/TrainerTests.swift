@@ -1,4 +1,5 @@
 import CycloneModel
+import CycloneMonitoring
 import CycloneTestSupport
 import CycloneTraining
 import Foundation
@@ -74,5 +75,62 @@ import Testing
         let model = try Trainer(options: .init(family: .ridge)).train(name: "m", version: "1", features: table, target: target)
         #expect(model.features.map(\.required) == [false, true])
         #expect(model.features[1].range == .init(min: 1, max: 5))
+    }
+
+    /// A holdout share trains on the rows before it (the same model as training on those rows alone) and keeps
+    /// the model's metrics on the rows after, as the predictor scores them one instance at a time.
+    @Test(arguments: ["ridge_mixed", "logistic_binary"])
+    func theHeldOutTailScoresTheModel(_ name: String) throws {
+        let c = try #require(try LinearCase.all().first { $0.name == name })
+        let csv = try CSV(contentsOf: Fixture.url(c.train))
+        let table = try FeatureTable(csv: csv, columns: c.featureNames, kinds: c.kinds)
+        let targetKind: Feature.Kind = c.family == "ridge" ? .numeric : .categorical
+        let target = FeatureTable.Column(name: c.target, values: try FeatureTable.parse(csv.column(c.target)!, as: targetKind,
+                                                                                    column: c.target))
+        var options = TrainingOptions(family: Family(rawValue: c.family)!)
+        options.holdout = 0.25
+        let model = try Trainer(options: options).train(name: "m", version: "1", features: table, target: target)
+        let held = Int((Double(table.rowCount) * 0.25).rounded())
+        let first = Array(0..<(table.rowCount - held)), last = Array((table.rowCount - held)..<table.rowCount)
+        #expect(model.training?.rows == first.count && model.training?.holdoutRows == held)
+
+        options.holdout = 0
+        let alone = try Trainer(options: options).train(
+            name: "m", version: "1", features: table.selecting(rows: first),
+            target: FeatureTable.Column(name: c.target, values: FeatureTable(columns: [target]).selecting(rows: first).columns[0].values))
+        #expect(alone.predictor == model.predictor)
+
+        // Score the tail through the serving path: JSON instances, the encoder, the predictor.
+        let encoder = InstanceEncoder(features: model.features.map { var f = $0; f.required = false; return f },
+                                      preprocessing: model.preprocessing)
+        var notes = InstanceEncoder.Notes()
+        var outputs: [Output] = []
+        for i in last {
+            var instance: [String: JSONValue] = [:]
+            for column in table.columns {
+                switch column.values {
+                case .numeric(let v): instance[column.name] = v[i].isNaN ? .null : .number(v[i])
+                case .boolean(let v): instance[column.name] = v[i].isNaN ? .null : .bool(v[i] == 1)
+                case .categorical(let v): instance[column.name] = v[i].map { .string($0) } ?? .null
+                }
+            }
+            outputs.append(model.predictor.predict(try encoder.encode(.object(instance), path: "", notes: &notes)))
+        }
+        let expected: [String: Double]
+        switch target.values {
+        case .numeric(let y):
+            expected = RegressionMetrics(labels: last.map { y[$0] }, predictions: outputs.map {
+                if case .value(let v) = $0 { return v } else { return .nan }
+            }).values
+        case .categorical(let y):
+            let positive = try #require(model.classes?.last)
+            expected = BinaryMetrics(positives: last.map { y[$0] == positive }, scores: outputs.map {
+                if case .classification(_, let p) = $0 { return p[1] } else { return .nan }
+            }).values
+        default: expected = [:]
+        }
+        let metrics = try #require(model.training?.holdoutMetrics)
+        #expect(Set(metrics.keys) == Set(expected.keys))
+        for (key, value) in expected { expectClose(try #require(metrics[key]), value, relative: 1e-9, key) }
     }
 }
