@@ -8,8 +8,12 @@ import CycloneStore
 import CycloneTestSupport
 import CycloneTraining
 import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
 import Logging
 import PostgresNIO
+import Synchronization
 import Testing
 
 /// A synthetic regression stream: x1, x2, x3 numeric, colour categorical, flag boolean;
@@ -195,6 +199,44 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
             #expect(report.models.first?.action.kind == .retrainStarted)
             await alerts.drain(timeout: .seconds(30))
         }
+    }
+
+    /// A breach reaches a live webhook as JSON, retried past a 503: the alert kind, the model, the metric.
+    @Test func aBreachIsPostedToTheWebhookAndRetried() async throws {
+        let received = Mutex<[String]>([])
+        let calls = Mutex(0)
+        let router = Router()
+        router.post("/alerts") { request, _ -> HTTPResponse.Status in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            guard calls.withLock({ $0 += 1; return $0 }) > 1 else { return .serviceUnavailable }
+            let text = String(buffer: body)
+            received.withLock { $0.append(text) }
+            return .noContent
+        }
+        let receiver = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        let model = try trainedModel()
+        try await receiver.test(.live) { client in
+            let port = try #require(client.port)
+            try await withTestDatabase { db in
+                _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+                var stream = Stream(seed: 8)
+                try await db.store(try regressionRows(model, stream.rows(300, broken: true)), model: model)
+                let alerts = AlertNotifier(webhook: "http://127.0.0.1:\(port)/alerts", logger: .test, attempts: 3,
+                                           retryDelay: .milliseconds(50))
+                let report = try await evaluator(db, alerts: alerts).run()
+                #expect(report.models.first?.judgement?.breached == true)
+                await alerts.drain(timeout: .seconds(30))
+            }
+        }
+        let bodies = try received.withLock { $0 }.map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:]
+        }
+        let breach = try #require(bodies.first { $0["alert"] as? String == "performance_breach" }, "\(bodies)")
+        #expect(breach["severity"] as? String == "ERROR")
+        #expect(breach["model"] as? String == "demand" && breach["version"] as? String == "1")
+        #expect(breach["metric"] as? String == "r2")
+        #expect((breach["message"] as? String)?.isEmpty == false)
+        #expect(calls.withLock { $0 } == bodies.count + 1, "the first POST was refused and retried")
     }
 
     /// A version the registry does not know is reported, not skipped silently; a platform that cannot start
