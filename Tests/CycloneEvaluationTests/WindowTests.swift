@@ -143,6 +143,18 @@ import Testing
                 for (a, b) in zip(got.binSums, column.binSums) { expectClose(a, b, relative: 1e-9, name) }
             }
             #expect(window.columns["colour"]?.categories["7"] == 30, "an integral number is its decimal text")
+            // The bins predict assigns are PostgreSQL's width_bucket against the same thresholds.
+            for name in ["x1", "x2"] {
+                let reference = try #require(profile.features[name])
+                let binning = try #require(NumericBinning(reference))
+                var buckets = [Int](repeating: 0, count: binning.binCount)
+                let rows = try await db.client.query("""
+                    SELECT width_bucket((input->>\(name))::float8, \(binning.thresholds)::float8[]), count(*)::int
+                    FROM prediction WHERE jsonb_typeof(input->\(name)) = 'number' GROUP BY 1
+                    """, logger: .test)
+                for try await (bucket, n) in rows.decode((Int, Int).self) { buckets[bucket] = n }
+                #expect(window.columns[name]?.binCounts == buckets, "\(name)")
+            }
             #expect(window.prediction?.binCounts.reduce(0, +) == 300)
 
             // The newest 10 rows are in the last two rollups (of 6 and 7 rows).
