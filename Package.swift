@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "predict", targets: ["Predict"]),
         .executable(name: "label-ingest", targets: ["LabelIngest"]),
         .executable(name: "evaluate", targets: ["Evaluate"]),
+        .executable(name: "retrain", targets: ["Retrain"]),
         .executable(name: "cyclone", targets: ["CycloneCLI"]),
     ],
     dependencies: [
@@ -124,6 +125,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "Retrain",
+            dependencies: [
+                "CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneServer",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Functions/retrain",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "CycloneCLI",
             dependencies: [
                 "CycloneModel", "CycloneTraining", "CycloneStore", "CycloneServer", "CycloneCloud",
@@ -196,6 +208,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Configuration", package: "swift-configuration"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RetrainTests",
+            dependencies: [
+                "Retrain", "CycloneTestSupport", "CycloneStore", "CycloneModel", "CycloneTraining", "CycloneServer",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -41,3 +41,30 @@ public struct Feature: Codable, Sendable, Equatable {
         case name, kind = "type", required, categories, range
     }
 }
+
+extension Feature.Kind {
+    /// A JSON value read as this kind, the one rule serving, monitoring and retraining share.
+    public enum Reading: Sendable, Equatable {
+        /// Absent or `null`.
+        case missing
+        /// A value of the wrong type (a string for a number, 2 for a boolean).
+        case invalid
+        case number(Double)
+        case flag(Bool)
+        case category(String)
+    }
+
+    /// Numeric: a JSON number. Boolean: `true`/`false`, or the numbers 1 and 0. Categorical: a string, or an
+    /// integral number read as its decimal text.
+    public func read(_ value: JSONValue?) -> Reading {
+        switch (self, value) {
+        case (_, nil), (_, .null?): .missing
+        case (.numeric, .number(let x)?): .number(x)
+        case (.boolean, .bool(let flag)?): .flag(flag)
+        case (.boolean, .number(let n)?) where n == 0 || n == 1: .flag(n == 1)
+        case (.categorical, .string(let text)?): .category(text)
+        case (.categorical, .number(let n)?) where n == n.rounded() && abs(n) < 1e15: .category(String(Int64(n)))
+        default: .invalid
+        }
+    }
+}

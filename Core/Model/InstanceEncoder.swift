@@ -99,18 +99,12 @@ public struct InstanceEncoder: Sendable {
             guard number.isFinite else { throw .nonFinite(name, path: "\(path()).\(name)") }
             x[slot.offset] = (number - mean) / scale
         case .boolean:
-            switch value {
-            case .bool(let flag): x[slot.offset] = flag ? 1 : 0
-            case .number(let n) where n == 0 || n == 1: x[slot.offset] = n
-            default:
+            guard case .flag(let flag) = Feature.Kind.boolean.read(value) else {
                 throw .wrongType(name, expected: .boolean, found: value.typeName, path: "\(path()).\(name)")
             }
+            x[slot.offset] = flag ? 1 : 0
         case .oneHot(_, _, let categories):
-            let category: String
-            switch value {
-            case .string(let text): category = text
-            case .number(let n) where n == n.rounded() && abs(n) < 1e15: category = String(Int64(n))
-            default:
+            guard case .category(let category) = Feature.Kind.categorical.read(value) else {
                 throw .wrongType(name, expected: .categorical, found: value.typeName, path: "\(path()).\(name)")
             }
             for i in 0..<categories.count { x[slot.offset + i] = 0 }

@@ -118,3 +118,13 @@ extension Predictor: Codable {
         }
     }
 }
+
+extension Predictor {
+    /// The family name of a predictor, for models whose artifact does not say how they were trained.
+    public var family: String {
+        switch self {
+        case .linear: "ridge"
+        case .logistic: "logistic"
+        }
+    }
+}

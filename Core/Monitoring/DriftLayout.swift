@@ -11,8 +11,7 @@ import CycloneModel
 /// - categorical and boolean: `+0` missing, `+1` invalid, `+2` unseen by the reference (their names are kept
 ///   beside the counts, see `DriftTally.unseen`), then one cell per reference category in sorted order.
 ///
-/// A column is missing when absent or `null`; booleans are `true`/`false` (or 1/0), categories are strings or
-/// integral numbers read as their decimal text (as predict's encoder reads them).
+/// Values are read by `Feature.Kind.read`, as predict's encoder reads them.
 public struct DriftLayout: Sendable, Equatable {
     public struct Column: Sendable, Equatable {
         public var name: String
@@ -86,30 +85,18 @@ public struct DriftLayout: Sendable, Equatable {
 
     private func count(_ value: JSONValue?, in column: Column, into row: inout DriftCells) {
         let cell: (Int32, Double)
-        switch (column.kind, value) {
-        case (_, nil), (_, .null?): cell = (Self.missing, 0)
-        case (.numeric, .number(let x)?):
-            cell = (2 + Int32(column.binning?.bin(of: x) ?? 0), x)
-        case (.numeric, _): cell = (Self.invalid, 0)
-        case (.boolean, let v?):
-            let flag: String? = switch v {
-            case .bool(let b): b ? "true" : "false"
-            case .number(1): "true"
-            case .number(0): "false"
-            default: nil
-            }
-            cell = category(flag, column: column, row: &row)
-        case (.categorical, .string(let text)?): cell = category(text, column: column, row: &row)
-        case (.categorical, .number(let n)?) where n == n.rounded() && abs(n) < 1e15:
-            cell = category(String(Int64(n)), column: column, row: &row)
-        case (.categorical, _): cell = (Self.invalid, 0)
+        switch column.kind.read(value) {
+        case .missing: cell = (Self.missing, 0)
+        case .invalid: cell = (Self.invalid, 0)
+        case .number(let x): cell = (2 + Int32(column.binning?.bin(of: x) ?? 0), x)
+        case .flag(let flag): cell = category(flag ? "true" : "false", column: column, row: &row)
+        case .category(let text): cell = category(text, column: column, row: &row)
         }
         row.cells.append(column.offset + cell.0)
         row.values.append(cell.1)
     }
 
-    private func category(_ name: String?, column: Column, row: inout DriftCells) -> (Int32, Double) {
-        guard let name else { return (Self.invalid, 0) }
+    private func category(_ name: String, column: Column, row: inout DriftCells) -> (Int32, Double) {
         if let k = column.index[name] { return (3 + k, 0) }
         row.unseen.append(DriftTally.unseenKey(column: column.offset, category: name))
         return (Self.unseen, 0)

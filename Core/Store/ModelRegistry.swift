@@ -41,6 +41,39 @@ public struct ModelRegistry: Sendable {
         return inserted
     }
 
+    /// The version a retrain of `name` gets: one above the highest integer version, or `1`.
+    public func nextVersion(of name: String) async throws -> String {
+        let rows = try await client.query("""
+            SELECT coalesce(max(version::numeric), 0)::bigint + 1 FROM model
+            WHERE name = \(name) AND version ~ '^[0-9]{1,18}$'
+            """, logger: logger)
+        for try await next in rows.decode(Int.self) { return String(next) }
+        return "1"
+    }
+
+    /// Registers a retrained model in one statement (so a crash leaves it either whole or absent): its
+    /// artifact, parent, training window and rows, the holdout metrics of both it and the live model on the
+    /// same rows, and the verdict (`candidate` or `rejected`, with the reason).
+    public func registerRetrained(_ candidate: ModelArtifact, status: Status, window: (start: Date, end: Date),
+                                  metric: String, candidateMetrics: [String: Double], liveMetrics: [String: Double],
+                                  comparedRows: Int, reason: String) async throws
+    {
+        let document = String(decoding: try candidate.encoded(), as: UTF8.self)
+        let holdout = JSONValue.object([
+            "metric": .string(metric), "rows": .number(Double(comparedRows)),
+            "candidate": .object(candidateMetrics.mapValues { .number($0) }),
+            "live": .object(liveMetrics.mapValues { .number($0) }),
+        ]).jsonText
+        try await client.query("""
+            INSERT INTO model (name, version, family, task, status, artifact, parent_version, training_window,
+                               training_rows, holdout_metrics, reason)
+            VALUES (\(candidate.name), \(candidate.version), \(candidate.training?.family ?? candidate.predictor.family),
+                    \(candidate.task.rawValue), \(status.rawValue), \(document)::jsonb, \(candidate.training?.parentVersion),
+                    tstzrange(\(window.start), \(window.end), '[]'), \(candidate.training?.rows), \(holdout)::jsonb,
+                    \(reason))
+            """, logger: logger)
+    }
+
     /// The artifact of a version, or `nil` when it is not registered.
     public func artifact(name: String, version: String) async throws -> ModelArtifact? {
         let rows = try await client.query(
@@ -49,15 +82,5 @@ public struct ModelRegistry: Sendable {
             return try ModelArtifact.decode(Data(text.utf8))
         }
         return nil
-    }
-}
-
-extension Predictor {
-    /// The family name of a predictor, for models whose artifact does not say how they were trained.
-    public var family: String {
-        switch self {
-        case .linear: "ridge"
-        case .logistic: "logistic"
-        }
     }
 }

@@ -81,47 +81,15 @@ public struct Trainer: Sendable {
         model.profile = model.profile(of: rows)
         if held > 0 {
             let holdout = Array(labelled.suffix(held))
-            let metrics = Self.metrics(of: model, on: table.selecting(rows: holdout),
-                                       target: holdout.map { Self.classLabel(target.values, $0) },
-                                       values: target.values, rows: holdout)
+            // Classifier labels as the class names the model knows them by.
+            let labels: FeatureTable.Values = task == .regression
+                ? FeatureTable(columns: [target]).selecting(rows: holdout).columns[0].values
+                : .categorical(holdout.map { Self.classLabel(target.values, $0) })
+            let metrics = model.metrics(outputs: model.outputs(for: table.selecting(rows: holdout)), labels: labels)
             model.training?.holdoutMetrics = metrics
             model.training?.holdoutRows = held
         }
         return model
-    }
-
-    /// The model's metrics on rows it did not learn from (labels of classes it does not know are skipped).
-    private static func metrics(of model: ModelArtifact, on table: FeatureTable, target labels: [String?],
-                                values: FeatureTable.Values, rows: [Int]) -> [String: Double]
-    {
-        let x = FittedPreprocessing(features: model.features, preprocessing: model.preprocessing).designMatrix(table)
-        let p = model.preprocessing.width
-        let outputs = (0..<table.rowCount).map { i in
-            x.withUnsafeBufferPointer { model.predictor.predict(UnsafeBufferPointer(rebasing: $0[(i * p)..<((i + 1) * p)])) }
-        }
-        switch (model.task, values) {
-        case (.regression, .numeric(let y)):
-            let predictions = outputs.map { output -> Double in
-                if case .value(let v) = output { return v }
-                return .nan
-            }
-            return RegressionMetrics(labels: rows.map { y[$0] }, predictions: predictions).values
-        case (.binary, _), (.multiclass, _):
-            let classes = model.classes ?? []
-            let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
-            var positives: [Bool] = [], scores: [Double] = []
-            var sums = MulticlassMetrics.Sums(classCount: classes.count)
-            for (label, output) in zip(labels, outputs) {
-                guard let label, let k = index[label], case .classification(_, let probabilities) = output else { continue }
-                positives.append(k == 1)
-                scores.append(probabilities.count == 2 ? probabilities[1] : 0)
-                sums.add(label: k, probabilities: probabilities)
-            }
-            return model.task == .binary ? BinaryMetrics(positives: positives, scores: scores).values
-                                         : MulticlassMetrics(sums: sums).values
-        default:
-            return [:]
-        }
     }
 
     /// Classes in scikit-learn's order: numerically when every label is a number, otherwise as strings.

@@ -1,0 +1,113 @@
+import CycloneModel
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The labelled predictions of a model, typed for training: what the retrain job learns from and scores on.
+public struct LabelledRows: Sendable {
+    /// The features of every row, oldest first, typed by the model's schema (missing: NaN or `nil`).
+    public var features: FeatureTable
+    /// The labels: numbers for a regression, class names for a classifier.
+    public var target: FeatureTable.Column
+    /// What was served for each row, read against the model's classes (`nil` when it does not parse).
+    public var served: [Output?]
+    /// The version that served each row.
+    public var versions: [String]
+    /// The oldest and newest row.
+    public var start: Date?
+    public var end: Date?
+    /// Labelled rows left out because the label does not fit the task (text for a regression, say).
+    public var unusable = 0
+
+    public var count: Int { versions.count }
+}
+
+extension LabelledRows {
+    /// Reads the newest `bounds.rows` labelled predictions of `model.name` (every version) no older than
+    /// `bounds.maxAge`. PostgreSQL streams the rows and each is typed as it arrives, so memory holds the typed
+    /// columns only, never the rows' JSON.
+    public static func read(model: ModelArtifact, bounds: WindowBounds, client: PostgresClient, logger: Logger,
+                            now: Date = Date()) async throws -> LabelledRows
+    {
+        let rows = try await client.query("""
+            SELECT input::text, label::text, prediction::text, model_version, created_at FROM prediction
+            WHERE model_name = \(model.name) AND label IS NOT NULL AND created_at >= \(bounds.since(now))
+            ORDER BY created_at DESC LIMIT \(bounds.rows)
+            """, logger: logger)
+        var builders = model.features.map { ColumnBuilder(kind: $0.kind) }
+        var labels = ColumnBuilder(kind: model.task == .regression ? .numeric : .categorical)
+        var served: [Output?] = [], versions: [String] = []
+        var start: Date?, end: Date?
+        var unusable = 0
+        let classes = model.classes ?? []
+        let classIndex = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
+        for try await (input, label, prediction, version, time) in rows.decode((String, String, String, String, Date).self) {
+            var labelValue = try? JSONParser.parse(label.utf8)
+            // A class label sent as JSON true/false is the class "true"/"false", as the SQL windows read it.
+            if model.task != .regression, case .bool(let flag)? = labelValue { labelValue = .string(flag ? "true" : "false") }
+            guard labels.append(labelValue) else {
+                unusable += 1
+                continue
+            }
+            let values: [String: JSONValue]
+            if case .object(let object)? = try? JSONParser.parse(input.utf8) { values = object } else { values = [:] }
+            for (i, feature) in model.features.enumerated() { _ = builders[i].append(values[feature.name], lenient: true) }
+            served.append(Self.output(prediction, classes: classIndex))
+            versions.append(version)
+            end = end ?? time
+            start = time
+        }
+        // Newest first from PostgreSQL; oldest first for training, so the newest slice is the holdout.
+        return LabelledRows(
+            features: FeatureTable(columns: zip(model.features, builders).map { .init(name: $0.name, values: $1.reversed) }),
+            target: .init(name: model.target ?? "label", values: labels.reversed), served: served.reversed(),
+            versions: versions.reversed(), start: start, end: end, unusable: unusable)
+    }
+
+    /// A stored prediction (`{"value": …}` or `{"class": …, "probabilities": {…}}`) as the predictor's output.
+    static func output(_ text: String, classes: [String: Int]) -> Output? {
+        guard case .object(let object)? = try? JSONParser.parse(text.utf8) else { return nil }
+        if case .number(let value)? = object["value"] { return .value(value) }
+        guard case .object(let probabilities)? = object["probabilities"], case .string(let predicted)? = object["class"],
+              let index = classes[predicted]
+        else { return nil }
+        var p = [Double](repeating: 0, count: classes.count)
+        for (name, k) in classes {
+            guard case .number(let value)? = probabilities[name] else { return nil }
+            p[k] = value
+        }
+        return .classification(classIndex: index, probabilities: p)
+    }
+}
+
+/// One typed column being read.
+private struct ColumnBuilder {
+    let kind: Feature.Kind
+    var numbers: [Double] = []
+    var categories: [String?] = []
+
+    init(kind: Feature.Kind) { self.kind = kind }
+
+    /// Appends a value read by the serving rule. Strictly (a label), a missing or wrongly typed value is refused;
+    /// leniently (a feature), it is kept as missing, as training data may have gaps.
+    @discardableResult
+    mutating func append(_ value: JSONValue?, lenient: Bool = false) -> Bool {
+        switch (kind, kind.read(value)) {
+        case (_, .number(let x)): numbers.append(x)
+        case (_, .flag(let flag)): numbers.append(flag ? 1 : 0)
+        case (.categorical, .category(let text)): categories.append(text)
+        default:
+            guard lenient else { return false }
+            if kind == .categorical { categories.append(nil) } else { numbers.append(.nan) }
+        }
+        return true
+    }
+
+    var reversed: FeatureTable.Values {
+        switch kind {
+        case .numeric: .numeric(numbers.reversed())
+        case .boolean: .boolean(numbers.reversed())
+        case .categorical: .categorical(categories.reversed())
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import CycloneModel
+import CycloneMonitoring
+import CycloneStore
+import CycloneTraining
+import Foundation
+import Logging
+import PostgresNIO
+
+/// One retrain, stage by stage: read the live model and its labelled rows, train and judge a candidate,
+/// register it. Cancellation (SIGTERM) is honoured between stages; the registration is one statement, so a
+/// run stopped at any point leaves either a whole `model` row or none, and the live model untouched.
+struct RetrainJob: Sendable {
+    let settings: RetrainSettings
+    let client: PostgresClient
+    let logger: Logger
+
+    /// What the run did, for the event trail and the one line it prints.
+    struct Report: Sendable, Equatable {
+        var version: String
+        var accepted: Bool
+        var reason: String
+        var rows: Int
+        var readSeconds: Double
+        var trainSeconds: Double
+        var registerSeconds: Double
+
+        var line: String {
+            "\(accepted ? "accepted" : "rejected") candidate \(version) trained on \(rows) rows: \(reason)"
+        }
+    }
+
+    func run() async throws -> Report {
+        let registry = ModelRegistry(client: client, logger: logger)
+        let clock = ContinuousClock()
+        let started = clock.now
+        guard let live = try await registry.artifact(name: settings.modelName, version: settings.parentVersion) else {
+            throw RetrainError("\(settings.modelName)@\(settings.parentVersion) is not in the model registry")
+        }
+        try Task.checkCancellation()
+        let rows = try await LabelledRows.read(model: live, bounds: settings.window, client: client, logger: logger)
+        guard let start = rows.start, let end = rows.end else {
+            throw RetrainError("no labelled predictions of \(live.name) in the training window (TRAINING_WINDOW_ROWS, TRAINING_WINDOW_MAX_AGE)")
+        }
+        let read = clock.now
+        try Task.checkCancellation()
+
+        let version = try await registry.nextVersion(of: live.name)
+        let outcome: RetrainOutcome
+        do {
+            outcome = try Retrainer(options: settings.options).retrain(
+                live, on: RetrainData(features: rows.features, target: rows.target, served: rows.served,
+                                      versions: rows.versions),
+                version: version)
+        } catch {
+            throw RetrainError("\(error)")
+        }
+        let trained = clock.now
+        try Task.checkCancellation()
+
+        try await registry.registerRetrained(
+            outcome.candidate, status: outcome.accepted ? .candidate : .rejected, window: (start, end),
+            metric: outcome.metric.rawValue, candidateMetrics: outcome.candidateMetrics,
+            liveMetrics: outcome.liveMetrics, comparedRows: outcome.comparedRows, reason: outcome.reason)
+        let report = Report(version: version, accepted: outcome.accepted, reason: outcome.reason,
+                            rows: outcome.trainingRows, readSeconds: (read - started).seconds,
+                            trainSeconds: (trained - read).seconds, registerSeconds: (clock.now - trained).seconds)
+        try await EvaluationStore(client: client, logger: logger).event(
+            .retrainFinished, name: live.name, version: version,
+            detail: .object([
+                "parent": .string(live.version), "status": .string(outcome.accepted ? "candidate" : "rejected"),
+                "reason": .string(outcome.reason), "metric": .string(outcome.metric.rawValue),
+                "candidate": .object(outcome.candidateMetrics.mapValues { .number($0) }),
+                "live": .object(outcome.liveMetrics.mapValues { .number($0) }),
+                "training_rows": .number(Double(outcome.trainingRows)),
+                "compared_rows": .number(Double(outcome.comparedRows)),
+                "request_event": settings.eventID.map { .number(Double($0)) } ?? .null,
+            ]))
+        return report
+    }
+}
+
+/// A retrain that cannot go on, in one sentence.
+struct RetrainError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

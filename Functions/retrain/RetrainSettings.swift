@@ -1,0 +1,50 @@
+import Configuration
+import CycloneMonitoring
+import CycloneServer
+import CycloneStore
+import CycloneTraining
+
+/// What the retrain job reads from its environment. The evaluator's platform sets the first three.
+struct RetrainSettings: Sendable {
+    /// `RETRAIN_MODEL_NAME` and `RETRAIN_PARENT_VERSION` (required): the model and the live version to beat.
+    var modelName: String
+    var parentVersion: String
+    /// `RETRAIN_EVENT_ID`: the `retrain_requested` event this run answers, when the evaluator started it.
+    var eventID: Int64?
+    /// `TRAINING_WINDOW_ROWS` (100000) newest labelled predictions, no older than `TRAINING_WINDOW_MAX_AGE` (30d).
+    var window: WindowBounds
+    /// `HOLDOUT_SHARE` (0.2), `MIN_IMPROVEMENT` (0.01), `RETRAIN_METRIC` (the task's default), `MIN_TRAINING_ROWS` (100).
+    var options: RetrainOptions
+    var database: DatabaseSettings
+
+    init(reader: ConfigReader) throws {
+        modelName = try reader.required("retrain.model.name", variable: "RETRAIN_MODEL_NAME")
+        parentVersion = try reader.required("retrain.parent.version", variable: "RETRAIN_PARENT_VERSION")
+        eventID = try reader.setting("retrain.event.id", variable: "RETRAIN_EVENT_ID", default: nil,
+                                     expected: "an event id (a positive integer)") { Int64($0).flatMap { $0 > 0 ? $0 : nil } }
+        window = WindowBounds(
+            rows: try reader.setting("training.window.rows", variable: "TRAINING_WINDOW_ROWS", default: 100_000,
+                                     expected: "a positive integer", Int.positive),
+            maxAge: try reader.setting("training.window.max.age", variable: "TRAINING_WINDOW_MAX_AGE",
+                                       default: .seconds(30 * 86_400), expected: "a duration such as 12h or 30d",
+                                       Duration.setting))
+        var options = RetrainOptions()
+        options.holdout = try reader.setting("holdout.share", variable: "HOLDOUT_SHARE", default: 0.2,
+                                             expected: "a share above 0 and below 1") {
+            Double($0).flatMap { $0 > 0 && $0 < 1 ? $0 : nil }
+        }
+        options.minimumImprovement = try reader.setting("min.improvement", variable: "MIN_IMPROVEMENT", default: 0.01,
+                                                        expected: "a share of at least 0, such as 0.01") {
+            Double($0).flatMap { $0 >= 0 && $0.isFinite ? $0 : nil }
+        }
+        options.metric = try reader.setting(
+            "retrain.metric", variable: "RETRAIN_METRIC", default: nil,
+            expected: "one of \(PerformanceMetric.allCases.map(\.rawValue).joined(separator: ", "))") {
+                PerformanceMetric(rawValue: $0)
+            }
+        options.minimumRows = try reader.setting("min.training.rows", variable: "MIN_TRAINING_ROWS", default: 100,
+                                                 expected: "a positive integer", Int.positive)
+        self.options = options
+        database = try DatabaseSettings(reader: reader)
+    }
+}

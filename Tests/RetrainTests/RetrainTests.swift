@@ -1,0 +1,153 @@
+import Configuration
+import CycloneModel
+import CycloneServer
+import CycloneStore
+import CycloneTestSupport
+import CycloneTraining
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+@testable import Retrain
+
+/// Rows of y = a·x1 + b·x2 + colour effect + noise.
+func rows(_ n: Int, seed: UInt64, a: Double, b: Double) -> (table: FeatureTable, y: [Double]) {
+    var generator = SplitMix64(seed: seed)
+    var x1: [Double] = [], x2: [Double] = [], colour: [String?] = [], y: [Double] = []
+    for _ in 0..<n {
+        let u = generator.normal(), v = generator.normal()
+        let c = ["red", "green", "blue"][Int(generator.uniform() * 3)]
+        x1.append(u)
+        x2.append(v)
+        colour.append(c)
+        y.append(a * u + b * v + (c == "red" ? 1 : 0) + 0.3 * generator.normal())
+    }
+    return (FeatureTable(columns: [.init(name: "x1", values: .numeric(x1)), .init(name: "x2", values: .numeric(x2)),
+                                   .init(name: "colour", values: .categorical(colour))]), y)
+}
+
+/// The live model: ridge on 400 rows of y = 3·x1 − 2·x2 + …
+func liveModel() throws -> ModelArtifact {
+    let (table, y) = rows(400, seed: 1, a: 3, b: -2)
+    return try Trainer(options: .init(family: .ridge)).train(name: "demand", version: "1", features: table,
+                                                             target: .init(name: "y", values: .numeric(y)))
+}
+
+/// Stores `n` labelled rows as the live model served them.
+func storeServed(_ db: TestDatabase, _ model: ModelArtifact, n: Int, seed: UInt64, a: Double, b: Double) async throws {
+    let (table, y) = rows(n, seed: seed, a: a, b: b)
+    let outputs = model.outputs(for: table)
+    guard case .numeric(let x1) = table.columns[0].values, case .numeric(let x2) = table.columns[1].values,
+          case .categorical(let colour) = table.columns[2].values
+    else { return }
+    let served = (0..<n).map { i in
+        ServedInstance(input: ["x1": .number(x1[i]), "x2": .number(x2[i]), "colour": .string(colour[i]!)],
+                       output: outputs[i], label: .number(y[i]))
+    }
+    try await db.store(served, model: model, spacing: 0.5)
+}
+
+func job(_ db: TestDatabase, _ environment: [String: String] = [:]) throws -> RetrainJob {
+    var env = ["RETRAIN_MODEL_NAME": "demand", "RETRAIN_PARENT_VERSION": "1", "DATABASE_URL": db.url]
+    env.merge(environment) { _, new in new }
+    return RetrainJob(settings: try RetrainSettings(reader: ConfigReader.cyclone(environment: env)), client: db.client,
+                      logger: .test)
+}
+
+func modelRows(_ db: TestDatabase) async throws -> [(version: String, status: String, parent: String?, reason: String?)] {
+    var result: [(String, String, String?, String?)] = []
+    let rows = try await db.client.query("SELECT version, status, parent_version, reason FROM model ORDER BY version",
+                                         logger: .test)
+    for try await row in rows.decode((String, String, String?, String?).self) { result.append(row) }
+    return result
+}
+
+@Suite struct RetrainTests {
+    /// The relationship changed: the candidate, trained on the window's older rows, beats what the live model
+    /// served on the newest, and is registered as a candidate with its parent, window and both sides' metrics.
+    @Test func aBetterCandidateIsRegisteredAsCandidate() async throws {
+        let live = try liveModel()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
+            try await storeServed(db, live, n: 500, seed: 2, a: -3, b: 2)
+            let report = try await job(db).run()
+            #expect(report.accepted && report.version == "2" && report.rows == 400, "\(report)")
+            let models = try await modelRows(db)
+            #expect(models.count == 2)
+            #expect(models[1].version == "2" && models[1].status == "candidate" && models[1].parent == "1")
+            let detail = try await db.client.query("""
+                SELECT (holdout_metrics->'candidate'->>'r2')::float8, (holdout_metrics->'live'->>'r2')::float8,
+                       (holdout_metrics->>'rows')::int, training_rows::int, NOT isempty(training_window)
+                FROM model WHERE version = '2'
+                """, logger: .test)
+            for try await (candidate, liveR2, compared, trained, window) in detail.decode((Double, Double, Int, Int, Bool).self) {
+                #expect(candidate > 0.9 && liveR2 < 0, "candidate \(candidate), live \(liveR2)")
+                #expect(compared == 100 && trained == 400 && window)
+            }
+            let artifact = try #require(try await ModelRegistry(client: db.client, logger: .test).artifact(name: "demand", version: "2"))
+            #expect(artifact.training?.parentVersion == "1" && artifact.profile?.rows == 400)
+            #expect(artifact.features.map(\.name) == live.features.map(\.name))
+            let events = try await db.client.query("SELECT kind, detail->>'status' FROM event", logger: .test)
+            var kinds: [String] = []
+            for try await (kind, status) in events.decode((String, String?).self) { kinds.append("\(kind):\(status ?? "")") }
+            #expect(kinds == ["retrain_finished:candidate"])
+        }
+    }
+
+    /// Nothing changed: the candidate is no better than the live model by the margin, so it is registered as
+    /// rejected with the reason, and the live model stays live.
+    @Test func aCandidateThatIsNotBetterIsRejected() async throws {
+        let live = try liveModel()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
+            try await storeServed(db, live, n: 500, seed: 3, a: 3, b: -2)
+            let report = try await job(db, ["MIN_IMPROVEMENT": "0.05"]).run()
+            #expect(!report.accepted)
+            #expect(report.reason.contains("not 5 % better"), "\(report.reason)")
+            let models = try await modelRows(db)
+            #expect(models.map(\.status) == ["live", "rejected"])
+            #expect(models[1].reason == report.reason)
+        }
+    }
+
+    /// Too few labels is an error that names the setting; a run cancelled (SIGTERM) registers nothing.
+    @Test func tooFewRowsAndCancellationRegisterNothing() async throws {
+        let live = try liveModel()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
+            try await storeServed(db, live, n: 60, seed: 4, a: -3, b: 2)
+            let error = await #expect(throws: RetrainError.self) { try await job(db).run() }
+            #expect(error?.description.contains("MIN_TRAINING_ROWS") == true)
+
+            try await storeServed(db, live, n: 400, seed: 5, a: -3, b: 2)
+            let cancelled = Task { [job = try job(db)] in
+                withUnsafeCurrentTask { $0?.cancel() }
+                return try await job.run()
+            }
+            await #expect(throws: CancellationError.self) { try await cancelled.value }
+            #expect(try await modelRows(db).count == 1)
+        }
+    }
+
+    /// The real binary: one line on success, one line and a non-zero status on a missing setting.
+    @Test func theJobPrintsOneLine() async throws {
+        let binary = try Repository.product("retrain")
+        let live = try liveModel()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
+            try await storeServed(db, live, n: 300, seed: 6, a: -3, b: 2)
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("retrain-\(UUID()).log").path
+            let run = try ChildProcess(binary.path, environment: [
+                "RETRAIN_MODEL_NAME": "demand", "RETRAIN_PARENT_VERSION": "1", "DATABASE_URL": db.url,
+                "LOG_LEVEL": "error",
+            ], logPath: log)
+            #expect(await run.wait() == 0, "\(run.log)")
+            #expect(run.log.contains("accepted candidate 2 trained on 240 rows: r2 "), "\(run.log)")
+
+            let bad = try ChildProcess(binary.path, environment: ["DATABASE_URL": db.url], logPath: log + ".bad")
+            #expect(await bad.wait() == 2)
+            #expect(bad.log.trimmingCharacters(in: .whitespacesAndNewlines) == "retrain: RETRAIN_MODEL_NAME is not set", "\(bad.log)")
+        }
+    }
+}
