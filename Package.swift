@@ -35,9 +35,9 @@ let package = Package(
     targets: [
         // Core: dependencies point down this list, never up.
         .target(name: "CycloneModel", path: "Core/Model", swiftSettings: swiftSettings),
-        .target(name: "CycloneTraining", dependencies: ["CycloneModel", "CycloneMonitoring"], path: "Core/Training",
-                swiftSettings: swiftSettings),
         .target(name: "CycloneMonitoring", dependencies: ["CycloneModel"], path: "Core/Monitoring",
+                swiftSettings: swiftSettings),
+        .target(name: "CycloneTraining", dependencies: ["CycloneModel", "CycloneMonitoring"], path: "Core/Training",
                 swiftSettings: swiftSettings),
         .target(
             name: "CycloneStore",

@@ -81,6 +81,9 @@ public struct Evaluator: Sendable {
                                    datasetShare: driftOptions.datasetShare)
             evaluation.drift = .init(rows: window.rows, rejectedRequests: window.rejected, windowStart: window.start,
                                      windowEnd: window.end, report: report)
+            if window.otherProfileRows > 0 {
+                evaluation.note = "\(window.otherProfileRows) predictions in the drift window were counted against another reference profile than the registered one (the model file predict serves differs from the registry's); they are left out of drift"
+            }
             driftReport = report
         } else {
             evaluation.note = "the model has no reference profile, so drift is not measured (add one with cyclone profile)"

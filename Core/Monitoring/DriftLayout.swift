@@ -30,6 +30,9 @@ public struct DriftLayout: Sendable, Equatable {
     public let columns: [Column]
     /// Index of the prediction column in `columns`, when the profile describes predictions.
     public let predictionColumn: Int?
+    /// A hash of everything that numbers the cells (columns, kinds, thresholds, categories), stored with each
+    /// rollup: cells counted against one profile are never read against another.
+    public let fingerprint: Int64
     let task: ModelArtifact.Task
     let positiveClass: Int?
 
@@ -59,13 +62,22 @@ public struct DriftLayout: Sendable, Equatable {
             predictionColumn = nil
         }
         self.columns = columns
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a, 64 bits
+        for column in columns {
+            let thresholds = column.binning?.thresholds.map { String($0.bitPattern) } ?? []
+            let text = [column.name, column.kind.rawValue, String(column.offset)] + thresholds + column.categories
+            for byte in text.joined(separator: "\u{1f}").utf8 + [0x1e] {
+                hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+            }
+        }
+        fingerprint = Int64(bitPattern: hash)
         task = artifact.task
         positiveClass = artifact.task == .binary ? (artifact.classes?.count ?? 0) - 1 : nil
     }
 
     /// The cells of one served instance and its prediction.
     public func cells(instance: [String: JSONValue], output: Output, classes: [String]?) -> DriftCells {
-        var row = DriftCells(capacity: columns.count)
+        var row = DriftCells(layout: fingerprint, capacity: columns.count)
         for (i, column) in columns.enumerated() {
             let value: JSONValue?
             if i == predictionColumn {
@@ -111,7 +123,10 @@ public struct DriftLayout: Sendable, Equatable {
             func at(_ k: Int32) -> DriftTally.Cell { tally.cells[column.offset + k] ?? .init() }
             window.missing = at(Self.missing).count
             window.invalid = at(Self.invalid).count
-            if column.kind == .numeric {
+            if column.kind == .numeric, column.binning == nil {
+                // A reference without values has no bins: every value is counted in one cell.
+                window.count = at(2).count
+            } else if column.kind == .numeric {
                 for bin in window.binCounts.indices {
                     let cell = at(2 + Int32(bin))
                     window.binCounts[bin] = cell.count
@@ -140,11 +155,14 @@ public struct DriftLayout: Sendable, Equatable {
 /// One stored row's cells (one per column of its `DriftLayout`), with the value counted in each (numeric
 /// columns) and the names of categories the reference never saw.
 public struct DriftCells: Sendable, Equatable {
+    /// The `DriftLayout.fingerprint` the cells are numbered by.
+    public var layout: Int64
     public var cells: [Int32] = []
     public var values: [Double] = []
     public var unseen: [String] = []
 
-    public init(capacity: Int = 0) {
+    public init(layout: Int64, capacity: Int = 0) {
+        self.layout = layout
         cells.reserveCapacity(capacity)
         values.reserveCapacity(capacity)
     }

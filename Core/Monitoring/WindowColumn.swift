@@ -1,7 +1,8 @@
 import CycloneModel
 
 /// One column (a feature, or the prediction) of the current window, counted so it can be set against the
-/// reference profile: the evaluator fills it from SQL aggregates, tests and small callers with `add`.
+/// reference profile: the evaluator fills it from the summed drift rollups (`DriftLayout.columns`), tests and
+/// small callers with `add`.
 ///
 /// Numeric values are counted per bin of the reference's `NumericBinning` with their sum per bin (the sums
 /// place each bin's mass for the Wasserstein distance). Categories are counted by name. Nothing is dropped:
@@ -51,9 +52,10 @@ public struct WindowColumn: Sendable, Equatable {
 /// The bins a numeric column of the window is counted in: the reference profile's quantile bins, plus a bin
 /// of its own on each side for values outside the reference range.
 ///
-/// `thresholds` is what PostgreSQL's `width_bucket(x, thresholds)` takes: the reference minimum, the 99 inner
-/// quantile edges and the value just above the maximum. Bin 0 then holds values below the reference range,
-/// bins 1…100 are the profile's bins (the same rule as `binIndex`), bin 101 holds values above the range.
+/// `thresholds` are the reference minimum, the 99 inner quantile edges and the value just above the maximum;
+/// a value's bin is PostgreSQL's `width_bucket(x, thresholds)` (a test holds the two together). Bin 0 then
+/// holds values below the reference range, bins 1…100 are the profile's bins (the same rule as `binIndex`),
+/// bin 101 holds values above the range.
 public struct NumericBinning: Sendable, Equatable {
     public let thresholds: [Double]
     /// The reference's rows per bin (the outer two are 0 by construction).

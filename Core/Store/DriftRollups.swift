@@ -21,6 +21,8 @@ public struct DriftRollups: Sendable {
     /// One rollup row, as parameters of the writer's INSERT.
     struct Row {
         var version: Version
+        /// The `DriftLayout.fingerprint` of its cells; `nil` when it has none.
+        var layout: Int64?
         var first: Date
         var last: Date
         var tally = DriftTally()
@@ -40,20 +42,29 @@ public struct DriftRollups: Sendable {
 
     /// The rollups of a batch: one per model version, with the rejected requests counted since the last one.
     static func rows(for batch: [PredictionRow], rejected: [Version: Int]) -> [Row] {
-        var rows: [Version: Row] = [:]
+        struct Key: Hashable {
+            var version: Version
+            var layout: Int64?
+        }
+        var rows: [Key: Row] = [:]
         for prediction in batch {
             let version = Version(name: prediction.modelName, version: prediction.modelVersion)
-            var row = rows[version] ?? Row(version: version, first: prediction.createdAt, last: prediction.createdAt)
+            let key = Key(version: version, layout: prediction.drift?.layout)
+            var row = rows[key] ?? Row(version: version, layout: key.layout, first: prediction.createdAt,
+                                       last: prediction.createdAt)
             row.first = min(row.first, prediction.createdAt)
             row.last = max(row.last, prediction.createdAt)
             if let cells = prediction.drift { row.tally.add(cells) } else { row.tally.rows += 1 }
-            rows[version] = row
+            rows[key] = row
         }
         let now = Date()
         for (version, count) in rejected where count > 0 {
-            rows[version, default: Row(version: version, first: now, last: now)].rejected += count
+            rows[Key(version: version, layout: nil), default: Row(version: version, layout: nil, first: now, last: now)]
+                .rejected += count
         }
-        return rows.values.sorted { ($0.version.name, $0.version.version) < ($1.version.name, $1.version.version) }
+        return rows.values.sorted {
+            ($0.version.name, $0.version.version, $0.layout ?? 0) < ($1.version.name, $1.version.version, $1.layout ?? 0)
+        }
     }
 
     /// The statement that stores `batch` and its rollups at once: a rollup is written only when its
@@ -84,58 +95,62 @@ public struct DriftRollups: Sendable {
                             \(predictions)::text[], \(keys)::text[], \(times)::timestamptz[]) AS r(id, m, v, i, p, k, t)
                 ON CONFLICT DO NOTHING
                 RETURNING model_name, model_version)
-            INSERT INTO drift_rollup (model_name, model_version, first_at, last_at, rows, rejected, cells, counts, sums, unseen)
-            SELECT m, v, f, l, n, x, c::int4[], k::int4[], s::float8[], NULLIF(u, '')::jsonb
+            INSERT INTO drift_rollup (model_name, model_version, layout, first_at, last_at, rows, rejected, cells, counts,
+                                      sums, unseen)
+            SELECT m, v, NULLIF(lay, '')::bigint, f, l, n, x, c::int4[], k::int4[], s::float8[], NULLIF(u, '')::jsonb
             FROM UNNEST(\(rollups.map(\.version.name))::text[], \(rollups.map(\.version.version))::text[],
+                        \(rollups.map { $0.layout.map(String.init) ?? "" })::text[],
                         \(rollups.map(\.first))::timestamptz[], \(rollups.map(\.last))::timestamptz[],
                         \(rollups.map(\.tally.rows))::int4[], \(rollups.map(\.rejected))::int4[], \(cells)::text[],
-                        \(counts)::text[], \(sums)::text[], \(unseen)::text[]) AS r(m, v, f, l, n, x, c, k, s, u)
+                        \(counts)::text[], \(sums)::text[], \(unseen)::text[]) AS r(m, v, lay, f, l, n, x, c, k, s, u)
             WHERE (n = 0 AND x > 0)
                OR EXISTS (SELECT FROM stored WHERE stored.model_name = r.m AND stored.model_version = r.v)
             """
     }
 
-    /// Merges the rollups of batches committed before `settled` into blocks of at most `blockRows` rows within
-    /// one minute of predictions, so a long window adds up few rows. Safe to run concurrently: each merged
-    /// block is built from the rows its own statement deleted. Returns the blocks written.
+    /// Merges the rollups of batches committed before `settled` into blocks within one minute of predictions,
+    /// a block closing once it holds `blockRows` rows (so it holds at most that plus one batch), so a long
+    /// window adds up few rows. One merge runs at a time (a transaction-scoped advisory lock; a second caller
+    /// merges nothing); each block is built from the rows its own statement deleted. Returns the blocks written.
     @discardableResult
     public func compact(settledBefore settled: Date, blockRows: Int = DriftRollups.blockRows) async throws -> Int {
         let rows = try await client.query("""
-            WITH loose AS (
-                SELECT id, date_trunc('minute', first_at) AS minute,
-                       greatest(sum(rows) OVER (PARTITION BY model_name, model_version, date_trunc('minute', first_at)
+            WITH lock AS (SELECT pg_try_advisory_xact_lock(hashtext('cyclone_compact_drift_rollups')) AS held),
+            loose AS (
+                SELECT id, coalesce(layout, 0) AS lk, date_trunc('minute', first_at) AS minute,
+                       greatest(sum(rows) OVER (PARTITION BY model_name, model_version, layout, date_trunc('minute', first_at)
                                                 ORDER BY first_at, id) - 1, 0) / \(blockRows) AS block
-                FROM drift_rollup WHERE NOT compacted AND last_at < \(settled)),
+                FROM drift_rollup WHERE NOT compacted AND last_at < \(settled) AND (SELECT held FROM lock)),
             gone AS (
                 DELETE FROM drift_rollup d USING loose l WHERE d.id = l.id
-                RETURNING d.model_name, d.model_version, l.minute, l.block, d.first_at, d.last_at, d.rows, d.rejected,
-                          d.cells, d.counts, d.sums, d.unseen),
+                RETURNING d.model_name, d.model_version, l.lk, l.minute, l.block, d.first_at, d.last_at, d.rows,
+                          d.rejected, d.cells, d.counts, d.sums, d.unseen),
             blocks AS (
-                SELECT model_name, model_version, minute, block, min(first_at) AS first_at, max(last_at) AS last_at,
-                       sum(rows)::int AS rows, sum(rejected)::int AS rejected
-                FROM gone GROUP BY 1, 2, 3, 4),
+                SELECT model_name, model_version, lk, minute, block, min(first_at) AS first_at,
+                       max(last_at) AS last_at, sum(rows)::int AS rows, sum(rejected)::int AS rejected
+                FROM gone GROUP BY 1, 2, 3, 4, 5),
             cell AS (
-                SELECT model_name, model_version, minute, block, array_agg(c ORDER BY c) AS cells,
+                SELECT model_name, model_version, lk, minute, block, array_agg(c ORDER BY c) AS cells,
                        array_agg(n ORDER BY c) AS counts, array_agg(s ORDER BY c) AS sums
-                FROM (SELECT model_name, model_version, minute, block, u.c, sum(u.n)::int AS n, sum(u.s) AS s
-                      FROM gone, unnest(cells, counts, sums) AS u(c, n, s) GROUP BY 1, 2, 3, 4, 5) summed
-                GROUP BY 1, 2, 3, 4),
+                FROM (SELECT model_name, model_version, lk, minute, block, u.c, sum(u.n)::int AS n, sum(u.s) AS s
+                      FROM gone, unnest(cells, counts, sums) AS u(c, n, s) GROUP BY 1, 2, 3, 4, 5, 6) summed
+                GROUP BY 1, 2, 3, 4, 5),
             name AS (
-                SELECT model_name, model_version, minute, block, jsonb_object_agg(k, n) AS unseen
-                FROM (SELECT *, row_number() OVER (PARTITION BY model_name, model_version, minute, block,
+                SELECT model_name, model_version, lk, minute, block, jsonb_object_agg(k, n) AS unseen
+                FROM (SELECT *, row_number() OVER (PARTITION BY model_name, model_version, lk, minute, block,
                                                    split_part(k, ':', 1) ORDER BY n DESC, k) AS rank
-                      FROM (SELECT model_name, model_version, minute, block, u.k, sum(u.n::int) AS n
-                            FROM gone, jsonb_each_text(unseen) AS u(k, n) GROUP BY 1, 2, 3, 4, 5) summed) ranked
+                      FROM (SELECT model_name, model_version, lk, minute, block, u.k, sum(u.n::int) AS n
+                            FROM gone, jsonb_each_text(unseen) AS u(k, n) GROUP BY 1, 2, 3, 4, 5, 6) summed) ranked
                 WHERE rank <= \(DriftTally.unseenNamesKept)
-                GROUP BY 1, 2, 3, 4),
+                GROUP BY 1, 2, 3, 4, 5),
             made AS (
-                INSERT INTO drift_rollup (model_name, model_version, first_at, last_at, rows, rejected, cells, counts, sums,
-                                          unseen, compacted)
-                SELECT b.model_name, b.model_version, b.first_at, b.last_at, b.rows, b.rejected,
+                INSERT INTO drift_rollup (model_name, model_version, layout, first_at, last_at, rows, rejected, cells,
+                                          counts, sums, unseen, compacted)
+                SELECT b.model_name, b.model_version, NULLIF(b.lk, 0), b.first_at, b.last_at, b.rows, b.rejected,
                        coalesce(c.cells, '{}'), coalesce(c.counts, '{}'), coalesce(c.sums, '{}'), n.unseen, true
                 FROM blocks b
-                LEFT JOIN cell c USING (model_name, model_version, minute, block)
-                LEFT JOIN name n USING (model_name, model_version, minute, block)
+                LEFT JOIN cell c USING (model_name, model_version, lk, minute, block)
+                LEFT JOIN name n USING (model_name, model_version, lk, minute, block)
                 RETURNING 1)
             SELECT count(*)::int FROM made
             """, logger: logger)

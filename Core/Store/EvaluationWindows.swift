@@ -44,6 +44,9 @@ public struct DriftWindow: Sendable, Equatable {
     public var rows = 0
     /// Requests predict refused (bad input) in the window's time.
     public var rejected = 0
+    /// Rows in the window's time counted against another reference profile than the registered one (a
+    /// version re-profiled after it served); they are left out.
+    public var otherProfileRows = 0
     public var start: Date?
     public var end: Date?
     public var columns: [String: WindowColumn] = [:]
@@ -209,15 +212,23 @@ public struct EvaluationWindows: Sendable {
         -> DriftWindow
     {
         var window = DriftWindow()
+        guard let layout = DriftLayout(artifact) else { return window }
+        let since = bounds.since(now)
+        // Rollups with cells count only against this layout; those without (refusals) count for any.
         let rows = try await client.query("""
             WITH ranked AS (
                 SELECT first_at, last_at, rows, rejected, cells, counts, sums, unseen,
                        sum(rows) OVER (ORDER BY last_at DESC, id DESC) AS upto
                 FROM drift_rollup
-                WHERE model_name = \(artifact.name) AND model_version = \(artifact.version) AND last_at >= \(bounds.since(now))),
+                WHERE model_name = \(artifact.name) AND model_version = \(artifact.version) AND last_at >= \(since)
+                  AND (layout = \(layout.fingerprint) OR (layout IS NULL AND rows = 0))),
             w AS MATERIALIZED (SELECT * FROM ranked WHERE upto - rows < \(bounds.rows))
             SELECT 0, NULL::int, sum(rows)::bigint, sum(rejected)::bigint, NULL::float8, min(first_at), max(last_at), NULL::text
             FROM w
+            UNION ALL
+            SELECT 3, NULL, sum(rows)::bigint, NULL, NULL, NULL, NULL, NULL FROM drift_rollup
+            WHERE model_name = \(artifact.name) AND model_version = \(artifact.version) AND last_at >= \(since)
+              AND rows > 0 AND layout IS DISTINCT FROM \(layout.fingerprint)
             UNION ALL
             SELECT 1, u.c, sum(u.n)::bigint, NULL, sum(u.s), NULL, NULL, NULL
             FROM w, unnest(cells, counts, sums) AS u(c, n, s) GROUP BY u.c
@@ -235,12 +246,13 @@ public struct EvaluationWindows: Sendable {
                 (window.start, window.end) = (start, end)
             case 1:
                 if let cell { tally.cells[cell] = .init(count: n ?? 0, sum: sum ?? 0) }
-            default:
+            case 2:
                 if let key { tally.unseen[key] = n ?? 0 }
+            default:
+                window.otherProfileRows = n ?? 0
             }
         }
         tally.rows = window.rows
-        guard let layout = DriftLayout(artifact) else { return window }
         (window.columns, window.prediction) = layout.columns(from: tally)
         return window
     }

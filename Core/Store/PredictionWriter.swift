@@ -56,6 +56,9 @@ public final class PredictionWriter: Service, Sendable {
     private struct Pending: Sendable {
         var ticket: UInt64
         var rows: [PredictionRow]
+        /// Set on a batch that failed: retried exactly as it was, with the refusals it carried, never merged
+        /// with newer rows. Its statement committed whole or not at all, so its rollup is counted once.
+        var retryRejected: [DriftRollups.Version: Int]? = nil
     }
 
     private struct Waiter {
@@ -214,6 +217,12 @@ public final class PredictionWriter: Service, Sendable {
             }
             for sleeper in sleepers { sleeper.resume() }
         }
+        // Refusals no batch carried: one last try, then the log.
+        await storeRejected()
+        for (version, count) in state.withLock({ Self.takeRejected(&$0) }) {
+            logger.error("refused requests not stored", metadata: [
+                "model": "\(version.name)", "model_version": "\(version.version)", "count": "\(count)"])
+        }
         let left = state.withLock { state in
             defer { state.queue.removeAll(); state.bufferedRows = 0 }
             return Array(state.queue)
@@ -243,13 +252,11 @@ public final class PredictionWriter: Service, Sendable {
             var timeout = configuration.writeTimeout
             let shutdownDeadline = state.withLock { $0.shutdownDeadline }
             if let shutdownDeadline { timeout = max(.milliseconds(1), min(timeout, shutdownDeadline - start)) }
-            let rejected = state.withLock { state in
-                defer { state.rejected.removeAll() }
-                return state.rejected
-            }
+            let rows = batch.flatMap(\.rows)
+            let rejected = batch[0].retryRejected ?? state.withLock { Self.takeRejected(&$0) }
             do {
-                try await insert(batch.flatMap(\.rows), rejected: rejected, timeout: timeout)
-                let rows = batch.reduce(0) { $0 + $1.rows.count }
+                try await insert(rows, rejected: rejected, timeout: timeout)
+                let rows = rows.count
                 batchTimer.record(duration: clock.now - start)
                 batchRows.record(rows)
                 rowsWritten.increment(by: rows)
@@ -271,14 +278,13 @@ public final class PredictionWriter: Service, Sendable {
                     state.inFlight -= 1
                     state.healthy = false
                     state.statistics.failedWrites += 1
-                    state.rejected.merge(rejected, uniquingKeysWith: +)
-                    // Put the rows back in front, in order, to be retried.
-                    for pending in batch.reversed() { state.queue.prepend(pending) }
+                    // Put the batch back in front, whole, to be retried as it was.
+                    state.queue.prepend(Pending(ticket: batch[0].ticket, rows: rows, retryRejected: rejected))
                     return state.shuttingDown
                 }
                 resumeWaiters(batch.map(\.ticket), with: .buffered)
                 logger.warning("storing predictions failed; will retry", metadata: [
-                    "rows": "\(batch.reduce(0) { $0 + $1.rows.count })", "error": "\(String(reflecting: error))",
+                    "rows": "\(rows.count)", "error": "\(String(reflecting: error))",
                 ])
                 if shuttingDown, let deadline = state.withLock({ $0.shutdownDeadline }) {
                     if clock.now >= deadline { return }
@@ -300,7 +306,13 @@ public final class PredictionWriter: Service, Sendable {
                 if state.queue.isEmpty { return state.shuttingDown ? .done : .wait }
                 var batch: [Pending] = []
                 var rows = 0
-                while let next = state.queue.first, batch.isEmpty || rows + next.rows.count <= configuration.maxBatchRows {
+                if let first = state.queue.first, first.retryRejected != nil {
+                    state.inFlight += 1
+                    return .batch([state.queue.removeFirst()])
+                }
+                while let next = state.queue.first, next.retryRejected == nil,
+                      batch.isEmpty || rows + next.rows.count <= configuration.maxBatchRows
+                {
                     batch.append(state.queue.removeFirst())
                     rows += next.rows.count
                 }
@@ -360,15 +372,7 @@ public final class PredictionWriter: Service, Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
             guard !Task.isCancelled else { return }
-            let rejected = state.withLock { state in
-                defer { state.rejected.removeAll() }
-                return state.rejected
-            }
-            do {
-                if !rejected.isEmpty { try await insert([], rejected: rejected, timeout: configuration.writeTimeout) }
-            } catch {
-                state.withLock { $0.rejected.merge(rejected, uniquingKeysWith: +) }
-            }
+            await storeRejected()
             do {
                 _ = try await withTimeout(configuration.writeTimeout * 6) {
                     try await rollups.compact(settledBefore: Date().addingTimeInterval(-60))
@@ -376,6 +380,24 @@ public final class PredictionWriter: Service, Sendable {
             } catch {
                 logger.debug("merging drift rollups failed; next time", metadata: ["error": "\(String(reflecting: error))"])
             }
+        }
+    }
+
+    /// Takes the refusals not yet stored.
+    private static func takeRejected(_ state: inout State) -> [DriftRollups.Version: Int] {
+        defer { state.rejected.removeAll() }
+        return state.rejected
+    }
+
+    /// Stores the refusals no batch carried. A failed write puts them back; one that timed out after its
+    /// commit may count them twice, the only way a refusal is over-counted.
+    private func storeRejected() async {
+        let rejected = state.withLock { Self.takeRejected(&$0) }
+        guard !rejected.isEmpty else { return }
+        do {
+            try await insert([], rejected: rejected, timeout: configuration.writeTimeout)
+        } catch {
+            state.withLock { $0.rejected.merge(rejected, uniquingKeysWith: +) }
         }
     }
 

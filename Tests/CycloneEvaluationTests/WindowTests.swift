@@ -207,6 +207,13 @@ import Testing
             #expect(window.rows == 20)
             #expect(window.rejected == 5)
             #expect(window.columns["x1"]?.count == 20)
+            #expect(window.otherProfileRows == 0)
+
+            // The same version re-profiled on other data: its cells are numbered differently, so the rows
+            // counted against the first profile are reported, not misread.
+            let reprofiled = try trainedModel(rows: 500)
+            let other = try await EvaluationWindows(client: db.client, logger: .test).drift(of: reprofiled, bounds: Self.wide)
+            #expect(other.rows == 0 && other.otherProfileRows == 20 && other.rejected == 5)
         }
     }
 }

@@ -167,6 +167,10 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
             for try await id in try await client.query("SELECT id FROM prediction").decode(UUID.self) { stored.append(id) }
             #expect(Set(stored) == Set(sent.map(\.id)))
             #expect(stored.count == sent.count)
+            // Retried batches count once in the drift rollups, however the retries went.
+            for try await rolled in try await client.query("SELECT sum(rows)::int FROM drift_rollup").decode(Int.self) {
+                #expect(rolled == sent.count)
+            }
             group.cancelAll()
         }
         try await cluster.stop()

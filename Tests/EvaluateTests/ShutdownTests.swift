@@ -13,8 +13,9 @@ import Glibc
 #endif
 
 @Suite struct EvaluateShutdownTests {
-    /// The real `evaluate` process gets SIGTERM while Cloud Scheduler's cycle is in flight: the cycle finishes,
-    /// its report is answered and its rows are written, and the process exits 0.
+    /// The real `evaluate` process gets SIGTERM while Cloud Scheduler's cycle is in flight (held at its metric
+    /// rows by a table lock): the cycle finishes, its report is answered and its rows are written, and the
+    /// process exits 0.
     @Test func sigtermLetsTheCycleInFlightFinish() async throws {
         let binary = try Repository.product("evaluate")
         let model = try TestModels.regressionWithProfile()
@@ -43,12 +44,27 @@ import Glibc
             }
             try #require(up, "evaluate did not start: \(process.log)")
 
+            // Hold the cycle mid-way: it waits to write its metric rows while this transaction locks the table.
+            // SIGTERM arrives while it waits; once the lock goes, the cycle must still finish and answer.
             var request = HTTPClientRequest(url: base + "/evaluate")
             request.method = .POST
-            async let answer = HTTPClient.shared.execute(request, timeout: .seconds(30))
-            try await Task.sleep(for: .milliseconds(5))
-            process.signal(SIGTERM)
-            let response = try await answer
+            let answer = try await db.client.withTransaction(logger: .test) { [request] connection in
+                try await connection.query("LOCK TABLE metric IN EXCLUSIVE MODE", logger: .test)
+                let answer = Task { try await HTTPClient.shared.execute(request, timeout: .seconds(60)) }
+                var waiting = false
+                for _ in 0..<400 where !waiting {
+                    let rows = try await db.client.query(
+                        "SELECT count(*)::int FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO metric%'",
+                        logger: .test)
+                    for try await count in rows.decode(Int.self) { waiting = count > 0 }
+                    if !waiting { try await Task.sleep(for: .milliseconds(25)) }
+                }
+                try #require(waiting, "the cycle never reached its metric rows: \(process.log)")
+                process.signal(SIGTERM)
+                try await Task.sleep(for: .milliseconds(300))
+                return answer
+            }
+            let response = try await answer.value
             #expect(response.status == .ok)
             let body = try await response.body.collect(upTo: 1 << 20)
             #expect(String(buffer: body).contains(#""name":"bikes""#))

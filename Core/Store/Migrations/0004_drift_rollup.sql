@@ -2,12 +2,14 @@
 -- writer inserts one row per model version holding the batch's rows counted into the cells of the version's
 -- DriftLayout (Core/Monitoring): cell numbers, the rows in each cell and, for numeric bins, the sum of their
 -- values. A drift window is the sum of the rollups whose batches fall in it. Rollups of small batches are
--- merged later into blocks of at most a minute and a thousand rows (`compacted`), so a window of a million
--- rows adds up about a thousand rows' cells.
+-- merged later into blocks of a minute or less, closed once they hold a thousand rows (`compacted`), so a window
+-- of a million rows adds up about a thousand rows' cells.
 CREATE TABLE drift_rollup (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     model_name    text        NOT NULL,
     model_version text        NOT NULL,
+    -- The DriftLayout fingerprint the cells are numbered by (NULL: no cells, only row and refusal counts).
+    layout        bigint,
     first_at      timestamptz NOT NULL,
     last_at       timestamptz NOT NULL,
     rows          integer     NOT NULL,
