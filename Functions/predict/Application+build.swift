@@ -21,13 +21,17 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
     let router = functionRouter(project: settings.server.project) {
         running.isSet ? nil : "starting: the prediction writer is not running yet"
     }
-    PredictRoutes(model: model, writer: writer, settings: settings).register(on: router)
+    let live = LiveModel(model)
+    PredictRoutes(live: live, writer: writer, settings: settings).register(on: router)
     var app = functionApplication(router: router, port: settings.server.port, logger: logger)
     // Services start in this order and stop in reverse: the server stops first, then the writer flushes
     // while the database pool is still up.
-    app.addServices(database, writer,
-                    ModelRegistration(registry: ModelRegistry(client: database, logger: logger),
-                                      artifact: model.artifact, logger: logger))
+    let registry = ModelRegistry(client: database, logger: logger)
+    app.addServices(database, writer, ModelRegistration(registry: registry, artifact: model.artifact, logger: logger))
+    if let interval = settings.modelReload {
+        app.addServices(ModelWatcher(path: settings.modelPath, interval: interval, live: live,
+                                     strictCategories: settings.strictCategories, registry: registry, logger: logger))
+    }
     app.beforeServerStarts { running.set() }
     return app
 }

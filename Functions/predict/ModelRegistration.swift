@@ -12,12 +12,13 @@ struct ModelRegistration: Service {
 
     func run() async throws {
         // Shutdown ends the retries at once rather than after the current wait.
-        await cancelWhenGracefulShutdown { await register() }
+        await cancelWhenGracefulShutdown { await Self.register(artifact, in: registry, logger: logger) }
         // A service that returns would stop the group: stay until shutdown.
         try? await gracefulShutdown()
     }
 
-    private func register() async {
+    /// Registers `artifact` as live, retrying with backoff until it succeeds or the task is cancelled.
+    static func register(_ artifact: ModelArtifact, in registry: ModelRegistry, logger: Logger) async {
         var delay = Duration.milliseconds(500)
         while !Task.isCancelled {
             do {

@@ -15,7 +15,7 @@ import Metrics
 /// "model": {"name": …, "version": …}}` with header `Cyclone-Stored: committed|buffered|dropped` saying how
 /// far the rows got.
 struct PredictRoutes: Sendable {
-    let model: ServedModel
+    let live: LiveModel
     let writer: PredictionWriter
     let settings: PredictSettings
 
@@ -25,15 +25,15 @@ struct PredictRoutes: Sendable {
     private let imputed = Counter(label: "cyclone_imputed_values_total")
     private let unknownCategories = Counter(label: "cyclone_unknown_categories_total")
 
-    init(model: ServedModel, writer: PredictionWriter, settings: PredictSettings) {
-        self.model = model
+    init(live: LiveModel, writer: PredictionWriter, settings: PredictSettings) {
+        self.live = live
         self.writer = writer
         self.settings = settings
     }
 
     func register(on router: Router<BasicRequestContext>) {
         router.post("/predict") { request, context in try await predict(request, context: context) }
-        router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.predict(model.artifact)) }
+        router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.predict(live.current.artifact)) }
     }
 
     private struct Body {
@@ -42,30 +42,32 @@ struct PredictRoutes: Sendable {
     }
 
     func predict(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        // One model for the whole request, whatever a swap does meanwhile.
+        let model = live.current
         let body: Body
         do {
             body = try await decodeBody(request)
         } catch {
-            refuse()
+            refuse(model)
             throw error
         }
         guard !body.instances.isEmpty else {
-            refuse()
+            refuse(model)
             throw APIError(.badRequest, "instances must hold at least one instance", path: "instances")
         }
         guard body.instances.count <= settings.maxInstances else {
-            refuse()
+            refuse(model)
             throw APIError(.contentTooLarge,
                            "\(body.instances.count) instances is more than the \(settings.maxInstances) allowed per request (MAX_INSTANCES)",
                            path: "instances")
         }
         if let keys = body.keys {
             guard keys.count == body.instances.count else {
-                refuse()
+                refuse(model)
                 throw APIError(.badRequest, "keys has \(keys.count) entries for \(body.instances.count) instances; give one per instance (null for none)", path: "keys")
             }
             if let empty = keys.firstIndex(where: { $0 == "" }) {
-                refuse()
+                refuse(model)
                 throw APIError(.badRequest, "a key must not be empty (use null for none)", path: "keys[\(empty)]")
             }
         }
@@ -82,7 +84,7 @@ struct PredictRoutes: Sendable {
             do {
                 x = try model.encoder.encode(instance, path: "instances[\(index)]", notes: &notes)
             } catch {
-                refuse()
+                refuse(model)
                 throw APIError(.badRequest, error.description, path: error.path)
             }
             let output = artifact.predictor.predict(x)
@@ -120,7 +122,7 @@ struct PredictRoutes: Sendable {
     }
 
     /// Counts a refused request: in the metrics, and in the store for the evaluator's data-quality report.
-    private func refuse() {
+    private func refuse(_ model: ServedModel) {
         rejected.increment()
         writer.reject(model: model.artifact.name, version: model.artifact.version)
     }

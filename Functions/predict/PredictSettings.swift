@@ -11,6 +11,9 @@ struct PredictSettings: Sendable {
     var database: DatabaseSettings
     /// `MODEL_PATH`: the model artifact to serve. Required.
     var modelPath: String
+    /// `MODEL_RELOAD_INTERVAL`: how often `MODEL_PATH` is checked for a new model to swap in (a file renamed
+    /// over it or a symlink re-pointed); `1s`, `0s` never.
+    var modelReload: Duration?
     /// `STORE_MODE`: `durable` (default: answer after the rows are committed) or `async` (answer at once).
     var durable: Bool
     /// `STORE_TIMEOUT`: how long a durable request waits for its commit before answering anyway; `1s`.
@@ -28,6 +31,9 @@ struct PredictSettings: Sendable {
     init(reader: ConfigReader) throws {
         server = try ServerSettings(reader: reader)
         modelPath = try reader.required("model.path", variable: "MODEL_PATH", hint: "the model file to serve")
+        modelReload = try reader.setting("model.reload.interval", variable: "MODEL_RELOAD_INTERVAL", default: .seconds(1),
+                                         expected: "a duration such as 1s or 500ms (0s: never)", Duration.setting)
+        if modelReload == .zero { modelReload = nil }
         database = try DatabaseSettings(reader: reader)
         durable = try reader.setting("store.mode", variable: "STORE_MODE", default: true, expected: "durable or async") {
             switch $0 { case "durable": true; case "async": false; default: nil }

@@ -38,13 +38,14 @@ struct ServedModel: Sendable {
                     strictCategories: strictCategories)
     }
 
-    /// The instance as stored JSON, its members in schema order. Validation has already refused members that
-    /// are not features, so nothing is left out; no sorting needed.
     /// The drift cells of a served instance, when the model has a reference profile.
     func driftCells(_ instance: JSONValue, _ output: Output) -> DriftCells? {
         guard let layout, case .object(let values) = instance else { return nil }
         return layout.cells(instance: values, output: output, classes: artifact.classes)
     }
+
+    /// The instance as stored JSON, its members in schema order. Validation has already refused members that
+    /// are not features, so nothing is left out; no sorting needed.
 
     func inputJSON(_ instance: JSONValue) -> String {
         guard case .object(let values) = instance else { return instance.jsonText }

@@ -10,6 +10,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import PostgresNIO
+import Synchronization
 import Testing
 
 @testable import Predict
@@ -27,10 +28,10 @@ func json(_ buffer: ByteBuffer) throws -> [String: Any] {
 
 /// Runs `test` against the predict app built on a fresh database and a model file.
 func withPredict(
-    model: ModelArtifact? = nil, environment extra: [String: String] = [:],
+    model: ModelArtifact? = nil, modelPath: String? = nil, environment extra: [String: String] = [:],
     _ test: @escaping @Sendable (any TestClientProtocol, TestDatabase) async throws -> Void
 ) async throws {
-    let path = try TestModels.file(model ?? TestModels.regression())
+    let path = try modelPath ?? TestModels.file(model ?? TestModels.regression())
     try await withTestDatabase { db in
         // A loaded test machine can take over a second to commit; these tests are about what gets stored.
         var environment = ["MODEL_PATH": path, "DATABASE_URL": db.url, "STORE_TIMEOUT": "60s"]
@@ -38,6 +39,19 @@ func withPredict(
         let app = try await buildApplication(try settings(environment), logger: .test)
         try await app.test(.router) { client in try await test(client, db) }
     }
+}
+
+/// A count shared by concurrent tasks.
+final class Count: Sendable {
+    let value = Atomic(0)
+}
+
+/// One answer of predict, as a load test records it.
+struct Answer: Sendable {
+    var status: Int
+    var version: String?
+    var value: Double?
+    var id: String?
 }
 
 @Suite struct PredictTests {
@@ -161,6 +175,73 @@ func withPredict(
             #expect(window.rows == 2 && window.rejected == 1)
             #expect(window.columns["season"]?.categories == ["summer": 1, "monsoon": 1])
             #expect(window.columns["temp"]?.count == 2 && window.prediction?.count == 2)
+        }
+    }
+
+    /// The model file is swapped (a symlink re-pointed, as the local platform deploys) while requests pour in:
+    /// none fails, each is answered wholly by one version, and each stored row names the version that
+    /// answered it.
+    @Test func aModelSwapUnderLoadFailsNoRequest() async throws {
+        let seven = try TestModels.regression()
+        var eight = seven
+        eight.version = "8"
+        guard case .linear(var linear) = eight.predictor else { return }
+        linear.intercept += 1_000
+        eight.predictor = .linear(linear)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-swap-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try seven.write(to: folder.appendingPathComponent("bikes-7.json"))
+        try eight.write(to: folder.appendingPathComponent("bikes-8.json"))
+        let link = folder.appendingPathComponent("bikes.json").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "bikes-7.json")
+        let request = #"{"instances": [\#(TestModels.bikeInstance.jsonText)]}"#
+        try await withPredict(modelPath: link, environment: ["MODEL_RELOAD_INTERVAL": "10ms"]) { client, db in
+            // Four clients hammer predict; the link is re-pointed once 40 answers are in, and each client goes
+            // on until it has seen 10 answers of the new version (or 30 s pass).
+            let answered = Count()
+            let answers = try await withThrowingTaskGroup(of: [Answer].self) { group in
+                let deadline = ContinuousClock.now + .seconds(30)
+                for _ in 0..<4 {
+                    group.addTask {
+                        var answers: [Answer] = []
+                        while answers.filter({ $0.version == "8" }).count < 10, ContinuousClock.now < deadline {
+                            try await client.execute(uri: "/predict", method: .post, body: body(request)) { response in
+                                let raw = String(buffer: response.body)
+                                let answer = try? JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any]
+                                let prediction = (answer?["predictions"] as? [[String: Any]])?.first
+                                answers.append(Answer(status: Int(response.status.code),
+                                                      version: (answer?["model"] as? [String: String])?["version"],
+                                                      value: prediction?["value"] as? Double, id: prediction?["id"] as? String))
+                            }
+                            answered.value.add(1, ordering: .relaxed)
+                        }
+                        return answers
+                    }
+                }
+                group.addTask {
+                    while answered.value.load(ordering: .relaxed) < 40 { try await Task.sleep(for: .milliseconds(5)) }
+                    // Re-point atomically: a new link renamed over the old one.
+                    let next = folder.appendingPathComponent("next.json").path
+                    try FileManager.default.createSymbolicLink(atPath: next, withDestinationPath: "bikes-8.json")
+                    let renamed = rename(next, link)
+                    #expect(renamed == 0)
+                    return []
+                }
+                return try await group.reduce([], +)
+            }
+            #expect(answers.allSatisfy { $0.status == 200 }, "\(answers.filter { $0.status != 200 }.count) failed")
+            let sevens = answers.filter { $0.version == "7" }, eights = answers.filter { $0.version == "8" }
+            var histogram: [String: Int] = [:]
+            for answer in answers { histogram["\(answer.version ?? "nil") \(answer.value ?? -1)", default: 0] += 1 }
+            #expect(!sevens.isEmpty && !eights.isEmpty && sevens.count + eights.count == answers.count,
+                    "\(sevens.count) \(eights.count) \(answers.count) \(histogram)")
+            let (a, b) = (try #require(sevens.first?.value), try #require(eights.first?.value))
+            #expect(sevens.allSatisfy { $0.value == a } && eights.allSatisfy { $0.value == b } && abs(b - a - 1_000) < 1e-6,
+                    "\(Set(sevens.map(\.value))) \(Set(eights.map(\.value)))")
+            let stored = Dictionary(uniqueKeysWithValues: try await db.predictions().map { ($0.id.uuidString.lowercased(), $0.modelVersion) })
+            #expect(answers.allSatisfy { stored[$0.id ?? ""] == $0.version })
+            let registered = try await ModelRegistry(client: db.client, logger: .test).artifact(name: "bikes", version: "8")
+            #expect(registered?.version == "8", "the swapped-in version is registered")
         }
     }
 
