@@ -127,7 +127,7 @@ let package = Package(
         .executableTarget(
             name: "Retrain",
             dependencies: [
-                "CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneServer",
+                "CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneCloud", "CycloneServer",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -215,6 +215,10 @@ let package = Package(
             name: "RetrainTests",
             dependencies: [
                 "Retrain", "CycloneTestSupport", "CycloneStore", "CycloneModel", "CycloneTraining", "CycloneServer",
+                "CycloneCloud",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),

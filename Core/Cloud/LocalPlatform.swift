@@ -1,14 +1,55 @@
+import CycloneModel
 import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The platform of a single machine. With a retrain command it starts that command as a child process (the
 /// `retrain` executable, say) with the request in its environment; without one it only acknowledges the
 /// request, which the evaluator has already written to the event trail.
+///
+/// Models live in a folder, one file per version (`NAME-VERSION.json`), with `NAME.json` a symlink to the
+/// one in service: predict serves `MODEL_PATH=FOLDER/NAME.json` and swaps when the link is re-pointed.
 public struct LocalPlatform: Platform {
     /// The executable and its arguments, or `nil` to record requests only.
     public var retrainCommand: [String]?
+    /// The model folder, or `nil` to record deployments only.
+    public var modelDirectory: String?
 
-    public init(retrainCommand: [String]? = nil) {
+    public init(retrainCommand: [String]? = nil, modelDirectory: String? = nil) {
         self.retrainCommand = retrainCommand
+        self.modelDirectory = modelDirectory
+    }
+
+    /// The link predict serves for model `name`.
+    public static func servingPath(name: String, in directory: String) -> String { "\(directory)/\(name).json" }
+
+    /// Writes the version's file (once; a version never changes) and re-points the model's link to it in one
+    /// rename, so a reader sees the old file or the new one, never neither.
+    public func deploy(_ model: ModelArtifact) async throws -> Deployment? {
+        guard let directory = modelDirectory else { return nil }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let file = "\(model.name)-\(model.version).json"
+        let path = "\(directory)/\(file)"
+        if !FileManager.default.fileExists(atPath: path) {
+            let partial = path + ".partial-\(getpid())"
+            try model.encoded().write(to: URL(fileURLWithPath: partial))
+            try Self.rename(partial, to: path)
+        }
+        let link = Self.servingPath(name: model.name, in: directory)
+        let next = link + ".next-\(getpid())"
+        try? FileManager.default.removeItem(atPath: next)
+        try FileManager.default.createSymbolicLink(atPath: next, withDestinationPath: file)
+        try Self.rename(next, to: link)
+        return Deployment(location: path, detail: "\(link) now points to \(file)")
+    }
+
+    private static func rename(_ from: String, to: String) throws {
+        guard Glibc.rename(from, to) == 0 else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: to,
+                                                           NSLocalizedDescriptionKey: String(cString: strerror(errno))])
+        }
     }
 
     public func startRetrain(_ request: RetrainRequest) async throws -> RetrainExecution {

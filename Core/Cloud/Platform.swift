@@ -1,9 +1,28 @@
+import CycloneModel
+
 /// Where the loop runs: the seam between the evaluator's decisions and the machinery that retrains and
 /// deploys. `LocalPlatform` runs on one machine; the Cloud Run platform starts a Cloud Run job.
 public protocol Platform: Sendable {
     /// Starts a retrain of a model and returns once it has started (not finished), with what identifies the
     /// execution.
     func startRetrain(_ request: RetrainRequest) async throws -> RetrainExecution
+
+    /// Puts a registered model version into service in place of the current one, with no downtime; `nil`
+    /// when this platform is set up to record deployments only.
+    func deploy(_ model: ModelArtifact) async throws -> Deployment?
+}
+
+/// A model version put into service.
+public struct Deployment: Sendable, Equatable {
+    /// Where it serves from: a file, an image digest.
+    public var location: String
+    /// A sentence for the event trail.
+    public var detail: String
+
+    public init(location: String, detail: String) {
+        self.location = location
+        self.detail = detail
+    }
 }
 
 /// Why and for which model a retrain is asked for.

@@ -74,6 +74,14 @@ public struct ModelRegistry: Sendable {
             """, logger: logger)
     }
 
+    /// Marks `version` live and the version that was live retired, in one statement.
+    public func markLive(name: String, version: String) async throws {
+        try await client.query("""
+            UPDATE model SET status = CASE WHEN version = \(version) THEN 'live' ELSE 'retired' END, updated_at = now()
+            WHERE name = \(name) AND (version = \(version) OR status = 'live')
+            """, logger: logger)
+    }
+
     /// The artifact of a version, or `nil` when it is not registered.
     public func artifact(name: String, version: String) async throws -> ModelArtifact? {
         let rows = try await client.query(

@@ -1,3 +1,4 @@
+import CycloneCloud
 import CycloneModel
 import CycloneMonitoring
 import CycloneStore
@@ -12,7 +13,15 @@ import PostgresNIO
 struct RetrainJob: Sendable {
     let settings: RetrainSettings
     let client: PostgresClient
+    let platform: any Platform
     let logger: Logger
+
+    init(settings: RetrainSettings, client: PostgresClient, logger: Logger) {
+        self.settings = settings
+        self.client = client
+        platform = LocalPlatform(modelDirectory: settings.modelDirectory)
+        self.logger = logger
+    }
 
     /// What the run did, for the event trail and the one line it prints.
     struct Report: Sendable, Equatable {
@@ -23,9 +32,12 @@ struct RetrainJob: Sendable {
         var readSeconds: Double
         var trainSeconds: Double
         var registerSeconds: Double
+        /// Where an accepted candidate was deployed; `nil` when it was not (rejected, or recording only).
+        var deployment: String?
 
         var line: String {
             "\(accepted ? "accepted" : "rejected") candidate \(version) trained on \(rows) rows: \(reason)"
+                + (deployment.map { "; deployed: \($0)" } ?? (accepted ? "; not deployed (no MODEL_DIR)" : ""))
         }
     }
 
@@ -61,7 +73,7 @@ struct RetrainJob: Sendable {
             outcome.candidate, status: outcome.accepted ? .candidate : .rejected, window: (start, end),
             metric: outcome.metric.rawValue, candidateMetrics: outcome.candidateMetrics,
             liveMetrics: outcome.liveMetrics, comparedRows: outcome.comparedRows, reason: outcome.reason)
-        let report = Report(version: version, accepted: outcome.accepted, reason: outcome.reason,
+        var report = Report(version: version, accepted: outcome.accepted, reason: outcome.reason,
                             rows: outcome.trainingRows, readSeconds: (read - started).seconds,
                             trainSeconds: (trained - read).seconds, registerSeconds: (clock.now - trained).seconds)
         try await EvaluationStore(client: client, logger: logger).event(
@@ -75,6 +87,18 @@ struct RetrainJob: Sendable {
                 "compared_rows": .number(Double(outcome.comparedRows)),
                 "request_event": settings.eventID.map { .number(Double($0)) } ?? .null,
             ]))
+        guard outcome.accepted else { return report }
+
+        // Deploy: past this point the candidate is registered whatever happens; a failure leaves it a
+        // candidate and the live model serving.
+        try Task.checkCancellation()
+        guard let deployment = try await platform.deploy(outcome.candidate) else { return report }
+        try await registry.markLive(name: live.name, version: version)
+        try await EvaluationStore(client: client, logger: logger).event(
+            .deployed, name: live.name, version: version,
+            detail: .object(["parent": .string(live.version), "location": .string(deployment.location),
+                             "detail": .string(deployment.detail)]))
+        report.deployment = deployment.detail
         return report
     }
 }

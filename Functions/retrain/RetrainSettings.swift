@@ -16,6 +16,9 @@ struct RetrainSettings: Sendable {
     /// `HOLDOUT_SHARE` (0.2), `MIN_IMPROVEMENT` (0.01), `RETRAIN_METRIC` (the task's default), `MIN_TRAINING_ROWS` (100).
     var options: RetrainOptions
     var database: DatabaseSettings
+    /// `MODEL_DIR`: the local platform's model folder, where an accepted candidate is deployed (its file
+    /// written and the serving link re-pointed); unset: deployments are recorded only.
+    var modelDirectory: String?
 
     init(reader: ConfigReader) throws {
         modelName = try reader.required("retrain.model.name", variable: "RETRAIN_MODEL_NAME")
@@ -46,5 +49,6 @@ struct RetrainSettings: Sendable {
                                                  expected: "a positive integer", Int.positive)
         self.options = options
         database = try DatabaseSettings(reader: reader)
+        modelDirectory = reader.string(forKey: "model.dir").flatMap { $0.isEmpty ? nil : $0 }
     }
 }

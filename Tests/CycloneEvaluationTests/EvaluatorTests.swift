@@ -245,6 +245,7 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
         struct Refusing: Platform {
             struct Quota: Error, CustomStringConvertible { var description: String { "quota exceeded" } }
             func startRetrain(_ request: RetrainRequest) async throws -> RetrainExecution { throw Quota() }
+            func deploy(_ model: ModelArtifact) async throws -> Deployment? { throw Quota() }
         }
         let model = try trainedModel()
         try await withTestDatabase { db in

@@ -1,4 +1,5 @@
 import Configuration
+import CycloneCloud
 import CycloneModel
 import CycloneServer
 import CycloneStore
@@ -92,6 +93,30 @@ func modelRows(_ db: TestDatabase) async throws -> [(version: String, status: St
             var kinds: [String] = []
             for try await (kind, status) in events.decode((String, String?).self) { kinds.append("\(kind):\(status ?? "")") }
             #expect(kinds == ["retrain_finished:candidate"])
+        }
+    }
+
+    /// With a model folder (the local platform), an accepted candidate is deployed: its file written, the
+    /// serving link re-pointed to it, the candidate marked live and the parent retired, a `deployed` event.
+    @Test func anAcceptedCandidateIsDeployed() async throws {
+        let live = try liveModel()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-models-\(UUID().uuidString)").path
+        _ = try await LocalPlatform(modelDirectory: folder).deploy(live)
+        let link = LocalPlatform.servingPath(name: "demand", in: folder)
+        #expect(try ModelArtifact.load(contentsOf: URL(fileURLWithPath: link)).version == "1")
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
+            try await storeServed(db, live, n: 500, seed: 7, a: -3, b: 2)
+            let report = try await job(db, ["MODEL_DIR": folder]).run()
+            #expect(report.accepted && report.deployment != nil, "\(report)")
+            #expect(try ModelArtifact.load(contentsOf: URL(fileURLWithPath: link)).version == "2")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == "demand-2.json")
+            #expect(FileManager.default.fileExists(atPath: "\(folder)/demand-1.json"), "the old version stays for a rollback")
+            #expect(try await modelRows(db).map(\.status) == ["retired", "live"])
+            let kinds = try await db.client.query("SELECT kind FROM event ORDER BY id", logger: .test)
+            var seen: [String] = []
+            for try await kind in kinds.decode(String.self) { seen.append(kind) }
+            #expect(seen == ["retrain_finished", "deployed"])
         }
     }
 

@@ -108,6 +108,7 @@ public struct StoredPrediction: Sendable, Equatable {
 
 public struct TestDatabaseError: Error, CustomStringConvertible {
     public var description: String
+    public init(description: String) { self.description = description }
 }
 
 extension Logger {
