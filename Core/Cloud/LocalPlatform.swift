@@ -10,7 +10,9 @@ import Glibc
 /// request, which the evaluator has already written to the event trail.
 ///
 /// Models live in a folder, one file per version (`NAME-VERSION.json`), with `NAME.json` a symlink to the
-/// one in service: predict serves `MODEL_PATH=FOLDER/NAME.json` and swaps when the link is re-pointed.
+/// one in service: predict serves `MODEL_PATH=FOLDER/NAME.json` and swaps when the link is re-pointed. During
+/// a canary `NAME.canary.json` points to the canary, which predict (`CANARY_MODEL_PATH`) serves to
+/// `CANARY_PERCENT` of the requests.
 public struct LocalPlatform: Platform {
     /// The executable and its arguments, or `nil` to record requests only.
     public var retrainCommand: [String]?
@@ -25,9 +27,12 @@ public struct LocalPlatform: Platform {
     /// The link predict serves for model `name`.
     public static func servingPath(name: String, in directory: String) -> String { "\(directory)/\(name).json" }
 
-    /// Writes the version's file (once; a version never changes) and re-points the model's link to it in one
-    /// rename, so a reader sees the old file or the new one, never neither.
-    public func deploy(_ model: ModelArtifact) async throws -> Deployment? {
+    /// The link predict serves a canary of model `name` from.
+    public static func canaryPath(name: String, in directory: String) -> String { "\(directory)/\(name).canary.json" }
+
+    /// Writes the version's file (once; a version never changes) and points the model's link, or its canary
+    /// link, to it in one rename, so a reader sees the old file or the new one, never neither.
+    public func deploy(_ model: ModelArtifact, canary: Bool) async throws -> Deployment? {
         guard let directory = modelDirectory else { return nil }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let file = "\(model.name)-\(model.version).json"
@@ -37,12 +42,34 @@ public struct LocalPlatform: Platform {
             try model.encoded().write(to: URL(fileURLWithPath: partial))
             try Self.rename(partial, to: path)
         }
-        let link = Self.servingPath(name: model.name, in: directory)
+        let link = canary ? Self.canaryPath(name: model.name, in: directory)
+                          : Self.servingPath(name: model.name, in: directory)
+        try Self.point(link, to: file)
+        return Deployment(location: path, detail: "\(link) now points to \(file)")
+    }
+
+    public func promote(_ model: ModelArtifact) async throws -> Deployment? {
+        guard let directory = modelDirectory else { return nil }
+        // Live first, then the canary link goes: predict never loses the version meanwhile.
+        let deployment = try await deploy(model, canary: false)
+        try? FileManager.default.removeItem(atPath: Self.canaryPath(name: model.name, in: directory))
+        return deployment
+    }
+
+    public func rollback(_ model: ModelArtifact) async throws -> Deployment? {
+        guard let directory = modelDirectory else { return nil }
+        let link = Self.canaryPath(name: model.name, in: directory)
+        if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == "\(model.name)-\(model.version).json" {
+            try FileManager.default.removeItem(atPath: link)
+        }
+        return Deployment(location: link, detail: "\(link) removed; the live version serves everything")
+    }
+
+    private static func point(_ link: String, to file: String) throws {
         let next = link + ".next-\(getpid())"
         try? FileManager.default.removeItem(atPath: next)
         try FileManager.default.createSymbolicLink(atPath: next, withDestinationPath: file)
-        try Self.rename(next, to: link)
-        return Deployment(location: path, detail: "\(link) now points to \(file)")
+        try rename(next, to: link)
     }
 
     private static func rename(_ from: String, to: String) throws {

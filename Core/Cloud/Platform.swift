@@ -7,9 +7,15 @@ public protocol Platform: Sendable {
     /// execution.
     func startRetrain(_ request: RetrainRequest) async throws -> RetrainExecution
 
-    /// Puts a registered model version into service in place of the current one, with no downtime; `nil`
-    /// when this platform is set up to record deployments only.
-    func deploy(_ model: ModelArtifact) async throws -> Deployment?
+    /// Puts a registered model version into service, with no downtime: in place of the current one, or as a
+    /// canary beside it answering a share of the traffic. `nil` when this platform records deployments only.
+    func deploy(_ model: ModelArtifact, canary: Bool) async throws -> Deployment?
+
+    /// Gives the canary `model` all the traffic: it becomes the live version.
+    func promote(_ model: ModelArtifact) async throws -> Deployment?
+
+    /// Ends the canary `model`; the live version takes all the traffic again.
+    func rollback(_ model: ModelArtifact) async throws -> Deployment?
 }
 
 /// A model version put into service.

@@ -5,8 +5,10 @@ import Foundation
 public struct EvaluationReport: Sendable, Codable, Equatable {
     public var evaluatedAt: Date
     public var models: [ModelEvaluation]
+    /// The canaries judged this cycle.
+    public var canaries: [CanaryDecision] = []
 
-    enum CodingKeys: String, CodingKey { case evaluatedAt = "evaluated_at", models }
+    enum CodingKeys: String, CodingKey { case evaluatedAt = "evaluated_at", models, canaries }
 
     public func json() throws -> Data {
         let encoder = JSONEncoder()
@@ -95,7 +97,7 @@ extension EvaluationReport {
     /// The report for a terminal: a block per model version.
     public var text: String {
         guard !models.isEmpty else { return "no model version served in the evaluation windows" }
-        return models.map(\.text).joined(separator: "\n\n")
+        return (canaries.map(\.text) + models.map(\.text)).joined(separator: "\n\n")
     }
 }
 

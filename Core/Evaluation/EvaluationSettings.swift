@@ -18,6 +18,13 @@ public struct EvaluationSettings: Sendable {
     public var retrainCommand: [String]?
     /// `ALERT_WEBHOOK_URL`: where alerts are POSTed as JSON; unset: alerts are log lines only.
     public var alertWebhook: String?
+    /// `MODEL_DIR`: the local platform's model folder (promotions and rollbacks re-point its links).
+    public var modelDirectory: String?
+    /// `CANARY_MIN_LABELS` (100): labels each of canary and live need, since the canary started, before it is
+    /// judged. `CANARY_TOLERANCE` (0): how much worse than live (a share of live's value) the canary may be
+    /// and still be promoted.
+    public var canaryMinimumLabels: Int
+    public var canaryTolerance: Double
 
     public init(reader: ConfigReader) throws {
         performance = WindowBounds(
@@ -53,5 +60,12 @@ public struct EvaluationSettings: Sendable {
         retrainCommand = reader.string(forKey: "retrain.command").map { $0.split(separator: " ").map(String.init) }
             .flatMap { $0.isEmpty ? nil : $0 }
         alertWebhook = reader.string(forKey: "alert.webhook.url").flatMap { $0.isEmpty ? nil : $0 }
+        modelDirectory = reader.string(forKey: "model.dir").flatMap { $0.isEmpty ? nil : $0 }
+        canaryMinimumLabels = try reader.setting("canary.min.labels", variable: "CANARY_MIN_LABELS", default: 100,
+                                                 expected: "a positive integer", Int.positive)
+        canaryTolerance = try reader.setting("canary.tolerance", variable: "CANARY_TOLERANCE", default: 0,
+                                             expected: "a share of at least 0, such as 0.02") {
+            Double($0).flatMap { $0 >= 0 && $0.isFinite ? $0 : nil }
+        }
     }
 }

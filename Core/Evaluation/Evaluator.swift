@@ -39,12 +39,28 @@ public struct Evaluator: Sendable {
         for version in versions where version.lastPrediction > newest[version.name]?.lastPrediction ?? .distantPast {
             newest[version.name] = version
         }
+        // Canaries first: one judged this cycle changes which version is live.
+        var canaries: [CanaryDecision] = []
+        var canaryRunning: Set<String> = []
+        for name in Set(versions.map(\.name)).sorted() {
+            guard let decision = try await judgeCanary(of: name, now: now) else { continue }
+            canaries.append(decision)
+            if decision.action == .waiting || decision.action == .failed { canaryRunning.insert(name) }
+        }
         var models: [ModelEvaluation] = []
         for version in versions {
-            let serving = newest[version.name]?.version == version.version
-            models.append(try await evaluate(version, serving: serving, now: now))
+            // The serving version is the registry's live one, else the one that predicted last.
+            let live = try await registry.version(of: version.name, status: .live)?.artifact.version
+            let serving = (live ?? newest[version.name]?.version) == version.version
+            var evaluation = try await evaluate(version, serving: serving && !canaryRunning.contains(version.name),
+                                                now: now)
+            if serving, canaryRunning.contains(version.name), evaluation.judgement?.retrain == true {
+                evaluation.action.detail = "a canary is running; it is judged first"
+            }
+            evaluation.serving = serving
+            models.append(evaluation)
         }
-        return EvaluationReport(evaluatedAt: now, models: models)
+        return EvaluationReport(evaluatedAt: now, models: models, canaries: canaries)
     }
 
     private func evaluate(_ served: ServedVersion, serving: Bool, now: Date) async throws -> ModelEvaluation {

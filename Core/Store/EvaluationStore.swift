@@ -14,7 +14,9 @@ public struct EvaluationStore: Sendable {
         case retrainFailed = "retrain_failed"
         case retrainFinished = "retrain_finished"
         case deployed
+        case canaryStarted = "canary_started"
         case promoted
+        case rolledBack = "rolled_back"
         case alert
     }
 

@@ -74,6 +74,32 @@ public struct ModelRegistry: Sendable {
             """, logger: logger)
     }
 
+    /// Sets a version's status, with the reason when there is one.
+    public func setStatus(name: String, version: String, _ status: Status, reason: String? = nil) async throws {
+        try await client.query("""
+            UPDATE model SET status = \(status.rawValue), reason = coalesce(\(reason), reason), updated_at = now()
+            WHERE name = \(name) AND version = \(version)
+            """, logger: logger)
+    }
+
+    /// A registered version and when its status was last set.
+    public struct Registered: Sendable {
+        public var artifact: ModelArtifact
+        public var since: Date
+    }
+
+    /// The version of `name` with this status (the one set last, should there be several).
+    public func version(of name: String, status: Status) async throws -> Registered? {
+        let rows = try await client.query("""
+            SELECT artifact::text, updated_at FROM model WHERE name = \(name) AND status = \(status.rawValue)
+            ORDER BY updated_at DESC LIMIT 1
+            """, logger: logger)
+        for try await (text, since) in rows.decode((String, Date).self) {
+            return Registered(artifact: try ModelArtifact.decode(Data(text.utf8)), since: since)
+        }
+        return nil
+    }
+
     /// Marks `version` live and the version that was live retired, in one statement.
     public func markLive(name: String, version: String) async throws {
         try await client.query("""

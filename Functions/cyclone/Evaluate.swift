@@ -31,7 +31,8 @@ struct EvaluateCommand: AsyncParsableCommand {
             try await Migrator(client: client, logger: logger).migrate()
             let alerts = AlertNotifier(webhook: settings.alertWebhook, logger: logger)
             let evaluator = Evaluator(client: client, settings: settings,
-                                      platform: LocalPlatform(retrainCommand: settings.retrainCommand),
+                                      platform: LocalPlatform(retrainCommand: settings.retrainCommand,
+                                                              modelDirectory: settings.modelDirectory),
                                       alerts: alerts, logger: logger)
             let report = try await evaluator.run()
             await alerts.drain()

@@ -21,7 +21,7 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
     let router = functionRouter(project: settings.server.project) {
         running.isSet ? nil : "starting: the prediction writer is not running yet"
     }
-    let live = LiveModel(model)
+    let live = LiveModel(model, canaryPercent: settings.canaryPercent)
     PredictRoutes(live: live, writer: writer, settings: settings).register(on: router)
     var app = functionApplication(router: router, port: settings.server.port, logger: logger)
     // Services start in this order and stop in reverse: the server stops first, then the writer flushes
@@ -29,7 +29,8 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
     let registry = ModelRegistry(client: database, logger: logger)
     app.addServices(database, writer, ModelRegistration(registry: registry, artifact: model.artifact, logger: logger))
     if let interval = settings.modelReload {
-        app.addServices(ModelWatcher(path: settings.modelPath, interval: interval, live: live,
+        app.addServices(ModelWatcher(path: settings.modelPath, canaryPath: settings.canaryPath, interval: interval,
+                                     live: live,
                                      strictCategories: settings.strictCategories, registry: registry, logger: logger))
     }
     app.beforeServerStarts { running.set() }

@@ -12,17 +12,18 @@ struct ModelRegistration: Service {
 
     func run() async throws {
         // Shutdown ends the retries at once rather than after the current wait.
-        await cancelWhenGracefulShutdown { await Self.register(artifact, in: registry, logger: logger) }
+        await cancelWhenGracefulShutdown { await Self.register(artifact, status: .live, in: registry, logger: logger) }
         // A service that returns would stop the group: stay until shutdown.
         try? await gracefulShutdown()
     }
 
-    /// Registers `artifact` as live, retrying with backoff until it succeeds or the task is cancelled.
-    static func register(_ artifact: ModelArtifact, in registry: ModelRegistry, logger: Logger) async {
+    /// Registers `artifact` (unless known), retrying with backoff until it succeeds or the task is cancelled.
+    static func register(_ artifact: ModelArtifact, status: ModelRegistry.Status, in registry: ModelRegistry,
+                         logger: Logger) async {
         var delay = Duration.milliseconds(500)
         while !Task.isCancelled {
             do {
-                let new = try await registry.register(artifact, status: .live)
+                let new = try await registry.register(artifact, status: status)
                 logger.info(new ? "model registered" : "model already registered", metadata: [
                     "model": "\(artifact.name)", "version": "\(artifact.version)"])
                 break

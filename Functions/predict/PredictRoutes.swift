@@ -42,8 +42,11 @@ struct PredictRoutes: Sendable {
     }
 
     func predict(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        // One model for the whole request, whatever a swap does meanwhile.
-        let model = live.current
+        // One model for the whole request, whatever a swap does meanwhile: the live one, or during a canary the
+        // one the request's first prediction id picks.
+        let now = Date()
+        let firstID = UUIDv7.make(at: now)
+        let model = live.model(for: firstID)
         let body: Body
         do {
             body = try await decodeBody(request)
@@ -72,7 +75,6 @@ struct PredictRoutes: Sendable {
             }
         }
 
-        let now = Date()
         var notes = InstanceEncoder.Notes()
         var rows: [PredictionRow] = []
         rows.reserveCapacity(body.instances.count)
@@ -88,7 +90,7 @@ struct PredictRoutes: Sendable {
                 throw APIError(.badRequest, error.description, path: error.path)
             }
             let output = artifact.predictor.predict(x)
-            let id = UUIDv7.make(at: now)
+            let id = index == 0 ? firstID : UUIDv7.make(at: now)
             let idText = id.uuidString.lowercased()
             var stored = JSONWriter(capacity: 64)
             stored.raw(UInt8(ascii: "{"))

@@ -14,6 +14,10 @@ struct PredictSettings: Sendable {
     /// `MODEL_RELOAD_INTERVAL`: how often `MODEL_PATH` is checked for a new model to swap in (a file renamed
     /// over it or a symlink re-pointed); `1s`, `0s` never.
     var modelReload: Duration?
+    /// `CANARY_MODEL_PATH`: a second model file (or symlink) that, while it exists, answers `CANARY_PERCENT`
+    /// (10) percent of the requests, chosen by prediction id. Unset: no canary.
+    var canaryPath: String?
+    var canaryPercent: Int
     /// `STORE_MODE`: `durable` (default: answer after the rows are committed) or `async` (answer at once).
     var durable: Bool
     /// `STORE_TIMEOUT`: how long a durable request waits for its commit before answering anyway; `1s`.
@@ -34,6 +38,11 @@ struct PredictSettings: Sendable {
         modelReload = try reader.setting("model.reload.interval", variable: "MODEL_RELOAD_INTERVAL", default: .seconds(1),
                                          expected: "a duration such as 1s or 500ms (0s: never)", Duration.setting)
         if modelReload == .zero { modelReload = nil }
+        canaryPath = reader.string(forKey: "canary.model.path").flatMap { $0.isEmpty ? nil : $0 }
+        canaryPercent = try reader.setting("canary.percent", variable: "CANARY_PERCENT", default: 10,
+                                           expected: "a whole percentage from 0 to 100") {
+            Int($0).flatMap { (0...100).contains($0) ? $0 : nil }
+        }
         database = try DatabaseSettings(reader: reader)
         durable = try reader.setting("store.mode", variable: "STORE_MODE", default: true, expected: "durable or async") {
             switch $0 { case "durable": true; case "async": false; default: nil }

@@ -92,13 +92,19 @@ struct RetrainJob: Sendable {
         // Deploy: past this point the candidate is registered whatever happens; a failure leaves it a
         // candidate and the live model serving.
         try Task.checkCancellation()
-        guard let deployment = try await platform.deploy(outcome.candidate) else { return report }
-        try await registry.markLive(name: live.name, version: version)
+        let canary = (1..<100).contains(settings.canaryPercent)
+        guard let deployment = try await platform.deploy(outcome.candidate, canary: canary) else { return report }
+        if canary {
+            try await registry.setStatus(name: live.name, version: version, .canary)
+        } else {
+            try await registry.markLive(name: live.name, version: version)
+        }
+        var detail: [String: JSONValue] = ["parent": .string(live.version), "location": .string(deployment.location),
+                                           "detail": .string(deployment.detail)]
+        if canary { detail["percent"] = .number(Double(settings.canaryPercent)) }
         try await EvaluationStore(client: client, logger: logger).event(
-            .deployed, name: live.name, version: version,
-            detail: .object(["parent": .string(live.version), "location": .string(deployment.location),
-                             "detail": .string(deployment.detail)]))
-        report.deployment = deployment.detail
+            canary ? .canaryStarted : .deployed, name: live.name, version: version, detail: .object(detail))
+        report.deployment = (canary ? "as a canary for \(settings.canaryPercent) % of requests, " : "") + deployment.detail
         return report
     }
 }

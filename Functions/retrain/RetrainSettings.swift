@@ -19,6 +19,9 @@ struct RetrainSettings: Sendable {
     /// `MODEL_DIR`: the local platform's model folder, where an accepted candidate is deployed (its file
     /// written and the serving link re-pointed); unset: deployments are recorded only.
     var modelDirectory: String?
+    /// `CANARY_PERCENT` (10): an accepted candidate first serves this share of the traffic beside the live
+    /// version, until the evaluator promotes or rolls it back; 0 deploys it to all traffic at once.
+    var canaryPercent: Int
 
     init(reader: ConfigReader) throws {
         modelName = try reader.required("retrain.model.name", variable: "RETRAIN_MODEL_NAME")
@@ -50,5 +53,9 @@ struct RetrainSettings: Sendable {
         self.options = options
         database = try DatabaseSettings(reader: reader)
         modelDirectory = reader.string(forKey: "model.dir").flatMap { $0.isEmpty ? nil : $0 }
+        canaryPercent = try reader.setting("canary.percent", variable: "CANARY_PERCENT", default: 10,
+                                           expected: "a whole percentage from 0 to 100") {
+            Int($0).flatMap { (0...100).contains($0) ? $0 : nil }
+        }
     }
 }

@@ -239,13 +239,70 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
         #expect(calls.withLock { $0 } == bodies.count + 1, "the first POST was refused and retried")
     }
 
+    /// A canary is judged against the live version on the labels since it started: while either side has too
+    /// few it waits (and the live version asks for no retrain meanwhile); a canary worse than live is rolled
+    /// back — its link removed, its status `rejected` with the reason, a `rolled_back` event.
+    @Test func aWorseCanaryWaitsForLabelsThenIsRolledBack() async throws {
+        let live = try trainedModel()
+        var canary = live
+        canary.version = "2"
+        guard case .linear(var linear) = canary.predictor else { return }
+        linear.intercept += 8
+        canary.predictor = .linear(linear)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-canary-\(UUID().uuidString)").path
+        let platform = LocalPlatform(modelDirectory: folder)
+        _ = try await platform.deploy(live, canary: false)
+        _ = try await platform.deploy(canary, canary: true)
+        try await withTestDatabase { [canary] db in
+            let registry = ModelRegistry(client: db.client, logger: .test)
+            _ = try await registry.register(live, status: .live)
+            _ = try await registry.register(canary, status: .canary)
+            try await Task.sleep(for: .milliseconds(200))
+            var stream = Stream(seed: 9)
+            let environment = ["CANARY_MIN_LABELS": "60", "RETRAIN_COOLDOWN": "0s", "MIN_LABELS": "20"]
+            func serve(_ model: ModelArtifact, _ rows: [Stream.Row]) throws -> [ServedInstance] {
+                try rows.map { row in
+                    var notes = InstanceEncoder.Notes()
+                    let x = try InstanceEncoder(features: model.features, preprocessing: model.preprocessing)
+                        .encode(row.instance, path: "", notes: &notes)
+                    return ServedInstance(input: row.instance, output: model.predictor.predict(x), label: .number(row.y))
+                }
+            }
+            // A changed world for the live version (it would ask for a retrain), 30 labels for the canary.
+            try await db.store(try serve(live, stream.rows(80, broken: true)), model: live, spacing: 0.001)
+            try await db.store(try serve(canary, stream.rows(30)), model: canary, spacing: 0.001)
+            let waiting = try await evaluator(db, environment, platform: platform).run()
+            #expect(waiting.canaries.map(\.action) == [.waiting], "\(waiting.canaries)")
+            let liveEvaluation = try #require(waiting.models.first { $0.version == "1" })
+            #expect(liveEvaluation.serving && liveEvaluation.action.kind == .none)
+            #expect(liveEvaluation.action.detail.contains("a canary is running"), "\(liveEvaluation.action)")
+
+            // Enough labels on both sides, the world as before: the canary's offset of 8 makes it worse than live
+            // even with live's broken-world rows in the period.
+            try await db.store(try serve(live, stream.rows(80)), model: live, spacing: 0.001)
+            try await db.store(try serve(canary, stream.rows(80)), model: canary, spacing: 0.001)
+            let judged = try await evaluator(db, environment.merging(["RETRAIN_METRIC": "mae"]) { $1 }, platform: platform).run()
+            let decision = try #require(judged.canaries.first)
+            #expect(decision.action == .rolledBack, "\(decision)")
+            #expect(decision.canaryLabels == 110 && decision.liveLabels == 160)
+            #expect(!FileManager.default.fileExists(atPath: LocalPlatform.canaryPath(name: "demand", in: folder)))
+            let status = try await db.client.query("SELECT status, reason FROM model WHERE version = '2'", logger: .test)
+            for try await (value, reason) in status.decode((String, String?).self) {
+                #expect(value == "rejected" && reason?.hasPrefix("rolled back: mae") == true, "\(reason ?? "")")
+            }
+            #expect(try await events(db, kind: "rolled_back") == 1)
+        }
+    }
+
     /// A version the registry does not know is reported, not skipped silently; a platform that cannot start
     /// the retrain leaves a `retrain_failed` event.
     @Test func unknownVersionsAndFailedStartsAreReported() async throws {
         struct Refusing: Platform {
             struct Quota: Error, CustomStringConvertible { var description: String { "quota exceeded" } }
             func startRetrain(_ request: RetrainRequest) async throws -> RetrainExecution { throw Quota() }
-            func deploy(_ model: ModelArtifact) async throws -> Deployment? { throw Quota() }
+            func deploy(_ model: ModelArtifact, canary: Bool) async throws -> Deployment? { throw Quota() }
+            func promote(_ model: ModelArtifact) async throws -> Deployment? { throw Quota() }
+            func rollback(_ model: ModelArtifact) async throws -> Deployment? { throw Quota() }
         }
         let model = try trainedModel()
         try await withTestDatabase { db in

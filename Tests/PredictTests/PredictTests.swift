@@ -245,6 +245,47 @@ struct Answer: Sendable {
         }
     }
 
+    /// A canary file beside the live one answers its share of the requests, chosen by prediction id; every
+    /// stored row names the version that answered; when the canary link goes, the live version answers all.
+    @Test func aCanaryAnswersItsShareAndEnds() async throws {
+        let seven = try TestModels.regression()
+        var eight = seven
+        eight.version = "8"
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-canary-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try seven.write(to: folder.appendingPathComponent("bikes.json"))
+        try eight.write(to: folder.appendingPathComponent("bikes-8.json"))
+        let canary = folder.appendingPathComponent("bikes.canary.json").path
+        try FileManager.default.createSymbolicLink(atPath: canary, withDestinationPath: "bikes-8.json")
+        let request = #"{"instances": [\#(TestModels.bikeInstance.jsonText)]}"#
+        try await withPredict(modelPath: folder.appendingPathComponent("bikes.json").path, environment: [
+            "MODEL_RELOAD_INTERVAL": "10ms", "CANARY_MODEL_PATH": canary, "CANARY_PERCENT": "30",
+        ]) { client, db in
+            func ask() async throws -> (version: String, id: String) {
+                try await client.execute(uri: "/predict", method: .post, body: body(request)) { response in
+                    let answer = try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Any]
+                    let version = (answer?["model"] as? [String: String])?["version"] ?? ""
+                    let id = ((answer?["predictions"] as? [[String: Any]])?.first?["id"] as? String) ?? ""
+                    return (version, id)
+                }
+            }
+            var waited = 0
+            while try await ask().version != "8", waited < 500 { waited += 1; try await Task.sleep(for: .milliseconds(10)) }
+            var answers: [(version: String, id: String)] = []
+            for _ in 0..<400 { answers.append(try await ask()) }
+            let share = Double(answers.filter { $0.version == "8" }.count) / Double(answers.count)
+            #expect(share > 0.2 && share < 0.4, "canary share \(share)")
+            let stored = Dictionary(uniqueKeysWithValues: try await db.predictions().map { ($0.id.uuidString.lowercased(), $0.modelVersion) })
+            #expect(answers.allSatisfy { stored[$0.id] == $0.version })
+
+            try FileManager.default.removeItem(atPath: canary)
+            try await Task.sleep(for: .milliseconds(300))
+            var after: Set<String> = []
+            for _ in 0..<50 { after.insert(try await ask().version) }
+            #expect(after == ["7"])
+        }
+    }
+
     /// Concurrent requests are stored by fewer transactions than requests (group commit): rows written by one
     /// INSERT share their transaction id.
     @Test func concurrentRequestsShareInserts() async throws {

@@ -12,58 +12,85 @@ import Testing
 @Suite struct LoopTests {
     /// The loop closed on one machine with the real binaries: predict serves version 1 from the model folder,
     /// the world changes, labels arrive, `cyclone evaluate` sees the breach and starts `retrain`, which trains
-    /// version 2, finds it better than what predict served, deploys it to the folder, and predict swaps to it.
+    /// version 2, finds it better than what predict served and deploys it as a canary; predict answers half
+    /// the requests with it; with the labels of that period the next cycle promotes it, and predict serves
+    /// version 2 only.
     @Test func degradationRetrainsAndTheNewVersionServes() async throws {
         let (predict, cyclone, retrain) = (try Repository.product("predict"), try Repository.product("cyclone"),
                                           try Repository.product("retrain"))
         let live = try liveModel()
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-loop-\(UUID().uuidString)").path
-        _ = try await LocalPlatform(modelDirectory: folder).deploy(live)
+        _ = try await LocalPlatform(modelDirectory: folder).deploy(live, canary: false)
         try await withTestDatabase { db in
             let port = freePort()
             let server = try ChildProcess(predict.path, environment: [
                 "MODEL_PATH": LocalPlatform.servingPath(name: "demand", in: folder), "DATABASE_URL": db.url,
+                "CANARY_MODEL_PATH": LocalPlatform.canaryPath(name: "demand", in: folder), "CANARY_PERCENT": "50",
                 "PORT": "\(port)", "MODEL_RELOAD_INTERVAL": "100ms", "LOG_LEVEL": "warning",
             ], logPath: "\(folder)/predict.log")
             defer { server.signal(SIGTERM) }
             let base = "http://127.0.0.1:\(port)"
 
             // The world changes: y = -3·x1 + 2·x2 now. predict serves version 1 on 500 such rows.
-            let (table, y) = rows(500, seed: 11, a: -3, b: 2)
+            let (table, y) = rows(900, seed: 11, a: -3, b: 2)
             guard case .numeric(let x1) = table.columns[0].values, case .numeric(let x2) = table.columns[1].values,
                   case .categorical(let colour) = table.columns[2].values
             else { return }
-            let instances = (0..<500).map { i in
+            let instances = (0..<900).map { i in
                 JSONValue.object(["x1": .number(x1[i]), "x2": .number(x2[i]), "colour": .string(colour[i]!)]).jsonText
             }
-            let first = try await post(base, instances: Array(instances[0..<250]), keys: 0..<250)
-            let second = try await post(base, instances: Array(instances[250...]), keys: 250..<500)
-            #expect(first == "1" && second == "1")
-            try await db.client.query("""
-                UPDATE prediction p SET label = to_jsonb(l.y), labeled_at = now()
-                FROM UNNEST(\((0..<500).map { "row-\($0)" })::text[], \(y)::float8[]) AS l(k, y) WHERE p.key = l.k
-                """, logger: .test)
-
-            let evaluation = try ChildProcess(cyclone.path, arguments: ["evaluate"], environment: [
+            for start in stride(from: 0, to: 500, by: 50) {
+                #expect(try await post(base, instances: Array(instances[start..<(start + 50)]), keys: start..<(start + 50)) == "1")
+            }
+            try await label(db, y, 0..<500)
+            let environment = [
                 "DATABASE_URL": db.url, "RETRAIN_COMMAND": retrain.path, "MODEL_DIR": folder, "RETRAIN_COOLDOWN": "0s",
-                "LOG_LEVEL": "error", "PATH": "/usr/bin:/bin",
-            ], stdout: "\(folder)/evaluate.log", stderr: nil)
-            #expect(await evaluation.wait() == 0, "\(evaluation.log)")
-            #expect(evaluation.log.contains("action: retrain_started"), "\(evaluation.log)")
+                "CANARY_PERCENT": "50", "CANARY_MIN_LABELS": "50", "LOG_LEVEL": "error", "PATH": "/usr/bin:/bin",
+            ]
+            let first = try ChildProcess(cyclone.path, arguments: ["evaluate"], environment: environment,
+                                         stdout: "\(folder)/evaluate-1.log", stderr: nil)
+            #expect(await first.wait() == 0, "\(first.log)")
+            #expect(first.log.contains("action: retrain_started"), "\(first.log)")
 
-            // retrain runs on its own; wait for its deployment, then for predict to serve it.
-            var served = "1"
-            for _ in 0..<600 where served != "2" {
+            // retrain runs on its own; wait until predict answers some requests with the canary.
+            var versions: Set<String> = []
+            for _ in 0..<600 where !versions.contains("2") {
+                try await Task.sleep(for: .milliseconds(100))
+                versions.insert(try await post(base, instances: [instances[0]], keys: nil))
+            }
+            #expect(versions.contains("2"), "predict: \(server.log)")
+            // The canary's period: requests one instance each, so the split shows per request.
+            var answered: [String: Int] = [:]
+            for i in 500..<900 { answered[try await post(base, instances: [instances[i]], keys: i..<(i + 1)), default: 0] += 1 }
+            #expect((answered["1"] ?? 0) > 100 && (answered["2"] ?? 0) > 100, "\(answered)")
+            try await label(db, y, 500..<900)
+
+            let second = try ChildProcess(cyclone.path, arguments: ["evaluate"], environment: environment,
+                                          stdout: "\(folder)/evaluate-2.log", stderr: nil)
+            #expect(await second.wait() == 0, "\(second.log)")
+            #expect(second.log.contains("demand@2 canary against live 1: promoted"), "\(second.log)")
+            var served = ""
+            for _ in 0..<100 where served != "2" {
                 try await Task.sleep(for: .milliseconds(100))
                 served = try await post(base, instances: [instances[0]], keys: nil)
             }
-            #expect(served == "2", "predict: \(server.log)")
+            var last: Set<String> = []
+            for _ in 0..<20 { last.insert(try await post(base, instances: [instances[1]], keys: nil)) }
+            #expect(last == ["2"], "after the promotion only version 2 answers")
             var kinds: [String] = []
             for try await kind in try await db.client.query("SELECT kind FROM event ORDER BY id", logger: .test)
                 .decode(String.self) { kinds.append(kind) }
-            #expect(kinds == ["retrain_requested", "retrain_started", "retrain_finished", "deployed"], "\(kinds)")
+            #expect(kinds == ["retrain_requested", "retrain_started", "retrain_finished", "canary_started", "promoted"],
+                    "\(kinds)")
             #expect(try await modelRows(db).map(\.status) == ["retired", "live"])
         }
+    }
+
+    private func label(_ db: TestDatabase, _ y: [Double], _ range: Range<Int>) async throws {
+        try await db.client.query("""
+            UPDATE prediction p SET label = to_jsonb(l.y), labeled_at = now()
+            FROM UNNEST(\(range.map { "row-\($0)" })::text[], \(Array(y[range]))::float8[]) AS l(k, y) WHERE p.key = l.k
+            """, logger: .test)
     }
 
     /// POSTs instances to predict; returns the version that answered.

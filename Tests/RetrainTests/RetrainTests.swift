@@ -96,18 +96,19 @@ func modelRows(_ db: TestDatabase) async throws -> [(version: String, status: St
         }
     }
 
-    /// With a model folder (the local platform), an accepted candidate is deployed: its file written, the
-    /// serving link re-pointed to it, the candidate marked live and the parent retired, a `deployed` event.
+    /// With a model folder (the local platform) and no canary, an accepted candidate is deployed: its file
+    /// written, the serving link re-pointed to it, the candidate marked live and the parent retired, a
+    /// `deployed` event.
     @Test func anAcceptedCandidateIsDeployed() async throws {
         let live = try liveModel()
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-models-\(UUID().uuidString)").path
-        _ = try await LocalPlatform(modelDirectory: folder).deploy(live)
+        _ = try await LocalPlatform(modelDirectory: folder).deploy(live, canary: false)
         let link = LocalPlatform.servingPath(name: "demand", in: folder)
         #expect(try ModelArtifact.load(contentsOf: URL(fileURLWithPath: link)).version == "1")
         try await withTestDatabase { db in
             _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
             try await storeServed(db, live, n: 500, seed: 7, a: -3, b: 2)
-            let report = try await job(db, ["MODEL_DIR": folder]).run()
+            let report = try await job(db, ["MODEL_DIR": folder, "CANARY_PERCENT": "0"]).run()
             #expect(report.accepted && report.deployment != nil, "\(report)")
             #expect(try ModelArtifact.load(contentsOf: URL(fileURLWithPath: link)).version == "2")
             #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == "demand-2.json")
@@ -117,6 +118,23 @@ func modelRows(_ db: TestDatabase) async throws -> [(version: String, status: St
             var seen: [String] = []
             for try await kind in kinds.decode(String.self) { seen.append(kind) }
             #expect(seen == ["retrain_finished", "deployed"])
+        }
+    }
+
+    /// By default an accepted candidate starts as a canary: the canary link points to it, the live link stays,
+    /// and it is registered as `canary` with a `canary_started` event.
+    @Test func anAcceptedCandidateStartsAsACanary() async throws {
+        let live = try liveModel()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-models-\(UUID().uuidString)").path
+        _ = try await LocalPlatform(modelDirectory: folder).deploy(live, canary: false)
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
+            try await storeServed(db, live, n: 500, seed: 8, a: -3, b: 2)
+            let report = try await job(db, ["MODEL_DIR": folder]).run()
+            #expect(report.deployment?.hasPrefix("as a canary for 10 % of requests") == true, "\(report)")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: LocalPlatform.servingPath(name: "demand", in: folder)) == "demand-1.json")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: LocalPlatform.canaryPath(name: "demand", in: folder)) == "demand-2.json")
+            #expect(try await modelRows(db).map(\.status) == ["live", "canary"])
         }
     }
 

@@ -1,0 +1,100 @@
+import CycloneCloud
+import CycloneModel
+import CycloneMonitoring
+import CycloneStore
+import Foundation
+import Logging
+
+/// What the cycle decided about a canary: compared with the live version on the labels of the same period
+/// (both since the canary started), it is promoted to all traffic or rolled back, once each side has
+/// `CANARY_MIN_LABELS` labels.
+public struct CanaryDecision: Sendable, Codable, Equatable {
+    public enum Action: String, Sendable, Codable {
+        /// Not enough labels yet on one side.
+        case waiting
+        case promoted
+        case rolledBack = "rolled_back"
+        /// The platform could not carry the decision out; it is tried again next cycle.
+        case failed
+    }
+
+    public var name: String
+    public var version: String
+    public var liveVersion: String
+    public var metric: String
+    public var canaryLabels: Int
+    public var liveLabels: Int
+    public var canaryValue: Double?
+    public var liveValue: Double?
+    public var action: Action
+    public var reason: String
+
+    enum CodingKeys: String, CodingKey {
+        case name, version, liveVersion = "live_version", metric, canaryLabels = "canary_labels",
+             liveLabels = "live_labels", canaryValue = "canary_value", liveValue = "live_value", action, reason
+    }
+
+    var text: String {
+        "\(name)@\(version) canary against live \(liveVersion): \(action.rawValue) — \(reason)"
+    }
+}
+
+extension Evaluator {
+    /// Judges the running canary of `name`, if there is one, and carries out the verdict.
+    func judgeCanary(of name: String, now: Date) async throws -> CanaryDecision? {
+        guard let canary = try await registry.version(of: name, status: .canary),
+              let live = try await registry.version(of: name, status: .live)
+        else { return nil }
+        let metric = settings.policy.resolved(for: canary.artifact.task).metric
+        // The same period for both: since the canary started.
+        let period = WindowBounds(rows: 10_000_000, maxAge: .seconds(max(1, now.timeIntervalSince(canary.since))))
+        async let canaryWindow = windows.performance(of: canary.artifact, bounds: period, now: now)
+        async let liveWindow = windows.performance(of: live.artifact, bounds: period, now: now)
+        let (c, l) = try await (canaryWindow, liveWindow)
+        var decision = CanaryDecision(
+            name: name, version: canary.artifact.version, liveVersion: live.artifact.version, metric: metric.rawValue,
+            canaryLabels: c.labels, liveLabels: l.labels, canaryValue: c.metrics[metric.rawValue],
+            liveValue: l.metrics[metric.rawValue], action: .waiting, reason: "")
+        let minimum = settings.canaryMinimumLabels
+        guard c.labels >= minimum, l.labels >= minimum else {
+            decision.reason = "\(c.labels) canary and \(l.labels) live labels since it started; \(minimum) each are needed (CANARY_MIN_LABELS)"
+            return decision
+        }
+        let (canaryValue, liveValue) = (decision.canaryValue ?? .nan, decision.liveValue ?? .nan)
+        let slack = settings.canaryTolerance * abs(liveValue)
+        let holds = metric.higherIsBetter ? canaryValue >= liveValue - slack : canaryValue <= liveValue + slack
+        let comparison = "\(metric.rawValue) \(format(canaryValue)) against \(format(liveValue)) on \(c.labels) and \(l.labels) labels"
+        do {
+            if holds, !canaryValue.isNaN {
+                _ = try await platform.promote(canary.artifact)
+                try await registry.markLive(name: name, version: canary.artifact.version)
+                try await store.event(.promoted, name: name, version: canary.artifact.version, detail: detail(decision))
+                decision.action = .promoted
+                decision.reason = comparison
+            } else {
+                _ = try await platform.rollback(canary.artifact)
+                decision.reason = comparison + (canaryValue.isNaN ? "; the canary's value is undefined" : "; worse than live")
+                try await registry.setStatus(name: name, version: canary.artifact.version, .rejected,
+                                             reason: "rolled back: " + decision.reason)
+                decision.action = .rolledBack
+                try await store.event(.rolledBack, name: name, version: canary.artifact.version, detail: detail(decision))
+            }
+        } catch {
+            decision.action = .failed
+            decision.reason = "\(comparison); the platform failed: \(error)"
+            logger.error("canary decision not carried out", metadata: ["model": "\(name)", "error": "\(error)"])
+        }
+        return decision
+    }
+
+    private func detail(_ decision: CanaryDecision) -> JSONValue {
+        .object([
+            "live_version": .string(decision.liveVersion), "metric": .string(decision.metric),
+            "canary_value": decision.canaryValue.map(JSONValue.number) ?? .null,
+            "live_value": decision.liveValue.map(JSONValue.number) ?? .null,
+            "canary_labels": .number(Double(decision.canaryLabels)), "live_labels": .number(Double(decision.liveLabels)),
+        ])
+    }
+
+    private func format(_ value: Double) -> String { String(format: "%.4g", value) }
+}
