@@ -24,6 +24,8 @@ public struct LocalPlatform: Platform {
         self.modelDirectory = modelDirectory
     }
 
+    public var deploys: Bool { modelDirectory != nil }
+
     /// The link predict serves for model `name`.
     public static func servingPath(name: String, in directory: String) -> String { "\(directory)/\(name).json" }
 
@@ -37,9 +39,17 @@ public struct LocalPlatform: Platform {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let file = "\(model.name)-\(model.version).json"
         let path = "\(directory)/\(file)"
-        if !FileManager.default.fileExists(atPath: path) {
+        let bytes = try model.encoded()
+        if let existing = FileManager.default.contents(atPath: path) {
+            // A version never changes: the same file may be there already, another one may not.
+            guard existing == bytes else {
+                throw CocoaError(.fileWriteFileExists, userInfo: [
+                    NSFilePathErrorKey: path,
+                    NSLocalizedDescriptionKey: "\(path) holds another model under the same version"])
+            }
+        } else {
             let partial = path + ".partial-\(getpid())"
-            try model.encoded().write(to: URL(fileURLWithPath: partial))
+            try bytes.write(to: URL(fileURLWithPath: partial))
             try Self.rename(partial, to: path)
         }
         let link = canary ? Self.canaryPath(name: model.name, in: directory)
@@ -50,9 +60,12 @@ public struct LocalPlatform: Platform {
 
     public func promote(_ model: ModelArtifact) async throws -> Deployment? {
         guard let directory = modelDirectory else { return nil }
-        // Live first, then the canary link goes: predict never loses the version meanwhile.
+        // Live first, then the canary link goes (if it is still this version's): predict never loses it.
         let deployment = try await deploy(model, canary: false)
-        try? FileManager.default.removeItem(atPath: Self.canaryPath(name: model.name, in: directory))
+        let link = Self.canaryPath(name: model.name, in: directory)
+        if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == "\(model.name)-\(model.version).json" {
+            try FileManager.default.removeItem(atPath: link)
+        }
         return deployment
     }
 

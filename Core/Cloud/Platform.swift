@@ -7,6 +7,9 @@ public protocol Platform: Sendable {
     /// execution.
     func startRetrain(_ request: RetrainRequest) async throws -> RetrainExecution
 
+    /// Whether `deploy`, `promote` and `rollback` act; `false` when the platform records decisions only.
+    var deploys: Bool { get }
+
     /// Puts a registered model version into service, with no downtime: in place of the current one, or as a
     /// canary beside it answering a share of the traffic. `nil` when this platform records deployments only.
     func deploy(_ model: ModelArtifact, canary: Bool) async throws -> Deployment?

@@ -60,22 +60,42 @@ extension Evaluator {
             decision.reason = "\(c.labels) canary and \(l.labels) live labels since it started; \(minimum) each are needed (CANARY_MIN_LABELS)"
             return decision
         }
-        let (canaryValue, liveValue) = (decision.canaryValue ?? .nan, decision.liveValue ?? .nan)
+        guard let liveValue = decision.liveValue else {
+            decision.reason = "the live version's \(metric.rawValue) is undefined on its \(l.labels) labels; waiting"
+            return decision
+        }
+        let canaryValue = decision.canaryValue ?? .nan
         let slack = settings.canaryTolerance * abs(liveValue)
         let holds = metric.higherIsBetter ? canaryValue >= liveValue - slack : canaryValue <= liveValue + slack
         let comparison = "\(metric.rawValue) \(format(canaryValue)) against \(format(liveValue)) on \(c.labels) and \(l.labels) labels"
+        let promote = holds && !canaryValue.isNaN
+        decision.reason = comparison + (promote ? "" : canaryValue.isNaN ? "; the canary's value is undefined" : "; worse than live")
+        guard platform.deploys else {
+            decision.reason += "; recorded only: the platform does not deploy (MODEL_DIR is unset)"
+            return decision
+        }
+        // The registry first, then the platform; a platform failure puts the registry back.
         do {
-            if holds, !canaryValue.isNaN {
-                _ = try await platform.promote(canary.artifact)
+            if promote {
                 try await registry.markLive(name: name, version: canary.artifact.version)
+                do {
+                    _ = try await platform.promote(canary.artifact)
+                } catch {
+                    try? await registry.markLive(name: name, version: live.artifact.version)
+                    try? await registry.startCanary(name: name, version: canary.artifact.version)
+                    throw error
+                }
                 try await store.event(.promoted, name: name, version: canary.artifact.version, detail: detail(decision))
                 decision.action = .promoted
-                decision.reason = comparison
             } else {
-                _ = try await platform.rollback(canary.artifact)
-                decision.reason = comparison + (canaryValue.isNaN ? "; the canary's value is undefined" : "; worse than live")
                 try await registry.setStatus(name: name, version: canary.artifact.version, .rejected,
                                              reason: "rolled back: " + decision.reason)
+                do {
+                    _ = try await platform.rollback(canary.artifact)
+                } catch {
+                    try? await registry.setStatus(name: name, version: canary.artifact.version, .canary)
+                    throw error
+                }
                 decision.action = .rolledBack
                 try await store.event(.rolledBack, name: name, version: canary.artifact.version, detail: detail(decision))
             }

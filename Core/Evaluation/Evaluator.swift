@@ -34,7 +34,7 @@ public struct Evaluator: Sendable {
     public func run(now: Date = Date()) async throws -> EvaluationReport {
         let oldest = max(settings.performance.maxAge, settings.drift.maxAge)
         let versions = try await windows.servedVersions(since: now.addingTimeInterval(-oldest.seconds))
-        // The serving version of each model is the one that predicted last.
+        // The version of each model that predicted last, for models the registry has no live version of.
         var newest: [String: ServedVersion] = [:]
         for version in versions where version.lastPrediction > newest[version.name]?.lastPrediction ?? .distantPast {
             newest[version.name] = version
@@ -47,11 +47,14 @@ public struct Evaluator: Sendable {
             canaries.append(decision)
             if decision.action == .waiting || decision.action == .failed { canaryRunning.insert(name) }
         }
+        var liveVersions: [String: String] = [:]
+        for name in Set(versions.map(\.name)) {
+            liveVersions[name] = try await registry.version(of: name, status: .live)?.artifact.version
+        }
         var models: [ModelEvaluation] = []
         for version in versions {
             // The serving version is the registry's live one, else the one that predicted last.
-            let live = try await registry.version(of: version.name, status: .live)?.artifact.version
-            let serving = (live ?? newest[version.name]?.version) == version.version
+            let serving = (liveVersions[version.name] ?? newest[version.name]?.version) == version.version
             var evaluation = try await evaluate(version, serving: serving && !canaryRunning.contains(version.name),
                                                 now: now)
             if serving, canaryRunning.contains(version.name), evaluation.judgement?.retrain == true {

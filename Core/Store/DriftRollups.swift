@@ -57,10 +57,12 @@ public struct DriftRollups: Sendable {
             if let cells = prediction.drift { row.tally.add(cells) } else { row.tally.rows += 1 }
             rows[key] = row
         }
+        // Refusals ride on the version's row of the batch when it has one (stored only with its predictions,
+        // so a retried batch counts them once); otherwise in a row of their own.
         let now = Date()
         for (version, count) in rejected where count > 0 {
-            rows[Key(version: version, layout: nil), default: Row(version: version, layout: nil, first: now, last: now)]
-                .rejected += count
+            let key = rows.keys.first { $0.version == version } ?? Key(version: version, layout: nil)
+            rows[key, default: Row(version: version, layout: nil, first: now, last: now)].rejected += count
         }
         return rows.values.sorted {
             ($0.version.name, $0.version.version, $0.layout ?? 0) < ($1.version.name, $1.version.version, $1.layout ?? 0)

@@ -226,7 +226,7 @@ public struct EvaluationWindows: Sendable {
             SELECT 0, NULL::int, sum(rows)::bigint, sum(rejected)::bigint, NULL::float8, min(first_at), max(last_at), NULL::text
             FROM w
             UNION ALL
-            SELECT 3, NULL, sum(rows)::bigint, NULL, NULL, NULL, NULL, NULL FROM drift_rollup
+            SELECT 3, NULL, sum(rows)::bigint, sum(rejected)::bigint, NULL, NULL, NULL, NULL FROM drift_rollup
             WHERE model_name = \(artifact.name) AND model_version = \(artifact.version) AND last_at >= \(since)
               AND rows > 0 AND layout IS DISTINCT FROM \(layout.fingerprint)
             UNION ALL
@@ -242,14 +242,16 @@ public struct EvaluationWindows: Sendable {
             switch kind {
             case 0:
                 window.rows = n ?? 0
-                window.rejected = rejected ?? 0
+                window.rejected += rejected ?? 0
                 (window.start, window.end) = (start, end)
             case 1:
                 if let cell { tally.cells[cell] = .init(count: n ?? 0, sum: sum ?? 0) }
             case 2:
                 if let key { tally.unseen[key] = n ?? 0 }
             default:
+                // Refusals belong to the version, whatever profile the rows beside them were counted against.
                 window.otherProfileRows = n ?? 0
+                window.rejected += rejected ?? 0
             }
         }
         tally.rows = window.rows

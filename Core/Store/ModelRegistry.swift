@@ -41,36 +41,50 @@ public struct ModelRegistry: Sendable {
         return inserted
     }
 
-    /// The version a retrain of `name` gets: one above the highest integer version, or `1`.
-    public func nextVersion(of name: String) async throws -> String {
-        let rows = try await client.query("""
-            SELECT coalesce(max(version::numeric), 0)::bigint + 1 FROM model
-            WHERE name = \(name) AND version ~ '^[0-9]{1,18}$'
-            """, logger: logger)
-        for try await next in rows.decode(Int.self) { return String(next) }
-        return "1"
-    }
-
-    /// Registers a retrained model in one statement (so a crash leaves it either whole or absent): its
+    /// Registers a retrained model under the next version of its name (one above the highest integer version),
+    /// numbered and inserted in one transaction under a lock on the name, so two retrains never collide: its
     /// artifact, parent, training window and rows, the holdout metrics of both it and the live model on the
-    /// same rows, and the verdict (`candidate` or `rejected`, with the reason).
+    /// same rows, and the verdict (`candidate` or `rejected`, with the reason). A crash leaves it whole or
+    /// absent. Returns the artifact as registered, with its version.
     public func registerRetrained(_ candidate: ModelArtifact, status: Status, window: (start: Date, end: Date),
                                   metric: String, candidateMetrics: [String: Double], liveMetrics: [String: Double],
-                                  comparedRows: Int, reason: String) async throws
+                                  comparedRows: Int, reason: String) async throws -> ModelArtifact
     {
-        let document = String(decoding: try candidate.encoded(), as: UTF8.self)
         let holdout = JSONValue.object([
             "metric": .string(metric), "rows": .number(Double(comparedRows)),
             "candidate": .object(candidateMetrics.mapValues { .number($0) }),
             "live": .object(liveMetrics.mapValues { .number($0) }),
         ]).jsonText
+        return try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtext('cyclone.version:' || \(candidate.name)))",
+                                       logger: logger)
+            var numbered = candidate
+            let rows = try await connection.query("""
+                SELECT coalesce(max(version::numeric), 0)::bigint + 1 FROM model
+                WHERE name = \(candidate.name) AND version ~ '^[0-9]{1,18}$'
+                """, logger: logger)
+            for try await next in rows.decode(Int.self) { numbered.version = String(next) }
+            let document = String(decoding: try numbered.encoded(), as: UTF8.self)
+            try await connection.query("""
+                INSERT INTO model (name, version, family, task, status, artifact, parent_version, training_window,
+                                   training_rows, holdout_metrics, reason)
+                VALUES (\(numbered.name), \(numbered.version), \(numbered.training?.family ?? numbered.predictor.family),
+                        \(numbered.task.rawValue), \(status.rawValue), \(document)::jsonb, \(numbered.training?.parentVersion),
+                        tstzrange(\(window.start), \(window.end), '[]'), \(numbered.training?.rows), \(holdout)::jsonb,
+                        \(reason))
+                """, logger: logger)
+            return numbered
+        }
+    }
+
+    /// Makes `version` the canary of `name`; any other canary of it is rejected (superseded), so an old one
+    /// can never come back.
+    public func startCanary(name: String, version: String) async throws {
         try await client.query("""
-            INSERT INTO model (name, version, family, task, status, artifact, parent_version, training_window,
-                               training_rows, holdout_metrics, reason)
-            VALUES (\(candidate.name), \(candidate.version), \(candidate.training?.family ?? candidate.predictor.family),
-                    \(candidate.task.rawValue), \(status.rawValue), \(document)::jsonb, \(candidate.training?.parentVersion),
-                    tstzrange(\(window.start), \(window.end), '[]'), \(candidate.training?.rows), \(holdout)::jsonb,
-                    \(reason))
+            UPDATE model SET status = CASE WHEN version = \(version) THEN 'canary' ELSE 'rejected' END,
+                             reason = CASE WHEN version = \(version) THEN reason ELSE 'superseded by canary ' || \(version) END,
+                             updated_at = now()
+            WHERE name = \(name) AND (version = \(version) OR status = 'canary')
             """, logger: logger)
     }
 
@@ -100,11 +114,16 @@ public struct ModelRegistry: Sendable {
         return nil
     }
 
-    /// Marks `version` live and the version that was live retired, in one statement.
+    /// Marks `version` live and the version that was live retired, in one statement; another canary of the
+    /// model is rejected as superseded.
     public func markLive(name: String, version: String) async throws {
         try await client.query("""
-            UPDATE model SET status = CASE WHEN version = \(version) THEN 'live' ELSE 'retired' END, updated_at = now()
-            WHERE name = \(name) AND (version = \(version) OR status = 'live')
+            UPDATE model SET status = CASE WHEN version = \(version) THEN 'live'
+                                           WHEN status = 'live' THEN 'retired' ELSE 'rejected' END,
+                             reason = CASE WHEN version <> \(version) AND status = 'canary'
+                                           THEN 'superseded by ' || \(version) ELSE reason END,
+                             updated_at = now()
+            WHERE name = \(name) AND (version = \(version) OR status IN ('live', 'canary'))
             """, logger: logger)
     }
 

@@ -82,8 +82,13 @@ public struct Retrainer: Sendable {
 
         // Judge on the holdout rows the live version served; when it served none there (it is new), on all.
         let holdout = Array((n - held)..<n)
-        let servedByLive = holdout.filter { data.versions[$0] == live.version }
-        let compared = servedByLive.isEmpty ? holdout : servedByLive
+        // Only rows whose stored prediction reads back, so both sides are scored on the same rows.
+        let readable = holdout.filter { data.served[$0] != nil }
+        let servedByLive = readable.filter { data.versions[$0] == live.version }
+        let compared = servedByLive.isEmpty ? readable : servedByLive
+        guard !compared.isEmpty else {
+            throw TrainingError("no held-out row has a stored prediction to compare the candidate with")
+        }
         let labels = column(data.target.values, compared)
         let liveMetrics = live.metrics(outputs: compared.map { data.served[$0] }, labels: labels)
         let candidateMetrics = candidate.metrics(outputs: candidate.outputs(for: data.features.selecting(rows: compared)),

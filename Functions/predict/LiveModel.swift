@@ -86,18 +86,18 @@ struct ModelWatcher: Service {
     private func watch() async {
         var seen = Self.identity(of: path)
         var seenCanary = canaryPath.flatMap(Self.identity)
-        if let canaryPath, seenCanary != nil { await reloadCanary(canaryPath) }
+        if let canaryPath, seenCanary != nil { reloadCanary(canaryPath) }
         while !Task.isCancelled {
             guard (try? await Task.sleep(for: interval)) != nil else { return }
             if let now = Self.identity(of: path), now != seen {
                 seen = now
-                await reload()
+                reload()
             }
             if let canaryPath {
                 let now = Self.identity(of: canaryPath)
                 if now != seenCanary {
                     seenCanary = now
-                    await reloadCanary(canaryPath)
+                    reloadCanary(canaryPath)
                 }
             }
         }
@@ -121,7 +121,7 @@ struct ModelWatcher: Service {
         }
     }
 
-    private func reload() async {
+    private func reload() {
         guard let new = load(path) else { return }
         let old = live.current.artifact
         guard new.artifact != old else { return }
@@ -130,10 +130,10 @@ struct ModelWatcher: Service {
         if live.canary?.artifact.version == new.artifact.version { live.setCanary(nil) }
         logger.notice("model swapped", metadata: [
             "model": "\(old.name)", "from_version": "\(old.version)", "version": "\(new.artifact.version)"])
-        await ModelRegistration.register(new.artifact, status: .live, in: registry, logger: logger)
+        register(new.artifact, status: .live)
     }
 
-    private func reloadCanary(_ canaryPath: String) async {
+    private func reloadCanary(_ canaryPath: String) {
         guard Self.identity(of: canaryPath) != nil else {
             if let ended = live.canary?.artifact {
                 live.setCanary(nil)
@@ -141,11 +141,23 @@ struct ModelWatcher: Service {
             }
             return
         }
-        guard let canary = load(canaryPath), canary.artifact != live.current.artifact else { return }
+        // A canary file that does not load, or is the live model, ends the canary: the share must not keep
+        // going to a version the evaluator is no longer judging.
+        guard let canary = load(canaryPath), canary.artifact != live.current.artifact else {
+            live.setCanary(nil)
+            return
+        }
         live.setCanary(canary)
         logger.notice("canary serving", metadata: [
             "model": "\(canary.artifact.name)", "version": "\(canary.artifact.version)",
             "percent": "\(live.canaryPercent)"])
-        await ModelRegistration.register(canary.artifact, status: .canary, in: registry, logger: logger)
+        register(canary.artifact, status: .canary)
+    }
+
+    /// Registers a swapped-in version in the background: a database outage must not stop the watching.
+    private func register(_ artifact: ModelArtifact, status: ModelRegistry.Status) {
+        Task { [registry, logger] in
+            await ModelRegistration.register(artifact, status: status, in: registry, logger: logger)
+        }
     }
 }

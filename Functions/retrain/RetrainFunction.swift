@@ -6,6 +6,7 @@ import Dispatch
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -22,18 +23,23 @@ struct RetrainFunction {
         do { settings = try RetrainSettings(reader: reader) } catch { fail("\(error)", status: 2) }
 
         let client = PostgresClient(configuration: settings.database.configuration, backgroundLogger: logger)
+        // Set by the signal: a query cancelled mid-way may fail with a database error, not CancellationError.
+        let terminated = Atomic(false)
         let outcome: Result<RetrainJob.Report, any Error> = await withTaskGroup(of: Result<RetrainJob.Report, any Error>?.self) { group in
             group.addTask { await client.run(); return nil }
             let job = Task { try await RetrainJob(settings: settings, client: client, logger: logger).run() }
             signal(SIGTERM, SIG_IGN)
             let sigterm = DispatchSource.makeSignalSource(signal: SIGTERM)
-            sigterm.setEventHandler { job.cancel() }
+            sigterm.setEventHandler {
+                terminated.store(true, ordering: .relaxed)
+                job.cancel()
+            }
             sigterm.resume()
             let result = await job.result
             sigterm.cancel()
             if case .failure(let error) = result {
                 // Best effort: the evaluator's trail says the retrain ended.
-                let kind = error is CancellationError ? "cancelled (SIGTERM)" : "\(error)"
+                let kind = terminated.load(ordering: .relaxed) ? "cancelled (SIGTERM): \(error)" : "\(error)"
                 _ = try? await withTimeout(.seconds(5)) {
                     try await EvaluationStore(client: client, logger: logger).event(
                         .retrainFailed, name: settings.modelName, version: settings.parentVersion,
@@ -52,9 +58,8 @@ struct RetrainFunction {
                 "register_seconds": "\(report.registerSeconds)",
             ])
             print(report.line)
-        case .failure(let error as CancellationError):
-            _ = error
-            fail("cancelled by SIGTERM; nothing was registered", status: 143)
+        case .failure(let error) where terminated.load(ordering: .relaxed):
+            fail("cancelled by SIGTERM" + (error is CancellationError ? "" : " (\(error))"), status: 143)
         case .failure(let error as PSQLError):
             fail(error.serverInfo?[.message].map { "PostgreSQL: \($0)" } ?? "cannot reach PostgreSQL (\(error.code))")
         case .failure(let error):

@@ -56,23 +56,26 @@ struct RetrainJob: Sendable {
         let read = clock.now
         try Task.checkCancellation()
 
-        let version = try await registry.nextVersion(of: live.name)
         let outcome: RetrainOutcome
         do {
+            // Numbered when registered: "next" is a placeholder until then.
             outcome = try Retrainer(options: settings.options).retrain(
                 live, on: RetrainData(features: rows.features, target: rows.target, served: rows.served,
                                       versions: rows.versions),
-                version: version)
+                version: "next")
         } catch {
             throw RetrainError("\(error)")
         }
         let trained = clock.now
         try Task.checkCancellation()
 
-        try await registry.registerRetrained(
+        // From here on nothing checks for cancellation: a registered candidate is reported and, if accepted,
+        // deployed, rather than left half-way.
+        let candidate = try await registry.registerRetrained(
             outcome.candidate, status: outcome.accepted ? .candidate : .rejected, window: (start, end),
             metric: outcome.metric.rawValue, candidateMetrics: outcome.candidateMetrics,
             liveMetrics: outcome.liveMetrics, comparedRows: outcome.comparedRows, reason: outcome.reason)
+        let version = candidate.version
         var report = Report(version: version, accepted: outcome.accepted, reason: outcome.reason,
                             rows: outcome.trainingRows, readSeconds: (read - started).seconds,
                             trainSeconds: (trained - read).seconds, registerSeconds: (clock.now - trained).seconds)
@@ -89,15 +92,23 @@ struct RetrainJob: Sendable {
             ]))
         guard outcome.accepted else { return report }
 
-        // Deploy: past this point the candidate is registered whatever happens; a failure leaves it a
-        // candidate and the live model serving.
-        try Task.checkCancellation()
+        // Deploy: the registry first, then the platform; if the platform fails the status goes back, so the
+        // registry never names a version that does not serve.
+        guard platform.deploys else { return report }
         let canary = (1..<100).contains(settings.canaryPercent)
-        guard let deployment = try await platform.deploy(outcome.candidate, canary: canary) else { return report }
         if canary {
-            try await registry.setStatus(name: live.name, version: version, .canary)
+            try await registry.startCanary(name: live.name, version: version)
         } else {
             try await registry.markLive(name: live.name, version: version)
+        }
+        let deployment: Deployment
+        do {
+            guard let deployed = try await platform.deploy(candidate, canary: canary) else { return report }
+            deployment = deployed
+        } catch {
+            try? await registry.setStatus(name: live.name, version: version, .candidate)
+            if !canary { try? await registry.markLive(name: live.name, version: live.version) }
+            throw RetrainError("candidate \(version) is registered but its deployment failed: \(error)")
         }
         var detail: [String: JSONValue] = ["parent": .string(live.version), "location": .string(deployment.location),
                                            "detail": .string(deployment.detail)]

@@ -300,6 +300,7 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
         struct Refusing: Platform {
             struct Quota: Error, CustomStringConvertible { var description: String { "quota exceeded" } }
             func startRetrain(_ request: RetrainRequest) async throws -> RetrainExecution { throw Quota() }
+            var deploys: Bool { true }
             func deploy(_ model: ModelArtifact, canary: Bool) async throws -> Deployment? { throw Quota() }
             func promote(_ model: ModelArtifact) async throws -> Deployment? { throw Quota() }
             func rollback(_ model: ModelArtifact) async throws -> Deployment? { throw Quota() }

@@ -74,6 +74,9 @@ func modelRows(_ db: TestDatabase) async throws -> [(version: String, status: St
             try await storeServed(db, live, n: 500, seed: 2, a: -3, b: 2)
             let report = try await job(db).run()
             #expect(report.accepted && report.version == "2" && report.rows == 400, "\(report)")
+            // The artifact registered carries its number, not the placeholder it was trained under.
+            let registered = try await ModelRegistry(client: db.client, logger: .test).artifact(name: "demand", version: "2")
+            #expect(registered?.version == "2")
             let models = try await modelRows(db)
             #expect(models.count == 2)
             #expect(models[1].version == "2" && models[1].status == "candidate" && models[1].parent == "1")
