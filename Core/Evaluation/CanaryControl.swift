@@ -7,7 +7,7 @@ import Logging
 
 /// What the cycle decided about a canary: compared with the live version on the labels of the same period
 /// (both since the canary started), it is promoted to all traffic or rolled back, once each side has
-/// `CANARY_MIN_LABELS` labels.
+/// `CANARY_MIN_LABELS` labels; one still short of them after `CANARY_MAX_AGE` is rolled back.
 public struct CanaryDecision: Sendable, Codable, Equatable {
     public enum Action: String, Sendable, Codable {
         /// Not enough labels yet on one side.
@@ -56,20 +56,24 @@ extension Evaluator {
             canaryLabels: c.labels, liveLabels: l.labels, canaryValue: c.metrics[metric.rawValue],
             liveValue: l.metrics[metric.rawValue], action: .waiting, reason: "")
         let minimum = settings.canaryMinimumLabels
-        guard c.labels >= minimum, l.labels >= minimum else {
+        let promote: Bool
+        if c.labels < minimum || l.labels < minimum {
             decision.reason = "\(c.labels) canary and \(l.labels) live labels since it started; \(minimum) each are needed (CANARY_MIN_LABELS)"
-            return decision
-        }
-        guard let liveValue = decision.liveValue else {
+            // A canary that cannot gather its labels must not hold the loop (no retrain runs meanwhile).
+            guard now.timeIntervalSince(canary.since) > settings.canaryMaxAge.seconds else { return decision }
+            decision.reason += "; still short after CANARY_MAX_AGE"
+            promote = false
+        } else if let liveValue = decision.liveValue {
+            let canaryValue = decision.canaryValue ?? .nan
+            let slack = settings.canaryTolerance * abs(liveValue)
+            let holds = metric.higherIsBetter ? canaryValue >= liveValue - slack : canaryValue <= liveValue + slack
+            promote = holds && !canaryValue.isNaN
+            decision.reason = "\(metric.rawValue) \(format(canaryValue)) against \(format(liveValue)) on \(c.labels) and \(l.labels) labels"
+                + (promote ? "" : canaryValue.isNaN ? "; the canary's value is undefined" : "; worse than live")
+        } else {
             decision.reason = "the live version's \(metric.rawValue) is undefined on its \(l.labels) labels; waiting"
             return decision
         }
-        let canaryValue = decision.canaryValue ?? .nan
-        let slack = settings.canaryTolerance * abs(liveValue)
-        let holds = metric.higherIsBetter ? canaryValue >= liveValue - slack : canaryValue <= liveValue + slack
-        let comparison = "\(metric.rawValue) \(format(canaryValue)) against \(format(liveValue)) on \(c.labels) and \(l.labels) labels"
-        let promote = holds && !canaryValue.isNaN
-        decision.reason = comparison + (promote ? "" : canaryValue.isNaN ? "; the canary's value is undefined" : "; worse than live")
         guard platform.deploys else {
             decision.reason += "; recorded only: the platform does not deploy (MODEL_DIR is unset)"
             return decision
@@ -101,7 +105,7 @@ extension Evaluator {
             }
         } catch {
             decision.action = .failed
-            decision.reason = "\(comparison); the platform failed: \(error)"
+            decision.reason += "; the platform failed: \(error)"
             logger.error("canary decision not carried out", metadata: ["model": "\(name)", "error": "\(error)"])
         }
         return decision

@@ -25,6 +25,8 @@ public struct EvaluationSettings: Sendable {
     /// and still be promoted.
     public var canaryMinimumLabels: Int
     public var canaryTolerance: Double
+    /// `CANARY_MAX_AGE` (24h): a canary still short of labels this long after it started is rolled back.
+    public var canaryMaxAge: Duration
 
     public init(reader: ConfigReader) throws {
         performance = WindowBounds(
@@ -63,6 +65,8 @@ public struct EvaluationSettings: Sendable {
         modelDirectory = reader.string(forKey: "model.dir").flatMap { $0.isEmpty ? nil : $0 }
         canaryMinimumLabels = try reader.setting("canary.min.labels", variable: "CANARY_MIN_LABELS", default: 100,
                                                  expected: "a positive integer", Int.positive)
+        canaryMaxAge = try reader.setting("canary.max.age", variable: "CANARY_MAX_AGE", default: .seconds(86_400),
+                                          expected: "a duration such as 12h or 1d", Duration.setting)
         canaryTolerance = try reader.setting("canary.tolerance", variable: "CANARY_TOLERANCE", default: 0,
                                              expected: "a share of at least 0, such as 0.02") {
             Double($0).flatMap { $0 >= 0 && $0.isFinite ? $0 : nil }

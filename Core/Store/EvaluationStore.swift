@@ -44,7 +44,7 @@ public struct EvaluationStore: Sendable {
         guard !metrics.isEmpty else { return }
         try await client.query("""
             INSERT INTO metric (model_name, model_version, name, value, rows, window_start, window_end, computed_at)
-            SELECT \(name), \(version), m, v, \(window.labels), \(window.start), \(window.end), \(time)
+            SELECT \(name), \(version), m, v, \(window.labels), \(window.start)::timestamptz, \(window.end)::timestamptz, \(time)
             FROM UNNEST(\(metrics.map(\.key))::text[], \(metrics.map(\.value))::float8[]) AS t(m, v)
             """, logger: logger)
     }
@@ -69,7 +69,7 @@ public struct EvaluationStore: Sendable {
                                detail, window_start, window_end, computed_at)
             SELECT \(name), \(version), f, t, NULLIF(s, '')::float8, NULLIF(p, '')::float8, th, d,
                    NULLIF(psi, '')::float8, r, m, i, NULLIF(mr, '')::float8, rmr, NULLIF(o, '')::bigint,
-                   NULLIF(u, '')::bigint, dt::jsonb, \(window.start), \(window.end), \(time)
+                   NULLIF(u, '')::bigint, dt::jsonb, \(window.start)::timestamptz, \(window.end)::timestamptz, \(time)
             FROM UNNEST(\(rows.map(\.feature))::text[], \(rows.map(\.test.rawValue))::text[],
                         \(rows.map { text($0.statistic) })::text[], \(rows.map { text($0.pValue) })::text[],
                         \(rows.map(\.threshold))::float8[], \(rows.map(\.drifted))::bool[],
@@ -84,7 +84,7 @@ public struct EvaluationStore: Sendable {
                    \(report.datasetDrift), NULL, \(window.rows), NULL, NULL, NULL, NULL, NULL, NULL,
                    jsonb_build_object('tested', \(report.tested)::int, 'drifted', \(report.drifted)::int,
                                       'rejected_requests', \(window.rejected)::bigint),
-                   \(window.start), \(window.end), \(time)
+                   \(window.start)::timestamptz, \(window.end)::timestamptz, \(time)
             """, logger: logger)
     }
 

@@ -294,6 +294,34 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
         }
     }
 
+    /// A canary that gathers too few labels within `CANARY_MAX_AGE` is rolled back rather than holding the
+    /// loop (no retrain runs while a canary does).
+    @Test func aCanaryShortOfLabelsTooLongIsRolledBack() async throws {
+        let live = try trainedModel()
+        var canary = live
+        canary.version = "2"
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-canary-\(UUID().uuidString)").path
+        let platform = LocalPlatform(modelDirectory: folder)
+        _ = try await platform.deploy(live, canary: false)
+        _ = try await platform.deploy(canary, canary: true)
+        try await withTestDatabase { [canary] db in
+            let registry = ModelRegistry(client: db.client, logger: .test)
+            _ = try await registry.register(live, status: .live)
+            _ = try await registry.register(canary, status: .canary)
+            var stream = Stream(seed: 10)
+            try await db.store(try regressionRows(live, stream.rows(50)), model: live, spacing: 0.001)
+            let environment = ["CANARY_MIN_LABELS": "100", "CANARY_MAX_AGE": "1h"]
+            let early = try await evaluator(db, environment, platform: platform).run()
+            #expect(early.canaries.map(\.action) == [.waiting])
+            // Two hours on: the drift window (1 h) is empty, which the cycle must take in its stride too.
+            let late = try await evaluator(db, environment, platform: platform).run(now: Date().addingTimeInterval(7_200))
+            #expect(late.models.first?.drift?.rows == 0)
+            let decision = try #require(late.canaries.first)
+            #expect(decision.action == .rolledBack && decision.reason.contains("CANARY_MAX_AGE"), "\(decision)")
+            #expect(!FileManager.default.fileExists(atPath: LocalPlatform.canaryPath(name: "demand", in: folder)))
+        }
+    }
+
     /// A version the registry does not know is reported, not skipped silently; a platform that cannot start
     /// the retrain leaves a `retrain_failed` event.
     @Test func unknownVersionsAndFailedStartsAreReported() async throws {
