@@ -76,6 +76,8 @@ public struct LogisticTrainer: Sendable {
 
         var value = objective(theta)
         for _ in 0..<maxIterations {
+            // A cancelled task (the retrain job's SIGTERM) stops the fit between Newton steps.
+            if Task.isCancelled { throw TrainingError("training was cancelled") }
             var gradient = [Double](repeating: 0, count: m)
             var hessian = [Double](repeating: 0, count: m * m)
             var z = [Double](repeating: 0, count: rows)

@@ -28,6 +28,8 @@ public struct RidgeTrainer: Sendable {
         var xty = [Double](repeating: 0, count: p)
         var row = [Double](repeating: 0, count: p)
         for i in 0..<n {
+            // A cancelled task (the retrain job's SIGTERM) stops a long fit between blocks of rows.
+            if i & 0xFFFF == 0xFFFF, Task.isCancelled { throw TrainingError("training was cancelled") }
             for j in 0..<p { row[j] = x[i * p + j] - xMean[j] }
             let yc = y[i] - yMean
             for j in 0..<p {

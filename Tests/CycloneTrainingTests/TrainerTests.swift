@@ -68,6 +68,20 @@ import Testing
         }
     }
 
+    /// A cancelled task (the retrain job after SIGTERM) stops a fit instead of running it to the end.
+    @Test func aCancelledFitStops() async throws {
+        let x = (0..<200).map { Double($0 % 17) }
+        let table = FeatureTable(columns: [.init(name: "x", values: .numeric(x))])
+        let target = FeatureTable.Column(name: "y", values: .categorical(x.map { $0 > 8 ? "high" : "low" }))
+        let fit = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try Trainer(options: .init(family: .logistic)).train(name: "m", version: "1", features: table, target: target)
+        }
+        let result = await fit.result
+        guard case .failure(let error) = result else { Issue.record("a cancelled fit finished"); return }
+        #expect("\(error)".contains("cancelled"))
+    }
+
     @Test func featuresWithGapsInTrainingAreOptional() throws {
         let table = FeatureTable(columns: [.init(name: "x", values: .numeric([1, .nan, 3, 4])),
                                            .init(name: "z", values: .numeric([1, 2, 3, 5]))])
