@@ -81,6 +81,22 @@ func evaluator(_ db: TestDatabase, _ environment: [String: String] = [:], platfo
                      alerts: alerts ?? AlertNotifier(webhook: settings.alertWebhook, logger: .test), logger: .test)
 }
 
+/// A new model folder with `live` serving and `canary` beside it, as the local platform deploys them.
+func deployCanary(_ canary: ModelArtifact, beside live: ModelArtifact) async throws -> (String, LocalPlatform) {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-canary-\(UUID().uuidString)").path
+    let platform = LocalPlatform(modelDirectory: folder)
+    _ = try await platform.deploy(live, canary: false)
+    _ = try await platform.deploy(canary, canary: true)
+    return (folder, platform)
+}
+
+/// Registers `live` as live and `canary` as its canary.
+func registerCanary(_ canary: ModelArtifact, beside live: ModelArtifact, _ db: TestDatabase) async throws {
+    let registry = ModelRegistry(client: db.client, logger: .test)
+    _ = try await registry.register(live, status: .live)
+    _ = try await registry.register(canary, status: .canary)
+}
+
 func events(_ db: TestDatabase, kind: String) async throws -> Int {
     let rows = try await db.client.query("SELECT count(*)::int FROM event WHERE kind = \(kind)", logger: .test)
     for try await count in rows.decode(Int.self) { return count }
@@ -249,14 +265,9 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
         guard case .linear(var linear) = canary.predictor else { return }
         linear.intercept += 8
         canary.predictor = .linear(linear)
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-canary-\(UUID().uuidString)").path
-        let platform = LocalPlatform(modelDirectory: folder)
-        _ = try await platform.deploy(live, canary: false)
-        _ = try await platform.deploy(canary, canary: true)
+        let (folder, platform) = try await deployCanary(canary, beside: live)
         try await withTestDatabase { [canary] db in
-            let registry = ModelRegistry(client: db.client, logger: .test)
-            _ = try await registry.register(live, status: .live)
-            _ = try await registry.register(canary, status: .canary)
+            try await registerCanary(canary, beside: live, db)
             try await Task.sleep(for: .milliseconds(200))
             var stream = Stream(seed: 9)
             let environment = ["CANARY_MIN_LABELS": "60", "RETRAIN_COOLDOWN": "0s", "MIN_LABELS": "20"]
@@ -300,14 +311,9 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
         let live = try trainedModel()
         var canary = live
         canary.version = "2"
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-canary-\(UUID().uuidString)").path
-        let platform = LocalPlatform(modelDirectory: folder)
-        _ = try await platform.deploy(live, canary: false)
-        _ = try await platform.deploy(canary, canary: true)
+        let (folder, platform) = try await deployCanary(canary, beside: live)
         try await withTestDatabase { [canary] db in
-            let registry = ModelRegistry(client: db.client, logger: .test)
-            _ = try await registry.register(live, status: .live)
-            _ = try await registry.register(canary, status: .canary)
+            try await registerCanary(canary, beside: live, db)
             var stream = Stream(seed: 10)
             try await db.store(try regressionRows(live, stream.rows(50)), model: live, spacing: 0.001)
             let environment = ["CANARY_MIN_LABELS": "100", "CANARY_MAX_AGE": "1h"]
