@@ -37,7 +37,7 @@ public struct LocalPlatform: Platform {
     public func deploy(_ model: ModelArtifact, canary: Bool) async throws -> Deployment? {
         guard let directory = modelDirectory else { return nil }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let file = "\(model.name)-\(model.version).json"
+        let file = Self.fileName(model)
         let path = "\(directory)/\(file)"
         let bytes = try model.encoded()
         if let existing = FileManager.default.contents(atPath: path) {
@@ -60,22 +60,27 @@ public struct LocalPlatform: Platform {
 
     public func promote(_ model: ModelArtifact) async throws -> Deployment? {
         guard let directory = modelDirectory else { return nil }
-        // Live first, then the canary link goes (if it is still this version's): predict never loses it.
+        // Live first, then the canary link goes: predict never loses the version meanwhile.
         let deployment = try await deploy(model, canary: false)
-        let link = Self.canaryPath(name: model.name, in: directory)
-        if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == "\(model.name)-\(model.version).json" {
-            try FileManager.default.removeItem(atPath: link)
-        }
+        try Self.removeCanaryLink(of: model, in: directory)
         return deployment
     }
 
     public func rollback(_ model: ModelArtifact) async throws -> Deployment? {
         guard let directory = modelDirectory else { return nil }
         let link = Self.canaryPath(name: model.name, in: directory)
-        if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == "\(model.name)-\(model.version).json" {
+        try Self.removeCanaryLink(of: model, in: directory)
+        return Deployment(location: link, detail: "\(link) removed; the live version serves everything")
+    }
+
+    private static func fileName(_ model: ModelArtifact) -> String { "\(model.name)-\(model.version).json" }
+
+    /// Removes the canary link if it still points to `model` (a newer canary keeps its own).
+    private static func removeCanaryLink(of model: ModelArtifact, in directory: String) throws {
+        let link = canaryPath(name: model.name, in: directory)
+        if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == fileName(model) {
             try FileManager.default.removeItem(atPath: link)
         }
-        return Deployment(location: link, detail: "\(link) removed; the live version serves everything")
     }
 
     private static func point(_ link: String, to file: String) throws {

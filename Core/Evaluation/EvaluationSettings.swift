@@ -61,15 +61,13 @@ public struct EvaluationSettings: Sendable {
                                             expected: "a duration such as 30m or 2h", Duration.setting)
         retrainCommand = reader.string(forKey: "retrain.command").map { $0.split(separator: " ").map(String.init) }
             .flatMap { $0.isEmpty ? nil : $0 }
-        alertWebhook = reader.string(forKey: "alert.webhook.url").flatMap { $0.isEmpty ? nil : $0 }
-        modelDirectory = reader.string(forKey: "model.dir").flatMap { $0.isEmpty ? nil : $0 }
+        alertWebhook = reader.nonEmpty("alert.webhook.url")
+        modelDirectory = reader.nonEmpty("model.dir")
         canaryMinimumLabels = try reader.setting("canary.min.labels", variable: "CANARY_MIN_LABELS", default: 100,
                                                  expected: "a positive integer", Int.positive)
         canaryMaxAge = try reader.setting("canary.max.age", variable: "CANARY_MAX_AGE", default: .seconds(86_400),
                                           expected: "a duration such as 12h or 1d", Duration.setting)
         canaryTolerance = try reader.setting("canary.tolerance", variable: "CANARY_TOLERANCE", default: 0,
-                                             expected: "a share of at least 0, such as 0.02") {
-            Double($0).flatMap { $0 >= 0 && $0.isFinite ? $0 : nil }
-        }
+                                             expected: "a share of at least 0, such as 0.02", Double.nonNegative)
     }
 }

@@ -46,9 +46,24 @@ public struct SettingError: Error, CustomStringConvertible, Equatable {
     public var description: String { "\(variable) \(message)" }
 }
 
+extension ConfigReader {
+    /// An optional setting: `nil` when unset or empty.
+    public func nonEmpty(_ key: ConfigKey) -> String? {
+        string(forKey: key).flatMap { $0.isEmpty ? nil : $0 }
+    }
+}
+
 extension Int {
     /// Parses a positive integer setting.
     public static func positive(_ text: String) -> Int? { Int(text).flatMap { $0 > 0 ? $0 : nil } }
+
+    /// Parses a whole percentage, 0 to 100.
+    public static func percentage(_ text: String) -> Int? { Int(text).flatMap { (0...100).contains($0) ? $0 : nil } }
+}
+
+extension Double {
+    /// Parses a finite share of at least 0 (`0.01` is 1 %).
+    public static func nonNegative(_ text: String) -> Double? { Double(text).flatMap { $0 >= 0 && $0.isFinite ? $0 : nil } }
 }
 
 extension Duration {

@@ -74,7 +74,7 @@ public struct Retrainer: Sendable {
         let trainRows = Array(0..<(n - held))
         var candidate = try Trainer(options: training).train(
             name: live.name, version: version, features: data.features.selecting(rows: trainRows),
-            target: FeatureTable.Column(name: data.target.name, values: column(data.target.values, trainRows)),
+            target: FeatureTable.Column(name: data.target.name, values: data.target.values.selecting(rows: trainRows)),
             trainedAt: trainedAt)
         guard candidate.task == live.task, candidate.classes == live.classes else {
             throw TrainingError("the training window's labels make a \(candidate.task.rawValue) model with classes \(candidate.classes ?? []), not the live model's \(live.task.rawValue) with \(live.classes ?? [])")
@@ -89,7 +89,7 @@ public struct Retrainer: Sendable {
         guard !compared.isEmpty else {
             throw TrainingError("no held-out row has a stored prediction to compare the candidate with")
         }
-        let labels = column(data.target.values, compared)
+        let labels = data.target.values.selecting(rows: compared)
         let liveMetrics = live.metrics(outputs: compared.map { data.served[$0] }, labels: labels)
         let candidateMetrics = candidate.metrics(outputs: candidate.outputs(for: data.features.selecting(rows: compared)),
                                                  labels: labels)
@@ -120,8 +120,4 @@ public struct Retrainer: Sendable {
     }
 
     private func format(_ value: Double) -> String { String(format: "%.4g", value) }
-
-    private func column(_ values: FeatureTable.Values, _ rows: [Int]) -> FeatureTable.Values {
-        FeatureTable(columns: [.init(name: "", values: values)]).selecting(rows: rows).columns[0].values
-    }
 }

@@ -83,7 +83,7 @@ public struct Trainer: Sendable {
             let holdout = Array(labelled.suffix(held))
             // Classifier labels as the class names the model knows them by.
             let labels: FeatureTable.Values = task == .regression
-                ? FeatureTable(columns: [target]).selecting(rows: holdout).columns[0].values
+                ? target.values.selecting(rows: holdout)
                 : .categorical(holdout.map { Self.classLabel(target.values, $0) })
             let metrics = model.metrics(outputs: model.outputs(for: table.selecting(rows: holdout)), labels: labels)
             model.training?.holdoutMetrics = metrics
@@ -120,12 +120,17 @@ public struct Trainer: Sendable {
 extension FeatureTable {
     /// The table restricted to the given row indices, in that order.
     public func selecting(rows: [Int]) -> FeatureTable {
-        FeatureTable(columns: columns.map { column in
-            switch column.values {
-            case .numeric(let v): .init(name: column.name, values: .numeric(rows.map { v[$0] }))
-            case .boolean(let v): .init(name: column.name, values: .boolean(rows.map { v[$0] }))
-            case .categorical(let v): .init(name: column.name, values: .categorical(rows.map { v[$0] }))
-            }
-        })
+        FeatureTable(columns: columns.map { .init(name: $0.name, values: $0.values.selecting(rows: rows)) })
+    }
+}
+
+extension FeatureTable.Values {
+    /// The values at the given row indices, in that order.
+    public func selecting(rows: [Int]) -> FeatureTable.Values {
+        switch self {
+        case .numeric(let v): .numeric(rows.map { v[$0] })
+        case .boolean(let v): .boolean(rows.map { v[$0] })
+        case .categorical(let v): .categorical(rows.map { v[$0] })
+        }
     }
 }

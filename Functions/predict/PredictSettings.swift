@@ -38,11 +38,9 @@ struct PredictSettings: Sendable {
         modelReload = try reader.setting("model.reload.interval", variable: "MODEL_RELOAD_INTERVAL", default: .seconds(1),
                                          expected: "a duration such as 1s or 500ms (0s: never)", Duration.setting)
         if modelReload == .zero { modelReload = nil }
-        canaryPath = reader.string(forKey: "canary.model.path").flatMap { $0.isEmpty ? nil : $0 }
+        canaryPath = reader.nonEmpty("canary.model.path")
         canaryPercent = try reader.setting("canary.percent", variable: "CANARY_PERCENT", default: 10,
-                                           expected: "a whole percentage from 0 to 100") {
-            Int($0).flatMap { (0...100).contains($0) ? $0 : nil }
-        }
+                                           expected: "a whole percentage from 0 to 100", Int.percentage)
         database = try DatabaseSettings(reader: reader)
         durable = try reader.setting("store.mode", variable: "STORE_MODE", default: true, expected: "durable or async") {
             switch $0 { case "durable": true; case "async": false; default: nil }

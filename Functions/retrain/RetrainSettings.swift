@@ -40,9 +40,8 @@ struct RetrainSettings: Sendable {
             Double($0).flatMap { $0 > 0 && $0 < 1 ? $0 : nil }
         }
         options.minimumImprovement = try reader.setting("min.improvement", variable: "MIN_IMPROVEMENT", default: 0.01,
-                                                        expected: "a share of at least 0, such as 0.01") {
-            Double($0).flatMap { $0 >= 0 && $0.isFinite ? $0 : nil }
-        }
+                                                        expected: "a share of at least 0, such as 0.01",
+                                                        Double.nonNegative)
         options.metric = try reader.setting(
             "retrain.metric", variable: "RETRAIN_METRIC", default: nil,
             expected: "one of \(PerformanceMetric.allCases.map(\.rawValue).joined(separator: ", "))") {
@@ -52,10 +51,8 @@ struct RetrainSettings: Sendable {
                                                  expected: "a positive integer", Int.positive)
         self.options = options
         database = try DatabaseSettings(reader: reader)
-        modelDirectory = reader.string(forKey: "model.dir").flatMap { $0.isEmpty ? nil : $0 }
+        modelDirectory = reader.nonEmpty("model.dir")
         canaryPercent = try reader.setting("canary.percent", variable: "CANARY_PERCENT", default: 10,
-                                           expected: "a whole percentage from 0 to 100") {
-            Int($0).flatMap { (0...100).contains($0) ? $0 : nil }
-        }
+                                           expected: "a whole percentage from 0 to 100", Int.percentage)
     }
 }

@@ -41,6 +41,25 @@ func withPredict(
     }
 }
 
+/// A new model folder holding `bikes-7.json` (the test regression), `bikes-8.json` (the same with its
+/// intercept raised by `offset`) and the link `bikes.json` to version 7, as the local platform lays it out.
+func twoVersions(eightPredictsMoreBy offset: Double) throws -> URL {
+    let seven = try TestModels.regression()
+    var eight = seven
+    eight.version = "8"
+    if case .linear(var linear) = eight.predictor {
+        linear.intercept += offset
+        eight.predictor = .linear(linear)
+    }
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-models-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    try seven.write(to: folder.appendingPathComponent("bikes-7.json"))
+    try eight.write(to: folder.appendingPathComponent("bikes-8.json"))
+    try FileManager.default.createSymbolicLink(atPath: folder.appendingPathComponent("bikes.json").path,
+                                               withDestinationPath: "bikes-7.json")
+    return folder
+}
+
 /// A count shared by concurrent tasks.
 final class Count: Sendable {
     let value = Atomic(0)
@@ -182,18 +201,8 @@ struct Answer: Sendable {
     /// none fails, each is answered wholly by one version, and each stored row names the version that
     /// answered it.
     @Test func aModelSwapUnderLoadFailsNoRequest() async throws {
-        let seven = try TestModels.regression()
-        var eight = seven
-        eight.version = "8"
-        guard case .linear(var linear) = eight.predictor else { return }
-        linear.intercept += 1_000
-        eight.predictor = .linear(linear)
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-swap-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try seven.write(to: folder.appendingPathComponent("bikes-7.json"))
-        try eight.write(to: folder.appendingPathComponent("bikes-8.json"))
+        let folder = try twoVersions(eightPredictsMoreBy: 1_000)
         let link = folder.appendingPathComponent("bikes.json").path
-        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "bikes-7.json")
         let request = #"{"instances": [\#(TestModels.bikeInstance.jsonText)]}"#
         try await withPredict(modelPath: link, environment: ["MODEL_RELOAD_INTERVAL": "10ms"]) { client, db in
             // Four clients hammer predict; the link is re-pointed once 40 answers are in, and each client goes
@@ -248,13 +257,7 @@ struct Answer: Sendable {
     /// A canary file beside the live one answers its share of the requests, chosen by prediction id; every
     /// stored row names the version that answered; when the canary link goes, the live version answers all.
     @Test func aCanaryAnswersItsShareAndEnds() async throws {
-        let seven = try TestModels.regression()
-        var eight = seven
-        eight.version = "8"
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-canary-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try seven.write(to: folder.appendingPathComponent("bikes.json"))
-        try eight.write(to: folder.appendingPathComponent("bikes-8.json"))
+        let folder = try twoVersions(eightPredictsMoreBy: 0)
         let canary = folder.appendingPathComponent("bikes.canary.json").path
         try FileManager.default.createSymbolicLink(atPath: canary, withDestinationPath: "bikes-8.json")
         let request = #"{"instances": [\#(TestModels.bikeInstance.jsonText)]}"#
