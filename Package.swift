@@ -138,9 +138,12 @@ let package = Package(
         .executableTarget(
             name: "CycloneCLI",
             dependencies: [
-                "CycloneModel", "CycloneTraining", "CycloneStore", "CycloneServer", "CycloneCloud",
+                "CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneServer", "CycloneCloud",
                 "CycloneEvaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -153,7 +156,7 @@ let package = Package(
         .target(
             name: "CycloneTestSupport",
             dependencies: [
-                "CycloneModel", "CycloneTraining", "CycloneMonitoring", "CycloneStore", "CycloneServer",
+                "CycloneModel", "CycloneTraining", "CycloneMonitoring", "CycloneStore", "CycloneServer", "CycloneCloud",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -199,7 +202,7 @@ let package = Package(
         .testTarget(
             name: "EvaluateTests",
             dependencies: [
-                "Evaluate", "CycloneTestSupport", "CycloneStore", "CycloneModel", "CycloneServer", "CycloneMonitoring",
+                "Evaluate", "CycloneTestSupport", "CycloneCloud", "CycloneStore", "CycloneModel", "CycloneServer", "CycloneMonitoring",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -237,7 +240,7 @@ let package = Package(
         .testTarget(
             name: "PredictTests",
             dependencies: [
-                "Predict", "CycloneTestSupport", "CycloneTraining", "CycloneMonitoring",
+                "Predict", "CycloneTestSupport", "CycloneCloud", "CycloneTraining", "CycloneMonitoring",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -250,7 +253,7 @@ let package = Package(
         .testTarget(
             name: "LabelIngestTests",
             dependencies: [
-                "LabelIngest", "CycloneTestSupport",
+                "LabelIngest", "CycloneTestSupport", "CycloneCloud",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -102,18 +102,16 @@ public struct LocalPlatform: Platform {
             return RetrainExecution(id: "recorded-\(request.eventID)",
                                     detail: "recorded; no retrain command is configured (RETRAIN_COMMAND)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = Array(command.dropFirst())
         var environment = ProcessInfo.processInfo.environment
         environment["RETRAIN_MODEL_NAME"] = request.modelName
         environment["RETRAIN_PARENT_VERSION"] = request.modelVersion
         environment["RETRAIN_EVENT_ID"] = "\(request.eventID)"
         environment["RETRAIN_REASON"] = request.reason
-        process.environment = environment
-        // Foundation reaps it when it exits; the retrain reports its own outcome to the event trail.
-        try process.run()
-        return RetrainExecution(id: "pid-\(process.processIdentifier)",
-                                detail: "started \(executable) as process \(process.processIdentifier)")
+        // Its output is ours; it reports its outcome to the event trail. Reaped when it exits.
+        let process = try ChildProcess(executable, arguments: Array(command.dropFirst()), environment: environment,
+                                       stdout: nil)
+        Task.detached { _ = await process.wait() }
+        return RetrainExecution(id: "pid-\(process.pid)",
+                                detail: "started \(executable) as process \(process.pid)")
     }
 }

@@ -1,3 +1,4 @@
+import CycloneModel
 import CycloneMonitoring
 import CycloneTestSupport
 import Foundation

@@ -1,4 +1,5 @@
 import Configuration
+import CycloneCloud
 import CycloneModel
 import CycloneServer
 import CycloneStore

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CycloneCloud
 import CycloneModel
 import CycloneTestSupport
 import Foundation

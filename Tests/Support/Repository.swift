@@ -1,3 +1,4 @@
+import CycloneCloud
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -62,69 +63,9 @@ public enum Repository {
     }
 }
 
-/// A child process started by a test (a built executable), to signal and wait for.
-public final class ChildProcess: Sendable {
-    public let pid: pid_t
-    public let logPath: String
-
+extension ChildProcess {
     /// Starts `executable` with `environment`, stdout and stderr going to `logPath`.
     public convenience init(_ executable: String, environment: [String: String], logPath: String) throws {
         try self.init(executable, arguments: [], environment: environment, stdout: logPath, stderr: nil)
     }
-
-    /// Starts `executable`; stdin is /dev/null, stdout goes to the file `stdout`, stderr to `stderr` (or the
-    /// same file when `nil`). posix_spawn, not Foundation's `Process`, which was seen here to leave an exited
-    /// child unreaped and never return.
-    public init(_ executable: String, arguments: [String], environment: [String: String], stdout: String,
-                stderr: String?) throws {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        if let stderr {
-            posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        } else {
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        }
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-        guard result == 0 else { throw TestDatabaseError(description: "cannot start \(executable): error \(result)") }
-        self.pid = pid
-        self.logPath = stdout
-    }
-
-    public func signal(_ signal: Int32) { kill(pid, signal) }
-
-    /// Waits for the process to end; returns its exit code, or 128 + the signal that ended it.
-    public func wait() async -> Int32 {
-        let pid = self.pid
-        return await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-                let signal = status & 0x7f
-                continuation.resume(returning: signal == 0 ? (status >> 8) & 0xff : 128 + signal)
-            }
-        }
-    }
-
-    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-}
-
-/// A TCP port nothing listens on right now (the kernel's choice for port 0).
-public func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
