@@ -6,7 +6,8 @@ struct Cyclone: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cyclone",
         abstract: "Operate Cyclone: train and register models, evaluate them, migrate and maintain the evaluation store.",
-        subcommands: [Train.self, Profile.self, Migrate.self, PartitionsCommand.self, Register.self, EvaluateCommand.self])
+        subcommands: [Demo.self, Train.self, Profile.self, Migrate.self, PartitionsCommand.self, Register.self,
+                      EvaluateCommand.self])
 
     /// Prints `cyclone: MESSAGE` to stderr and exits 1: every failure is one readable line.
     static func fail(_ message: String) -> Never {

@@ -1,0 +1,97 @@
+import AsyncHTTPClient
+import CycloneCloud
+import CycloneModel
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// predict, label-ingest and evaluate as child processes on free loopback ports, each logging to a file in
+/// the demo's folder, and the HTTP calls the demo makes to them.
+struct DemoServers: Sendable {
+    struct Server: Sendable {
+        var name: String
+        var process: ChildProcess
+        var base: String
+    }
+
+    let predict: Server
+    let labels: Server
+    let evaluate: Server
+    var all: [Server] { [predict, labels, evaluate] }
+
+    /// Starts the three from `binaries` with `environment` (each gets its own `PORT`) and waits until each
+    /// answers `/readyz`.
+    static func start(binaries: String, folder: String, environment: [String: String]) async throws -> DemoServers {
+        var started: [Server] = []
+        do {
+            for name in ["predict", "label-ingest", "evaluate"] {
+                let port = freePort()
+                var environment = environment
+                environment["PORT"] = "\(port)"
+                let process = try ChildProcess("\(binaries)/\(name)", environment: environment,
+                                               stdout: "\(folder)/\(name).log")
+                started.append(Server(name: name, process: process, base: "http://127.0.0.1:\(port)"))
+            }
+            for server in started { try await waitUntilReady(server) }
+        } catch {
+            for server in started { server.process.signal(SIGTERM) }
+            throw error
+        }
+        return DemoServers(predict: started[0], labels: started[1], evaluate: started[2])
+    }
+
+    private static func waitUntilReady(_ server: Server) async throws {
+        for _ in 0..<300 {
+            if let (status, _) = try? await call(.GET, server.base + "/readyz", body: nil), status == 200 { return }
+            if server.process.hasExited { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let tail = server.process.log.split(separator: "\n").suffix(3).joined(separator: " | ")
+        throw DemoError("\(server.name) did not become ready: \(tail.isEmpty ? "no output" : tail)")
+    }
+
+    /// SIGTERM to each, then waits for all to exit (they drain what they hold first).
+    func stop() async {
+        for server in all { server.process.signal(SIGTERM) }
+        for server in all { _ = await server.process.wait() }
+    }
+
+    /// POSTs a JSON body; throws unless the answer is 200, with the server's error message.
+    func post(_ server: Server, _ path: String, _ body: String) async throws -> JSONValue {
+        let (status, answer) = try await Self.call(.POST, server.base + path, body: body)
+        guard status == 200 else {
+            throw DemoError("\(server.name) answered \(path) with \(status): \(String(decoding: answer, as: UTF8.self))")
+        }
+        do { return try JSONParser.parse(answer) } catch {
+            throw DemoError("\(server.name) answered \(path) with JSON that does not parse: \(error)")
+        }
+    }
+
+    private static func call(_ method: HTTPMethod, _ url: String, body: String?) async throws -> (UInt, [UInt8]) {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+        let bytes = try await response.body.collect(upTo: 64 << 20)
+        return (response.status.code, Array(bytes.readableBytesView))
+    }
+}
+
+extension JSONValue {
+    /// The member `key` of an object, or `null`.
+    subscript(key: String) -> JSONValue {
+        if case .object(let members) = self { return members[key] ?? .null }
+        return .null
+    }
+
+    var string: String? { if case .string(let text) = self { text } else { nil } }
+    var number: Double? { if case .number(let value) = self { value } else { nil } }
+    var array: [JSONValue] { if case .array(let items) = self { items } else { [] } }
+}

@@ -1,0 +1,96 @@
+import CycloneModel
+import CycloneTraining
+import Foundation
+
+/// Labelled rows in time order, ready to replay: each row's time, its instance as predict takes it, its
+/// label as label-ingest takes it, and the typed table the baselines train on.
+struct ReplayStream {
+    var times: [Date]
+    var features: FeatureTable
+    var target: FeatureTable.Column
+    /// Each row's instance, a JSON object.
+    var instances: [String]
+    /// Each row's label, a JSON value (`null` when the row has none).
+    var labels: [String]
+
+    var count: Int { times.count }
+
+    /// Types `csv`'s columns (inferred, or as `kinds` says), reads `time` as timestamps and orders the rows by
+    /// them. Every column but `time`, `target` and `ignore` is a feature.
+    init(csv: CSV, time: String, target: String, task: ModelArtifact.Task, kinds: [String: Feature.Kind],
+         ignore: [String]) throws {
+        guard let timeCells = csv.column(time) else { throw DemoError("--time '\(time)' is not a column (columns: \(csv.header.joined(separator: ", ")))") }
+        guard let targetCells = csv.column(target) else { throw DemoError("--target '\(target)' is not a column (columns: \(csv.header.joined(separator: ", ")))") }
+        var parsed: [Date] = []
+        parsed.reserveCapacity(timeCells.count)
+        for (row, cell) in timeCells.enumerated() {
+            guard let date = Self.timestamp(cell) else {
+                throw DemoError("row \(row + 1), column '\(time)': '\(cell)' is not a time (ISO 8601 such as 2025-01-31T08:00:00Z or 2025-01-31 08:00, or Unix seconds)")
+            }
+            parsed.append(date)
+        }
+        let order = parsed.indices.sorted { (parsed[$0], $0) < (parsed[$1], $1) }
+        let sorted = CSV(header: csv.header, rows: order.map { csv.rows[$0] })
+        let names = csv.header.filter { $0 != time && $0 != target && !ignore.contains($0) }
+        guard !names.isEmpty else { throw DemoError("no feature columns left besides --time and --target") }
+        features = try FeatureTable(csv: sorted, columns: names, kinds: kinds)
+        let targetKind: Feature.Kind = task == .regression ? .numeric : .categorical
+        self.target = FeatureTable.Column(name: target, values: try FeatureTable.parse(order.map { targetCells[$0] },
+                                                                                as: targetKind, column: target))
+        times = order.map { parsed[$0] }
+        instances = (0..<order.count).map { [features] row in
+            JSONValue.object(Dictionary(uniqueKeysWithValues: features.columns.map { ($0.name, Self.json($0.values, row)) })).jsonText
+        }
+        labels = (0..<order.count).map { [values = self.target.values] in Self.json(values, $0).jsonText }
+    }
+
+    /// The rows with times in `range`, as indices (the rows are in time order).
+    func rows(in range: Range<Date>) -> Range<Int> {
+        let lower = times.partitioningIndex { $0 >= range.lowerBound }
+        let upper = times.partitioningIndex { $0 >= range.upperBound }
+        return lower..<max(lower, upper)
+    }
+
+    private static func json(_ values: FeatureTable.Values, _ row: Int) -> JSONValue {
+        switch values {
+        case .numeric(let v): v[row].isNaN ? .null : .number(v[row])
+        case .boolean(let v): v[row].isNaN ? .null : .bool(v[row] == 1)
+        case .categorical(let v): v[row].map { .string($0) } ?? .null
+        }
+    }
+
+    /// ISO 8601 with or without a zone (UTC when none), a date alone, or Unix seconds.
+    static func timestamp(_ text: String) -> Date? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if let seconds = Double(trimmed), seconds.isFinite { return Date(timeIntervalSince1970: seconds) }
+        if let date = try? Date(trimmed, strategy: .iso8601) { return date }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        for format in ["yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd HH:mm",
+                       "yyyy-MM-dd"] {
+            formatter.dateFormat = format
+            if let date = formatter.date(from: trimmed) { return date }
+        }
+        return nil
+    }
+}
+
+extension Collection {
+    /// The first index whose element satisfies `predicate`, which must be false then true along the collection.
+    func partitioningIndex(where predicate: (Element) -> Bool) -> Index {
+        var low = startIndex, n = count
+        while n > 0 {
+            let half = n / 2
+            let middle = index(low, offsetBy: half)
+            if predicate(self[middle]) { n = half } else { low = index(after: middle); n -= half + 1 }
+        }
+        return low
+    }
+}
+
+/// A demo that cannot go on, in one sentence.
+struct DemoError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,129 @@
+import CycloneModel
+import CycloneTestSupport
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+/// `cyclone demo`: the real servers and retrain job over a replayed stream, against a test database.
+@Suite struct DemoTests {
+    let command = CycloneCommandTests()
+
+    /// The short synthetic run: the first model degrades, the loop retrains, and the closing table compares
+    /// it with the two baselines over what predict actually stored.
+    @Test func fastDemoClosesTheLoop() async throws {
+        let folder = command.temporary("demo")
+        try await withTestDatabase { db in
+            let (status, output) = try await command.cyclone(["demo", "--fast", "--database-url", db.url,
+                                                              "--folder", folder])
+            #expect(status == 0, "\(output)")
+            #expect(output.contains("retrain requested for bikes@1"), "\(output)")
+            #expect(output.contains("bikes@2 accepted") || output.contains("bikes@2 rejected"), "\(output)")
+            #expect(output.contains("rmse per month, lower is better"), "\(output)")
+            // February and half of March are replayed; January trained the first model.
+            let table = Self.table(output)
+            #expect(table.map(\.month) == ["2025-02", "2025-03", "all"], "\(output)")
+            #expect(table.map(\.rows) == [672, 384, 1056])
+            for row in table { #expect(row.values.count == 3 && row.values.allSatisfy { $0 > 0 && $0 < 200 }, "\(row)") }
+
+            // Every replayed row is stored, named by the version that served it; the labels due are attached.
+            var stored = 0, labelled = 0, versions: Set<String> = []
+            for try await (version, count, labels) in try await db.client.query("""
+                SELECT model_version, count(*)::int, count(label)::int FROM prediction
+                WHERE model_name = 'bikes' GROUP BY 1
+                """, logger: .test).decode((String, Int, Int).self) {
+                stored += count
+                labelled += labels
+                versions.insert(version)
+            }
+            #expect(stored == 1056)
+            #expect(labelled >= 1056 - 48 && labelled < 1056, "the last day's labels are not due yet: \(labelled)")
+            var registered: Set<String> = []
+            for try await version in try await db.client.query("SELECT version FROM model WHERE name = 'bikes'",
+                                                               logger: .test).decode(String.self) {
+                registered.insert(version)
+            }
+            #expect(versions.isSubset(of: registered) && registered.count >= 2, "\(versions) \(registered)")
+            #expect(FileManager.default.fileExists(atPath: "\(folder)/models/bikes-1.json"))
+            #expect(FileManager.default.fileExists(atPath: "\(folder)/predict.log"))
+        }
+    }
+
+    /// A CSV of the user's own, out of time order: replayed by its time column, its pattern change seen and
+    /// answered by a retrain.
+    @Test func backtestReplaysAFileByItsTimeColumn() async throws {
+        let folder = command.temporary("backtest")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        var random = SplitMix64(seed: 5)
+        var lines: [String] = []
+        let start = Date(timeIntervalSince1970: 1_709_251_200)  // 2024-03-01
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm"
+        for hour in 0..<(24 * 70) {
+            let x = 10 * random.uniform(), shop = ["north", "south"][Int(random.next() % 2)]
+            // From 20 April the slope turns and the south shop sells more.
+            let late = hour >= 24 * 50
+            let y = (late ? -2 : 3) * x + (shop == "south" && late ? 15 : 0) + random.normal()
+            lines.append("\(formatter.string(from: start.addingTimeInterval(Double(hour) * 3_600))),\(shop),\(x),\(y)")
+        }
+        lines.shuffle(using: &random)
+        let data = "\(folder)/sales.csv"
+        try (["sold_at,shop,x,y"] + lines).joined(separator: "\n").write(toFile: data, atomically: true, encoding: .utf8)
+        try await withTestDatabase { db in
+            let (status, output) = try await command.cyclone([
+                "demo", "--data", data, "--target", "y", "--time", "sold_at", "--database-url", db.url,
+                "--folder", folder, "--canary-percent", "0", "--training-rows", "240",
+            ])
+            #expect(status == 0, "\(output)")
+            #expect(output.contains("backtest of \(data): 1680 rows, predicting 'y'"), "\(output)")
+            #expect(output.contains("first model: sales@1 (ridge) trained on 595 rows"), "\(output)")
+            #expect(output.contains("retrain requested for sales@1"), "\(output)")
+            #expect(output.contains("sales@2 deployed to all requests") || output.contains("deployed to all requests"),
+                    "\(output)")
+            let table = Self.table(output)
+            #expect(table.map(\.month) == ["2024-04", "2024-05", "all"], "\(output)")
+            guard let april = table.first, april.values.count == 3 else { return }
+            // After the change the first model is far off; the loop and the monthly retrain are not.
+            let may = table[1]
+            #expect(may.values[1] < may.values[0] / 2, "\(may)")
+        }
+    }
+
+    @Test(arguments: [
+        (["demo", "--data", "/tmp/x.csv"], "--data needs --target and --time"),
+        (["demo", "--target", "y"], "--target and --time go with --data"),
+        (["demo", "--days", "7"], "--days must be 45 to 365"),
+        (["demo", "--evaluate-every", "soon"], "--evaluate-every must be a duration such as 12h or 1d, not 'soon'"),
+        (["demo", "--metric", "accuracy"], "--metric must be one of rmse, mae, mape, r2 for a regression model"),
+        (["demo", "--data", "BAD", "--target", "y", "--time", "t"], "row 2, column 't': 'yesterday' is not a time"),
+    ])
+    func badOptionsAreOneLine(_ arguments: [String], _ expected: String) async throws {
+        let bad = command.temporary("bad.csv")
+        try "t,x,y\n2024-01-01,1,2\nyesterday,2,3\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let (status, output) = try await command.cyclone(arguments.map { $0 == "BAD" ? bad : $0 })
+        #expect(status != 0)
+        let message = output.components(separatedBy: "): ").dropFirst().joined(separator: "): ")
+        #expect(message.split(separator: "\n").count == 1, "\(message)")
+        #expect(message.contains("cyclone: " + expected), "\(message)")
+    }
+
+    struct TableRow: CustomStringConvertible {
+        var month: String
+        var rows: Int
+        var values: [Double]
+        var description: String { "\(month) \(rows) \(values)" }
+    }
+
+    /// The closing table's rows: month, rows, then one value per strategy.
+    static func table(_ output: String) -> [TableRow] {
+        let lines = output.split(separator: "\n").map(String.init)
+        guard let header = lines.firstIndex(where: { $0.hasPrefix("month ") }) else { return [] }
+        return lines[(header + 1)...].prefix { !$0.hasPrefix("retrains") }.compactMap { line in
+            let fields = line.split(separator: " ").map(String.init)
+            guard fields.count >= 2, let rows = Int(fields[1]) else { return nil }
+            return TableRow(month: fields[0], rows: rows, values: fields.dropFirst(2).compactMap(Double.init))
+        }
+    }
+}
