@@ -25,15 +25,38 @@ public final class ChildProcess: Sendable {
         } else if stdout != nil {
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
+        // Nothing else of ours: NIO's sockets (a listener, database connections) are not close-on-exec.
+        if let closeFrom = Self.addCloseFrom { _ = closeFrom(&actions, 3) }
+        // A clean signal state: servers here ignore SIGTERM and SIGINT to handle them themselves, and a child
+        // would inherit that.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), defaults = sigset_t()
+        sigemptyset(&none)
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard result == 0 else { throw SpawnError(executable: executable, code: result) }
         self.pid = pid
         self.logPath = stdout
     }
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift's Glibc module does not
+    /// declare.
+    private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else {
+            return nil
+        }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
 
     public struct SpawnError: Error, CustomStringConvertible {
         public var executable: String
@@ -49,14 +72,16 @@ public final class ChildProcess: Sendable {
         return waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info._sifields._sigchld.si_pid == pid
     }
 
-    /// Waits for the process to end, on a thread of its own; returns its exit code, or 128 + the signal that
-    /// ended it.
+    /// Waits for the process to end, on a thread of its own; returns its exit code, 128 + the signal that
+    /// ended it, or -1 when it was already waited for.
     public func wait() async -> Int32 {
         let pid = self.pid
         return await withCheckedContinuation { continuation in
             Thread.detachNewThread {
                 var status: Int32 = 0
-                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                var result: pid_t
+                repeat { result = waitpid(pid, &status, 0) } while result == -1 && errno == EINTR
+                guard result == pid else { return continuation.resume(returning: -1) }
                 let signal = status & 0x7f
                 continuation.resume(returning: signal == 0 ? (status >> 8) & 0xff : 128 + signal)
             }
@@ -67,7 +92,8 @@ public final class ChildProcess: Sendable {
     public var log: String { logPath.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? "" }
 }
 
-/// A TCP port nothing listens on right now (the kernel's choice for port 0).
+/// A TCP port nothing listens on right now (the kernel's choice for port 0). Another process may take it
+/// before the caller binds it; a server given it then fails to start, which its caller reports.
 public func freePort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }

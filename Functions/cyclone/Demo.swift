@@ -44,7 +44,7 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Newest labelled rows a retrain trains on (TRAINING_WINDOW_ROWS).") var trainingRows = 720
     @Option(help: "The metric the policy watches (default: r2, or roc_auc for a classifier).") var metric: String?
     @Option(help: """
-        When a retrain starts: a number, or a factor of the live model's holdout value (default: 0.8x for a \
+        When a retrain starts: a number, or a factor of the live model's holdout value (default: 0.9x for a \
         metric where higher is better, 1.2x otherwise).
         """)
     var threshold: String?
@@ -68,11 +68,14 @@ struct Demo: AsyncParsableCommand {
             models and logs: \(setup.folder)
             """)
         let environment = setup.environment(self)
+        if let existing = try? FileManager.default.contentsOfDirectory(atPath: setup.folder), !existing.isEmpty {
+            Cyclone.fail("\(setup.folder) is not empty; give --folder a new or empty folder")
+        }
         do {
             try FileManager.default.createDirectory(atPath: setup.folder, withIntermediateDirectories: true)
             _ = try await LocalPlatform(modelDirectory: setup.models).deploy(model, canary: false)
         } catch {
-            Cyclone.fail("cannot write the first model to \(setup.models): \(error)")
+            Cyclone.fail("cannot write the first model to \(setup.models): \(error.localizedDescription)")
         }
         let outcome = await database.withClient { client, logger in
             try await Migrator(client: client, logger: logger).migrate()
@@ -119,10 +122,13 @@ struct Demo: AsyncParsableCommand {
     private func prepare() throws -> DemoSetup {
         let labelDelay = try seconds(self.labelDelay, "--label-delay")
         let every = try seconds(evaluateEvery, "--evaluate-every")
-        guard every > 0 else { throw DemoError("--evaluate-every must be longer than 0") }
-        guard window > 0, trainingRows > 0, canaryLabels > 0, trainMonths > 0 else {
-            throw DemoError("--window, --training-rows, --canary-labels and --train-months must be positive")
+        guard every >= 60 else { throw DemoError("--evaluate-every must be at least 1m") }
+        guard labelDelay <= 365 * 86_400 else { throw DemoError("--label-delay must be at most 365d") }
+        guard window > 0, canaryLabels > 0, trainMonths > 0 else {
+            throw DemoError("--window, --canary-labels and --train-months must be positive")
         }
+        // A retrain holds out a fifth and needs MIN_TRAINING_ROWS (100) to train on.
+        guard trainingRows >= 125 else { throw DemoError("--training-rows must be at least 125") }
         guard (0...100).contains(canaryPercent) else { throw DemoError("--canary-percent must be 0 to 100") }
         let csv: CSV, targetColumn: String, timeColumn: String, name: String, description: String
         var kinds: [String: Feature.Kind] = [:]
@@ -134,23 +140,27 @@ struct Demo: AsyncParsableCommand {
             (targetColumn, timeColumn) = (target, time)
             name = self.name ?? URL(fileURLWithPath: data).deletingPathExtension().lastPathComponent
             description = "backtest of \(data): \(csv.rows.count) rows, predicting '\(target)'"
+            guard !fast, days == 365 else { throw DemoError("--fast and --days are for the synthetic stream, not --data") }
             for column in categorical + ignore where !csv.header.contains(column) {
                 throw DemoError("'\(column)' is not a column of \(data)")
             }
             for column in categorical { kinds[column] = .categorical }
         } else {
-            guard target == nil, time == nil else { throw DemoError("--target and --time go with --data") }
+            guard target == nil, time == nil, categorical.isEmpty, ignore.isEmpty else {
+                throw DemoError("--target, --time, --categorical and --ignore go with --data")
+            }
             let days = fast ? 75 : self.days
             guard (45...365).contains(days) else { throw DemoError("--days must be 45 to 365") }
             csv = BikeStream().csv(days: days)
             (targetColumn, timeColumn) = ("count", "time")
             name = self.name ?? "bikes"
             kinds["hour"] = .categorical
-            description = "synthetic hourly bike-rental demand, \(days) days from 2025-01-01 (e-bikes from 1 April, hybrid working from 15 September)"
+            let changes = [(BikeStream.eBikes, "e-bikes from 1 April"), (BikeStream.hybridWork, "hybrid working from 15 September")]
+                .filter { $0.0 < days }.map(\.1)
+            description = "synthetic hourly bike-rental demand, \(days) days from 2025-01-01"
+                + (changes.isEmpty ? "" : " (\(changes.joined(separator: ", ")))")
         }
-        guard let targetCells = csv.column(targetColumn) else {
-            throw DemoError("--target '\(targetColumn)' is not a column (columns: \(csv.header.joined(separator: ", ")))")
-        }
+        let targetCells = try ReplayStream.column(targetColumn, of: csv, option: "--target")
         let numericTarget = FeatureTable.inferKind(targetCells) == .numeric
         let family: Family
         if let text = self.family {
@@ -170,20 +180,28 @@ struct Demo: AsyncParsableCommand {
         let month = calendar.date(from: calendar.dateComponents([.year, .month], from: first))!
         let start = calendar.date(byAdding: .month, value: trainMonths, to: month)!
         let trainingRange = stream.rows(in: first..<start)
+        let firstRows = trainingRange.filter { stream.labelled[$0] }
         let replayRows = stream.rows(in: start..<Date.distantFuture)
-        guard trainingRange.count >= 50 else {
-            throw DemoError("the first \(trainMonths) month(s) hold \(trainingRange.count) rows; at least 50 are needed to train on")
+        guard firstRows.count >= 50 else {
+            throw DemoError("the first \(trainMonths) month(s) hold \(firstRows.count) labelled rows; at least 50 are needed to train on")
         }
         guard !replayRows.isEmpty else { throw DemoError("no rows after the first \(trainMonths) month(s) to replay") }
 
         var options = TrainingOptions(family: family)
         options.holdout = 0.2
+        // A feature missing anywhere in the stream may be sent as null: the model imputes it.
+        options.optionalFeatures = Set(stream.features.columns.filter { column in
+            switch column.values {
+            case .numeric(let v), .boolean(let v): v.contains { $0.isNaN }
+            case .categorical(let v): v.contains(nil)
+            }
+        }.map(\.name))
         let model: ModelArtifact
         do {
             model = try Trainer(options: options).train(
-                name: name, version: "1", features: stream.features.selecting(rows: Array(trainingRange)),
+                name: name, version: "1", features: stream.features.selecting(rows: firstRows),
                 target: FeatureTable.Column(name: stream.target.name,
-                                            values: stream.target.values.selecting(rows: Array(trainingRange))))
+                                            values: stream.target.values.selecting(rows: firstRows)))
         } catch {
             throw DemoError("the first model does not train: \(error)")
         }
@@ -269,34 +287,36 @@ struct DemoSetup {
             // Stream time waits for the loop, and evaluate runs once a stream day: no cooldown is needed.
             "RETRAIN_COOLDOWN": "0s", "RETRAIN_COMMAND": "\(binaries)/retrain",
             "TRAINING_WINDOW_ROWS": "\(demo.trainingRows)", "TRAINING_WINDOW_MAX_AGE": "3650d",
-            "LOG_LEVEL": "warning",
+            "LOG_LEVEL": "warning", "STORE_MODE": "durable",
         ] { environment[key] = value }
         if let url = demo.database.databaseURL { environment["DATABASE_URL"] = url }
         return environment
     }
 
-    /// A model trained at the start of every month after the first, on the newest labelled rows then known.
+    /// A model trained at the start of every month after the first, on the newest labelled rows known by then
+    /// (a month whose retrain fails keeps the previous month's model).
     func monthlyBaseline(trainingRows: Int) -> (outputs: [Output?], retrains: Int) {
         var outputs = firstModelOutputs
         var retrains = 0
-        var lower = replayRows.lowerBound
-        while lower < replayRows.upperBound {
-            let month = MonthlyTable.month(stream.times[lower])
-            var upper = lower
-            while upper < replayRows.upperBound, MonthlyTable.month(stream.times[upper]) == month { upper += 1 }
-            defer { lower = upper }
-            guard lower > replayRows.lowerBound else { continue }  // the first model serves the first month
-            let known = stream.rows(in: Date.distantPast..<stream.times[lower].addingTimeInterval(-labelDelay))
-            let rows = Array(max(known.lowerBound, known.upperBound - trainingRows)..<known.upperBound)
+        var current = model
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        for (index, (_, rows)) in stream.months(in: replayRows).enumerated() where index > 0 {
+            let monthStart = calendar.date(from: calendar.dateComponents([.year, .month], from: stream.times[rows.lowerBound]))!
+            let known = stream.rows(in: Date.distantPast..<monthStart.addingTimeInterval(-labelDelay))
+            let recent = Array(known.filter { stream.labelled[$0] }.suffix(trainingRows))
             var options = options
             options.holdout = 0
-            guard let retrained = try? Trainer(options: options).train(
-                name: model.name, version: "monthly", features: stream.features.selecting(rows: rows),
-                target: FeatureTable.Column(name: stream.target.name, values: stream.target.values.selecting(rows: rows)))
-            else { continue }
-            retrains += 1
-            let predicted = retrained.outputs(for: stream.features.selecting(rows: Array(lower..<upper)))
-            for (row, output) in zip(lower..<upper, predicted) { outputs[row] = output }
+            if let retrained = try? Trainer(options: options).train(
+                name: model.name, version: "monthly", features: stream.features.selecting(rows: recent),
+                target: FeatureTable.Column(name: stream.target.name, values: stream.target.values.selecting(rows: recent)))
+            {
+                current = retrained
+                retrains += 1
+            }
+            for (row, output) in zip(rows, current.outputs(for: stream.features.selecting(rows: Array(rows)))) {
+                outputs[row] = output
+            }
         }
         return (outputs, retrains)
     }

@@ -62,14 +62,8 @@ struct MonthlyTable {
         self.metric = metric
         columns = strategies.map(\.name)
         retrains = strategies.map(\.retrains)
-        var lower = range.lowerBound
-        while lower < range.upperBound {
-            let month = Self.month(stream.times[lower])
-            var upper = lower
-            while upper < range.upperBound, Self.month(stream.times[upper]) == month { upper += 1 }
-            rows.append(Self.row(month, lower..<upper, model: model, stream: stream, strategies: strategies,
-                                 metric: metric))
-            lower = upper
+        for (month, rows) in stream.months(in: range) {
+            self.rows.append(Self.row(month, rows, model: model, stream: stream, strategies: strategies, metric: metric))
         }
         rows.append(Self.row("all", range, model: model, stream: stream, strategies: strategies, metric: metric))
     }
@@ -82,22 +76,19 @@ struct MonthlyTable {
         })
     }
 
-    static func month(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC")!).year().month())
-    }
-
     var text: String {
         let width = max(14, columns.map(\.count).max() ?? 0)
         func cell(_ text: String) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
         var lines = ["\(metric) per month, lower is better".replacingOccurrences(
             of: "lower", with: PerformanceMetric(rawValue: metric)?.higherIsBetter == true ? "higher" : "lower")]
-        lines.append("month        rows" + columns.map(cell).joined())
-        for row in rows {
-            let month = row.month.padding(toLength: 9, withPad: " ", startingAt: 0)
-            let rowsText = String(repeating: " ", count: max(0, 7 - "\(row.rows)".count)) + "\(row.rows)"
-            lines.append(month + rowsText + row.values.map { cell($0.map(DemoOutput.number) ?? "–") }.joined())
+        func lead(_ first: String, _ second: String) -> String {
+            first.padding(toLength: 9, withPad: " ", startingAt: 0) + String(repeating: " ", count: max(0, 7 - second.count)) + second
         }
-        lines.append("retrains" + String(repeating: " ", count: 8) + retrains.map(cell).joined())
+        lines.append(lead("month", "rows") + columns.map(cell).joined())
+        for row in rows {
+            lines.append(lead(row.month, "\(row.rows)") + row.values.map { cell($0.map(DemoOutput.number) ?? "–") }.joined())
+        }
+        lines.append(lead("retrains", "") + retrains.map(cell).joined())
         return lines.joined(separator: "\n")
     }
 }

@@ -7,8 +7,9 @@ import PostgresNIO
 
 /// The replay: the stream's rows go to predict in time order, their labels to label-ingest once they are
 /// `labelDelay` old, and evaluate runs every `every` of stream time. The servers run in real time; the
-/// stream's clock moves on only when the loop has settled (a started retrain has finished and a new
-/// model serves), so what the loop does is the same however fast the machine is.
+/// stream's clock moves on only when the loop has settled (a started retrain has finished and predict serves
+/// what the registry says), so what the loop does does not depend on the machine's speed; only which
+/// requests a canary answers is drawn at random, and up to eight requests are in flight at once.
 struct DemoReplay {
     let stream: ReplayStream
     let servers: DemoServers
@@ -42,6 +43,13 @@ struct DemoReplay {
         var cycle = 0
         var next = start.addingTimeInterval(every)
         while cursor < stream.count {
+            // Across a gap in the data, the schedule moves on to the cycle of the next row or the next label due.
+            if stream.times[cursor] >= next {
+                var until = stream.times[cursor]
+                if labelled < cursor { until = min(until, stream.times[labelled].addingTimeInterval(labelDelay)) }
+                let cycles = (until.timeIntervalSince(next) / every).rounded(.down)
+                if cycles >= 1 { next = next.addingTimeInterval(cycles * every) }
+            }
             let segment = cursor..<stream.rows(in: Date.distantPast..<next).upperBound
             let clock = ContinuousClock()
             var mark = clock.now
@@ -72,16 +80,13 @@ struct DemoReplay {
             }
             let events = try await events(after: lastEvent)
             lastEvent = events.last?.id ?? lastEvent
-            var changed = report.canaries.contains { $0.action == .promoted || $0.action == .rolledBack }
             for event in events {
                 if let line = describe(event) { output.event(at: next, line) }
                 if event.kind == "retrain_finished" { outcome.retrains += 1 }
                 if ["deployed", "promoted"].contains(event.kind) { outcome.deployments += 1 }
-                if ["deployed", "canary_started", "promoted", "rolled_back"].contains(event.kind) { changed = true }
             }
-            if changed || settled {
-                // predict checks its links every MODEL_RELOAD_INTERVAL; give it a few.
-                try await Task.sleep(for: reload * 4)
+            if settled || events.contains(where: { ["deployed", "canary_started", "promoted", "rolled_back"].contains($0.kind) }) {
+                try await waitForPredict()
             }
             outcome.waiting += lap()
             if cycle % max(1, Int((7 * 86_400 / every).rounded())) == 0 || cursor == stream.count {
@@ -114,6 +119,9 @@ struct DemoReplay {
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             for (range, answer) in answers {
+                guard answer["predictions"].array.count == range.count else {
+                    throw DemoError("predict answered \(answer["predictions"].array.count) predictions for \(range.count) instances")
+                }
                 for (row, prediction) in zip(range, answer["predictions"].array) {
                     if let value = prediction["value"].number {
                         served[row] = .value(value)
@@ -127,13 +135,37 @@ struct DemoReplay {
         return requests.count
     }
 
+    /// Sends the labels of the rows that have one, a thousand a request; every one must find its prediction.
     private func label(_ rows: Range<Int>) async throws {
-        for chunk in stride(from: rows.lowerBound, to: rows.upperBound, by: 1_000) {
-            let range = chunk..<min(rows.upperBound, chunk + 1_000)
-            let body = "{\"labels\": [" + range.map { "{\"key\": \"row-\($0)\", \"label\": \(stream.labels[$0])}" }
+        let rows = rows.filter { stream.labelled[$0] }
+        for chunk in stride(from: 0, to: rows.count, by: 1_000) {
+            let batch = rows[chunk..<min(rows.count, chunk + 1_000)]
+            let body = "{\"labels\": [" + batch.map { "{\"key\": \"row-\($0)\", \"label\": \(stream.labels[$0])}" }
                 .joined(separator: ",") + "]}"
-            _ = try await servers.post(servers.labels, "/labels", body)
+            let answer = try await servers.post(servers.labels, "/labels", body)
+            guard answer["notFound"].array.isEmpty else {
+                throw DemoError("label-ingest found no prediction for \(answer["notFound"].array.count) of the labels sent")
+            }
         }
+    }
+
+    /// Waits until predict serves what the registry says: the live version, and the canary if there is one.
+    /// predict notices a re-pointed link within MODEL_RELOAD_INTERVAL.
+    private func waitForPredict() async throws {
+        var expected: (live: String?, canary: String?) = (nil, nil)
+        for try await (version, status) in try await client.query("""
+            SELECT version, status FROM model WHERE name = \(model.name) AND status IN ('live', 'canary')
+            """, logger: logger).decode((String, String).self) {
+            if status == "live" { expected.live = version } else { expected.canary = version }
+        }
+        var serving: (live: String?, canary: String?) = (nil, nil)
+        for _ in 0..<500 {
+            let status = try await servers.get(servers.predict, "/model")
+            serving = (status["version"].string, status["canary"]["version"].string)
+            if serving == expected { return }
+            try await Task.sleep(for: reload)
+        }
+        throw DemoError("predict serves \(serving.live ?? "none") (canary \(serving.canary ?? "none")), not the registry's \(expected.live ?? "none") (canary \(expected.canary ?? "none")); see predict.log")
     }
 
     private func evaluate() async throws -> EvaluationReport {

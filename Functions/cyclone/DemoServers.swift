@@ -39,6 +39,7 @@ struct DemoServers: Sendable {
             for server in started { try await waitUntilReady(server) }
         } catch {
             for server in started { server.process.signal(SIGTERM) }
+            for server in started { _ = await server.process.wait() }
             throw error
         }
         return DemoServers(predict: started[0], labels: started[1], evaluate: started[2])
@@ -60,9 +61,18 @@ struct DemoServers: Sendable {
         for server in all { _ = await server.process.wait() }
     }
 
+    /// GETs a JSON document; throws unless the answer is 200.
+    func get(_ server: Server, _ path: String) async throws -> JSONValue {
+        try await request(.GET, server, path, body: nil)
+    }
+
     /// POSTs a JSON body; throws unless the answer is 200, with the server's error message.
     func post(_ server: Server, _ path: String, _ body: String) async throws -> JSONValue {
-        let (status, answer) = try await Self.call(.POST, server.base + path, body: body)
+        try await request(.POST, server, path, body: body)
+    }
+
+    private func request(_ method: HTTPMethod, _ server: Server, _ path: String, body: String?) async throws -> JSONValue {
+        let (status, answer) = try await Self.call(method, server.base + path, body: body)
         guard status == 200 else {
             throw DemoError("\(server.name) answered \(path) with \(status): \(String(decoding: answer, as: UTF8.self))")
         }

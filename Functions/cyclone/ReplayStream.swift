@@ -12,20 +12,30 @@ struct ReplayStream {
     var instances: [String]
     /// Each row's label, a JSON value (`null` when the row has none).
     var labels: [String]
+    /// Whether the row has a label (one without is predicted, never labelled).
+    var labelled: [Bool]
 
     var count: Int { times.count }
+
+    /// The target column's cells, or an error naming the columns there are.
+    static func column(_ name: String, of csv: CSV, option: String) throws -> [String] {
+        guard let cells = csv.column(name) else {
+            throw DemoError("\(option) '\(name)' is not a column (columns: \(csv.header.joined(separator: ", ")))")
+        }
+        return cells
+    }
 
     /// Types `csv`'s columns (inferred, or as `kinds` says), reads `time` as timestamps and orders the rows by
     /// them. Every column but `time`, `target` and `ignore` is a feature.
     init(csv: CSV, time: String, target: String, task: ModelArtifact.Task, kinds: [String: Feature.Kind],
          ignore: [String]) throws {
-        guard let timeCells = csv.column(time) else { throw DemoError("--time '\(time)' is not a column (columns: \(csv.header.joined(separator: ", ")))") }
-        guard let targetCells = csv.column(target) else { throw DemoError("--target '\(target)' is not a column (columns: \(csv.header.joined(separator: ", ")))") }
+        let timeCells = try Self.column(time, of: csv, option: "--time")
+        let targetCells = try Self.column(target, of: csv, option: "--target")
         var parsed: [Date] = []
         parsed.reserveCapacity(timeCells.count)
         for (row, cell) in timeCells.enumerated() {
             guard let date = Self.timestamp(cell) else {
-                throw DemoError("row \(row + 1), column '\(time)': '\(cell)' is not a time (ISO 8601 such as 2025-01-31T08:00:00Z or 2025-01-31 08:00, or Unix seconds)")
+                throw DemoError("row \(row + 1), column '\(time)': '\(cell)' is not a time (ISO 8601 such as 2025-01-31T08:00:00Z or 2025-01-31 08:00, or Unix seconds or milliseconds)")
             }
             parsed.append(date)
         }
@@ -42,6 +52,26 @@ struct ReplayStream {
             JSONValue.object(Dictionary(uniqueKeysWithValues: features.columns.map { ($0.name, Self.json($0.values, row)) })).jsonText
         }
         labels = (0..<order.count).map { [values = self.target.values] in Self.json(values, $0).jsonText }
+        let targetValues = self.target.values
+        labelled = (0..<order.count).map { Self.json(targetValues, $0) != .null }
+    }
+
+    /// The rows of each calendar month (UTC) within `rows`, in order.
+    func months(in rows: Range<Int>) -> [(month: String, rows: Range<Int>)] {
+        var months: [(month: String, rows: Range<Int>)] = []
+        var lower = rows.lowerBound
+        while lower < rows.upperBound {
+            let month = Self.month(times[lower])
+            var upper = lower
+            while upper < rows.upperBound, Self.month(times[upper]) == month { upper += 1 }
+            months.append((month, lower..<upper))
+            lower = upper
+        }
+        return months
+    }
+
+    static func month(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC")!).year().month())
     }
 
     /// The rows with times in `range`, as indices (the rows are in time order).
@@ -59,20 +89,35 @@ struct ReplayStream {
         }
     }
 
-    /// ISO 8601 with or without a zone (UTC when none), a date alone, or Unix seconds.
+    /// ISO 8601 with or without a zone (UTC when none) and fractional seconds, a date alone, or Unix time in
+    /// seconds or milliseconds (a number from 1e8 to 1e10, or from 1e11 to 1e13).
     static func timestamp(_ text: String) -> Date? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        if let seconds = Double(trimmed), seconds.isFinite { return Date(timeIntervalSince1970: seconds) }
+        if let number = Double(trimmed) {
+            if (1e8...1e10).contains(number) { return Date(timeIntervalSince1970: number) }
+            if (1e11...1e13).contains(number) { return Date(timeIntervalSince1970: number / 1000) }
+            return nil
+        }
         if let date = try? Date(trimmed, strategy: .iso8601) { return date }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        for format in ["yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd HH:mm",
-                       "yyyy-MM-dd"] {
-            formatter.dateFormat = format
+        if let date = try? Date(trimmed, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) {
+            return date
+        }
+        for formatter in localFormats {
             if let date = formatter.date(from: trimmed) { return date }
         }
         return nil
+    }
+
+    /// Times without a zone, read as UTC.
+    private static let localFormats: [DateFormatter] = [
+        "yyyy-MM-dd'T'HH:mm:ss.SSS", "yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd HH:mm:ss.SSS", "yyyy-MM-dd HH:mm:ss",
+        "yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd HH:mm", "yyyy-MM-dd",
+    ].map { format in
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = format
+        return formatter
     }
 }
 

@@ -34,6 +34,18 @@ struct PredictRoutes: Sendable {
     func register(on router: Router<BasicRequestContext>) {
         router.post("/predict") { request, context in try await predict(request, context: context) }
         router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.predict(live.current.artifact)) }
+        router.get("/model") { _, _ in jsonResponse(modelStatus()) }
+    }
+
+    /// `GET /model`: what serves now, `{"name", "version", "canary": {"version", "percent"}}` (`canary` only
+    /// during one), so an operator or a deployment can see a swap or a canary take effect.
+    func modelStatus() -> String {
+        let (current, canary) = (live.current.artifact, live.canary?.artifact)
+        var model: [String: JSONValue] = ["name": .string(current.name), "version": .string(current.version)]
+        if let canary {
+            model["canary"] = ["version": .string(canary.version), "percent": .number(Double(live.canaryPercent))]
+        }
+        return JSONValue.object(model).jsonText
     }
 
     private struct Body {

@@ -273,8 +273,12 @@ struct Answer: Sendable {
                     return (version, id)
                 }
             }
+            func status() async throws -> String {
+                try await client.execute(uri: "/model", method: .get) { String(buffer: $0.body) }
+            }
             var waited = 0
             while try await ask().version != "8", waited < 500 { waited += 1; try await Task.sleep(for: .milliseconds(10)) }
+            #expect(try await status() == #"{"canary":{"percent":30,"version":"8"},"name":"bikes","version":"7"}"#)
             var answers: [(version: String, id: String)] = []
             for _ in 0..<400 { answers.append(try await ask()) }
             let share = Double(answers.filter { $0.version == "8" }.count) / Double(answers.count)
@@ -287,6 +291,7 @@ struct Answer: Sendable {
             var after: Set<String> = []
             for _ in 0..<50 { after.insert(try await ask().version) }
             #expect(after == ["7"])
+            #expect(try await status() == #"{"name":"bikes","version":"7"}"#)
         }
     }
 
