@@ -52,7 +52,7 @@ func metricValues(_ metrics: [PerformanceMetric: Double?]) -> [String: Double] {
 public struct RetrainPolicy: Sendable, Equatable {
     public enum Threshold: Sendable, Equatable, CustomStringConvertible {
         case absolute(Double)
-        /// A factor of the model's holdout value of the metric.
+        /// A factor of the model's holdout value of the metric (of its magnitude, for a negative value).
         case relative(Double)
 
         /// `0.4` is absolute; `1.25x` (or `x1.25`) is relative.
@@ -123,7 +123,9 @@ public struct RetrainPolicy: Sendable, Equatable {
                 judgement.reason = "the model has no holdout \(metric.rawValue) for the relative threshold \(threshold)"
                 return judgement
             }
-            limit = factor * base
+            // The factor scales the baseline's magnitude, so a negative baseline (an R² below zero, say) still
+            // allows the same share of slack in the right direction: 0.9x of -0.4 is -0.44, not -0.36.
+            limit = base + (factor - 1) * abs(base)
         }
         judgement.limit = limit
         guard let value = metrics[metric.rawValue] else {

@@ -203,4 +203,21 @@ func categoricalWindow(_ values: [String?]) -> WindowColumn {
         let binary = RetrainPolicy().resolved(for: .binary)
         #expect(binary.metric == .rocAUC && binary.threshold == .relative(0.9))
     }
+
+    /// A relative threshold scales the holdout value's magnitude: a model performing as it did on its holdout
+    /// never breaches, even when that value is negative.
+    @Test(arguments: [(0.5, 0.45), (-0.4, -0.44)])
+    func relativeThresholdsAllowSlackBelowTheHoldout(_ holdout: Double, _ limit: Double) {
+        var policy = RetrainPolicy()
+        policy.metric = .r2
+        policy.threshold = .relative(0.9)
+        let judged = policy.judge(task: .regression, metrics: ["r2": holdout], labels: 500, holdout: ["r2": holdout],
+                                  drift: nil)
+        #expect(abs((judged.limit ?? .nan) - limit) < 1e-12 && judged.breached == false, "\(judged)")
+        var rmse = RetrainPolicy()
+        rmse.metric = .rmse
+        rmse.threshold = .relative(1.25)
+        #expect(rmse.judge(task: .regression, metrics: ["rmse": 13], labels: 500, holdout: ["rmse": 10], drift: nil)
+            .limit == 12.5)
+    }
 }
