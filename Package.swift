@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // Core: dependencies point down this list, never up.
@@ -54,7 +55,20 @@ let package = Package(
             resources: [.embedInCode("Migrations")],
             swiftSettings: swiftSettings
         ),
-        .target(name: "CycloneCloud", dependencies: ["CycloneModel"], path: "Core/Cloud", swiftSettings: swiftSettings),
+        // Cloud: the platforms the loop runs on, and Google's auth, registry and Cloud Run clients.
+        .target(
+            name: "CycloneCloud",
+            dependencies: [
+                "CycloneModel",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            path: "Core/Cloud",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "CycloneServer",
             dependencies: [
@@ -172,6 +186,19 @@ let package = Package(
         .testTarget(name: "CycloneMonitoringTests",
                     dependencies: ["CycloneMonitoring", "CycloneModel", "CycloneTestSupport"],
                     swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CycloneCloudTests",
+            dependencies: [
+                "CycloneCloud", "CycloneModel", "CycloneTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "CycloneStoreTests",
                     dependencies: ["CycloneStore", "CycloneModel", "CycloneTestSupport"],
                     swiftSettings: swiftSettings),

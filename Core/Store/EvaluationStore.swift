@@ -219,11 +219,3 @@ extension EvaluationStore {
 /// An optional number as text for an UNNEST column (`NULLIF(x, '')` turns '' back into NULL); Swift's
 /// description of a `Double` reads back to the same value.
 private func text(_ value: (some CustomStringConvertible)?) -> String { value.map(\.description) ?? "" }
-
-extension Duration {
-    /// The duration in seconds, as a `TimeInterval`.
-    public var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) * 1e-18
-    }
-}

@@ -1,4 +1,5 @@
 import CycloneEvaluation
+import CycloneModel
 import CycloneServer
 import CycloneStore
 import Foundation
