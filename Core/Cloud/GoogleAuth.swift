@@ -22,8 +22,8 @@ public protocol AccessTokenSource: Sendable, CustomStringConvertible {
     func fetch() async throws -> AccessToken
 }
 
-/// Why no token could be had, in one sentence.
-public struct GoogleAuthError: Error, CustomStringConvertible, Equatable {
+/// Why a cloud operation (a token, a registry call, an API call) could not be done, in one sentence.
+public struct CloudError: Error, CustomStringConvertible, Equatable {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
@@ -74,7 +74,7 @@ public actor GoogleCredentials {
                                        client: HTTPClient = .shared) throws -> GoogleCredentials {
         if let path = environment["GOOGLE_APPLICATION_CREDENTIALS"], !path.isEmpty {
             guard let data = FileManager.default.contents(atPath: path) else {
-                throw GoogleAuthError("GOOGLE_APPLICATION_CREDENTIALS names \(path), which cannot be read")
+                throw CloudError("GOOGLE_APPLICATION_CREDENTIALS names \(path), which cannot be read")
             }
             return GoogleCredentials(source: try ServiceAccountKey(json: data, scopes: scopes, client: client))
         }
@@ -87,7 +87,7 @@ public actor GoogleCredentials {
         if let gcloud = path.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
             return GoogleCredentials(source: GcloudCLI(executable: gcloud, environment: environment))
         }
-        throw GoogleAuthError("no Google credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, run on Google Cloud (metadata server), or install gcloud and run `gcloud auth login`")
+        throw CloudError("no Google credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, run on Google Cloud (metadata server), or install gcloud and run `gcloud auth login`")
     }
 }
 
@@ -118,7 +118,7 @@ public struct MetadataServer: AccessTokenSource {
         request.headers.add(name: "Metadata-Flavor", value: "Google")
         let (status, body) = try await GoogleHTTP.send(request, client: client, to: description)
         guard status == 200 else {
-            throw GoogleAuthError("\(description) answered \(status): \(GoogleHTTP.excerpt(body))")
+            throw CloudError("\(description) answered \(status): \(GoogleHTTP.excerpt(body))")
         }
         return try GoogleHTTP.accessToken(body, from: description)
     }
@@ -136,26 +136,26 @@ public struct ServiceAccountKey: AccessTokenSource {
 
     public init(json: Data, scopes: [String] = [GoogleScopes.cloudPlatform], client: HTTPClient = .shared) throws {
         guard case .object(let key)? = try? JSONParser.parse(json) else {
-            throw GoogleAuthError("the credentials file is not JSON")
+            throw CloudError("the credentials file is not JSON")
         }
         func field(_ name: String) throws -> String {
             guard case .string(let value)? = key[name], !value.isEmpty else {
-                throw GoogleAuthError("the service-account key has no \(name)")
+                throw CloudError("the service-account key has no \(name)")
             }
             return value
         }
         guard case .string(let type)? = key["type"], type == "service_account" else {
-            throw GoogleAuthError("the credentials file is not a service-account key (type '\(key["type"].flatMap { if case .string(let t) = $0 { t } else { nil } } ?? "none")'); use a key file or the metadata server")
+            throw CloudError("the credentials file is not a service-account key (type '\(key["type"].flatMap { if case .string(let t) = $0 { t } else { nil } } ?? "none")'); use a key file or the metadata server")
         }
         clientEmail = try field("client_email")
         keyID = try field("private_key_id")
         if case .string(let uri)? = key["token_uri"], !uri.isEmpty { tokenURI = uri } else { tokenURI = "https://oauth2.googleapis.com/token" }
         do {
             privateKey = try _RSA.Signing.PrivateKey(pemRepresentation: try field("private_key"))
-        } catch let error as GoogleAuthError {
+        } catch let error as CloudError {
             throw error
         } catch {
-            throw GoogleAuthError("the private_key of \(clientEmail) is not an RSA key in PEM: \(error)")
+            throw CloudError("the private_key of \(clientEmail) is not an RSA key in PEM: \(error)")
         }
         self.scopes = scopes
         self.client = client
@@ -187,9 +187,9 @@ public struct ServiceAccountKey: AccessTokenSource {
             // OAuth errors: {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
             if case .object(let error)? = try? JSONParser.parse(body), case .string(let code)? = error["error"] {
                 let text = error["error_description"].flatMap { if case .string(let d) = $0 { d } else { nil } }
-                throw GoogleAuthError("the token endpoint refused \(description) (\(status)): \(code)\(text.map { ": \($0)" } ?? "")")
+                throw CloudError("the token endpoint refused \(description) (\(status)): \(code)\(text.map { ": \($0)" } ?? "")")
             }
-            throw GoogleAuthError("the token endpoint \(tokenURI) answered \(status): \(GoogleHTTP.excerpt(body))")
+            throw CloudError("the token endpoint \(tokenURI) answered \(status): \(GoogleHTTP.excerpt(body))")
         }
         return try GoogleHTTP.accessToken(body, from: "the token endpoint \(tokenURI)")
     }
@@ -219,7 +219,7 @@ public struct GcloudCLI: AccessTokenSource {
         let token = (try? String(contentsOfFile: out, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         guard status == 0, !token.isEmpty, !token.contains(where: \.isWhitespace) else {
             let reason = (try? String(contentsOfFile: err, encoding: .utf8))?.split(separator: "\n").last.map(String.init)
-            throw GoogleAuthError("\(description) failed (status \(status)): \(reason ?? "no output")")
+            throw CloudError("\(description) failed (status \(status)): \(reason ?? "no output")")
         }
         return AccessToken(value: token, expires: Date().addingTimeInterval(600))
     }
@@ -233,7 +233,7 @@ enum GoogleHTTP {
             let body = try await response.body.collect(upTo: 16 << 20)
             return (response.status.code, Array(body.readableBytesView))
         } catch {
-            throw GoogleAuthError("cannot reach \(what): \(error)")
+            throw CloudError("cannot reach \(what): \(error)")
         }
     }
 
@@ -242,7 +242,7 @@ enum GoogleHTTP {
         guard case .object(let object)? = try? JSONParser.parse(body), case .string(let token)? = object["access_token"],
               !token.isEmpty
         else {
-            throw GoogleAuthError("\(what) answered without an access_token: \(excerpt(body))")
+            throw CloudError("\(what) answered without an access_token: \(excerpt(body))")
         }
         let life: Double = if case .number(let seconds)? = object["expires_in"], seconds > 0 { seconds } else { 3_600 }
         return AccessToken(value: token, expires: now.addingTimeInterval(life))

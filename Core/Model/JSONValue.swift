@@ -79,3 +79,17 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByFloatLiteral, Expr
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(nilLiteral: ()) { self = .null }
 }
+
+extension JSONValue {
+    /// The member `key` of an object, or `null` (for anything else, or when there is none).
+    public subscript(key: String) -> JSONValue {
+        if case .object(let members) = self { return members[key] ?? .null }
+        return .null
+    }
+
+    public var string: String? { if case .string(let text) = self { text } else { nil } }
+    public var number: Double? { if case .number(let value) = self { value } else { nil } }
+    public var object: [String: JSONValue]? { if case .object(let members) = self { members } else { nil } }
+    /// The elements of an array; empty for anything else.
+    public var array: [JSONValue] { if case .array(let items) = self { items } else { [] } }
+}

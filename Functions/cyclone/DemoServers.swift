@@ -93,15 +93,3 @@ struct DemoServers: Sendable {
         return (response.status.code, Array(bytes.readableBytesView))
     }
 }
-
-extension JSONValue {
-    /// The member `key` of an object, or `null`.
-    subscript(key: String) -> JSONValue {
-        if case .object(let members) = self { return members[key] ?? .null }
-        return .null
-    }
-
-    var string: String? { if case .string(let text) = self { text } else { nil } }
-    var number: Double? { if case .number(let value) = self { value } else { nil } }
-    var array: [JSONValue] { if case .array(let items) = self { items } else { [] } }
-}

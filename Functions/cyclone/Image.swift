@@ -1,0 +1,63 @@
+import ArgumentParser
+import CycloneCloud
+import CycloneModel
+import Foundation
+
+struct ImageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "image", abstract: "Build serving images without Docker.", subcommands: [Append.self])
+
+    struct Append: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Push a serving image: a base image plus one layer holding a model artifact.",
+            discussion: """
+                Reads the base image (an index resolves to linux/amd64), adds a layer with the artifact at the \
+                base's MODEL_PATH (or \(ImageAppend.defaultModelPath)), sets MODEL_NAME, MODEL_VERSION and \
+                labels in its config, pushes only the blobs the target lacks (mounting from the base repository \
+                when both are on one registry) and the manifest under the target's tag (default: the model's \
+                version). The last line printed is the new image by digest, which deployments use. The same \
+                artifact on the same base gives the same digest. Artifact Registry hosts (*.pkg.dev) are reached \
+                with Google credentials: GOOGLE_APPLICATION_CREDENTIALS, the metadata server, or gcloud.
+                """)
+
+        @Option(help: "The base image, such as europe-west1-docker.pkg.dev/PROJECT/cyclone/predict:base.") var base: String
+        @Option(help: "The model artifact to serve.") var model: String
+        @Option(help: "Where to push the new image (its tag names it).") var to: String
+        @Flag(help: "Speak plain HTTP to a registry on loopback (a local test registry).") var insecure = false
+
+        func run() async throws {
+            let base: ImageReference, target: ImageReference
+            do {
+                base = try ImageReference(self.base)
+                target = try ImageReference(to)
+            } catch { Cyclone.fail("\(error)") }
+            for reference in [base, target] where insecure && !Self.isLoopback(reference.registry) {
+                Cyclone.fail("--insecure is for a registry on loopback, not \(reference.registry)")
+            }
+            guard let bytes = FileManager.default.contents(atPath: model) else { Cyclone.fail("\(model): cannot read the file") }
+            let artifact: ModelArtifact
+            do { artifact = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: model)) } catch { Cyclone.fail("\(model): \(error)") }
+            do {
+                let append = ImageAppend(base: base, target: target,
+                                         baseRegistry: try Self.registry(base.registry, insecure: insecure),
+                                         targetRegistry: try Self.registry(target.registry, insecure: insecure))
+                let pushed = try await append.push(model: artifact, bytes: Array(bytes))
+                print("\(artifact.name)@\(artifact.version) at \(pushed.modelPath) on \(base)")
+                print("blobs: \(pushed.uploaded.count) uploaded, \(pushed.mounted.count) mounted, \(pushed.present.count) already there")
+                print(pushed.image.description)
+            } catch {
+                Cyclone.fail("\(error)")
+            }
+        }
+
+        static func registry(_ host: String, insecure: Bool = false) throws -> Registry {
+            let google = host.hasSuffix(".pkg.dev") || host.hasSuffix("gcr.io")
+            return Registry(host: host, insecure: insecure, credentials: google ? try GoogleCredentials.fromEnvironment() : nil)
+        }
+
+        static func isLoopback(_ host: String) -> Bool {
+            let name = host.hasPrefix("[") ? String(host.prefix { $0 != "]" }.dropFirst()) : String(host.prefix { $0 != ":" })
+            return ["localhost", "127.0.0.1", "::1"].contains(name) || name.hasPrefix("127.")
+        }
+    }
+}
