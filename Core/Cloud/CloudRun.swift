@@ -1,0 +1,132 @@
+import AsyncHTTPClient
+import CycloneModel
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// A Google API error as its envelope says it (gcp-contracts.md §0.2): `{"error": {"code", "message",
+/// "status"}}`, or a failed operation's `{"code", "message"}` with a gRPC code.
+public struct GoogleAPIError: Error, CustomStringConvertible, Equatable {
+    /// The HTTP status (for a failed operation, the one its gRPC code maps to).
+    public var code: Int
+    /// `ABORTED`, `NOT_FOUND`, `ALREADY_EXISTS`, …
+    public var status: String
+    public var message: String
+    /// What was being done.
+    public var doing: String
+
+    public var description: String { "\(doing) failed: \(message) (\(code) \(status))" }
+
+    static let grpc: [Int: (Int, String)] = [
+        1: (499, "CANCELLED"), 2: (500, "UNKNOWN"), 3: (400, "INVALID_ARGUMENT"), 4: (504, "DEADLINE_EXCEEDED"),
+        5: (404, "NOT_FOUND"), 6: (409, "ALREADY_EXISTS"), 7: (403, "PERMISSION_DENIED"), 8: (429, "RESOURCE_EXHAUSTED"),
+        9: (400, "FAILED_PRECONDITION"), 10: (409, "ABORTED"), 11: (400, "OUT_OF_RANGE"), 12: (501, "UNIMPLEMENTED"),
+        13: (500, "INTERNAL"), 14: (503, "UNAVAILABLE"), 16: (401, "UNAUTHENTICATED"),
+    ]
+}
+
+/// The Cloud Run Admin API v2 (gcp-contracts.md §1): services read and patched, operations waited for,
+/// jobs run and their executions listed. 429, 500, 503 and 504 are retried with backoff; every other error
+/// surfaces with Google's message and status.
+public struct CloudRun: Sendable {
+    /// `https://run.googleapis.com`, or a fake's address.
+    public var endpoint: String
+    public var project: String
+    public var region: String
+    public var credentials: GoogleCredentials?
+    /// The first wait between operation polls and retries; it doubles up to ten times as long.
+    public var backoff: Duration
+    public var attempts: Int
+    let client: HTTPClient
+
+    public init(endpoint: String = "https://run.googleapis.com", project: String, region: String,
+                credentials: GoogleCredentials?, backoff: Duration = .seconds(1), attempts: Int = 5,
+                client: HTTPClient = .shared) {
+        self.endpoint = endpoint
+        self.project = project
+        self.region = region
+        self.credentials = credentials
+        self.backoff = backoff
+        self.attempts = attempts
+        self.client = client
+    }
+
+    var location: String { "projects/\(project)/locations/\(region)" }
+
+    public func service(_ name: String) async throws -> JSONValue {
+        try await call(.GET, "/v2/\(location)/services/\(name)", doing: "reading service \(name)")
+    }
+
+    /// PATCHes the service and returns the operation. Without `updateMask` the body replaces the whole
+    /// writable state, so it must be a whole service as read.
+    public func patchService(_ name: String, _ service: JSONValue, updateMask: String? = nil) async throws -> JSONValue {
+        try await call(.PATCH, "/v2/\(location)/services/\(name)" + (updateMask.map { "?updateMask=\($0)" } ?? ""),
+                       body: service, doing: "updating service \(name)")
+    }
+
+    /// Polls the operation until it is done; returns its `response`, or throws its `error`.
+    public func wait(_ operation: JSONValue, doing: String) async throws -> JSONValue {
+        var operation = operation
+        var delay = backoff
+        guard let name = operation["name"].string else { throw CloudError("\(doing): the operation has no name") }
+        while operation["done"] != .bool(true) {
+            try await Task.sleep(for: delay)
+            delay = min(delay * 2, backoff * 10)
+            operation = try await call(.GET, "/v2/\(name)", doing: doing)
+        }
+        if operation["error"] != .null {
+            let code = Int(operation["error"]["code"].number ?? 2)
+            let (http, status) = GoogleAPIError.grpc[code] ?? (500, "UNKNOWN")
+            throw GoogleAPIError(code: http, status: status, message: operation["error"]["message"].string ?? "", doing: doing)
+        }
+        return operation["response"]
+    }
+
+    /// Starts an execution of the job with `environment` merged into its container's; returns the
+    /// execution's name (the operation's metadata is the execution).
+    public func runJob(_ job: String, environment: [(String, String)]) async throws -> String {
+        let overrides: JSONValue = ["overrides": ["containerOverrides": [[
+            "env": .array(environment.map { ["name": .string($0.0), "value": .string($0.1)] }),
+        ]]]]
+        let operation = try await call(.POST, "/v2/\(location)/jobs/\(job):run", body: overrides, doing: "running job \(job)")
+        guard let execution = operation["metadata"]["name"].string else {
+            throw CloudError("running job \(job): the operation names no execution")
+        }
+        return execution
+    }
+
+    /// The job's executions, newest first (one page: the newest are what matter here).
+    public func executions(_ job: String) async throws -> [JSONValue] {
+        try await call(.GET, "/v2/\(location)/jobs/\(job)/executions?pageSize=20", doing: "listing executions of \(job)")["executions"].array
+    }
+
+    func call(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, doing: String) async throws -> JSONValue {
+        var delay = backoff
+        for attempt in 1...attempts {
+            var request = HTTPClientRequest(url: endpoint + path)
+            request.method = method
+            if let credentials { request.headers.add(name: "Authorization", value: "Bearer \(try await credentials.token())") }
+            if let body {
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(string: body.jsonText))
+            }
+            let (status, bytes) = try await GoogleHTTP.send(request, client: client, to: "Cloud Run (\(endpoint))")
+            if status == 200 {
+                do { return try JSONParser.parse(bytes) } catch {
+                    throw CloudError("\(doing): Cloud Run answered JSON that does not parse: \(error)")
+                }
+            }
+            if status == 401, attempt == 1, let credentials {
+                await credentials.invalidate()
+                continue
+            }
+            let envelope = (try? JSONParser.parse(bytes))?["error"] ?? .null
+            let error = GoogleAPIError(code: Int(status), status: envelope["status"].string ?? "",
+                                       message: envelope["message"].string ?? GoogleHTTP.excerpt(bytes), doing: doing)
+            guard [429, 500, 503, 504].contains(status), attempt < attempts else { throw error }
+            try await Task.sleep(for: delay)
+            delay = min(delay * 2, backoff * 10)
+        }
+        preconditionFailure("unreachable")
+    }
+}

@@ -1,0 +1,152 @@
+import CycloneModel
+import Foundation
+
+/// The platform in production: a model version becomes a serving image (the serve image plus the model's
+/// layer, pushed by `ImageAppend`) and a new revision of the predict service on Cloud Run, at the canary's
+/// share of the traffic or all of it; promotion and rollback move traffic between revisions by name; a
+/// retrain is an execution of the retrain job.
+public struct CloudRunPlatform: Platform {
+    public var cloudRun: CloudRun
+    /// The predict service and the retrain job.
+    public var service: String
+    public var job: String
+    /// Builds the image of a model version; `nil` deploys `image` as it is (tests of traffic alone).
+    public var images: (@Sendable (ModelArtifact) async throws -> ImageReference)?
+    /// The share of traffic a canary gets, 1 to 99 (0 or 100 deploys to all traffic at once).
+    public var canaryPercent: Int
+
+    public init(cloudRun: CloudRun, service: String, job: String, canaryPercent: Int,
+                images: (@Sendable (ModelArtifact) async throws -> ImageReference)?) {
+        self.cloudRun = cloudRun
+        self.service = service
+        self.job = job
+        self.canaryPercent = canaryPercent
+        self.images = images
+    }
+
+    public var deploys: Bool { true }
+
+    /// The revision of a model version: `SERVICE-NAME-vVERSION-DIGEST8`, unique per image.
+    public func revisionName(_ model: ModelArtifact, image: ImageReference) -> String {
+        let clean = { (text: String) in
+            String(text.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" })
+        }
+        let digest = String((image.digest ?? "sha256:00000000").dropFirst(7).prefix(8))
+        let name = "\(service)-\(clean(model.name))-v\(clean(model.version))"
+        return String(name.prefix(63 - 9)) + "-" + digest
+    }
+
+    public func deploy(_ model: ModelArtifact, canary: Bool) async throws -> Deployment? {
+        guard let images else { throw CloudError("no image builder is configured for \(service)") }
+        let image = try await images(model)
+        let revision = revisionName(model, image: image)
+        let split = canary && (1..<100).contains(canaryPercent)
+        let ready = try await update("deploying \(model.name)@\(model.version) to \(service)") { service in
+            let live = try Self.liveRevision(service)
+            guard case .object(var template) = service["template"], case .array(var containers) = template["containers"] ?? .null,
+                  case .object(var container) = containers.first ?? .null
+            else { throw CloudError("service \(self.service) has no container to put the image in") }
+            container["image"] = .string(image.description)
+            containers[0] = .object(container)
+            template["containers"] = .array(containers)
+            template["revision"] = .string(revision)
+            var object = service.object ?? [:]
+            object["template"] = .object(template)
+            object["traffic"] = split
+                ? [Self.target(live, percent: 100 - canaryPercent), Self.target(revision, percent: canaryPercent, tag: "canary")]
+                : [Self.target(revision, percent: 100)]
+            return (.object(object), nil)
+        }
+        guard ready["latestReadyRevision"].string?.hasSuffix("/revisions/\(revision)") == true else {
+            throw CloudError("revision \(revision) of \(service) did not become ready")
+        }
+        return Deployment(location: image.description,
+                          detail: "revision \(revision) serves \(split ? "\(canaryPercent) %" : "all") of \(service)")
+    }
+
+    public func promote(_ model: ModelArtifact) async throws -> Deployment? {
+        let revision = try await moveTraffic("promoting \(model.name)@\(model.version) on \(service)") { service in
+            try Self.revision(of: model, in: service, prefix: "\(self.service)-")
+        }
+        return Deployment(location: revision, detail: "revision \(revision) serves all of \(service)")
+    }
+
+    public func rollback(_ model: ModelArtifact) async throws -> Deployment? {
+        let revision = try await moveTraffic("rolling back \(model.name)@\(model.version) on \(service)") { service in
+            let canary = try Self.revision(of: model, in: service, prefix: "\(self.service)-")
+            guard let other = service["trafficStatuses"].array.compactMap({ $0["revision"].string }).first(where: { $0 != canary })
+            else { throw CloudError("no revision besides \(canary) serves \(self.service) to roll back to") }
+            return other
+        }
+        return Deployment(location: revision, detail: "revision \(revision) serves all of \(service) again")
+    }
+
+    /// A traffic-only update giving the chosen revision everything.
+    private func moveTraffic(_ doing: String, choose: @escaping @Sendable (JSONValue) throws -> String) async throws -> String {
+        var chosen = ""
+        _ = try await update(doing) { service in
+            let revision = try choose(service)
+            chosen = revision
+            var object = service.object ?? [:]
+            object["traffic"] = [Self.target(revision, percent: 100)]
+            return (.object(object), "traffic")
+        }
+        return chosen
+    }
+
+    /// GET, change, PATCH with the etag, wait; a conflicting writer (409 ABORTED) means read again and redo.
+    private func update(_ doing: String, change: (JSONValue) throws -> (JSONValue, String?)) async throws -> JSONValue {
+        for _ in 0..<5 {
+            let current = try await cloudRun.service(service)
+            let (body, mask) = try change(current)
+            do {
+                let operation = try await cloudRun.patchService(service, body, updateMask: mask)
+                return try await cloudRun.wait(operation, doing: doing)
+            } catch let error as GoogleAPIError where error.code == 409 && error.status == "ABORTED" {
+                continue
+            }
+        }
+        throw CloudError("\(doing): the service kept changing under us (five etag conflicts)")
+    }
+
+    public func startRetrain(_ request: RetrainRequest) async throws -> RetrainExecution {
+        if let running = try await cloudRun.executions(job).first(where: { $0["completionTime"] == .null }),
+           let name = running["name"].string {
+            return RetrainExecution(id: name, detail: "execution \(name) of \(job) is still running; no second one started")
+        }
+        let execution = try await cloudRun.runJob(job, environment: [
+            ("RETRAIN_MODEL_NAME", request.modelName), ("RETRAIN_PARENT_VERSION", request.modelVersion),
+            ("RETRAIN_EVENT_ID", "\(request.eventID)"), ("RETRAIN_REASON", request.reason),
+        ])
+        return RetrainExecution(id: execution, detail: "started execution \(execution) of \(job)")
+    }
+
+    /// The revision serving most of the traffic now.
+    static func liveRevision(_ service: JSONValue) throws -> String {
+        let statuses = service["trafficStatuses"].array
+        if let top = statuses.max(by: { ($0["percent"].number ?? 0) < ($1["percent"].number ?? 0) }) {
+            if let revision = top["revision"].string { return revision }
+            if top["type"].string == "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST",
+               let latest = service["latestReadyRevision"].string?.split(separator: "/").last {
+                return String(latest)
+            }
+        }
+        throw CloudError("service \(service["name"].string ?? "?") has no ready revision serving traffic")
+    }
+
+    static func revision(of model: ModelArtifact, in service: JSONValue, prefix: String) throws -> String {
+        let marker = "-v" + String(model.version.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }) + "-"
+        let names = service["trafficStatuses"].array.compactMap { $0["revision"].string }
+        guard let name = names.first(where: { $0.hasPrefix(prefix) && $0.contains(marker) }) else {
+            throw CloudError("no revision of \(model.name)@\(model.version) serves \(service["name"].string ?? "the service")")
+        }
+        return name
+    }
+
+    static func target(_ revision: String, percent: Int, tag: String? = nil) -> JSONValue {
+        var target: [String: JSONValue] = ["type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": .string(revision),
+                                           "percent": .number(Double(percent))]
+        if let tag { target["tag"] = .string(tag) }
+        return .object(target)
+    }
+}

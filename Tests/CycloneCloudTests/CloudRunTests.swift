@@ -1,0 +1,123 @@
+import CycloneCloud
+import CycloneModel
+import CycloneTestSupport
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Synchronization
+import Testing
+
+/// The Cloud Run platform against the fake Admin API: canary, promotion, rollback, a revision that never
+/// becomes ready, etag conflicts, retried 503s, Google's errors, and the retrain job.
+@Suite struct CloudRunTests {
+    static let repository = "europe-west1-docker.pkg.dev/project/cyclone/predict"
+
+    func withPlatform(_ body: @Sendable (FakeCloudRun, CloudRunPlatform) async throws -> Void) async throws {
+        let fake = FakeCloudRun()
+        fake.addService("predict", image: "\(Self.repository)@sha256:\(String(repeating: "0", count: 64))")
+        try await fake.application().test(.live) { client in
+            let port = try #require(client.port)
+            let cloudRun = CloudRun(endpoint: "http://127.0.0.1:\(port)", project: fake.project, region: fake.region,
+                                    credentials: nil, backoff: .milliseconds(5), attempts: 4)
+            let platform = CloudRunPlatform(cloudRun: cloudRun, service: "predict", job: "retrain", canaryPercent: 10) { model in
+                // An image per model version, as ImageAppend would push it.
+                let digest = Digest.sha256(Array("\(model.name)@\(model.version)".utf8))
+                let repository = model.version == "99" ? Self.repository + "-broken" : Self.repository
+                return try ImageReference("\(repository)@\(digest)")
+            }
+            try await body(fake, platform)
+        }
+    }
+
+    func traffic(_ fake: FakeCloudRun) -> [String: Int] {
+        let statuses = fake.state.withLock { $0.services["predict"]!.object["trafficStatuses"]?.array ?? [] }
+        return Dictionary(uniqueKeysWithValues: statuses.compactMap { status in
+            status["revision"].string.map { ($0, Int(status["percent"].number ?? 0)) }
+        })
+    }
+
+    @Test func aCanaryIsPromotedAndALaterOneRolledBack() async throws {
+        try await withPlatform { fake, platform in
+            let v2 = try TestModels.regression(version: "2")
+            let deployed = try await platform.deploy(v2, canary: true)
+            let revision2 = platform.revisionName(v2, image: try ImageReference(try #require(deployed?.location)))
+            #expect(traffic(fake) == ["predict-00001-abc": 90, revision2: 10])
+            #expect(deployed?.detail == "revision \(revision2) serves 10 % of predict")
+            let tags = fake.state.withLock { $0.services["predict"]!.object["traffic"]?.array.compactMap { $0["tag"].string } }
+            #expect(tags == ["canary"])
+
+            let revisions = fake.state.withLock { $0.services["predict"]!.revisions.count }
+            _ = try await platform.promote(v2)
+            #expect(traffic(fake) == [revision2: 100])
+            #expect(fake.state.withLock { $0.services["predict"]!.revisions.count } == revisions, "traffic moves create no revision")
+
+            let v3 = try TestModels.regression(version: "3")
+            _ = try await platform.deploy(v3, canary: true)
+            #expect(traffic(fake).values.sorted() == [10, 90])
+            let back = try await platform.rollback(v3)
+            #expect(back?.location == revision2)
+            #expect(traffic(fake) == [revision2: 100])
+        }
+    }
+
+    /// A revision that never becomes ready fails the deployment with Google's message; traffic stays.
+    @Test func aRevisionThatNeverBecomesReadyFailsAndTrafficStays() async throws {
+        try await withPlatform { fake, platform in
+            let before = traffic(fake)
+            await #expect { try await platform.deploy(try TestModels.regression(version: "99"), canary: true) } throws: { error in
+                guard let error = error as? GoogleAPIError else { return false }
+                return error.status == "FAILED_PRECONDITION" && error.message.contains("is not ready and cannot serve traffic")
+            }
+            #expect(traffic(fake) == before)
+        }
+    }
+
+    /// Someone else writes between our read and our PATCH: the etag no longer matches, so we read again.
+    /// A 503 is retried.
+    @Test func etagConflictsAndUnavailabilityAreRetried() async throws {
+        try await withPlatform { fake, platform in
+            fake.state.withLock {
+                $0.conflicts = 1
+                $0.unavailable = 2
+            }
+            _ = try await platform.deploy(try TestModels.regression(version: "2"), canary: false)
+            #expect(fake.state.withLock { $0.patches } == 2)
+            #expect(traffic(fake).values.sorted() == [100])
+        }
+    }
+
+    @Test func googleErrorsSurfaceWithTheirMessageAndStatus() async throws {
+        try await withPlatform { fake, platform in
+            await #expect { try await platform.cloudRun.service("nope") } throws: {
+                "\($0)" == "reading service nope failed: Resource 'nope' of kind 'SERVICE' in region 'europe-west1' in project 'project' does not exist. (404 NOT_FOUND)"
+            }
+            // An explicit revision name reused for another template.
+            var service = try await platform.cloudRun.service("predict").object ?? [:]
+            var template = service["template"]?.object ?? [:]
+            template["revision"] = .string("predict-00001-abc")
+            template["containers"] = [["image": .string("\(Self.repository)@sha256:\(String(repeating: "1", count: 64))")]]
+            service["template"] = .object(template)
+            await #expect { try await platform.cloudRun.patchService("predict", .object(service)) } throws: {
+                ($0 as? GoogleAPIError)?.status == "ALREADY_EXISTS"
+            }
+        }
+    }
+
+    /// A retrain is an execution of the job with the request in its environment; while one runs, no second.
+    @Test func retrainsRunTheJobOnceAtATime() async throws {
+        try await withPlatform { fake, platform in
+            let request = RetrainRequest(modelName: "bikes", modelVersion: "7", reason: "r2 0.3 < 0.4", eventID: 42)
+            let first = try await platform.startRetrain(request)
+            #expect(first.id.hasSuffix("/jobs/retrain/executions/retrain-00001"))
+            let env = fake.state.withLock { $0.runs.first?["overrides"]["containerOverrides"].array.first?["env"].array ?? [] }
+            #expect(env.contains(["name": "RETRAIN_EVENT_ID", "value": "42"]))
+            #expect(env.contains(["name": "RETRAIN_PARENT_VERSION", "value": "7"]))
+            let second = try await platform.startRetrain(request)
+            #expect(second.id == first.id && second.detail.contains("still running"))
+            #expect(fake.state.withLock { $0.runs.count } == 1)
+            fake.finishExecution(of: "retrain")
+            let third = try await platform.startRetrain(request)
+            #expect(third.id.hasSuffix("retrain-00002"))
+        }
+    }
+}

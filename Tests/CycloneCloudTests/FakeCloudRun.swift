@@ -1,0 +1,280 @@
+import CycloneModel
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Synchronization
+
+/// The Cloud Run Admin API v2 as gcp-contracts.md §1 has it, for one project and region: services with
+/// generation, etag and revision bookkeeping (a new revision only when the template changes; an explicit
+/// revision name reused for another template is a 409; traffic must sum to 100 and name existing
+/// revisions), long-running operations that are not done at the first poll, an image containing `broken`
+/// whose revision never becomes ready, jobs.run with its execution in the operation's metadata, and
+/// Google's error envelope. int64 fields are strings and default values are left out.
+final class FakeCloudRun: Sendable {
+    struct Service {
+        var object: [String: JSONValue]
+        var revisions: [String: JSONValue] = [:]  // name → template (without its name)
+        var generation = 1
+        var counter = 1
+    }
+
+    struct Operation {
+        var polls = 0
+        var result: JSONValue  // the final Service or Execution
+        var error: JSONValue?
+    }
+
+    struct State {
+        var services: [String: Service] = [:]
+        var operations: [String: Operation] = [:]
+        var executions: [String: [JSONValue]] = [:]  // job → newest first
+        var patches = 0
+        /// Conflicting writes to inject: the next PATCHes answer 409 ABORTED as if someone else had written.
+        var conflicts = 0
+        /// Answers to inject before the next call succeeds (503, say).
+        var unavailable = 0
+        var runs: [JSONValue] = []
+    }
+
+    let project = "project"
+    let region = "europe-west1"
+    let state = Mutex(State())
+    var location: String { "projects/\(project)/locations/\(region)" }
+
+    /// A service serving `image` from its first revision.
+    func addService(_ name: String, image: String) {
+        let revision = "\(name)-00001-abc"
+        let template: JSONValue = ["containers": [["image": .string(image), "env": [["name": "MODEL_PATH", "value": "/srv/model/model.json"]]]],
+                                   "serviceAccount": "predict@project.iam.gserviceaccount.com"]
+        var service = Service(object: [
+            "name": .string("\(location)/services/\(name)"), "template": template,
+            "traffic": [["type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100]],
+        ])
+        service.revisions[revision] = template
+        service.counter = 2
+        settle(&service, ready: revision)
+        state.withLock { $0.services[name] = service }
+    }
+
+    func application() -> some ApplicationProtocol {
+        let router = Router()
+        let base = "/v2/projects/\(project)/locations/\(region)"
+        router.get("\(base)/services/:service") { _, context in
+            try self.answer { try self.readService(context.parameters.require("service")) }
+        }
+        router.patch("\(base)/services/:service") { request, context in
+            let body = try JSONParser.parse(Array(try await request.body.collect(upTo: 1 << 20).readableBytesView))
+            let mask = request.uri.queryParameters.get("updateMask")
+            return try self.answer { try self.patch(context.parameters.require("service"), body, mask: mask) }
+        }
+        router.get("\(base)/operations/:operation") { _, context in
+            try self.answer { try self.poll(context.parameters.require("operation")) }
+        }
+        router.post("\(base)/jobs/:job") { request, context in
+            let job = try context.parameters.require("job")
+            let body = try JSONParser.parse(Array(try await request.body.collect(upTo: 1 << 20).readableBytesView))
+            return try self.answer {
+                guard job.hasSuffix(":run") else { throw FakeError(404, "NOT_FOUND", "no such method") }
+                return self.run(String(job.dropLast(4)), body)
+            }
+        }
+        router.get("\(base)/jobs/:job/executions") { _, context in
+            let job = try context.parameters.require("job")
+            return try self.answer {
+                let executions = self.state.withLock { $0.executions[job] ?? [] }
+                return executions.isEmpty ? [:] : ["executions": .array(executions)]
+            }
+        }
+        return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    }
+
+    struct FakeError: Error {
+        var code: Int
+        var status: String
+        var message: String
+        init(_ code: Int, _ status: String, _ message: String) {
+            self.code = code
+            self.status = status
+            self.message = message
+        }
+    }
+
+    private func answer(_ body: () throws -> JSONValue) throws -> Response {
+        if state.withLock({ state in
+            guard state.unavailable > 0 else { return false }
+            state.unavailable -= 1
+            return true
+        }) {
+            return Self.error(FakeError(503, "UNAVAILABLE", "The service is currently unavailable."))
+        }
+        do {
+            return Response(status: .ok, headers: [.contentType: "application/json; charset=UTF-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: try body().jsonText)))
+        } catch let error as FakeError {
+            return Self.error(error)
+        }
+    }
+
+    private static func error(_ error: FakeError) -> Response {
+        let envelope: JSONValue = ["error": ["code": .number(Double(error.code)), "message": .string(error.message),
+                                             "status": .string(error.status)]]
+        return Response(status: HTTPResponse.Status(code: error.code), headers: [.contentType: "application/json; charset=UTF-8"],
+                        body: .init(byteBuffer: ByteBuffer(string: envelope.jsonText)))
+    }
+
+    private func readService(_ name: String) throws -> JSONValue {
+        guard let service = state.withLock({ $0.services[name] }) else {
+            throw FakeError(404, "NOT_FOUND", "Resource '\(name)' of kind 'SERVICE' in region '\(region)' in project '\(project)' does not exist.")
+        }
+        return .object(service.object)
+    }
+
+    private func patch(_ name: String, _ body: JSONValue, mask: String?) throws -> JSONValue {
+        try state.withLock { state in
+            guard var service = state.services[name] else {
+                throw FakeError(404, "NOT_FOUND", "Resource '\(name)' of kind 'SERVICE' does not exist.")
+            }
+            state.patches += 1
+            if state.conflicts > 0 {
+                state.conflicts -= 1
+                service.generation += 1
+                service.object["etag"] = .string("\"etag-\(service.generation)-other\"")
+                state.services[name] = service
+            }
+            if let etag = body["etag"].string, etag != service.object["etag"]?.string {
+                throw FakeError(409, "ABORTED", "Precondition failed: etag mismatch.")
+            }
+            let fields = mask.map { $0.split(separator: ",").map(String.init) } ?? ["template", "traffic", "labels", "annotations"]
+            var desired = service.object
+            for field in fields { desired[field] = body[field] == .null ? nil : body[field] }
+            let template = desired["template"] ?? .null
+            let explicit = template["revision"].string
+            func bare(_ template: JSONValue?) -> JSONValue {
+                var object = template?.object ?? [:]
+                object["revision"] = nil
+                return .object(object)
+            }
+            let sent = bare(template)
+            var newRevision: String?
+            if let explicit, let existing = service.revisions[explicit], existing != sent {
+                throw FakeError(409, "ALREADY_EXISTS", "Revision named '\(explicit)' with different configuration already exists.")
+            }
+            if sent != bare(service.object["template"]) || (explicit != nil && service.revisions[explicit!] == nil) {
+                let revision = explicit ?? "\(name)-\(String(format: "%05d", service.counter))-xyz"
+                guard revision.hasPrefix("\(name)-"), revision.count <= 63 else {
+                    throw FakeError(400, "INVALID_ARGUMENT", "Revision name must be prefixed by the name of the enclosing Service and at most 63 characters.")
+                }
+                newRevision = revision
+            }
+            let known = Set(service.revisions.keys).union(newRevision.map { [$0] } ?? [])
+            let traffic = desired["traffic"]?.array ?? []
+            let total = traffic.reduce(0) { $0 + Int($1["percent"].number ?? 0) }
+            guard traffic.isEmpty || total == 100 else {
+                throw FakeError(400, "INVALID_ARGUMENT", "Traffic percentages must sum to 100, not \(total).")
+            }
+            for target in traffic where target["type"].string == "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION" {
+                guard let revision = target["revision"].string, known.contains(revision) else {
+                    throw FakeError(400, "INVALID_ARGUMENT", "Revision '\(target["revision"].string ?? "")' does not exist in service '\(name)'.")
+                }
+            }
+            service.generation += 1
+            service.object = desired
+            let broken = template["containers"].array.first?["image"].string?.contains("broken") == true && newRevision != nil
+            var error: JSONValue?
+            if let newRevision {
+                service.revisions[newRevision] = sent
+                service.counter += 1
+                service.object["latestCreatedRevision"] = .string("\(location)/services/\(name)/revisions/\(newRevision)")
+            }
+            if broken, let newRevision {
+                // The revision never becomes ready: traffic stays where it was.
+                service.object["traffic"] = state.services[name]!.object["traffic"]
+                service.object["terminalCondition"] = ["type": "Ready", "state": "CONDITION_FAILED",
+                                                       "revisionReason": "HEALTH_CHECK_CONTAINER_ERROR",
+                                                       "message": .string("Revision '\(newRevision)' is not ready and cannot serve traffic.")]
+                service.object["reconciling"] = nil
+                error = ["code": 9, "message": .string("Revision '\(newRevision)' is not ready and cannot serve traffic. The user-provided container failed to start and listen on the port defined provided by the PORT=8080 environment variable.")]
+            } else {
+                settle(&service, ready: newRevision)
+            }
+            let final = service.object
+            service.object["reconciling"] = true
+            service.object["etag"] = .string("\"etag-\(service.generation)\"")
+            state.services[name] = service
+            var result = final
+            result["@type"] = "type.googleapis.com/google.cloud.run.v2.Service"
+            result["etag"] = .string("\"etag-\(service.generation)\"")
+            let id = UUID().uuidString.lowercased()
+            state.operations[id] = Operation(result: .object(result), error: error)
+            var metadata = service.object
+            metadata["@type"] = "type.googleapis.com/google.cloud.run.v2.Service"
+            return ["name": .string("\(location)/operations/\(id)"), "metadata": .object(metadata)]
+        }
+    }
+
+    /// The state of a reconciled service: generation observed, the new revision ready, traffic as desired.
+    private func settle(_ service: inout Service, ready revision: String?) {
+        service.object["generation"] = .string("\(service.generation)")
+        service.object["observedGeneration"] = .string("\(service.generation)")
+        service.object["etag"] = .string("\"etag-\(service.generation)\"")
+        service.object["reconciling"] = nil
+        service.object["terminalCondition"] = ["type": "Ready", "state": "CONDITION_SUCCEEDED"]
+        if let revision {
+            let full = JSONValue.string("\(location)/services/\(service.object["name"]?.string?.split(separator: "/").last ?? "")/revisions/\(revision)")
+            service.object["latestCreatedRevision"] = full
+            service.object["latestReadyRevision"] = full
+        }
+        service.object["trafficStatuses"] = .array((service.object["traffic"]?.array ?? []).map { target in
+            var status = target.object ?? [:]
+            if status["percent"] == .number(0) { status["percent"] = nil }
+            return .object(status)
+        })
+    }
+
+    private func poll(_ id: String) throws -> JSONValue {
+        try state.withLock { state in
+            guard var operation = state.operations[id] else {
+                throw FakeError(404, "NOT_FOUND", "Operation '\(id)' not found.")
+            }
+            operation.polls += 1
+            state.operations[id] = operation
+            let name = JSONValue.string("\(location)/operations/\(id)")
+            // Not done at the first poll: no `done` key at all.
+            guard operation.polls > 1 else { return ["name": name, "metadata": operation.result] }
+            if let serviceName = operation.result["name"].string?.split(separator: "/").last.map(String.init),
+               var service = state.services[serviceName], operation.result["@type"].string?.hasSuffix("Service") == true {
+                service.object["reconciling"] = nil
+                state.services[serviceName] = service
+            }
+            if let error = operation.error { return ["name": name, "done": true, "error": error] }
+            return ["name": name, "done": true, "response": operation.result]
+        }
+    }
+
+    private func run(_ job: String, _ body: JSONValue) -> JSONValue {
+        state.withLock { state in
+            let count = (state.executions[job]?.count ?? 0) + 1
+            let execution: JSONValue = [
+                "@type": "type.googleapis.com/google.cloud.run.v2.Execution",
+                "name": .string("\(location)/jobs/\(job)/executions/\(job)-\(String(format: "%05d", count))"),
+                "job": .string(job), "taskCount": 1, "runningCount": 1,
+                "template": ["containers": [["env": body["overrides"]["containerOverrides"].array.first?["env"] ?? []]]],
+            ]
+            state.executions[job, default: []].insert(execution, at: 0)
+            state.runs.append(body)
+            return ["name": .string("\(location)/operations/\(UUID().uuidString.lowercased())"), "metadata": execution]
+        }
+    }
+
+    /// Marks the newest execution of `job` finished.
+    func finishExecution(of job: String) {
+        state.withLock { state in
+            guard var newest = state.executions[job]?.first?.object else { return }
+            newest["completionTime"] = "2026-11-29T06:00:00Z"
+            newest["runningCount"] = nil
+            newest["succeededCount"] = 1
+            state.executions[job]![0] = .object(newest)
+        }
+    }
+}
