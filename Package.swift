@@ -74,7 +74,7 @@ let package = Package(
         .target(
             name: "CycloneServer",
             dependencies: [
-                "CycloneModel", "CycloneStore",
+                "CycloneModel", "CycloneStore", "CycloneCloud",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -191,7 +191,8 @@ let package = Package(
         .testTarget(
             name: "CycloneCloudTests",
             dependencies: [
-                "CycloneCloud", "CycloneModel", "CycloneTestSupport",
+                "CycloneCloud", "CycloneModel", "CycloneServer", "CycloneTestSupport",
+                .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -13,13 +13,10 @@ public struct EvaluationSettings: Sendable {
     public var policy: RetrainPolicy
     /// `RETRAIN_TIMEOUT` (2h): a requested retrain that has not reported by then no longer blocks the next.
     public var retrainTimeout: Duration
-    /// `RETRAIN_COMMAND`: what the local platform runs to retrain (words split on spaces); unset: requests
-    /// are recorded only.
-    public var retrainCommand: [String]?
+    /// `PLATFORM` and its settings: where retrains run and canaries are promoted or rolled back.
+    public var platform: PlatformSettings
     /// `ALERT_WEBHOOK_URL`: where alerts are POSTed as JSON; unset: alerts are log lines only.
     public var alertWebhook: String?
-    /// `MODEL_DIR`: the local platform's model folder (promotions and rollbacks re-point its links).
-    public var modelDirectory: String?
     /// `CANARY_MIN_LABELS` (100): labels each of canary and live need, since the canary started, before it is
     /// judged. `CANARY_TOLERANCE` (0): how much worse than live (a share of live's value) the canary may be
     /// and still be promoted.
@@ -59,10 +56,8 @@ public struct EvaluationSettings: Sendable {
         self.policy = policy
         retrainTimeout = try reader.setting("retrain.timeout", variable: "RETRAIN_TIMEOUT", default: .seconds(7_200),
                                             expected: "a duration such as 30m or 2h", Duration.setting)
-        retrainCommand = reader.string(forKey: "retrain.command").map { $0.split(separator: " ").map(String.init) }
-            .flatMap { $0.isEmpty ? nil : $0 }
+        platform = try PlatformSettings(reader: reader)
         alertWebhook = reader.nonEmpty("alert.webhook.url")
-        modelDirectory = reader.nonEmpty("model.dir")
         canaryMinimumLabels = try reader.setting("canary.min.labels", variable: "CANARY_MIN_LABELS", default: 100,
                                                  expected: "a positive integer", Int.positive)
         canaryMaxAge = try reader.setting("canary.max.age", variable: "CANARY_MAX_AGE", default: .seconds(86_400),

@@ -30,9 +30,7 @@ struct EvaluateCommand: AsyncParsableCommand {
         let report = await database.withClient { client, logger in
             try await Migrator(client: client, logger: logger).migrate()
             let alerts = AlertNotifier(webhook: settings.alertWebhook, logger: logger)
-            let evaluator = Evaluator(client: client, settings: settings,
-                                      platform: LocalPlatform(retrainCommand: settings.retrainCommand,
-                                                              modelDirectory: settings.modelDirectory),
+            let evaluator = Evaluator(client: client, settings: settings, platform: try settings.platform.platform(),
                                       alerts: alerts, logger: logger)
             let report = try await evaluator.run()
             await alerts.drain()

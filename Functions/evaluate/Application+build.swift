@@ -13,8 +13,7 @@ func buildApplication(_ settings: EvaluateSettings, platform: (any Platform)? = 
     let database = PostgresClient(configuration: settings.database.configuration, backgroundLogger: logger)
     let alerts = AlertNotifier(webhook: settings.evaluation.alertWebhook, logger: logger)
     let evaluator = Evaluator(client: database, settings: settings.evaluation,
-                              platform: platform ?? LocalPlatform(retrainCommand: settings.evaluation.retrainCommand,
-                                                                    modelDirectory: settings.evaluation.modelDirectory),
+                              platform: try platform ?? settings.evaluation.platform.platform(),
                               alerts: alerts, logger: logger)
     let started = StartupFlag()
     let router = functionRouter(project: settings.server.project) { started.isSet ? nil : "starting" }

@@ -1,6 +1,7 @@
 import CycloneCloud
 import CycloneModel
 import CycloneMonitoring
+import CycloneServer
 import CycloneStore
 import CycloneTraining
 import Foundation
@@ -16,10 +17,10 @@ struct RetrainJob: Sendable {
     let platform: any Platform
     let logger: Logger
 
-    init(settings: RetrainSettings, client: PostgresClient, logger: Logger) {
+    init(settings: RetrainSettings, client: PostgresClient, logger: Logger) throws {
         self.settings = settings
         self.client = client
-        platform = LocalPlatform(modelDirectory: settings.modelDirectory)
+        platform = try settings.platform.platform()
         self.logger = logger
     }
 
@@ -95,7 +96,7 @@ struct RetrainJob: Sendable {
         // Deploy: the registry first, then the platform; if the platform fails the status goes back, so the
         // registry never names a version that does not serve.
         guard platform.deploys else { return report }
-        let canary = (1..<100).contains(settings.canaryPercent)
+        let canary = (1..<100).contains(settings.platform.canaryPercent)
         if canary {
             try await registry.startCanary(name: live.name, version: version)
         } else {
@@ -112,10 +113,10 @@ struct RetrainJob: Sendable {
         }
         var detail: [String: JSONValue] = ["parent": .string(live.version), "location": .string(deployment.location),
                                            "detail": .string(deployment.detail)]
-        if canary { detail["percent"] = .number(Double(settings.canaryPercent)) }
+        if canary { detail["percent"] = .number(Double(settings.platform.canaryPercent)) }
         try await EvaluationStore(client: client, logger: logger).event(
             canary ? .canaryStarted : .deployed, name: live.name, version: version, detail: .object(detail))
-        report.deployment = (canary ? "as a canary for \(settings.canaryPercent) % of requests, " : "") + deployment.detail
+        report.deployment = (canary ? "as a canary for \(settings.platform.canaryPercent) % of requests, " : "") + deployment.detail
         return report
     }
 }

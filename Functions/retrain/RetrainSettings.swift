@@ -16,12 +16,10 @@ struct RetrainSettings: Sendable {
     /// `HOLDOUT_SHARE` (0.2), `MIN_IMPROVEMENT` (0.01), `RETRAIN_METRIC` (the task's default), `MIN_TRAINING_ROWS` (100).
     var options: RetrainOptions
     var database: DatabaseSettings
-    /// `MODEL_DIR`: the local platform's model folder, where an accepted candidate is deployed (its file
-    /// written and the serving link re-pointed); unset: deployments are recorded only.
-    var modelDirectory: String?
-    /// `CANARY_PERCENT` (10): an accepted candidate first serves this share of the traffic beside the live
-    /// version, until the evaluator promotes or rolls it back; 0 deploys it to all traffic at once.
-    var canaryPercent: Int
+    /// `PLATFORM` and its settings: where an accepted candidate is deployed (the local model folder, or a
+    /// Cloud Run revision), and `CANARY_PERCENT` (10), the share of traffic it gets first until the evaluator
+    /// promotes or rolls it back; 0 deploys it to all traffic at once.
+    var platform: PlatformSettings
 
     init(reader: ConfigReader) throws {
         modelName = try reader.required("retrain.model.name", variable: "RETRAIN_MODEL_NAME")
@@ -51,8 +49,6 @@ struct RetrainSettings: Sendable {
                                                  expected: "a positive integer", Int.positive)
         self.options = options
         database = try DatabaseSettings(reader: reader)
-        modelDirectory = reader.nonEmpty("model.dir")
-        canaryPercent = try reader.setting("canary.percent", variable: "CANARY_PERCENT", default: 10,
-                                           expected: "a whole percentage from 0 to 100", Int.percentage)
+        platform = try PlatformSettings(reader: reader)
     }
 }

@@ -52,7 +52,7 @@ func storeServed(_ db: TestDatabase, _ model: ModelArtifact, n: Int, seed: UInt6
 func job(_ db: TestDatabase, _ environment: [String: String] = [:]) throws -> RetrainJob {
     var env = ["RETRAIN_MODEL_NAME": "demand", "RETRAIN_PARENT_VERSION": "1", "DATABASE_URL": db.url]
     env.merge(environment) { _, new in new }
-    return RetrainJob(settings: try RetrainSettings(reader: ConfigReader.cyclone(environment: env)), client: db.client,
+    return try RetrainJob(settings: try RetrainSettings(reader: ConfigReader.cyclone(environment: env)), client: db.client,
                       logger: .test)
 }
 

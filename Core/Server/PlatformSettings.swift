@@ -1,0 +1,97 @@
+import Configuration
+import CycloneCloud
+import CycloneModel
+
+/// Where the loop acts, from the environment (evaluate, `cyclone evaluate` and retrain read the same):
+/// `PLATFORM=local` (the default) runs retrains as child processes and deploys into a model folder;
+/// `PLATFORM=cloudrun` runs the retrain job and deploys model images as revisions of the predict service.
+public struct PlatformSettings: Sendable {
+    public enum Kind: Sendable {
+        /// `RETRAIN_COMMAND` (words split on spaces) and `MODEL_DIR`; unset, each is recorded only.
+        case local(retrainCommand: [String]?, modelDirectory: String?)
+        case cloudRun(CloudRunSettings)
+    }
+
+    public var kind: Kind
+    /// `CANARY_PERCENT` (10): the share of traffic a new version gets first; 0 deploys it to all at once.
+    public var canaryPercent: Int
+
+    public init(reader: ConfigReader) throws {
+        canaryPercent = try reader.setting("canary.percent", variable: "CANARY_PERCENT", default: 10,
+                                           expected: "a whole percentage, 0 to 100", Int.percentage)
+        let platform = try reader.setting("platform", variable: "PLATFORM", default: "local",
+                                          expected: "local or cloudrun") { ["local", "cloudrun"].contains($0) ? $0 : nil }
+        if platform == "local" {
+            kind = .local(retrainCommand: reader.string(forKey: "retrain.command")
+                .map { $0.split(separator: " ").map(String.init) }.flatMap { $0.isEmpty ? nil : $0 },
+                          modelDirectory: reader.nonEmpty("model.dir"))
+        } else {
+            kind = .cloudRun(try CloudRunSettings(reader: reader))
+        }
+    }
+
+    /// The platform these settings describe.
+    public func platform() throws -> any Platform {
+        switch kind {
+        case .local(let command, let directory):
+            return LocalPlatform(retrainCommand: command, modelDirectory: directory)
+        case .cloudRun(let settings):
+            return try settings.platform(canaryPercent: canaryPercent)
+        }
+    }
+}
+
+/// `PLATFORM=cloudrun`: the project and region, the predict service and retrain job, the serve image a
+/// model image is built on and the repository model images go to.
+public struct CloudRunSettings: Sendable {
+    /// `GOOGLE_CLOUD_PROJECT` and `GOOGLE_CLOUD_REGION` (required).
+    public var project: String
+    public var region: String
+    /// `PREDICT_SERVICE` (predict) and `RETRAIN_JOB` (retrain).
+    public var service: String
+    public var job: String
+    /// `SERVE_IMAGE` (required): the serve image without a model, which each model image extends.
+    public var serveImage: ImageReference
+    /// `MODEL_IMAGE_REPOSITORY` (the serve image's repository): where model images are pushed, tagged
+    /// `NAME-VERSION`.
+    public var modelImages: ImageReference
+    /// `CLOUD_RUN_ENDPOINT` (https://run.googleapis.com).
+    public var endpoint: String
+
+    public init(reader: ConfigReader) throws {
+        project = try reader.required("google.cloud.project", variable: "GOOGLE_CLOUD_PROJECT")
+        region = try reader.required("google.cloud.region", variable: "GOOGLE_CLOUD_REGION")
+        service = reader.nonEmpty("predict.service") ?? "predict"
+        job = reader.nonEmpty("retrain.job") ?? "retrain"
+        let image = try reader.required("serve.image", variable: "SERVE_IMAGE")
+        do { serveImage = try ImageReference(image) } catch {
+            throw SettingError(variable: "SERVE_IMAGE", message: "'\(image)': \(error)")
+        }
+        if let repository = reader.nonEmpty("model.image.repository") {
+            do { modelImages = try ImageReference(repository) } catch {
+                throw SettingError(variable: "MODEL_IMAGE_REPOSITORY", message: "'\(repository)': \(error)")
+            }
+        } else {
+            modelImages = ImageReference(registry: serveImage.registry, repository: serveImage.repository)
+        }
+        endpoint = reader.nonEmpty("cloud.run.endpoint") ?? "https://run.googleapis.com"
+    }
+
+    func platform(canaryPercent: Int) throws -> CloudRunPlatform {
+        let credentials = try GoogleCredentials.fromEnvironment()
+        let google: @Sendable (String) -> GoogleCredentials? = { host in
+            host.hasSuffix(".pkg.dev") || host.hasSuffix("gcr.io") ? credentials : nil
+        }
+        let (base, target) = (serveImage, modelImages)
+        let cloudRun = CloudRun(endpoint: endpoint, project: project, region: region, credentials: credentials)
+        return CloudRunPlatform(cloudRun: cloudRun, service: service, job: job, canaryPercent: canaryPercent) { model in
+            var tagged = target
+            tagged.tag = String("\(model.name)-\(model.version)".map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "-" }.prefix(128))
+            tagged.digest = nil
+            return try await ImageAppend(base: base, target: tagged,
+                                         baseRegistry: Registry(host: base.registry, credentials: google(base.registry)),
+                                         targetRegistry: Registry(host: target.registry, credentials: google(target.registry)))
+                .push(model: model, bytes: Array(try model.encoded())).image
+        }
+    }
+}

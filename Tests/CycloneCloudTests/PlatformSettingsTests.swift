@@ -1,0 +1,40 @@
+import Configuration
+import CycloneCloud
+import CycloneServer
+import Testing
+
+/// `PLATFORM` picks where the loop acts; Cloud Run's settings are checked at start, one line each.
+@Suite struct PlatformSettingsTests {
+    func settings(_ environment: [String: String]) throws -> PlatformSettings {
+        try PlatformSettings(reader: ConfigReader.cyclone(environment: environment))
+    }
+
+    @Test func localIsTheDefault() throws {
+        let local = try settings(["RETRAIN_COMMAND": "/bin/retrain --quiet", "MODEL_DIR": "/srv/models"])
+        guard case .local(let command, let directory) = local.kind else { Issue.record("not local"); return }
+        #expect(command == ["/bin/retrain", "--quiet"] && directory == "/srv/models" && local.canaryPercent == 10)
+        #expect(try local.platform() is LocalPlatform)
+    }
+
+    @Test func cloudRunReadsItsServiceJobAndImages() throws {
+        let cloud = try settings([
+            "PLATFORM": "cloudrun", "GOOGLE_CLOUD_PROJECT": "project", "GOOGLE_CLOUD_REGION": "europe-west1",
+            "SERVE_IMAGE": "europe-west1-docker.pkg.dev/project/cyclone/serve:abc123", "CANARY_PERCENT": "25",
+        ])
+        guard case .cloudRun(let run) = cloud.kind else { Issue.record("not cloud run"); return }
+        #expect(run.service == "predict" && run.job == "retrain" && run.endpoint == "https://run.googleapis.com")
+        #expect(run.modelImages.description == "europe-west1-docker.pkg.dev/project/cyclone/serve")
+        #expect(cloud.canaryPercent == 25)
+    }
+
+    @Test(arguments: [
+        (["PLATFORM": "heroku"], "PLATFORM"),
+        (["PLATFORM": "cloudrun"], "GOOGLE_CLOUD_PROJECT"),
+        (["PLATFORM": "cloudrun", "GOOGLE_CLOUD_PROJECT": "p", "GOOGLE_CLOUD_REGION": "r", "SERVE_IMAGE": "serve:v1"],
+         "SERVE_IMAGE 'serve:v1': 'serve:v1' names no registry host"),
+        (["CANARY_PERCENT": "150"], "CANARY_PERCENT"),
+    ])
+    func badSettingsNameTheVariable(_ environment: [String: String], _ expected: String) {
+        #expect { try settings(environment) } throws: { "\($0)".contains(expected) }
+    }
+}
