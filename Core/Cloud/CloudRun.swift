@@ -15,7 +15,11 @@ public struct GoogleAPIError: Error, CustomStringConvertible, Equatable {
     /// What was being done.
     public var doing: String
 
-    public var description: String { "\(doing) failed: \(message) (\(code) \(status))" }
+    /// One line: Google's messages may hold line breaks (a "Logs URL" after two of them).
+    public var description: String {
+        let text = message.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        return "\(doing) failed: \(text) (\(code)\(status.isEmpty ? "" : " \(status)"))"
+    }
 
     static let grpc: [Int: (Int, String)] = [
         1: (499, "CANCELLED"), 2: (500, "UNKNOWN"), 3: (400, "INVALID_ARGUMENT"), 4: (504, "DEADLINE_EXCEEDED"),
@@ -37,6 +41,8 @@ public struct CloudRun: Sendable {
     /// The first wait between operation polls and retries; it doubles up to ten times as long.
     public var backoff: Duration
     public var attempts: Int
+    /// How long an operation may run before waiting for it fails.
+    public var operationTimeout: Duration = .seconds(900)
     let client: HTTPClient
 
     public init(endpoint: String = "https://run.googleapis.com", project: String, region: String,
@@ -69,7 +75,11 @@ public struct CloudRun: Sendable {
         var operation = operation
         var delay = backoff
         guard let name = operation["name"].string else { throw CloudError("\(doing): the operation has no name") }
+        let deadline = ContinuousClock.now + operationTimeout
         while operation["done"] != .bool(true) {
+            guard ContinuousClock.now < deadline else {
+                throw CloudError("\(doing): operation \(name) was not done after \(operationTimeout)")
+            }
             try await Task.sleep(for: delay)
             delay = min(delay * 2, backoff * 10)
             operation = try await call(.GET, "/v2/\(name)", doing: doing)
@@ -88,7 +98,9 @@ public struct CloudRun: Sendable {
         let overrides: JSONValue = ["overrides": ["containerOverrides": [[
             "env": .array(environment.map { ["name": .string($0.0), "value": .string($0.1)] }),
         ]]]]
-        let operation = try await call(.POST, "/v2/\(location)/jobs/\(job):run", body: overrides, doing: "running job \(job)")
+        // Not retried on 500 or 504, which may have started an execution: the evaluator's next cycle sees it.
+        let operation = try await call(.POST, "/v2/\(location)/jobs/\(job):run", body: overrides, doing: "running job \(job)",
+                                       retrying: [429, 503])
         guard let execution = operation["metadata"]["name"].string else {
             throw CloudError("running job \(job): the operation names no execution")
         }
@@ -100,12 +112,17 @@ public struct CloudRun: Sendable {
         try await call(.GET, "/v2/\(location)/jobs/\(job)/executions?pageSize=20", doing: "listing executions of \(job)")["executions"].array
     }
 
-    func call(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, doing: String) async throws -> JSONValue {
+    func call(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, doing: String,
+              retrying: Set<UInt> = [429, 500, 503, 504]) async throws -> JSONValue {
         var delay = backoff
         for attempt in 1...attempts {
             var request = HTTPClientRequest(url: endpoint + path)
             request.method = method
-            if let credentials { request.headers.add(name: "Authorization", value: "Bearer \(try await credentials.token())") }
+            var token: String?
+            if let credentials {
+                token = try await credentials.token()
+                request.headers.add(name: "Authorization", value: "Bearer \(token!)")
+            }
             if let body {
                 request.headers.add(name: "Content-Type", value: "application/json")
                 request.body = .bytes(ByteBuffer(string: body.jsonText))
@@ -117,13 +134,13 @@ public struct CloudRun: Sendable {
                 }
             }
             if status == 401, attempt == 1, let credentials {
-                await credentials.invalidate()
+                await credentials.invalidate(token)
                 continue
             }
             let envelope = (try? JSONParser.parse(bytes))?["error"] ?? .null
             let error = GoogleAPIError(code: Int(status), status: envelope["status"].string ?? "",
                                        message: envelope["message"].string ?? GoogleHTTP.excerpt(bytes), doing: doing)
-            guard [429, 500, 503, 504].contains(status), attempt < attempts else { throw error }
+            guard retrying.contains(status), attempt < attempts else { throw error }
             try await Task.sleep(for: delay)
             delay = min(delay * 2, backoff * 10)
         }

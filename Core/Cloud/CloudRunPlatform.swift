@@ -28,17 +28,19 @@ public struct CloudRunPlatform: Platform {
 
     /// The revision of a model version: `SERVICE-NAME-vVERSION-DIGEST8`, unique per image.
     public func revisionName(_ model: ModelArtifact, image: ImageReference) -> String {
-        let clean = { (text: String) in
-            String(text.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" })
-        }
-        let digest = String((image.digest ?? "sha256:00000000").dropFirst(7).prefix(8))
-        let name = "\(service)-\(clean(model.name))-v\(clean(model.version))"
-        return String(name.prefix(63 - 9)) + "-" + digest
+        revisionStem(model) + "-" + String((image.digest ?? "").dropFirst(7).prefix(8))
+    }
+
+    /// `SERVICE-NAME-vVERSION`, lowercase, cut to leave room for the digest part in 63 characters.
+    func revisionStem(_ model: ModelArtifact) -> String {
+        let clean = { (text: String) in String(text.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }) }
+        return String("\(service)-\(clean(model.name))-v\(clean(model.version))".prefix(63 - 9))
     }
 
     public func deploy(_ model: ModelArtifact, canary: Bool) async throws -> Deployment? {
         guard let images else { throw CloudError("no image builder is configured for \(service)") }
         let image = try await images(model)
+        guard image.digest != nil else { throw CloudError("the image of \(model.name)@\(model.version) has no digest; revisions deploy by digest") }
         let revision = revisionName(model, image: image)
         let split = canary && (1..<100).contains(canaryPercent)
         let ready = try await update("deploying \(model.name)@\(model.version) to \(service)") { service in
@@ -57,7 +59,9 @@ public struct CloudRunPlatform: Platform {
                 : [Self.target(revision, percent: 100)]
             return (.object(object), nil)
         }
-        guard ready["latestReadyRevision"].string?.hasSuffix("/revisions/\(revision)") == true else {
+        guard ready["latestReadyRevision"].string?.hasSuffix("/revisions/\(revision)") == true,
+              ready["terminalCondition"]["state"].string == "CONDITION_SUCCEEDED", ready["reconciling"] != .bool(true)
+        else {
             throw CloudError("revision \(revision) of \(service) did not become ready")
         }
         return Deployment(location: image.description,
@@ -66,15 +70,16 @@ public struct CloudRunPlatform: Platform {
 
     public func promote(_ model: ModelArtifact) async throws -> Deployment? {
         let revision = try await moveTraffic("promoting \(model.name)@\(model.version) on \(service)") { service in
-            try Self.revision(of: model, in: service, prefix: "\(self.service)-")
+            try self.revision(of: model, in: service)
         }
         return Deployment(location: revision, detail: "revision \(revision) serves all of \(service)")
     }
 
     public func rollback(_ model: ModelArtifact) async throws -> Deployment? {
         let revision = try await moveTraffic("rolling back \(model.name)@\(model.version) on \(service)") { service in
-            let canary = try Self.revision(of: model, in: service, prefix: "\(self.service)-")
-            guard let other = service["trafficStatuses"].array.compactMap({ $0["revision"].string }).first(where: { $0 != canary })
+            let canary = try self.revision(of: model, in: service)
+            let others = service["trafficStatuses"].array.filter { $0["revision"].string.map { $0 != canary } ?? false }
+            guard let other = others.max(by: { ($0["percent"].number ?? 0) < ($1["percent"].number ?? 0) })?["revision"].string
             else { throw CloudError("no revision besides \(canary) serves \(self.service) to roll back to") }
             return other
         }
@@ -102,7 +107,7 @@ public struct CloudRunPlatform: Platform {
             do {
                 let operation = try await cloudRun.patchService(service, body, updateMask: mask)
                 return try await cloudRun.wait(operation, doing: doing)
-            } catch let error as GoogleAPIError where error.code == 409 && error.status == "ABORTED" {
+            } catch let error as GoogleAPIError where error.code == 409 && error.status != "ALREADY_EXISTS" {
                 continue
             }
         }
@@ -134,10 +139,13 @@ public struct CloudRunPlatform: Platform {
         throw CloudError("service \(service["name"].string ?? "?") has no ready revision serving traffic")
     }
 
-    static func revision(of model: ModelArtifact, in service: JSONValue, prefix: String) throws -> String {
-        let marker = "-v" + String(model.version.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }) + "-"
+    /// The serving revision of a model version: its exact stem, then the eight hex digits of its digest.
+    func revision(of model: ModelArtifact, in service: JSONValue) throws -> String {
+        let stem = revisionStem(model) + "-"
         let names = service["trafficStatuses"].array.compactMap { $0["revision"].string }
-        guard let name = names.first(where: { $0.hasPrefix(prefix) && $0.contains(marker) }) else {
+        guard let name = names.first(where: { name in
+            name.hasPrefix(stem) && name.dropFirst(stem.count).count == 8 && name.dropFirst(stem.count).allSatisfy(\.isHexDigit)
+        }) else {
             throw CloudError("no revision of \(model.name)@\(model.version) serves \(service["name"].string ?? "the service")")
         }
         return name

@@ -62,8 +62,11 @@ public actor GoogleCredentials {
         return token.value
     }
 
-    /// Forgets the cached token, after an API refused it (401): the next call fetches a new one.
-    public func invalidate() { cached = nil }
+    /// Forgets the cached token after an API refused it (401), unless a newer one has replaced it meanwhile:
+    /// the next call fetches a new one.
+    public func invalidate(_ refused: String? = nil) {
+        if refused == nil || cached?.token.value == refused { cached = nil }
+    }
 
     /// Application default credentials, in Google's order: the key file `GOOGLE_APPLICATION_CREDENTIALS`
     /// names; the metadata server on Google Cloud (Cloud Run sets `K_SERVICE` or `CLOUD_RUN_JOB`;
@@ -249,7 +252,7 @@ enum GoogleHTTP {
     }
 
     static func excerpt(_ body: [UInt8]) -> String {
-        let text = String(decoding: body.prefix(300), as: UTF8.self).replacingOccurrences(of: "\n", with: " ")
+        let text = String(decoding: body.prefix(300), as: UTF8.self).split(whereSeparator: \.isNewline).joined(separator: " ")
         return text.isEmpty ? "(empty body)" : text
     }
 }

@@ -147,11 +147,13 @@ public struct ImageAppend: Sendable {
         return (manifest, object)
     }
 
-    /// gzip with zlib's fixed header (no name, time 0): the same bytes give the same layer digest.
+    /// gzip with zlib's header (no name, time 0) and its OS byte fixed to Unix, so the same bytes give the
+    /// same layer digest wherever zlib runs (the same zlib; a different deflate could pick other bytes).
     static func gzip(_ bytes: [UInt8]) throws -> [UInt8] {
         var buffer = ByteBuffer(bytes: bytes)
-        let compressed = try buffer.compress(with: .gzip())
-        return Array(compressed.readableBytesView)
+        var compressed = Array(try buffer.compress(with: .gzip()).readableBytesView)
+        if compressed.count > 9 { compressed[9] = 3 }
+        return compressed
     }
 }
 
@@ -162,6 +164,7 @@ enum Tar {
         guard path.hasPrefix("/"), !parts.isEmpty, !parts.contains(".."), !parts.contains(".") else {
             throw CloudError("MODEL_PATH '\(path)' is not an absolute file path")
         }
+        guard contents.count < 8 << 30 else { throw CloudError("a model of \(contents.count) bytes is too big for a tar entry") }
         var archive: [UInt8] = []
         for depth in 1..<parts.count {
             try archive += header(name: parts[..<depth].joined(separator: "/") + "/", size: 0, mode: 0o755, type: "5")

@@ -43,7 +43,15 @@ public struct Registry: Sendable {
         let declared = response.headers.first(name: "Content-Type")?.split(separator: ";").first.map(String.init)
         let parsed = try? JSONParser.parse(response.body)
         let mediaType = parsed?["mediaType"].string ?? declared ?? MediaType.dockerManifest
-        return Manifest(bytes: response.body, mediaType: mediaType, digest: Digest.sha256(response.body))
+        let digest = Digest.sha256(response.body)
+        // Asked by digest, the bytes must be those; the registry's own header must agree too.
+        if reference.hasPrefix("sha256:"), digest != reference {
+            throw CloudError("\(host) answered manifest \(repository)@\(reference) with bytes of \(digest)")
+        }
+        if let declared = response.headers.first(name: "Docker-Content-Digest"), declared != digest {
+            throw CloudError("\(host) says manifest \(repository):\(reference) is \(declared), but its bytes are \(digest)")
+        }
+        return Manifest(bytes: response.body, mediaType: mediaType, digest: digest)
     }
 
     public func blob(_ repository: String, _ digest: String) async throws -> [UInt8] {
@@ -141,7 +149,10 @@ public struct Registry: Sendable {
             var request = HTTPClientRequest(url: url)
             request.method = method
             for (name, value) in headers { request.headers.add(name: name, value: value) }
-            if let authorization { request.headers.add(name: "Authorization", value: authorization) }
+            // Credentials go to this registry only, not to an upload Location on another host.
+            if let authorization, URL(string: url)?.host == URL(string: "\(scheme)://\(host)")?.host {
+                request.headers.add(name: "Authorization", value: authorization)
+            }
             if let body {
                 request.headers.add(name: "Content-Length", value: "\(body.count)")
                 request.body = .bytes(ByteBuffer(bytes: body))
@@ -164,9 +175,11 @@ public struct Registry: Sendable {
         preconditionFailure("unreachable")
     }
 
+    /// A path or Location made absolute: relative ones resolve against the registry's `/v2/`.
     private func absolute(_ path: String) -> String {
         if path.hasPrefix("http://") || path.hasPrefix("https://") { return path }
-        return "\(scheme)://\(host)\(path.hasPrefix("/") ? "" : "/")\(path)"
+        if path.hasPrefix("/") { return "\(scheme)://\(host)\(path)" }
+        return URL(string: path, relativeTo: URL(string: "\(scheme)://\(host)/v2/"))?.absoluteString ?? "\(scheme)://\(host)/\(path)"
     }
 
     /// The Authorization for a challenge: Basic with Google's token, or a Bearer token from the realm.

@@ -38,9 +38,13 @@ struct ImageCommand: AsyncParsableCommand {
             let artifact: ModelArtifact
             do { artifact = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: model)) } catch { Cyclone.fail("\(model): \(error)") }
             do {
-                let append = ImageAppend(base: base, target: target,
-                                         baseRegistry: try Self.registry(base.registry, insecure: insecure),
-                                         targetRegistry: try Self.registry(target.registry, insecure: insecure))
+                // One token cache for both registries.
+                let google = [base, target].contains { Self.isGoogle($0.registry) } ? try GoogleCredentials.fromEnvironment() : nil
+                let registry = { (host: String) in
+                    Registry(host: host, insecure: insecure, credentials: Self.isGoogle(host) ? google : nil)
+                }
+                let append = ImageAppend(base: base, target: target, baseRegistry: registry(base.registry),
+                                         targetRegistry: registry(target.registry))
                 let pushed = try await append.push(model: artifact, bytes: Array(bytes))
                 print("\(artifact.name)@\(artifact.version) at \(pushed.modelPath) on \(base)")
                 print("blobs: \(pushed.uploaded.count) uploaded, \(pushed.mounted.count) mounted, \(pushed.present.count) already there")
@@ -50,10 +54,7 @@ struct ImageCommand: AsyncParsableCommand {
             }
         }
 
-        static func registry(_ host: String, insecure: Bool = false) throws -> Registry {
-            let google = host.hasSuffix(".pkg.dev") || host.hasSuffix("gcr.io")
-            return Registry(host: host, insecure: insecure, credentials: google ? try GoogleCredentials.fromEnvironment() : nil)
-        }
+        static func isGoogle(_ host: String) -> Bool { host.hasSuffix(".pkg.dev") || host.hasSuffix("gcr.io") }
 
         static func isLoopback(_ host: String) -> Bool {
             let name = host.hasPrefix("[") ? String(host.prefix { $0 != "]" }.dropFirst()) : String(host.prefix { $0 != ":" })

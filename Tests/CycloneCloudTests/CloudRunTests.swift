@@ -51,6 +51,10 @@ import Testing
             #expect(traffic(fake) == [revision2: 100])
             #expect(fake.state.withLock { $0.services["predict"]!.revisions.count } == revisions, "traffic moves create no revision")
 
+            // Version 2.0 is not version 2, nor is 2 version 2.0.
+            await #expect { try await platform.promote(try TestModels.regression(version: "2.0")) } throws: {
+                "\($0)".contains("no revision of bikes@2.0 serves")
+            }
             let v3 = try TestModels.regression(version: "3")
             _ = try await platform.deploy(v3, canary: true)
             #expect(traffic(fake).values.sorted() == [10, 90])
@@ -67,6 +71,7 @@ import Testing
             await #expect { try await platform.deploy(try TestModels.regression(version: "99"), canary: true) } throws: { error in
                 guard let error = error as? GoogleAPIError else { return false }
                 return error.status == "FAILED_PRECONDITION" && error.message.contains("is not ready and cannot serve traffic")
+                    && !"\(error)".contains("\n") && "\(error)".contains("variable. Logs URL:")
             }
             #expect(traffic(fake) == before)
         }

@@ -145,7 +145,11 @@ final class FakeCloudRun: Sendable {
             if let etag = body["etag"].string, etag != service.object["etag"]?.string {
                 throw FakeError(409, "ABORTED", "Precondition failed: etag mismatch.")
             }
-            let fields = mask.map { $0.split(separator: ",").map(String.init) } ?? ["template", "traffic", "labels", "annotations"]
+            // Without a mask the body replaces every writable field (§1.3); with one, the listed paths only.
+            let writable = ["description", "labels", "annotations", "client", "clientVersion", "ingress", "launchStage",
+                            "template", "traffic", "scaling", "invokerIamDisabled", "defaultUriDisabled",
+                            "customAudiences", "binaryAuthorization"]
+            let fields = mask.map { $0.split(separator: ",").map(String.init) } ?? writable
             var desired = service.object
             for field in fields { desired[field] = body[field] == .null ? nil : body[field] }
             let template = desired["template"] ?? .null
@@ -188,13 +192,13 @@ final class FakeCloudRun: Sendable {
                 service.object["latestCreatedRevision"] = .string("\(location)/services/\(name)/revisions/\(newRevision)")
             }
             if broken, let newRevision {
-                // The revision never becomes ready: traffic stays where it was.
-                service.object["traffic"] = state.services[name]!.object["traffic"]
+                // The revision never becomes ready: traffic stays where it was (trafficStatuses, the latest
+                // ready revision and the observed generation are left as they were), though asked otherwise.
                 service.object["terminalCondition"] = ["type": "Ready", "state": "CONDITION_FAILED",
                                                        "revisionReason": "HEALTH_CHECK_CONTAINER_ERROR",
                                                        "message": .string("Revision '\(newRevision)' is not ready and cannot serve traffic.")]
                 service.object["reconciling"] = nil
-                error = ["code": 9, "message": .string("Revision '\(newRevision)' is not ready and cannot serve traffic. The user-provided container failed to start and listen on the port defined provided by the PORT=8080 environment variable.")]
+                error = ["code": 9, "message": .string("Revision '\(newRevision)' is not ready and cannot serve traffic. The user-provided container failed to start and listen on the port defined provided by the PORT=8080 environment variable.\n\nLogs URL: https://console.cloud.google.com/logs/viewer?project=project")]
             } else {
                 settle(&service, ready: newRevision)
             }
@@ -259,13 +263,16 @@ final class FakeCloudRun: Sendable {
                 "@type": "type.googleapis.com/google.cloud.run.v2.Execution",
                 "name": .string("\(location)/jobs/\(job)/executions/\(job)-\(String(format: "%05d", count))"),
                 "job": .string(job), "taskCount": 1, "runningCount": 1,
-                "template": ["containers": [["env": body["overrides"]["containerOverrides"].array.first?["env"] ?? []]]],
+                "template": ["containers": [["env": .array(Self.jobEnvironment + (body["overrides"]["containerOverrides"].array.first?["env"].array ?? []))]]],
             ]
             state.executions[job, default: []].insert(execution, at: 0)
             state.runs.append(body)
             return ["name": .string("\(location)/operations/\(UUID().uuidString.lowercased())"), "metadata": execution]
         }
     }
+
+    /// The retrain job's own environment, which overrides are merged into.
+    static let jobEnvironment: [JSONValue] = [["name": "TRAINING_WINDOW_ROWS", "value": "100000"]]
 
     /// Marks the newest execution of `job` finished.
     func finishExecution(of job: String) {

@@ -37,8 +37,8 @@ final class FakeGoogleAuth: Sendable {
                 self.state.withLock { $0.refusedWithoutFlavor += 1 }
                 return Self.text(.forbidden, "Missing Metadata-Flavor:Google header.")
             }
-            guard request.uri.queryParameters.get("scopes")?.contains("cloud-platform") == true else {
-                return Self.text(.badRequest, "scopes missing")
+            if let scopes = request.uri.queryParameters.get("scopes"), !scopes.contains("cloud-platform") {
+                return Self.text(.badRequest, "this fake grants the cloud-platform scope only")
             }
             return self.token()
         }

@@ -51,12 +51,13 @@ import Glibc
     }
 
     /// A small base image: one layer with an executable, a config with an entrypoint, env and a label.
-    static func pushBase(_ registry: Registry, repository: String, tag: String, oci: Bool) async throws -> [UInt8] {
-        let tar = try await Self.tarball(["app/serve": "#!/bin/sh\necho serving\n"])
+    static func pushBase(_ registry: Registry, repository: String, tag: String, oci: Bool,
+                         architecture: String = "amd64") async throws -> [UInt8] {
+        let tar = try await Self.tarball(["app/serve": "#!/bin/sh\necho serving on \(architecture)\n"])
         let layer = try await Self.gzip(tar)
         try await registry.upload(repository, layer, digest: Digest.sha256(layer))
         let config = JSONValue.object([
-            "architecture": "amd64", "os": "linux",
+            "architecture": .string(architecture), "os": "linux",
             "config": ["Entrypoint": ["/app/serve"], "Env": ["PATH=/usr/bin:/bin", "PORT=8080"],
                        "Labels": ["org.opencontainers.image.title": "cyclone predict"]],
             "rootfs": ["type": "layers", "diff_ids": [.string(Digest.sha256(tar))]],
@@ -133,9 +134,15 @@ import Glibc
         do {
             let registry = Registry(host: local.host, insecure: true)
             let amd64 = try await Self.pushBase(registry, repository: "cyclone/base", tag: "amd64", oci: true)
+            let arm64 = try await Self.pushBase(registry, repository: "cyclone/base", tag: "arm64", oci: true,
+                                                 architecture: "arm64")
             let index = JSONValue.object([
                 "schemaVersion": 2, "mediaType": .string(MediaType.ociIndex),
                 "manifests": [
+                    ["mediaType": .string(MediaType.ociManifest), "digest": .string(Digest.sha256(arm64)),
+                     "size": .number(Double(arm64.count)), "platform": ["os": "linux", "architecture": "arm64"]],
+                    ["mediaType": .string(MediaType.ociManifest), "digest": .string(Digest.sha256(arm64)),
+                     "size": .number(Double(arm64.count)), "platform": ["os": "unknown", "architecture": "unknown"]],
                     ["mediaType": .string(MediaType.ociManifest), "digest": .string(Digest.sha256(amd64)),
                      "size": .number(Double(amd64.count)), "platform": ["os": "linux", "architecture": "amd64"]],
                 ],
@@ -148,7 +155,12 @@ import Glibc
             ).push(model: model, bytes: Array(try model.encoded()))
             let manifest = try await registry.manifest("cyclone/base", try #require(pushed.image.digest))
             #expect(manifest.mediaType == MediaType.ociManifest)
-            #expect(try JSONParser.parse(manifest.bytes)["layers"].array.count == 2)
+            let layers = try JSONParser.parse(manifest.bytes)["layers"].array
+            #expect(layers.count == 2)
+            // The amd64 base's layer, not the arm64 one's.
+            let (amd64Layer, arm64Layer) = (try JSONParser.parse(amd64)["layers"].array.first,
+                                            try JSONParser.parse(arm64)["layers"].array.first)
+            #expect(layers.first == amd64Layer && layers.first != arm64Layer)
             await local.stop()
         } catch {
             await local.stop()
