@@ -174,6 +174,9 @@ let package = Package(
             dependencies: [
                 "CycloneModel", "CycloneTraining", "CycloneMonitoring", "CycloneStore", "CycloneServer", "CycloneCloud",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
             ],

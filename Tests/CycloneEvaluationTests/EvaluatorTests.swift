@@ -305,6 +305,46 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
         }
     }
 
+    /// On Cloud Run the same canary control moves traffic: the canary revision, at its share beside the live
+    /// one, gets all of it once its labels show it no worse (the fake Admin API keeps the revisions).
+    @Test func aBetterCanaryOnCloudRunGetsAllTheTraffic() async throws {
+        let live = try trainedModel()
+        var second = live
+        second.version = "2"
+        let canary = second
+        let fake = FakeCloudRun()
+        fake.addService("predict", image: "europe-west1-docker.pkg.dev/project/cyclone/predict@sha256:\(String(repeating: "0", count: 64))")
+        try await fake.application().test(.live) { client in
+            let port = try #require(client.port)
+            let platform = CloudRunPlatform(
+                cloudRun: CloudRun(endpoint: "http://127.0.0.1:\(port)", project: fake.project, region: fake.region,
+                                   credentials: nil, backoff: .milliseconds(5)),
+                service: "predict", job: "retrain", canaryPercent: 20
+            ) { model in
+                try ImageReference("europe-west1-docker.pkg.dev/project/cyclone/predict@\(Digest.sha256(Array(model.version.utf8)))")
+            }
+            _ = try await platform.deploy(canary, canary: true)
+            func shares() -> [Int] {
+                fake.state.withLock { $0.services["predict"]!.object["trafficStatuses"]?.array.map { Int($0["percent"].number ?? 0) } ?? [] }
+            }
+            #expect(shares() == [80, 20])
+            try await withTestDatabase { db in
+                try await registerCanary(canary, beside: live, db)
+                try await Task.sleep(for: .milliseconds(200))
+                var stream = Stream(seed: 12)
+                // Live serves a changed world, the canary the usual one: the canary is better.
+                try await db.store(try regressionRows(live, stream.rows(80, broken: true)), model: live, spacing: 0.001)
+                try await db.store(try regressionRows(canary, stream.rows(80)), model: canary, spacing: 0.001)
+                let report = try await evaluator(db, ["CANARY_MIN_LABELS": "50", "RETRAIN_METRIC": "mae"], platform: platform).run()
+                #expect(report.canaries.map(\.action) == [.promoted], "\(report.canaries)")
+                let traffic = fake.state.withLock { $0.services["predict"]!.object["traffic"]?.array ?? [] }
+                #expect(traffic.count == 1 && traffic.first?["revision"].string?.hasPrefix("predict-demand-v2-") == true
+                        && traffic.first?["percent"] == .number(100), "\(traffic)")
+                #expect(try await events(db, kind: "promoted") == 1)
+            }
+        }
+    }
+
     /// A canary that gathers too few labels within `CANARY_MAX_AGE` is rolled back rather than holding the
     /// loop (no retrain runs while a canary does).
     @Test func aCanaryShortOfLabelsTooLongIsRolledBack() async throws {

@@ -11,39 +11,41 @@ import Synchronization
 /// revisions), long-running operations that are not done at the first poll, an image containing `broken`
 /// whose revision never becomes ready, jobs.run with its execution in the operation's metadata, and
 /// Google's error envelope. int64 fields are strings and default values are left out.
-final class FakeCloudRun: Sendable {
-    struct Service {
-        var object: [String: JSONValue]
-        var revisions: [String: JSONValue] = [:]  // name → template (without its name)
+public final class FakeCloudRun: Sendable {
+    public struct Service: Sendable {
+        public var object: [String: JSONValue]
+        public var revisions: [String: JSONValue] = [:]  // name → template (without its name)
         var generation = 1
         var counter = 1
     }
 
-    struct Operation {
+    public struct Operation: Sendable {
         var polls = 0
         var result: JSONValue  // the final Service or Execution
         var error: JSONValue?
     }
 
-    struct State {
-        var services: [String: Service] = [:]
-        var operations: [String: Operation] = [:]
-        var executions: [String: [JSONValue]] = [:]  // job → newest first
-        var patches = 0
+    public struct State: Sendable {
+        public var services: [String: Service] = [:]
+        public var operations: [String: Operation] = [:]
+        public var executions: [String: [JSONValue]] = [:]  // job → newest first
+        public var patches = 0
         /// Conflicting writes to inject: the next PATCHes answer 409 ABORTED as if someone else had written.
-        var conflicts = 0
+        public var conflicts = 0
         /// Answers to inject before the next call succeeds (503, say).
-        var unavailable = 0
-        var runs: [JSONValue] = []
+        public var unavailable = 0
+        public var runs: [JSONValue] = []
     }
 
-    let project = "project"
-    let region = "europe-west1"
-    let state = Mutex(State())
+    public let project = "project"
+    public let region = "europe-west1"
+    public let state = Mutex(State())
+
+    public init() {}
     var location: String { "projects/\(project)/locations/\(region)" }
 
     /// A service serving `image` from its first revision.
-    func addService(_ name: String, image: String) {
+    public func addService(_ name: String, image: String) {
         let revision = "\(name)-00001-abc"
         let template: JSONValue = ["containers": [["image": .string(image), "env": [["name": "MODEL_PATH", "value": "/srv/model/model.json"]]]],
                                    "serviceAccount": "predict@project.iam.gserviceaccount.com"]
@@ -57,7 +59,7 @@ final class FakeCloudRun: Sendable {
         state.withLock { $0.services[name] = service }
     }
 
-    func application() -> some ApplicationProtocol {
+    public func application() -> some ApplicationProtocol {
         let router = Router()
         let base = "/v2/projects/\(project)/locations/\(region)"
         router.get("\(base)/services/:service") { _, context in
@@ -275,7 +277,7 @@ final class FakeCloudRun: Sendable {
     static let jobEnvironment: [JSONValue] = [["name": "TRAINING_WINDOW_ROWS", "value": "100000"]]
 
     /// Marks the newest execution of `job` finished.
-    func finishExecution(of job: String) {
+    public func finishExecution(of job: String) {
         state.withLock { state in
             guard var newest = state.executions[job]?.first?.object else { return }
             newest["completionTime"] = "2026-11-29T06:00:00Z"
