@@ -130,11 +130,12 @@ public struct Registry: Sendable {
             throw CloudError("\(doing) failed (\(reason))")
         }
 
+        /// The `Location` header, made absolute against the request's URL (it may be relative).
         func location(_ what: String) throws -> String {
             guard let location = headers.first(name: "Location"), !location.isEmpty else {
                 throw CloudError("the registry answered the \(what) without a Location")
             }
-            return location
+            return URL(string: location, relativeTo: URL(string: url))?.absoluteString ?? location
         }
     }
 
@@ -175,11 +176,10 @@ public struct Registry: Sendable {
         preconditionFailure("unreachable")
     }
 
-    /// A path or Location made absolute: relative ones resolve against the registry's `/v2/`.
+    /// A path on this registry, or an absolute URL as it is.
     private func absolute(_ path: String) -> String {
         if path.hasPrefix("http://") || path.hasPrefix("https://") { return path }
-        if path.hasPrefix("/") { return "\(scheme)://\(host)\(path)" }
-        return URL(string: path, relativeTo: URL(string: "\(scheme)://\(host)/v2/"))?.absoluteString ?? "\(scheme)://\(host)/\(path)"
+        return "\(scheme)://\(host)\(path.hasPrefix("/") ? "" : "/")\(path)"
     }
 
     /// The Authorization for a challenge: Basic with Google's token, or a Bearer token from the realm.

@@ -1,7 +1,11 @@
+import CryptoExtras
 import CycloneCloud
 import CycloneModel
 import CycloneTestSupport
 import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -203,5 +207,41 @@ import Glibc
         try Data(bytes).write(to: URL(fileURLWithPath: file))
         try await Repository.run("/usr/bin/gzip", ["-n", file])
         return Array(try Data(contentsOf: URL(fileURLWithPath: file + ".gz")))
+    }
+}
+
+/// Artifact Registry's way: a Bearer challenge answered at the realm with Basic `oauth2accesstoken` and a
+/// Google token from the metadata server, a refused mount continued as an upload in the session it opened,
+/// and relative upload Locations that carry a query already.
+@Suite struct RegistryAuthTests {
+    @Test func aChallengedPushWithARefusedMount() async throws {
+        let auth = FakeGoogleAuth(publicKey: GoogleAuthTests.key.publicKey)
+        try await auth.application().test(.live) { authClient in
+            let credentials = GoogleCredentials(source: MetadataServer(host: "127.0.0.1:\(try #require(authClient.port))"))
+            let fake = FakeRegistry(googleToken: "ya29.fake-1")
+            let port = Mutex(0)
+            try await fake.application(port: { port.withLock { $0 } }).test(.live) { client in
+                let registryPort = try #require(client.port)
+                port.withLock { $0 = registryPort }
+                let host = "127.0.0.1:\(registryPort)"
+                let registry = Registry(host: host, insecure: true, credentials: credentials)
+                _ = try await ImageAppendTests.pushBase(registry, repository: "project/cyclone/serve", tag: "base", oci: false)
+                let model = try TestModels.regression()
+                let pushed = try await ImageAppend(
+                    base: try ImageReference("\(host)/project/cyclone/serve:base"),
+                    target: try ImageReference("\(host)/project/cyclone/predict:bikes-7"),
+                    baseRegistry: registry, targetRegistry: registry
+                ).push(model: model, bytes: Array(try model.encoded()))
+                #expect(pushed.mounted.isEmpty && pushed.uploaded.count == 3, "the refused mount became an upload: \(pushed)")
+                let stored = try await registry.manifest("project/cyclone/predict", "bikes-7")
+                #expect("\(host)/project/cyclone/predict@\(stored.digest)" == pushed.image.description)
+                #expect(stored.mediaType == MediaType.dockerManifest)
+                let grants = fake.state.withLock { $0.grants }
+                #expect(grants.contains(["repository:project/cyclone/predict:pull,push", "repository:project/cyclone/serve:pull"]),
+                        "\(grants)")
+                #expect(fake.state.withLock { $0.challenged } > 0)
+                #expect(await credentials.fetches == 1, "one Google token for every exchange")
+            }
+        }
     }
 }
