@@ -194,8 +194,9 @@ let package = Package(
         .testTarget(
             name: "CycloneCloudTests",
             dependencies: [
-                "CycloneCloud", "CycloneModel", "CycloneServer", "CycloneTestSupport",
+                "CycloneCloud", "CycloneModel", "CycloneServer", "CycloneStore", "CycloneTestSupport",
                 .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -56,6 +56,13 @@ public struct ImageReference: Sendable, Equatable, CustomStringConvertible {
         "\(registry)/\(repository)" + (tag.map { ":\($0)" } ?? "") + (digest.map { "@\($0)" } ?? "")
     }
 
+    /// Whether the registry is on this machine (`localhost`, `127.x.x.x`, `[::1]`), where plain HTTP is
+    /// acceptable, as Docker treats it.
+    public var isLoopback: Bool {
+        let name = registry.hasPrefix("[") ? String(registry.dropFirst().prefix { $0 != "]" }) : String(registry.prefix { $0 != ":" })
+        return name == "localhost" || name == "::1" || name.hasPrefix("127.")
+    }
+
     /// The same image by digest, the form deployments use.
     public func pinned(to digest: String) -> ImageReference {
         ImageReference(registry: registry, repository: repository, digest: digest)

@@ -88,9 +88,11 @@ public struct CloudRunSettings: Sendable {
             var tagged = target
             tagged.tag = String("\(model.name)-\(model.version)".map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "-" }.prefix(128))
             tagged.digest = nil
-            return try await ImageAppend(base: base, target: tagged,
-                                         baseRegistry: Registry(host: base.registry, credentials: google(base.registry)),
-                                         targetRegistry: Registry(host: target.registry, credentials: google(target.registry)))
+            // A registry on loopback (a test's) speaks plain HTTP.
+            return try await ImageAppend(
+                base: base, target: tagged,
+                baseRegistry: Registry(host: base.registry, insecure: base.isLoopback, credentials: google(base.registry)),
+                targetRegistry: Registry(host: target.registry, insecure: target.isLoopback, credentials: google(target.registry)))
                 .push(model: model, bytes: Array(try model.encoded())).image
         }
     }

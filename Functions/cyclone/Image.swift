@@ -31,7 +31,7 @@ struct ImageCommand: AsyncParsableCommand {
                 base = try ImageReference(self.base)
                 target = try ImageReference(to)
             } catch { Cyclone.fail("\(error)") }
-            for reference in [base, target] where insecure && !Self.isLoopback(reference.registry) {
+            for reference in [base, target] where insecure && !reference.isLoopback {
                 Cyclone.fail("--insecure is for a registry on loopback, not \(reference.registry)")
             }
             guard let bytes = FileManager.default.contents(atPath: model) else { Cyclone.fail("\(model): cannot read the file") }
@@ -55,10 +55,5 @@ struct ImageCommand: AsyncParsableCommand {
         }
 
         static func isGoogle(_ host: String) -> Bool { host.hasSuffix(".pkg.dev") || host.hasSuffix("gcr.io") }
-
-        static func isLoopback(_ host: String) -> Bool {
-            let name = host.hasPrefix("[") ? String(host.prefix { $0 != "]" }.dropFirst()) : String(host.prefix { $0 != ":" })
-            return ["localhost", "127.0.0.1", "::1"].contains(name) || name.hasPrefix("127.")
-        }
     }
 }

@@ -12,43 +12,6 @@ import Testing
 
 @testable import Retrain
 
-/// Rows of y = a·x1 + b·x2 + colour effect + noise.
-func rows(_ n: Int, seed: UInt64, a: Double, b: Double) -> (table: FeatureTable, y: [Double]) {
-    var generator = SplitMix64(seed: seed)
-    var x1: [Double] = [], x2: [Double] = [], colour: [String?] = [], y: [Double] = []
-    for _ in 0..<n {
-        let u = generator.normal(), v = generator.normal()
-        let c = ["red", "green", "blue"][Int(generator.uniform() * 3)]
-        x1.append(u)
-        x2.append(v)
-        colour.append(c)
-        y.append(a * u + b * v + (c == "red" ? 1 : 0) + 0.3 * generator.normal())
-    }
-    return (FeatureTable(columns: [.init(name: "x1", values: .numeric(x1)), .init(name: "x2", values: .numeric(x2)),
-                                   .init(name: "colour", values: .categorical(colour))]), y)
-}
-
-/// The live model: ridge on 400 rows of y = 3·x1 − 2·x2 + …
-func liveModel() throws -> ModelArtifact {
-    let (table, y) = rows(400, seed: 1, a: 3, b: -2)
-    return try Trainer(options: .init(family: .ridge)).train(name: "demand", version: "1", features: table,
-                                                             target: .init(name: "y", values: .numeric(y)))
-}
-
-/// Stores `n` labelled rows as the live model served them.
-func storeServed(_ db: TestDatabase, _ model: ModelArtifact, n: Int, seed: UInt64, a: Double, b: Double) async throws {
-    let (table, y) = rows(n, seed: seed, a: a, b: b)
-    let outputs = model.outputs(for: table)
-    guard case .numeric(let x1) = table.columns[0].values, case .numeric(let x2) = table.columns[1].values,
-          case .categorical(let colour) = table.columns[2].values
-    else { return }
-    let served = (0..<n).map { i in
-        ServedInstance(input: ["x1": .number(x1[i]), "x2": .number(x2[i]), "colour": .string(colour[i]!)],
-                       output: outputs[i], label: .number(y[i]))
-    }
-    try await db.store(served, model: model, spacing: 0.5)
-}
-
 func job(_ db: TestDatabase, _ environment: [String: String] = [:]) throws -> RetrainJob {
     var env = ["RETRAIN_MODEL_NAME": "demand", "RETRAIN_PARENT_VERSION": "1", "DATABASE_URL": db.url]
     env.merge(environment) { _, new in new }

@@ -1,0 +1,68 @@
+import CryptoExtras
+import CycloneCloud
+import CycloneModel
+import CycloneStore
+import CycloneTestSupport
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import PostgresNIO
+import Synchronization
+import Testing
+
+/// The retrain job with `PLATFORM=cloudrun`, end to end on one machine: its token from a fake metadata
+/// server, the model image pushed to a real registry on top of the serve image, and the candidate deployed
+/// as a canary revision through the fake Admin API.
+@Suite(.serialized) struct CloudRetrainTests {
+    @Test func anAcceptedCandidateBecomesACanaryRevision() async throws {
+        let retrain = try Repository.product("retrain")
+        let local = try await ImageAppendTests.LocalRegistry()
+        do {
+            let registry = Registry(host: local.host, insecure: true)
+            _ = try await ImageAppendTests.pushBase(registry, repository: "project/cyclone/serve", tag: "abc123", oci: true)
+            let auth = FakeGoogleAuth(publicKey: GoogleAuthTests.key.publicKey)
+            let cloudRun = FakeCloudRun()
+            cloudRun.addService("predict", image: "\(local.host)/project/cyclone/serve@sha256:\(String(repeating: "0", count: 64))")
+            try await auth.application().test(.live) { authClient in
+                try await cloudRun.application().test(.live) { runClient in
+                    let live = try liveModel()
+                    try await withTestDatabase { db in
+                        _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
+                        try await storeServed(db, live, n: 300, seed: 6, a: -3, b: 2)
+                        let job = try ChildProcess(retrain.path, environment: [
+                            "RETRAIN_MODEL_NAME": "demand", "RETRAIN_PARENT_VERSION": "1", "DATABASE_URL": db.url,
+                            "LOG_LEVEL": "error", "PLATFORM": "cloudrun", "GOOGLE_CLOUD_PROJECT": cloudRun.project,
+                            "GOOGLE_CLOUD_REGION": cloudRun.region, "SERVE_IMAGE": "\(local.host)/project/cyclone/serve:abc123",
+                            "CLOUD_RUN_ENDPOINT": "http://127.0.0.1:\(try #require(runClient.port))",
+                            "GCE_METADATA_HOST": "127.0.0.1:\(try #require(authClient.port))", "CANARY_PERCENT": "10",
+                        ], logPath: local.folder + "/retrain.log")
+                        #expect(await job.wait() == 0, "\(job.log)")
+                        #expect(job.log.contains("accepted candidate 2"), "\(job.log)")
+                        #expect(job.log.contains("as a canary for 10 % of requests, revision predict-demand-v2-"), "\(job.log)")
+
+                        // Cloud Run: the canary revision at 10 %, deployed by digest from the registry.
+                        let service = cloudRun.state.withLock { $0.services["predict"]!.object }
+                        #expect(service["traffic"]?.array.map { Int($0["percent"].number ?? 0) } == [90, 10])
+                        let image = try #require(service["template"]?["containers"].array.first?["image"].string)
+                        #expect(image.hasPrefix("\(local.host)/project/cyclone/serve@sha256:"), "\(image)")
+                        // The registry: the serve image's layer, then the model's; tagged by model version.
+                        let config = try JSONParser.parse(Array(try await Repository.run(
+                            "/usr/bin/skopeo", ["inspect", "--config", "--tls-verify=false",
+                                                "docker://\(local.host)/project/cyclone/serve:demand-2"]).utf8))
+                        #expect(config["config"]["Env"].array.compactMap(\.string).contains("MODEL_VERSION=2"))
+                        #expect(config["config"]["Labels"]["dev.cyclone.model.parent"].string == "1")
+                        #expect(auth.state.withLock { $0.issued } == 1)
+                        var status = ""
+                        for try await value in try await db.client.query(
+                            "SELECT status FROM model WHERE version = '2'", logger: .test).decode(String.self) { status = value }
+                        #expect(status == "canary")
+                    }
+                }
+            }
+            await local.stop()
+        } catch {
+            await local.stop()
+            throw error
+        }
+    }
+}
