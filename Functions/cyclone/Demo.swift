@@ -34,7 +34,13 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Backtest: the column to predict.") var target: String?
     @Option(help: "Backtest: the column with each row's time (ISO 8601 or Unix seconds).") var time: String?
     @Option(parsing: .upToNextOption, help: "Backtest: columns to read as categorical.") var categorical: [String] = []
+    @Option(parsing: .upToNextOption, help: "Backtest: columns to read as numeric.") var numeric: [String] = []
+    @Option(parsing: .upToNextOption, help: "Backtest: columns to read as boolean.") var boolean: [String] = []
     @Option(parsing: .upToNextOption, help: "Backtest: columns to leave out.") var ignore: [String] = []
+    @Option(parsing: .upToNextOption, help: "Backtest: features requests may omit even if the file has no gaps.")
+    var optional: [String] = []
+    @Option(help: "Ridge penalty, as in cyclone train.") var alpha: Double = 1.0
+    @Option(name: .customLong("C"), help: "Inverse logistic penalty, as in cyclone train.") var c: Double = 1.0
     @Option(help: "ridge or logistic (default: ridge for a numeric target, logistic otherwise).") var family: String?
     @Option(help: "The model's name (default: bikes, or the CSV file's name).") var name: String?
     @Option(help: "Months of the stream the first model is trained on.") var trainMonths = 1
@@ -90,7 +96,7 @@ struct Demo: AsyncParsableCommand {
             do {
                 let outcome = try await DemoReplay(
                     stream: setup.stream, servers: servers, client: client, logger: logger, model: model,
-                    start: setup.start, every: setup.every, labelDelay: setup.labelDelay, metric: setup.metric,
+                    start: setup.start, every: setup.every, labelDelay: setup.labelDelay, metric: setup.metric, error: setup.error,
                     reload: .milliseconds(50), output: output
                 ).run()
                 await servers.stop()
@@ -141,13 +147,15 @@ struct Demo: AsyncParsableCommand {
             name = self.name ?? URL(fileURLWithPath: data).deletingPathExtension().lastPathComponent
             description = "backtest of \(data): \(csv.rows.count) rows, predicting '\(target)'"
             guard !fast, days == 365 else { throw DemoError("--fast and --days are for the synthetic stream, not --data") }
-            for column in categorical + ignore where !csv.header.contains(column) {
+            for column in categorical + numeric + boolean + ignore + optional where !csv.header.contains(column) {
                 throw DemoError("'\(column)' is not a column of \(data)")
             }
             for column in categorical { kinds[column] = .categorical }
+            for column in numeric { kinds[column] = .numeric }
+            for column in boolean { kinds[column] = .boolean }
         } else {
-            guard target == nil, time == nil, categorical.isEmpty, ignore.isEmpty else {
-                throw DemoError("--target, --time, --categorical and --ignore go with --data")
+            guard target == nil, time == nil, (categorical + numeric + boolean + ignore + optional).isEmpty else {
+                throw DemoError("--target, --time, --categorical, --numeric, --boolean, --ignore and --optional go with --data")
             }
             let days = fast ? 75 : self.days
             guard (45...365).contains(days) else { throw DemoError("--days must be 45 to 365") }
@@ -189,8 +197,10 @@ struct Demo: AsyncParsableCommand {
 
         var options = TrainingOptions(family: family)
         options.holdout = 0.2
+        options.alpha = alpha
+        options.c = c
         // A feature missing anywhere in the stream may be sent as null: the model imputes it.
-        options.optionalFeatures = Set(stream.features.columns.filter { column in
+        options.optionalFeatures = Set(optional).union(stream.features.columns.filter { column in
             switch column.values {
             case .numeric(let v), .boolean(let v): v.contains { $0.isNaN }
             case .categorical(let v): v.contains(nil)

@@ -15,9 +15,9 @@ struct DemoOutput: Sendable {
 
     func event(at date: Date, _ line: String) { say("\(Self.day(date))   ▸ \(line)") }
 
-    /// The date, what serves, its metric over the performance window against the policy's limit, and the
-    /// features whose drift test fired.
-    func progress(at date: Date, report: EvaluationReport, metric: String) {
+    /// The date, what serves, its error and the policy's metric over the performance window (against the
+    /// policy's limit), and the features whose drift test fired.
+    func progress(at date: Date, report: EvaluationReport, metric: String, error: String) {
         let serving = report.models.filter(\.serving)
         guard let live = serving.first(where: { $0.performance?.labelled ?? 0 > 0 }) ?? serving.first else {
             return say("\(Self.day(date))  nothing served yet")
@@ -26,7 +26,9 @@ struct DemoOutput: Sendable {
         let canaries = report.canaries.filter { $0.action == .waiting }.map { "@\($0.version)" }
         if !canaries.isEmpty { parts[0] += " + canary " + canaries.joined(separator: ", ") }
         if let judgement = live.judgement, let value = judgement.value {
-            var text = "\(metric) \(Self.number(value)) over \(judgement.labels) labels"
+            let errorValue = error == metric ? nil : live.performance?.metrics[error]
+            var text = (errorValue.map { "\(error) \(Self.number($0)), " } ?? "")
+                + "\(metric) \(Self.number(value)) over \(judgement.labels) labels"
             if let limit = judgement.limit { text += " (limit \(Self.number(limit)))" }
             parts.append(text)
         } else if let labels = live.performance?.labelled {

@@ -20,6 +20,8 @@ struct DemoReplay {
     let every: TimeInterval
     let labelDelay: TimeInterval
     let metric: String
+    /// The error the progress lines show beside the policy's metric (rmse, or log loss).
+    let error: String
     /// How long predict may take to notice a re-pointed model link.
     let reload: Duration
     let output: DemoOutput
@@ -90,7 +92,7 @@ struct DemoReplay {
             }
             outcome.waiting += lap()
             if cycle % max(1, Int((7 * 86_400 / every).rounded())) == 0 || cursor == stream.count {
-                output.progress(at: next, report: report, metric: metric)
+                output.progress(at: next, report: report, metric: metric, error: error)
             }
             next = next.addingTimeInterval(every)
         }

@@ -26,6 +26,9 @@ import Testing
                     "no pattern change falls in ten weeks: \(output)")
             #expect(output.contains("bikes@2 accepted") || output.contains("bikes@2 rejected"), "\(output)")
             #expect(output.contains("rmse per month, lower is better"), "\(output)")
+            // A week's line: the error and the policy's metric over the window, against its limit.
+            #expect(output.split(separator: "\n").contains { $0.contains("·  rmse ") && $0.contains(", r2 ") && $0.contains("(limit ") },
+                    "\(output)")
             // February and half of March are replayed; January trained the first model.
             let table = Self.table(output)
             #expect(table.map(\.month) == ["2025-02", "2025-03", "all"], "\(output)")
@@ -83,11 +86,14 @@ import Testing
             let (status, output) = try await command.cyclone([
                 "demo", "--data", data, "--target", "y", "--time", "sold_at", "--database-url", db.url,
                 "--folder", folder + "/run", "--canary-percent", "0", "--training-rows", "240", "--threshold", "0.8",
+                "--alpha", "0.5", "--categorical", "shop",
             ])
             #expect(status == 0, "\(output)")
             #expect(output.contains("backtest of \(data): 1680 rows, predicting 'y'"), "\(output)")
             #expect(output.contains("first model: sales@1 (ridge) trained on"), "\(output)")
             #expect(output.contains("retrain requested for sales@1"), "\(output)")
+            let first = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: folder + "/run/models/sales-1.json"))
+            #expect(first.training?.parameters["alpha"] == 0.5, "the train options reach the first model")
             #expect(output.contains(" deployed to all requests"), "\(output)")
             let table = Self.table(output)
             #expect(table.map(\.month) == ["2024-04", "2024-05", "all"], "\(output)")
@@ -104,7 +110,7 @@ import Testing
 
     @Test(arguments: [
         (["demo", "--data", "/tmp/x.csv"], "--data needs --target and --time"),
-        (["demo", "--target", "y"], "--target, --time, --categorical and --ignore go with --data"),
+        (["demo", "--target", "y"], "--target, --time, --categorical, --numeric, --boolean, --ignore and --optional go with --data"),
         (["demo", "--data", "BAD", "--target", "y", "--time", "t", "--fast"], "--fast and --days are for the synthetic stream"),
         (["demo", "--training-rows", "100"], "--training-rows must be at least 125"),
         (["demo", "--days", "7"], "--days must be 45 to 365"),
