@@ -17,8 +17,7 @@ public struct PlatformSettings: Sendable {
     public var canaryPercent: Int
 
     public init(reader: ConfigReader) throws {
-        canaryPercent = try reader.setting("canary.percent", variable: "CANARY_PERCENT", default: 10,
-                                           expected: "a whole percentage, 0 to 100", Int.percentage)
+        canaryPercent = try Self.canaryPercent(reader)
         let platform = try reader.setting("platform", variable: "PLATFORM", default: "local",
                                           expected: "local or cloudrun") { ["local", "cloudrun"].contains($0) ? $0 : nil }
         if platform == "local" {
@@ -28,6 +27,12 @@ public struct PlatformSettings: Sendable {
         } else {
             kind = .cloudRun(try CloudRunSettings(reader: reader))
         }
+    }
+
+    /// `CANARY_PERCENT` (10), as predict and the platforms read it.
+    public static func canaryPercent(_ reader: ConfigReader) throws -> Int {
+        try reader.setting("canary.percent", variable: "CANARY_PERCENT", default: 10,
+                           expected: "a whole percentage from 0 to 100", Int.percentage)
     }
 
     /// The platform these settings describe.

@@ -3,23 +3,17 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// The labelled predictions of a model, typed for training: what the retrain job learns from and scores on.
+/// The labelled predictions of a model in a window, as read from the store: what the retrain job learns from
+/// and scores on, with the window's span.
 public struct LabelledRows: Sendable {
-    /// The features of every row, oldest first, typed by the model's schema (missing: NaN or `nil`).
-    public var features: FeatureTable
-    /// The labels: numbers for a regression, class names for a classifier.
-    public var target: FeatureTable.Column
-    /// What was served for each row, read against the model's classes (`nil` when it does not parse).
-    public var served: [Output?]
-    /// The version that served each row.
-    public var versions: [String]
+    public var predictions: LabelledPredictions
     /// The oldest and newest row.
     public var start: Date?
     public var end: Date?
     /// Labelled rows left out because the label does not fit the task (text for a regression, say).
     public var unusable = 0
 
-    public var count: Int { versions.count }
+    public var count: Int { predictions.count }
 }
 
 extension LabelledRows {
@@ -59,9 +53,11 @@ extension LabelledRows {
         }
         // Newest first from PostgreSQL; oldest first for training, so the newest slice is the holdout.
         return LabelledRows(
-            features: FeatureTable(columns: zip(model.features, builders).map { .init(name: $0.name, values: $1.reversed) }),
-            target: .init(name: model.target ?? "label", values: labels.reversed), served: served.reversed(),
-            versions: versions.reversed(), start: start, end: end, unusable: unusable)
+            predictions: LabelledPredictions(
+                features: FeatureTable(columns: zip(model.features, builders).map { .init(name: $0.name, values: $1.reversed) }),
+                target: .init(name: model.target ?? "label", values: labels.reversed), served: served.reversed(),
+                versions: versions.reversed()),
+            start: start, end: end, unusable: unusable)
     }
 
     /// A stored prediction (`{"value": …}` or `{"class": …, "probabilities": {…}}`) as the predictor's output.

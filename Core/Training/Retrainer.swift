@@ -17,21 +17,6 @@ public struct RetrainOptions: Sendable, Equatable {
     public init() {}
 }
 
-/// Labelled rows to retrain on, oldest first, with what was served for each.
-public struct RetrainData: Sendable {
-    public var features: FeatureTable
-    public var target: FeatureTable.Column
-    public var served: [Output?]
-    public var versions: [String]
-
-    public init(features: FeatureTable, target: FeatureTable.Column, served: [Output?], versions: [String]) {
-        self.features = features
-        self.target = target
-        self.served = served
-        self.versions = versions
-    }
-}
-
 /// A trained candidate and the champion/challenger verdict on it.
 public struct RetrainOutcome: Sendable, Equatable {
     public var candidate: ModelArtifact
@@ -54,7 +39,7 @@ public struct Retrainer: Sendable {
 
     public init(options: RetrainOptions) { self.options = options }
 
-    public func retrain(_ live: ModelArtifact, on data: RetrainData, version: String, trainedAt: Date = Date())
+    public func retrain(_ live: ModelArtifact, on data: LabelledPredictions, version: String, trainedAt: Date = Date())
         throws(TrainingError) -> RetrainOutcome
     {
         let n = data.versions.count

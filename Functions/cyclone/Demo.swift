@@ -33,14 +33,8 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Backtest: a CSV file of labelled rows.") var data: String?
     @Option(help: "Backtest: the column to predict.") var target: String?
     @Option(help: "Backtest: the column with each row's time (ISO 8601 or Unix seconds).") var time: String?
-    @Option(parsing: .upToNextOption, help: "Backtest: columns to read as categorical.") var categorical: [String] = []
-    @Option(parsing: .upToNextOption, help: "Backtest: columns to read as numeric.") var numeric: [String] = []
-    @Option(parsing: .upToNextOption, help: "Backtest: columns to read as boolean.") var boolean: [String] = []
-    @Option(parsing: .upToNextOption, help: "Backtest: columns to leave out.") var ignore: [String] = []
-    @Option(parsing: .upToNextOption, help: "Backtest: features requests may omit even if the file has no gaps.")
-    var optional: [String] = []
-    @Option(help: "Ridge penalty, as in cyclone train.") var alpha: Double = 1.0
-    @Option(name: .customLong("C"), help: "Inverse logistic penalty, as in cyclone train.") var c: Double = 1.0
+    /// Backtest: how the file's columns become features, as `cyclone train` takes them.
+    @OptionGroup var columns: ColumnOptions
     @Option(help: "ridge or logistic (default: ridge for a numeric target, logistic otherwise).") var family: String?
     @Option(help: "The model's name (default: bikes, or the CSV file's name).") var name: String?
     @Option(help: "Months of the stream the first model is trained on.") var trainMonths = 1
@@ -147,14 +141,10 @@ struct Demo: AsyncParsableCommand {
             name = self.name ?? URL(fileURLWithPath: data).deletingPathExtension().lastPathComponent
             description = "backtest of \(data): \(csv.rows.count) rows, predicting '\(target)'"
             guard !fast, days == 365 else { throw DemoError("--fast and --days are for the synthetic stream, not --data") }
-            for column in categorical + numeric + boolean + ignore + optional where !csv.header.contains(column) {
-                throw DemoError("'\(column)' is not a column of \(data)")
-            }
-            for column in categorical { kinds[column] = .categorical }
-            for column in numeric { kinds[column] = .numeric }
-            for column in boolean { kinds[column] = .boolean }
+            if let column = columns.missing(from: csv.header) { throw DemoError("'\(column)' is not a column of \(data)") }
+            kinds = columns.kinds
         } else {
-            guard target == nil, time == nil, (categorical + numeric + boolean + ignore + optional).isEmpty else {
+            guard target == nil, time == nil, columns.named.isEmpty else {
                 throw DemoError("--target, --time, --categorical, --numeric, --boolean, --ignore and --optional go with --data")
             }
             let days = fast ? 75 : self.days
@@ -181,7 +171,7 @@ struct Demo: AsyncParsableCommand {
         }
         let task: ModelArtifact.Task = family == .ridge ? .regression : .binary
         let stream = try ReplayStream(csv: csv, time: timeColumn, target: targetColumn,
-                                      task: task, kinds: kinds, ignore: ignore)
+                                      task: task, kinds: kinds, ignore: columns.ignore)
         guard let first = stream.times.first else { throw DemoError("the stream has no rows") }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
@@ -195,12 +185,10 @@ struct Demo: AsyncParsableCommand {
         }
         guard !replayRows.isEmpty else { throw DemoError("no rows after the first \(trainMonths) month(s) to replay") }
 
-        var options = TrainingOptions(family: family)
+        var options = columns.training(family)
         options.holdout = 0.2
-        options.alpha = alpha
-        options.c = c
         // A feature missing anywhere in the stream may be sent as null: the model imputes it.
-        options.optionalFeatures = Set(optional).union(stream.features.columns.filter { column in
+        options.optionalFeatures.formUnion(stream.features.columns.filter { column in
             switch column.values {
             case .numeric(let v), .boolean(let v): v.contains { $0.isNaN }
             case .categorical(let v): v.contains(nil)

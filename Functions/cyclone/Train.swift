@@ -18,14 +18,7 @@ struct Train: ParsableCommand {
     @Option(help: "Where to write the model artifact.") var out: String
     @Option(help: "The model's name.") var name: String = "model"
     @Option(help: "The model's version.") var version: String = "1"
-    @Option(help: "Ridge penalty.") var alpha: Double = 1.0
-    @Option(name: .customLong("C"), help: "Inverse logistic penalty, as scikit-learn's C.") var c: Double = 1.0
-    @Option(parsing: .upToNextOption, help: "Columns to read as categorical.") var categorical: [String] = []
-    @Option(parsing: .upToNextOption, help: "Columns to read as numeric.") var numeric: [String] = []
-    @Option(parsing: .upToNextOption, help: "Columns to read as boolean.") var boolean: [String] = []
-    @Option(parsing: .upToNextOption, help: "Columns to leave out.") var ignore: [String] = []
-    @Option(parsing: .upToNextOption, help: "Features requests may omit even if training had no gaps.")
-    var optional: [String] = []
+    @OptionGroup var columns: ColumnOptions
     @Option(help: """
         Share of the labelled rows, from the end of the file (the newest, when it is in time order), held out \
         of training to score the model; the scores are kept as its holdout metrics, the baseline of relative \
@@ -42,22 +35,13 @@ struct Train: ParsableCommand {
         guard csv.header.contains(target) else {
             Cyclone.fail("--target '\(target)' is not a column of \(data) (columns: \(csv.header.joined(separator: ", ")))")
         }
-        for name in categorical + numeric + boolean + ignore + optional where !csv.header.contains(name) {
-            Cyclone.fail("'\(name)' is not a column of \(data)")
-        }
-        var kinds: [String: Feature.Kind] = [:]
-        for name in categorical { kinds[name] = .categorical }
-        for name in numeric { kinds[name] = .numeric }
-        for name in boolean { kinds[name] = .boolean }
-        let features = csv.header.filter { $0 != target && !ignore.contains($0) }
+        if let name = columns.missing(from: csv.header) { Cyclone.fail("'\(name)' is not a column of \(data)") }
+        let features = csv.header.filter { $0 != target && !columns.ignore.contains($0) }
         guard !features.isEmpty else { Cyclone.fail("no feature columns left besides the target") }
-        var options = TrainingOptions(family: family)
-        options.alpha = alpha
-        options.c = c
-        options.optionalFeatures = Set(optional)
+        var options = columns.training(family)
         options.holdout = holdout
         do {
-            let table = try FeatureTable(csv: csv, columns: features, kinds: kinds)
+            let table = try FeatureTable(csv: csv, columns: features, kinds: columns.kinds)
             // A classifier's labels are read as text, so "1" stays "1".
             let targetKind: Feature.Kind = family == .ridge ? .numeric : .categorical
             let labels = FeatureTable.Column(

@@ -39,8 +39,7 @@ struct PredictSettings: Sendable {
                                          expected: "a duration such as 1s or 500ms (0s: never)", Duration.setting)
         if modelReload == .zero { modelReload = nil }
         canaryPath = reader.nonEmpty("canary.model.path")
-        canaryPercent = try reader.setting("canary.percent", variable: "CANARY_PERCENT", default: 10,
-                                           expected: "a whole percentage from 0 to 100", Int.percentage)
+        canaryPercent = try PlatformSettings.canaryPercent(reader)
         database = try DatabaseSettings(reader: reader)
         durable = try reader.setting("store.mode", variable: "STORE_MODE", default: true, expected: "durable or async") {
             switch $0 { case "durable": true; case "async": false; default: nil }

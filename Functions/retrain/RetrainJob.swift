@@ -60,10 +60,7 @@ struct RetrainJob: Sendable {
         let outcome: RetrainOutcome
         do {
             // Numbered when registered: "next" is a placeholder until then.
-            outcome = try Retrainer(options: settings.options).retrain(
-                live, on: RetrainData(features: rows.features, target: rows.target, served: rows.served,
-                                      versions: rows.versions),
-                version: "next")
+            outcome = try Retrainer(options: settings.options).retrain(live, on: rows.predictions, version: "next")
         } catch {
             throw RetrainError("\(error)")
         }
