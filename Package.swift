@@ -195,6 +195,8 @@ let package = Package(
             name: "CycloneCloudTests",
             dependencies: [
                 "CycloneCloud", "CycloneModel", "CycloneServer", "CycloneStore", "CycloneTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -16,10 +16,10 @@ import Testing
 @Suite(.serialized) struct CloudRetrainTests {
     @Test func anAcceptedCandidateBecomesACanaryRevision() async throws {
         let retrain = try Repository.product("retrain")
-        let local = try await ImageAppendTests.LocalRegistry()
+        let local = try await LocalRegistry()
         do {
             let registry = Registry(host: local.host, insecure: true)
-            _ = try await ImageAppendTests.pushBase(registry, repository: "project/cyclone/serve", tag: "abc123", oci: true)
+            _ = try await LocalRegistry.pushBase(registry, repository: "project/cyclone/serve", tag: "abc123", oci: true)
             let auth = FakeGoogleAuth(publicKey: GoogleAuthTests.key.publicKey)
             let cloudRun = FakeCloudRun()
             cloudRun.addService("predict", image: "\(local.host)/project/cyclone/serve@sha256:\(String(repeating: "0", count: 64))")

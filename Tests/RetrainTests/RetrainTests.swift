@@ -19,14 +19,6 @@ func job(_ db: TestDatabase, _ environment: [String: String] = [:]) throws -> Re
                       logger: .test)
 }
 
-func modelRows(_ db: TestDatabase) async throws -> [(version: String, status: String, parent: String?, reason: String?)] {
-    var result: [(String, String, String?, String?)] = []
-    let rows = try await db.client.query("SELECT version, status, parent_version, reason FROM model ORDER BY version",
-                                         logger: .test)
-    for try await row in rows.decode((String, String, String?, String?).self) { result.append(row) }
-    return result
-}
-
 @Suite struct RetrainTests {
     /// The relationship changed: the candidate, trained on the window's older rows, beats what the live model
     /// served on the newest, and is registered as a candidate with its parent, window and both sides' metrics.

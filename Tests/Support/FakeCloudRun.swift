@@ -9,8 +9,9 @@ import Synchronization
 /// generation, etag and revision bookkeeping (a new revision only when the template changes; an explicit
 /// revision name reused for another template is a 409; traffic must sum to 100 and name existing
 /// revisions), long-running operations that are not done at the first poll, an image containing `broken`
-/// whose revision never becomes ready, jobs.run with its execution in the operation's metadata, and
-/// Google's error envelope. int64 fields are strings and default values are left out.
+/// whose revision never becomes ready, jobs.run with its execution in the operation's metadata (run by the
+/// `JobRunner` a test gives, as Cloud Run runs the job's container), and Google's error envelope. int64
+/// fields are strings and default values are left out.
 public final class FakeCloudRun: Sendable {
     public struct Service: Sendable {
         public var object: [String: JSONValue]
@@ -35,6 +36,7 @@ public final class FakeCloudRun: Sendable {
         /// Answers to inject before the next call succeeds (503, say).
         public var unavailable = 0
         public var runs: [JSONValue] = []
+        var runner: JobRunner?
     }
 
     public let project = "project"
@@ -259,31 +261,59 @@ public final class FakeCloudRun: Sendable {
     }
 
     private func run(_ job: String, _ body: JSONValue) -> JSONValue {
-        state.withLock { state in
+        let overrides = body["overrides"]["containerOverrides"].array.first?["env"].array ?? []
+        let (execution, runner) = state.withLock { state in
             let count = (state.executions[job]?.count ?? 0) + 1
             let execution: JSONValue = [
                 "@type": "type.googleapis.com/google.cloud.run.v2.Execution",
                 "name": .string("\(location)/jobs/\(job)/executions/\(job)-\(String(format: "%05d", count))"),
                 "job": .string(job), "taskCount": 1, "runningCount": 1,
-                "template": ["containers": [["env": .array(Self.jobEnvironment + (body["overrides"]["containerOverrides"].array.first?["env"].array ?? []))]]],
+                "template": ["containers": [["env": .array(Self.jobEnvironment + overrides)]]],
             ]
             state.executions[job, default: []].insert(execution, at: 0)
             state.runs.append(body)
-            return ["name": .string("\(location)/operations/\(UUID().uuidString.lowercased())"), "metadata": execution]
+            return (execution, state.runner)
         }
+        if let runner, let name = execution["name"].string {
+            // The container's environment: the job's own, each override replacing the variable it names.
+            var environment: [String: String] = [:]
+            for variable in Self.jobEnvironment + overrides {
+                if let key = variable["name"].string { environment[key] = variable["value"].string ?? "" }
+            }
+            Task { finishExecution(name, succeeded: await runner(job, environment)) }
+        }
+        return ["name": .string("\(location)/operations/\(UUID().uuidString.lowercased())"), "metadata": execution]
     }
 
     /// The retrain job's own environment, which overrides are merged into.
     static let jobEnvironment: [JSONValue] = [["name": "TRAINING_WINDOW_ROWS", "value": "100000"]]
 
+    /// What runs an execution's container: given the job and the container's environment, it returns whether
+    /// the task succeeded. Without one, executions run until `finishExecution`.
+    public typealias JobRunner = @Sendable (_ job: String, _ environment: [String: String]) async -> Bool
+
+    /// Runs each new execution with `runner`, marking it finished when that returns.
+    public func executeJobs(with runner: @escaping JobRunner) {
+        state.withLock { $0.runner = runner }
+    }
+
     /// Marks the newest execution of `job` finished.
     public func finishExecution(of job: String) {
+        guard let name = state.withLock({ $0.executions[job]?.first?["name"].string }) else { return }
+        finishExecution(name, succeeded: true)
+    }
+
+    /// Marks the execution finished, as Cloud Run reports it: a completion time and the task's outcome.
+    func finishExecution(_ name: String, succeeded: Bool) {
         state.withLock { state in
-            guard var newest = state.executions[job]?.first?.object else { return }
-            newest["completionTime"] = "2026-11-29T06:00:00Z"
-            newest["runningCount"] = nil
-            newest["succeededCount"] = 1
-            state.executions[job]![0] = .object(newest)
+            for (job, executions) in state.executions {
+                guard let index = executions.firstIndex(where: { $0["name"].string == name }),
+                      var execution = executions[index].object else { continue }
+                execution["completionTime"] = .string(ISO8601DateFormatter().string(from: Date()))
+                execution["runningCount"] = nil
+                execution[succeeded ? "succeededCount" : "failedCount"] = 1
+                state.executions[job]![index] = .object(execution)
+            }
         }
     }
 }

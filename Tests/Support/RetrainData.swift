@@ -1,6 +1,8 @@
 import CycloneModel
 import CycloneTraining
 import Foundation
+import Logging
+import PostgresNIO
 
 // A small world for retrain tests: rows of a linear relation, the live model trained on one, and its
 // served predictions stored with labels (the world may have changed since).
@@ -28,8 +30,9 @@ public func liveModel() throws -> ModelArtifact {
                                                              target: .init(name: "y", values: .numeric(y)))
 }
 
-/// Stores `n` labelled rows as the live model served them.
-public func storeServed(_ db: TestDatabase, _ model: ModelArtifact, n: Int, seed: UInt64, a: Double, b: Double) async throws {
+/// Stores `n` labelled rows as `model` served them, `spacing` seconds apart up to now.
+public func storeServed(_ db: TestDatabase, _ model: ModelArtifact, n: Int, seed: UInt64, a: Double, b: Double,
+                        spacing: TimeInterval = 0.5) async throws {
     let (table, y) = rows(n, seed: seed, a: a, b: b)
     let outputs = model.outputs(for: table)
     guard case .numeric(let x1) = table.columns[0].values, case .numeric(let x2) = table.columns[1].values,
@@ -39,5 +42,14 @@ public func storeServed(_ db: TestDatabase, _ model: ModelArtifact, n: Int, seed
         ServedInstance(input: ["x1": .number(x1[i]), "x2": .number(x2[i]), "colour": .string(colour[i]!)],
                        output: outputs[i], label: .number(y[i]))
     }
-    try await db.store(served, model: model, spacing: 0.5)
+    try await db.store(served, model: model, spacing: spacing)
+}
+
+/// The registry's rows, by version.
+public func modelRows(_ db: TestDatabase) async throws -> [(version: String, status: String, parent: String?, reason: String?)] {
+    var result: [(String, String, String?, String?)] = []
+    let rows = try await db.client.query("SELECT version, status, parent_version, reason FROM model ORDER BY version",
+                                         logger: .test)
+    for try await row in rows.decode((String, String, String?, String?).self) { result.append(row) }
+    return result
 }
