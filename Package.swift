@@ -179,8 +179,21 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             path: "Tests/Support",
+            swiftSettings: swiftSettings
+        ),
+        // The deploy benchmark (scripts/bench-deploy): a registry and Google's fakes, so it lives with the tests.
+        .executableTarget(
+            name: "DeployBenchmark",
+            dependencies: [
+                "CycloneCloud", "CycloneModel", "CycloneServer", "CycloneTestSupport",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            path: "Tests/Benchmarks/Deploy",
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "CycloneModelTests", dependencies: ["CycloneModel", "CycloneTestSupport"],

@@ -119,10 +119,7 @@ public struct CloudRunPlatform: Platform {
            let name = running["name"].string {
             return RetrainExecution(id: name, detail: "execution \(name) of \(job) is still running; no second one started")
         }
-        let execution = try await cloudRun.runJob(job, environment: [
-            ("RETRAIN_MODEL_NAME", request.modelName), ("RETRAIN_PARENT_VERSION", request.modelVersion),
-            ("RETRAIN_EVENT_ID", "\(request.eventID)"), ("RETRAIN_REASON", request.reason),
-        ])
+        let execution = try await cloudRun.runJob(job, environment: request.environment)
         return RetrainExecution(id: execution, detail: "started execution \(execution) of \(job)")
     }
 

@@ -69,11 +69,12 @@ public actor GoogleCredentials {
     }
 
     /// Application default credentials, in Google's order: the key file `GOOGLE_APPLICATION_CREDENTIALS`
-    /// names; the metadata server on Google Cloud (Cloud Run sets `K_SERVICE` or `CLOUD_RUN_JOB`;
-    /// `GCE_METADATA_HOST` points elsewhere, a fake in tests); else `gcloud auth print-access-token` from an
-    /// operator's shell.
+    /// names; the metadata server on Google Cloud (Cloud Run sets `K_SERVICE` or `CLOUD_RUN_JOB`; Compute
+    /// Engine's DMI product name starts with "Google"; `GCE_METADATA_HOST` points elsewhere, a fake in
+    /// tests); else `gcloud auth print-access-token` from an operator's shell.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment,
                                        scopes: [String] = [GoogleScopes.cloudPlatform],
+                                       productName: String = "/sys/class/dmi/id/product_name",
                                        client: HTTPClient = .shared) throws -> GoogleCredentials {
         if let path = environment["GOOGLE_APPLICATION_CREDENTIALS"], !path.isEmpty {
             guard let data = FileManager.default.contents(atPath: path) else {
@@ -82,7 +83,7 @@ public actor GoogleCredentials {
             return GoogleCredentials(source: try ServiceAccountKey(json: data, scopes: scopes, client: client))
         }
         let host = [environment["GCE_METADATA_HOST"], environment["GCE_METADATA_ROOT"]].compactMap { $0 }.first { !$0.isEmpty }
-        if host != nil || environment["K_SERVICE"] != nil || environment["CLOUD_RUN_JOB"] != nil {
+        if host != nil || environment["K_SERVICE"] != nil || environment["CLOUD_RUN_JOB"] != nil || onGoogleHardware(productName: productName) {
             return GoogleCredentials(source: MetadataServer(host: host ?? MetadataServer.defaultHost, scopes: scopes,
                                                             client: client))
         }
@@ -91,6 +92,14 @@ public actor GoogleCredentials {
             return GoogleCredentials(source: GcloudCLI(executable: gcloud, environment: environment))
         }
         throw CloudError("no Google credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, run on Google Cloud (metadata server), or install gcloud and run `gcloud auth login`")
+    }
+}
+
+extension GoogleCredentials {
+    /// A Compute Engine machine (GCE, GKE nodes, Cloud Build workers) says so in its DMI product name, as
+    /// Google's own auth libraries check before they use the metadata server.
+    public static func onGoogleHardware(productName path: String) -> Bool {
+        (try? String(contentsOfFile: path, encoding: .utf8))?.hasPrefix("Google") == true
     }
 }
 

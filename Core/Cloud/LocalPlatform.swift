@@ -103,10 +103,7 @@ public struct LocalPlatform: Platform {
                                     detail: "recorded; no retrain command is configured (RETRAIN_COMMAND)")
         }
         var environment = ProcessInfo.processInfo.environment
-        environment["RETRAIN_MODEL_NAME"] = request.modelName
-        environment["RETRAIN_PARENT_VERSION"] = request.modelVersion
-        environment["RETRAIN_EVENT_ID"] = "\(request.eventID)"
-        environment["RETRAIN_REASON"] = request.reason
+        for (name, value) in request.environment { environment[name] = value }
         // Its output is ours; it reports its outcome to the event trail. Reaped when it exits.
         let process = try ChildProcess(executable, arguments: Array(command.dropFirst()), environment: environment,
                                        stdout: nil)

@@ -42,12 +42,23 @@ public struct RetrainRequest: Sendable, Equatable {
     public var reason: String
     /// The `retrain_requested` event this request wrote; the retrain reports against it.
     public var eventID: Int64
+    /// Settings the requester passes on to the retrain's environment (the training window).
+    public var settings: [String: String]
 
-    public init(modelName: String, modelVersion: String, reason: String, eventID: Int64) {
+    public init(modelName: String, modelVersion: String, reason: String, eventID: Int64, settings: [String: String] = [:]) {
         self.modelName = modelName
         self.modelVersion = modelVersion
         self.reason = reason
         self.eventID = eventID
+        self.settings = settings
+    }
+
+    /// The retrain's environment for this request: the settings, then what names the request.
+    public var environment: [(String, String)] {
+        settings.sorted { $0.key < $1.key } + [
+            ("RETRAIN_MODEL_NAME", modelName), ("RETRAIN_PARENT_VERSION", modelVersion),
+            ("RETRAIN_EVENT_ID", "\(eventID)"), ("RETRAIN_REASON", reason),
+        ]
     }
 }
 

@@ -24,6 +24,8 @@ public struct EvaluationSettings: Sendable {
     public var canaryTolerance: Double
     /// `CANARY_MAX_AGE` (24h): a canary still short of labels this long after it started is rolled back.
     public var canaryMaxAge: Duration
+    /// `TRAINING_WINDOW_ROWS` and `TRAINING_WINDOW_MAX_AGE` when set here: passed on to each retrain started.
+    public var trainingWindow: [String: String]
 
     public init(reader: ConfigReader) throws {
         performance = WindowBounds(
@@ -62,6 +64,7 @@ public struct EvaluationSettings: Sendable {
                                                  expected: "a positive integer", Int.positive)
         canaryMaxAge = try reader.setting("canary.max.age", variable: "CANARY_MAX_AGE", default: .seconds(86_400),
                                           expected: "a duration such as 12h or 1d", Duration.setting)
+        trainingWindow = try PlatformSettings.trainingWindowOverrides(reader)
         canaryTolerance = try reader.setting("canary.tolerance", variable: "CANARY_TOLERANCE", default: 0,
                                              expected: "a share of at least 0, such as 0.02", Double.nonNegative)
     }

@@ -141,7 +141,7 @@ public struct Evaluator: Sendable {
             return .init(kind: .coolingDown, detail: "no retrain before \(until.formatted(.iso8601)) (RETRAIN_COOLDOWN)")
         case .claimed(let eventID):
             let request = RetrainRequest(modelName: artifact.name, modelVersion: artifact.version, reason: reason,
-                                         eventID: eventID)
+                                         eventID: eventID, settings: settings.trainingWindow)
             do {
                 let execution = try await platform.startRetrain(request)
                 try await store.event(.retrainStarted, name: artifact.name, version: artifact.version, detail: .object([

@@ -26,12 +26,7 @@ struct RetrainSettings: Sendable {
         parentVersion = try reader.required("retrain.parent.version", variable: "RETRAIN_PARENT_VERSION")
         eventID = try reader.setting("retrain.event.id", variable: "RETRAIN_EVENT_ID", default: nil,
                                      expected: "an event id (a positive integer)") { Int64($0).flatMap { $0 > 0 ? $0 : nil } }
-        window = WindowBounds(
-            rows: try reader.setting("training.window.rows", variable: "TRAINING_WINDOW_ROWS", default: 100_000,
-                                     expected: "a positive integer", Int.positive),
-            maxAge: try reader.setting("training.window.max.age", variable: "TRAINING_WINDOW_MAX_AGE",
-                                       default: .seconds(30 * 86_400), expected: "a duration such as 12h or 30d",
-                                       Duration.setting))
+        window = try PlatformSettings.trainingWindow(reader)
         var options = RetrainOptions()
         options.holdout = try reader.setting("holdout.share", variable: "HOLDOUT_SHARE", default: 0.2,
                                              expected: "a share above 0 and below 1") {

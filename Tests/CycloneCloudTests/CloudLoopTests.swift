@@ -24,10 +24,17 @@ import Glibc
 /// Tokens come from the fake metadata server throughout.
 @Suite(.serialized) struct CloudLoopTests {
     /// A better candidate: canary revision at 10 %, then all the traffic once its labels show it better.
+    /// evaluate's training window reaches the job as an override of the job's own.
     @Test func aBetterCandidateIsDeployedAsACanaryAndPromoted() async throws {
-        try await withCloud { cloud in
+        try await withCloud(evaluate: ["TRAINING_WINDOW_ROWS": "250"]) { cloud in
             let candidate = try await cloud.retrainFromBreach()
             #expect(cloud.traffic().map(\.percent) == [90, 10])
+            let overrides = cloud.fake.state.withLock { $0.runs.first?["overrides"]["containerOverrides"].array.first?["env"] }
+            #expect(overrides?.array.contains(["name": "TRAINING_WINDOW_ROWS", "value": "250"]) == true)
+            var trained = 0
+            for try await rows in try await cloud.db.client.query("SELECT training_rows::int FROM model WHERE version = '2'",
+                                                                  logger: .test).decode(Int.self) { trained = rows }
+            #expect(trained == 200, "250 rows less the holdout's fifth")
 
             // Its revision serves the changed world well, as live keeps serving it badly.
             try await storeServed(cloud.db, candidate, n: 120, seed: 21, a: -3, b: 2, spacing: 0.001)

@@ -86,9 +86,21 @@ import Testing
         #expect { try GoogleCredentials.fromEnvironment(["GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent.json"]) } throws: {
             "\($0)" == "GOOGLE_APPLICATION_CREDENTIALS names /nonexistent.json, which cannot be read"
         }
-        #expect { try GoogleCredentials.fromEnvironment(["PATH": "/nonexistent"]) } throws: {
+        #expect { try GoogleCredentials.fromEnvironment(["PATH": "/nonexistent"], productName: "/nonexistent") } throws: {
             "\($0)".hasPrefix("no Google credentials: set GOOGLE_APPLICATION_CREDENTIALS")
         }
+    }
+
+    /// On Compute Engine (GKE nodes and Cloud Build workers too) the DMI product name says Google: the metadata
+    /// server is used though no variable says so.
+    @Test func computeEngineIsKnownByItsProductName() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("product-\(UUID().uuidString)").path
+        try "Google Compute Engine\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(GoogleCredentials.onGoogleHardware(productName: file))
+        #expect(throws: Never.self) { try GoogleCredentials.fromEnvironment(["PATH": "/nonexistent"], productName: file) }
+        try "Standard PC (Q35 + ICH9, 2009)\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(!GoogleCredentials.onGoogleHardware(productName: file))
+        #expect(!GoogleCredentials.onGoogleHardware(productName: "/nonexistent"))
     }
 
     /// An operator's shell: `gcloud auth print-access-token`, found on PATH; its failure is its last line.
@@ -103,7 +115,7 @@ import Testing
             echo ya29.operator
             """.write(toFile: script, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
-        let credentials = try GoogleCredentials.fromEnvironment(["PATH": "/nonexistent:\(folder)"])
+        let credentials = try GoogleCredentials.fromEnvironment(["PATH": "/nonexistent:\(folder)"], productName: "/nonexistent")
         #expect(try await credentials.token() == "ya29.operator")
         let broken = GcloudCLI(executable: script, environment: ["GCLOUD_BROKEN": "1"])
         await #expect { try await broken.fetch() } throws: {

@@ -31,6 +31,8 @@ public final class FakeCloudRun: Sendable {
         public var operations: [String: Operation] = [:]
         public var executions: [String: [JSONValue]] = [:]  // job → newest first
         public var patches = 0
+        /// When each PATCH arrived.
+        public var patchedAt: [ContinuousClock.Instant] = []
         /// Conflicting writes to inject: the next PATCHes answer 409 ABORTED as if someone else had written.
         public var conflicts = 0
         /// Answers to inject before the next call succeeds (503, say).
@@ -61,7 +63,7 @@ public final class FakeCloudRun: Sendable {
         state.withLock { $0.services[name] = service }
     }
 
-    public func application() -> some ApplicationProtocol {
+    public func application(port: Int = 0) -> some ApplicationProtocol {
         let router = Router()
         let base = "/v2/projects/\(project)/locations/\(region)"
         router.get("\(base)/services/:service") { _, context in
@@ -90,7 +92,7 @@ public final class FakeCloudRun: Sendable {
                 return executions.isEmpty ? [:] : ["executions": .array(executions)]
             }
         }
-        return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
     }
 
     struct FakeError: Error {
@@ -140,6 +142,7 @@ public final class FakeCloudRun: Sendable {
                 throw FakeError(404, "NOT_FOUND", "Resource '\(name)' of kind 'SERVICE' does not exist.")
             }
             state.patches += 1
+            state.patchedAt.append(ContinuousClock.now)
             if state.conflicts > 0 {
                 state.conflicts -= 1
                 service.generation += 1

@@ -11,26 +11,26 @@ import Synchronization
 /// metadata server answers only requests that carry `Metadata-Flavor: Google` and says so in its answer;
 /// the token endpoint takes the JWT bearer grant, checks the RS256 signature against the account's public
 /// key and the claims, and answers OAuth-style errors otherwise.
-final class FakeGoogleAuth: Sendable {
-    struct State {
-        var issued = 0
-        var refusedWithoutFlavor = 0
-        var assertions: [(header: JSONValue, claims: JSONValue)] = []
+public final class FakeGoogleAuth: Sendable {
+    public struct State: Sendable {
+        public var issued = 0
+        public var refusedWithoutFlavor = 0
+        public var assertions: [(header: JSONValue, claims: JSONValue)] = []
     }
 
-    let state = Mutex(State())
-    let publicKey: _RSA.Signing.PublicKey
-    let clientEmail: String
-    let lifetime: Int
+    public let state = Mutex(State())
+    public let publicKey: _RSA.Signing.PublicKey
+    public let clientEmail: String
+    public let lifetime: Int
 
-    init(publicKey: _RSA.Signing.PublicKey, clientEmail: String = "retrain@project.iam.gserviceaccount.com",
+    public init(publicKey: _RSA.Signing.PublicKey, clientEmail: String = "retrain@project.iam.gserviceaccount.com",
          lifetime: Int = 3599) {
         self.publicKey = publicKey
         self.clientEmail = clientEmail
         self.lifetime = lifetime
     }
 
-    func application() -> some ApplicationProtocol {
+    public func application(port: Int = 0) -> some ApplicationProtocol {
         let router = Router()
         router.get("/computeMetadata/v1/instance/service-accounts/default/token") { request, _ -> Response in
             guard request.headers[HTTPField.Name("Metadata-Flavor")!] == "Google" else {
@@ -71,7 +71,7 @@ final class FakeGoogleAuth: Sendable {
             }
             return self.token()
         }
-        return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
     }
 
     private func token() -> Response {
