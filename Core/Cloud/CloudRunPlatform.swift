@@ -38,7 +38,7 @@ public struct CloudRunPlatform: Platform {
     }
 
     public func deploy(_ model: ModelArtifact, canary: Bool) async throws -> Deployment? {
-        guard let images else { throw CloudError("no image builder is configured for \(service)") }
+        guard let images else { throw CloudError("no serve image to build \(model.name)@\(model.version)'s image on (SERVE_IMAGE)") }
         let image = try await images(model)
         guard image.digest != nil else { throw CloudError("the image of \(model.name)@\(model.version) has no digest; revisions deploy by digest") }
         let revision = revisionName(model, image: image)

@@ -78,11 +78,12 @@ public struct CloudRunSettings: Sendable {
     /// `PREDICT_SERVICE` (predict) and `RETRAIN_JOB` (retrain).
     public var service: String
     public var job: String
-    /// `SERVE_IMAGE` (required): the serve image without a model, which each model image extends.
-    public var serveImage: ImageReference
+    /// `SERVE_IMAGE`: the serve image without a model, which each model image extends. Only what deploys
+    /// (retrain) needs it; without it a deploy fails saying so.
+    public var serveImage: ImageReference?
     /// `MODEL_IMAGE_REPOSITORY` (the serve image's repository): where model images are pushed, tagged
     /// `NAME-VERSION`.
-    public var modelImages: ImageReference
+    public var modelImages: ImageReference?
     /// `CLOUD_RUN_ENDPOINT` (https://run.googleapis.com).
     public var endpoint: String
 
@@ -91,15 +92,16 @@ public struct CloudRunSettings: Sendable {
         region = try reader.required("google.cloud.region", variable: "GOOGLE_CLOUD_REGION")
         service = reader.nonEmpty("predict.service") ?? "predict"
         job = reader.nonEmpty("retrain.job") ?? "retrain"
-        let image = try reader.required("serve.image", variable: "SERVE_IMAGE")
-        do { serveImage = try ImageReference(image) } catch {
-            throw SettingError(variable: "SERVE_IMAGE", message: "'\(image)': \(error)")
+        if let image = reader.nonEmpty("serve.image") {
+            do { serveImage = try ImageReference(image) } catch {
+                throw SettingError(variable: "SERVE_IMAGE", message: "'\(image)': \(error)")
+            }
         }
         if let repository = reader.nonEmpty("model.image.repository") {
             do { modelImages = try ImageReference(repository) } catch {
                 throw SettingError(variable: "MODEL_IMAGE_REPOSITORY", message: "'\(repository)': \(error)")
             }
-        } else {
+        } else if let serveImage {
             modelImages = ImageReference(registry: serveImage.registry, repository: serveImage.repository)
         }
         endpoint = reader.nonEmpty("cloud.run.endpoint") ?? "https://run.googleapis.com"
@@ -110,8 +112,10 @@ public struct CloudRunSettings: Sendable {
         let google: @Sendable (String) -> GoogleCredentials? = { host in
             host.hasSuffix(".pkg.dev") || host.hasSuffix("gcr.io") ? credentials : nil
         }
-        let (base, target) = (serveImage, modelImages)
         let cloudRun = CloudRun(endpoint: endpoint, project: project, region: region, credentials: credentials)
+        guard let base = serveImage, let target = modelImages else {
+            return CloudRunPlatform(cloudRun: cloudRun, service: service, job: job, canaryPercent: canaryPercent, images: nil)
+        }
         return CloudRunPlatform(cloudRun: cloudRun, service: service, job: job, canaryPercent: canaryPercent) { model in
             var tagged = target
             tagged.tag = String("\(model.name)-\(model.version)".map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "-" }.prefix(128))

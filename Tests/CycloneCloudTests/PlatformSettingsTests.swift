@@ -1,6 +1,7 @@
 import Configuration
 import CycloneCloud
 import CycloneServer
+import CycloneTestSupport
 import Testing
 
 /// `PLATFORM` picks where the loop acts; Cloud Run's settings are checked at start, one line each.
@@ -23,8 +24,21 @@ import Testing
         ])
         guard case .cloudRun(let run) = cloud.kind else { Issue.record("not cloud run"); return }
         #expect(run.service == "predict" && run.job == "retrain" && run.endpoint == "https://run.googleapis.com")
-        #expect(run.modelImages.description == "europe-west1-docker.pkg.dev/project/cyclone/serve")
+        #expect(run.modelImages?.description == "europe-west1-docker.pkg.dev/project/cyclone/serve")
         #expect(cloud.canaryPercent == 25)
+    }
+
+    /// evaluate only moves traffic and runs the job: without `SERVE_IMAGE` it starts, and a deploy says why
+    /// it cannot build an image.
+    @Test func withoutAServeImageDeployingSaysWhy() async throws {
+        let cloud = try settings(["PLATFORM": "cloudrun", "GOOGLE_CLOUD_PROJECT": "p", "GOOGLE_CLOUD_REGION": "r"])
+        guard case .cloudRun(let run) = cloud.kind else { Issue.record("not cloud run"); return }
+        #expect(run.serveImage == nil && run.modelImages == nil)
+        let platform = CloudRunPlatform(cloudRun: CloudRun(project: "p", region: "r", credentials: nil), service: "predict",
+                                        job: "retrain", canaryPercent: 10, images: nil)
+        await #expect { try await platform.deploy(try TestModels.regression(), canary: true) } throws: {
+            "\($0)".hasSuffix("image on (SERVE_IMAGE)")
+        }
     }
 
     @Test(arguments: [
