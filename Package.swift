@@ -189,6 +189,7 @@ let package = Package(
             name: "DeployBenchmark",
             dependencies: [
                 "CycloneCloud", "CycloneModel", "CycloneServer", "CycloneTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),

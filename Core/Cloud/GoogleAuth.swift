@@ -69,9 +69,9 @@ public actor GoogleCredentials {
     }
 
     /// Application default credentials, in Google's order: the key file `GOOGLE_APPLICATION_CREDENTIALS`
-    /// names; the metadata server on Google Cloud (Cloud Run sets `K_SERVICE` or `CLOUD_RUN_JOB`; Compute
-    /// Engine's DMI product name starts with "Google"; `GCE_METADATA_HOST` points elsewhere, a fake in
-    /// tests); else `gcloud auth print-access-token` from an operator's shell.
+    /// names; the metadata server on Cloud Run (`K_SERVICE` or `CLOUD_RUN_JOB` set; `GCE_METADATA_HOST`
+    /// points elsewhere, a fake in tests); `gcloud auth print-access-token` from an operator's shell; else
+    /// the metadata server on Compute Engine, GKE and Cloud Build, whose DMI product name starts "Google".
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment,
                                        scopes: [String] = [GoogleScopes.cloudPlatform],
                                        productName: String = "/sys/class/dmi/id/product_name",
@@ -83,14 +83,15 @@ public actor GoogleCredentials {
             return GoogleCredentials(source: try ServiceAccountKey(json: data, scopes: scopes, client: client))
         }
         let host = [environment["GCE_METADATA_HOST"], environment["GCE_METADATA_ROOT"]].compactMap { $0 }.first { !$0.isEmpty }
-        if host != nil || environment["K_SERVICE"] != nil || environment["CLOUD_RUN_JOB"] != nil || onGoogleHardware(productName: productName) {
-            return GoogleCredentials(source: MetadataServer(host: host ?? MetadataServer.defaultHost, scopes: scopes,
-                                                            client: client))
-        }
+        let metadata = GoogleCredentials(source: MetadataServer(host: host ?? MetadataServer.defaultHost, scopes: scopes,
+                                                                client: client))
+        if host != nil || environment["K_SERVICE"] != nil || environment["CLOUD_RUN_JOB"] != nil { return metadata }
+        // An operator's own identity before the machine's: gcloud on a VM speaks for whoever logged in.
         let path = (environment["PATH"] ?? "").split(separator: ":").map { "\($0)/gcloud" }
         if let gcloud = path.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
             return GoogleCredentials(source: GcloudCLI(executable: gcloud, environment: environment))
         }
+        if onGoogleHardware(productName: productName) { return metadata }
         throw CloudError("no Google credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, run on Google Cloud (metadata server), or install gcloud and run `gcloud auth login`")
     }
 }

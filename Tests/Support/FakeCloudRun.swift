@@ -39,13 +39,21 @@ public final class FakeCloudRun: Sendable {
         public var unavailable = 0
         public var runs: [JSONValue] = []
         var runner: JobRunner?
+        var running: [Task<Void, Never>] = []
+        /// Requests answered 401 for want of a Bearer token, when tokens are required.
+        public var unauthenticated = 0
     }
 
     public let project = "project"
     public let region = "europe-west1"
     public let state = Mutex(State())
+    /// The prefix a request's Bearer token must have, as the fake metadata server issues them; `nil` takes
+    /// requests without one.
+    public let tokenPrefix: String?
 
-    public init() {}
+    public init(tokenPrefix: String? = nil) {
+        self.tokenPrefix = tokenPrefix
+    }
     var location: String { "projects/\(project)/locations/\(region)" }
 
     /// A service serving `image` from its first revision.
@@ -66,28 +74,28 @@ public final class FakeCloudRun: Sendable {
     public func application(port: Int = 0) -> some ApplicationProtocol {
         let router = Router()
         let base = "/v2/projects/\(project)/locations/\(region)"
-        router.get("\(base)/services/:service") { _, context in
-            try self.answer { try self.readService(context.parameters.require("service")) }
+        router.get("\(base)/services/:service") { request, context in
+            try self.answer(request) { try self.readService(context.parameters.require("service")) }
         }
         router.patch("\(base)/services/:service") { request, context in
             let body = try JSONParser.parse(Array(try await request.body.collect(upTo: 1 << 20).readableBytesView))
             let mask = request.uri.queryParameters.get("updateMask")
-            return try self.answer { try self.patch(context.parameters.require("service"), body, mask: mask) }
+            return try self.answer(request) { try self.patch(context.parameters.require("service"), body, mask: mask) }
         }
-        router.get("\(base)/operations/:operation") { _, context in
-            try self.answer { try self.poll(context.parameters.require("operation")) }
+        router.get("\(base)/operations/:operation") { request, context in
+            try self.answer(request) { try self.poll(context.parameters.require("operation")) }
         }
         router.post("\(base)/jobs/:job") { request, context in
             let job = try context.parameters.require("job")
             let body = try JSONParser.parse(Array(try await request.body.collect(upTo: 1 << 20).readableBytesView))
-            return try self.answer {
+            return try self.answer(request) {
                 guard job.hasSuffix(":run") else { throw FakeError(404, "NOT_FOUND", "no such method") }
                 return self.run(String(job.dropLast(4)), body)
             }
         }
-        router.get("\(base)/jobs/:job/executions") { _, context in
+        router.get("\(base)/jobs/:job/executions") { request, context in
             let job = try context.parameters.require("job")
-            return try self.answer {
+            return try self.answer(request) {
                 let executions = self.state.withLock { $0.executions[job] ?? [] }
                 return executions.isEmpty ? [:] : ["executions": .array(executions)]
             }
@@ -106,7 +114,11 @@ public final class FakeCloudRun: Sendable {
         }
     }
 
-    private func answer(_ body: () throws -> JSONValue) throws -> Response {
+    private func answer(_ request: Request, _ body: () throws -> JSONValue) throws -> Response {
+        if let tokenPrefix, request.headers[.authorization]?.hasPrefix("Bearer \(tokenPrefix)") != true {
+            state.withLock { $0.unauthenticated += 1 }
+            return Self.error(FakeError(401, "UNAUTHENTICATED", "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential."))
+        }
         if state.withLock({ state in
             guard state.unavailable > 0 else { return false }
             state.unavailable -= 1
@@ -264,28 +276,43 @@ public final class FakeCloudRun: Sendable {
     }
 
     private func run(_ job: String, _ body: JSONValue) -> JSONValue {
-        let overrides = body["overrides"]["containerOverrides"].array.first?["env"].array ?? []
+        // Overrides replace the job's variables of the same name and add the others (§1.9).
+        var environment: [String: String] = [:]
+        for variable in Self.jobEnvironment + (body["overrides"]["containerOverrides"].array.first?["env"].array ?? []) {
+            if let key = variable["name"].string { environment[key] = variable["value"].string ?? "" }
+        }
+        let now = ISO8601DateFormatter().string(from: Date())
         let (execution, runner) = state.withLock { state in
             let count = (state.executions[job]?.count ?? 0) + 1
+            let name = "\(job)-\(String(format: "%05d", count))"
             let execution: JSONValue = [
                 "@type": "type.googleapis.com/google.cloud.run.v2.Execution",
-                "name": .string("\(location)/jobs/\(job)/executions/\(job)-\(String(format: "%05d", count))"),
-                "job": .string(job), "taskCount": 1, "runningCount": 1,
-                "template": ["containers": [["env": .array(Self.jobEnvironment + overrides)]]],
+                "name": .string("\(location)/jobs/\(job)/executions/\(name)"),
+                "job": .string(job), "taskCount": 1, "createTime": .string(now), "startTime": .string(now),
+                "runningCount": 1,
+                "template": ["containers": [["env": .array(environment.sorted { $0.key < $1.key }.map {
+                    ["name": .string($0.key), "value": .string($0.value)]
+                })]]],
             ]
             state.executions[job, default: []].insert(execution, at: 0)
             state.runs.append(body)
             return (execution, state.runner)
         }
         if let runner, let name = execution["name"].string {
-            // The container's environment: the job's own, each override replacing the variable it names.
-            var environment: [String: String] = [:]
-            for variable in Self.jobEnvironment + overrides {
-                if let key = variable["name"].string { environment[key] = variable["value"].string ?? "" }
-            }
-            Task { finishExecution(name, succeeded: await runner(job, environment)) }
+            // What Cloud Run sets in a job's container (§1.10).
+            let container = environment.merging([
+                "CLOUD_RUN_JOB": job, "CLOUD_RUN_EXECUTION": String(name.split(separator: "/").last!),
+                "CLOUD_RUN_TASK_INDEX": "0", "CLOUD_RUN_TASK_ATTEMPT": "0", "CLOUD_RUN_TASK_COUNT": "1",
+            ]) { $1 }
+            let task = Task { finishExecution(name, succeeded: await runner(job, container)) }
+            state.withLock { $0.running.append(task) }
         }
         return ["name": .string("\(location)/operations/\(UUID().uuidString.lowercased())"), "metadata": execution]
+    }
+
+    /// Waits for every execution a runner started (a test's teardown, before its database goes).
+    public func drain() async {
+        for task in state.withLock({ $0.running }) { await task.value }
     }
 
     /// The retrain job's own environment, which overrides are merged into.

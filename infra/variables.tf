@@ -1,0 +1,150 @@
+variable "project_id" {
+  description = "The Google Cloud project Cyclone runs in."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of every regional resource (Cloud Run, Cloud SQL, Artifact Registry, Scheduler)."
+  type        = string
+  default     = "europe-west1"
+}
+
+variable "name" {
+  description = "Prefix of every resource name (service accounts, services, jobs, the database instance)."
+  type        = string
+  default     = "cyclone"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,14}$", var.name))
+    error_message = "name must be 3 to 15 lowercase letters, digits or dashes, starting with a letter (service account ids add up to 15 characters)."
+  }
+}
+
+variable "image_tag" {
+  description = "Tag of the serve and train images Cloud Build pushed (the commit SHA)."
+  type        = string
+}
+
+variable "predict_image" {
+  description = "The first predict image: the serve image with the first model appended (scripts/deploy-gcp prints it, by digest). The loop owns predict's image afterwards."
+  type        = string
+}
+
+variable "model_name" {
+  description = "Name of the model predict serves (its artifact's name): the one the loop retrains."
+  type        = string
+  default     = "demand"
+}
+
+variable "retrain_metric" {
+  description = "RETRAIN_METRIC: the metric the policy watches and the retrain gate compares; empty for the task's default (r2, roc_auc, accuracy)."
+  type        = string
+  default     = ""
+}
+
+variable "retrain_threshold" {
+  description = "RETRAIN_THRESHOLD: absolute (0.4) or relative to the holdout value (0.9x); empty for the default."
+  type        = string
+  default     = ""
+}
+
+variable "min_labels" {
+  description = "MIN_LABELS: fewer labels in the performance window means no decision."
+  type        = number
+  default     = 100
+}
+
+variable "retrain_cooldown" {
+  description = "RETRAIN_COOLDOWN: no retrain this soon after a deploy, promotion or retrain request."
+  type        = string
+  default     = "1h"
+}
+
+variable "canary_percent" {
+  description = "CANARY_PERCENT: the share of predict's traffic a new model version gets first (0 deploys it to all at once)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.canary_percent >= 0 && var.canary_percent <= 100 && floor(var.canary_percent) == var.canary_percent
+    error_message = "canary_percent is a whole percentage from 0 to 100."
+  }
+}
+
+variable "canary_min_labels" {
+  description = "CANARY_MIN_LABELS: labels each of canary and live need before the canary is judged."
+  type        = number
+  default     = 100
+}
+
+variable "training_window_rows" {
+  description = "TRAINING_WINDOW_ROWS: newest labelled predictions a retrain trains and judges on."
+  type        = number
+  default     = 100000
+}
+
+variable "evaluate_schedule" {
+  description = "Cron schedule on which Cloud Scheduler calls evaluate's POST /evaluate."
+  type        = string
+  default     = "*/15 * * * *"
+}
+
+variable "schedule_time_zone" {
+  description = "Time zone of the schedules."
+  type        = string
+  default     = "Etc/UTC"
+}
+
+variable "retain_days" {
+  description = "Days of predictions kept: the daily partitions job drops older ones (0 keeps everything)."
+  type        = number
+  default     = 90
+}
+
+variable "predict_max_instances" {
+  description = "Most instances of predict (it scales to zero when idle)."
+  type        = number
+  default     = 10
+}
+
+variable "max_instances" {
+  description = "Most instances of label-ingest and of evaluate (each scales to zero)."
+  type        = number
+  default     = 3
+}
+
+variable "predict_public" {
+  description = "Whether anyone on the internet may call predict (allUsers as invoker); otherwise callers need roles/run.invoker."
+  type        = bool
+  default     = false
+}
+
+variable "predict_invokers" {
+  description = "Principals allowed to call predict and label-ingest, such as serviceAccount:app@PROJECT.iam.gserviceaccount.com."
+  type        = list(string)
+  default     = []
+}
+
+variable "database_tier" {
+  description = "Cloud SQL machine tier (Enterprise edition): db-f1-micro is the smallest; db-custom-1-3840 for steady traffic."
+  type        = string
+  default     = "db-f1-micro"
+}
+
+variable "database_authorized_networks" {
+  description = "CIDR ranges allowed to reach Cloud SQL's public IP directly (the Cloud Run connector needs none)."
+  type        = list(string)
+  default     = []
+}
+
+variable "alert_email" {
+  description = "Where alerts on the evaluator's breach lines and failed retrains are emailed; empty for none."
+  type        = string
+  default     = ""
+}
+
+variable "deletion_protection" {
+  description = "Protects the database, services and jobs from terraform destroy."
+  type        = bool
+  default     = true
+}
