@@ -1,0 +1,188 @@
+# One service account per function, each with only what its code does (Tests/InfraTests checks the roles
+# against the code). Nothing holds a project-wide editor or owner role.
+locals {
+  # Function → what it is.
+  accounts = {
+    predict  = "predict: serves the model and stores each prediction"
+    labels   = "label-ingest: attaches ground truth to stored predictions"
+    evaluate = "evaluate: metrics, drift, retrain decisions and canary traffic"
+    retrain  = "retrain: trains, pushes the model image and deploys it to predict"
+    maintain = "maintenance jobs: schema migrations and daily partitions (cyclone)"
+  }
+  # The accounts that use the database.
+  database_users = ["predict", "labels", "evaluate", "retrain", "maintain"]
+}
+
+resource "google_service_account" "function" {
+  for_each = local.accounts
+
+  account_id   = "${var.name}-${each.key}"
+  display_name = "Cyclone ${each.key}"
+  description  = each.value
+
+  depends_on = [google_project_service.apis]
+}
+
+# Cloud Scheduler's identity: it calls evaluate (OIDC) and runs the partitions job.
+resource "google_service_account" "scheduler" {
+  account_id   = "${var.name}-scheduler"
+  display_name = "Cyclone scheduler"
+  description  = "Cloud Scheduler: calls evaluate on its schedule and runs the daily partitions job"
+
+  depends_on = [google_project_service.apis]
+}
+
+# Cloud Build's identity: pushes the images and, when asked, rolls the functions forward.
+resource "google_service_account" "build" {
+  account_id   = "${var.name}-build"
+  display_name = "Cyclone build"
+  description  = "Cloud Build: tests, builds and pushes the serve and train images"
+
+  depends_on = [google_project_service.apis]
+}
+
+# The database: the Cloud SQL connector (project-level: Cloud SQL has no instance-level IAM) and the secret
+# holding DATABASE_URL.
+resource "google_project_iam_member" "cloudsql_client" {
+  for_each = toset(local.database_users)
+
+  project = var.project_id
+  role    = "roles/cloudsql.client"
+  member  = google_service_account.function[each.value].member
+}
+
+resource "google_secret_manager_secret_iam_member" "database_url" {
+  for_each = toset(local.database_users)
+
+  secret_id = google_secret_manager_secret.database_url.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.function[each.value].member
+}
+
+# evaluate and retrain log their decisions as structured lines (the breach alert reads them).
+resource "google_project_iam_member" "log_writer" {
+  for_each = toset(["evaluate", "retrain"])
+
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = google_service_account.function[each.value].member
+}
+
+# evaluate runs the retrain job with overrides (jobs.run) and lists its executions.
+resource "google_cloud_run_v2_job_iam_member" "evaluate_runs_retrain" {
+  name     = google_cloud_run_v2_job.retrain.name
+  location = var.region
+  role     = "roles/run.developer"
+  member   = google_service_account.function["evaluate"].member
+}
+
+# evaluate moves predict's traffic (promotion, rollback); retrain adds predict's revisions.
+resource "google_cloud_run_v2_service_iam_member" "predict_developer" {
+  for_each = toset(["evaluate", "retrain"])
+
+  name     = google_cloud_run_v2_service.predict.name
+  location = var.region
+  role     = "roles/run.developer"
+  member   = google_service_account.function[each.value].member
+}
+
+# Updating predict means acting as its service account.
+resource "google_service_account_iam_member" "act_as_predict" {
+  for_each = toset(["evaluate", "retrain"])
+
+  service_account_id = google_service_account.function["predict"].name
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.function[each.value].member
+}
+
+# retrain reads the serve image and pushes model images.
+resource "google_artifact_registry_repository_iam_member" "retrain_writer" {
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.writer"
+  member     = google_service_account.function["retrain"].member
+}
+
+# The scheduler calls evaluate and runs the partitions job.
+resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes_evaluate" {
+  name     = google_cloud_run_v2_service.evaluate.name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = google_service_account.scheduler.member
+}
+
+resource "google_cloud_run_v2_job_iam_member" "scheduler_runs_partitions" {
+  name     = google_cloud_run_v2_job.partitions.name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = google_service_account.scheduler.member
+}
+
+# Cloud Build pushes images, writes its logs, and rolls label-ingest, evaluate and the jobs forward
+# (`_DEPLOY=true`), acting as their accounts.
+resource "google_artifact_registry_repository_iam_member" "build_writer" {
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.writer"
+  member     = google_service_account.build.member
+}
+
+resource "google_project_iam_member" "build_log_writer" {
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = google_service_account.build.member
+}
+
+resource "google_cloud_run_v2_service_iam_member" "build_rolls_services" {
+  for_each = {
+    labels   = google_cloud_run_v2_service.labels.name
+    evaluate = google_cloud_run_v2_service.evaluate.name
+  }
+
+  name     = each.value
+  location = var.region
+  role     = "roles/run.developer"
+  member   = google_service_account.build.member
+}
+
+resource "google_cloud_run_v2_job_iam_member" "build_rolls_jobs" {
+  for_each = {
+    retrain    = google_cloud_run_v2_job.retrain.name
+    migrate    = google_cloud_run_v2_job.migrate.name
+    partitions = google_cloud_run_v2_job.partitions.name
+  }
+
+  name     = each.value
+  location = var.region
+  role     = "roles/run.developer"
+  member   = google_service_account.build.member
+}
+
+resource "google_service_account_iam_member" "build_acts_as" {
+  for_each = toset(["labels", "evaluate", "retrain", "maintain"])
+
+  service_account_id = google_service_account.function[each.value].name
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.build.member
+}
+
+# Who may call predict and label-ingest: anyone (predict_public) or the listed principals.
+resource "google_cloud_run_v2_service_iam_member" "predict_public" {
+  count = var.predict_public ? 1 : 0
+
+  name     = google_cloud_run_v2_service.predict.name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+resource "google_cloud_run_v2_service_iam_member" "invokers" {
+  for_each = {
+    for pair in setproduct(["predict", "labels"], var.predict_invokers) : "${pair[0]} ${pair[1]}" => pair
+  }
+
+  name     = each.value[0] == "predict" ? google_cloud_run_v2_service.predict.name : google_cloud_run_v2_service.labels.name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = each.value[1]
+}

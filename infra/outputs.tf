@@ -1,0 +1,39 @@
+output "predict_url" {
+  description = "predict's URL: POST /predict."
+  value       = google_cloud_run_v2_service.predict.uri
+}
+
+output "label_ingest_url" {
+  description = "label-ingest's URL: POST /labels."
+  value       = google_cloud_run_v2_service.labels.uri
+}
+
+output "evaluate_url" {
+  description = "evaluate's URL (the scheduler calls POST /evaluate)."
+  value       = google_cloud_run_v2_service.evaluate.uri
+}
+
+output "retrain_job" {
+  description = "The retrain Cloud Run job."
+  value       = google_cloud_run_v2_job.retrain.name
+}
+
+output "migrate_job" {
+  description = "The migration job: gcloud run jobs execute it after each roll-forward."
+  value       = google_cloud_run_v2_job.migrate.name
+}
+
+output "registry" {
+  description = "The Artifact Registry path of the serve, train and model images."
+  value       = local.registry
+}
+
+output "database_connection_name" {
+  description = "Cloud SQL's connection name (PROJECT:REGION:INSTANCE)."
+  value       = google_sql_database_instance.store.connection_name
+}
+
+output "database_url_secret" {
+  description = "The Secret Manager secret holding DATABASE_URL."
+  value       = google_secret_manager_secret.database_url.id
+}

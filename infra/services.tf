@@ -1,0 +1,315 @@
+locals {
+  connection = google_sql_database_instance.store.connection_name
+  services = {
+    predict  = "${var.name}-predict"
+    labels   = "${var.name}-label-ingest"
+    evaluate = "${var.name}-evaluate"
+  }
+  jobs = {
+    retrain    = "${var.name}-retrain"
+    migrate    = "${var.name}-migrate"
+    partitions = "${var.name}-partitions"
+  }
+
+  # Each function's environment besides DATABASE_URL (a secret), written out whole so each reads on its
+  # own; empty values are left unset, so the code's defaults apply. Tests/InfraTests checks these against
+  # what each function reads. evaluate and retrain share where the loop acts (PlatformSettings).
+  env = {
+    predict = {
+      GOOGLE_CLOUD_PROJECT = var.project_id
+    }
+    labels = {
+      GOOGLE_CLOUD_PROJECT = var.project_id
+    }
+    evaluate = {
+      PLATFORM             = "cloudrun"
+      GOOGLE_CLOUD_PROJECT = var.project_id
+      GOOGLE_CLOUD_REGION  = var.region
+      PREDICT_SERVICE      = local.services.predict
+      RETRAIN_JOB          = local.jobs.retrain
+      CANARY_PERCENT       = tostring(var.canary_percent)
+      CANARY_MIN_LABELS    = tostring(var.canary_min_labels)
+      TRAINING_WINDOW_ROWS = tostring(var.training_window_rows)
+      RETRAIN_METRIC       = var.retrain_metric
+      RETRAIN_THRESHOLD    = var.retrain_threshold
+      MIN_LABELS           = tostring(var.min_labels)
+      RETRAIN_COOLDOWN     = var.retrain_cooldown
+    }
+    retrain = {
+      PLATFORM               = "cloudrun"
+      GOOGLE_CLOUD_PROJECT   = var.project_id
+      GOOGLE_CLOUD_REGION    = var.region
+      PREDICT_SERVICE        = local.services.predict
+      RETRAIN_JOB            = local.jobs.retrain
+      CANARY_PERCENT         = tostring(var.canary_percent)
+      TRAINING_WINDOW_ROWS   = tostring(var.training_window_rows)
+      RETRAIN_METRIC         = var.retrain_metric
+      SERVE_IMAGE            = local.serve_image
+      MODEL_IMAGE_REPOSITORY = "${local.registry}/predict"
+    }
+    maintain = {}
+  }
+}
+
+# predict: the loop owns its image, revisions and traffic once it runs (retrain deploys, evaluate promotes
+# and rolls back); Terraform creates it with the first model image and leaves those alone.
+resource "google_cloud_run_v2_service" "predict" {
+  name                = local.services.predict
+  location            = var.region
+  ingress             = "INGRESS_TRAFFIC_ALL"
+  deletion_protection = var.deletion_protection
+
+  template {
+    service_account                  = google_service_account.function["predict"].email
+    timeout                          = "30s"
+    max_instance_request_concurrency = 80
+
+    scaling {
+      min_instance_count = 0
+      max_instance_count = var.predict_max_instances
+    }
+
+    volumes {
+      name = "cloudsql"
+      cloud_sql_instance {
+        instances = [local.connection]
+      }
+    }
+
+    containers {
+      image   = var.predict_image
+      command = ["predict"]
+
+      ports {
+        container_port = 8080
+      }
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "512Mi"
+        }
+        cpu_idle          = true
+        startup_cpu_boost = true
+      }
+
+      env {
+        name = "DATABASE_URL"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.database_url.secret_id
+            version = "latest"
+          }
+        }
+      }
+
+      dynamic "env" {
+        for_each = { for key, value in local.env.predict : key => value if value != "" }
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      volume_mounts {
+        name       = "cloudsql"
+        mount_path = "/cloudsql"
+      }
+
+      startup_probe {
+        period_seconds    = 1
+        timeout_seconds   = 1
+        failure_threshold = 30
+        http_get {
+          path = "/readyz"
+        }
+      }
+
+      liveness_probe {
+        period_seconds = 30
+        http_get {
+          path = "/healthz"
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [
+      template[0].containers[0].image,
+      template[0].revision,
+      traffic,
+      client,
+      client_version,
+      launch_stage,
+    ]
+  }
+
+  depends_on = [
+    google_secret_manager_secret_version.database_url,
+    google_secret_manager_secret_iam_member.database_url,
+    google_project_iam_member.cloudsql_client,
+  ]
+}
+
+# label-ingest: authenticated callers only (predict_invokers).
+resource "google_cloud_run_v2_service" "labels" {
+  name                = local.services.labels
+  location            = var.region
+  ingress             = "INGRESS_TRAFFIC_ALL"
+  deletion_protection = var.deletion_protection
+
+  template {
+    service_account = google_service_account.function["labels"].email
+    timeout         = "60s"
+
+    scaling {
+      min_instance_count = 0
+      max_instance_count = var.max_instances
+    }
+
+    volumes {
+      name = "cloudsql"
+      cloud_sql_instance {
+        instances = [local.connection]
+      }
+    }
+
+    containers {
+      image   = local.serve_image
+      command = ["label-ingest"]
+
+      ports {
+        container_port = 8080
+      }
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "512Mi"
+        }
+        cpu_idle = true
+      }
+
+      env {
+        name = "DATABASE_URL"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.database_url.secret_id
+            version = "latest"
+          }
+        }
+      }
+
+      dynamic "env" {
+        for_each = { for key, value in local.env.labels : key => value if value != "" }
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      volume_mounts {
+        name       = "cloudsql"
+        mount_path = "/cloudsql"
+      }
+
+      startup_probe {
+        http_get {
+          path = "/readyz"
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [client, client_version]
+  }
+
+  depends_on = [
+    google_secret_manager_secret_version.database_url,
+    google_secret_manager_secret_iam_member.database_url,
+    google_project_iam_member.cloudsql_client,
+  ]
+}
+
+# evaluate: invoked only by the scheduler's account (OIDC); one cycle may take minutes on a big window.
+resource "google_cloud_run_v2_service" "evaluate" {
+  name                = local.services.evaluate
+  location            = var.region
+  ingress             = "INGRESS_TRAFFIC_ALL"
+  deletion_protection = var.deletion_protection
+
+  template {
+    service_account = google_service_account.function["evaluate"].email
+    timeout         = "600s"
+
+    scaling {
+      min_instance_count = 0
+      max_instance_count = var.max_instances
+    }
+
+    volumes {
+      name = "cloudsql"
+      cloud_sql_instance {
+        instances = [local.connection]
+      }
+    }
+
+    containers {
+      image   = local.serve_image
+      command = ["evaluate"]
+
+      ports {
+        container_port = 8080
+      }
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "1Gi"
+        }
+        cpu_idle = true
+      }
+
+      env {
+        name = "DATABASE_URL"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.database_url.secret_id
+            version = "latest"
+          }
+        }
+      }
+
+      dynamic "env" {
+        for_each = { for key, value in local.env.evaluate : key => value if value != "" }
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      volume_mounts {
+        name       = "cloudsql"
+        mount_path = "/cloudsql"
+      }
+
+      startup_probe {
+        http_get {
+          path = "/readyz"
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [client, client_version]
+  }
+
+  depends_on = [
+    google_secret_manager_secret_version.database_url,
+    google_secret_manager_secret_iam_member.database_url,
+    google_project_iam_member.cloudsql_client,
+  ]
+}
