@@ -301,6 +301,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "InfraTests",
+            dependencies: [
+                "Predict", "LabelIngest", "Evaluate", "Retrain", "CycloneCloud", "CycloneEvaluation", "CycloneModel",
+                "CycloneServer", "CycloneTestSupport",
+                .product(name: "Configuration", package: "swift-configuration"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "LabelIngestTests",
             dependencies: [
                 "LabelIngest", "CycloneTestSupport", "CycloneCloud",

@@ -93,7 +93,8 @@ resource "google_cloud_run_v2_job" "migrate" {
 
       containers {
         image   = local.serve_image
-        command = ["cyclone", "migrate"]
+        command = ["cyclone"]
+        args    = ["migrate"]
 
         env {
           name = "DATABASE_URL"
@@ -147,7 +148,8 @@ resource "google_cloud_run_v2_job" "partitions" {
 
       containers {
         image   = local.serve_image
-        command = concat(["cyclone", "partitions"], var.retain_days > 0 ? ["--retain-days", tostring(var.retain_days)] : [])
+        command = ["cyclone"]
+        args    = concat(["partitions"], var.retain_days > 0 ? ["--retain-days", tostring(var.retain_days)] : [])
 
         env {
           name = "DATABASE_URL"

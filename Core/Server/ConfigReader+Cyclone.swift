@@ -1,14 +1,17 @@
 import Configuration
 
 extension ConfigReader {
-    /// The process environment: key `model.path` is `MODEL_PATH`, `port` is `PORT`.
-    public static func cyclone(environment: [String: String]? = nil) -> ConfigReader {
+    /// The process environment: key `model.path` is `MODEL_PATH`, `port` is `PORT`. `accessReporter` hears
+    /// of every read (the infra tests list what each function reads).
+    public static func cyclone(environment: [String: String]? = nil,
+                               accessReporter: (any AccessReporter)? = nil) -> ConfigReader {
         let secrets: SecretsSpecifier<String, String> = .specific(["DATABASE_URL"])
         if let environment {
             return ConfigReader(provider: EnvironmentVariablesProvider(environmentVariables: environment,
-                                                                      secretsSpecifier: secrets))
+                                                                      secretsSpecifier: secrets),
+                                accessReporter: accessReporter)
         }
-        return ConfigReader(provider: EnvironmentVariablesProvider(secretsSpecifier: secrets))
+        return ConfigReader(provider: EnvironmentVariablesProvider(secretsSpecifier: secrets), accessReporter: accessReporter)
     }
 
     /// A setting parsed by `parse`, `defaultValue` when unset. A value that does not parse stops start-up with

@@ -1,0 +1,127 @@
+import CycloneModel
+import CycloneTestSupport
+import Foundation
+
+/// infra/ as python-hcl2 parses it (scripts/hcl2json.py, in the virtual environment scripts/setup makes),
+/// with just enough evaluation for the tests: `${var.x}` (defaults, or samples for the required ones),
+/// `${tostring(…)}`, `${local.a.b}` and `${type.name.attribute}` references, and `${merge…}`-free maps.
+struct Terraform {
+    var files: [String: JSONValue]
+    /// Values for the variables without a default, as an operator would pass them.
+    static let required: [String: String] = [
+        "project_id": "project", "image_tag": "abc123",
+        "predict_image": "europe-west1-docker.pkg.dev/project/cyclone/predict@sha256:" + String(repeating: "0", count: 64),
+    ]
+
+    static func load() async throws -> Terraform {
+        let python = Repository.root.appendingPathComponent(".venv-infra/hcl2/bin/python").path
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            throw TestDatabaseError(description: "\(python) is missing: run scripts/setup (it installs python-hcl2)")
+        }
+        let json = try await Repository.run(python, [Repository.root.appendingPathComponent("scripts/hcl2json.py").path,
+                                                     Repository.root.appendingPathComponent("infra").path])
+        return Terraform(files: try JSONParser.parse(Array(json.utf8)).object ?? [:])
+    }
+
+    /// Every block of a top-level kind (`resource`, `locals`, `variable`) across the files.
+    func blocks(_ kind: String) -> [JSONValue] { files.keys.sorted().flatMap { files[$0]![kind].array } }
+
+    /// The resources of a type: name → body.
+    func resources(_ type: String) -> [(name: String, body: JSONValue)] {
+        blocks("resource").compactMap { $0[type].object }.flatMap { $0.map { ($0.key, $0.value) } }.sorted { $0.name < $1.name }
+    }
+
+    var locals: [String: JSONValue] {
+        blocks("locals").reduce(into: [:]) { all, block in all.merge(block.object ?? [:]) { $1 } }
+    }
+
+    func variable(_ name: String) -> String? {
+        for block in blocks("variable") {
+            guard let body = block[name].object else { continue }
+            switch body["default"] {
+            case .string(let text)?: return text
+            case .number(let number)?: return number == number.rounded() ? String(Int(number)) : String(number)
+            case .bool(let flag)?: return String(flag)
+            default: return Self.required[name]
+            }
+        }
+        return nil
+    }
+
+    /// `text` with every reference this evaluator knows replaced, innermost first.
+    func resolve(_ text: String) -> String {
+        var text = text
+        let reference = /\$\{(?:tostring\()?([a-z_]+(?:\.[A-Za-z0-9_\-]+)+)\)?\}/
+        while let match = text.firstMatch(of: reference) {
+            guard let value = lookup(String(match.output.1)) else { break }
+            text.replaceSubrange(match.range, with: value)
+        }
+        return text
+    }
+
+    /// `var.x`, `local.a.b`, or `type.name.attribute` as text, resolved in turn.
+    func lookup(_ path: String) -> String? {
+        let parts = path.split(separator: ".").map(String.init)
+        switch parts[0] {
+        case "var": return variable(parts[1])
+        case "local":
+            var value: JSONValue? = locals[parts[1]]
+            for part in parts.dropFirst(2) { value = value?[part] }
+            return value?.string.map(resolve)
+        default:
+            guard parts.count == 3, let body = resources(parts[0]).first(where: { $0.name == parts[1] })?.body else { return nil }
+            return body[parts[2]].string.map(resolve)
+        }
+    }
+
+    /// A container's environment: its `env` blocks (a secret's value as `<secret NAME>`) and the map its
+    /// `dynamic "env"` iterates, empty values left out as the filter does.
+    func environment(_ container: JSONValue) -> [String: String] {
+        var environment: [String: String] = [:]
+        for entry in container["env"].array {
+            guard let name = entry["name"].string else { continue }
+            if let secret = entry["value_source"].array.first?["secret_key_ref"].array.first?["secret"].string {
+                environment[name] = "<secret \(resolve(secret))>"
+            } else {
+                environment[name] = resolve(entry["value"].string ?? "")
+            }
+        }
+        for dynamic in container["dynamic"].array {
+            guard let source = dynamic["env"]["for_each"].string,
+                  let match = source.firstMatch(of: /local\.env\.([a-z_]+)/) else { continue }
+            for (name, value) in locals["env"]?[String(match.output.1)].object ?? [:] {
+                let text = resolve(value.string ?? "")
+                if !text.isEmpty { environment[name] = text }
+            }
+        }
+        return environment
+    }
+}
+
+/// A Cloud Run service or job as declared: its function (the binary its command names), its container and
+/// its service account's key in `google_service_account.function`.
+struct Workload {
+    var resource: String
+    var binary: String
+    var arguments: [String]
+    var environment: [String: String]
+    var account: String?
+    var isJob: Bool
+
+    static func all(_ terraform: Terraform) -> [Workload] {
+        func workload(_ resource: String, template: JSONValue, isJob: Bool) -> Workload {
+            let container = template["containers"].array.first ?? .null
+            let account = template["service_account"].string?.firstMatch(of: /function\["([a-z]+)"\]/).map { String($0.output.1) }
+            return Workload(resource: resource, binary: container["command"].array.first?.string ?? "",
+                            arguments: container["args"].array.compactMap(\.string)
+                                + (container["args"].string.map { [$0] } ?? []),
+                            environment: terraform.environment(container), account: account, isJob: isJob)
+        }
+        return terraform.resources("google_cloud_run_v2_service").map {
+            workload("google_cloud_run_v2_service.\($0.name)", template: $0.body["template"].array.first ?? .null, isJob: false)
+        } + terraform.resources("google_cloud_run_v2_job").map {
+            workload("google_cloud_run_v2_job.\($0.name)",
+                     template: $0.body["template"].array.first?["template"].array.first ?? .null, isJob: true)
+        }
+    }
+}
