@@ -186,3 +186,46 @@ resource "google_cloud_run_v2_service_iam_member" "invokers" {
   role     = "roles/run.invoker"
   member   = each.value[1]
 }
+
+# Waiting for a Cloud Run update means polling its long-running operation, which belongs to the project,
+# not to the service: evaluate and retrain may read operations and nothing else there.
+resource "google_project_iam_custom_role" "run_operations" {
+  role_id     = replace("${var.name}_run_operations", "-", "_")
+  title       = "Cyclone: read Cloud Run operations"
+  description = "Poll the long-running operations of Cloud Run updates (services.patch)."
+  permissions = ["run.operations.get"]
+}
+
+resource "google_project_iam_member" "run_operations" {
+  for_each = toset(["evaluate", "retrain"])
+
+  project = var.project_id
+  role    = google_project_iam_custom_role.run_operations.id
+  member  = google_service_account.function[each.value].member
+}
+
+# `gcloud builds submit` uploads the source here; the build reads it as its own account.
+resource "google_storage_bucket" "build_source" {
+  # checkov:skip=CKV_GCP_62: access logs of a bucket that only holds uploaded build sources add nothing; Cloud Audit Logs record access
+  # checkov:skip=CKV_GCP_78: versioning is pointless for sources that expire after a week
+  name                        = "${var.project_id}-${var.name}-build"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = true
+
+  lifecycle_rule {
+    condition {
+      age = 7
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+resource "google_storage_bucket_iam_member" "build_reads_sources" {
+  bucket = google_storage_bucket.build_source.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.build.member
+}

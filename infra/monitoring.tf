@@ -30,6 +30,8 @@ resource "google_monitoring_notification_channel" "email" {
   labels = {
     email_address = var.alert_email
   }
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_monitoring_alert_policy" "breach" {
@@ -75,4 +77,6 @@ resource "google_monitoring_alert_policy" "breach" {
   alert_strategy {
     auto_close = "86400s"
   }
+
+  depends_on = [google_project_service.apis]
 }

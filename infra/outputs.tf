@@ -37,3 +37,8 @@ output "database_url_secret" {
   description = "The Secret Manager secret holding DATABASE_URL."
   value       = google_secret_manager_secret.database_url.id
 }
+
+output "build_source_bucket" {
+  description = "Where gcloud builds submit stages the source (--gcs-source-staging-dir=gs://BUCKET/source)."
+  value       = google_storage_bucket.build_source.name
+}

@@ -20,6 +20,7 @@ locals {
     }
     labels = {
       GOOGLE_CLOUD_PROJECT = var.project_id
+      DATABASE_POOL_SIZE   = "2"
     }
     evaluate = {
       PLATFORM             = "cloudrun"
@@ -34,6 +35,7 @@ locals {
       RETRAIN_THRESHOLD    = var.retrain_threshold
       MIN_LABELS           = tostring(var.min_labels)
       RETRAIN_COOLDOWN     = var.retrain_cooldown
+      DATABASE_POOL_SIZE   = "2"
     }
     retrain = {
       PLATFORM               = "cloudrun"
@@ -52,7 +54,9 @@ locals {
 }
 
 # predict: the loop owns its image, revisions and traffic once it runs (retrain deploys, evaluate promotes
-# and rolls back); Terraform creates it with the first model image and leaves those alone.
+# and rolls back); Terraform creates it with the first model image and leaves those alone. The revision
+# name is not ignored: a Terraform change to the template then makes an auto-named revision (with no
+# traffic, which the loop assigns by name) instead of resending the loop's last name (a 409).
 resource "google_cloud_run_v2_service" "predict" {
   name                = local.services.predict
   location            = var.region
@@ -137,7 +141,6 @@ resource "google_cloud_run_v2_service" "predict" {
   lifecycle {
     ignore_changes = [
       template[0].containers[0].image,
-      template[0].revision,
       traffic,
       client,
       client_version,

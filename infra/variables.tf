@@ -30,12 +30,6 @@ variable "predict_image" {
   type        = string
 }
 
-variable "model_name" {
-  description = "Name of the model predict serves (its artifact's name): the one the loop retrains."
-  type        = string
-  default     = "demand"
-}
-
 variable "retrain_metric" {
   description = "RETRAIN_METRIC: the metric the policy watches and the retrain gate compares; empty for the task's default (r2, roc_auc, accuracy)."
   type        = string
@@ -102,13 +96,13 @@ variable "retain_days" {
 }
 
 variable "predict_max_instances" {
-  description = "Most instances of predict (it scales to zero when idle)."
+  description = "Most instances of predict (it scales to zero when idle). Each holds 4 database connections: keep the sum of every service's within the tier's limit."
   type        = number
-  default     = 10
+  default     = 5
 }
 
 variable "max_instances" {
-  description = "Most instances of label-ingest and of evaluate (each scales to zero)."
+  description = "Most instances of label-ingest and of evaluate (each scales to zero; 2 database connections each)."
   type        = number
   default     = 3
 }
@@ -126,9 +120,9 @@ variable "predict_invokers" {
 }
 
 variable "database_tier" {
-  description = "Cloud SQL machine tier (Enterprise edition): db-f1-micro is the smallest; db-custom-1-3840 for steady traffic."
+  description = "Cloud SQL machine tier (Enterprise edition): db-g1-small allows 50 connections (predict 5 x 4, label-ingest and evaluate 3 x 2 each, the jobs); db-custom-1-3840 (about 100) for steady traffic."
   type        = string
-  default     = "db-f1-micro"
+  default     = "db-g1-small"
 }
 
 variable "database_authorized_networks" {

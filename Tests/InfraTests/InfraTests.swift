@@ -146,9 +146,12 @@ import Testing
         var grants: [String: Set<Grant>] = [:]
         for type in types {
             for (_, body) in terraform.resources(type) {
-                guard let role = body["role"].string, let member = body["member"].string,
+                guard var role = body["role"].string, let member = body["member"].string,
                       let account = member.firstMatch(of: /google_service_account\.function\[(each\.value|"([a-z]+)")\]/)
                 else { continue }
+                if let custom = role.firstMatch(of: /google_project_iam_custom_role\.([a-z_]+)\./) {
+                    role = "custom \(custom.output.1)"
+                }
                 let accounts = account.output.2.map { [String($0)] } ?? forEach(body["for_each"].string ?? "", terraform)
                 let target = Self.target(type, body)
                 for account in accounts { grants[account, default: []].insert(Grant(role: role, target: target)) }
@@ -199,11 +202,14 @@ import Testing
     /// What each account's code needs, read from the code: the database for whoever reads DATABASE_URL;
     /// the retrain job and predict's traffic for the evaluator, which starts retrains and promotes or rolls
     /// back canaries; the registry and predict's revisions for retrain, which deploys; log writing for the
-    /// two that log the loop's decisions (the breach alert reads evaluate's).
+    /// two that log the loop's decisions (the breach alert reads evaluate's); and reading the operations of
+    /// the Cloud Run updates either makes, which `CloudRun.wait` polls.
     static func needs(_ terraform: Terraform) throws -> [String: Set<Grant>] {
         let database: Set<Grant> = [Grant(role: "roles/cloudsql.client", target: "project"),
                                     Grant(role: "roles/secretmanager.secretAccessor", target: "secret database_url")]
         let logs = Grant(role: "roles/logging.logWriter", target: "project")
+        let operations = try source(["Core/Cloud"]).contains("call(.GET, \"/v2/\\(name)\"")
+            ? [Grant(role: "custom run_operations", target: "project")] : Set<Grant>()
         var needs: [String: Set<Grant>] = [:]
         for workload in Workload.all(terraform) {
             guard let account = workload.account else { continue }
@@ -216,6 +222,7 @@ import Testing
         if evaluate.contains("platform.promote(") || evaluate.contains("platform.rollback(") {
             needs["evaluate", default: []].formUnion([Grant(role: "roles/run.developer", target: "service predict"),
                                                        Grant(role: "roles/iam.serviceAccountUser", target: "account predict")])
+            needs["evaluate", default: []].formUnion(operations)
         }
         if evaluate.contains("alerts.send(") { needs["evaluate", default: []].insert(logs) }
         let retrain = try source(["Functions/retrain"])
@@ -224,6 +231,7 @@ import Testing
                                                       Grant(role: "roles/iam.serviceAccountUser", target: "account predict"),
                                                       Grant(role: "roles/artifactregistry.writer", target: "repository images"),
                                                       logs])
+            needs["retrain", default: []].formUnion(operations)
         }
         return needs
     }
