@@ -40,8 +40,10 @@ public struct InstanceEncoder: Sendable {
         slots = features.map { feature in
             let (column, offset) = columnByFeature[feature.name]!
             var index: [String: Int] = [:]
-            if case .oneHot(_, _, let categories) = column {
+            switch column {
+            case .oneHot(_, _, let categories), .code(_, let categories):
                 for (i, category) in categories.enumerated() { index[category] = i }
+            default: break
             }
             return Slot(feature: feature, column: column, offset: offset, categoryIndex: index)
         }
@@ -103,6 +105,27 @@ public struct InstanceEncoder: Sendable {
                 throw .wrongType(name, expected: .boolean, found: value.typeName, path: "\(path()).\(name)")
             }
             x[slot.offset] = flag ? 1 : 0
+        case .raw:
+            switch slot.feature.kind.read(value) {
+            case .number(let number):
+                guard number.isFinite else { throw .nonFinite(name, path: "\(path()).\(name)") }
+                x[slot.offset] = number
+            case .flag(let flag): x[slot.offset] = flag ? 1 : 0
+            default:
+                throw .wrongType(name, expected: slot.feature.kind, found: value.typeName, path: "\(path()).\(name)")
+            }
+        case .code(_, let categories):
+            guard case .category(let category) = Feature.Kind.categorical.read(value) else {
+                throw .wrongType(name, expected: .categorical, found: value.typeName, path: "\(path()).\(name)")
+            }
+            if let index = slot.categoryIndex[category] {
+                x[slot.offset] = Double(index)
+            } else if strictCategories {
+                throw .unknownCategory(name, value: category, allowed: categories, path: "\(path()).\(name)")
+            } else {
+                x[slot.offset] = -1
+                notes.unknownCategories += 1
+            }
         case .oneHot(_, _, let categories):
             guard case .category(let category) = Feature.Kind.categorical.read(value) else {
                 throw .wrongType(name, expected: .categorical, found: value.typeName, path: "\(path()).\(name)")
@@ -124,6 +147,7 @@ public struct InstanceEncoder: Sendable {
         case .boolean(_, let impute): x[slot.offset] = impute
         case .oneHot(_, let impute, _):
             if let index = slot.categoryIndex[impute] { x[slot.offset + index] = 1 }
+        case .raw, .code: x[slot.offset] = .nan
         }
     }
 }

@@ -44,8 +44,11 @@ public struct ModelArtifact: Codable, Sendable, Equatable {
 
     /// Class labels of a classifier, `nil` for regression.
     public var classes: [String]? {
-        if case .logistic(let model) = predictor { return model.classes }
-        return nil
+        switch predictor {
+        case .logistic(let model): model.classes
+        case .trees(let model): model.classes
+        case .linear: nil
+        }
     }
 }
 
@@ -175,6 +178,13 @@ extension ModelArtifact {
                 guard !categories.isEmpty, Set(categories).count == categories.count else {
                     throw ArtifactError(path: "\(path).categories", "must be a non-empty list without repeats")
                 }
+            case .raw:
+                guard kind != .categorical else { throw kindMismatch(path, column.feature, kind, "raw") }
+            case .code(_, let categories):
+                guard kind == .categorical else { throw kindMismatch(path, column.feature, kind, "code") }
+                guard Set(categories).count == categories.count else {
+                    throw ArtifactError(path: "\(path).categories", "must not repeat a category")
+                }
             }
         }
         if let missing = features.first(where: { !covered.contains($0.name) }) {
@@ -206,6 +216,22 @@ extension ModelArtifact {
             for (r, row) in model.coefficients.enumerated() {
                 try checkRow(row, width: width, path: "predictor.coefficients[\(r)]")
             }
+        case .trees(let model):
+            let expected: Task = switch model.link {
+            case .identity: .regression
+            case .logistic: model.classes == nil ? .regression : .binary
+            case .softmax: .multiclass
+            }
+            guard task == expected else {
+                throw ArtifactError(path: "task", "a \(model.link.rawValue) tree ensemble makes a \(expected.rawValue) model, not \(task.rawValue)")
+            }
+            if let classes = model.classes {
+                guard Set(classes).count == classes.count, classes.count == (model.link == .logistic ? 2 : model.baseMargin.count) else {
+                    throw ArtifactError(path: "predictor.classes", "needs one distinct class per output (two for binary)")
+                }
+            }
+            guard model.baseMargin.allSatisfy(\.isFinite) else { throw ArtifactError(path: "predictor.baseMargin", "must be finite") }
+            if let problem = model.problem(width: width) { throw ArtifactError(path: "predictor", problem) }
         }
     }
 

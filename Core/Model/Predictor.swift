@@ -1,16 +1,19 @@
 import Foundation
 
-/// What a model computes from its design vector. Tree ensembles will join as another case.
+/// What a model computes from its design vector.
 public enum Predictor: Sendable, Equatable {
     /// `intercept + coefficients · x` (ridge regression).
     case linear(LinearPredictor)
     /// Logistic regression: binary (one coefficient row, for `classes[1]`) or multinomial (one row per class).
     case logistic(LogisticPredictor)
+    /// Gradient-boosted trees (trained here, or imported from XGBoost or LightGBM).
+    case trees(TreeEnsemble)
 
     public func predict(_ x: UnsafeBufferPointer<Double>) -> Output {
         switch self {
         case .linear(let model): .value(model.intercept + dot(model.coefficients, x))
         case .logistic(let model): model.predict(x)
+        case .trees(let model): model.predict(x)
         }
     }
 
@@ -96,13 +99,14 @@ public func softmax(_ z: [Double]) -> [Double] {
 
 extension Predictor: Codable {
     private enum CodingKeys: String, CodingKey { case type }
-    private enum Kind: String, Codable { case linear, logistic }
+    private enum Kind: String, Codable { case linear, logistic, trees }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         switch try c.decode(Kind.self, forKey: .type) {
         case .linear: self = .linear(try LinearPredictor(from: decoder))
         case .logistic: self = .logistic(try LogisticPredictor(from: decoder))
+        case .trees: self = .trees(try TreeEnsemble(from: decoder))
         }
     }
 
@@ -115,6 +119,9 @@ extension Predictor: Codable {
         case .logistic(let model):
             try c.encode(Kind.logistic, forKey: .type)
             try model.encode(to: encoder)
+        case .trees(let model):
+            try c.encode(Kind.trees, forKey: .type)
+            try model.encode(to: encoder)
         }
     }
 }
@@ -125,6 +132,7 @@ extension Predictor {
         switch self {
         case .linear: "ridge"
         case .logistic: "logistic"
+        case .trees: "gbdt"
         }
     }
 }

@@ -14,17 +14,24 @@ public struct Preprocessing: Codable, Sendable, Equatable {
         case boolean(feature: String, impute: Double)
         /// A categorical feature, one-hot over `categories`; a missing value becomes `impute`.
         case oneHot(feature: String, impute: String, categories: [String])
+        /// A numeric or boolean feature as it is (a boolean as 0 or 1), a missing value as NaN: what tree
+        /// ensembles read, routing NaN by each node's default direction.
+        case raw(feature: String)
+        /// A categorical feature as its position in `categories`, a category never seen as -1 and a missing
+        /// value as NaN: the integer codes LightGBM's categorical splits read.
+        case code(feature: String, categories: [String])
 
         public var feature: String {
             switch self {
-            case .standardize(let feature, _, _, _), .boolean(let feature, _), .oneHot(let feature, _, _): feature
+            case .standardize(let feature, _, _, _), .boolean(let feature, _), .oneHot(let feature, _, _),
+                 .raw(let feature), .code(let feature, _): feature
             }
         }
 
         /// How many design columns this produces.
         public var width: Int {
             switch self {
-            case .standardize, .boolean: 1
+            case .standardize, .boolean, .raw, .code: 1
             case .oneHot(_, _, let categories): categories.count
             }
         }
@@ -32,7 +39,8 @@ public struct Preprocessing: Codable, Sendable, Equatable {
         /// Names of the design columns: the feature, or `feature=category` for one-hot columns.
         public var columnNames: [String] {
             switch self {
-            case .standardize(let feature, _, _, _), .boolean(let feature, _): [feature]
+            case .standardize(let feature, _, _, _), .boolean(let feature, _), .raw(let feature), .code(let feature, _):
+                [feature]
             case .oneHot(let feature, _, let categories): categories.map { "\(feature)=\($0)" }
             }
         }
@@ -51,7 +59,7 @@ public struct Preprocessing: Codable, Sendable, Equatable {
 
 extension Preprocessing.Column: Codable {
     private enum CodingKeys: String, CodingKey { case feature, transform, impute, mean, scale, categories }
-    private enum Transform: String, Codable { case standardize, boolean, oneHot }
+    private enum Transform: String, Codable { case standardize, boolean, oneHot, raw, code }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -66,6 +74,10 @@ extension Preprocessing.Column: Codable {
         case .oneHot:
             self = .oneHot(feature: feature, impute: try c.decode(String.self, forKey: .impute),
                            categories: try c.decode([String].self, forKey: .categories))
+        case .raw:
+            self = .raw(feature: feature)
+        case .code:
+            self = .code(feature: feature, categories: try c.decode([String].self, forKey: .categories))
         }
     }
 
@@ -84,6 +96,11 @@ extension Preprocessing.Column: Codable {
         case .oneHot(_, let impute, let categories):
             try c.encode(Transform.oneHot, forKey: .transform)
             try c.encode(impute, forKey: .impute)
+            try c.encode(categories, forKey: .categories)
+        case .raw:
+            try c.encode(Transform.raw, forKey: .transform)
+        case .code(_, let categories):
+            try c.encode(Transform.code, forKey: .transform)
             try c.encode(categories, forKey: .categories)
         }
     }

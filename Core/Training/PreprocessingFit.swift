@@ -86,6 +86,11 @@ public struct FittedPreprocessing: Sendable {
                 for i in 0..<n {
                     if let k = index[v[i] ?? impute] { x[i * p + offset + k] = 1 }
                 }
+            case (.raw, .numeric(let v)), (.raw, .boolean(let v)):
+                for i in 0..<n { x[i * p + offset] = v[i] }
+            case (.code(_, let categories), .categorical(let v)):
+                let index = Dictionary(uniqueKeysWithValues: categories.enumerated().map { ($1, $0) })
+                for i in 0..<n { x[i * p + offset] = v[i].map { index[$0].map(Double.init) ?? -1 } ?? .nan }
             default:
                 preconditionFailure("column '\(column.feature)' changed kind between fit and transform")
             }

@@ -1,0 +1,110 @@
+import CycloneModel
+import CycloneTestSupport
+import Foundation
+import Testing
+
+/// XGBoost and LightGBM models served as they are: each fixture (scripts/fixtures/trees.py) is imported,
+/// made an artifact, and its predictions on the test instances, missing values and categories included,
+/// equal the library's own to 1e-6 (relative).
+@Suite struct TreeImportTests {
+    struct Case: Sendable, CustomTestStringConvertible {
+        var json: JSONValue
+        var name: String { json["name"].string ?? "?" }
+        var testDescription: String { name }
+    }
+
+    static let folder = Repository.root.appendingPathComponent("Tests/Fixtures/trees")
+    static let cases: [Case] = {
+        guard let data = try? Data(contentsOf: folder.appendingPathComponent("cases.json")),
+              let json = try? JSONParser.parse(Array(data)) else { return [] }
+        return json["cases"].array.map(Case.init)
+    }()
+
+    @Test func everyObjectiveHasAFixture() {
+        #expect(Set(Self.cases.compactMap { $0.json["objective"].string }) == [
+            "reg:squarederror", "reg:logistic", "binary:logistic", "multi:softprob", "multi:softmax",
+            "regression", "binary", "multiclass",
+        ])
+    }
+
+    static func imported(_ json: JSONValue) throws -> ImportedTrees {
+        let url = folder.appendingPathComponent(json["file"].string ?? "")
+        if json["library"].string == "xgboost" {
+            return try ImportedTrees.xgboost(Array(try Data(contentsOf: url)))
+        }
+        return try ImportedTrees.lightgbm(try String(contentsOf: url, encoding: .utf8))
+    }
+
+    @Test(arguments: cases)
+    func predictionsEqualTheLibrarysOwn(_ fixture: Case) throws {
+        let json = fixture.json
+        let trees = try Self.imported(json)
+        let categorical = Set(json["categorical"].array.compactMap(\.string))
+        let schema = json["features"].array.compactMap(\.string).map {
+            Feature(name: $0, kind: categorical.contains($0) ? .categorical : .numeric)
+        }
+        let artifact = try trees.artifact(name: fixture.name, version: "1", features: schema, target: "y")
+        #expect(artifact.features.allSatisfy { !$0.required }, "the trees route missing values")
+        let encoder = InstanceEncoder(features: artifact.features, preprocessing: artifact.preprocessing)
+        var notes = InstanceEncoder.Notes()
+        let expected = json["expected"].array, margins = json["margin"].array
+        #expect(expected.count == json["instances"].array.count && !expected.isEmpty)
+        for (i, instance) in json["instances"].array.enumerated() {
+            let x = try encoder.encode(instance, path: "instances[\(i)]", notes: &notes)
+            // The raw margins first: every tree and every split as the library walks it.
+            let margin = x.withUnsafeBufferPointer { trees.ensemble.margins($0) }
+            let wantMargin = margins[i].array.isEmpty ? [margins[i].number ?? .nan] : margins[i].array.compactMap(\.number)
+            for (got, want) in zip(margin, wantMargin) {
+                #expect(abs(got - want) <= 1e-6 * max(1, abs(want)), "\(fixture.name) instance \(i) margin: \(got) vs \(want)")
+            }
+            switch artifact.predictor.predict(x) {
+            case .value(let value):
+                let want = expected[i].number ?? .nan
+                #expect(abs(value - want) <= 1e-6 * max(1, abs(want)), "\(fixture.name) instance \(i): \(value) vs \(want)")
+            case .classification(let index, let probabilities):
+                let want = expected[i].array.isEmpty ? [1 - (expected[i].number ?? .nan), expected[i].number ?? .nan]
+                    : expected[i].array.compactMap(\.number)
+                #expect(probabilities.count == want.count)
+                for (got, w) in zip(probabilities, want) {
+                    #expect(abs(got - w) <= 1e-6 * max(1, abs(w)), "\(fixture.name) instance \(i): \(probabilities) vs \(want)")
+                }
+                let classes = json["classes"].array.compactMap(\.number)
+                if !classes.isEmpty { #expect(Double(index) == classes[i], "multi:softmax's class") }
+            }
+        }
+        #expect(notes.imputed > 0, "the fixtures have missing values")
+        // The artifact survives its file.
+        let decoded = try ModelArtifact.decode(try artifact.encoded())
+        #expect(decoded == artifact)
+    }
+
+    @Test func lightGBMsCategoricalSplitsAreImported() throws {
+        let fixture = try #require(Self.cases.first { $0.name == "lgb_regression" })
+        let trees = try Self.imported(fixture.json)
+        #expect(trees.ensemble.flags.contains { $0 & TreeEnsemble.Flag.categorical != 0 })
+        #expect(trees.categoricalCodes[4] == [0, 1, 2, 3, 4, 5])
+        #expect(trees.parameters["learning_rate"] == 0.2 && trees.parameters["trees"] == 25)
+    }
+
+    @Test func filesThatAreNotSupportedModelsSayWhatWasFound() throws {
+        #expect { try ImportedTrees.xgboost(Array("{\"version\": [1, 0]}".utf8)) } throws: {
+            "\($0)" == "not an XGBoost JSON model: no 'learner' object (keys: version)"
+        }
+        #expect { try ImportedTrees.xgboost(Array("tree\nversion=v4".utf8)) } throws: {
+            "\($0)".hasPrefix("not an XGBoost JSON model: the file is not JSON")
+        }
+        #expect { try ImportedTrees.lightgbm("{\"learner\": {}}") } throws: {
+            "\($0)" == "not a LightGBM text model: the first line is '{\"learner\": {}}', not 'tree'"
+        }
+        let poisson = try String(contentsOf: Self.folder.appendingPathComponent("lgb_regression.txt"), encoding: .utf8)
+            .replacingOccurrences(of: "objective=regression", with: "objective=poisson")
+        #expect { try ImportedTrees.lightgbm(poisson) } throws: {
+            "\($0)" == "LightGBM objective 'poisson' is not supported (regression, binary, multiclass)"
+        }
+        let data = try Data(contentsOf: Self.folder.appendingPathComponent("xgb_squarederror.json"))
+        let gamma = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\"reg:squarederror\"", with: "\"reg:gamma\"")
+        #expect { try ImportedTrees.xgboost(Array(gamma.utf8)) } throws: {
+            "\($0)".hasPrefix("XGBoost objective 'reg:gamma' is not supported")
+        }
+    }
+}
