@@ -184,6 +184,9 @@ let package = Package(
             path: "Tests/Support",
             swiftSettings: swiftSettings
         ),
+        // Tree inference (scripts/bench-trees).
+        .executableTarget(name: "TreeBenchmark", dependencies: ["CycloneModel"], path: "Tests/Benchmarks/Trees",
+                          swiftSettings: swiftSettings),
         // The deploy benchmark (scripts/bench-deploy): a registry and Google's fakes, so it lives with the tests.
         .executableTarget(
             name: "DeployBenchmark",

@@ -30,23 +30,23 @@ public struct TreeEnsemble: Codable, Sendable, Equatable {
         public static let zeroMissing: UInt8 = 16
     }
 
-    public var link: Link
+    public let link: Link
     /// Class labels of a classifier, in the order of the probabilities.
-    public var classes: [String]?
+    public let classes: [String]?
     /// Per output (one, or one per class): the margin before any tree.
-    public var baseMargin: [Double]
+    public let baseMargin: [Double]
     /// Per tree: its root node, and the output its leaves add to.
-    public var roots: [Int32]
-    public var outputs: [Int32]
+    public let roots: [Int32]
+    public let outputs: [Int32]
     /// Per node: the design column it splits on, or -1 for a leaf.
-    public var feature: [Int32]
+    public let feature: [Int32]
     /// Per node: the split threshold; a leaf's value; a categorical split's set (an index into `sets`).
-    public var threshold: [Double]
-    public var left: [Int32]
-    public var right: [Int32]
-    public var flags: [UInt8]
+    public let threshold: [Double]
+    public let left: [Int32]
+    public let right: [Int32]
+    public let flags: [UInt8]
     /// Category sets of categorical splits, as bitsets of 32-bit words (bit `c` of the set: code `c` goes left).
-    public var sets: [[UInt32]]
+    public let sets: [[UInt32]]
 
     public init(link: Link, classes: [String]?, baseMargin: [Double], roots: [Int32], outputs: [Int32],
                 feature: [Int32], threshold: [Double], left: [Int32], right: [Int32], flags: [UInt8], sets: [[UInt32]]) {
@@ -61,46 +61,167 @@ public struct TreeEnsemble: Codable, Sendable, Equatable {
         self.right = right
         self.flags = flags
         self.sets = sets
+        pack()
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case link, classes, baseMargin, roots, outputs, feature, threshold, left, right, flags, sets
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(link: try c.decode(Link.self, forKey: .link), classes: try c.decodeIfPresent([String].self, forKey: .classes),
+                  baseMargin: try c.decode([Double].self, forKey: .baseMargin), roots: try c.decode([Int32].self, forKey: .roots),
+                  outputs: try c.decode([Int32].self, forKey: .outputs), feature: try c.decode([Int32].self, forKey: .feature),
+                  threshold: try c.decode([Double].self, forKey: .threshold), left: try c.decode([Int32].self, forKey: .left),
+                  right: try c.decode([Int32].self, forKey: .right), flags: try c.decode([UInt8].self, forKey: .flags),
+                  sets: try c.decodeIfPresent([[UInt32]].self, forKey: .sets) ?? [])
+    }
+
+    public static func == (a: TreeEnsemble, b: TreeEnsemble) -> Bool {
+        a.link == b.link && a.classes == b.classes && a.baseMargin == b.baseMargin && a.roots == b.roots
+            && a.outputs == b.outputs && a.feature == b.feature && a.threshold == b.threshold && a.left == b.left
+            && a.right == b.right && a.flags == b.flags && a.sets == b.sets
     }
 
     public var treeCount: Int { roots.count }
 
+    /// One node as the walk reads it, in 16 bytes (four to a cache line). Siblings sit side by side, so the
+    /// right child is `left + 1` and the walk picks a child by adding the comparison, not by branching.
+    @usableFromInline
+    struct Node: Sendable {
+        /// The split threshold, a category set's index, or a leaf's value.
+        var threshold: Double
+        /// The left child's index; -1 for a leaf.
+        var left: Int32
+        var feature: Int16
+        var flags: UInt8
+        /// A numeric split with NaN missing and a strict threshold: only `defaultLeft` besides.
+        static let fast: UInt8 = 128
+    }
+
+    /// The nodes packed for the walk (each tree breadth-first, siblings adjacent) and each tree's root
+    /// there; built from the arrays, not stored in the file.
+    private var packed: [Node] = []
+    private var packedRoots: [Int32] = []
+
+    private mutating func pack() {
+        // Arrays of different lengths, or children out of range, are refused by `problem(width:)`; nothing is
+        // packed for them.
+        let count = feature.count
+        guard threshold.count == count, left.count == count, right.count == count, flags.count == count,
+              feature.allSatisfy({ $0 < Int32(Int16.max) }),
+              (left + right + roots).allSatisfy({ $0 < Int32(count) }) else { return }
+        var nodes: [Node] = [], rootsOut: [Int32] = []
+        nodes.reserveCapacity(count)
+        for root in roots {
+            rootsOut.append(Int32(nodes.count))
+            nodes.append(Node(threshold: 0, left: -1, feature: -1, flags: 0))
+            var queue = [(old: Int(root), new: nodes.count - 1)], head = 0
+            while head < queue.count {
+                let (old, new) = queue[head]
+                head += 1
+                guard queue.count <= count else { return }  // a cycle
+                // A numeric split whose NaN is missing walks the fast path: `x <= t` becomes `x < t.nextUp`
+                // (the same for every finite x; the encoder admits no infinities), and `fast` says so.
+                let flag = flags[old]
+                let simple = flag & (Flag.categorical | Flag.zeroMissing) == 0 && flag & Flag.nanMissing != 0
+                nodes[new].threshold = simple && flag & Flag.inclusive != 0 ? threshold[old].nextUp : threshold[old]
+                nodes[new].flags = simple ? (flag & Flag.defaultLeft) | Node.fast : flag
+                guard feature[old] >= 0, left[old] >= 0, right[old] >= 0 else { continue }
+                nodes[new].feature = Int16(feature[old])
+                nodes[new].left = Int32(nodes.count)
+                nodes.append(Node(threshold: 0, left: -1, feature: -1, flags: 0))
+                nodes.append(Node(threshold: 0, left: -1, feature: -1, flags: 0))
+                queue.append((Int(left[old]), nodes.count - 2))
+                queue.append((Int(right[old]), nodes.count - 1))
+            }
+        }
+        packed = nodes
+        packedRoots = rootsOut
+    }
+
     /// The margins of one instance: `baseMargin` plus every tree's leaf, per output.
     public func margins(_ x: UnsafeBufferPointer<Double>) -> [Double] {
         var sums = baseMargin
-        feature.withUnsafeBufferPointer { feature in
-            threshold.withUnsafeBufferPointer { threshold in
-                left.withUnsafeBufferPointer { left in
-                    right.withUnsafeBufferPointer { right in
-                        flags.withUnsafeBufferPointer { flags in
-                            for tree in 0..<roots.count {
-                                var node = Int(roots[tree])
-                                while feature[node] >= 0 {
-                                    let flag = flags[node]
-                                    let goLeft: Bool
-                                    var value = x[Int(feature[node])]
-                                    if flag & Flag.categorical != 0 {
-                                        goLeft = category(value, flag: flag, in: sets[Int(threshold[node])])
-                                    } else {
-                                        if value.isNaN && flag & Flag.nanMissing == 0 { value = 0 }
-                                        if value.isNaN || (flag & Flag.zeroMissing != 0 && abs(value) <= 1e-35) {
-                                            goLeft = flag & Flag.defaultLeft != 0
-                                        } else if flag & Flag.inclusive != 0 {
-                                            goLeft = value <= threshold[node]
-                                        } else {
-                                            goLeft = value < threshold[node]
-                                        }
-                                    }
-                                    node = Int(goLeft ? left[node] : right[node])
-                                }
-                                sums[Int(outputs[tree])] += threshold[node]
-                            }
-                        }
-                    }
+        packed.withUnsafeBufferPointer { nodes in
+            for tree in 0..<packedRoots.count { sums[Int(outputs[tree])] += leaf(from: Int(packedRoots[tree]), nodes, x) }
+        }
+        return sums
+    }
+
+    /// The sum of every tree's leaf plus the base margin, for a single-output ensemble: no allocation.
+    private func margin(_ x: UnsafeBufferPointer<Double>) -> Double {
+        var sum = baseMargin[0]
+        packed.withUnsafeBufferPointer { nodes in
+            packedRoots.withUnsafeBufferPointer { roots in
+                var t = 0
+                while t + 4 <= roots.count {
+                    sum += leaves(roots, from: t, nodes, x)
+                    t += 4
+                }
+                while t < roots.count {
+                    sum += leaf(from: Int(roots[t]), nodes, x)
+                    t += 1
                 }
             }
         }
-        return sums
+        return sum
+    }
+
+    /// Walks one tree from `root` to its leaf's value.
+    @inline(__always)
+    private func leaf(from root: Int, _ nodes: UnsafeBufferPointer<Node>, _ x: UnsafeBufferPointer<Double>) -> Double {
+        var node = nodes[root]
+        while node.left >= 0 { node = nodes[next(node, x)] }
+        return node.threshold
+    }
+
+    /// Four trees walked in step, so their cache misses overlap; returns the sum of their leaves.
+    @inline(__always)
+    private func leaves(_ roots: UnsafeBufferPointer<Int32>, from t: Int, _ nodes: UnsafeBufferPointer<Node>,
+                        _ x: UnsafeBufferPointer<Double>) -> Double {
+        var a = nodes[Int(roots[t])], b = nodes[Int(roots[t + 1])], c = nodes[Int(roots[t + 2])], d = nodes[Int(roots[t + 3])]
+        while a.left >= 0 || b.left >= 0 || c.left >= 0 || d.left >= 0 {
+            if a.left >= 0 { a = nodes[next(a, x)] }
+            if b.left >= 0 { b = nodes[next(b, x)] }
+            if c.left >= 0 { c = nodes[next(c, x)] }
+            if d.left >= 0 { d = nodes[next(d, x)] }
+        }
+        return a.threshold + b.threshold + c.threshold + d.threshold
+    }
+
+    /// The child of a split node that `x` goes to.
+    @inline(__always)
+    private func next(_ node: Node, _ x: UnsafeBufferPointer<Double>) -> Int {
+        let flag = node.flags
+        var value = x[Int(node.feature)]
+        if flag & Node.fast != 0 {
+            // NaN fails the comparison, so it goes right unless the node sends missing values left.
+            let nanLeft = value.isNaN && flag & Flag.defaultLeft != 0
+            return Int(node.left) &+ (!(value < node.threshold) && !nanLeft ? 1 : 0)
+        }
+        let goRight: Bool
+        if flag & (Flag.categorical | Flag.zeroMissing) == 0 {
+            // Numeric splits, the common case; NaN is missing (the default way) or, in LightGBM without a
+            // missing type, 0.
+            if value.isNaN && flag & Flag.nanMissing == 0 { value = 0 }
+            if value.isNaN {
+                goRight = flag & Flag.defaultLeft == 0
+            } else {
+                goRight = flag & Flag.inclusive != 0 ? !(value <= node.threshold) : !(value < node.threshold)
+            }
+        } else if flag & Flag.categorical != 0 {
+            goRight = !category(value, flag: flag, in: sets[Int(node.threshold)])
+        } else {
+            if value.isNaN && flag & Flag.nanMissing == 0 { value = 0 }
+            if value.isNaN || abs(value) <= 1e-35 {
+                goRight = flag & Flag.defaultLeft == 0
+            } else {
+                goRight = flag & Flag.inclusive != 0 ? !(value <= node.threshold) : !(value < node.threshold)
+            }
+        }
+        return Int(node.left) &+ (goRight ? 1 : 0)
     }
 
     /// LightGBM's categorical decision: NaN goes right when NaN is missing, else reads as code 0; a negative
@@ -118,16 +239,15 @@ public struct TreeEnsemble: Codable, Sendable, Equatable {
     }
 
     public func predict(_ x: UnsafeBufferPointer<Double>) -> Output {
-        let margins = margins(x)
         switch link {
         case .identity:
-            return .value(margins[0])
+            return .value(margin(x))
         case .logistic:
-            let p = sigmoid(margins[0])
+            let p = sigmoid(margin(x))
             guard classes != nil else { return .value(p) }  // reg:logistic: a share, not a class
             return .classification(classIndex: p > 0.5 ? 1 : 0, probabilities: [1 - p, p])
         case .softmax:
-            let probabilities = softmax(margins)
+            let probabilities = softmax(margins(x))
             var best = 0
             for k in probabilities.indices where probabilities[k] > probabilities[best] { best = k }
             return .classification(classIndex: best, probabilities: probabilities)
@@ -154,7 +274,7 @@ public struct TreeEnsemble: Codable, Sendable, Equatable {
                 visited += 1
                 guard visited <= count else { return "tree \(tree) has a cycle" }
                 guard feature[node] >= 0 else { continue }
-                guard Int(feature[node]) < width else { return "node \(node) splits on column \(feature[node]) of \(width)" }
+                guard Int(feature[node]) < min(width, Int(Int16.max)) else { return "node \(node) splits on column \(feature[node]) of \(width)" }
                 if flags[node] & Flag.categorical != 0, !(0..<sets.count).contains(Int(threshold[node])) {
                     return "node \(node) names category set \(threshold[node]) of \(sets.count)"
                 }

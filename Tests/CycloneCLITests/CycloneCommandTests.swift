@@ -55,16 +55,47 @@ import Testing
         (["profile", "--data", "LINEAR", "--model", "/nonexistent.json"], "/nonexistent.json: cannot read model file"),
         (["train", "--data", "LINEAR", "--target", "count", "--family", "ridge", "--holdout", "1", "--out", "/tmp/x.json"],
          "the holdout share must be at least 0 and below 1, not 1.0"),
+        (["import", "--xgboost", "LIGHTGBM", "--schema", "/tmp/x.json", "--out", "/tmp/x.json"], "not an XGBoost JSON model: the file is not JSON"),
+        (["import", "--lightgbm", "LIGHTGBM", "--out", "/tmp/x.json"], "give the features: --schema FILE, or --data FILE with --target COLUMN"),
+        (["import", "--lightgbm", "LIGHTGBM", "--data", "LINEAR", "--target", "count", "--out", "/tmp/x.json"],
+         "the model's feature 'x0' is not a column of"),
+        (["import", "--out", "/tmp/x.json"], "give one model: --xgboost FILE or --lightgbm FILE"),
     ])
     func failuresAreOneReadableLine(_ arguments: [String], _ expected: String) async throws {
         let data = Fixture.url("linear/ridge_mixed-train.csv").path
-        let (status, output) = try await cyclone(arguments.map { $0 == "LINEAR" ? data : $0 })
+        let lightgbm = Fixture.url("trees/lgb_regression.txt").path
+        let (status, output) = try await cyclone(arguments.map { $0 == "LINEAR" ? data : $0 == "LIGHTGBM" ? lightgbm : $0 })
         #expect(status != 0)
         let message = output.components(separatedBy: "): ").dropFirst().joined(separator: "): ")
         let lines = message.split(separator: "\n")
         #expect(lines.count == 1, "\(message)")
         #expect(message.hasPrefix("cyclone: "), "\(message)")
         #expect(message.contains(expected), "\(message)")
+    }
+
+    /// A LightGBM model imported with its training CSV (missing cells, a categorical column of codes): the
+    /// profile comes from the rows, and its metrics there are the library's, here offset by exactly 0.1.
+    @Test func importMakesAnArtifactOfALightGBMModel() async throws {
+        let data = try JSONParser.parse(Array(try Data(contentsOf: Fixture.url("trees/cases.json"))))
+        let fixture = try #require(data["cases"].array.first { $0["name"].string == "lgb_regression" })
+        let names = fixture["features"].array.compactMap(\.string)
+        var csv = (names + ["y"]).joined(separator: ",") + "\n"
+        for (instance, expected) in zip(fixture["instances"].array, fixture["expected"].array) {
+            let cells = names.map { name in instance[name].number.map { name == "colour" ? String(Int($0)) : "\($0)" } ?? "" }
+            csv += (cells + ["\((expected.number ?? 0) + 0.1)"]).joined(separator: ",") + "\n"
+        }
+        let (path, out) = (temporary("train.csv"), temporary("model.json"))
+        try csv.write(toFile: path, atomically: true, encoding: .utf8)
+        let (status, output) = try await cyclone([
+            "import", "--lightgbm", Fixture.url("trees/lgb_regression.txt").path, "--data", path, "--target", "y",
+            "--name", "demand", "--version", "3", "--out", out,
+        ])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("imported LightGBM regression: 25 trees, regression, features x0:numeric x1:numeric x2:numeric x3:numeric colour:categorical"), "\(output)")
+        let model = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: out))
+        #expect(model.name == "demand" && model.version == "3" && model.training?.family == "gbdt")
+        #expect(abs((model.training?.holdoutMetrics?["mae"] ?? 0) - 0.1) < 1e-6, "\(model.training?.holdoutMetrics ?? [:])")
+        #expect(model.profile?.rows == 60 && model.features.allSatisfy { !$0.required })
     }
 
     @Test func migrateIsIdempotentAndNamesAMissingDatabaseURL() async throws {

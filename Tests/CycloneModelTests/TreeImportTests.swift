@@ -108,3 +108,26 @@ import Testing
         }
     }
 }
+
+/// A malformed ensemble in a model file is refused with the place at fault, never walked.
+@Suite struct TreeEnsembleValidationTests {
+    @Test func brokenNodeArraysAreRefused() throws {
+        func ensemble(left: [Int32], feature: [Int32] = [0, -1, -1]) -> TreeEnsemble {
+            TreeEnsemble(link: .identity, classes: nil, baseMargin: [0], roots: [0], outputs: [0], feature: feature,
+                         threshold: [0.5, 1, 2], left: left, right: [2, -1, -1], flags: [0, 0, 0], sets: [])
+        }
+        #expect(ensemble(left: [1, -1, -1]).problem(width: 1) == nil)
+        #expect(ensemble(left: [1, -1]).problem(width: 1) == "the node arrays differ in length")
+        #expect(ensemble(left: [7, -1, -1]).problem(width: 1) == "node 0 has child 7, not a node")
+        #expect(ensemble(left: [0, -1, -1]).problem(width: 1) == "tree 0 has a cycle")
+        #expect(ensemble(left: [1, -1, -1], feature: [3, -1, -1]).problem(width: 1) == "node 0 splits on column 3 of 1")
+        let good = ensemble(left: [1, -1, -1])
+        #expect(Predictor.trees(good).predict([0.2]) == .value(1) && Predictor.trees(good).predict([0.7]) == .value(2))
+        let artifact = ModelArtifact(name: "m", version: "1", task: .binary, target: nil,
+                                     features: [Feature(name: "x", kind: .numeric, required: false)],
+                                     preprocessing: Preprocessing(columns: [.raw(feature: "x")]), predictor: .trees(good))
+        #expect(throws: ArtifactError(path: "task", "a identity tree ensemble makes a regression model, not binary")) {
+            try artifact.validate()
+        }
+    }
+}
