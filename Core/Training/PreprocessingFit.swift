@@ -21,7 +21,9 @@ public struct FittedPreprocessing: Sendable {
 
     /// - Parameter optional: features that may be absent in requests even though training had no gaps
     ///   (a feature with missing values in training is always optional).
-    public init(fitting table: FeatureTable, optional: Set<String> = []) throws(TrainingError) {
+    ///   `forTrees` keeps numbers and booleans as they are and categories as codes, missing values as NaN
+    ///   (what tree ensembles read), rather than imputing, scaling and one-hot encoding them.
+    public init(fitting table: FeatureTable, optional: Set<String> = [], forTrees: Bool = false) throws(TrainingError) {
         var features: [Feature] = []
         var columns: [Preprocessing.Column] = []
         for column in table.columns {
@@ -63,7 +65,12 @@ public struct FittedPreprocessing: Sendable {
             }
         }
         self.features = features
-        self.preprocessing = Preprocessing(columns: columns)
+        self.preprocessing = Preprocessing(columns: forTrees ? columns.map { column in
+            switch column {
+            case .oneHot(let feature, _, let categories): .code(feature: feature, categories: categories)
+            default: .raw(feature: column.feature)
+            }
+        } : columns)
     }
 
     /// The design matrix of `table` (row-major, `rowCount × preprocessing.width`), as `InstanceEncoder`

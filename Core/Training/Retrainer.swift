@@ -54,6 +54,10 @@ public struct Retrainer: Sendable {
         var training = TrainingOptions(family: family)
         if let alpha = live.training?.parameters["alpha"] { training.alpha = alpha }
         if let c = live.training?.parameters["C"] { training.c = c }
+        // Trees keep the live model's shape: its trees (an imported model's count), depth, leaves and rate.
+        if family == .gbdt, let parameters = live.training?.parameters {
+            training.boosting = BoostingOptions(parameters: parameters)
+        }
         training.optionalFeatures = Set(live.features.filter { !$0.required }.map(\.name))
 
         let trainRows = Array(0..<(n - held))

@@ -4,7 +4,9 @@ import Foundation
 
 /// A model family `cyclone train` and the retrain job can fit.
 public enum Family: String, Sendable, CaseIterable {
-    case ridge, logistic
+    /// Ridge regression, logistic regression, and gradient-boosted trees (regression or classification
+    /// by the target).
+    case ridge, logistic, gbdt
 }
 
 /// Settings of one training run.
@@ -20,6 +22,8 @@ public struct TrainingOptions: Sendable {
     /// the table is in time order); the model is scored on them and the scores kept as its holdout metrics,
     /// which relative retrain thresholds (`0.9x`) compare against. 0 trains on every row and keeps none.
     public var holdout: Double = 0
+    /// Gradient boosting's settings (`gbdt`).
+    public var boosting = BoostingOptions()
 
     public init(family: Family) { self.family = family }
 }
@@ -44,7 +48,7 @@ public struct Trainer: Sendable {
         }
         let keep = Array(labelled.dropLast(held))
         let rows = keep.count == table.rowCount ? table : table.selecting(rows: keep)
-        let fitted = try FittedPreprocessing(fitting: rows, optional: options.optionalFeatures)
+        let fitted = try FittedPreprocessing(fitting: rows, optional: options.optionalFeatures, forTrees: options.family == .gbdt)
         let p = fitted.preprocessing.width
         let x = fitted.designMatrix(rows)
         let predictor: Predictor
@@ -71,6 +75,31 @@ public struct Trainer: Sendable {
                                                     coefficients: fit.coefficients))
             task = classes.count == 2 ? .binary : .multiclass
             parameters["C"] = options.c
+        case .gbdt:
+            let categorical = Set(fitted.preprocessing.columns.indices.filter {
+                if case .code = fitted.preprocessing.columns[$0] { true } else { false }
+            })
+            let boosting = GradientBoosting(options: options.boosting)
+            let fit: (ensemble: TreeEnsemble, rounds: Int)
+            if case .numeric(let y) = target.values {
+                fit = try boosting.fit(x: x, p: p, categorical: categorical, labels: keep.map { y[$0] },
+                                       objective: .squaredError, classes: nil)
+                task = .regression
+            } else {
+                let labels = keep.map { Self.classLabel(target.values, $0)! }
+                let classes = Self.sortedClasses(Set(labels))
+                guard classes.count >= 2 else {
+                    throw TrainingError("the target '\(target.name)' has a single class ('\(classes.first ?? "")'); a classifier needs two or more")
+                }
+                let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, Double($0)) })
+                fit = try boosting.fit(x: x, p: p, categorical: categorical, labels: labels.map { index[$0]! },
+                                       objective: classes.count == 2 ? .logLoss : .softmax(classes: classes.count),
+                                       classes: classes)
+                task = classes.count == 2 ? .binary : .multiclass
+            }
+            predictor = .trees(fit.ensemble)
+            parameters = options.boosting.parameters
+            parameters["rounds"] = Double(fit.rounds)
         }
         var model = ModelArtifact(
             name: name, version: version, task: task, target: target.name, features: fitted.features,

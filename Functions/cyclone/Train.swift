@@ -14,7 +14,8 @@ struct Train: ParsableCommand {
 
     @Option(help: "The training data, a CSV file with a header row.") var data: String
     @Option(help: "The column to predict.") var target: String
-    @Option(help: "ridge (regression) or logistic (classification).") var family: String
+    @Option(help: "ridge (regression), logistic (classification) or gbdt (gradient-boosted trees: regression for a numeric target, classification with --classify or a text target).") var family: String
+    @Flag(help: "gbdt: classify the target's values even when they are numbers.") var classify = false
     @Option(help: "Where to write the model artifact.") var out: String
     @Option(help: "The model's name.") var name: String = "model"
     @Option(help: "The model's version.") var version: String = "1"
@@ -43,7 +44,11 @@ struct Train: ParsableCommand {
         do {
             let table = try FeatureTable(csv: csv, columns: features, kinds: columns.kinds)
             // A classifier's labels are read as text, so "1" stays "1".
-            let targetKind: Feature.Kind = family == .ridge ? .numeric : .categorical
+            let targetKind: Feature.Kind = switch family {
+            case .ridge: .numeric
+            case .logistic: .categorical
+            case .gbdt: classify || !csv.column(target)!.allSatisfy({ $0.isEmpty || Double($0) != nil }) ? .categorical : .numeric
+            }
             let labels = FeatureTable.Column(
                 name: target, values: try FeatureTable.parse(csv.column(target)!, as: targetKind, column: target))
             let model = try Trainer(options: options).train(name: name, version: version, features: table, target: labels)

@@ -1,0 +1,424 @@
+import CycloneModel
+import Dispatch
+import Foundation
+
+/// Settings of gradient boosting (LightGBM's names in the comments).
+public struct BoostingOptions: Sendable, Equatable {
+    /// Boosting rounds at most (`num_iterations`); early stopping may keep fewer.
+    public var trees = 300
+    /// Shrinkage of each tree's leaves (`learning_rate`).
+    public var learningRate = 0.1
+    /// Deepest a tree may grow; 0 is no limit (`max_depth`).
+    public var maxDepth = 6
+    /// Most leaves per tree, grown best-first (`num_leaves`).
+    public var maxLeaves = 31
+    /// Fewest rows in a leaf (`min_data_in_leaf`).
+    public var minDataInLeaf = 20
+    /// L2 penalty on leaf values (`lambda_l2`).
+    public var lambda = 1.0
+    /// Share of rows each tree sees, drawn anew per round (`bagging_fraction`).
+    public var subsample = 1.0
+    /// The newest share of the rows kept out to stop early on; 0 trains every round.
+    public var validation = 0.1
+    /// Rounds without a better validation loss before stopping (`early_stopping_round`).
+    public var patience = 20
+    public var seed: UInt64 = 7
+
+    public init() {}
+
+    /// The settings as stored in an artifact's training info.
+    public var parameters: [String: Double] {
+        ["trees": Double(trees), "learning_rate": learningRate, "max_depth": Double(maxDepth),
+         "num_leaves": Double(maxLeaves), "min_data_in_leaf": Double(minDataInLeaf), "lambda_l2": lambda,
+         "bagging_fraction": subsample]
+    }
+
+    /// Settings read back from an artifact's training info (an imported model's too), defaults elsewhere.
+    public init(parameters: [String: Double]) {
+        self.init()
+        if let v = parameters["trees"], v >= 1 { trees = Int(v) }
+        if let v = parameters["learning_rate"], v > 0 { learningRate = v }
+        if let v = parameters["max_depth"] { maxDepth = max(0, Int(v)) }
+        if let v = parameters["num_leaves"], v >= 2 { maxLeaves = Int(v) }
+        if let v = parameters["min_data_in_leaf"], v >= 1 { minDataInLeaf = Int(v) }
+        if let v = parameters["lambda_l2"], v >= 0 { lambda = v }
+        if let v = parameters["bagging_fraction"], v > 0, v <= 1 { subsample = v }
+        // An imported model's depth is what its trees reached; with no leaf limit it recorded, depth rules.
+        if parameters["num_leaves"] == nil, maxDepth > 0 { maxLeaves = 1 << min(maxDepth, 16) }
+    }
+}
+
+/// Histogram gradient boosting over a design matrix of `.raw` and `.code` columns (NaN missing): features
+/// binned to at most 255 quantile bins with missing values in a bin of their own, a histogram per node and
+/// its sibling's by subtraction, splits by gain with L2-regularised leaves (a numeric split tries missing
+/// values on either side; a categorical one orders its categories by gradient, as LightGBM does), trees
+/// grown best-first under a leaf and a depth limit, row subsampling, and early stopping on the newest rows.
+/// Squared error, log loss and softmax. Histograms are built on every core.
+public struct GradientBoosting: Sendable {
+    public enum Objective: Sendable { case squaredError, logLoss, softmax(classes: Int) }
+
+    public var options: BoostingOptions
+    public init(options: BoostingOptions) { self.options = options }
+
+    static let missingBin = 255
+
+    /// The fitted ensemble and the rounds it kept.
+    public func fit(x: [Double], p: Int, categorical: Set<Int>, labels: [Double], objective: Objective,
+                    classes: [String]?) throws(TrainingError) -> (ensemble: TreeEnsemble, rounds: Int) {
+        let n = labels.count
+        guard n >= 2, x.count == n * p else { throw TrainingError("gradient boosting needs at least two rows") }
+        let outputs: Int = if case .softmax(let k) = objective { k } else { 1 }
+        let validation = options.validation > 0 && n >= 50 ? Int(Double(n) * options.validation) : 0
+        let trainRows = n - validation
+
+        // Bins: per column, the upper edges of the value bins (x <= edge[b] is bin b or lower).
+        var edges: [[Double]] = []
+        var binned = [UInt8](repeating: 0, count: n * p)  // column-major
+        for j in 0..<p {
+            var values: [Double] = []
+            values.reserveCapacity(trainRows)
+            for i in 0..<trainRows where !x[i * p + j].isNaN { values.append(x[i * p + j]) }
+            values.sort()
+            var columnEdges: [Double] = []
+            if categorical.contains(j) {
+                let top = Int(values.last ?? 0)
+                columnEdges = (0...min(max(top, 0), 254)).map(Double.init)
+            } else {
+                var distinct: [Double] = []
+                for v in values where distinct.last != v { distinct.append(v) }
+                if distinct.count <= 255 {
+                    columnEdges = zip(distinct, distinct.dropFirst()).map { ($0 + $1) / 2 } + (distinct.isEmpty ? [] : [.infinity])
+                } else {
+                    for b in 1..<255 { columnEdges.append(values[min(values.count - 1, b * values.count / 255)]) }
+                    var unique: [Double] = []
+                    for e in columnEdges where unique.last != e { unique.append(e) }
+                    columnEdges = unique + [.infinity]
+                }
+            }
+            edges.append(columnEdges)
+            for i in 0..<n {
+                let v = x[i * p + j]
+                let bin: Int
+                if v.isNaN {
+                    bin = Self.missingBin
+                } else if categorical.contains(j) {
+                    bin = v >= 0 && v < Double(columnEdges.count) ? Int(v) : Self.missingBin
+                } else {
+                    var lo = 0, hi = columnEdges.count - 1  // first edge >= v
+                    while lo < hi {
+                        let mid = (lo + hi) / 2
+                        if columnEdges[mid] >= v { hi = mid } else { lo = mid + 1 }
+                    }
+                    bin = lo
+                }
+                binned[j * n + i] = UInt8(bin)
+            }
+        }
+
+        // Base margins and the margins of every row.
+        var base = [Double](repeating: 0, count: outputs)
+        switch objective {
+        case .squaredError:
+            base[0] = labels.prefix(trainRows).reduce(0, +) / Double(trainRows)
+        case .logLoss:
+            let mean = min(max(labels.prefix(trainRows).reduce(0, +) / Double(trainRows), 1e-6), 1 - 1e-6)
+            base[0] = log(mean / (1 - mean))
+        case .softmax(let k):
+            var counts = [Double](repeating: 1, count: k)
+            for i in 0..<trainRows { counts[Int(labels[i])] += 1 }
+            base = counts.map { log($0 / Double(trainRows + k)) }
+        }
+        var margin = [Double](repeating: 0, count: n * outputs)
+        for i in 0..<n { for k in 0..<outputs { margin[i * outputs + k] = base[k] } }
+
+        var builder = TreeBuilder(options: options, n: n, p: p, binned: binned, edges: edges, categorical: categorical)
+        var random = SplitMix64(seed: options.seed)
+        var gradients = [Double](repeating: 0, count: n), hessians = [Double](repeating: 0, count: n)
+        var bestLoss = Double.infinity, bestRounds = 0, sinceBest = 0
+        var rounds = 0
+        for _ in 0..<options.trees {
+            var rows = Array(0..<trainRows)
+            if options.subsample < 1 { rows = rows.filter { _ in random.uniform() < options.subsample } }
+            guard rows.count >= 2 else { continue }
+            for k in 0..<outputs {
+                for i in 0..<trainRows {
+                    (gradients[i], hessians[i]) = Self.gradient(objective, label: labels[i], margin: margin, row: i,
+                                                                class: k, outputs: outputs)
+                }
+                builder.grow(rows: rows, gradients: gradients, hessians: hessians, output: k)
+                for i in 0..<n { margin[i * outputs + k] += builder.predictLast(row: i) }
+            }
+            rounds += 1
+            guard validation > 0 else { continue }
+            let loss = Self.loss(objective, labels: labels, margin: margin, rows: trainRows..<n, outputs: outputs)
+            if loss < bestLoss - 1e-12 {
+                (bestLoss, bestRounds, sinceBest) = (loss, rounds, 0)
+            } else {
+                sinceBest += 1
+                if sinceBest >= options.patience { break }
+            }
+        }
+        let kept = validation > 0 ? max(bestRounds, 1) : rounds
+        let link: TreeEnsemble.Link = switch objective {
+        case .squaredError: .identity
+        case .logLoss: .logistic
+        case .softmax: .softmax
+        }
+        return (builder.ensemble(rounds: kept, outputs: outputs, link: link, classes: classes, base: base), kept)
+    }
+
+    static func gradient(_ objective: Objective, label: Double, margin: [Double], row: Int, class k: Int,
+                         outputs: Int) -> (Double, Double) {
+        switch objective {
+        case .squaredError:
+            return (margin[row] - label, 1)
+        case .logLoss:
+            let probability = sigmoid(margin[row])
+            return (probability - label, max(probability * (1 - probability), 1e-16))
+        case .softmax:
+            var top = -Double.infinity
+            for c in 0..<outputs { top = max(top, margin[row * outputs + c]) }
+            var sum = 0.0
+            for c in 0..<outputs { sum += exp(margin[row * outputs + c] - top) }
+            let probability = exp(margin[row * outputs + k] - top) / sum
+            return (probability - (Int(label) == k ? 1 : 0), max(probability * (1 - probability), 1e-16))
+        }
+    }
+
+    static func loss(_ objective: Objective, labels: [Double], margin: [Double], rows: Range<Int>, outputs: Int) -> Double {
+        var total = 0.0
+        for i in rows {
+            switch objective {
+            case .squaredError:
+                total += (margin[i] - labels[i]) * (margin[i] - labels[i])
+            case .logLoss:
+                let probability = min(max(sigmoid(margin[i]), 1e-15), 1 - 1e-15)
+                total -= labels[i] == 1 ? log(probability) : log(1 - probability)
+            case .softmax:
+                let row = Array(margin[(i * outputs)..<((i + 1) * outputs)])
+                total -= log(max(softmax(row)[Int(labels[i])], 1e-15))
+            }
+        }
+        return total / Double(max(rows.count, 1))
+    }
+}
+
+/// Grows one tree at a time into the flat node arrays of the ensemble.
+struct TreeBuilder {
+    let options: BoostingOptions
+    let n: Int, p: Int
+    let binned: [UInt8]
+    let edges: [[Double]]
+    let categorical: Set<Int>
+    var feature: [Int32] = [], threshold: [Double] = [], left: [Int32] = [], right: [Int32] = [], flags: [UInt8] = []
+    var sets: [[UInt32]] = []
+    var roots: [Int32] = [], outputs: [Int32] = []
+    /// The leaf node each row reached in the last tree.
+    var rowLeaf: [Int32]
+
+    init(options: BoostingOptions, n: Int, p: Int, binned: [UInt8], edges: [[Double]], categorical: Set<Int>) {
+        self.options = options
+        self.n = n
+        self.p = p
+        self.binned = binned
+        self.edges = edges
+        self.categorical = categorical
+        rowLeaf = [Int32](repeating: 0, count: n)
+    }
+
+    struct Leaf {
+        var node: Int
+        var rows: [Int]
+        var histogram: [Double]  // p × 256 × (g, h, count)
+        var g: Double, h: Double
+        var depth: Int
+        var split: Split?
+    }
+
+    struct Split {
+        var gain: Double
+        var feature: Int
+        var bin: Int  // numeric: bins <= bin go left
+        var missingLeft: Bool
+        var categories: [Int]?  // categorical: codes going left
+        var leftRows: Int
+    }
+
+    func histogram(_ rows: [Int], _ g: [Double], _ h: [Double]) -> [Double] {
+        var histogram = [Double](repeating: 0, count: p * 256 * 3)
+        let (n, binned) = (self.n, self.binned)
+        histogram.withUnsafeMutableBufferPointer { out in
+            let base = UnsafeMutableBufferPointer(start: out.baseAddress, count: out.count)
+            nonisolated(unsafe) let target = base
+            DispatchQueue.concurrentPerform(iterations: p) { j in
+                binned.withUnsafeBufferPointer { binned in
+                    let column = j * n, offset = j * 768
+                    for i in rows {
+                        let b = offset + Int(binned[column + i]) * 3
+                        target[b] += g[i]
+                        target[b + 1] += h[i]
+                        target[b + 2] += 1
+                    }
+                }
+            }
+        }
+        return histogram
+    }
+
+    func bestSplit(_ leaf: Leaf) -> Split? {
+        let lambda = options.lambda, minData = Double(options.minDataInLeaf)
+        let parent = leaf.g * leaf.g / (leaf.h + lambda)
+        let count = Double(leaf.rows.count)
+        var best: Split?
+        func score(_ gl: Double, _ hl: Double, _ gr: Double, _ hr: Double) -> Double {
+            gl * gl / (hl + lambda) + gr * gr / (hr + lambda) - parent
+        }
+        for j in 0..<p {
+            let offset = j * 768
+            let bins = edges[j].count
+            let mg = leaf.histogram[offset + 255 * 3], mh = leaf.histogram[offset + 255 * 3 + 1], mc = leaf.histogram[offset + 255 * 3 + 2]
+            if categorical.contains(j) {
+                // Categories ordered by gradient over hessian; the best prefix goes left (missing goes right).
+                let present = (0..<bins).filter { leaf.histogram[offset + $0 * 3 + 2] > 0 }
+                let ordered = present.sorted {
+                    leaf.histogram[offset + $0 * 3] / (leaf.histogram[offset + $0 * 3 + 1] + lambda)
+                        < leaf.histogram[offset + $1 * 3] / (leaf.histogram[offset + $1 * 3 + 1] + lambda)
+                }
+                var gl = 0.0, hl = 0.0, cl = 0.0
+                for (position, bin) in ordered.dropLast().enumerated() {
+                    gl += leaf.histogram[offset + bin * 3]
+                    hl += leaf.histogram[offset + bin * 3 + 1]
+                    cl += leaf.histogram[offset + bin * 3 + 2]
+                    guard cl >= minData, count - cl >= minData else { continue }
+                    let gain = score(gl, hl, leaf.g - gl, leaf.h - hl)
+                    if gain > (best?.gain ?? 1e-9) {
+                        best = Split(gain: gain, feature: j, bin: 0, missingLeft: false,
+                                     categories: Array(ordered[...position]), leftRows: Int(cl))
+                    }
+                }
+                continue
+            }
+            var gl = 0.0, hl = 0.0, cl = 0.0
+            for bin in 0..<max(bins - 1, 0) {
+                gl += leaf.histogram[offset + bin * 3]
+                hl += leaf.histogram[offset + bin * 3 + 1]
+                cl += leaf.histogram[offset + bin * 3 + 2]
+                // Missing values right, then left.
+                for missingLeft in [false, true] {
+                    let (g, h, c) = missingLeft ? (gl + mg, hl + mh, cl + mc) : (gl, hl, cl)
+                    guard c >= minData, count - c >= minData else { continue }
+                    let gain = score(g, h, leaf.g - g, leaf.h - h)
+                    if gain > (best?.gain ?? 1e-9) {
+                        best = Split(gain: gain, feature: j, bin: bin, missingLeft: missingLeft, categories: nil, leftRows: Int(c))
+                    }
+                }
+            }
+        }
+        return best
+    }
+
+    mutating func node(leafValue: Double) -> Int {
+        feature.append(-1)
+        threshold.append(leafValue)
+        left.append(-1)
+        right.append(-1)
+        flags.append(0)
+        return feature.count - 1
+    }
+
+    /// Grows one tree for `output` on `rows`; every row of the table is then routed to its leaf.
+    mutating func grow(rows: [Int], gradients g: [Double], hessians h: [Double], output: Int) {
+        let lambda = options.lambda, rate = options.learningRate
+        var totalG = 0.0, totalH = 0.0
+        for i in rows { totalG += g[i]; totalH += h[i] }
+        let root = node(leafValue: -totalG / (totalH + lambda) * rate)
+        roots.append(Int32(root))
+        outputs.append(Int32(output))
+        var leaves = [Leaf(node: root, rows: rows, histogram: histogram(rows, g, h), g: totalG, h: totalH, depth: 0)]
+        leaves[0].split = bestSplit(leaves[0])
+        var count = 1
+        while count < options.maxLeaves {
+            guard let index = leaves.indices.filter({ leaves[$0].split != nil })
+                .max(by: { leaves[$0].split!.gain < leaves[$1].split!.gain }) else { break }
+            let leaf = leaves.remove(at: index)
+            let split = leaf.split!
+            // The leaf becomes a split; its rows go to two new leaves.
+            let column = split.feature * n
+            var leftRows: [Int] = [], rightRows: [Int] = []
+            leftRows.reserveCapacity(split.leftRows)
+            let leftSet = Set(split.categories ?? [])
+            for i in leaf.rows {
+                let bin = Int(binned[column + i])
+                let goesLeft = bin == GradientBoosting.missingBin ? split.missingLeft
+                    : (split.categories != nil ? leftSet.contains(bin) : bin <= split.bin)
+                if goesLeft { leftRows.append(i) } else { rightRows.append(i) }
+            }
+            var (gl, hl) = (0.0, 0.0)
+            for i in leftRows { gl += g[i]; hl += h[i] }
+            let (gr, hr) = (leaf.g - gl, leaf.h - hl)
+            let leftNode = node(leafValue: -gl / (hl + lambda) * rate)
+            let rightNode = node(leafValue: -gr / (hr + lambda) * rate)
+            feature[leaf.node] = Int32(split.feature)
+            left[leaf.node] = Int32(leftNode)
+            right[leaf.node] = Int32(rightNode)
+            if let categories = split.categories {
+                var words = [UInt32](repeating: 0, count: (categories.max()! / 32) + 1)
+                for c in categories { words[c / 32] |= 1 << UInt32(c % 32) }
+                threshold[leaf.node] = Double(sets.count)
+                sets.append(words)
+                flags[leaf.node] = TreeEnsemble.Flag.categorical | TreeEnsemble.Flag.nanMissing
+            } else {
+                threshold[leaf.node] = edges[split.feature][split.bin]
+                flags[leaf.node] = TreeEnsemble.Flag.inclusive | TreeEnsemble.Flag.nanMissing
+                    | (split.missingLeft ? TreeEnsemble.Flag.defaultLeft : 0)
+            }
+            count += 1
+            // The smaller child's histogram is built; the larger one's is the parent's minus it.
+            let smallIsLeft = leftRows.count <= rightRows.count
+            let small = histogram(smallIsLeft ? leftRows : rightRows, g, h)
+            var large = leaf.histogram
+            for b in large.indices { large[b] -= small[b] }
+            let depth = leaf.depth + 1
+            var children = [
+                Leaf(node: leftNode, rows: leftRows, histogram: smallIsLeft ? small : large, g: gl, h: hl, depth: depth),
+                Leaf(node: rightNode, rows: rightRows, histogram: smallIsLeft ? large : small, g: gr, h: hr, depth: depth),
+            ]
+            for c in children.indices where options.maxDepth == 0 || depth < options.maxDepth {
+                children[c].split = bestSplit(children[c])
+            }
+            leaves += children
+        }
+        // Route every row (validation rows too) to its leaf, for the margins.
+        for i in 0..<n {
+            var node = root
+            while feature[node] >= 0 {
+                let bin = Int(binned[Int(feature[node]) * n + i])
+                let goesLeft: Bool
+                if flags[node] & TreeEnsemble.Flag.categorical != 0 {
+                    let set = sets[Int(threshold[node])]
+                    goesLeft = bin != GradientBoosting.missingBin && bin / 32 < set.count && set[bin / 32] & (1 << UInt32(bin % 32)) != 0
+                } else if bin == GradientBoosting.missingBin {
+                    goesLeft = flags[node] & TreeEnsemble.Flag.defaultLeft != 0
+                } else {
+                    goesLeft = edges[Int(feature[node])][bin] <= threshold[node]
+                }
+                node = Int(goesLeft ? left[node] : right[node])
+            }
+            rowLeaf[i] = Int32(node)
+        }
+    }
+
+    func predictLast(row: Int) -> Double { threshold[Int(rowLeaf[row])] }
+
+    /// The ensemble of the first `rounds` rounds.
+    func ensemble(rounds: Int, outputs count: Int, link: TreeEnsemble.Link, classes: [String]?, base: [Double]) -> TreeEnsemble {
+        let trees = rounds * count
+        let end = trees < roots.count ? Int(roots[trees]) : feature.count
+        let categoricalNodes = (0..<end).filter { feature[$0] >= 0 && flags[$0] & TreeEnsemble.Flag.categorical != 0 }
+        let setsUsed = (categoricalNodes.map { Int(threshold[$0]) }.max() ?? -1) + 1
+        return TreeEnsemble(link: link, classes: classes, baseMargin: base, roots: Array(roots.prefix(trees)),
+                            outputs: Array(outputs.prefix(trees)), feature: Array(feature.prefix(end)),
+                            threshold: Array(threshold.prefix(end)), left: Array(left.prefix(end)),
+                            right: Array(right.prefix(end)), flags: Array(flags.prefix(end)), sets: Array(sets.prefix(setsUsed)))
+    }
+}

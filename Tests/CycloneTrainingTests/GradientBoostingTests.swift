@@ -1,0 +1,107 @@
+import CycloneModel
+import CycloneTestSupport
+import CycloneTraining
+import Foundation
+import Testing
+
+/// Gradient-boosted trees trained here: they learn what a linear model cannot (thresholds, interactions,
+/// categories), route missing values, stop early on noise, and serve exactly what they learnt.
+@Suite struct GradientBoostingTests {
+    /// y = 3·sin(x0) + 2·sign(x1) + x0·x2 + colour effect + noise, with a tenth of x0 and x2 missing.
+    static func table(_ n: Int, seed: UInt64, classify: Int? = nil) -> (FeatureTable, FeatureTable.Column) {
+        var random = SplitMix64(seed: seed)
+        var x0: [Double] = [], x1: [Double] = [], x2: [Double] = [], colour: [String?] = [], y: [Double] = []
+        let effects = ["red": 2.0, "green": -1.5, "blue": 0.0, "white": 3.0]
+        for _ in 0..<n {
+            let a = random.normal() * 2, b = random.normal(), c = random.normal()
+            let k = ["red", "green", "blue", "white"][Int(random.uniform() * 4)]
+            let value = 3 * sin(a) + (b > 0 ? 2 : -2) + a * c + effects[k]! + 0.3 * random.normal()
+            x0.append(random.uniform() < 0.1 ? .nan : a)
+            x1.append(b)
+            x2.append(random.uniform() < 0.1 ? .nan : c)
+            colour.append(random.uniform() < 0.05 ? nil : k)
+            y.append(value)
+        }
+        let features = FeatureTable(columns: [.init(name: "x0", values: .numeric(x0)), .init(name: "x1", values: .numeric(x1)),
+                                              .init(name: "x2", values: .numeric(x2)), .init(name: "colour", values: .categorical(colour))])
+        if let classes = classify {
+            let sorted = y.sorted()
+            let cuts = (1..<classes).map { sorted[$0 * n / classes] }
+            return (features, .init(name: "y", values: .categorical(y.map { v in "c\(cuts.filter { v >= $0 }.count)" })))
+        }
+        return (features, .init(name: "y", values: .numeric(y)))
+    }
+
+    static func train(_ family: Family, _ table: FeatureTable, _ target: FeatureTable.Column) throws -> ModelArtifact {
+        var options = TrainingOptions(family: family)
+        options.holdout = 0.2
+        options.boosting.trees = 200
+        return try Trainer(options: options).train(name: "m", version: "1", features: table, target: target)
+    }
+
+    @Test func treesLearnWhatALinearModelCannot() throws {
+        let (table, target) = Self.table(3_000, seed: 1)
+        let trees = try Self.train(.gbdt, table, target), ridge = try Self.train(.ridge, table, target)
+        let treeError = try #require(trees.training?.holdoutMetrics?["rmse"]), ridgeError = try #require(ridge.training?.holdoutMetrics?["rmse"])
+        #expect(treeError < 0.5 * ridgeError, "gbdt \(treeError) against ridge \(ridgeError)")
+        guard case .trees(let ensemble) = trees.predictor else { Issue.record("not trees"); return }
+        #expect(ensemble.flags.contains { $0 & TreeEnsemble.Flag.categorical != 0 }, "colour is split as categories")
+        let rounds = try #require(trees.training?.parameters["rounds"])
+        #expect(rounds > 20 && rounds <= 200)
+        // Served as trained: the request path (JSON with missing values) gives the training path's outputs.
+        let encoder = InstanceEncoder(features: trees.features, preprocessing: trees.preprocessing)
+        let outputs = trees.outputs(for: table)
+        var notes = InstanceEncoder.Notes()
+        guard case .numeric(let x0) = table.columns[0].values, case .numeric(let x1) = table.columns[1].values,
+              case .numeric(let x2) = table.columns[2].values, case .categorical(let colour) = table.columns[3].values
+        else { return }
+        for i in 0..<200 {
+            var instance: [String: JSONValue] = ["x1": .number(x1[i])]
+            if !x0[i].isNaN { instance["x0"] = .number(x0[i]) }
+            if !x2[i].isNaN { instance["x2"] = .number(x2[i]) }
+            instance["colour"] = colour[i].map(JSONValue.string) ?? .null
+            let x = try encoder.encode(.object(instance), path: "instances[\(i)]", notes: &notes)
+            #expect(trees.predictor.predict(x) == outputs[i], "row \(i)")
+        }
+        #expect(notes.imputed > 0)
+        #expect(try ModelArtifact.decode(try trees.encoded()) == trees)
+        // Where nothing is missing, the held-out error is near the noise (0.3); a missing x0 or x2 hides
+        // most of the signal, which is what the rest of the error is.
+        guard case .numeric(let y) = target.values else { return }
+        var squares = 0.0, count = 0.0
+        for i in 2_400..<3_000 where !x0[i].isNaN && !x2[i].isNaN && colour[i] != nil {
+            guard case .value(let value) = outputs[i] else { continue }
+            squares += (value - y[i]) * (value - y[i])
+            count += 1
+        }
+        #expect((squares / count).squareRoot() < 0.9, "complete held-out rows: rmse \((squares / count).squareRoot())")
+    }
+
+    @Test(arguments: [2, 3])
+    func classifiersBeatTheLinearOne(classes: Int) throws {
+        let (table, target) = Self.table(3_000, seed: 2, classify: classes)
+        let trees = try Self.train(.gbdt, table, target), logistic = try Self.train(.logistic, table, target)
+        #expect(trees.task == (classes == 2 ? .binary : .multiclass) && trees.classes == logistic.classes)
+        let treeAccuracy = try #require(trees.training?.holdoutMetrics?["accuracy"])
+        let linearAccuracy = try #require(logistic.training?.holdoutMetrics?["accuracy"])
+        #expect(treeAccuracy > linearAccuracy + 0.03, "gbdt \(treeAccuracy) against logistic \(linearAccuracy)")
+    }
+
+    /// On a target of pure noise the validation loss stops improving at once: few rounds are kept.
+    @Test func earlyStoppingKeepsFewRoundsOnNoise() throws {
+        let (table, _) = Self.table(2_000, seed: 3)
+        var random = SplitMix64(seed: 9)
+        let noise = FeatureTable.Column(name: "y", values: .numeric((0..<2_000).map { _ in random.normal() }))
+        let model = try Self.train(.gbdt, table, noise)
+        #expect(try #require(model.training?.parameters["rounds"]) < 40)
+    }
+
+    /// A retrain keeps the live trees' shape: an imported LightGBM model is retrained natively with its
+    /// learning rate and leaves.
+    @Test func settingsComeBackFromAnArtifact() {
+        let options = BoostingOptions(parameters: ["trees": 25, "learning_rate": 0.2, "num_leaves": 15, "max_depth": 7])
+        #expect(options.trees == 25 && options.learningRate == 0.2 && options.maxLeaves == 15 && options.maxDepth == 7)
+        let xgboost = BoostingOptions(parameters: ["trees": 25, "max_depth": 4])
+        #expect(xgboost.maxDepth == 4 && xgboost.maxLeaves == 16, "depth-wise: every leaf a depth of 4 allows")
+    }
+}
