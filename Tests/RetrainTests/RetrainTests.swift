@@ -54,6 +54,27 @@ func job(_ db: TestDatabase, _ environment: [String: String] = [:]) throws -> Re
         }
     }
 
+    /// A tree model is retrained as trees with its own settings: the candidate keeps the live model's
+    /// learning rate and leaves, and learns the changed world.
+    @Test func aTreeModelIsRetrainedAsTrees() async throws {
+        let (table, y) = rows(400, seed: 1, a: 3, b: -2)
+        var options = TrainingOptions(family: .gbdt)
+        options.boosting.learningRate = 0.2
+        options.boosting.maxLeaves = 8
+        let live = try Trainer(options: options).train(name: "demand", version: "1", features: table,
+                                                       target: .init(name: "y", values: .numeric(y)))
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
+            try await storeServed(db, live, n: 500, seed: 8, a: -3, b: 2)
+            let report = try await job(db).run()
+            #expect(report.accepted, "\(report)")
+            let candidate = try #require(try await ModelRegistry(client: db.client, logger: .test).artifact(name: "demand", version: "2"))
+            guard case .trees = candidate.predictor else { Issue.record("the candidate is not trees"); return }
+            #expect(candidate.training?.family == "gbdt")
+            #expect(candidate.training?.parameters["learning_rate"] == 0.2 && candidate.training?.parameters["num_leaves"] == 8)
+        }
+    }
+
     /// With a model folder (the local platform) and no canary, an accepted candidate is deployed: its file
     /// written, the serving link re-pointed to it, the candidate marked live and the parent retired, a
     /// `deployed` event.
