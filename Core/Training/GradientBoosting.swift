@@ -26,6 +26,19 @@ public struct BoostingOptions: Sendable, Equatable {
 
     public init() {}
 
+    /// What is wrong with these settings, named as `cyclone train` takes them, or `nil`.
+    public var problem: String? {
+        if trees < 1 { return "--trees must be at least 1, not \(trees)" }
+        if !(learningRate > 0 && learningRate <= 1) { return "--learning-rate must be above 0 and at most 1, not \(learningRate)" }
+        if maxDepth < 0 { return "--max-depth must be 0 (no limit) or more, not \(maxDepth)" }
+        if maxLeaves < 2 { return "--num-leaves must be at least 2, not \(maxLeaves)" }
+        if minDataInLeaf < 1 { return "--min-data-in-leaf must be at least 1, not \(minDataInLeaf)" }
+        if !(lambda >= 0) { return "--lambda must be 0 or more, not \(lambda)" }
+        if !(subsample > 0 && subsample <= 1) { return "--subsample must be above 0 and at most 1, not \(subsample)" }
+        if !(validation >= 0 && validation < 1) { return "--early-stopping must be at least 0 and below 1, not \(validation)" }
+        return nil
+    }
+
     /// The settings as stored in an artifact's training info.
     public var parameters: [String: Double] {
         ["trees": Double(trees), "learning_rate": learningRate, "max_depth": Double(maxDepth),
@@ -67,6 +80,7 @@ public struct GradientBoosting: Sendable {
                     classes: [String]?) throws(TrainingError) -> (ensemble: TreeEnsemble, rounds: Int) {
         let n = labels.count
         guard n >= 2, x.count == n * p else { throw TrainingError("gradient boosting needs at least two rows") }
+        if let problem = options.problem { throw TrainingError(problem) }
         let outputs: Int = if case .softmax(let k) = objective { k } else { 1 }
         let validation = options.validation > 0 && n >= 50 ? Int(Double(n) * options.validation) : 0
         let trainRows = n - validation

@@ -2,11 +2,20 @@ import ArgumentParser
 import CycloneModel
 import CycloneTraining
 
-/// How a CSV's columns become features, and the model's penalties: `cyclone train` and `cyclone demo --data`
-/// take the same options.
+/// How a CSV's columns become features, and the model's penalties and boosting settings: `cyclone train`
+/// and `cyclone demo --data` take the same options.
 struct ColumnOptions: ParsableArguments {
     @Option(help: "Ridge penalty.") var alpha: Double = 1.0
     @Option(name: .customLong("C"), help: "Inverse logistic penalty, as scikit-learn's C.") var c: Double = 1.0
+    @Option(help: "gbdt: boosting rounds at most.") var trees: Int = 300
+    @Option(help: "gbdt: shrinkage of each tree.") var learningRate: Double = 0.1
+    @Option(help: "gbdt: deepest a tree grows (0: no limit).") var maxDepth: Int = 6
+    @Option(help: "gbdt: most leaves per tree, grown best-first.") var numLeaves: Int = 31
+    @Option(help: "gbdt: fewest rows in a leaf.") var minDataInLeaf: Int = 20
+    @Option(help: "gbdt: L2 penalty on leaf values.") var lambda: Double = 1.0
+    @Option(help: "gbdt: share of rows each tree sees.") var subsample: Double = 1.0
+    @Option(help: "gbdt: newest share of the training rows kept to stop early on (0: every round).")
+    var earlyStopping: Double = 0.1
     @Option(parsing: .upToNextOption, help: "Columns to read as categorical.") var categorical: [String] = []
     @Option(parsing: .upToNextOption, help: "Columns to read as numeric.") var numeric: [String] = []
     @Option(parsing: .upToNextOption, help: "Columns to read as boolean.") var boolean: [String] = []
@@ -35,6 +44,14 @@ struct ColumnOptions: ParsableArguments {
         options.alpha = alpha
         options.c = c
         options.optionalFeatures = Set(optional)
+        options.boosting.trees = trees
+        options.boosting.learningRate = learningRate
+        options.boosting.maxDepth = maxDepth
+        options.boosting.maxLeaves = numLeaves
+        options.boosting.minDataInLeaf = minDataInLeaf
+        options.boosting.lambda = lambda
+        options.boosting.subsample = subsample
+        options.boosting.validation = earlyStopping
         return options
     }
 }

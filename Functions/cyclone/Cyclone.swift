@@ -6,7 +6,7 @@ struct Cyclone: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cyclone",
         abstract: "Operate Cyclone: train and register models, evaluate them, migrate and maintain the evaluation store.",
-        subcommands: [Demo.self, Train.self, Import.self, Profile.self, ImageCommand.self, Migrate.self, PartitionsCommand.self, Register.self,
+        subcommands: [Demo.self, Train.self, Import.self, Score.self, Profile.self, ImageCommand.self, Migrate.self, PartitionsCommand.self, Register.self,
                       EvaluateCommand.self])
 
     /// Prints `cyclone: MESSAGE` to stderr and exits 1: every failure is one readable line.

@@ -35,7 +35,9 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Backtest: the column with each row's time (ISO 8601 or Unix seconds).") var time: String?
     /// Backtest: how the file's columns become features, as `cyclone train` takes them.
     @OptionGroup var columns: ColumnOptions
-    @Option(help: "ridge or logistic (default: ridge for a numeric target, logistic otherwise).") var family: String?
+    @Option(help: "gbdt, ridge or logistic (default: gbdt, regression for a numeric target, classification otherwise).")
+    var family: String?
+    @Option(help: "Write the synthetic stream (--days of it) to this CSV file and stop.") var export: String?
     @Option(help: "The model's name (default: bikes, or the CSV file's name).") var name: String?
     @Option(help: "Months of the stream the first model is trained on.") var trainMonths = 1
     @Option(help: "How long after its prediction a label arrives (stream time).") var labelDelay = "1d"
@@ -55,7 +57,10 @@ struct Demo: AsyncParsableCommand {
 
     func run() async throws {
         let setup: DemoSetup
-        do { setup = try prepare() } catch { Cyclone.fail("\(error)") }
+        do { setup = try prepare() } catch let exported as DemoExported {
+            print("wrote \(exported.rows) rows of the stream to \(exported.path)")
+            return
+        } catch { Cyclone.fail("\(error)") }
         let output = DemoOutput()
         let model = setup.model
         output.say("""
@@ -150,6 +155,14 @@ struct Demo: AsyncParsableCommand {
             let days = fast ? 75 : self.days
             guard (45...365).contains(days) else { throw DemoError("--days must be 45 to 365") }
             csv = BikeStream().csv(days: days)
+            if let export {
+                // Cells hold no commas or quotes: numbers, times and words.
+                let text = ([csv.header] + csv.rows).map { $0.joined(separator: ",") }.joined(separator: "\n") + "\n"
+                do { try text.write(toFile: export, atomically: true, encoding: .utf8) } catch {
+                    throw DemoError("cannot write \(export): \(error.localizedDescription)")
+                }
+                throw DemoExported(path: export, rows: csv.rows.count)
+            }
             (targetColumn, timeColumn) = ("count", "time")
             name = self.name ?? "bikes"
             kinds["hour"] = .categorical
@@ -167,9 +180,9 @@ struct Demo: AsyncParsableCommand {
             }
             family = chosen
         } else {
-            family = numericTarget ? .ridge : .logistic
+            family = .gbdt
         }
-        let task: ModelArtifact.Task = family == .ridge ? .regression : .binary
+        let task: ModelArtifact.Task = family == .ridge || (family == .gbdt && numericTarget) ? .regression : .binary
         let stream = try ReplayStream(csv: csv, time: timeColumn, target: targetColumn,
                                       task: task, kinds: kinds, ignore: columns.ignore)
         guard let first = stream.times.first else { throw DemoError("the stream has no rows") }

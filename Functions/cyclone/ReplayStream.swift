@@ -139,3 +139,9 @@ struct DemoError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+/// `--export` wrote the stream: the demo stops there.
+struct DemoExported: Error {
+    var path: String
+    var rows: Int
+}

@@ -50,7 +50,7 @@ import Testing
     @Test(arguments: [
         (["train", "--data", "/nonexistent.csv", "--target", "y", "--family", "ridge", "--out", "/tmp/x.json"], "cannot read the file"),
         (["train", "--data", "LINEAR", "--target", "nope", "--family", "ridge", "--out", "/tmp/x.json"], "--target 'nope' is not a column"),
-        (["train", "--data", "LINEAR", "--target", "count", "--family", "forest", "--out", "/tmp/x.json"], "--family must be one of ridge, logistic"),
+        (["train", "--data", "LINEAR", "--target", "count", "--family", "forest", "--out", "/tmp/x.json"], "--family must be one of ridge, logistic, gbdt"),
         (["train", "--data", "LINEAR", "--target", "count", "--family", "logistic", "--numeric", "season", "--out", "/tmp/x.json"], "column 'season': row"),
         (["profile", "--data", "LINEAR", "--model", "/nonexistent.json"], "/nonexistent.json: cannot read model file"),
         (["train", "--data", "LINEAR", "--target", "count", "--family", "ridge", "--holdout", "1", "--out", "/tmp/x.json"],
@@ -60,6 +60,9 @@ import Testing
         (["import", "--lightgbm", "LIGHTGBM", "--data", "LINEAR", "--target", "count", "--out", "/tmp/x.json"],
          "the model's feature 'x0' is not a column of"),
         (["import", "--out", "/tmp/x.json"], "give one model: --xgboost FILE or --lightgbm FILE"),
+        (["train", "--data", "LINEAR", "--target", "count", "--family", "gbdt", "--num-leaves", "1", "--out", "/tmp/x.json"],
+         "--num-leaves must be at least 2, not 1"),
+        (["score", "--model", "/nonexistent.json", "--data", "LINEAR"], "/nonexistent.json: cannot read model file"),
     ])
     func failuresAreOneReadableLine(_ arguments: [String], _ expected: String) async throws {
         let data = Fixture.url("linear/ridge_mixed-train.csv").path
