@@ -86,14 +86,14 @@ import Testing
             let (status, output) = try await command.cyclone([
                 "demo", "--data", data, "--target", "y", "--time", "sold_at", "--database-url", db.url,
                 "--folder", folder + "/run", "--canary-percent", "0", "--training-rows", "240", "--threshold", "0.8",
-                "--alpha", "0.5", "--categorical", "shop",
+                "--num-leaves", "8", "--categorical", "shop",
             ])
             #expect(status == 0, "\(output)")
             #expect(output.contains("backtest of \(data): 1680 rows, predicting 'y'"), "\(output)")
-            #expect(output.contains("first model: sales@1 (ridge) trained on"), "\(output)")
+            #expect(output.contains("first model: sales@1 (gbdt) trained on"), "\(output)")
             #expect(output.contains("retrain requested for sales@1"), "\(output)")
             let first = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: folder + "/run/models/sales-1.json"))
-            #expect(first.training?.parameters["alpha"] == 0.5, "the train options reach the first model")
+            #expect(first.training?.parameters["num_leaves"] == 8, "the train options reach the first model")
             #expect(output.contains(" deployed to all requests"), "\(output)")
             let table = Self.table(output)
             #expect(table.map(\.month) == ["2024-04", "2024-05", "all"], "\(output)")
