@@ -229,6 +229,9 @@ struct TreeBuilder {
     var roots: [Int32] = [], outputs: [Int32] = []
     /// The leaf node each row reached in the last tree.
     var rowLeaf: [Int32]
+    /// Which rows the last tree's leaves placed (`generation` marks them).
+    var seen: [UInt32]
+    var generation: UInt32 = 0
 
     init(options: BoostingOptions, n: Int, p: Int, binned: [UInt8], edges: [[Double]], categorical: Set<Int>) {
         self.options = options
@@ -238,6 +241,7 @@ struct TreeBuilder {
         self.edges = edges
         self.categorical = categorical
         rowLeaf = [Int32](repeating: 0, count: n)
+        seen = [UInt32](repeating: 0, count: n)
     }
 
     struct Leaf {
@@ -262,18 +266,27 @@ struct TreeBuilder {
         var histogram = [Double](repeating: 0, count: p * 256 * 3)
         let (n, binned) = (self.n, self.binned)
         histogram.withUnsafeMutableBufferPointer { out in
-            let base = UnsafeMutableBufferPointer(start: out.baseAddress, count: out.count)
-            nonisolated(unsafe) let target = base
-            DispatchQueue.concurrentPerform(iterations: p) { j in
+            nonisolated(unsafe) let target = out
+            let column: @Sendable (Int) -> Void = { j in
                 binned.withUnsafeBufferPointer { binned in
-                    let column = j * n, offset = j * 768
-                    for i in rows {
-                        let b = offset + Int(binned[column + i]) * 3
-                        target[b] += g[i]
-                        target[b + 1] += h[i]
-                        target[b + 2] += 1
+                    g.withUnsafeBufferPointer { g in
+                        h.withUnsafeBufferPointer { h in
+                            let start = j * n, offset = j * 768
+                            for i in rows {
+                                let b = offset + Int(binned[start + i]) * 3
+                                target[b] += g[i]
+                                target[b + 1] += h[i]
+                                target[b + 2] += 1
+                            }
+                        }
                     }
                 }
+            }
+            // Every core for a big node; a small one is quicker alone than the dispatch.
+            if rows.count * p >= 200_000 {
+                DispatchQueue.concurrentPerform(iterations: p, execute: column)
+            } else {
+                for j in 0..<p { column(j) }
             }
         }
         return histogram
@@ -402,8 +415,16 @@ struct TreeBuilder {
             }
             leaves += children
         }
-        // Route every row (validation rows too) to its leaf, for the margins.
-        for i in 0..<n {
+        // Every row's leaf, for the margins: the grown rows by their leaves, the others (validation rows,
+        // rows left out of this round's sample) walked down the tree.
+        generation &+= 1
+        for leaf in leaves {
+            for i in leaf.rows {
+                rowLeaf[i] = Int32(leaf.node)
+                seen[i] = generation
+            }
+        }
+        for i in 0..<n where seen[i] != generation {
             var node = root
             while feature[node] >= 0 {
                 let bin = Int(binned[Int(feature[node]) * n + i])
