@@ -67,6 +67,8 @@ public struct TrainingInfo: Codable, Sendable, Equatable {
     public var holdoutRows: Int?
     /// The version this one was retrained from.
     public var parentVersion: String?
+    /// Seconds the predictor's fit took (preprocessing and binning included; profiling and scoring not).
+    public var fitSeconds: Double?
 
     public init(
         family: String, parameters: [String: Double], rows: Int, trainedAt: Date? = nil,

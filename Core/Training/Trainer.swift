@@ -48,6 +48,7 @@ public struct Trainer: Sendable {
         }
         let keep = Array(labelled.dropLast(held))
         let rows = keep.count == table.rowCount ? table : table.selecting(rows: keep)
+        let started = ContinuousClock.now
         let fitted = try FittedPreprocessing(fitting: rows, optional: options.optionalFeatures, forTrees: options.family == .gbdt)
         let p = fitted.preprocessing.width
         let x = fitted.designMatrix(rows)
@@ -101,11 +102,13 @@ public struct Trainer: Sendable {
             parameters = options.boosting.parameters
             parameters["rounds"] = Double(fit.rounds)
         }
+        let fitSeconds = (ContinuousClock.now - started).seconds
         var model = ModelArtifact(
             name: name, version: version, task: task, target: target.name, features: fitted.features,
             preprocessing: fitted.preprocessing, predictor: predictor,
             training: TrainingInfo(family: options.family.rawValue, parameters: parameters, rows: keep.count,
                                    trainedAt: trainedAt))
+        model.training?.fitSeconds = (fitSeconds * 1_000).rounded() / 1_000
         // The baseline for drift is the data this model learnt from.
         model.profile = model.profile(of: rows)
         if held > 0 {
