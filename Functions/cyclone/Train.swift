@@ -61,7 +61,7 @@ struct Train: ParsableCommand {
                 let text = metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4g", $0.value))" }
                 print("holdout (\(model.training?.holdoutRows ?? 0) rows): \(text.joined(separator: ", "))")
             }
-            print(String(format: "fit in %.3f s (%.3f s with the profile and holdout scores)", model.training?.fitSeconds ?? 0, allSeconds))
+            print(String(format: "fit in %.3f s (%.3f s with the profile and scores)", model.training?.fitSeconds ?? 0, allSeconds))
             print("wrote \(out)")
         } catch {
             Cyclone.fail("\(error)")
