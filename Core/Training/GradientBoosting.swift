@@ -247,7 +247,7 @@ struct TreeBuilder {
     struct Leaf {
         var node: Int
         var rows: [Int]
-        var histogram: [Double]  // p × 256 × (g, h, count)
+        var histogram: [SIMD4<Double>]  // p × 256 bins of (g, h, count, 0)
         var g: Double, h: Double
         var depth: Int
         var split: Split?
@@ -262,22 +262,22 @@ struct TreeBuilder {
         var leftRows: Int
     }
 
-    func histogram(_ rows: [Int], _ g: [Double], _ h: [Double]) -> [Double] {
-        var histogram = [Double](repeating: 0, count: p * 256 * 3)
+    /// The node's histogram: per feature and bin, the sums of gradient and hessian and the row count. The
+    /// rows' gradients are gathered in order first, so each feature's pass reads them sequentially and
+    /// adds one vector per row.
+    func histogram(_ rows: [Int], _ g: [Double], _ h: [Double]) -> [SIMD4<Double>] {
+        var histogram = [SIMD4<Double>](repeating: .zero, count: p * 256)
+        let ordered = rows.map { SIMD4<Double>(g[$0], h[$0], 1, 0) }
         let (n, binned) = (self.n, self.binned)
         histogram.withUnsafeMutableBufferPointer { out in
             nonisolated(unsafe) let target = out
             let column: @Sendable (Int) -> Void = { j in
                 binned.withUnsafeBufferPointer { binned in
-                    g.withUnsafeBufferPointer { g in
-                        h.withUnsafeBufferPointer { h in
-                            let start = j * n, offset = j * 768
-                            for i in rows {
-                                let b = offset + Int(binned[start + i]) * 3
-                                target[b] += g[i]
-                                target[b + 1] += h[i]
-                                target[b + 2] += 1
-                            }
+                    ordered.withUnsafeBufferPointer { ordered in
+                        rows.withUnsafeBufferPointer { rows in
+                            let bins = UnsafeBufferPointer(rebasing: binned[(j * n)..<((j + 1) * n)])
+                            let offset = j * 256
+                            for k in 0..<rows.count { target[offset + Int(bins[rows[k]])] += ordered[k] }
                         }
                     }
                 }
@@ -301,21 +301,21 @@ struct TreeBuilder {
             gl * gl / (hl + lambda) + gr * gr / (hr + lambda) - parent
         }
         for j in 0..<p {
-            let offset = j * 768
+            let offset = j * 256
             let bins = edges[j].count
-            let mg = leaf.histogram[offset + 255 * 3], mh = leaf.histogram[offset + 255 * 3 + 1], mc = leaf.histogram[offset + 255 * 3 + 2]
+            let missing = leaf.histogram[offset + 255]
+            let (mg, mh, mc) = (missing.x, missing.y, missing.z)
             if categorical.contains(j) {
                 // Categories ordered by gradient over hessian; the best prefix goes left (missing goes right).
-                let present = (0..<bins).filter { leaf.histogram[offset + $0 * 3 + 2] > 0 }
+                let present = (0..<bins).filter { leaf.histogram[offset + $0].z > 0 }
                 let ordered = present.sorted {
-                    leaf.histogram[offset + $0 * 3] / (leaf.histogram[offset + $0 * 3 + 1] + lambda)
-                        < leaf.histogram[offset + $1 * 3] / (leaf.histogram[offset + $1 * 3 + 1] + lambda)
+                    leaf.histogram[offset + $0].x / (leaf.histogram[offset + $0].y + lambda)
+                        < leaf.histogram[offset + $1].x / (leaf.histogram[offset + $1].y + lambda)
                 }
                 var gl = 0.0, hl = 0.0, cl = 0.0
                 for (position, bin) in ordered.dropLast().enumerated() {
-                    gl += leaf.histogram[offset + bin * 3]
-                    hl += leaf.histogram[offset + bin * 3 + 1]
-                    cl += leaf.histogram[offset + bin * 3 + 2]
+                    let cell = leaf.histogram[offset + bin]
+                    (gl, hl, cl) = (gl + cell.x, hl + cell.y, cl + cell.z)
                     guard cl >= minData, count - cl >= minData else { continue }
                     let gain = score(gl, hl, leaf.g - gl, leaf.h - hl)
                     if gain > (best?.gain ?? 1e-9) {
@@ -327,9 +327,8 @@ struct TreeBuilder {
             }
             var gl = 0.0, hl = 0.0, cl = 0.0
             for bin in 0..<max(bins - 1, 0) {
-                gl += leaf.histogram[offset + bin * 3]
-                hl += leaf.histogram[offset + bin * 3 + 1]
-                cl += leaf.histogram[offset + bin * 3 + 2]
+                let cell = leaf.histogram[offset + bin]
+                (gl, hl, cl) = (gl + cell.x, hl + cell.y, cl + cell.z)
                 // Missing values right, then left.
                 for missingLeft in [false, true] {
                     let (g, h, c) = missingLeft ? (gl + mg, hl + mh, cl + mc) : (gl, hl, cl)
