@@ -73,8 +73,6 @@ public struct GradientBoosting: Sendable {
     public var options: BoostingOptions
     public init(options: BoostingOptions) { self.options = options }
 
-    static let missingBin = 255
-
     /// The fitted ensemble and the rounds it kept.
     public func fit(x: [Double], p: Int, categorical: Set<Int>, labels: [Double], objective: Objective,
                     classes: [String]?) throws(TrainingError) -> (ensemble: TreeEnsemble, rounds: Int) {
@@ -113,10 +111,11 @@ public struct GradientBoosting: Sendable {
             for i in 0..<n {
                 let v = x[i * p + j]
                 let bin: Int
+                // Missing values (and categories past the last bin) go in the bin after the column's last.
                 if v.isNaN {
-                    bin = Self.missingBin
+                    bin = columnEdges.count
                 } else if categorical.contains(j) {
-                    bin = v >= 0 && v < Double(columnEdges.count) ? Int(v) : Self.missingBin
+                    bin = v >= 0 && v < Double(columnEdges.count) ? Int(v) : columnEdges.count
                 } else {
                     var lo = 0, hi = columnEdges.count - 1  // first edge >= v
                     while lo < hi {
@@ -227,6 +226,8 @@ struct TreeBuilder {
     var feature: [Int32] = [], threshold: [Double] = [], left: [Int32] = [], right: [Int32] = [], flags: [UInt8] = []
     var sets: [[UInt32]] = []
     var roots: [Int32] = [], outputs: [Int32] = []
+    /// Where each column's bins start in a histogram; `offsets[p]` is its length.
+    let offsets: [Int]
     /// The leaf node each row reached in the last tree.
     var rowLeaf: [Int32]
     /// Which rows the last tree's leaves placed (`generation` marks them).
@@ -242,12 +243,15 @@ struct TreeBuilder {
         self.categorical = categorical
         rowLeaf = [Int32](repeating: 0, count: n)
         seen = [UInt32](repeating: 0, count: n)
+        var offsets = [0]
+        for column in edges { offsets.append(offsets.last! + column.count + 1) }
+        self.offsets = offsets
     }
 
     struct Leaf {
         var node: Int
         var rows: [Int]
-        var histogram: [SIMD4<Double>]  // p × 256 bins of (g, h, count, 0)
+        var histogram: [SIMD4<Double>]  // per column, its bins and then its missing bin: (g, h, count, 0)
         var g: Double, h: Double
         var depth: Int
         var split: Split?
@@ -266,9 +270,9 @@ struct TreeBuilder {
     /// rows' gradients are gathered in order first, so each feature's pass reads them sequentially and
     /// adds one vector per row.
     func histogram(_ rows: [Int], _ g: [Double], _ h: [Double]) -> [SIMD4<Double>] {
-        var histogram = [SIMD4<Double>](repeating: .zero, count: p * 256)
+        var histogram = [SIMD4<Double>](repeating: .zero, count: offsets[p])
         let ordered = rows.map { SIMD4<Double>(g[$0], h[$0], 1, 0) }
-        let (n, binned) = (self.n, self.binned)
+        let (n, binned, offsets) = (self.n, self.binned, self.offsets)
         histogram.withUnsafeMutableBufferPointer { out in
             nonisolated(unsafe) let target = out
             let column: @Sendable (Int) -> Void = { j in
@@ -276,7 +280,7 @@ struct TreeBuilder {
                     ordered.withUnsafeBufferPointer { ordered in
                         rows.withUnsafeBufferPointer { rows in
                             let bins = UnsafeBufferPointer(rebasing: binned[(j * n)..<((j + 1) * n)])
-                            let offset = j * 256
+                            let offset = offsets[j]
                             for k in 0..<rows.count { target[offset + Int(bins[rows[k]])] += ordered[k] }
                         }
                     }
@@ -301,9 +305,9 @@ struct TreeBuilder {
             gl * gl / (hl + lambda) + gr * gr / (hr + lambda) - parent
         }
         for j in 0..<p {
-            let offset = j * 256
+            let offset = offsets[j]
             let bins = edges[j].count
-            let missing = leaf.histogram[offset + 255]
+            let missing = leaf.histogram[offset + bins]
             let (mg, mh, mc) = (missing.x, missing.y, missing.z)
             if categorical.contains(j) {
                 // Categories ordered by gradient over hessian; the best prefix goes left (missing goes right).
@@ -366,7 +370,7 @@ struct TreeBuilder {
         while count < options.maxLeaves {
             guard let index = leaves.indices.filter({ leaves[$0].split != nil })
                 .max(by: { leaves[$0].split!.gain < leaves[$1].split!.gain }) else { break }
-            let leaf = leaves.remove(at: index)
+            var leaf = leaves.remove(at: index)
             let split = leaf.split!
             // The leaf becomes a split; its rows go to two new leaves.
             let column = split.feature * n
@@ -375,7 +379,7 @@ struct TreeBuilder {
             let leftSet = Set(split.categories ?? [])
             for i in leaf.rows {
                 let bin = Int(binned[column + i])
-                let goesLeft = bin == GradientBoosting.missingBin ? split.missingLeft
+                let goesLeft = bin == edges[split.feature].count ? split.missingLeft
                     : (split.categories != nil ? leftSet.contains(bin) : bin <= split.bin)
                 if goesLeft { leftRows.append(i) } else { rightRows.append(i) }
             }
@@ -402,7 +406,8 @@ struct TreeBuilder {
             // The smaller child's histogram is built; the larger one's is the parent's minus it.
             let smallIsLeft = leftRows.count <= rightRows.count
             let small = histogram(smallIsLeft ? leftRows : rightRows, g, h)
-            var large = leaf.histogram
+            var large: [SIMD4<Double>] = []
+            swap(&large, &leaf.histogram)  // the parent's is not needed again: no copy
             for b in large.indices { large[b] -= small[b] }
             let depth = leaf.depth + 1
             var children = [
@@ -426,15 +431,17 @@ struct TreeBuilder {
         for i in 0..<n where seen[i] != generation {
             var node = root
             while feature[node] >= 0 {
-                let bin = Int(binned[Int(feature[node]) * n + i])
+                let column = Int(feature[node])
+                let bin = Int(binned[column * n + i])
+                let missing = edges[column].count
                 let goesLeft: Bool
                 if flags[node] & TreeEnsemble.Flag.categorical != 0 {
                     let set = sets[Int(threshold[node])]
-                    goesLeft = bin != GradientBoosting.missingBin && bin / 32 < set.count && set[bin / 32] & (1 << UInt32(bin % 32)) != 0
-                } else if bin == GradientBoosting.missingBin {
+                    goesLeft = bin != missing && bin / 32 < set.count && set[bin / 32] & (1 << UInt32(bin % 32)) != 0
+                } else if bin == missing {
                     goesLeft = flags[node] & TreeEnsemble.Flag.defaultLeft != 0
                 } else {
-                    goesLeft = edges[Int(feature[node])][bin] <= threshold[node]
+                    goesLeft = edges[column][bin] <= threshold[node]
                 }
                 node = Int(goesLeft ? left[node] : right[node])
             }
