@@ -154,10 +154,8 @@ public struct GradientBoosting: Sendable {
             if options.subsample < 1 { rows = rows.filter { _ in random.uniform() < options.subsample } }
             guard rows.count >= 2 else { continue }
             for k in 0..<outputs {
-                for i in 0..<trainRows {
-                    (gradients[i], hessians[i]) = Self.gradient(objective, label: labels[i], margin: margin, row: i,
-                                                                class: k, outputs: outputs)
-                }
+                Self.gradients(objective, labels: labels, margin: margin, rows: trainRows, class: k, outputs: outputs,
+                               into: &gradients, &hessians)
                 builder.grow(rows: rows, gradients: gradients, hessians: hessians, output: k)
                 for i in 0..<n { margin[i * outputs + k] += builder.predictLast(row: i) }
             }
@@ -180,21 +178,26 @@ public struct GradientBoosting: Sendable {
         return (builder.ensemble(rounds: kept, outputs: outputs, link: link, classes: classes, base: base), kept)
     }
 
-    static func gradient(_ objective: Objective, label: Double, margin: [Double], row: Int, class k: Int,
-                         outputs: Int) -> (Double, Double) {
+    /// The first and second derivatives of the loss at each row's margin, for output `k`.
+    static func gradients(_ objective: Objective, labels: [Double], margin: [Double], rows: Int, class k: Int,
+                          outputs: Int, into g: inout [Double], _ h: inout [Double]) {
         switch objective {
         case .squaredError:
-            return (margin[row] - label, 1)
+            for i in 0..<rows { (g[i], h[i]) = (margin[i] - labels[i], 1) }
         case .logLoss:
-            let probability = sigmoid(margin[row])
-            return (probability - label, max(probability * (1 - probability), 1e-16))
+            for i in 0..<rows {
+                let probability = sigmoid(margin[i])
+                (g[i], h[i]) = (probability - labels[i], max(probability * (1 - probability), 1e-16))
+            }
         case .softmax:
-            var top = -Double.infinity
-            for c in 0..<outputs { top = max(top, margin[row * outputs + c]) }
-            var sum = 0.0
-            for c in 0..<outputs { sum += exp(margin[row * outputs + c] - top) }
-            let probability = exp(margin[row * outputs + k] - top) / sum
-            return (probability - (Int(label) == k ? 1 : 0), max(probability * (1 - probability), 1e-16))
+            for i in 0..<rows {
+                var top = -Double.infinity
+                for c in 0..<outputs { top = max(top, margin[i * outputs + c]) }
+                var sum = 0.0
+                for c in 0..<outputs { sum += exp(margin[i * outputs + c] - top) }
+                let probability = exp(margin[i * outputs + k] - top) / sum
+                (g[i], h[i]) = (probability - (Int(labels[i]) == k ? 1 : 0), max(probability * (1 - probability), 1e-16))
+            }
         }
     }
 
@@ -334,12 +337,16 @@ struct TreeBuilder {
                 let cell = leaf.histogram[offset + bin]
                 (gl, hl, cl) = (gl + cell.x, hl + cell.y, cl + cell.z)
                 // Missing values right, then left.
-                for missingLeft in [false, true] {
-                    let (g, h, c) = missingLeft ? (gl + mg, hl + mh, cl + mc) : (gl, hl, cl)
-                    guard c >= minData, count - c >= minData else { continue }
-                    let gain = score(g, h, leaf.g - g, leaf.h - h)
+                if cl >= minData, count - cl >= minData {
+                    let gain = score(gl, hl, leaf.g - gl, leaf.h - hl)
                     if gain > (best?.gain ?? 1e-9) {
-                        best = Split(gain: gain, feature: j, bin: bin, missingLeft: missingLeft, categories: nil, leftRows: Int(c))
+                        best = Split(gain: gain, feature: j, bin: bin, missingLeft: false, categories: nil, leftRows: Int(cl))
+                    }
+                }
+                if mc > 0, cl + mc >= minData, count - cl - mc >= minData {
+                    let gain = score(gl + mg, hl + mh, leaf.g - gl - mg, leaf.h - hl - mh)
+                    if gain > (best?.gain ?? 1e-9) {
+                        best = Split(gain: gain, feature: j, bin: bin, missingLeft: true, categories: nil, leftRows: Int(cl + mc))
                     }
                 }
             }
