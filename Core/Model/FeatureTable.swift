@@ -100,8 +100,14 @@ public struct FeatureTable: Sendable {
     }
 
     static func parseNumber(_ text: String) -> Double? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        guard let value = Double(trimmed) else { return nil }
+        // Most cells have no spaces around them: parse them as they are (trimming goes through NSString).
+        let value: Double?
+        if let first = text.utf8.first, let last = text.utf8.last, first != 0x20, first != 0x09, last != 0x20, last != 0x09 {
+            value = Double(text)
+        } else {
+            value = Double(text.trimmingCharacters(in: .whitespaces))
+        }
+        guard let value else { return nil }
         // "nan" and "inf" parse as Double but are not data.
         return value.isFinite ? value : nil
     }
