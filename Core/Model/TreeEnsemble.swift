@@ -4,8 +4,7 @@
 ///
 /// Splits follow the library that wrote them: XGBoost goes left when `x < threshold`, LightGBM when
 /// `x <= threshold`; a missing value (NaN) goes the node's default way; LightGBM's categorical splits send
-/// the categories in the node's set left and every other category (and, as LightGBM does, a missing one
-/// when the node treats NaN as missing) right.
+/// the categories in the node's set left and every other category, and a missing one, right.
 public struct TreeEnsemble: Codable, Sendable, Equatable {
     public enum Link: String, Codable, Sendable {
         /// Regression: the margin is the prediction.
@@ -106,12 +105,9 @@ public struct TreeEnsemble: Codable, Sendable, Equatable {
     private var packedRoots: [Int32] = []
 
     private mutating func pack() {
-        // Arrays of different lengths, or children out of range, are refused by `problem(width:)`; nothing is
-        // packed for them.
+        // Malformed arrays are refused by `problem(width:)`; nothing is packed for them.
         let count = feature.count
-        guard threshold.count == count, left.count == count, right.count == count, flags.count == count,
-              feature.allSatisfy({ $0 < Int32(Int16.max) }),
-              (left + right + roots).allSatisfy({ $0 < Int32(count) }) else { return }
+        guard structureProblem() == nil else { return }
         var nodes: [Node] = [], rootsOut: [Int32] = []
         nodes.reserveCapacity(count)
         for root in roots {
@@ -121,14 +117,14 @@ public struct TreeEnsemble: Codable, Sendable, Equatable {
             while head < queue.count {
                 let (old, new) = queue[head]
                 head += 1
-                guard queue.count <= count else { return }  // a cycle
+                nodes[new].threshold = threshold[old]
+                guard feature[old] >= 0 else { continue }
                 // A numeric split whose NaN is missing walks the fast path: `x <= t` becomes `x < t.nextUp`
                 // (the same for every finite x; the encoder admits no infinities), and `fast` says so.
                 let flag = flags[old]
                 let simple = flag & (Flag.categorical | Flag.zeroMissing) == 0 && flag & Flag.nanMissing != 0
-                nodes[new].threshold = simple && flag & Flag.inclusive != 0 ? threshold[old].nextUp : threshold[old]
+                if simple && flag & Flag.inclusive != 0 { nodes[new].threshold = threshold[old].nextUp }
                 nodes[new].flags = simple ? (flag & Flag.defaultLeft) | Node.fast : flag
-                guard feature[old] >= 0, left[old] >= 0, right[old] >= 0 else { continue }
                 nodes[new].feature = Int16(feature[old])
                 nodes[new].left = Int32(nodes.count)
                 nodes.append(Node(threshold: 0, left: -1, feature: -1, flags: 0))
@@ -224,18 +220,13 @@ public struct TreeEnsemble: Codable, Sendable, Equatable {
         return Int(node.left) &+ (goRight ? 1 : 0)
     }
 
-    /// LightGBM's categorical decision: NaN goes right when NaN is missing, else reads as code 0; a negative
-    /// code goes right; a code in the set goes left.
+    /// LightGBM's categorical decision: a missing (NaN) or negative code goes right, whatever the node's
+    /// missing type; a code in the set goes left.
     @inline(__always)
     private func category(_ value: Double, flag: UInt8, in set: [UInt32]) -> Bool {
-        var code = 0
-        if value.isNaN {
-            if flag & Flag.nanMissing != 0 { return false }
-        } else {
-            guard value >= 0, value < Double(set.count * 32) else { return false }
-            code = Int(value)
-        }
-        return code / 32 < set.count && set[code / 32] & (1 << UInt32(code % 32)) != 0
+        guard value >= 0, value < Double(set.count * 32) else { return false }  // NaN fails too
+        let code = Int(value)
+        return set[code / 32] & (1 << UInt32(code % 32)) != 0
     }
 
     public func predict(_ x: UnsafeBufferPointer<Double>) -> Output {
@@ -257,25 +248,44 @@ public struct TreeEnsemble: Codable, Sendable, Equatable {
     /// Why the arrays do not make a well-formed ensemble, or `nil`: every child and root in range, trees
     /// acyclic, split columns within `width`, outputs within the base margins, set indices valid.
     public func problem(width: Int) -> String? {
+        if let problem = structureProblem() { return problem }
+        for node in 0..<feature.count where feature[node] >= 0 && Int(feature[node]) >= width {
+            return "node \(node) splits on column \(feature[node]) of \(width)"
+        }
+        guard packedRoots.count == roots.count else { return "the trees could not be laid out" }
+        return nil
+    }
+
+    /// What makes the arrays unwalkable, or `nil`: lengths, links and outputs that do not fit, children
+    /// out of range, a node reached twice (a cycle, or trees sharing nodes), split columns or category sets
+    /// out of range, unknown flags.
+    private func structureProblem() -> String? {
         let count = feature.count
         guard threshold.count == count, left.count == count, right.count == count, flags.count == count else {
             return "the node arrays differ in length"
         }
         guard roots.count == outputs.count else { return "roots and outputs differ in length" }
-        guard !baseMargin.isEmpty else { return "no base margin" }
-        if link == .softmax, let classes, classes.count != baseMargin.count {
-            return "\(classes.count) classes but \(baseMargin.count) base margins"
+        switch link {
+        case .identity, .logistic:
+            guard baseMargin.count == 1 else { return "a \(link.rawValue) ensemble has one base margin, not \(baseMargin.count)" }
+        case .softmax:
+            guard let classes, classes.count == baseMargin.count, classes.count >= 2 else {
+                return "a softmax ensemble needs a class per base margin (\(classes?.count ?? 0) classes, \(baseMargin.count) margins)"
+            }
         }
+        var reached = [Bool](repeating: false, count: count)
         for (tree, root) in roots.enumerated() {
             guard (0..<count).contains(Int(root)) else { return "tree \(tree): root \(root) is not a node" }
             guard (0..<baseMargin.count).contains(Int(outputs[tree])) else { return "tree \(tree): output \(outputs[tree]) out of range" }
-            var stack = [Int(root)], visited = 0
+            var stack = [Int(root)]
             while let node = stack.popLast() {
-                visited += 1
-                guard visited <= count else { return "tree \(tree) has a cycle" }
+                guard !reached[node] else { return "node \(node) is reached twice (a cycle, or trees sharing nodes)" }
+                reached[node] = true
+                guard flags[node] & ~31 == 0 else { return "node \(node) has unknown flags \(flags[node])" }
                 guard feature[node] >= 0 else { continue }
-                guard Int(feature[node]) < min(width, Int(Int16.max)) else { return "node \(node) splits on column \(feature[node]) of \(width)" }
-                if flags[node] & Flag.categorical != 0, !(0..<sets.count).contains(Int(threshold[node])) {
+                guard feature[node] < Int32(Int16.max) else { return "node \(node) splits on column \(feature[node])" }
+                if flags[node] & Flag.categorical != 0,
+                   !(threshold[node].isFinite && threshold[node] >= 0 && threshold[node] < Double(sets.count)) {
                     return "node \(node) names category set \(threshold[node]) of \(sets.count)"
                 }
                 for child in [left[node], right[node]] {

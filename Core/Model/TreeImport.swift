@@ -125,13 +125,17 @@ extension ImportedTrees {
             builder.roots.append(Int32(offset))
             builder.outputs.append(Int32(info[t]))
             for n in 0..<count {
-                if lefts[n] < 0 {
+                if lefts[n] == -1 {
                     builder.node(feature: -1, threshold: conditions[n], flags: 0)
                 } else {
+                    guard (0..<Double(count)).contains(lefts[n]), (0..<Double(count)).contains(rights[n]),
+                          splits[n] >= 0, splits[n] < Double(Int16.max) else {
+                        throw TreeImportError("XGBoost tree \(t) node \(n) has children or a split feature out of range")
+                    }
                     guard featureCount == 0 || Int(splits[n]) < featureCount else {
                         throw TreeImportError("XGBoost tree \(t) node \(n) splits on feature \(Int(splits[n])) of \(featureCount)")
                     }
-                    builder.node(feature: Int(splits[n]), threshold: conditions[n],
+                    builder.node(feature: Int(splits[n]), threshold: Self.float32Threshold(conditions[n]),
                                  flags: TreeEnsemble.Flag.nanMissing | (defaults[n] ? TreeEnsemble.Flag.defaultLeft : 0))
                     builder.left[offset + n] = Int32(offset + Int(lefts[n]))
                     builder.right[offset + n] = Int32(offset + Int(rights[n]))
@@ -140,10 +144,25 @@ extension ImportedTrees {
         }
         let names = learner["feature_names"].array.compactMap(\.string)
         let ensemble = builder.ensemble(link: link, classes: classes, baseMargin: margin)
+        if let problem = ensemble.problem(width: featureCount > 0 ? featureCount : Int(Int16.max)) {
+            throw TreeImportError("XGBoost model: \(problem)")
+        }
         return ImportedTrees(
             library: .xgboost, ensemble: ensemble, task: task, objective: objective,
             featureNames: names.isEmpty ? nil : names, featureCount: featureCount, categoricalCodes: [:],
             parameters: ["trees": Double(trees.count / max(margin.count, 1)), "max_depth": Double(builder.depth)])
+    }
+
+    /// XGBoost compares in single precision: the input is rounded to a `Float`, then `x < t`. The double
+    /// threshold with the same outcome for every double input is the midpoint below `t`'s float (or just
+    /// above it, when the midpoint itself rounds down).
+    public static func float32Threshold(_ value: Double) -> Double {
+        let t = Float(value)
+        guard t.isFinite, t != -.greatestFiniteMagnitude else {
+            return min(max(Double(t), -.greatestFiniteMagnitude), .greatestFiniteMagnitude)  // JSON has no infinity
+        }
+        let midpoint = (Double(t.nextDown) + Double(t)) / 2
+        return Float(midpoint) == t ? midpoint : midpoint.nextUp
     }
 
     /// LightGBM's text model (`save_model("model.txt")`): regression (identity objectives), binary and
@@ -161,9 +180,10 @@ extension ImportedTrees {
             }
             return result
         }
-        let starts = lines.indices.filter { lines[$0].hasPrefix("Tree=") }
-        let header = fields(lines[..<(starts.first ?? lines.count)])
         let end = lines.firstIndex(of: "end of trees") ?? lines.count
+        // Only the trees: after `end of trees` come feature importances, where a feature may be named Tree.
+        let starts = lines.indices.filter { $0 < end && lines[$0].hasPrefix("Tree=") }
+        let header = fields(lines[..<(starts.first ?? end)])
         let objectiveWords = (header["objective"] ?? "").split(separator: " ").map(String.init)
         let objective = objectiveWords.first ?? "?"
         let perIteration = Int(header["num_tree_per_iteration"] ?? "1") ?? 1
@@ -194,7 +214,15 @@ extension ImportedTrees {
         for (t, start) in starts.enumerated() {
             let stop = t + 1 < starts.count ? starts[t + 1] : end
             let tree = fields(lines[(start + 1)..<stop])
+            // Thresholds may be infinite (a split with everything on one side); indices must be whole and fit.
             func numbers(_ key: String) -> [Double] { (tree[key] ?? "").split(separator: " ").compactMap { Double($0) } }
+            func indices(_ key: String) throws(TreeImportError) -> [Int] {
+                let values = numbers(key)
+                guard values.allSatisfy({ $0 == $0.rounded() && abs($0) < 1e9 }) else {
+                    throw TreeImportError("LightGBM tree \(t): \(key) holds something that is not an index")
+                }
+                return values.map { Int($0) }
+            }
             let leaves = Int(tree["num_leaves"] ?? "") ?? 0
             let values = numbers("leaf_value")
             guard leaves >= 1, values.count == leaves else {
@@ -205,47 +233,56 @@ extension ImportedTrees {
             builder.roots.append(Int32(offset))
             builder.outputs.append(Int32(t % perIteration))
             let splitCount = leaves - 1
-            let splitFeature = numbers("split_feature"), thresholds = numbers("threshold"), types = numbers("decision_type")
-            let lefts = numbers("left_child"), rights = numbers("right_child")
+            let splitFeature = try indices("split_feature"), thresholds = numbers("threshold"), types = try indices("decision_type")
+            let lefts = try indices("left_child"), rights = try indices("right_child")
             guard splitFeature.count == splitCount, thresholds.count == splitCount, types.count == splitCount,
                   lefts.count == splitCount, rights.count == splitCount
             else { throw TreeImportError("LightGBM tree \(t): its split arrays do not have \(splitCount) entries") }
-            let boundaries = numbers("cat_boundaries").map(Int.init)
+            let boundaries = try indices("cat_boundaries")
             let words = (tree["cat_threshold"] ?? "").split(separator: " ").compactMap { UInt32($0) }
             let setBase = builder.sets.count
             for i in 0..<max(boundaries.count - 1, 0) {
-                guard boundaries[i] <= boundaries[i + 1], boundaries[i + 1] <= words.count else {
+                guard boundaries[i] >= 0, boundaries[i] <= boundaries[i + 1], boundaries[i + 1] <= words.count else {
                     throw TreeImportError("LightGBM tree \(t): cat_boundaries do not fit cat_threshold")
                 }
                 builder.sets.append(Array(words[boundaries[i]..<boundaries[i + 1]]))
             }
-            func child(_ value: Double) -> Int32 {
-                let index = Int(value)
+            func child(_ index: Int) throws(TreeImportError) -> Int32 {
+                guard index >= -leaves, index < splitCount else {
+                    throw TreeImportError("LightGBM tree \(t): child \(index) is neither a split nor a leaf")
+                }
                 return Int32(index >= 0 ? offset + index : offset + splitCount + (-index - 1))
             }
             for n in 0..<splitCount {
-                let type = Int(types[n])
+                let type = types[n]
+                guard splitFeature[n] >= 0, splitFeature[n] < Int(Int16.max), !thresholds[n].isNaN else {
+                    throw TreeImportError("LightGBM tree \(t) node \(n): split feature \(splitFeature[n]) or threshold out of range")
+                }
                 let missing = (type >> 2) & 3
                 var flag: UInt8 = type & 2 != 0 ? TreeEnsemble.Flag.defaultLeft : 0
                 if missing == 1 { flag |= TreeEnsemble.Flag.zeroMissing }
                 if missing == 2 { flag |= TreeEnsemble.Flag.nanMissing }
-                var threshold = thresholds[n]
+                // JSON has no infinity: a split with everything on one side keeps the largest finite bound,
+                // the same for every input the encoder admits (it refuses infinite ones).
+                var threshold = min(max(thresholds[n], -.greatestFiniteMagnitude), .greatestFiniteMagnitude)
                 if type & 1 != 0 {
                     flag |= TreeEnsemble.Flag.categorical
-                    guard Int(threshold) >= 0, Int(threshold) < boundaries.count - 1 else {
+                    guard threshold.isFinite, threshold >= 0, threshold < Double(boundaries.count - 1) else {
                         throw TreeImportError("LightGBM tree \(t) node \(n): category set \(Int(threshold)) does not exist")
                     }
                     threshold = Double(setBase + Int(threshold))
                 } else {
                     flag |= TreeEnsemble.Flag.inclusive
                 }
-                builder.node(feature: Int(splitFeature[n]), threshold: threshold, flags: flag)
-                builder.left[offset + n] = child(lefts[n])
-                builder.right[offset + n] = child(rights[n])
+                builder.node(feature: splitFeature[n], threshold: threshold, flags: flag)
+                builder.left[offset + n] = try child(lefts[n])
+                builder.right[offset + n] = try child(rights[n])
             }
             for value in values { builder.node(feature: -1, threshold: value * scale, flags: 0) }
         }
         guard !starts.isEmpty else { throw TreeImportError("LightGBM model has no trees") }
+        let check = builder.ensemble(link: link, classes: classes, baseMargin: Array(repeating: 0, count: perIteration))
+        if let problem = check.problem(width: Int(Int16.max)) { throw TreeImportError("LightGBM model: \(problem)") }
 
         var categorical: [Int: [Int]] = [:]
         for (column, info) in infos.enumerated() where !info.hasPrefix("[") && info != "none" {
@@ -266,7 +303,8 @@ extension ImportedTrees {
                                      categoricalCodes: categorical, parameters: parameters)
         // A model trained on pandas categories lists each categorical column's names in code order.
         if let line = lines.last(where: { $0.hasPrefix("pandas_categorical:") }),
-           let lists = try? JSONParser.parse(Array(line.dropFirst("pandas_categorical:".count).utf8)).array {
+           let lists = try? JSONParser.parse(Array(line.dropFirst("pandas_categorical:".count).utf8)).array,
+           lists.count == categorical.count {
             for (column, list) in zip(categorical.keys.sorted(), lists) {
                 let names = list.array.map { $0.string ?? $0.number.map { String(Int($0)) } ?? "" }
                 if !names.isEmpty { imported.categoryNames[column] = names }

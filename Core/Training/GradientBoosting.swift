@@ -73,9 +73,10 @@ public struct GradientBoosting: Sendable {
     public var options: BoostingOptions
     public init(options: BoostingOptions) { self.options = options }
 
-    /// The fitted ensemble and the rounds it kept.
+    /// The fitted ensemble, the rounds it kept, and every row's margins after the last round grown (as the
+    /// bins routed the rows: with no early stopping, what the ensemble gives them).
     public func fit(x: [Double], p: Int, categorical: Set<Int>, labels: [Double], objective: Objective,
-                    classes: [String]?) throws(TrainingError) -> (ensemble: TreeEnsemble, rounds: Int) {
+                    classes: [String]?) throws(TrainingError) -> (ensemble: TreeEnsemble, rounds: Int, margins: [Double]) {
         let n = labels.count
         guard n >= 2, x.count == n * p else { throw TrainingError("gradient boosting needs at least two rows") }
         if let problem = options.problem { throw TrainingError(problem) }
@@ -146,7 +147,9 @@ public struct GradientBoosting: Sendable {
 
         var builder = TreeBuilder(options: options, n: n, p: p, binned: binned, edges: edges, categorical: categorical)
         var random = SplitMix64(seed: options.seed)
-        var gradients = [Double](repeating: 0, count: n), hessians = [Double](repeating: 0, count: n)
+        // Per output: each round's derivatives are taken at the margins before any of its trees.
+        var gradients = [[Double]](repeating: [Double](repeating: 0, count: n), count: outputs)
+        var hessians = gradients
         var bestLoss = Double.infinity, bestRounds = 0, sinceBest = 0
         var rounds = 0
         for _ in 0..<options.trees {
@@ -155,8 +158,10 @@ public struct GradientBoosting: Sendable {
             guard rows.count >= 2 else { continue }
             for k in 0..<outputs {
                 Self.gradients(objective, labels: labels, margin: margin, rows: trainRows, class: k, outputs: outputs,
-                               into: &gradients, &hessians)
-                builder.grow(rows: rows, gradients: gradients, hessians: hessians, output: k)
+                               into: &gradients[k], &hessians[k])
+            }
+            for k in 0..<outputs {
+                builder.grow(rows: rows, gradients: gradients[k], hessians: hessians[k], output: k)
                 for i in 0..<n { margin[i * outputs + k] += builder.predictLast(row: i) }
             }
             rounds += 1
@@ -175,7 +180,7 @@ public struct GradientBoosting: Sendable {
         case .logLoss: .logistic
         case .softmax: .softmax
         }
-        return (builder.ensemble(rounds: kept, outputs: outputs, link: link, classes: classes, base: base), kept)
+        return (builder.ensemble(rounds: kept, outputs: outputs, link: link, classes: classes, base: base), kept, margin)
     }
 
     /// The first and second derivatives of the loss at each row's margin, for output `k`.

@@ -81,7 +81,7 @@ public struct Trainer: Sendable {
                 if case .code = fitted.preprocessing.columns[$0] { true } else { false }
             })
             let boosting = GradientBoosting(options: options.boosting)
-            let fit: (ensemble: TreeEnsemble, rounds: Int)
+            let fit: (ensemble: TreeEnsemble, rounds: Int, margins: [Double])
             if case .numeric(let y) = target.values {
                 fit = try boosting.fit(x: x, p: p, categorical: categorical, labels: keep.map { y[$0] },
                                        objective: .squaredError, classes: nil)

@@ -98,7 +98,7 @@ import Testing
         let model = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: out))
         #expect(model.name == "demand" && model.version == "3" && model.training?.family == "gbdt")
         #expect(abs((model.training?.holdoutMetrics?["mae"] ?? 0) - 0.1) < 1e-6, "\(model.training?.holdoutMetrics ?? [:])")
-        #expect(model.profile?.rows == 60 && model.features.allSatisfy { !$0.required })
+        #expect(model.profile?.rows == 90 && model.features.allSatisfy { !$0.required })
     }
 
     @Test func migrateIsIdempotentAndNamesAMissingDatabaseURL() async throws {

@@ -86,6 +86,25 @@ import Testing
         #expect(trees.parameters["learning_rate"] == 0.2 && trees.parameters["trees"] == 25)
     }
 
+    /// XGBoost rounds inputs to single precision before comparing: an input just below a threshold's float
+    /// that rounds onto it goes right, as in XGBoost.
+    @Test func xgboostComparesInSinglePrecision() {
+        let t = Float(0.41940528)
+        let threshold = ImportedTrees.float32Threshold(Double(t))
+        let justBelow = Double(t) - Double(t.ulp) / 4  // rounds to t as a Float
+        #expect(Float(justBelow) == t && !(justBelow < threshold), "XGBoost: Float(x) < t is false")
+        let lower = Double(t.nextDown)
+        #expect(lower < threshold, "the float below t goes left")
+    }
+
+    /// A LightGBM file whose feature importances name a feature `Tree` still reads.
+    @Test func featureImportancesAfterTheTreesAreNotTrees() throws {
+        let text = try String(contentsOf: Self.folder.appendingPathComponent("lgb_binary.txt"), encoding: .utf8)
+            + "\nTree=12\n"
+        let trees = try ImportedTrees.lightgbm(text)
+        #expect(trees.ensemble.treeCount == 25)
+    }
+
     @Test func filesThatAreNotSupportedModelsSayWhatWasFound() throws {
         #expect { try ImportedTrees.xgboost(Array("{\"version\": [1, 0]}".utf8)) } throws: {
             "\($0)" == "not an XGBoost JSON model: no 'learner' object (keys: version)"
@@ -119,7 +138,8 @@ import Testing
         #expect(ensemble(left: [1, -1, -1]).problem(width: 1) == nil)
         #expect(ensemble(left: [1, -1]).problem(width: 1) == "the node arrays differ in length")
         #expect(ensemble(left: [7, -1, -1]).problem(width: 1) == "node 0 has child 7, not a node")
-        #expect(ensemble(left: [0, -1, -1]).problem(width: 1) == "tree 0 has a cycle")
+        #expect(ensemble(left: [0, -1, -1]).problem(width: 1) == "node 0 is reached twice (a cycle, or trees sharing nodes)")
+        #expect(ensemble(left: [-5, -1, -1]).problem(width: 1) == "node 0 has child -5, not a node")
         #expect(ensemble(left: [1, -1, -1], feature: [3, -1, -1]).problem(width: 1) == "node 0 splits on column 3 of 1")
         let good = ensemble(left: [1, -1, -1])
         #expect(Predictor.trees(good).predict([0.2]) == .value(1) && Predictor.trees(good).predict([0.7]) == .value(2))

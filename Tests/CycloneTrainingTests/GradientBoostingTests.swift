@@ -87,6 +87,38 @@ import Testing
         #expect(treeAccuracy > linearAccuracy + 0.03, "gbdt \(treeAccuracy) against logistic \(linearAccuracy)")
     }
 
+    /// Serving routes every training row as the bins did in training: the ensemble's margins on the design
+    /// rows (missing values, categories, thresholds between bins) equal the margins training reached.
+    @Test(arguments: [1, 3])
+    func theTreesServeWhatTheBinsLearnt(classes: Int) throws {
+        let (table, target) = Self.table(1_500, seed: 4, classify: classes == 1 ? nil : classes)
+        let fitted = try FittedPreprocessing(fitting: table, forTrees: true)
+        let x = fitted.designMatrix(table), p = fitted.preprocessing.width
+        let categorical = Set(fitted.preprocessing.columns.indices.filter {
+            if case .code = fitted.preprocessing.columns[$0] { true } else { false }
+        })
+        var options = BoostingOptions()
+        (options.trees, options.validation, options.maxLeaves) = (40, 0, 15)
+        let labels: [Double]
+        if case .numeric(let y) = target.values { labels = y } else if case .categorical(let y) = target.values {
+            labels = y.map { Double(Int($0!.dropFirst())!) }
+        } else { return }
+        let objective: GradientBoosting.Objective = classes == 1 ? .squaredError : .softmax(classes: classes)
+        let fit = try GradientBoosting(options: options).fit(x: x, p: p, categorical: categorical, labels: labels,
+                                                             objective: objective, classes: classes == 1 ? nil : (0..<classes).map { "c\($0)" })
+        #expect(fit.rounds == 40)
+        let outputs = classes
+        x.withUnsafeBufferPointer { x in
+            for i in 0..<table.rowCount {
+                let served = fit.ensemble.margins(UnsafeBufferPointer(rebasing: x[(i * p)..<((i + 1) * p)]))
+                for k in 0..<outputs {
+                    let trained = fit.margins[i * outputs + k]
+                    #expect(abs(served[k] - trained) <= 1e-9 * max(1, abs(trained)), "row \(i) output \(k): \(served[k]) vs \(trained)")
+                }
+            }
+        }
+    }
+
     /// On a target of pure noise the validation loss stops improving at once: few rounds are kept.
     @Test func earlyStoppingKeepsFewRoundsOnNoise() throws {
         let (table, _) = Self.table(2_000, seed: 3)
