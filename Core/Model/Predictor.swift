@@ -28,6 +28,13 @@ public enum Output: Sendable, Equatable {
     /// The predicted class (index into the model's classes: the most probable, the first on ties) and the
     /// probability of every class.
     case classification(classIndex: Int, probabilities: [Double])
+
+    /// The most probable class (the first on ties) with every class's probability.
+    static func mostProbable(_ probabilities: [Double]) -> Output {
+        var best = 0
+        for k in probabilities.indices where probabilities[k] > probabilities[best] { best = k }
+        return .classification(classIndex: best, probabilities: probabilities)
+    }
 }
 
 public struct LinearPredictor: Codable, Sendable, Equatable {
@@ -65,10 +72,7 @@ public struct LogisticPredictor: Codable, Sendable, Equatable {
             // scikit-learn predicts classes[1] only when the decision is strictly positive.
             return .classification(classIndex: p > 0.5 ? 1 : 0, probabilities: [1 - p, p])
         }
-        let probabilities = softmax(decision(x))
-        var best = 0
-        for k in probabilities.indices where probabilities[k] > probabilities[best] { best = k }
-        return .classification(classIndex: best, probabilities: probabilities)
+        return .mostProbable(softmax(decision(x)))
     }
 }
 

@@ -238,10 +238,7 @@ public struct TreeEnsemble: Codable, Sendable, Equatable {
             guard classes != nil else { return .value(p) }  // reg:logistic: a share, not a class
             return .classification(classIndex: p > 0.5 ? 1 : 0, probabilities: [1 - p, p])
         case .softmax:
-            let probabilities = softmax(margins(x))
-            var best = 0
-            for k in probabilities.indices where probabilities[k] > probabilities[best] { best = k }
-            return .classification(classIndex: best, probabilities: probabilities)
+            return .mostProbable(softmax(margins(x)))
         }
     }
 

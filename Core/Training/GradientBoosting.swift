@@ -88,12 +88,13 @@ public struct GradientBoosting: Sendable {
         var edges: [[Double]] = []
         var binned = [UInt8](repeating: 0, count: n * p)  // column-major
         for j in 0..<p {
+            let isCategorical = categorical.contains(j)
             var values: [Double] = []
             values.reserveCapacity(trainRows)
             for i in 0..<trainRows where !x[i * p + j].isNaN { values.append(x[i * p + j]) }
             values.sort()
             var columnEdges: [Double] = []
-            if categorical.contains(j) {
+            if isCategorical {
                 let top = Int(values.last ?? 0)
                 columnEdges = (0...min(max(top, 0), 254)).map(Double.init)
             } else {
@@ -115,7 +116,7 @@ public struct GradientBoosting: Sendable {
                 // Missing values (and categories past the last bin) go in the bin after the column's last.
                 if v.isNaN {
                     bin = columnEdges.count
-                } else if categorical.contains(j) {
+                } else if isCategorical {
                     bin = v >= 0 && v < Double(columnEdges.count) ? Int(v) : columnEdges.count
                 } else {
                     var lo = 0, hi = columnEdges.count - 1  // first edge >= v

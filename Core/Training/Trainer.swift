@@ -64,14 +64,8 @@ public struct Trainer: Sendable {
             task = .regression
             parameters["alpha"] = options.alpha
         case .logistic:
-            let labels = keep.map { Self.classLabel(target.values, $0)! }
-            let classes = Self.sortedClasses(Set(labels))
-            guard classes.count >= 2 else {
-                throw TrainingError("the target '\(target.name)' has a single class ('\(classes.first ?? "")'); a classifier needs two or more")
-            }
-            let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
-            let fit = try LogisticTrainer(c: options.c).fit(x: x, labels: labels.map { index[$0]! },
-                                                            classCount: classes.count, p: p)
+            let (classes, labels) = try Self.classes(of: target, rows: keep)
+            let fit = try LogisticTrainer(c: options.c).fit(x: x, labels: labels, classCount: classes.count, p: p)
             predictor = .logistic(LogisticPredictor(classes: classes, intercepts: fit.intercepts,
                                                     coefficients: fit.coefficients))
             task = classes.count == 2 ? .binary : .multiclass
@@ -87,13 +81,8 @@ public struct Trainer: Sendable {
                                        objective: .squaredError, classes: nil)
                 task = .regression
             } else {
-                let labels = keep.map { Self.classLabel(target.values, $0)! }
-                let classes = Self.sortedClasses(Set(labels))
-                guard classes.count >= 2 else {
-                    throw TrainingError("the target '\(target.name)' has a single class ('\(classes.first ?? "")'); a classifier needs two or more")
-                }
-                let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, Double($0)) })
-                fit = try boosting.fit(x: x, p: p, categorical: categorical, labels: labels.map { index[$0]! },
+                let (classes, labels) = try Self.classes(of: target, rows: keep)
+                fit = try boosting.fit(x: x, p: p, categorical: categorical, labels: labels.map(Double.init),
                                        objective: classes.count == 2 ? .logLoss : .softmax(classes: classes.count),
                                        classes: classes)
                 task = classes.count == 2 ? .binary : .multiclass
@@ -122,6 +111,17 @@ public struct Trainer: Sendable {
             model.training?.holdoutRows = held
         }
         return model
+    }
+
+    /// A classifier's classes (in `sortedClasses` order, at least two) and each row's class index.
+    private static func classes(of target: FeatureTable.Column, rows: [Int]) throws(TrainingError) -> ([String], [Int]) {
+        let labels = rows.map { classLabel(target.values, $0)! }
+        let classes = sortedClasses(Set(labels))
+        guard classes.count >= 2 else {
+            throw TrainingError("the target '\(target.name)' has a single class ('\(classes.first ?? "")'); a classifier needs two or more")
+        }
+        let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
+        return (classes, labels.map { index[$0]! })
     }
 
     /// Classes in scikit-learn's order: numerically when every label is a number, otherwise as strings.
