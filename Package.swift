@@ -39,7 +39,8 @@ let package = Package(
         .target(name: "CycloneModel", path: "Core/Model", swiftSettings: swiftSettings),
         .target(name: "CycloneMonitoring", dependencies: ["CycloneModel"], path: "Core/Monitoring",
                 swiftSettings: swiftSettings),
-        .target(name: "CycloneTraining", dependencies: ["CycloneModel", "CycloneMonitoring"], path: "Core/Training",
+        .target(name: "CyclonePrefetch", path: "Core/Prefetch"),
+        .target(name: "CycloneTraining", dependencies: ["CycloneModel", "CycloneMonitoring", "CyclonePrefetch"], path: "Core/Training",
                 swiftSettings: swiftSettings),
         .target(
             name: "CycloneStore",

@@ -1,4 +1,5 @@
 import CycloneModel
+import CyclonePrefetch
 import Dispatch
 import Foundation
 
@@ -61,12 +62,14 @@ public struct BoostingOptions: Sendable, Equatable {
     }
 }
 
-/// Histogram gradient boosting over a design matrix of `.raw` and `.code` columns (NaN missing): features
-/// binned to at most 255 quantile bins with missing values in a bin of their own, a histogram per node and
-/// its sibling's by subtraction, splits by gain with L2-regularised leaves (a numeric split tries missing
-/// values on either side; a categorical one orders its categories by gradient, as LightGBM does), trees
-/// grown best-first under a leaf and a depth limit, row subsampling, and early stopping on the newest rows.
-/// Squared error, log loss and softmax. Histograms are built on every core.
+/// Histogram gradient boosting over a design matrix of `.raw` and `.code` columns (NaN missing), as LightGBM
+/// does it: features binned to at most 255 bins (quantiles of a sample of at most 200,000 rows, bounds between
+/// neighbouring values) with missing values in a bin of their own; a histogram of gradient and hessian sums
+/// per node, built for the smaller child only (the larger one's is the parent's minus it); splits by gain
+/// with L2-regularised leaves (a numeric split tries missing values on either side; a categorical one orders
+/// its categories by gradient); trees grown best-first under a leaf and a depth limit; row subsampling; and
+/// early stopping on the newest rows. Squared error, log loss and softmax. Binning and histograms use every
+/// core; each leaf's rows sit together in one index array, partitioned in place as the tree grows.
 public struct GradientBoosting: Sendable {
     public enum Objective: Sendable { case squaredError, logLoss, softmax(classes: Int) }
 
@@ -79,56 +82,12 @@ public struct GradientBoosting: Sendable {
                     classes: [String]?) throws(TrainingError) -> (ensemble: TreeEnsemble, rounds: Int, margins: [Double]) {
         let n = labels.count
         guard n >= 2, x.count == n * p else { throw TrainingError("gradient boosting needs at least two rows") }
+        guard n < Int(Int32.max) else { throw TrainingError("gradient boosting takes fewer than \(Int32.max) rows") }
         if let problem = options.problem { throw TrainingError(problem) }
         let outputs: Int = if case .softmax(let k) = objective { k } else { 1 }
         let validation = options.validation > 0 && n >= 50 ? Int(Double(n) * options.validation) : 0
         let trainRows = n - validation
-
-        // Bins: per column, the upper edges of the value bins (x <= edge[b] is bin b or lower).
-        var edges: [[Double]] = []
-        var binned = [UInt8](repeating: 0, count: n * p)  // column-major
-        for j in 0..<p {
-            let isCategorical = categorical.contains(j)
-            var values: [Double] = []
-            values.reserveCapacity(trainRows)
-            for i in 0..<trainRows where !x[i * p + j].isNaN { values.append(x[i * p + j]) }
-            values.sort()
-            var columnEdges: [Double] = []
-            if isCategorical {
-                let top = Int(values.last ?? 0)
-                columnEdges = (0...min(max(top, 0), 254)).map(Double.init)
-            } else {
-                var distinct: [Double] = []
-                for v in values where distinct.last != v { distinct.append(v) }
-                if distinct.count <= 255 {
-                    columnEdges = zip(distinct, distinct.dropFirst()).map { ($0 + $1) / 2 } + (distinct.isEmpty ? [] : [.infinity])
-                } else {
-                    for b in 1..<255 { columnEdges.append(values[min(values.count - 1, b * values.count / 255)]) }
-                    var unique: [Double] = []
-                    for e in columnEdges where unique.last != e { unique.append(e) }
-                    columnEdges = unique + [.infinity]
-                }
-            }
-            edges.append(columnEdges)
-            for i in 0..<n {
-                let v = x[i * p + j]
-                let bin: Int
-                // Missing values (and categories past the last bin) go in the bin after the column's last.
-                if v.isNaN {
-                    bin = columnEdges.count
-                } else if isCategorical {
-                    bin = v >= 0 && v < Double(columnEdges.count) ? Int(v) : columnEdges.count
-                } else {
-                    var lo = 0, hi = columnEdges.count - 1  // first edge >= v
-                    while lo < hi {
-                        let mid = (lo + hi) / 2
-                        if columnEdges[mid] >= v { hi = mid } else { lo = mid + 1 }
-                    }
-                    bin = lo
-                }
-                binned[j * n + i] = UInt8(bin)
-            }
-        }
+        let bins = BinnedTable(x: x, p: p, fitRows: trainRows, categorical: categorical, seed: options.seed)
 
         // Base margins and the margins of every row.
         var base = [Double](repeating: 0, count: outputs)
@@ -146,24 +105,22 @@ public struct GradientBoosting: Sendable {
         var margin = [Double](repeating: 0, count: n * outputs)
         for i in 0..<n { for k in 0..<outputs { margin[i * outputs + k] = base[k] } }
 
-        var builder = TreeBuilder(options: options, n: n, p: p, binned: binned, edges: edges, categorical: categorical)
+        var builder = TreeBuilder(options: options, bins: bins)
         var random = SplitMix64(seed: options.seed)
         // Per output: each round's derivatives are taken at the margins before any of its trees.
-        var gradients = [[Double]](repeating: [Double](repeating: 0, count: n), count: outputs)
-        var hessians = gradients
+        var gradients = [[TreeBuilder.Cell]](repeating: [TreeBuilder.Cell](repeating: .zero, count: n), count: outputs)
+        let everyRow = (0..<Int32(trainRows)).map { $0 }
         var bestLoss = Double.infinity, bestRounds = 0, sinceBest = 0
         var rounds = 0
         for _ in 0..<options.trees {
-            var rows = Array(0..<trainRows)
-            if options.subsample < 1 { rows = rows.filter { _ in random.uniform() < options.subsample } }
+            let rows = options.subsample < 1 ? everyRow.filter { _ in random.uniform() < options.subsample } : everyRow
             guard rows.count >= 2 else { continue }
             for k in 0..<outputs {
                 Self.gradients(objective, labels: labels, margin: margin, rows: trainRows, class: k, outputs: outputs,
-                               into: &gradients[k], &hessians[k])
+                               into: &gradients[k])
             }
             for k in 0..<outputs {
-                builder.grow(rows: rows, gradients: gradients[k], hessians: hessians[k], output: k)
-                for i in 0..<n { margin[i * outputs + k] += builder.predictLast(row: i) }
+                builder.grow(rows: rows, gradients: gradients[k], output: k, of: outputs, margin: &margin)
             }
             rounds += 1
             guard validation > 0 else { continue }
@@ -186,14 +143,14 @@ public struct GradientBoosting: Sendable {
 
     /// The first and second derivatives of the loss at each row's margin, for output `k`.
     static func gradients(_ objective: Objective, labels: [Double], margin: [Double], rows: Int, class k: Int,
-                          outputs: Int, into g: inout [Double], _ h: inout [Double]) {
+                          outputs: Int, into gh: inout [TreeBuilder.Cell]) {
         switch objective {
         case .squaredError:
-            for i in 0..<rows { (g[i], h[i]) = (margin[i] - labels[i], 1) }
+            for i in 0..<rows { gh[i] = TreeBuilder.Cell(margin[i] - labels[i], 1) }
         case .logLoss:
             for i in 0..<rows {
                 let probability = sigmoid(margin[i])
-                (g[i], h[i]) = (probability - labels[i], max(probability * (1 - probability), 1e-16))
+                gh[i] = TreeBuilder.Cell(probability - labels[i], max(probability * (1 - probability), 1e-16))
             }
         case .softmax:
             for i in 0..<rows {
@@ -202,7 +159,7 @@ public struct GradientBoosting: Sendable {
                 var sum = 0.0
                 for c in 0..<outputs { sum += exp(margin[i * outputs + c] - top) }
                 let probability = exp(margin[i * outputs + k] - top) / sum
-                (g[i], h[i]) = (probability - (Int(labels[i]) == k ? 1 : 0), max(probability * (1 - probability), 1e-16))
+                gh[i] = TreeBuilder.Cell(probability - (Int(labels[i]) == k ? 1 : 0), max(probability * (1 - probability), 1e-16))
             }
         }
     }
@@ -225,43 +182,159 @@ public struct GradientBoosting: Sendable {
     }
 }
 
-/// Grows one tree at a time into the flat node arrays of the ensemble.
-struct TreeBuilder {
-    let options: BoostingOptions
+/// A design matrix binned for boosting. Per column, the upper bounds of its value bins (a value is in the
+/// first bin whose bound is at least the value; the last bound is infinite) and then a bin for missing
+/// values; a categorical column's code is its bin. The bins are stored row-major, a byte per cell, so a
+/// histogram reads each row's bins from one cache line.
+struct BinnedTable: Sendable {
     let n: Int, p: Int
-    let binned: [UInt8]
+    /// Per column: the bins' upper bounds (a categorical column's: its codes).
     let edges: [[Double]]
-    let categorical: Set<Int>
-    var feature: [Int32] = [], threshold: [Double] = [], left: [Int32] = [], right: [Int32] = [], flags: [UInt8] = []
-    var sets: [[UInt32]] = []
-    var roots: [Int32] = [], outputs: [Int32] = []
+    let isCategorical: [Bool]
+    /// Row-major: `codes[i * p + j]` is row `i`'s bin in column `j` (histograms read whole rows).
+    let codes: [UInt8]
+    /// The same column-major: `columns[j * n + i]` (partitions read one column).
+    let columns: [UInt8]
     /// Where each column's bins start in a histogram; `offsets[p]` is its length.
     let offsets: [Int]
-    /// The leaf node each row reached in the last tree.
-    var rowLeaf: [Int32]
-    /// Which rows the last tree's leaves placed (`generation` marks them).
-    var seen: [UInt32]
-    var generation: UInt32 = 0
 
-    init(options: BoostingOptions, n: Int, p: Int, binned: [UInt8], edges: [[Double]], categorical: Set<Int>) {
-        self.options = options
+    /// The bin of a column's missing values (and of categories past its last bin).
+    func missing(_ j: Int) -> Int { edges[j].count }
+
+    /// The bounds come from the first `fitRows` rows, or a random 200,000 of them when there are more (as
+    /// LightGBM's `bin_construct_sample_cnt`); every row is binned.
+    init(x: [Double], p: Int, fitRows: Int, categorical: Set<Int>, sample: Int = 200_000, seed: UInt64) {
+        let n = p == 0 ? 0 : x.count / p
         self.n = n
         self.p = p
-        self.binned = binned
+        isCategorical = (0..<p).map(categorical.contains)
+        var chosen: [Int] = []
+        if fitRows > sample {
+            // Selection sampling (Knuth's algorithm S): exactly `sample` rows, in order.
+            var random = SplitMix64(seed: seed), needed = sample
+            for i in 0..<fitRows where needed > 0 && Double(fitRows - i) * random.uniform() < Double(needed) {
+                chosen.append(i)
+                needed -= 1
+            }
+        }
+        let rows = chosen.isEmpty ? Array(0..<fitRows) : chosen
+        var edges = [[Double]](repeating: [], count: p)
+        let isCategorical = self.isCategorical
+        edges.withUnsafeMutableBufferPointer { buffer in
+            nonisolated(unsafe) let out = buffer
+            DispatchQueue.concurrentPerform(iterations: p) { j in
+                if isCategorical[j] {
+                    // Codes from every row, so that no category is taken for missing.
+                    var top = -1.0
+                    for i in 0..<fitRows where x[i * p + j] > top { top = x[i * p + j] }
+                    out[j] = (0...Int(min(max(top, 0), 254))).map(Double.init)
+                    return
+                }
+                var values: [Double] = []
+                values.reserveCapacity(rows.count)
+                for i in rows where !x[i * p + j].isNaN { values.append(x[i * p + j]) }
+                values.sort()
+                out[j] = Self.bounds(sorted: values)
+            }
+        }
         self.edges = edges
-        self.categorical = categorical
-        rowLeaf = [Int32](repeating: 0, count: n)
-        seen = [UInt32](repeating: 0, count: n)
         var offsets = [0]
         for column in edges { offsets.append(offsets.last! + column.count + 1) }
         self.offsets = offsets
+
+        // Every row binned, on every core: a binary search per numeric cell.
+        var codes = [UInt8](repeating: 0, count: n * p), columns = codes
+        let flat = edges.flatMap { $0 }, starts = offsets.indices.map { offsets[$0] - $0 }
+        let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, n / 4_096))
+        codes.withUnsafeMutableBufferPointer { byRow in
+            columns.withUnsafeMutableBufferPointer { byColumn in
+                nonisolated(unsafe) let (byRow, byColumn) = (byRow, byColumn)
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    flat.withUnsafeBufferPointer { flat in
+                        for i in (part * n / parts)..<((part + 1) * n / parts) {
+                            for j in 0..<p {
+                                let v = x[i * p + j], count = starts[j + 1] - starts[j]
+                                let bin: Int
+                                if v.isNaN {
+                                    bin = count
+                                } else if isCategorical[j] {
+                                    bin = v >= 0 && v < Double(count) ? Int(v) : count
+                                } else {
+                                    var lo = starts[j], hi = starts[j + 1] - 1  // the first bound >= v
+                                    while lo < hi {
+                                        let mid = (lo + hi) / 2
+                                        if flat[mid] >= v { hi = mid } else { lo = mid + 1 }
+                                    }
+                                    bin = lo - starts[j]
+                                }
+                                byRow[i * p + j] = UInt8(bin)
+                                byColumn[j * n + i] = UInt8(bin)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.codes = codes
+        self.columns = columns
+    }
+
+    /// A numeric column's bin bounds from its sorted present values: each distinct value's own bin when
+    /// there are at most 255, otherwise 255 bins of about equal counts; a bound sits halfway to the next value.
+    static func bounds(sorted values: [Double]) -> [Double] {
+        var distinct: [Double] = []
+        for v in values where distinct.last != v { distinct.append(v) }
+        if distinct.count <= 255 {
+            return zip(distinct, distinct.dropFirst()).map { $0 + ($1 - $0) / 2 } + (distinct.isEmpty ? [] : [.infinity])
+        }
+        var bounds: [Double] = []
+        for b in 1..<255 {
+            let v = values[b * values.count / 255]
+            // The next larger value: the first position past every copy of v.
+            var lo = b * values.count / 255, hi = values.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if values[mid] > v { hi = mid } else { lo = mid + 1 }
+            }
+            guard lo < values.count else { break }
+            let bound = v + (values[lo] - v) / 2
+            if bounds.last.map({ $0 < bound }) ?? true { bounds.append(bound) }
+        }
+        return bounds + [.infinity]
+    }
+}
+
+/// Grows one tree at a time into the flat node arrays of the ensemble.
+struct TreeBuilder {
+    /// A histogram cell: the sums of gradient and hessian.
+    typealias Cell = SIMD2<Double>
+
+    let options: BoostingOptions
+    let bins: BinnedTable
+    var feature: [Int32] = [], threshold: [Double] = [], left: [Int32] = [], right: [Int32] = [], flags: [UInt8] = []
+    var sets: [[UInt32]] = []
+    var roots: [Int32] = [], outputs: [Int32] = []
+    /// The rows of the tree being grown; each leaf's are a contiguous range.
+    var index: [Int32] = []
+    private var scratch: [Int32] = []
+    /// Per node of the tree being grown, from its root: which bins go left (1) or right (0), 256 a node.
+    private var routes: [UInt8] = []
+    /// Which rows the tree being grown placed, when they are a sample (`generation` marks them).
+    private var seen: [UInt32]
+    private var generation: UInt32 = 0
+    static let cores = ProcessInfo.processInfo.activeProcessorCount
+
+    init(options: BoostingOptions, bins: BinnedTable) {
+        self.options = options
+        self.bins = bins
+        seen = [UInt32](repeating: 0, count: bins.n)
     }
 
     struct Leaf {
         var node: Int
-        var rows: [Int]
-        var histogram: [SIMD4<Double>]  // per column, its bins and then its missing bin: (g, h, count, 0)
-        var g: Double, h: Double
+        var rows: Range<Int>  // in `index`
+        var histogram: [Cell]  // per column, its bins and then its missing bin
+        var sum: Cell
         var depth: Int
         var split: Split?
     }
@@ -272,87 +345,99 @@ struct TreeBuilder {
         var bin: Int  // numeric: bins <= bin go left
         var missingLeft: Bool
         var categories: [Int]?  // categorical: codes going left
-        var leftRows: Int
+        var left: Cell
     }
 
-    /// The node's histogram: per feature and bin, the sums of gradient and hessian and the row count. The
-    /// rows' gradients are gathered in order first, so each feature's pass reads them sequentially and
-    /// adds one vector per row.
-    func histogram(_ rows: [Int], _ g: [Double], _ h: [Double]) -> [SIMD4<Double>] {
-        var histogram = [SIMD4<Double>](repeating: .zero, count: offsets[p])
-        let ordered = rows.map { SIMD4<Double>(g[$0], h[$0], 1, 0) }
-        let (n, binned, offsets) = (self.n, self.binned, self.offsets)
-        histogram.withUnsafeMutableBufferPointer { out in
-            nonisolated(unsafe) let target = out
-            let column: @Sendable (Int) -> Void = { j in
-                binned.withUnsafeBufferPointer { binned in
-                    ordered.withUnsafeBufferPointer { ordered in
-                        rows.withUnsafeBufferPointer { rows in
-                            let bins = UnsafeBufferPointer(rebasing: binned[(j * n)..<((j + 1) * n)])
-                            let offset = offsets[j]
-                            for k in 0..<rows.count { target[offset + Int(bins[rows[k]])] += ordered[k] }
+    /// The histogram of the rows in `index[range]`: per column and bin, the sums of their gradients and
+    /// hessians. A big node is split between the cores, each summing a share of the rows into a histogram
+    /// of its own, added up at the end.
+    func histogram(_ range: Range<Int>, _ gh: [Cell]) -> [Cell] {
+        let cells = bins.offsets[bins.p], p = bins.p
+        let parts = max(1, min(Self.cores, range.count / 8_192))
+        var partials = [Cell](repeating: .zero, count: cells * parts)
+        partials.withUnsafeMutableBufferPointer { buffer in
+            nonisolated(unsafe) let out = buffer.baseAddress!
+            index.withUnsafeBufferPointer { index in
+                gh.withUnsafeBufferPointer { gh in
+                    bins.codes.withUnsafeBufferPointer { codes in
+                        bins.offsets.withUnsafeBufferPointer { offsets in
+                            nonisolated(unsafe) let (index, gh, codes, offsets) = (index, gh, codes, offsets)
+                            let part: @Sendable (Int) -> Void = { t in
+                                let target = out + t * cells
+                                let end = range.lowerBound + (t + 1) * range.count / parts
+                                for k in (range.lowerBound + t * range.count / parts)..<end {
+                                    // The rows of a deep leaf are scattered: their bins and gradients are
+                                    // asked for a few rows ahead.
+                                    let ahead = Int(index[min(k &+ 12, end &- 1)])
+                                    cyclone_prefetch(codes.baseAddress! + ahead &* p)
+                                    cyclone_prefetch(gh.baseAddress! + ahead)
+                                    let row = Int(index[k]), value = gh[row], base = row * p
+                                    for j in 0..<p { target[offsets[j] &+ Int(codes[base &+ j])] += value }
+                                }
+                            }
+                            if parts == 1 { part(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: part) }
                         }
                     }
                 }
             }
-            // Every core for a big node; a small one is quicker alone than the dispatch.
-            if rows.count * p >= 200_000 {
-                DispatchQueue.concurrentPerform(iterations: p, execute: column)
-            } else {
-                for j in 0..<p { column(j) }
-            }
+            for t in 1..<parts { for c in 0..<cells { out[c] += out[t * cells + c] } }
         }
-        return histogram
+        if parts > 1 { partials.removeLast(cells * (parts - 1)) }
+        return partials
     }
 
+    /// The best split of a leaf, or `nil`. Row counts are read from the hessian sums, as LightGBM does
+    /// (exact when every hessian is 1).
     func bestSplit(_ leaf: Leaf) -> Split? {
         let lambda = options.lambda, minData = Double(options.minDataInLeaf)
-        let parent = leaf.g * leaf.g / (leaf.h + lambda)
-        let count = Double(leaf.rows.count)
+        let histogram = leaf.histogram, total = leaf.sum
+        let parent = total.x * total.x / (total.y + lambda)
+        let count = Double(leaf.rows.count), perHessian = total.y > 0 ? count / total.y : 0
         var best: Split?
-        func score(_ gl: Double, _ hl: Double, _ gr: Double, _ hr: Double) -> Double {
-            gl * gl / (hl + lambda) + gr * gr / (hr + lambda) - parent
+        func gain(_ l: Cell) -> Double {
+            let r = total - l
+            return l.x * l.x / (l.y + lambda) + r.x * r.x / (r.y + lambda) - parent
         }
-        for j in 0..<p {
-            let offset = offsets[j]
-            let bins = edges[j].count
-            let missing = leaf.histogram[offset + bins]
-            let (mg, mh, mc) = (missing.x, missing.y, missing.z)
-            if categorical.contains(j) {
+        func fits(_ l: Cell) -> Bool {
+            let leftCount = (l.y * perHessian).rounded()
+            return leftCount >= minData && count - leftCount >= minData
+        }
+        for j in 0..<bins.p {
+            let offset = bins.offsets[j], binCount = bins.edges[j].count
+            let missing = histogram[offset + binCount]
+            if bins.isCategorical[j] {
                 // Categories ordered by gradient over hessian; the best prefix goes left (missing goes right).
-                let present = (0..<bins).filter { leaf.histogram[offset + $0].z > 0 }
+                let present = (0..<binCount).filter { histogram[offset + $0].y > 0 }
                 let ordered = present.sorted {
-                    leaf.histogram[offset + $0].x / (leaf.histogram[offset + $0].y + lambda)
-                        < leaf.histogram[offset + $1].x / (leaf.histogram[offset + $1].y + lambda)
+                    histogram[offset + $0].x / (histogram[offset + $0].y + lambda)
+                        < histogram[offset + $1].x / (histogram[offset + $1].y + lambda)
                 }
-                var gl = 0.0, hl = 0.0, cl = 0.0
+                var l = Cell.zero
                 for (position, bin) in ordered.dropLast().enumerated() {
-                    let cell = leaf.histogram[offset + bin]
-                    (gl, hl, cl) = (gl + cell.x, hl + cell.y, cl + cell.z)
-                    guard cl >= minData, count - cl >= minData else { continue }
-                    let gain = score(gl, hl, leaf.g - gl, leaf.h - hl)
-                    if gain > (best?.gain ?? 1e-9) {
-                        best = Split(gain: gain, feature: j, bin: 0, missingLeft: false,
-                                     categories: Array(ordered[...position]), leftRows: Int(cl))
+                    l += histogram[offset + bin]
+                    guard fits(l) else { continue }
+                    let g = gain(l)
+                    if g > (best?.gain ?? 1e-9) {
+                        best = Split(gain: g, feature: j, bin: 0, missingLeft: false, categories: Array(ordered[...position]), left: l)
                     }
                 }
                 continue
             }
-            var gl = 0.0, hl = 0.0, cl = 0.0
-            for bin in 0..<max(bins - 1, 0) {
-                let cell = leaf.histogram[offset + bin]
-                (gl, hl, cl) = (gl + cell.x, hl + cell.y, cl + cell.z)
-                // Missing values right, then left.
-                if cl >= minData, count - cl >= minData {
-                    let gain = score(gl, hl, leaf.g - gl, leaf.h - hl)
-                    if gain > (best?.gain ?? 1e-9) {
-                        best = Split(gain: gain, feature: j, bin: bin, missingLeft: false, categories: nil, leftRows: Int(cl))
+            // Each bound with missing values right, then left; the last bound only with them right.
+            var l = Cell.zero
+            for bin in 0..<binCount {
+                l += histogram[offset + bin]
+                if fits(l) {
+                    let g = gain(l)
+                    if g > (best?.gain ?? 1e-9) {
+                        best = Split(gain: g, feature: j, bin: bin, missingLeft: false, categories: nil, left: l)
                     }
                 }
-                if mc > 0, cl + mc >= minData, count - cl - mc >= minData {
-                    let gain = score(gl + mg, hl + mh, leaf.g - gl - mg, leaf.h - hl - mh)
-                    if gain > (best?.gain ?? 1e-9) {
-                        best = Split(gain: gain, feature: j, bin: bin, missingLeft: true, categories: nil, leftRows: Int(cl + mc))
+                let withMissing = l + missing
+                if missing.y > 0, bin < binCount - 1, fits(withMissing) {
+                    let g = gain(withMissing)
+                    if g > (best?.gain ?? 1e-9) {
+                        best = Split(gain: g, feature: j, bin: bin, missingLeft: true, categories: nil, left: withMissing)
                     }
                 }
             }
@@ -369,38 +454,96 @@ struct TreeBuilder {
         return feature.count - 1
     }
 
-    /// Grows one tree for `output` on `rows`; every row of the table is then routed to its leaf.
-    mutating func grow(rows: [Int], gradients g: [Double], hessians h: [Double], output: Int) {
+    /// Moves the rows of `range` that `goesLeft` to its front, keeping their order; returns where the
+    /// right child's rows start. A big range is split between the cores: each moves its share's left rows
+    /// to the share's front and its right rows aside (branch-free: each row is written to both, and one
+    /// side advances), then the shares' left rows close up and the right rows follow them.
+    mutating func partition(_ range: Range<Int>, column: Int, goesLeft: ArraySlice<UInt8>) -> Int {
+        if scratch.count < bins.n { scratch = [Int32](repeating: 0, count: bins.n) }
+        let parts = max(1, min(Self.cores, range.count / 32_768))
+        var lefts = [Int](repeating: 0, count: parts)
+        let n = bins.n
+        index.withUnsafeMutableBufferPointer { index in
+            scratch.withUnsafeMutableBufferPointer { scratch in
+                bins.columns.withUnsafeBufferPointer { columns in
+                    goesLeft.withUnsafeBufferPointer { goesLeft in
+                        lefts.withUnsafeMutableBufferPointer { lefts in
+                            nonisolated(unsafe) let (index, scratch, lefts) = (index, scratch, lefts)
+                            nonisolated(unsafe) let (bins, goesLeft) = (columns.baseAddress! + column * n, goesLeft)
+                            let part: @Sendable (Int) -> Void = { t in
+                                let start = range.lowerBound + t * range.count / parts
+                                let end = range.lowerBound + (t + 1) * range.count / parts
+                                var next = start, spilled = start
+                                for k in start..<end {
+                                    cyclone_prefetch(bins + Int(index[min(k &+ 16, end &- 1)]))
+                                    let row = index[k]
+                                    let isLeft = Int(goesLeft[Int(bins[Int(row)])])
+                                    index[next] = row
+                                    scratch[spilled] = row
+                                    next &+= isLeft
+                                    spilled &+= 1 &- isLeft
+                                }
+                                lefts[t] = next - start
+                            }
+                            if parts == 1 { part(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: part) }
+                        }
+                        var next = range.lowerBound
+                        for t in 0..<parts {
+                            let start = range.lowerBound + t * range.count / parts
+                            if next != start {
+                                (index.baseAddress! + next).update(from: index.baseAddress! + start, count: lefts[t])
+                            }
+                            next += lefts[t]
+                        }
+                        let middle = next
+                        for t in 0..<parts {
+                            let start = range.lowerBound + t * range.count / parts
+                            let end = range.lowerBound + (t + 1) * range.count / parts
+                            let rights = end - start - lefts[t]
+                            (index.baseAddress! + next).update(from: scratch.baseAddress! + start, count: rights)
+                            next += rights
+                        }
+                        lefts[0] = middle
+                    }
+                }
+            }
+        }
+        return lefts[0]
+    }
+
+    /// Grows one tree for `output` on `rows`, and adds its leaves to every row's margin: the grown rows by
+    /// their leaves, the others (validation rows, rows left out of this round's sample) walked down it.
+    mutating func grow(rows: [Int32], gradients gh: [Cell], output: Int, of outputCount: Int, margin: inout [Double]) {
         let lambda = options.lambda, rate = options.learningRate
-        var totalG = 0.0, totalH = 0.0
-        for i in rows { totalG += g[i]; totalH += h[i] }
-        let root = node(leafValue: -totalG / (totalH + lambda) * rate)
+        index = rows
+        var total = Cell.zero
+        for row in rows { total += gh[Int(row)] }
+        let root = node(leafValue: -total.x / (total.y + lambda) * rate)
         roots.append(Int32(root))
         outputs.append(Int32(output))
-        var leaves = [Leaf(node: root, rows: rows, histogram: histogram(rows, g, h), g: totalG, h: totalH, depth: 0)]
+        routes.removeAll(keepingCapacity: true)
+        var leaves = [Leaf(node: root, rows: 0..<rows.count, histogram: histogram(0..<rows.count, gh), sum: total, depth: 0)]
         leaves[0].split = bestSplit(leaves[0])
         var count = 1
         while count < options.maxLeaves {
-            guard let index = leaves.indices.filter({ leaves[$0].split != nil })
+            guard let chosen = leaves.indices.filter({ leaves[$0].split != nil })
                 .max(by: { leaves[$0].split!.gain < leaves[$1].split!.gain }) else { break }
-            var leaf = leaves.remove(at: index)
+            var leaf = leaves.remove(at: chosen)
             let split = leaf.split!
             // The leaf becomes a split; its rows go to two new leaves.
-            let column = split.feature * n
-            var leftRows: [Int] = [], rightRows: [Int] = []
-            leftRows.reserveCapacity(split.leftRows)
-            let leftSet = Set(split.categories ?? [])
-            for i in leaf.rows {
-                let bin = Int(binned[column + i])
-                let goesLeft = bin == edges[split.feature].count ? split.missingLeft
-                    : (split.categories != nil ? leftSet.contains(bin) : bin <= split.bin)
-                if goesLeft { leftRows.append(i) } else { rightRows.append(i) }
+            let route = (leaf.node - root) * 256
+            let needed = route + 256 - routes.count
+            if needed > 0 { routes += repeatElement(0, count: needed) }
+            if let categories = split.categories {
+                for c in categories { routes[route + c] = 1 }
+            } else {
+                for b in 0...split.bin { routes[route + b] = 1 }
+                routes[route + bins.missing(split.feature)] = split.missingLeft ? 1 : 0
             }
-            var (gl, hl) = (0.0, 0.0)
-            for i in leftRows { gl += g[i]; hl += h[i] }
-            let (gr, hr) = (leaf.g - gl, leaf.h - hl)
-            let leftNode = node(leafValue: -gl / (hl + lambda) * rate)
-            let rightNode = node(leafValue: -gr / (hr + lambda) * rate)
+            let middle = partition(leaf.rows, column: split.feature, goesLeft: routes[route..<(route + 256)])
+            let (l, r) = (split.left, leaf.sum - split.left)
+            let leftNode = node(leafValue: -l.x / (l.y + lambda) * rate)
+            let rightNode = node(leafValue: -r.x / (r.y + lambda) * rate)
             feature[leaf.node] = Int32(split.feature)
             left[leaf.node] = Int32(leftNode)
             right[leaf.node] = Int32(rightNode)
@@ -411,58 +554,60 @@ struct TreeBuilder {
                 sets.append(words)
                 flags[leaf.node] = TreeEnsemble.Flag.categorical | TreeEnsemble.Flag.nanMissing
             } else {
-                threshold[leaf.node] = edges[split.feature][split.bin]
+                // The last bound is infinite (every present value left); JSON has no infinity.
+                threshold[leaf.node] = min(bins.edges[split.feature][split.bin], .greatestFiniteMagnitude)
                 flags[leaf.node] = TreeEnsemble.Flag.inclusive | TreeEnsemble.Flag.nanMissing
                     | (split.missingLeft ? TreeEnsemble.Flag.defaultLeft : 0)
             }
             count += 1
+            let leftRows = leaf.rows.lowerBound..<middle, rightRows = middle..<leaf.rows.upperBound
+            let depth = leaf.depth + 1
+            // Children that may not split need no histograms: the last leaf, the depth limit, too few rows.
+            guard count < options.maxLeaves, options.maxDepth == 0 || depth < options.maxDepth,
+                  max(leftRows.count, rightRows.count) >= 2 * options.minDataInLeaf else {
+                leaves += [Leaf(node: leftNode, rows: leftRows, histogram: [], sum: l, depth: depth),
+                           Leaf(node: rightNode, rows: rightRows, histogram: [], sum: r, depth: depth)]
+                continue
+            }
             // The smaller child's histogram is built; the larger one's is the parent's minus it.
             let smallIsLeft = leftRows.count <= rightRows.count
-            let small = histogram(smallIsLeft ? leftRows : rightRows, g, h)
-            var large: [SIMD4<Double>] = []
+            let small = histogram(smallIsLeft ? leftRows : rightRows, gh)
+            var large: [Cell] = []
             swap(&large, &leaf.histogram)  // the parent's is not needed again: no copy
             for b in large.indices { large[b] -= small[b] }
-            let depth = leaf.depth + 1
             var children = [
-                Leaf(node: leftNode, rows: leftRows, histogram: smallIsLeft ? small : large, g: gl, h: hl, depth: depth),
-                Leaf(node: rightNode, rows: rightRows, histogram: smallIsLeft ? large : small, g: gr, h: hr, depth: depth),
+                Leaf(node: leftNode, rows: leftRows, histogram: smallIsLeft ? small : large, sum: l, depth: depth),
+                Leaf(node: rightNode, rows: rightRows, histogram: smallIsLeft ? large : small, sum: r, depth: depth),
             ]
-            for c in children.indices where options.maxDepth == 0 || depth < options.maxDepth {
-                children[c].split = bestSplit(children[c])
-            }
+            for c in children.indices { children[c].split = bestSplit(children[c]) }
             leaves += children
         }
-        // Every row's leaf, for the margins: the grown rows by their leaves, the others (validation rows,
-        // rows left out of this round's sample) walked down the tree.
-        generation &+= 1
-        for leaf in leaves {
-            for i in leaf.rows {
-                rowLeaf[i] = Int32(leaf.node)
-                seen[i] = generation
+        // Rows sorted and distinct: when their count reaches past the last, they are the first rows, and
+        // the rest of the table is what the tree did not place; otherwise `generation` marks the placed.
+        let isPrefix = rows.count == Int(rows.last!) + 1
+        if !isPrefix { generation &+= 1 }
+        index.withUnsafeBufferPointer { index in
+            margin.withUnsafeMutableBufferPointer { margin in
+                for leaf in leaves {
+                    let value = threshold[leaf.node]
+                    for k in leaf.rows {
+                        let row = Int(index[k])
+                        margin[row &* outputCount &+ output] += value
+                        if !isPrefix { seen[row] = generation }
+                    }
+                }
             }
         }
-        for i in 0..<n where seen[i] != generation {
+        let p = bins.p
+        for i in (isPrefix ? rows.count : 0)..<bins.n where isPrefix || seen[i] != generation {
             var node = root
             while feature[node] >= 0 {
-                let column = Int(feature[node])
-                let bin = Int(binned[column * n + i])
-                let missing = edges[column].count
-                let goesLeft: Bool
-                if flags[node] & TreeEnsemble.Flag.categorical != 0 {
-                    let set = sets[Int(threshold[node])]
-                    goesLeft = bin != missing && bin / 32 < set.count && set[bin / 32] & (1 << UInt32(bin % 32)) != 0
-                } else if bin == missing {
-                    goesLeft = flags[node] & TreeEnsemble.Flag.defaultLeft != 0
-                } else {
-                    goesLeft = edges[column][bin] <= threshold[node]
-                }
-                node = Int(goesLeft ? left[node] : right[node])
+                let bin = Int(bins.codes[i * p + Int(feature[node])])
+                node = Int(routes[(node - root) * 256 + bin] != 0 ? left[node] : right[node])
             }
-            rowLeaf[i] = Int32(node)
+            margin[i * outputCount + output] += threshold[node]
         }
     }
-
-    func predictLast(row: Int) -> Double { threshold[Int(rowLeaf[row])] }
 
     /// The ensemble of the first `rounds` rounds.
     func ensemble(rounds: Int, outputs count: Int, link: TreeEnsemble.Link, classes: [String]?, base: [Double]) -> TreeEnsemble {

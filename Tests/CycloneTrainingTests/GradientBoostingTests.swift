@@ -1,6 +1,6 @@
 import CycloneModel
 import CycloneTestSupport
-import CycloneTraining
+@testable import CycloneTraining
 import Foundation
 import Testing
 
@@ -89,8 +89,10 @@ import Testing
 
     /// Serving routes every training row as the bins did in training: the ensemble's margins on the design
     /// rows (missing values, categories, thresholds between bins) equal the margins training reached.
-    @Test(arguments: [1, 3])
-    func theTreesServeWhatTheBinsLearnt(classes: Int) throws {
+    /// Also with a sample of rows per round and validation rows, which the trees do not place: they are
+    /// walked down each tree through their bins.
+    @Test(arguments: [(1, 1.0, 0.0), (3, 1.0, 0.0), (1, 0.7, 0.2), (3, 0.7, 0.0)])
+    func theTreesServeWhatTheBinsLearnt(classes: Int, subsample: Double, validation: Double) throws {
         let (table, target) = Self.table(1_500, seed: 4, classify: classes == 1 ? nil : classes)
         let fitted = try FittedPreprocessing(fitting: table, forTrees: true)
         let x = fitted.designMatrix(table), p = fitted.preprocessing.width
@@ -98,7 +100,8 @@ import Testing
             if case .code = fitted.preprocessing.columns[$0] { true } else { false }
         })
         var options = BoostingOptions()
-        (options.trees, options.validation, options.maxLeaves) = (40, 0, 15)
+        (options.trees, options.validation, options.maxLeaves) = (40, validation, 15)
+        (options.subsample, options.patience) = (subsample, 40)
         let labels: [Double]
         if case .numeric(let y) = target.values { labels = y } else if case .categorical(let y) = target.values {
             labels = y.map { Double(Int($0!.dropFirst())!) }
@@ -117,6 +120,48 @@ import Testing
                 }
             }
         }
+    }
+
+    /// Bin bounds from a sample of rows still hold every row: each value is above its bin's lower bound and
+    /// at most its upper one, both layouts agree, and a category the sample missed keeps its own code
+    /// rather than being taken for missing.
+    @Test func binsFromASampleHoldEveryRow() {
+        var random = SplitMix64(seed: 11)
+        let n = 5_000
+        var x: [Double] = []
+        for i in 0..<n {
+            x.append(random.uniform() < 0.05 ? .nan : (random.normal() * 100).rounded() / 10)  // ~800 values, ties
+            x.append(i == n - 1 ? 7 : Double(Int(random.uniform() * 3)))  // category 7 in the last row only
+        }
+        let bins = BinnedTable(x: x, p: 2, fitRows: n, categorical: [1], sample: 500, seed: 3)
+        let bounds = bins.edges[0]
+        #expect(bounds.count > 100 && bounds.count <= 255 && bounds.last == .infinity)
+        var misplaced: [Int] = []
+        for i in 0..<n {
+            let v = x[2 * i], bin = Int(bins.codes[2 * i])
+            let holds = v.isNaN ? bin == bins.missing(0) : v <= bounds[bin] && (bin == 0 || v > bounds[bin - 1])
+            if !holds || bins.columns[i] != bins.codes[2 * i] || bins.columns[n + i] != bins.codes[2 * i + 1] { misplaced.append(i) }
+        }
+        #expect(misplaced.isEmpty, "rows outside their bins: \(misplaced.prefix(5))")
+        #expect(bins.codes[2 * (n - 1) + 1] == 7 && bins.missing(1) == 8)
+    }
+
+    /// Missing values can be a side of their own: when only missingness matters, one split sends every
+    /// present value left and the missing ones right, and a single stump learns the target exactly.
+    @Test func missingnessAloneIsASplit() throws {
+        var random = SplitMix64(seed: 5)
+        let x = (0..<2_000).map { _ in random.uniform() < 0.3 ? Double.nan : random.normal() }
+        let labels = x.map { $0.isNaN ? 5.0 : 0.0 }
+        var options = BoostingOptions()
+        (options.trees, options.maxLeaves, options.learningRate, options.lambda, options.validation) = (1, 2, 1, 0, 0)
+        let fit = try GradientBoosting(options: options).fit(x: x, p: 1, categorical: [], labels: labels,
+                                                             objective: .squaredError, classes: nil)
+        let root = Int(fit.ensemble.roots[0])
+        #expect(fit.ensemble.feature[root] == 0 && fit.ensemble.flags[root] & TreeEnsemble.Flag.defaultLeft == 0)
+        #expect(zip(fit.margins, labels).allSatisfy { abs($0 - $1) < 1e-9 })
+        let missing = [Double.nan].withUnsafeBufferPointer { fit.ensemble.margins($0)[0] }
+        let huge = [1e300].withUnsafeBufferPointer { fit.ensemble.margins($0)[0] }
+        #expect(abs(missing - 5) < 1e-9 && abs(huge) < 1e-9, "missing \(missing), present \(huge)")
     }
 
     /// On a target of pure noise the validation loss stops improving at once: few rounds are kept.
