@@ -95,6 +95,20 @@ public struct RetrainPolicy: Sendable, Equatable {
         return (metric, .relative(metric.higherIsBetter ? 0.9 : 1.1))
     }
 
+    /// The value a model of `task` with these holdout metrics is held to, or `nil` for a relative threshold
+    /// without the holdout value.
+    public func limit(task: ModelArtifact.Task, holdout: [String: Double]?) -> Double? {
+        let (metric, threshold) = resolved(for: task)
+        switch threshold {
+        case .absolute(let value): return value
+        case .relative(let factor):
+            guard let base = holdout?[metric.rawValue] else { return nil }
+            // The factor scales the baseline's magnitude, so a negative baseline (an R² below zero, say) still
+            // allows the same share of slack in the right direction: 0.9x of -0.4 is -0.44, not -0.36.
+            return base + (factor - 1) * abs(base)
+        }
+    }
+
     /// Judges one model version's window.
     /// - Parameters:
     ///   - metrics: the window's metrics by `PerformanceMetric` raw value.
@@ -115,17 +129,9 @@ public struct RetrainPolicy: Sendable, Equatable {
             judgement.reason = "\(labels) labels, fewer than the \(minimumLabels) needed for a decision"
             return judgement
         }
-        let limit: Double
-        switch threshold {
-        case .absolute(let value): limit = value
-        case .relative(let factor):
-            guard let base = holdout?[metric.rawValue] else {
-                judgement.reason = "the model has no holdout \(metric.rawValue) for the relative threshold \(threshold)"
-                return judgement
-            }
-            // The factor scales the baseline's magnitude, so a negative baseline (an R² below zero, say) still
-            // allows the same share of slack in the right direction: 0.9x of -0.4 is -0.44, not -0.36.
-            limit = base + (factor - 1) * abs(base)
+        guard let limit = limit(task: task, holdout: holdout) else {
+            judgement.reason = "the model has no holdout \(metric.rawValue) for the relative threshold \(threshold)"
+            return judgement
         }
         judgement.limit = limit
         guard let value = metrics[metric.rawValue] else {

@@ -89,12 +89,14 @@ public struct DriftRollups: Sendable {
         let predictions = batch.map(\.prediction)
         let keys = batch.map { $0.key ?? "" }
         let times = batch.map(\.createdAt)
+        let latencies = batch.map { $0.latencyMs.map { String(Float($0)) } ?? "" }
         return """
             WITH stored AS (
-                INSERT INTO prediction (id, model_name, model_version, input, prediction, key, created_at)
-                SELECT id, m, v, i::jsonb, p::jsonb, NULLIF(k, ''), t
+                INSERT INTO prediction (id, model_name, model_version, input, prediction, key, created_at, latency_ms)
+                SELECT id, m, v, i::jsonb, p::jsonb, NULLIF(k, ''), t, NULLIF(ms, '')::real
                 FROM UNNEST(\(ids)::uuid[], \(names)::text[], \(versions)::text[], \(inputs)::text[],
-                            \(predictions)::text[], \(keys)::text[], \(times)::timestamptz[]) AS r(id, m, v, i, p, k, t)
+                            \(predictions)::text[], \(keys)::text[], \(times)::timestamptz[], \(latencies)::text[])
+                     AS r(id, m, v, i, p, k, t, ms)
                 ON CONFLICT DO NOTHING
                 RETURNING model_name, model_version)
             INSERT INTO drift_rollup (model_name, model_version, layout, first_at, last_at, rows, rejected, cells, counts,

@@ -171,6 +171,8 @@ extension EvaluationStore {
         public var drifted: Bool
         public var rows: Int
         public var missingRate: Double?
+        /// Data quality in the window: values missing, invalid, outside the training range, unseen categories.
+        public var missing: Int?, invalid: Int?, outOfRange: Int?, unseen: Int?
         public var at: Date
     }
 
@@ -196,7 +198,7 @@ extension EvaluationStore {
     public func driftSeries(_ filter: SeriesFilter) async throws -> [DriftPoint] {
         let rows = try await client.query("""
             SELECT model_name, model_version, feature, test, statistic, p_value, threshold, psi, drifted, rows,
-                   missing_rate, computed_at FROM (
+                   missing_rate, missing, invalid, out_of_range, unseen, computed_at FROM (
                 SELECT * FROM drift
                 WHERE computed_at >= \(filter.since) AND (\(filter.model)::text IS NULL OR model_name = \(filter.model))
                   AND (\(filter.version)::text IS NULL OR model_version = \(filter.version))
@@ -206,11 +208,12 @@ extension EvaluationStore {
             """, logger: logger)
         var points: [DriftPoint] = []
         for try await row in rows.decode((String, String, String, String, Double?, Double?, Double?, Double?, Bool, Int,
-                                          Double?, Date).self)
+                                          Double?, Int?, Int?, Int?, Int?, Date).self)
         {
             points.append(DriftPoint(model: row.0, version: row.1, feature: row.2, test: row.3, statistic: row.4,
                                      pValue: row.5, threshold: row.6, psi: row.7, drifted: row.8, rows: row.9,
-                                     missingRate: row.10, at: row.11))
+                                     missingRate: row.10, missing: row.11, invalid: row.12, outOfRange: row.13,
+                                     unseen: row.14, at: row.15))
         }
         return points
     }

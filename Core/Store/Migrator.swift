@@ -30,6 +30,7 @@ public struct Migrator: Sendable {
                   sql: String(decoding: PackageResources._004_drift_rollup_sql, as: UTF8.self)),
         Migration(version: 5, name: "typed_outcomes",
                   sql: String(decoding: PackageResources._005_typed_outcomes_sql, as: UTF8.self)),
+        Migration(version: 6, name: "latency", sql: String(decoding: PackageResources._006_latency_sql, as: UTF8.self)),
     ]
 
     /// Key of the advisory lock held while migrating ("cyclone" in ASCII).

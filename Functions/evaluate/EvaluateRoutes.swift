@@ -1,5 +1,6 @@
 import CycloneEvaluation
 import CycloneModel
+import CycloneMonitoring
 import CycloneServer
 import CycloneStore
 import Foundation
@@ -7,15 +8,103 @@ import HTTPTypes
 import Hummingbird
 import Logging
 
-/// `POST /evaluate` runs one cycle and answers its report; `GET /api/metrics` and `GET /api/drift` serve the
-/// time series the cycles wrote, for dashboards.
+/// `POST /evaluate` runs one cycle and answers its report. `GET /dashboard` is the loop's page; it reads the
+/// JSON API (`/api/models`, `/api/metrics`, `/api/drift`, `/api/volume`, `/api/events`), which
+/// `/openapi.json` describes.
 struct EvaluateRoutes: Sendable {
     let evaluator: Evaluator
 
     func register(on router: Router<BasicRequestContext>) {
         router.post("/evaluate") { _, context in try await evaluate(context: context) }
+        router.get("/dashboard") { _, _ in Self.page() }
+        router.get("/openapi.json") { _, _ in jsonResponse(EvaluateOpenAPI.document) }
+        router.get("/api/models") { _, _ in try await models() }
         router.get("/api/metrics") { request, _ in try await metrics(request) }
         router.get("/api/drift") { request, _ in try await drift(request) }
+        router.get("/api/volume") { request, _ in try await volume(request) }
+        router.get("/api/events") { request, _ in try await events(request) }
+    }
+
+    /// The page is one document with its script and styles inline; the policy lets it reach nothing else.
+    static func page() -> Response {
+        Response(status: .ok, headers: [
+            .contentType: "text/html; charset=utf-8",
+            .cacheControl: "no-store",
+            .contentSecurityPolicy: "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
+        ], body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html)))
+    }
+
+    func models() async throws -> Response {
+        let entries = try await evaluator.store.registry()
+        let policy = evaluator.settings.policy, canaryPercent = evaluator.settings.platform.canaryPercent
+        let canaries = Set(entries.filter { $0.status == "canary" }.map(\.name))
+        var models: [ModelEntry] = []
+        for entry in entries {
+            let holdout = try entry.holdoutMetrics.map { try JSONDecoder().decode([String: Double?].self, from: Data($0.utf8)) }
+                .map { $0.compactMapValues { $0 } }
+            let task = ModelArtifact.Task(rawValue: entry.task) ?? .regression
+            let (metric, threshold) = policy.resolved(for: task)
+            let traffic = switch entry.status {
+            case "live": canaries.contains(entry.name) ? 100 - canaryPercent : 100
+            case "canary": canaryPercent
+            default: 0
+            }
+            models.append(ModelEntry(
+                name: entry.name, version: entry.version, family: entry.family, task: entry.task, status: entry.status,
+                parentVersion: entry.parentVersion, trainingRows: entry.trainingRows,
+                trainingWindow: entry.trainingWindow.map { .init(start: $0.start, end: $0.end) }, holdoutMetrics: holdout,
+                comparison: try entry.comparison.map { try JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) },
+                imageDigest: entry.imageDigest, reason: entry.reason, createdAt: entry.createdAt, updatedAt: entry.updatedAt,
+                trafficPercent: traffic,
+                policy: .init(metric: metric.rawValue, higherIsBetter: metric.higherIsBetter, threshold: threshold.description,
+                              limit: policy.limit(task: task, holdout: holdout)),
+                predictions: entry.predictions, firstPredictionAt: entry.firstPrediction, lastPredictionAt: entry.lastPrediction))
+        }
+        return try Self.json(["models": models])
+    }
+
+    func events(_ request: Request) async throws -> Response {
+        let rows = try await evaluator.store.events(try Self.filter(request, name: "kind"))
+        let events = try rows.map { row in
+            EventEntry(id: row.id, at: row.at, model: row.model, version: row.version, kind: row.kind,
+                       detail: try JSONDecoder().decode(JSONValue.self, from: Data(row.detail.utf8)))
+        }
+        return try Self.json(["events": events])
+    }
+
+    /// Volume and latency per version, in buckets of `bucket` seconds (by default about 120 over the span of
+    /// the predictions selected, rounded to a whole number of seconds, minutes, hours or days).
+    func volume(_ request: Request) async throws -> Response {
+        let filter = try Self.filter(request, name: nil, other: ["bucket"])
+        let bucket: Int
+        if let text = request.uri.queryParameters["bucket"].map(String.init) {
+            guard let value = Int(text), (1...31 * 86_400).contains(value) else {
+                throw APIError(.badRequest, "'\(text)' is not a whole number of seconds from 1 to 2678400", path: "bucket")
+            }
+            bucket = value
+        } else {
+            let span = try await evaluator.store.predictionSpan(filter).map { $0.last.timeIntervalSince($0.first) } ?? 0
+            bucket = Self.bucket(for: span)
+        }
+        let points = try await evaluator.store.volume(filter, bucket: bucket)
+        var series: [VolumeSeries] = []
+        for point in points {
+            let entry = VolumeSeries.Point(at: point.at, predictions: point.predictions, labelled: point.labelled,
+                                           latencyP50: point.latencyP50, latencyP95: point.latencyP95)
+            if let last = series.last, last.model == point.model, last.version == point.version {
+                series[series.count - 1].points.append(entry)
+            } else {
+                series.append(VolumeSeries(model: point.model, version: point.version, points: [entry]))
+            }
+        }
+        return try Self.json(VolumeResponse(bucketSeconds: bucket, series: series))
+    }
+
+    /// About 120 buckets over `span` seconds, rounded up to a step a clock reads easily.
+    static func bucket(for span: TimeInterval) -> Int {
+        let steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200, 86_400]
+        let wanted = span / 120
+        return steps.first { Double($0) >= wanted } ?? Int((wanted / 86_400).rounded(.up)) * 86_400
     }
 
     func evaluate(context: BasicRequestContext) async throws -> Response {
@@ -50,7 +139,9 @@ struct EvaluateRoutes: Sendable {
         for point in points {
             let entry = DriftSeries.Point(at: point.at, test: point.test, statistic: point.statistic,
                                           pValue: point.pValue, threshold: point.threshold, drifted: point.drifted,
-                                          psi: point.psi, rows: point.rows, missingRate: point.missingRate)
+                                          psi: point.psi, rows: point.rows, missingRate: point.missingRate,
+                                          missing: point.missing, invalid: point.invalid, outOfRange: point.outOfRange,
+                                          unseen: point.unseen)
             if let last = series.last, last.model == point.model, last.version == point.version,
                last.feature == point.feature
             {
@@ -63,11 +154,14 @@ struct EvaluateRoutes: Sendable {
         return try Self.json(["series": series])
     }
 
-    /// `model`, `version`, the series name (`metric` or `feature`), `since` (an ISO 8601 time or a duration
-    /// back from now such as `24h`; 7 days by default) and `limit` (1000 points; at most 10000).
-    static func filter(_ request: Request, name: String, now: Date = Date()) throws -> EvaluationStore.SeriesFilter {
+    /// `model`, `version`, the series name (`metric`, `feature` or `kind`), `since` (an ISO 8601 time or a
+    /// duration back from now such as `24h`; 7 days by default), `limit` (1000 points; at most 10000), and
+    /// the endpoint's `other` parameters, which it reads itself.
+    static func filter(_ request: Request, name: String?, other: Set<String> = [], now: Date = Date()) throws
+        -> EvaluationStore.SeriesFilter
+    {
         let query = request.uri.queryParameters
-        let known: Set<String> = ["model", "version", name, "since", "limit"]
+        let known = Set(["model", "version", "since", "limit"] + [name].compactMap { $0 }).union(other)
         if let unknown = query.map({ String($0.key) }).sorted().first(where: { !known.contains($0) }) {
             throw APIError(.badRequest, "unknown query parameter '\(unknown)' (expected \(known.sorted().joined(separator: ", ")))",
                            path: unknown)
@@ -91,7 +185,7 @@ struct EvaluateRoutes: Sendable {
         }
         let model: String? = query["model"].map(String.init)
         let version: String? = query["version"].map(String.init)
-        let series: String? = query[Substring(name)].map(String.init)
+        let series: String? = name.flatMap { query[Substring($0)].map(String.init) }
         return EvaluationStore.SeriesFilter(model: model, version: version, name: series, since: since, limit: limit)
     }
 
@@ -126,13 +220,97 @@ struct DriftSeries: Encodable {
         var psi: Double?
         var rows: Int
         var missingRate: Double?
+        var missing: Int?, invalid: Int?, outOfRange: Int?, unseen: Int?
 
         enum CodingKeys: String, CodingKey {
             case at, test, statistic, pValue = "p_value", threshold, drifted, psi, rows, missingRate = "missing_rate"
+            case missing, invalid, outOfRange = "out_of_range", unseen
         }
     }
     var model: String
     var version: String
     var feature: String
+    var points: [Point]
+}
+
+struct ModelEntry: Encodable {
+    struct Window: Encodable { var start: Date, end: Date }
+    struct Policy: Encodable {
+        var metric: String
+        var higherIsBetter: Bool
+        var threshold: String
+        var limit: Double?
+        enum CodingKeys: String, CodingKey { case metric, higherIsBetter = "higher_is_better", threshold, limit }
+    }
+    var name: String, version: String, family: String, task: String, status: String
+    var parentVersion: String?
+    var trainingRows: Int?
+    var trainingWindow: Window?
+    var holdoutMetrics: [String: Double]?
+    var comparison: JSONValue?
+    var imageDigest: String?, reason: String?
+    var createdAt: Date, updatedAt: Date
+    var trafficPercent: Int
+    var policy: Policy
+    var predictions: Int
+    var firstPredictionAt: Date?, lastPredictionAt: Date?
+
+    enum CodingKeys: String, CodingKey {
+        case name, version, family, task, status, parentVersion = "parent_version", trainingRows = "training_rows"
+        case trainingWindow = "training_window", holdoutMetrics = "holdout_metrics", comparison, imageDigest = "image_digest"
+        case reason, createdAt = "created_at", updatedAt = "updated_at", trafficPercent = "traffic_percent", policy
+        case predictions, firstPredictionAt = "first_prediction_at", lastPredictionAt = "last_prediction_at"
+    }
+
+    /// Absent values are written as `null`, so every entry has every key.
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(version, forKey: .version)
+        try c.encode(family, forKey: .family)
+        try c.encode(task, forKey: .task)
+        try c.encode(status, forKey: .status)
+        try c.encode(parentVersion, forKey: .parentVersion)
+        try c.encode(trainingRows, forKey: .trainingRows)
+        try c.encode(trainingWindow, forKey: .trainingWindow)
+        try c.encode(holdoutMetrics, forKey: .holdoutMetrics)
+        try c.encode(comparison, forKey: .comparison)
+        try c.encode(imageDigest, forKey: .imageDigest)
+        try c.encode(reason, forKey: .reason)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(updatedAt, forKey: .updatedAt)
+        try c.encode(trafficPercent, forKey: .trafficPercent)
+        try c.encode(policy, forKey: .policy)
+        try c.encode(predictions, forKey: .predictions)
+        try c.encode(firstPredictionAt, forKey: .firstPredictionAt)
+        try c.encode(lastPredictionAt, forKey: .lastPredictionAt)
+    }
+}
+
+struct EventEntry: Encodable {
+    var id: Int64
+    var at: Date
+    var model: String?, version: String?
+    var kind: String
+    var detail: JSONValue
+}
+
+struct VolumeResponse: Encodable {
+    var bucketSeconds: Int
+    var series: [VolumeSeries]
+    enum CodingKeys: String, CodingKey { case bucketSeconds = "bucket_seconds", series }
+}
+
+struct VolumeSeries: Encodable {
+    struct Point: Encodable {
+        var at: Date
+        var predictions: Int, labelled: Int
+        var latencyP50: Double?, latencyP95: Double?
+        enum CodingKeys: String, CodingKey {
+            case at, predictions, labelled, latencyP50 = "latency_ms_p50", latencyP95 = "latency_ms_p95"
+        }
+    }
+    var model: String
+    var version: String
     var points: [Point]
 }

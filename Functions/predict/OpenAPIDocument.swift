@@ -1,4 +1,5 @@
 import CycloneModel
+import CycloneServer
 
 /// The OpenAPI 3.1 description of `predict`, with the request schema made from the model's features.
 enum OpenAPIDocument {
@@ -46,16 +47,7 @@ enum OpenAPIDocument {
                 "properties": ["id": ["type": "string", "format": "uuid"], "key": ["type": "string"], "value": ["type": "number"]],
             ]
         }
-        let error: JSONValue = [
-            "type": "object",
-            "properties": ["error": [
-                "type": "object",
-                "properties": ["status": ["type": "integer"], "message": ["type": "string"], "path": ["type": "string"]],
-            ]],
-        ]
-        let errorResponse: (String) -> JSONValue = { description in
-            ["description": .string(description), "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]]
-        }
+        let errorResponse = OpenAPI.errorResponse
         let document: JSONValue = [
             "openapi": "3.1.0",
             "info": ["title": .string("Cyclone predict: \(artifact.name)"), "version": .string(artifact.version)],
@@ -90,7 +82,7 @@ enum OpenAPIDocument {
                                     "responses": ["200": ["description": "ready"], "503": ["description": "not ready"]]]],
                 "/metrics": ["get": ["summary": "Prometheus metrics", "responses": ["200": ["description": "text format 0.0.4"]]]],
             ],
-            "components": ["schemas": ["Instance": instance, "Prediction": prediction, "Error": error]],
+            "components": ["schemas": ["Instance": instance, "Prediction": prediction, "Error": OpenAPI.errorSchema]],
         ]
         return document.jsonText
     }

@@ -56,7 +56,7 @@ struct PredictRoutes: Sendable {
     func predict(_ request: Request, context: BasicRequestContext) async throws -> Response {
         // One model for the whole request, whatever a swap does meanwhile: the live one, or during a canary the
         // one the request's first prediction id picks.
-        let now = Date()
+        let now = Date(), started = ContinuousClock.now
         let firstID = UUIDv7.make(at: now)
         let model = live.model(for: firstID)
         let body: Body
@@ -131,6 +131,9 @@ struct PredictRoutes: Sendable {
         if notes.imputed > 0 { imputed.increment(by: notes.imputed) }
         if notes.unknownCategories > 0 { unknownCategories.increment(by: notes.unknownCategories) }
 
+        // The request's time in predict, up to the hand-over to the writer, stored with each of its rows.
+        let latency = (ContinuousClock.now - started).seconds * 1_000
+        for i in rows.indices { rows[i].latencyMs = latency }
         let outcome = await writer.append(rows, waitForCommit: settings.durable)
         return jsonResponse(response.bytes, headers: [Self.storedHeader: outcome.rawValue])
     }

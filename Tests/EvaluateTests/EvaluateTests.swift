@@ -73,3 +73,127 @@ func json(_ buffer: ByteBuffer) throws -> [String: Any] {
         }
     }
 }
+
+/// The JSON API the dashboard reads, on a registry with a live version and its canary, their stored
+/// predictions with latencies, and the loop's events; and on an empty database.
+@Suite struct DashboardAPITests {
+    @Test func theAPIDescribesTheLoop() async throws {
+        let live = try TestModels.regression(version: "7")
+        let canary = {
+            var canary = live
+            canary.version = "8"
+            canary.training = TrainingInfo(family: "ridge", parameters: [:], rows: 100, trainedAt: Date(),
+                                           holdoutMetrics: ["rmse": 3.5, "r2": 0.8], parentVersion: "7")
+            return canary
+        }()
+        try await withTestDatabase { db in
+            let registry = ModelRegistry(client: db.client, logger: .test)
+            _ = try await registry.register(live, status: .live)
+            _ = try await registry.register(canary, status: .canary)
+            let store = EvaluationStore(client: db.client, logger: .test)
+            let reason: JSONValue = ["reason": "r2 0.1 < 0.4"]
+            try await store.event(.retrainRequested, name: "bikes", version: "7", detail: reason)
+            try await store.event(.canaryStarted, name: "bikes", version: "8")
+            // 30 predictions of 7 and 10 of 8, one a second, with latencies 1…40 ms; a third of 7's labelled.
+            let start = Date(timeIntervalSinceNow: -120).rounded(to: 60)
+            let input = TestModels.bikeInstance.jsonText
+            var rows: [PredictionRow] = []
+            for i in 0..<40 {
+                let at = start.addingTimeInterval(Double(i))
+                rows.append(PredictionRow(id: UUIDv7.make(at: at), modelName: "bikes", modelVersion: i < 30 ? "7" : "8",
+                                          input: input, prediction: #"{"value": 100}"#, key: "k\(i)", createdAt: at,
+                                          latencyMs: Double(i + 1)))
+            }
+            try await PredictionWriter.insert(rows, client: db.client, logger: .test)
+            let labelled = (0..<10).map { "k\($0 * 3)" }
+            try await db.client.query("UPDATE prediction SET label = '90', labeled_at = now() WHERE key = ANY(\(labelled))",
+                                      logger: .test)
+
+            let settings = try EvaluateSettings(reader: ConfigReader.cyclone(environment: ["DATABASE_URL": db.url]))
+            let app = try await buildApplication(settings, logger: .test)
+            try await app.test(.router) { client in
+                try await client.execute(uri: "/api/models", method: .get) { response in
+                    #expect(response.status == .ok)
+                    let models = try #require(try json(response.body)["models"] as? [[String: Any]])
+                    #expect(models.map { $0["version"] as? String } == ["7", "8"])
+                    #expect(models.map { $0["traffic_percent"] as? Int } == [90, 10], "CANARY_PERCENT is 10 by default")
+                    #expect(models.map { $0["predictions"] as? Int } == [30, 10])
+                    #expect(models[1]["parent_version"] as? String == "7" && models[0]["parent_version"] is NSNull)
+                    let policy = try #require(models[1]["policy"] as? [String: Any])
+                    #expect(policy["metric"] as? String == "r2" && policy["limit"] as? Double == 0.4
+                            && policy["higher_is_better"] as? Bool == true)
+                    #expect((models[1]["holdout_metrics"] as? [String: Double])?["rmse"] == 3.5)
+                    #expect(models[0]["first_prediction_at"] as? String == start.formatted(.iso8601))
+                }
+                try await client.execute(uri: "/api/events?model=bikes", method: .get) { response in
+                    let events = try #require(try json(response.body)["events"] as? [[String: Any]])
+                    #expect(events.map { $0["kind"] as? String } == ["retrain_requested", "canary_started"])
+                    #expect((events[0]["detail"] as? [String: Any])?["reason"] as? String == "r2 0.1 < 0.4")
+                }
+                try await client.execute(uri: "/api/volume?model=bikes&bucket=60", method: .get) { response in
+                    #expect(response.status == .ok)
+                    let body = try json(response.body)
+                    #expect(body["bucket_seconds"] as? Int == 60)
+                    let series = try #require(body["series"] as? [[String: Any]])
+                    #expect(series.map { $0["version"] as? String } == ["7", "8"])
+                    let points = try #require(series[0]["points"] as? [[String: Any]])
+                    #expect(points.compactMap { $0["predictions"] as? Int }.reduce(0, +) == 30)
+                    #expect(points.compactMap { $0["labelled"] as? Int }.reduce(0, +) == 10)
+                    // Version 8's ten rows (31…40 ms) fall in one minute: PostgreSQL's interpolated percentiles.
+                    let eight = try #require((series[1]["points"] as? [[String: Any]])?.first)
+                    #expect(abs((eight["latency_ms_p50"] as? Double ?? 0) - 35.5) < 1e-4)
+                    #expect(abs((eight["latency_ms_p95"] as? Double ?? 0) - 39.55) < 1e-4)
+                }
+                try await client.execute(uri: "/api/volume?model=bikes", method: .get) { response in
+                    let body = try json(response.body)
+                    #expect(body["bucket_seconds"] as? Int == 1, "39 s of predictions: 1 s buckets")
+                }
+                for (uri, path) in [("/api/volume?bucket=0", "bucket"), ("/api/events?feature=x", "feature")] {
+                    try await client.execute(uri: uri, method: .get) { response in
+                        #expect(response.status == .badRequest)
+                        let error = try json(response.body)["error"] as? [String: Any]
+                        #expect(error?["path"] as? String == path, "\(uri)")
+                    }
+                }
+                // The document names every GET route the page reads.
+                try await client.execute(uri: "/openapi.json", method: .get) { response in
+                    let paths = try #require(try json(response.body)["paths"] as? [String: Any])
+                    for path in ["/api/models", "/api/metrics", "/api/drift", "/api/volume", "/api/events", "/dashboard", "/evaluate"] {
+                        #expect(paths[path] != nil, "\(path)")
+                    }
+                }
+                try await client.execute(uri: "/dashboard", method: .get) { response in
+                    #expect(response.status == .ok)
+                    #expect(response.headers[.contentType] == "text/html; charset=utf-8")
+                    #expect(response.headers[.contentSecurityPolicy]?.hasPrefix("default-src 'none'") == true)
+                    let page = String(buffer: response.body)
+                    #expect(!page.contains("http://") && !page.contains("https://"), "nothing fetched from elsewhere")
+                }
+            }
+        }
+    }
+
+    @Test func anEmptyDatabaseAnswersEmptyLists() async throws {
+        try await withTestDatabase { db in
+            let settings = try EvaluateSettings(reader: ConfigReader.cyclone(environment: ["DATABASE_URL": db.url]))
+            let app = try await buildApplication(settings, logger: .test)
+            try await app.test(.router) { client in
+                for (uri, key) in [("/api/models", "models"), ("/api/events", "events"), ("/api/volume", "series"),
+                                   ("/api/metrics", "series"), ("/api/drift", "series")] {
+                    try await client.execute(uri: uri, method: .get) { response in
+                        #expect(response.status == .ok, "\(uri)")
+                        let list = try json(response.body)[key] as? [Any]
+                        #expect(list?.isEmpty == true, "\(uri)")
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension Date {
+    /// This time, down to a whole multiple of `seconds` since 1970.
+    func rounded(to seconds: TimeInterval) -> Date {
+        Date(timeIntervalSince1970: (timeIntervalSince1970 / seconds).rounded(.down) * seconds)
+    }
+}

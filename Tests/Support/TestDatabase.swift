@@ -17,14 +17,16 @@ public struct TestDatabase: Sendable {
     public func predictions() async throws -> [StoredPrediction] {
         var rows: [StoredPrediction] = []
         let query: PostgresQuery = """
-            SELECT id, model_name, model_version, input::text, prediction::text, key, label::text, created_at
+            SELECT id, model_name, model_version, input::text, prediction::text, key, label::text, created_at,
+                   latency_ms::float8
             FROM prediction ORDER BY id
             """
-        for try await (id, name, version, input, prediction, key, label, createdAt) in try await client.query(query)
-            .decode((UUID, String, String, String, String, String?, String?, Date).self)
+        for try await (id, name, version, input, prediction, key, label, createdAt, latency) in try await client.query(query)
+            .decode((UUID, String, String, String, String, String?, String?, Date, Double?).self)
         {
             rows.append(StoredPrediction(id: id, modelName: name, modelVersion: version, input: input,
-                                         prediction: prediction, key: key, label: label, createdAt: createdAt))
+                                         prediction: prediction, key: key, label: label, createdAt: createdAt,
+                                         latencyMs: latency))
         }
         return rows
     }
@@ -104,6 +106,8 @@ public struct StoredPrediction: Sendable, Equatable {
     /// The label as jsonb text (`201`, `"yes"`), `nil` while unlabelled.
     public var label: String?
     public var createdAt: Date
+    /// How long predict took for the request that stored the row (milliseconds).
+    public var latencyMs: Double?
 }
 
 public struct TestDatabaseError: Error, CustomStringConvertible {

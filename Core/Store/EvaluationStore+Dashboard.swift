@@ -1,0 +1,126 @@
+import CycloneModel
+import Foundation
+import PostgresNIO
+
+/// What the dashboard reads besides the metric and drift series: the registry with each version's
+/// predictions, the loop's events, and prediction volume and latency over time.
+extension EvaluationStore {
+    /// A registered version as the dashboard shows it.
+    public struct RegistryEntry: Sendable {
+        public var name: String, version: String, family: String, task: String, status: String
+        public var parentVersion: String?
+        public var trainingRows: Int?
+        public var trainingWindow: (start: Date, end: Date)?
+        /// The trainer's holdout metrics (`{"rmse": …}`), as JSON text.
+        public var holdoutMetrics: String?
+        /// A retrained version's comparison with the live model on the same rows (`metric`, `rows`,
+        /// `candidate`, `live`), as JSON text.
+        public var comparison: String?
+        public var imageDigest: String?, reason: String?
+        public var createdAt: Date, updatedAt: Date
+        /// Predictions stored for this version (from the drift rollups, one row per batch or merged block).
+        public var predictions: Int
+        public var firstPrediction: Date?, lastPrediction: Date?
+    }
+
+    /// Every registered version, by name and then age.
+    public func registry() async throws -> [RegistryEntry] {
+        let rows = try await client.query("""
+            SELECT m.name, m.version, m.family, m.task, m.status, m.parent_version, m.training_rows,
+                   lower(m.training_window), upper(m.training_window),
+                   (m.artifact -> 'training' -> 'holdoutMetrics')::text,
+                   CASE WHEN m.holdout_metrics ? 'candidate' THEN m.holdout_metrics::text END, m.image_digest,
+                   m.reason, m.created_at, m.updated_at, coalesce(r.rows, 0)::int8, r.first_at, r.last_at
+            FROM model m
+            LEFT JOIN (SELECT model_name, model_version, sum(rows) AS rows, min(first_at) AS first_at,
+                              max(last_at) AS last_at
+                       FROM drift_rollup WHERE rows > 0 GROUP BY 1, 2) r
+                   ON r.model_name = m.name AND r.model_version = m.version
+            ORDER BY m.name, m.created_at, m.version
+            """, logger: logger)
+        var entries: [RegistryEntry] = []
+        for try await row in rows.decode((String, String, String, String, String, String?, Int?, Date?, Date?, String?,
+                                          String?, String?, String?, Date, Date, Int, Date?, Date?).self)
+        {
+            let window = row.7.flatMap { start in row.8.map { (start: start, end: $0) } }
+            entries.append(RegistryEntry(
+                name: row.0, version: row.1, family: row.2, task: row.3, status: row.4, parentVersion: row.5,
+                trainingRows: row.6, trainingWindow: window, holdoutMetrics: row.9, comparison: row.10,
+                imageDigest: row.11, reason: row.12, createdAt: row.13, updatedAt: row.14, predictions: row.15,
+                firstPrediction: row.16, lastPrediction: row.17))
+        }
+        return entries
+    }
+
+    public struct EventRow: Sendable, Equatable {
+        public var id: Int64
+        public var at: Date
+        public var model: String?, version: String?
+        public var kind: String
+        /// The event's detail, as JSON text.
+        public var detail: String
+    }
+
+    /// `event` rows in time order (the oldest first), at most `limit` of the newest; `filter.name` is a kind.
+    public func events(_ filter: SeriesFilter) async throws -> [EventRow] {
+        let rows = try await client.query("""
+            SELECT id, created_at, model_name, model_version, kind, detail::text FROM (
+                SELECT * FROM event
+                WHERE created_at >= \(filter.since) AND (\(filter.model)::text IS NULL OR model_name = \(filter.model))
+                  AND (\(filter.version)::text IS NULL OR model_version = \(filter.version))
+                  AND (\(filter.name)::text IS NULL OR kind = \(filter.name))
+                ORDER BY created_at DESC, id DESC LIMIT \(filter.limit)) newest
+            ORDER BY created_at, id
+            """, logger: logger)
+        var events: [EventRow] = []
+        for try await (id, at, model, version, kind, detail) in rows.decode((Int64, Date, String?, String?, String, String).self) {
+            events.append(EventRow(id: id, at: at, model: model, version: version, kind: kind, detail: detail))
+        }
+        return events
+    }
+
+    public struct VolumePoint: Sendable, Equatable {
+        public var model: String, version: String
+        /// The start of the bucket.
+        public var at: Date
+        public var predictions: Int, labelled: Int
+        public var latencyP50: Double?, latencyP95: Double?
+    }
+
+    /// The span of the predictions `filter` selects, or `nil` when there are none.
+    public func predictionSpan(_ filter: SeriesFilter) async throws -> (first: Date, last: Date)? {
+        let rows = try await client.query("""
+            SELECT min(created_at), max(created_at) FROM prediction
+            WHERE created_at >= \(filter.since) AND (\(filter.model)::text IS NULL OR model_name = \(filter.model))
+              AND (\(filter.version)::text IS NULL OR model_version = \(filter.version))
+            """, logger: logger)
+        for try await (first, last) in rows.decode((Date?, Date?).self) {
+            if let first, let last { return (first, last) }
+        }
+        return nil
+    }
+
+    /// Per version and bucket of `bucket` seconds: predictions stored, how many have their label, and the
+    /// median and 95th percentile of predict's latency (milliseconds); buckets in time order.
+    public func volume(_ filter: SeriesFilter, bucket: Int) async throws -> [VolumePoint] {
+        let rows = try await client.query("""
+            SELECT model_name, model_version,
+                   date_bin(make_interval(secs => \(bucket)), created_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS at,
+                   count(*)::int8, count(label)::int8,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms),
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
+            FROM prediction
+            WHERE created_at >= \(filter.since) AND (\(filter.model)::text IS NULL OR model_name = \(filter.model))
+              AND (\(filter.version)::text IS NULL OR model_version = \(filter.version))
+            GROUP BY 1, 2, 3
+            ORDER BY 1, 2, 3
+            LIMIT \(filter.limit)
+            """, logger: logger)
+        var points: [VolumePoint] = []
+        for try await row in rows.decode((String, String, Date, Int, Int, Double?, Double?).self) {
+            points.append(VolumePoint(model: row.0, version: row.1, at: row.2, predictions: row.3, labelled: row.4,
+                                      latencyP50: row.5, latencyP95: row.6))
+        }
+        return points
+    }
+}
