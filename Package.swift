@@ -285,7 +285,7 @@ let package = Package(
         .testTarget(
             name: "CycloneCLITests",
             dependencies: [
-                "CycloneModel", "CycloneTestSupport",
+                "CycloneModel", "CycloneTestSupport", "CycloneCloud",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -54,6 +54,12 @@ struct Demo: AsyncParsableCommand {
     var canaryPercent = 50
     @Option(help: "Labels each of canary and live need before the canary is judged.") var canaryLabels = 48
     @Option(help: "Where models and logs go (default: a new temporary folder).") var folder: String?
+    @Option(help: "The port evaluate serves the dashboard on (default: a free one).") var dashboardPort: Int?
+    @Flag(inversion: .prefixedNo, help: """
+        After the replay, keep evaluate serving the dashboard until Ctrl-C (default: when standard input is a \
+        terminal).
+        """)
+    var serve: Bool?
 
     func run() async throws {
         let setup: DemoSetup
@@ -82,7 +88,7 @@ struct Demo: AsyncParsableCommand {
         } catch {
             Cyclone.fail("cannot write the first model to \(setup.models): \(error.localizedDescription)")
         }
-        let outcome = await database.withClient { client, logger in
+        let (outcome, evaluate) = await database.withClient { client, logger in
             try await Migrator(client: client, logger: logger).migrate()
             var known = 0
             for try await count in try await client.query("SELECT count(*)::int FROM model WHERE name = \(model.name)",
@@ -91,15 +97,17 @@ struct Demo: AsyncParsableCommand {
                 throw DemoError("this database already holds a model named '\(model.name)'; pass --name or use a fresh database")
             }
             let servers = try await DemoServers.start(binaries: setup.binaries, folder: setup.folder,
-                                                      environment: environment)
+                                                      environment: environment, evaluatePort: dashboardPort)
+            output.say("dashboard: \(servers.evaluate.base)/dashboard\n")
             do {
                 let outcome = try await DemoReplay(
                     stream: setup.stream, servers: servers, client: client, logger: logger, model: model,
                     start: setup.start, every: setup.every, labelDelay: setup.labelDelay, metric: setup.metric, error: setup.error,
                     reload: .milliseconds(50), output: output
                 ).run()
-                await servers.stop()
-                return outcome
+                // evaluate stays up for the dashboard.
+                await servers.stop([servers.predict, servers.labels])
+                return (outcome, servers.evaluate)
             } catch {
                 await servers.stop()
                 throw error
@@ -121,6 +129,26 @@ struct Demo: AsyncParsableCommand {
             The loop's predictions, labels, metrics, drift and events are in PostgreSQL (model '\(model.name)'): \
             psql "$DATABASE_URL". Models and server logs: \(setup.folder)
             """)
+        if serve ?? (isatty(STDIN_FILENO) == 1) {
+            output.say("\nthe dashboard stays up at \(evaluate.base)/dashboard: Ctrl-C to stop")
+            await Self.untilInterrupted()
+        }
+        evaluate.process.signal(SIGTERM)
+        _ = await evaluate.process.wait()
+    }
+
+    /// Returns on SIGINT or SIGTERM.
+    static func untilInterrupted() async {
+        let (signals, continuation) = AsyncStream.makeStream(of: Int32.self)
+        let sources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler { continuation.yield(number) }
+            source.resume()
+            return source
+        }
+        for await _ in signals { break }
+        for source in sources { source.cancel() }
     }
 
     /// Everything decided before the servers start: the stream, the first model, the baselines' inputs.

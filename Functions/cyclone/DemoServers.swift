@@ -23,13 +23,15 @@ struct DemoServers: Sendable {
     let evaluate: Server
     var all: [Server] { [predict, labels, evaluate] }
 
-    /// Starts the three from `binaries` with `environment` (each gets its own `PORT`) and waits until each
-    /// answers `/readyz`.
-    static func start(binaries: String, folder: String, environment: [String: String]) async throws -> DemoServers {
+    /// Starts the three from `binaries` with `environment` (each gets its own `PORT`; evaluate's is
+    /// `evaluatePort` when given) and waits until each answers `/readyz`.
+    static func start(binaries: String, folder: String, environment: [String: String], evaluatePort: Int? = nil)
+        async throws -> DemoServers
+    {
         var started: [Server] = []
         do {
             for name in ["predict", "label-ingest", "evaluate"] {
-                let port = freePort()
+                let port = name == "evaluate" ? evaluatePort ?? freePort() : freePort()
                 var environment = environment
                 environment["PORT"] = "\(port)"
                 let process = try ChildProcess("\(binaries)/\(name)", environment: environment,
@@ -55,10 +57,10 @@ struct DemoServers: Sendable {
         throw DemoError("\(server.name) did not become ready: \(tail.isEmpty ? "no output" : tail)")
     }
 
-    /// SIGTERM to each, then waits for all to exit (they drain what they hold first).
-    func stop() async {
-        for server in all { server.process.signal(SIGTERM) }
-        for server in all { _ = await server.process.wait() }
+    /// SIGTERM to each (all three by default), then waits for them to exit (they drain what they hold first).
+    func stop(_ servers: [Server]? = nil) async {
+        for server in servers ?? all { server.process.signal(SIGTERM) }
+        for server in servers ?? all { _ = await server.process.wait() }
     }
 
     /// GETs a JSON document; throws unless the answer is 200.

@@ -15,9 +15,11 @@ import Testing
     @Test func fastDemoClosesTheLoop() async throws {
         let folder = command.temporary("demo")
         try await withTestDatabase { db in
+            let started = Date().addingTimeInterval(-1)
             let (status, output) = try await command.cyclone(["demo", "--fast", "--database-url", db.url,
-                                                              "--folder", folder])
+                                                              "--folder", folder, "--no-serve"])
             #expect(status == 0, "\(output)")
+            #expect(output.contains("dashboard: http://127.0.0.1:"), "\(output)")
             #expect(output.contains("retrain requested for bikes@1"), "\(output)")
             let again = try await command.cyclone(["demo", "--fast", "--database-url", db.url, "--folder", folder])
             #expect(again.status != 0 && again.output.contains("is not empty; give --folder a new or empty folder"),
@@ -55,6 +57,24 @@ import Testing
             #expect(versions.isSubset(of: registered) && registered.count >= 2, "\(versions) \(registered)")
             #expect(FileManager.default.fileExists(atPath: "\(folder)/models/bikes-1.json"))
             #expect(FileManager.default.fileExists(atPath: "\(folder)/predict.log"))
+
+            // The dashboard over what the demo stored, in a real browser, agrees with the API; every Grafana
+            // panel's query runs on the same tables and the main ones find rows.
+            let browser = try await DashboardBrowser.start(databaseURL: db.url, log: "\(folder)/dashboard.log")
+            do {
+                try await browser.expectThePanelsShowTheAPI(model: "bikes")
+                let shots = try await browser.screenshots("demo")
+                #expect(shots.allSatisfy { ((try? Data(contentsOf: $0))?.count ?? 0) > 10_000 }, "\(shots)")
+            } catch {
+                await browser.stop()
+                throw error
+            }
+            await browser.stop()
+            let rows = try await GrafanaDashboard.runEveryPanel(on: db.client, from: started, to: Date().addingTimeInterval(1))
+            for panel in ["Policy metric per version", "Predictions per version", "Predict latency p50 / p95",
+                          "Drift statistic per feature", "Registry", "Loop events", "annotation: Loop events"] {
+                #expect((rows[panel] ?? 0) > 0, "Grafana panel '\(panel)': \(rows)")
+            }
         }
     }
 

@@ -1,0 +1,225 @@
+import CycloneCloud
+import CycloneTestSupport
+import Foundation
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The dashboard in a real browser: the built `evaluate` serves it over a test database, and Debian's
+/// headless Chromium (installed by `scripts/setup`) loads it, runs its script, and dumps the DOM or takes a
+/// screenshot. Screenshots are kept in `.build/test-artifacts/`.
+struct DashboardBrowser {
+    let base: String
+    let process: ChildProcess
+    static let artifacts = Repository.root.appendingPathComponent(".build/test-artifacts")
+
+    /// Starts `evaluate` on a free port against `databaseURL` and waits until it is ready.
+    static func start(databaseURL: String, log: String) async throws -> DashboardBrowser {
+        let port = freePort()
+        var environment = ProcessInfo.processInfo.environment
+        environment["DATABASE_URL"] = databaseURL
+        environment["PORT"] = "\(port)"
+        let process = try ChildProcess(try Repository.product("evaluate").path, environment: environment, stdout: log)
+        let browser = DashboardBrowser(base: "http://127.0.0.1:\(port)", process: process)
+        for _ in 0..<300 {
+            if (try? await browser.get("/readyz"))?.status == 200 { return browser }
+            if process.hasExited { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        await browser.stop()
+        throw TestDatabaseError(description: "evaluate did not become ready: \(process.log.suffix(500))")
+    }
+
+    func stop() async {
+        process.signal(SIGTERM)
+        _ = await process.wait()
+    }
+
+    func get(_ path: String) async throws -> (status: Int, body: Data) {
+        let (data, response) = try await URLSession.shared.data(from: URL(string: base + path)!)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+    }
+
+    /// A JSON object the API answers.
+    func api(_ path: String) async throws -> [String: Any] {
+        let (status, body) = try await get(path)
+        guard status == 200, let object = try JSONSerialization.jsonObject(with: body) as? [String: Any] else {
+            throw TestDatabaseError(description: "\(path) answered \(status): \(String(decoding: body, as: UTF8.self))")
+        }
+        return object
+    }
+
+    static func chromium() throws -> String {
+        for path in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] where FileManager.default.isExecutableFile(atPath: path) {
+            return path
+        }
+        throw TestDatabaseError(description: "Chromium is not installed: run scripts/setup (it installs Debian's chromium)")
+    }
+
+    /// Chromium's command line: headless, and given virtual time for the page's requests and first render
+    /// (the page refreshes itself only with `refresh` above 0).
+    static func arguments(_ extra: [String]) -> [String] {
+        ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=15000",
+         "--user-data-dir=\(FileManager.default.temporaryDirectory.path)/cyclone-chromium-\(UUID().uuidString)"] + extra
+    }
+
+    /// The page's DOM after its first render.
+    func dom() async throws -> DOM {
+        let html = try await Repository.run(try Self.chromium(),
+                                            Self.arguments(["--dump-dom", base + "/dashboard?refresh=0"]))
+        return DOM(html: html)
+    }
+
+    /// Screenshots: wide, wide in dark mode, and at a phone's 375 px (in a frame: headless Chromium lays out
+    /// no window narrower than 500 px).
+    func screenshots(_ name: String) async throws -> [URL] {
+        try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
+        let page = base + "/dashboard?refresh=0"
+        let phone = Self.artifacts.appendingPathComponent("\(name)-phone.html")
+        try #"<!doctype html><body style="margin:0"><iframe src="\#(page)" width="375" height="3400" style="border:0"></iframe>"#
+            .write(to: phone, atomically: true, encoding: .utf8)
+        let shots: [(String, [String], String)] = [
+            ("wide", ["--window-size=1400,2400"], page),
+            ("dark", ["--window-size=1400,2400", "--force-dark-mode", "--blink-settings=preferredColorScheme=0"], page),
+            ("phone", ["--window-size=500,3400"], phone.absoluteString),
+        ]
+        var written: [URL] = []
+        for (variant, options, url) in shots {
+            let file = Self.artifacts.appendingPathComponent("\(name)-\(variant).png")
+            try? FileManager.default.removeItem(at: file)
+            try await Repository.run(try Self.chromium(), Self.arguments(options + ["--screenshot=\(file.path)", url]))
+            written.append(file)
+        }
+        return written
+    }
+}
+
+/// The elements of a dumped page, found by tag and attributes (Chromium writes every attribute as
+/// `name="value"`).
+struct DOM {
+    let html: String
+
+    /// The part of the page inside `<section data-panel="name">`.
+    func panel(_ name: String) -> DOM? {
+        guard let start = html.range(of: #"<section data-panel="\#(name)""#),
+              let end = html.range(of: "</section>", range: start.upperBound..<html.endIndex) else { return nil }
+        return DOM(html: String(html[start.lowerBound..<end.upperBound]))
+    }
+
+    /// The attributes of each `<tag ...>` that has every attribute of `having` (a `nil` value: any value).
+    func elements(_ tag: String, having: [String: String?] = [:]) -> [[String: String]] {
+        var found: [[String: String]] = []
+        let opening = try! Regex(#"<\#(tag)(\s[^>]*)?>"#)
+        let attribute = try! Regex(#"([a-zA-Z_:][-a-zA-Z0-9_:.]*)="([^"]*)""#)
+        for match in html.matches(of: opening) {
+            var attributes: [String: String] = [:]
+            for pair in String(html[match.range]).matches(of: attribute) {
+                attributes[String(pair.output[1].substring!)] = String(pair.output[2].substring!)
+                    .replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&amp;", with: "&")
+            }
+            // A class matches when it is one of the element's classes.
+            let matches = having.allSatisfy { key, value in
+                guard let present = attributes[key] else { return false }
+                guard let value else { return true }
+                return key == "class" ? present.split(separator: " ").contains(Substring(value)) : present == value
+            }
+            if matches {
+                found.append(attributes)
+            }
+        }
+        return found
+    }
+
+    func contains(_ text: String) -> Bool { html.contains(text) }
+}
+
+extension DashboardBrowser {
+    /// Checks through the DOM that every panel is drawn and that its numbers are the API's: the policy
+    /// metric's points and limit, the volume, the drift cells, the data-quality sums, the events, the traffic
+    /// split and the registry.
+    func expectThePanelsShowTheAPI(model: String) async throws {
+        let dom = try await dom()
+        let main = dom.elements("main", having: ["id": "dashboard"]).first
+        #expect(main?["data-state"] == "ready" && main?["data-model"] == model, "\(main ?? [:])")
+        for name in ["performance", "volume", "latency", "drift", "quality", "events", "traffic", "registry"] {
+            #expect(dom.panel(name) != nil, "the \(name) panel")
+        }
+        let since = "since=7d&limit=10000&model=\(model)"
+        let models = (try await api("/api/models")["models"] as? [[String: Any]] ?? []).filter { $0["name"] as? String == model }
+        let policy = models.first { $0["status"] as? String == "live" }?["policy"] as? [String: Any]
+        let metric = try #require(policy?["metric"] as? String)
+
+        let performance = try #require(dom.panel("performance"))
+        #expect(dom.elements("section", having: ["data-panel": "performance"]).first?["data-metric"] == metric)
+        // Points as (version, time, value), compared to 1e-12: Foundation's JSON and the browser's may read the
+        // last digit of a double differently.
+        var expected: [(String, String, Double)] = []
+        for series in try await api("/api/metrics?\(since)&metric=\(metric)")["series"] as? [[String: Any]] ?? [] {
+            for point in series["points"] as? [[String: Any]] ?? [] {
+                if let value = point["value"] as? Double { expected.append(("\(series["version"]!)", "\(point["at"]!)", value)) }
+            }
+        }
+        let drawn = performance.elements("circle", having: ["class": "point"]).map {
+            ($0["data-version"] ?? "", $0["data-at"] ?? "", Double($0["data-value"] ?? "") ?? .nan)
+        }
+        let order = { (a: (String, String, Double), b: (String, String, Double)) in (a.0, a.1, a.2) < (b.0, b.1, b.2) }
+        let pairs = zip(drawn.sorted(by: order), expected.sorted(by: order))
+        #expect(!expected.isEmpty && drawn.count == expected.count
+                && pairs.allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 && abs($0.2 - $1.2) <= 1e-12 * max(1, abs($1.2)) },
+                "\(drawn.count) points drawn, \(expected.count) served: \(drawn.sorted(by: order).prefix(2)) against \(expected.sorted(by: order).prefix(2))")
+        if let limit = policy?["limit"] as? Double {
+            #expect(performance.elements("line", having: ["class": "limit"]).first?["data-limit"].flatMap(Double.init) == limit)
+        }
+
+        let volume = try await api("/api/volume?\(since)")
+        let buckets = (volume["series"] as? [[String: Any]] ?? []).flatMap { $0["points"] as? [[String: Any]] ?? [] }
+        let section = dom.elements("section", having: ["data-panel": "volume"]).first
+        #expect(section?["data-predictions"] == "\(buckets.compactMap { $0["predictions"] as? Int }.reduce(0, +))")
+        #expect(section?["data-labelled"] == "\(buckets.compactMap { $0["labelled"] as? Int }.reduce(0, +))")
+
+        let drift = (try await api("/api/drift?\(since)")["series"] as? [[String: Any]] ?? [])
+        let cells = try #require(dom.panel("drift")).elements("rect", having: ["class": "cell"])
+        #expect(cells.count == drift.reduce(0) { $0 + (($1["points"] as? [Any])?.count ?? 0) } && !cells.isEmpty)
+        #expect(cells.allSatisfy { $0["data-test"]?.isEmpty == false }, "each cell names its test")
+        let quality = try #require(dom.panel("quality"))
+        for series in drift where series["feature"] as? String != "dataset" {
+            let feature = series["feature"] as? String ?? ""
+            let missing = (series["points"] as? [[String: Any]] ?? []).compactMap { $0["missing"] as? Int }.reduce(0, +)
+            let rows = quality.elements("tr", having: ["data-feature": feature])
+            #expect(rows.first?["data-missing"] == "\(missing)", "missing values of \(feature)")
+        }
+
+        let events = try await api("/api/events?\(since)")["events"] as? [[String: Any]] ?? []
+        let listed = try #require(dom.panel("events")).elements("li", having: ["class": "event"])
+        #expect(listed.count == events.count && !events.isEmpty, "\(listed.count) listed, \(events.count) served")
+        #expect(performance.elements("line", having: ["class": "event"]).count == events.count, "each event marked")
+
+        let traffic = try #require(dom.panel("traffic")).elements("li", having: ["data-percent": nil])
+        let split = models.filter { ($0["traffic_percent"] as? Int ?? 0) > 0 }.map { "\($0["version"]!) \($0["traffic_percent"]!)" }
+        #expect(traffic.map { "\($0["data-version"]!) \($0["data-percent"]!)" }.sorted() == split.sorted())
+        let registry = try #require(dom.panel("registry")).elements("tr", having: ["data-version": nil])
+        #expect(registry.map { "\($0["data-version"]!) \($0["data-status"]!)" }.sorted()
+                == models.map { "\($0["version"]!) \($0["status"]!)" }.sorted())
+    }
+}
+
+@Suite struct DashboardBrowserTests {
+    /// An empty database: the page says there is nothing yet, and is not an error.
+    @Test func anEmptyDatabaseSaysThereIsNothingYet() async throws {
+        try await withTestDatabase { db in
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-empty-\(UUID().uuidString).log").path
+            let browser = try await DashboardBrowser.start(databaseURL: db.url, log: log)
+            do {
+                let dom = try await browser.dom()
+                #expect(dom.elements("main", having: ["id": "dashboard"]).first?["data-state"] == "empty")
+                #expect(dom.contains(#"<p id="empty">Nothing yet: no model has served a prediction."#), "\(dom.html.prefix(2000))")
+                _ = try await browser.screenshots("empty")
+            } catch {
+                await browser.stop()
+                throw error
+            }
+            await browser.stop()
+        }
+    }
+}
