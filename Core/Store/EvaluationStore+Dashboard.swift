@@ -18,6 +18,8 @@ extension EvaluationStore {
         public var comparison: String?
         public var imageDigest: String?, reason: String?
         public var createdAt: Date, updatedAt: Date
+        /// The share of requests the version was started with as a canary (its newest `canary_started` event).
+        public var canaryPercent: Int?
         /// Predictions stored for this version (from the drift rollups, one row per batch or merged block).
         public var predictions: Int
         public var firstPrediction: Date?, lastPrediction: Date?
@@ -30,7 +32,10 @@ extension EvaluationStore {
                    lower(m.training_window), upper(m.training_window),
                    (m.artifact -> 'training' -> 'holdoutMetrics')::text,
                    CASE WHEN m.holdout_metrics ? 'candidate' THEN m.holdout_metrics::text END, m.image_digest,
-                   m.reason, m.created_at, m.updated_at, coalesce(r.rows, 0)::int8, r.first_at, r.last_at
+                   m.reason, m.created_at, m.updated_at, coalesce(r.rows, 0)::int8, r.first_at, r.last_at,
+                   (SELECT (e.detail ->> 'percent')::float8::int8 FROM event e
+                    WHERE e.model_name = m.name AND e.model_version = m.version AND e.kind = 'canary_started'
+                    ORDER BY e.created_at DESC LIMIT 1)
             FROM model m
             LEFT JOIN (SELECT model_name, model_version, sum(rows) AS rows, min(first_at) AS first_at,
                               max(last_at) AS last_at
@@ -40,14 +45,14 @@ extension EvaluationStore {
             """, logger: logger)
         var entries: [RegistryEntry] = []
         for try await row in rows.decode((String, String, String, String, String, String?, Int?, Date?, Date?, String?,
-                                          String?, String?, String?, Date, Date, Int, Date?, Date?).self)
+                                          String?, String?, String?, Date, Date, Int, Date?, Date?, Int?).self)
         {
             let window = row.7.flatMap { start in row.8.map { (start: start, end: $0) } }
             entries.append(RegistryEntry(
                 name: row.0, version: row.1, family: row.2, task: row.3, status: row.4, parentVersion: row.5,
                 trainingRows: row.6, trainingWindow: window, holdoutMetrics: row.9, comparison: row.10,
-                imageDigest: row.11, reason: row.12, createdAt: row.13, updatedAt: row.14, predictions: row.15,
-                firstPrediction: row.16, lastPrediction: row.17))
+                imageDigest: row.11, reason: row.12, createdAt: row.13, updatedAt: row.14, canaryPercent: row.18,
+                predictions: row.15, firstPrediction: row.16, lastPrediction: row.17))
         }
         return entries
     }
@@ -87,11 +92,13 @@ extension EvaluationStore {
         public var latencyP50: Double?, latencyP95: Double?
     }
 
-    /// The span of the predictions `filter` selects, or `nil` when there are none.
+    /// The span of the predictions `filter` selects, or `nil` when there are none; read from the drift
+    /// rollups (a row per batch or merged block, indexed by time), not the predictions.
     public func predictionSpan(_ filter: SeriesFilter) async throws -> (first: Date, last: Date)? {
         let rows = try await client.query("""
-            SELECT min(created_at), max(created_at) FROM prediction
-            WHERE created_at >= \(filter.since) AND (\(filter.model)::text IS NULL OR model_name = \(filter.model))
+            SELECT greatest(min(first_at), \(filter.since)), max(last_at) FROM drift_rollup
+            WHERE last_at >= \(filter.since) AND rows > 0
+              AND (\(filter.model)::text IS NULL OR model_name = \(filter.model))
               AND (\(filter.version)::text IS NULL OR model_version = \(filter.version))
             """, logger: logger)
         for try await (first, last) in rows.decode((Date?, Date?).self) {
@@ -101,9 +108,11 @@ extension EvaluationStore {
     }
 
     /// Per version and bucket of `bucket` seconds: predictions stored, how many have their label, and the
-    /// median and 95th percentile of predict's latency (milliseconds); buckets in time order.
+    /// median and 95th percentile of predict's latency per request (milliseconds); at most `limit` of the
+    /// newest buckets, in time order. It reads the predictions of the range (by the model-and-time index).
     public func volume(_ filter: SeriesFilter, bucket: Int) async throws -> [VolumePoint] {
         let rows = try await client.query("""
+            SELECT * FROM (
             SELECT model_name, model_version,
                    date_bin(make_interval(secs => \(bucket)), created_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS at,
                    count(*)::int8, count(label)::int8,
@@ -113,8 +122,9 @@ extension EvaluationStore {
             WHERE created_at >= \(filter.since) AND (\(filter.model)::text IS NULL OR model_name = \(filter.model))
               AND (\(filter.version)::text IS NULL OR model_version = \(filter.version))
             GROUP BY 1, 2, 3
+            ORDER BY 3 DESC, 1, 2
+            LIMIT \(filter.limit)) newest
             ORDER BY 1, 2, 3
-            LIMIT \(filter.limit)
             """, logger: logger)
         var points: [VolumePoint] = []
         for try await row in rows.decode((String, String, Date, Int, Int, Double?, Double?).self) {

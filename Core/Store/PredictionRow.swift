@@ -16,7 +16,8 @@ public struct PredictionRow: Sendable, Equatable {
     /// Where the row falls against its model version's reference profile (`DriftLayout`): the writer sums
     /// these into the `drift_rollup` row it commits with the batch. `nil` when the model has no profile.
     public var drift: DriftCells?
-    /// How long predict took for the request, in milliseconds, up to handing the rows to the writer.
+    /// How long predict took for the request, in milliseconds, up to handing the rows to the writer; on the
+    /// request's first row only.
     public var latencyMs: Double?
 
     public init(id: UUID, modelName: String, modelVersion: String, input: String, prediction: String,

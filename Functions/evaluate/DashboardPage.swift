@@ -311,7 +311,8 @@ async function api(endpoint, params = {}) {
   for (const [k, v] of Object.entries(params)) if (v != null && v !== '') url.searchParams.set(k, String(v));
   let response;
   try {
-    response = await fetch(url, { headers: { accept: 'application/json' }, cache: 'no-store' });
+    // A stalled request must not stop the refreshes: each gives up after 20 s.
+    response = await fetch(url, { headers: { accept: 'application/json' }, cache: 'no-store', signal: AbortSignal.timeout(20000) });
   } catch (e) {
     throw new ApiError(0, `cannot reach ${url.pathname}: ${e.message}`, url.pathname);
   }
@@ -736,7 +737,7 @@ async function load(seq) {
   fillModels(names);                     // the choice shows even if a later request fails
   main.dataset.model = model;
   const versions = models.filter((m) => m.name === model);
-  const live = versions.find((m) => m.status === 'live');
+  const live = versions.filter((m) => m.status === 'live').sort((a, b) => (a.updated_at < b.updated_at ? -1 : 1)).pop();
   const owner = live && live.policy ? live : versions.slice().reverse().find((m) => m.policy) || null;
   const policy = owner ? owner.policy : null;
   const since = RANGES[state.range];

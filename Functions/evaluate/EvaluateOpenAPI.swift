@@ -27,8 +27,12 @@ enum EvaluateOpenAPI {
                 ],
             ]]
         }
+        /// An object whose properties are all present, except those that may be null (absent when they are).
         func object(_ properties: [String: JSONValue]) -> JSONValue {
-            ["type": "object", "properties": .object(properties), "required": .array(properties.keys.sorted().map { .string($0) })]
+            let required = properties.filter { _, schema in
+                !schema["type"].jsonText.contains("\"null\"") && !schema["oneOf"].jsonText.contains("\"null\"")
+            }
+            return ["type": "object", "properties": .object(properties), "required": .array(required.keys.sorted().map { .string($0) })]
         }
         func series(_ key: String, _ name: String, _ point: JSONValue) -> JSONValue {
             object([key: ["type": "array", "items": object([

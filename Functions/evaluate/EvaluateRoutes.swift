@@ -36,8 +36,17 @@ struct EvaluateRoutes: Sendable {
 
     func models() async throws -> Response {
         let entries = try await evaluator.store.registry()
-        let policy = evaluator.settings.policy, canaryPercent = evaluator.settings.platform.canaryPercent
-        let canaries = Set(entries.filter { $0.status == "canary" }.map(\.name))
+        let policy = evaluator.settings.policy
+        // Per model: the share its canary answers (as the canary was started; this evaluator's setting when
+        // the event does not say), and which live version serves (the newest set live, should there be several).
+        var canaryShare: [String: Int] = [:], serving: [String: (version: String, since: Date)] = [:]
+        for entry in entries {
+            if entry.status == "canary" {
+                canaryShare[entry.name] = entry.canaryPercent ?? evaluator.settings.platform.canaryPercent
+            } else if entry.status == "live", entry.updatedAt >= serving[entry.name]?.since ?? .distantPast {
+                serving[entry.name] = (entry.version, entry.updatedAt)
+            }
+        }
         var models: [ModelEntry] = []
         for entry in entries {
             let holdout = try entry.holdoutMetrics.map { try JSONDecoder().decode([String: Double?].self, from: Data($0.utf8)) }
@@ -45,8 +54,8 @@ struct EvaluateRoutes: Sendable {
             let task = ModelArtifact.Task(rawValue: entry.task) ?? .regression
             let (metric, threshold) = policy.resolved(for: task)
             let traffic = switch entry.status {
-            case "live": canaries.contains(entry.name) ? 100 - canaryPercent : 100
-            case "canary": canaryPercent
+            case "live" where serving[entry.name]?.version == entry.version: 100 - (canaryShare[entry.name] ?? 0)
+            case "canary": canaryShare[entry.name] ?? 0
             default: 0
             }
             models.append(ModelEntry(

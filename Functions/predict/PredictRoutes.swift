@@ -131,9 +131,9 @@ struct PredictRoutes: Sendable {
         if notes.imputed > 0 { imputed.increment(by: notes.imputed) }
         if notes.unknownCategories > 0 { unknownCategories.increment(by: notes.unknownCategories) }
 
-        // The request's time in predict, up to the hand-over to the writer, stored with each of its rows.
-        let latency = (ContinuousClock.now - started).seconds * 1_000
-        for i in rows.indices { rows[i].latencyMs = latency }
+        // The request's time in predict, up to the hand-over to the writer, stored with its first row only:
+        // latency percentiles are then per request, however many instances each carried.
+        rows[0].latencyMs = (ContinuousClock.now - started).seconds * 1_000
         let outcome = await writer.append(rows, waitForCommit: settings.durable)
         return jsonResponse(response.bytes, headers: [Self.storedHeader: outcome.rawValue])
     }

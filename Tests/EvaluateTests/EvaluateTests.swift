@@ -88,12 +88,14 @@ func json(_ buffer: ByteBuffer) throws -> [String: Any] {
         }()
         try await withTestDatabase { db in
             let registry = ModelRegistry(client: db.client, logger: .test)
+            // An older live row (predict registers each model it loads as live): only the newest serves.
+            _ = try await registry.register(try TestModels.regression(version: "6"), status: .live)
             _ = try await registry.register(live, status: .live)
             _ = try await registry.register(canary, status: .canary)
             let store = EvaluationStore(client: db.client, logger: .test)
             let reason: JSONValue = ["reason": "r2 0.1 < 0.4"]
             try await store.event(.retrainRequested, name: "bikes", version: "7", detail: reason)
-            try await store.event(.canaryStarted, name: "bikes", version: "8")
+            try await store.event(.canaryStarted, name: "bikes", version: "8", detail: ["percent": 25])
             // 30 predictions of 7 and 10 of 8, one a second, with latencies 1…40 ms; a third of 7's labelled.
             let start = Date(timeIntervalSinceNow: -120).rounded(to: 60)
             let input = TestModels.bikeInstance.jsonText
@@ -115,15 +117,16 @@ func json(_ buffer: ByteBuffer) throws -> [String: Any] {
                 try await client.execute(uri: "/api/models", method: .get) { response in
                     #expect(response.status == .ok)
                     let models = try #require(try json(response.body)["models"] as? [[String: Any]])
-                    #expect(models.map { $0["version"] as? String } == ["7", "8"])
-                    #expect(models.map { $0["traffic_percent"] as? Int } == [90, 10], "CANARY_PERCENT is 10 by default")
-                    #expect(models.map { $0["predictions"] as? Int } == [30, 10])
-                    #expect(models[1]["parent_version"] as? String == "7" && models[0]["parent_version"] is NSNull)
-                    let policy = try #require(models[1]["policy"] as? [String: Any])
+                    #expect(models.map { $0["version"] as? String } == ["6", "7", "8"])
+                    #expect(models.map { $0["traffic_percent"] as? Int } == [0, 75, 25],
+                            "the canary's share as its event recorded it, the rest to the newest live version")
+                    #expect(models.map { $0["predictions"] as? Int } == [0, 30, 10])
+                    #expect(models[2]["parent_version"] as? String == "7" && models[1]["parent_version"] is NSNull)
+                    let policy = try #require(models[2]["policy"] as? [String: Any])
                     #expect(policy["metric"] as? String == "r2" && policy["limit"] as? Double == 0.4
                             && policy["higher_is_better"] as? Bool == true)
-                    #expect((models[1]["holdout_metrics"] as? [String: Double])?["rmse"] == 3.5)
-                    #expect(models[0]["first_prediction_at"] as? String == start.formatted(.iso8601))
+                    #expect((models[2]["holdout_metrics"] as? [String: Double])?["rmse"] == 3.5)
+                    #expect(models[1]["first_prediction_at"] as? String == start.formatted(.iso8601))
                 }
                 try await client.execute(uri: "/api/events?model=bikes", method: .get) { response in
                     let events = try #require(try json(response.body)["events"] as? [[String: Any]])

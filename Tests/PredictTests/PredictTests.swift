@@ -95,7 +95,7 @@ struct Answer: Sendable {
                 #expect(first.modelName == "bikes")
                 #expect(first.modelVersion == "7")
                 #expect(first.input.contains("\"season\": \"summer\""))
-                #expect(stored.allSatisfy { ($0.latencyMs ?? 0) > 0 }, "each row carries its request's latency")
+                #expect(stored.filter { ($0.latencyMs ?? 0) > 0 }.count == 1, "the request's latency, on one of its rows")
                 let value = predictions[0]["value"] as! Double
                 let storedValue = try JSONSerialization.jsonObject(with: Data(first.prediction.utf8)) as! [String: Double]
                 #expect(storedValue["value"] == value)

@@ -106,7 +106,7 @@ public struct StoredPrediction: Sendable, Equatable {
     /// The label as jsonb text (`201`, `"yes"`), `nil` while unlabelled.
     public var label: String?
     public var createdAt: Date
-    /// How long predict took for the request that stored the row (milliseconds).
+    /// How long predict took for the request that stored the row (milliseconds), on its first row only.
     public var latencyMs: Double?
 }
 

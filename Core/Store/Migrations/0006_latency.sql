@@ -1,5 +1,6 @@
--- How long predict took for the request that stored each row (decoding, validation, prediction, up to the
--- hand-over to the writer), for the dashboards' latency panels. NULL for rows stored before this column.
+-- How long predict took for a request (decoding, validation, prediction, up to the hand-over to the writer),
+-- on the request's first row only, so percentiles are per request; for the dashboards' latency panels. NULL
+-- on a request's other rows and on rows stored before this column.
 ALTER TABLE prediction ADD COLUMN latency_ms real;
 
 -- Rows moved out of the default partition keep their latency.
