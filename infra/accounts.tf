@@ -111,6 +111,16 @@ resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes_evaluate" {
   member   = google_service_account.scheduler.member
 }
 
+# The dashboard lives on evaluate, which only the scheduler may call; its viewers are named here.
+resource "google_cloud_run_v2_service_iam_member" "dashboard_viewers" {
+  for_each = toset(var.dashboard_viewers)
+
+  name     = google_cloud_run_v2_service.evaluate.name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = each.value
+}
+
 resource "google_cloud_run_v2_job_iam_member" "scheduler_runs_partitions" {
   name     = google_cloud_run_v2_job.partitions.name
   location = var.region

@@ -113,6 +113,12 @@ variable "predict_public" {
   default     = false
 }
 
+variable "dashboard_viewers" {
+  description = "Principals who may open evaluate's dashboard and its API (roles/run.invoker on evaluate, which also lets them run a cycle), such as user:ops@example.com or group:ml@example.com."
+  type        = list(string)
+  default     = []
+}
+
 variable "predict_invokers" {
   description = "Principals allowed to call predict and label-ingest, such as serviceAccount:app@PROJECT.iam.gserviceaccount.com."
   type        = list(string)
