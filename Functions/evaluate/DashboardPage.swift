@@ -475,7 +475,7 @@ function drawLatency(v) {
       .filter((p) => Number.isFinite(p.t) && (isNum(p.latency_ms_p50) || isNum(p.latency_ms_p95))),
   }));
   const all = series.flatMap((s) => s.points);
-  const sub = 'milliseconds per prediction · solid p50 · dashed p95';
+  const sub = 'milliseconds per request · solid p50 · dashed p95';
   if (!all.length) return put('latency', { sub, body: NO_DATA });
   const values = all.flatMap((p) => [p.latency_ms_p50, p.latency_ms_p95]).filter(isNum);
   let t0 = minOf(all.map((p) => p.t)), t1 = maxOf(all.map((p) => p.t));

@@ -71,18 +71,28 @@ struct DashboardBrowser {
         return DOM(html: html)
     }
 
-    /// Screenshots: wide, wide in dark mode, and at a phone's 375 px (in a frame: headless Chromium lays out
-    /// no window narrower than 500 px).
+    /// Screenshots: wide, wide in dark mode, and at a phone's 375 px. Headless Chromium lays out no window
+    /// narrower than 500 px, so the phone's is the page in a 375 px frame, the frame served from the same
+    /// site (another loopback port, by Python's http.server) so that the page's requests share its virtual time.
     func screenshots(_ name: String) async throws -> [URL] {
         try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
         let page = base + "/dashboard?refresh=0"
-        let phone = Self.artifacts.appendingPathComponent("\(name)-phone.html")
+        let frame = Self.artifacts.appendingPathComponent("\(name)-phone.html")
         try #"<!doctype html><body style="margin:0"><iframe src="\#(page)" width="375" height="3400" style="border:0"></iframe>"#
-            .write(to: phone, atomically: true, encoding: .utf8)
+            .write(to: frame, atomically: true, encoding: .utf8)
+        let port = freePort()
+        let server = try ChildProcess("/usr/bin/python3", arguments: ["-m", "http.server", "\(port)", "--bind", "127.0.0.1",
+                                                                     "--directory", Self.artifacts.path],
+                                      environment: ProcessInfo.processInfo.environment, stdout: "/dev/null", stderr: "/dev/null")
+        defer { server.signal(SIGTERM) }
+        let phone = "http://127.0.0.1:\(port)/\(frame.lastPathComponent)"
+        for _ in 0..<100 where (try? await URLSession.shared.data(from: URL(string: phone)!)) == nil {
+            try await Task.sleep(for: .milliseconds(50))
+        }
         let shots: [(String, [String], String)] = [
             ("wide", ["--window-size=1400,2400"], page),
             ("dark", ["--window-size=1400,2400", "--force-dark-mode", "--blink-settings=preferredColorScheme=0"], page),
-            ("phone", ["--window-size=500,3400"], phone.absoluteString),
+            ("phone", ["--window-size=500,3400"], phone),
         ]
         var written: [URL] = []
         for (variant, options, url) in shots {
@@ -91,6 +101,8 @@ struct DashboardBrowser {
             try await Repository.run(try Self.chromium(), Self.arguments(options + ["--screenshot=\(file.path)", url]))
             written.append(file)
         }
+        server.signal(SIGTERM)
+        _ = await server.wait()
         return written
     }
 }
