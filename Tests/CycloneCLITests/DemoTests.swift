@@ -1,9 +1,13 @@
+import CycloneCloud
 import CycloneModel
 import CycloneTestSupport
 import Foundation
 import Logging
 import PostgresNIO
 import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// `cyclone demo`: the real servers and retrain job over a replayed stream, against a test database. One
 /// demo at a time: each runs three servers and its retrains.
@@ -75,6 +79,33 @@ import Testing
                           "Drift statistic per feature", "Registry", "Loop events", "annotation: Loop events"] {
                 #expect((rows[panel] ?? 0) > 0, "Grafana panel '\(panel)': \(rows)")
             }
+        }
+    }
+
+    /// With --serve the demo keeps evaluate up after the replay, at the port asked for, until interrupted;
+    /// then it stops it and exits cleanly.
+    @Test func theDashboardStaysUpUntilInterrupted() async throws {
+        let folder = command.temporary("serve")
+        try await withTestDatabase { db in
+            let port = freePort(), log = folder + ".out"
+            let demo = try ChildProcess(try Repository.product("cyclone").path,
+                                        arguments: ["demo", "--fast", "--database-url", db.url, "--folder", folder, "--serve",
+                                                    "--dashboard-port", "\(port)"],
+                                        environment: ProcessInfo.processInfo.environment, stdout: log, stderr: log)
+            var output = ""
+            for _ in 0..<1_200 where !output.contains("the dashboard stays up") && !demo.hasExited {
+                try await Task.sleep(for: .milliseconds(100))
+                output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            }
+            #expect(output.contains("dashboard: http://127.0.0.1:\(port)/dashboard"), "\(output)")
+            #expect(output.contains("the dashboard stays up at http://127.0.0.1:\(port)/dashboard: Ctrl-C to stop"), "\(output)")
+            let (page, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/dashboard")!)
+            #expect((response as? HTTPURLResponse)?.statusCode == 200 && page.count > 10_000)
+            #expect(!demo.hasExited, "still serving")
+            demo.signal(SIGINT)
+            #expect(await demo.wait() == 0)
+            #expect((try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/healthz")!)) == nil,
+                    "evaluate stopped with it")
         }
     }
 
