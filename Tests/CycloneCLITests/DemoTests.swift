@@ -76,7 +76,7 @@ import FoundationNetworking
             await browser.stop()
             let rows = try await GrafanaDashboard.runEveryPanel(on: db.client, from: started, to: Date().addingTimeInterval(1))
             for panel in ["Policy metric per version", "Predictions per version", "Predict latency p50 / p95",
-                          "Drift statistic per feature", "Registry", "Loop events", "annotation: Loop events"] {
+                          "Drift statistic per feature", "Registry", "Loop events", "annotation: Loop events", "alert rule 1"] {
                 #expect((rows[panel] ?? 0) > 0, "Grafana panel '\(panel)': \(rows)")
             }
         }

@@ -16,7 +16,8 @@ enum GrafanaDashboard {
     }
 
     /// Every query of the dashboard, in the order Grafana lays them out: a panel's first target under the panel's
-    /// title, its other targets as `title #refId`; then `annotation: NAME` and `variable: NAME`. A panel without
+    /// title, its other targets as `title #refId`; then `annotation: NAME`, `alert rule N` (the alert rules'
+    /// queries, with the dashboard's own file) and `variable: NAME`. A panel without
     /// targets, or a target without `rawSql`, is listed with empty SQL.
     static func panels(at path: String = dashboardPath) throws -> [(title: String, sql: String)] {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -49,6 +50,21 @@ enum GrafanaDashboard {
             let target = annotation["target"] as? [String: Any]
             add("annotation: \(annotation["name"] as? String ?? "?")",
                 target?["rawSql"] as? String ?? annotation["rawQuery"] as? String ?? "")
+        }
+        // The alert rules' SQL: each `rawSql: |-` block of the YAML, as far as its indentation goes.
+        if path == dashboardPath, let rules = try? String(contentsOfFile: alertRulesPath, encoding: .utf8) {
+            let lines = rules.split(separator: "\n", omittingEmptySubsequences: false)
+            var rule = 0
+            for (i, line) in lines.enumerated() where line.trimmingCharacters(in: .whitespaces).hasPrefix("rawSql: |") {
+                let indent = line.prefix { $0 == " " }.count
+                var sql: [String] = []
+                for next in lines[(i + 1)...] {
+                    guard next.isEmpty || next.prefix(while: { $0 == " " }).count > indent else { break }
+                    sql.append(String(next.dropFirst(indent + 2)))
+                }
+                rule += 1
+                add("alert rule \(rule)", sql.joined(separator: "\n"))
+            }
         }
         let variables = (dashboard["templating"] as? [String: Any])?["list"] as? [[String: Any]] ?? []
         for variable in variables where variable["type"] as? String == "query" {
@@ -188,7 +204,7 @@ enum GrafanaDashboard {
                       "Predict latency p50 / p95", "Prediction and label distribution", "Drift statistic per feature",
                       "Drifted features", "Data-quality counts", "Data quality per feature",
                       "Rows per model version", "Loop events", "Registry", "annotation: Loop events",
-                      "annotation: Version spans", "variable: model", "variable: metric"] {
+                      "annotation: Version spans", "variable: model", "variable: metric", "alert rule 1"] {
             #expect(panels.contains { $0.title == title }, "no query titled '\(title)'")
         }
         #expect(Set(panels.map(\.title)).count == panels.count)
