@@ -59,8 +59,9 @@ import Glibc
                         acknowledged.add(ids)
                     }
                     if n == 150 {
-                        // Mid-stream: some answered, many in flight or queued.
-                        try? await Task.sleep(for: .milliseconds(20))
+                        // Mid-stream: some answered (waiting for the first, however loaded the machine), many in
+                        // flight or queued.
+                        for _ in 0..<500 where acknowledged.ids.count < 2 { try? await Task.sleep(for: .milliseconds(10)) }
                         process.signal(SIGTERM)
                     }
                 }
