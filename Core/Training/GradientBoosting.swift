@@ -82,6 +82,7 @@ public struct GradientBoosting: Sendable {
                     classes: [String]?) throws(TrainingError) -> (ensemble: TreeEnsemble, rounds: Int, margins: [Double]) {
         let n = labels.count
         guard n >= 2, x.count == n * p else { throw TrainingError("gradient boosting needs at least two rows") }
+        guard p >= 1 else { throw TrainingError("gradient boosting needs at least one feature") }
         guard n < Int(Int32.max) else { throw TrainingError("gradient boosting takes fewer than \(Int32.max) rows") }
         if let problem = options.problem { throw TrainingError(problem) }
         let outputs: Int = if case .softmax(let k) = objective { k } else { 1 }
