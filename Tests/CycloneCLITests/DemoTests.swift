@@ -63,7 +63,8 @@ import FoundationNetworking
             #expect(FileManager.default.fileExists(atPath: "\(folder)/predict.log"))
 
             // The dashboard over what the demo stored, in a real browser, agrees with the API; every Grafana
-            // panel's query runs on the same tables and the main ones find rows.
+            // query (the alert rule's too) runs on the same tables, and the main panels find rows. The alert
+            // finds rows only when a serving version's window had 100 labels, which a short run may not reach.
             let browser = try await DashboardBrowser.start(databaseURL: db.url, log: "\(folder)/dashboard.log")
             do {
                 try await browser.expectThePanelsShowTheAPI(model: "bikes")
@@ -76,7 +77,7 @@ import FoundationNetworking
             await browser.stop()
             let rows = try await GrafanaDashboard.runEveryPanel(on: db.client, from: started, to: Date().addingTimeInterval(1))
             for panel in ["Policy metric per version", "Predictions per version", "Predict latency p50 / p95",
-                          "Drift statistic per feature", "Registry", "Loop events", "annotation: Loop events", "alert rule 1"] {
+                          "Drift statistic per feature", "Registry", "Loop events", "annotation: Loop events"] {
                 #expect((rows[panel] ?? 0) > 0, "Grafana panel '\(panel)': \(rows)")
             }
         }
