@@ -281,8 +281,8 @@ extension ImportedTrees {
             for value in values { builder.node(feature: -1, threshold: value * scale, flags: 0) }
         }
         guard !starts.isEmpty else { throw TreeImportError("LightGBM model has no trees") }
-        let check = builder.ensemble(link: link, classes: classes, baseMargin: Array(repeating: 0, count: perIteration))
-        if let problem = check.problem(width: Int(Int16.max)) { throw TreeImportError("LightGBM model: \(problem)") }
+        let ensemble = builder.ensemble(link: link, classes: classes, baseMargin: Array(repeating: 0, count: perIteration))
+        if let problem = ensemble.problem(width: Int(Int16.max)) { throw TreeImportError("LightGBM model: \(problem)") }
 
         var categorical: [Int: [Int]] = [:]
         for (column, info) in infos.enumerated() where !info.hasPrefix("[") && info != "none" {
@@ -296,7 +296,6 @@ extension ImportedTrees {
                 parameters[parts[0]] = value
             }
         }
-        let ensemble = builder.ensemble(link: link, classes: classes, baseMargin: Array(repeating: 0, count: perIteration))
         var imported = ImportedTrees(library: .lightgbm, ensemble: ensemble, task: task, objective: objective,
                                      featureNames: names.isEmpty ? nil : names,
                                      featureCount: (Int(header["max_feature_idx"] ?? "") ?? (names.count - 1)) + 1,

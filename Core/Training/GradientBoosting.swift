@@ -116,10 +116,7 @@ public struct GradientBoosting: Sendable {
         for _ in 0..<options.trees {
             let rows = options.subsample < 1 ? everyRow.filter { _ in random.uniform() < options.subsample } : everyRow
             guard rows.count >= 2 else { continue }
-            for k in 0..<outputs {
-                Self.gradients(objective, labels: labels, margin: margin, rows: trainRows, class: k, outputs: outputs,
-                               into: &gradients[k])
-            }
+            Self.gradients(objective, labels: labels, margin: margin, rows: trainRows, outputs: outputs, into: &gradients)
             for k in 0..<outputs {
                 builder.grow(rows: rows, gradients: gradients[k], output: k, of: outputs, margin: &margin)
             }
@@ -142,16 +139,17 @@ public struct GradientBoosting: Sendable {
         return (builder.ensemble(rounds: kept, outputs: outputs, link: link, classes: classes, base: base), kept, margin)
     }
 
-    /// The first and second derivatives of the loss at each row's margin, for output `k`.
-    static func gradients(_ objective: Objective, labels: [Double], margin: [Double], rows: Int, class k: Int,
-                          outputs: Int, into gh: inout [TreeBuilder.Cell]) {
+    /// The first and second derivatives of the loss at each row's margin, per output (softmax: each row's
+    /// normaliser once for all its classes).
+    static func gradients(_ objective: Objective, labels: [Double], margin: [Double], rows: Int, outputs: Int,
+                          into gh: inout [[TreeBuilder.Cell]]) {
         switch objective {
         case .squaredError:
-            for i in 0..<rows { gh[i] = TreeBuilder.Cell(margin[i] - labels[i], 1) }
+            for i in 0..<rows { gh[0][i] = TreeBuilder.Cell(margin[i] - labels[i], 1) }
         case .logLoss:
             for i in 0..<rows {
                 let probability = sigmoid(margin[i])
-                gh[i] = TreeBuilder.Cell(probability - labels[i], max(probability * (1 - probability), 1e-16))
+                gh[0][i] = TreeBuilder.Cell(probability - labels[i], max(probability * (1 - probability), 1e-16))
             }
         case .softmax:
             for i in 0..<rows {
@@ -159,8 +157,10 @@ public struct GradientBoosting: Sendable {
                 for c in 0..<outputs { top = max(top, margin[i * outputs + c]) }
                 var sum = 0.0
                 for c in 0..<outputs { sum += exp(margin[i * outputs + c] - top) }
-                let probability = exp(margin[i * outputs + k] - top) / sum
-                gh[i] = TreeBuilder.Cell(probability - (Int(labels[i]) == k ? 1 : 0), max(probability * (1 - probability), 1e-16))
+                for k in 0..<outputs {
+                    let probability = exp(margin[i * outputs + k] - top) / sum
+                    gh[k][i] = TreeBuilder.Cell(probability - (Int(labels[i]) == k ? 1 : 0), max(probability * (1 - probability), 1e-16))
+                }
             }
         }
     }
@@ -246,7 +246,7 @@ struct BinnedTable: Sendable {
         // Every row binned, on every core: a binary search per numeric cell.
         var codes = [UInt8](repeating: 0, count: n * p), columns = codes
         let flat = edges.flatMap { $0 }, starts = offsets.indices.map { offsets[$0] - $0 }
-        let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, n / 4_096))
+        let parts = max(1, min(TreeBuilder.cores, n / 4_096))
         codes.withUnsafeMutableBufferPointer { byRow in
             columns.withUnsafeMutableBufferPointer { byColumn in
                 nonisolated(unsafe) let (byRow, byColumn) = (byRow, byColumn)

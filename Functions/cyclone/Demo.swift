@@ -8,6 +8,7 @@ import CycloneTraining
 import Foundation
 import Logging
 import PostgresNIO
+import UnixSignals
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -88,7 +89,7 @@ struct Demo: AsyncParsableCommand {
         } catch {
             Cyclone.fail("cannot write the first model to \(setup.models): \(error.localizedDescription)")
         }
-        let (outcome, evaluate) = await database.withClient { client, logger in
+        let (outcome, servers) = await database.withClient { client, logger in
             try await Migrator(client: client, logger: logger).migrate()
             var known = 0
             for try await count in try await client.query("SELECT count(*)::int FROM model WHERE name = \(model.name)",
@@ -107,7 +108,7 @@ struct Demo: AsyncParsableCommand {
                 ).run()
                 // evaluate stays up for the dashboard.
                 await servers.stop([servers.predict, servers.labels])
-                return (outcome, servers.evaluate)
+                return (outcome, servers)
             } catch {
                 await servers.stop()
                 throw error
@@ -130,25 +131,10 @@ struct Demo: AsyncParsableCommand {
             psql "$DATABASE_URL". Models and server logs: \(setup.folder)
             """)
         if serve ?? (isatty(STDIN_FILENO) == 1) {
-            output.say("\nthe dashboard stays up at \(evaluate.base)/dashboard: Ctrl-C to stop")
-            await Self.untilInterrupted()
+            output.say("\nthe dashboard stays up at \(servers.evaluate.base)/dashboard: Ctrl-C to stop")
+            for await _ in await UnixSignalsSequence(trapping: [.sigint, .sigterm]) { break }
         }
-        evaluate.process.signal(SIGTERM)
-        _ = await evaluate.process.wait()
-    }
-
-    /// Returns on SIGINT or SIGTERM.
-    static func untilInterrupted() async {
-        let (signals, continuation) = AsyncStream.makeStream(of: Int32.self)
-        let sources = [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number)
-            source.setEventHandler { continuation.yield(number) }
-            source.resume()
-            return source
-        }
-        for await _ in signals { break }
-        for source in sources { source.cancel() }
+        await servers.stop([servers.evaluate])
     }
 
     /// Everything decided before the servers start: the stream, the first model, the baselines' inputs.

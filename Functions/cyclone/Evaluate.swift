@@ -58,10 +58,7 @@ struct Register: AsyncParsableCommand {
         guard let status = ModelRegistry.Status(rawValue: status) else {
             Cyclone.fail("--status must be candidate, canary, live, retired or rejected, not '\(self.status)'")
         }
-        let artifact: ModelArtifact
-        do { artifact = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: model)) } catch {
-            Cyclone.fail("\(model): \(error)")
-        }
+        let artifact = Cyclone.model(at: model)
         let new = await database.withClient { client, logger in
             try await Migrator(client: client, logger: logger).migrate()
             return try await ModelRegistry(client: client, logger: logger).register(artifact, status: status)

@@ -35,8 +35,7 @@ struct ImageCommand: AsyncParsableCommand {
                 Cyclone.fail("--insecure is for a registry on loopback, not \(reference.registry)")
             }
             guard let bytes = FileManager.default.contents(atPath: model) else { Cyclone.fail("\(model): cannot read the file") }
-            let artifact: ModelArtifact
-            do { artifact = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: model)) } catch { Cyclone.fail("\(model): \(error)") }
+            let artifact = Cyclone.model(at: model)
             do {
                 // One token cache for both registries.
                 let google = [base, target].contains { Self.isGoogle($0.registry) } ? try GoogleCredentials.fromEnvironment() : nil

@@ -47,8 +47,7 @@ struct Import: ParsableCommand {
             features = Self.readSchema(path)
         case (nil, let path?):
             guard let target else { Cyclone.fail("--data needs --target, the label column") }
-            let csv: CSV
-            do { csv = try CSV(contentsOf: URL(fileURLWithPath: path)) } catch { Cyclone.fail("\(path): \(error)") }
+            let csv = Cyclone.csv(at: path)
             guard csv.header.contains(target) else {
                 Cyclone.fail("--target '\(target)' is not a column of \(path) (columns: \(csv.header.joined(separator: ", ")))")
             }
@@ -86,8 +85,8 @@ struct Import: ParsableCommand {
         print("imported \(source) \(trees.objective): \(trees.ensemble.treeCount) trees, \(artifact.task.rawValue), features "
             + artifact.features.map { "\($0.name):\($0.kind.rawValue)" }.joined(separator: " "))
         if let metrics = artifact.training?.holdoutMetrics, !metrics.isEmpty {
-            let text = metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4g", $0.value))" }
-            print("on \(data ?? "") (\(artifact.training?.holdoutRows ?? 0) rows): \(text.joined(separator: ", "))")
+            let text = Cyclone.metricsText(metrics)
+            print("on \(data ?? "") (\(artifact.training?.holdoutRows ?? 0) rows): \(text)")
         }
         print("wrote \(out)")
     }

@@ -13,12 +13,8 @@ struct Profile: ParsableCommand {
     @Option(help: "Where to write the profiled model (default: overwrite --model).") var out: String?
 
     func run() throws {
-        let artifact: ModelArtifact
-        do { artifact = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: model)) } catch {
-            Cyclone.fail("\(model): \(error)")
-        }
-        let csv: CSV
-        do { csv = try CSV(contentsOf: URL(fileURLWithPath: data)) } catch { Cyclone.fail("\(data): \(error)") }
+        let artifact = Cyclone.model(at: model)
+        let csv = Cyclone.csv(at: data)
         let kinds = Dictionary(uniqueKeysWithValues: artifact.features.map { ($0.name, $0.kind) })
         do {
             let table = try FeatureTable(csv: csv, columns: artifact.features.map(\.name), kinds: kinds)

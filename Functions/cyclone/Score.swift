@@ -12,11 +12,9 @@ struct Score: ParsableCommand {
     @Option(help: "The label column (default: the model's target).") var target: String?
 
     func run() throws {
-        let artifact: ModelArtifact
-        do { artifact = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: model)) } catch { Cyclone.fail("\(model): \(error)") }
+        let artifact = Cyclone.model(at: model)
         guard let target = target ?? artifact.target else { Cyclone.fail("the model names no target: pass --target") }
-        let csv: CSV
-        do { csv = try CSV(contentsOf: URL(fileURLWithPath: data)) } catch { Cyclone.fail("\(data): \(error)") }
+        let csv = Cyclone.csv(at: data)
         guard let labels = csv.column(target) else { Cyclone.fail("--target '\(target)' is not a column of \(data)") }
         if let absent = artifact.features.first(where: { !csv.header.contains($0.name) }) {
             Cyclone.fail("the model's feature '\(absent.name)' is not a column of \(data)")
@@ -29,8 +27,8 @@ struct Score: ParsableCommand {
             let outputs = artifact.outputs(for: table)
             let seconds = (ContinuousClock.now - started).seconds
             let metrics = artifact.metrics(outputs: outputs, labels: values)
-            let text = metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.6g", $0.value))" }
-            print("\(artifact.name)@\(artifact.version) on \(table.rowCount) rows: \(text.joined(separator: ", "))")
+            let text = Cyclone.metricsText(metrics, digits: 6)
+            print("\(artifact.name)@\(artifact.version) on \(table.rowCount) rows: \(text)")
             print(String(format: "predicted in %.3f s", seconds))
         } catch {
             Cyclone.fail("\(data): \(error)")

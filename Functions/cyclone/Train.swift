@@ -31,8 +31,7 @@ struct Train: ParsableCommand {
         guard let family = Family(rawValue: family) else {
             Cyclone.fail("--family must be one of \(Family.allCases.map(\.rawValue).joined(separator: ", ")), not '\(self.family)'")
         }
-        let csv: CSV
-        do { csv = try CSV(contentsOf: URL(fileURLWithPath: data)) } catch { Cyclone.fail("\(data): \(error)") }
+        let csv = Cyclone.csv(at: data)
         guard csv.header.contains(target) else {
             Cyclone.fail("--target '\(target)' is not a column of \(data) (columns: \(csv.header.joined(separator: ", ")))")
         }
@@ -58,8 +57,8 @@ struct Train: ParsableCommand {
             let kindsText = model.features.map { "\($0.name):\($0.kind.rawValue)" }.joined(separator: " ")
             print("trained \(model.name)@\(model.version) (\(family.rawValue), \(model.task.rawValue)) on \(model.training?.rows ?? 0) rows; features \(kindsText)")
             if let metrics = model.training?.holdoutMetrics, !metrics.isEmpty {
-                let text = metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4g", $0.value))" }
-                print("holdout (\(model.training?.holdoutRows ?? 0) rows): \(text.joined(separator: ", "))")
+                let text = Cyclone.metricsText(metrics)
+                print("holdout (\(model.training?.holdoutRows ?? 0) rows): \(text)")
             }
             print(String(format: "fit in %.3f s (%.3f s with the profile and scores)", model.training?.fitSeconds ?? 0, allSeconds))
             print("wrote \(out)")

@@ -96,17 +96,24 @@ struct EvaluateRoutes: Sendable {
             bucket = Self.bucket(for: span)
         }
         let points = try await evaluator.store.volume(filter, bucket: bucket)
-        var series: [VolumeSeries] = []
-        for point in points {
-            let entry = VolumeSeries.Point(at: point.at, predictions: point.predictions, labelled: point.labelled,
-                                           latencyP50: point.latencyP50, latencyP95: point.latencyP95)
-            if let last = series.last, last.model == point.model, last.version == point.version {
-                series[series.count - 1].points.append(entry)
-            } else {
-                series.append(VolumeSeries(model: point.model, version: point.version, points: [entry]))
-            }
+        let series = Self.series(points, key: { [$0.model, $0.version] }) { first, run in
+            VolumeSeries(model: first.model, version: first.version, points: run.map {
+                .init(at: $0.at, predictions: $0.predictions, labelled: $0.labelled, latencyP50: $0.latencyP50,
+                      latencyP95: $0.latencyP95)
+            })
         }
         return try Self.json(VolumeResponse(bucketSeconds: bucket, series: series))
+    }
+
+    /// The store's points, ordered by series, as one series per run of points with the same key.
+    static func series<Point, Series>(_ points: [Point], key: (Point) -> [String],
+                                      make: (_ first: Point, _ run: ArraySlice<Point>) -> Series) -> [Series] {
+        var series: [Series] = [], start = 0
+        for end in points.indices where end + 1 == points.count || key(points[end + 1]) != key(points[start]) {
+            series.append(make(points[start], points[start...end]))
+            start = end + 1
+        }
+        return series
     }
 
     /// About 120 buckets over `span` seconds, rounded up to a step a clock reads easily.
@@ -130,35 +137,21 @@ struct EvaluateRoutes: Sendable {
 
     func metrics(_ request: Request) async throws -> Response {
         let points = try await evaluator.store.metricSeries(try Self.filter(request, name: "metric"))
-        var series: [MetricSeries] = []
-        for point in points {
-            if let last = series.last, last.model == point.model, last.version == point.version, last.metric == point.metric {
-                series[series.count - 1].points.append(.init(at: point.at, value: point.value, rows: point.rows))
-            } else {
-                series.append(MetricSeries(model: point.model, version: point.version, metric: point.metric,
-                                           points: [.init(at: point.at, value: point.value, rows: point.rows)]))
-            }
+        let series = Self.series(points, key: { [$0.model, $0.version, $0.metric] }) { first, run in
+            MetricSeries(model: first.model, version: first.version, metric: first.metric,
+                         points: run.map { .init(at: $0.at, value: $0.value, rows: $0.rows) })
         }
         return try Self.json(["series": series])
     }
 
     func drift(_ request: Request) async throws -> Response {
         let points = try await evaluator.store.driftSeries(try Self.filter(request, name: "feature"))
-        var series: [DriftSeries] = []
-        for point in points {
-            let entry = DriftSeries.Point(at: point.at, test: point.test, statistic: point.statistic,
-                                          pValue: point.pValue, threshold: point.threshold, drifted: point.drifted,
-                                          psi: point.psi, rows: point.rows, missingRate: point.missingRate,
-                                          missing: point.missing, invalid: point.invalid, outOfRange: point.outOfRange,
-                                          unseen: point.unseen)
-            if let last = series.last, last.model == point.model, last.version == point.version,
-               last.feature == point.feature
-            {
-                series[series.count - 1].points.append(entry)
-            } else {
-                series.append(DriftSeries(model: point.model, version: point.version, feature: point.feature,
-                                          points: [entry]))
-            }
+        let series = Self.series(points, key: { [$0.model, $0.version, $0.feature] }) { first, run in
+            DriftSeries(model: first.model, version: first.version, feature: first.feature, points: run.map {
+                .init(at: $0.at, test: $0.test, statistic: $0.statistic, pValue: $0.pValue, threshold: $0.threshold,
+                      drifted: $0.drifted, psi: $0.psi, rows: $0.rows, missingRate: $0.missingRate, missing: $0.missing,
+                      invalid: $0.invalid, outOfRange: $0.outOfRange, unseen: $0.unseen)
+            })
         }
         return try Self.json(["series": series])
     }

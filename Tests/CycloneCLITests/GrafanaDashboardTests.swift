@@ -16,10 +16,10 @@ enum GrafanaDashboard {
     }
 
     /// Every query of the dashboard, in the order Grafana lays them out: a panel's first target under the panel's
-    /// title, its other targets as `title #refId`; then `annotation: NAME`, `alert rule N` (the alert rules'
-    /// queries, with the dashboard's own file) and `variable: NAME`. A panel without
+    /// title, its other targets as `title #refId`; then `annotation: NAME`, `alert rule N` (the queries of the alert
+    /// rules file `alerts`) and `variable: NAME`. A panel without
     /// targets, or a target without `rawSql`, is listed with empty SQL.
-    static func panels(at path: String = dashboardPath) throws -> [(title: String, sql: String)] {
+    static func panels(at path: String = dashboardPath, alerts: String? = alertRulesPath) throws -> [(title: String, sql: String)] {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         guard let dashboard = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw Failure(description: "\(path): not a JSON object")
@@ -52,7 +52,8 @@ enum GrafanaDashboard {
                 target?["rawSql"] as? String ?? annotation["rawQuery"] as? String ?? "")
         }
         // The alert rules' SQL: each `rawSql: |-` block of the YAML, as far as its indentation goes.
-        if path == dashboardPath, let rules = try? String(contentsOfFile: alertRulesPath, encoding: .utf8) {
+        if let alerts {
+            let rules = try String(contentsOfFile: alerts, encoding: .utf8)
             let lines = rules.split(separator: "\n", omittingEmptySubsequences: false)
             var rule = 0
             for (i, line) in lines.enumerated() where line.trimmingCharacters(in: .whitespaces).hasPrefix("rawSql: |") {
