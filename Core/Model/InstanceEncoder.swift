@@ -98,7 +98,7 @@ public struct InstanceEncoder: Sendable {
             guard case .number(let number) = value else {
                 throw .wrongType(name, expected: .numeric, found: value.typeName, path: "\(path()).\(name)")
             }
-            guard number.isFinite else { throw .nonFinite(name, path: "\(path()).\(name)") }
+            guard Storable.accepts(number) else { throw .nonFinite(name, path: "\(path()).\(name)") }
             x[slot.offset] = (number - mean) / scale
         case .boolean:
             guard case .flag(let flag) = Feature.Kind.boolean.read(value) else {
@@ -108,7 +108,7 @@ public struct InstanceEncoder: Sendable {
         case .raw:
             switch slot.feature.kind.read(value) {
             case .number(let number):
-                guard number.isFinite else { throw .nonFinite(name, path: "\(path()).\(name)") }
+                guard Storable.accepts(number) else { throw .nonFinite(name, path: "\(path()).\(name)") }
                 x[slot.offset] = number
             case .flag(let flag): x[slot.offset] = flag ? 1 : 0
             default:
@@ -118,6 +118,7 @@ public struct InstanceEncoder: Sendable {
             guard case .category(let category) = Feature.Kind.categorical.read(value) else {
                 throw .wrongType(name, expected: .categorical, found: value.typeName, path: "\(path()).\(name)")
             }
+            guard Storable.accepts(category) else { throw .nulCharacter(name, path: "\(path()).\(name)") }
             if let index = slot.categoryIndex[category] {
                 x[slot.offset] = Double(index)
             } else if strictCategories {
@@ -130,6 +131,7 @@ public struct InstanceEncoder: Sendable {
             guard case .category(let category) = Feature.Kind.categorical.read(value) else {
                 throw .wrongType(name, expected: .categorical, found: value.typeName, path: "\(path()).\(name)")
             }
+            guard Storable.accepts(category) else { throw .nulCharacter(name, path: "\(path()).\(name)") }
             for i in 0..<categories.count { x[slot.offset + i] = 0 }
             if let index = slot.categoryIndex[category] {
                 x[slot.offset + index] = 1

@@ -34,12 +34,14 @@ public struct DatabaseSettings: Sendable {
         poolSize = try reader.setting("database.pool.size", variable: "DATABASE_POOL_SIZE", default: 4,
                                       expected: "a positive integer", Int.positive)
         configuration.options.maximumConnections = poolSize
-        // Keep the pool at its size, without keep-alive pings: then returning a connection to the pool starts
-        // no timer. PostgresNIO otherwise starts a sleeping idle or keep-alive timer on every release and
-        // cancels it on the next lease; on Linux a cancelled sleep holds its task and timer until the original
-        // deadline (30-60 s), which at thousands of INSERTs a second grew memory by megabytes a second.
-        // A connection that dies idle fails its next query, which the writer retries.
-        configuration.options.minimumConnections = poolSize
+        // One connection stays open; the others close after a minute idle. The minimum must stay below any
+        // count the pool can fall to: PostgresNIO 1.33.2 destroys all but one connection attempt while the
+        // server is unreachable and, when it comes back, does not refill to the minimum before serving, so a
+        // second concurrent query then traps on `minimumConcurrentConnections <= stats.active` in
+        // `createNewDemandConnectionIfPossible` (the minimum equal to the size crashed label-ingest that way).
+        // The retried attempt always counts as active, so a minimum of one holds.
+        configuration.options.minimumConnections = 1
+        // No keep-alive pings: a connection that died idle fails its next query, which callers retry.
         configuration.options.keepAliveBehavior = nil
     }
 }

@@ -97,6 +97,8 @@ public final class PredictionWriter: Service, Sendable {
         public var rowsWritten = 0
         public var batchesWritten = 0
         public var failedWrites = 0
+        /// Rows PostgreSQL refused as data (logged in full and dropped; everything else was stored).
+        public var refusedRows = 0
     }
 
     private let client: PostgresClient
@@ -107,6 +109,7 @@ public final class PredictionWriter: Service, Sendable {
 
     private let rowsWritten = Counter(label: "cyclone_prediction_rows_written_total")
     private let rowsDropped = Counter(label: "cyclone_prediction_rows_dropped_total")
+    private let rowsRefused = Counter(label: "cyclone_prediction_rows_refused_total")
     private let writeFailures = Counter(label: "cyclone_prediction_write_failures_total")
     private let bufferedGauge = Gauge(label: "cyclone_prediction_rows_buffered")
     private let batchRows = Recorder(label: "cyclone_prediction_batch_rows")
@@ -255,36 +258,54 @@ public final class PredictionWriter: Service, Sendable {
             let rows = batch.flatMap(\.rows)
             let rejected = batch[0].retryRejected ?? state.withLock { Self.takeRejected(&$0) }
             do {
-                try await insert(rows, rejected: rejected, timeout: timeout)
-                let rows = rows.count
+                let refused = try await insertIsolating(rows, rejected: rejected, timeout: timeout)
+                let refusedIDs = Set(refused.map(\.row.id))
+                record(refused: refused)
+                let stored = rows.count - refused.count
                 batchTimer.record(duration: clock.now - start)
-                batchRows.record(rows)
-                rowsWritten.increment(by: rows)
+                batchRows.record(stored)
+                rowsWritten.increment(by: stored)
                 let admitted = state.withLock { state in
                     state.inFlight -= 1
-                    state.bufferedRows -= rows
+                    state.bufferedRows -= rows.count
                     state.healthy = true
-                    state.statistics.rowsWritten += rows
+                    state.statistics.rowsWritten += stored
                     state.statistics.batchesWritten += 1
+                    state.statistics.refusedRows += refused.count
                     bufferedGauge.record(state.bufferedRows)
                     return admitWaiting(&state)
                 }
-                resumeWaiters(batch.map(\.ticket), with: .committed)
+                if refusedIDs.isEmpty {
+                    resumeWaiters(batch.map(\.ticket), with: .committed)
+                } else {
+                    let cut = batch.filter { $0.rows.contains { refusedIDs.contains($0.id) } }.map(\.ticket)
+                    resumeWaiters(batch.map(\.ticket).filter { !cut.contains($0) }, with: .committed)
+                    resumeWaiters(cut, with: .dropped)
+                }
                 for continuation in admitted { continuation.resume(returning: .buffered) }
                 backoff = configuration.retryInitial
             } catch {
                 writeFailures.increment()
+                let partial = error as? PartialWrite
+                let remaining = partial?.remaining ?? rows
+                let rejectedLeft = partial?.rejected ?? rejected
+                if let partial { record(refused: partial.refused) }
+                let stored = rows.count - remaining.count - (partial?.refused.count ?? 0)
                 let shuttingDown = state.withLock { state in
                     state.inFlight -= 1
                     state.healthy = false
                     state.statistics.failedWrites += 1
-                    // Put the batch back in front, whole, to be retried as it was.
-                    state.queue.prepend(Pending(ticket: batch[0].ticket, rows: rows, retryRejected: rejected))
+                    state.statistics.rowsWritten += stored
+                    state.statistics.refusedRows += partial?.refused.count ?? 0
+                    state.bufferedRows -= rows.count - remaining.count
+                    bufferedGauge.record(state.bufferedRows)
+                    // Put what is left in front, whole, to be retried as it was.
+                    state.queue.prepend(Pending(ticket: batch[0].ticket, rows: remaining, retryRejected: rejectedLeft))
                     return state.shuttingDown
                 }
                 resumeWaiters(batch.map(\.ticket), with: .buffered)
                 logger.warning("storing predictions failed; will retry", metadata: [
-                    "rows": "\(rows.count)", "error": "\(String(reflecting: error))",
+                    "rows": "\(remaining.count)", "error": "\(String(reflecting: partial?.error ?? error))",
                 ])
                 if shuttingDown, let deadline = state.withLock({ $0.shutdownDeadline }) {
                     if clock.now >= deadline { return }
@@ -295,6 +316,74 @@ public final class PredictionWriter: Service, Sendable {
                 backoff = min(backoff * 2, configuration.retryMax)
             }
         }
+    }
+
+    /// A row PostgreSQL refused, with its words.
+    private typealias Refused = (row: PredictionRow, reason: String)
+
+    /// A write that failed for a reason other than the data after part of its batch was stored.
+    private struct PartialWrite: Error {
+        var error: any Error
+        /// Rows not yet stored (nor refused), to retry.
+        var remaining: [PredictionRow]
+        /// Refusals not yet stored.
+        var rejected: [DriftRollups.Version: Int]
+        /// Rows refused as data before the failure.
+        var refused: [Refused]
+    }
+
+    /// Writes `rows` in one statement; when PostgreSQL refuses the batch's data (SQLSTATE class 22, a data
+    /// exception, or 54, a program limit such as an index entry too large), writes it in halves until the rows
+    /// it refuses stand alone, so that one bad row never holds the others back. Returns the refused rows.
+    /// Any other failure throws (a `PartialWrite` once part of the batch was stored, so that no drift rollup is
+    /// counted twice by a retry).
+    private func insertIsolating(_ rows: [PredictionRow], rejected: [DriftRollups.Version: Int], timeout: Duration)
+        async throws -> [Refused]
+    {
+        // Slices still to write, the next one last.
+        var pending: [ArraySlice<PredictionRow>] = [rows[...]]
+        var rejected = rejected
+        var refused: [Refused] = []
+        while let slice = pending.popLast() {
+            do {
+                try await insert(Array(slice), rejected: rejected, timeout: timeout)
+                rejected = [:]
+            } catch where Self.isDataError(error) {
+                if slice.count > 1 {
+                    let middle = slice.startIndex + slice.count / 2
+                    pending.append(slice[middle...])
+                    pending.append(slice[..<middle])
+                } else {
+                    refused += slice.map { ($0, Self.serverMessage(error)) }
+                }
+            } catch {
+                guard slice.count < rows.count else { throw error }
+                throw PartialWrite(error: error, remaining: Array(slice) + pending.reversed().joined(),
+                                   rejected: rejected, refused: refused)
+            }
+        }
+        // Every row was refused: the refusals the batch carried go on without them.
+        if !rejected.isEmpty { state.withLock { $0.rejected.merge(rejected, uniquingKeysWith: +) } }
+        return refused
+    }
+
+    /// Whether PostgreSQL refused a statement for what it held rather than for being unavailable.
+    static func isDataError(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
+        return state.hasPrefix("22") || state.hasPrefix("54")
+    }
+
+    /// PostgreSQL's own words for a refusal.
+    private static func serverMessage(_ error: any Error) -> String {
+        guard let error = error as? PSQLError, let message = error.serverInfo?[.message] else { return "\(error)" }
+        return "refused by PostgreSQL: \(message)"
+    }
+
+    /// Logs and counts rows PostgreSQL refused; they are not retried.
+    private func record(refused: [Refused]) {
+        guard !refused.isEmpty else { return }
+        rowsRefused.increment(by: refused.count)
+        for (row, reason) in refused { logUnstored(row, reason: reason) }
     }
 
     /// Waits for rows and takes up to `maxBatchRows` of them (at least one request's worth), or returns `nil`

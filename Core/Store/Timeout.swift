@@ -9,6 +9,10 @@ public struct TimeoutError: Error, CustomStringConvertible, Equatable {
 
 /// Runs `operation`, cancelling it and throwing `TimeoutError` after `timeout`.
 ///
+/// The deadline holds whatever the operation does: the caller is answered at the deadline even when the
+/// operation ignores its cancellation (a PostgresNIO query on a connection whose server died may never
+/// return). The operation then goes on in the background until it ends by itself; its result is dropped.
+///
 /// PostgresNIO holds a query for about a minute while it cannot connect; callers that must answer sooner
 /// (a request handler, the writer's retry loop) bound it with this. Deadlines are watched by one shared
 /// `Watchdog` rather than a sleeping task per call: on Linux a cancelled `Task.sleep` keeps its timer and task
@@ -16,18 +20,68 @@ public struct TimeoutError: Error, CustomStringConvertible, Equatable {
 public func withTimeout<T: Sendable>(_ timeout: Duration, _ operation: @escaping @Sendable () async throws -> T)
     async throws -> T
 {
-    let task = Task { try await operation() }
-    let expired = Flag()
+    let outcome = FirstOutcome<T>()
+    let task = Task {
+        do { outcome.finish(.success(try await operation())) } catch { outcome.finish(.failure(error)) }
+    }
     let id = Watchdog.shared.watch(until: ContinuousClock.now.advanced(by: timeout)) {
-        expired.set()
+        outcome.finish(.failure(TimeoutError(timeout: timeout)))
         task.cancel()
     }
     defer { Watchdog.shared.forget(id) }
-    do {
-        return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
-    } catch {
-        if expired.isSet { throw TimeoutError(timeout: timeout) }
-        throw error
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { outcome.wait($0) }
+    } onCancel: {
+        outcome.finish(.failure(CancellationError()))
+        task.cancel()
+    }
+}
+
+/// The first of several possible results (an operation's, its deadline's, its caller's cancellation), handed
+/// to one waiter exactly once; later ones are dropped.
+public final class FirstOutcome<T: Sendable>: Sendable {
+    private enum State {
+        case pending(CheckedContinuation<T, any Error>?)
+        case finished(Result<T, any Error>)
+        case delivered
+    }
+
+    private let state = Mutex(State.pending(nil))
+
+    public init() {}
+
+    /// Waits for the first result.
+    public var value: T {
+        get async throws { try await withCheckedThrowingContinuation { wait($0) } }
+    }
+
+    public func finish(_ result: Result<T, any Error>) {
+        let waiting: CheckedContinuation<T, any Error>? = state.withLock { state in
+            guard case .pending(let continuation) = state else { return nil }
+            if let continuation {
+                state = .delivered
+                return continuation
+            }
+            state = .finished(result)
+            return nil
+        }
+        waiting?.resume(with: result)
+    }
+
+    func wait(_ continuation: CheckedContinuation<T, any Error>) {
+        let ready: Result<T, any Error>? = state.withLock { state in
+            switch state {
+            case .pending:
+                state = .pending(continuation)
+                return nil
+            case .finished(let result):
+                state = .delivered
+                return result
+            case .delivered:
+                preconditionFailure("waited twice for one outcome")
+            }
+        }
+        if let ready { continuation.resume(with: ready) }
     }
 }
 
@@ -91,13 +145,6 @@ final class Watchdog: Sendable {
             if stop { return }
         }
     }
-}
-
-/// A flag set once, read from any task.
-final class Flag: Sendable {
-    private let state = Mutex(false)
-    func set() { state.withLock { $0 = true } }
-    var isSet: Bool { state.withLock { $0 } }
 }
 
 extension ContinuousClock.Instant {

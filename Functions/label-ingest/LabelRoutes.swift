@@ -111,16 +111,21 @@ struct LabelRoutes: Sendable {
             target = .id(id)
         case (.some(let other), nil):
             throw APIError(.badRequest, "must be a string (a prediction id), found \(other.typeName)", path: "\(path).id")
-        case (nil, .some(.string(let key))) where !key.isEmpty:
+        case (nil, .some(.string(let key))):
+            if let problem = Storable.keyProblem(key) { throw APIError(.badRequest, problem, path: "\(path).key") }
             target = .key(key)
-        case (nil, .some):
-            throw APIError(.badRequest, "must be a non-empty string", path: "\(path).key")
+        case (nil, .some(let other)):
+            throw APIError(.badRequest, "must be a string (the key sent with the prediction), found \(other.typeName)", path: "\(path).key")
         case (nil, nil):
             throw APIError(.badRequest, "needs an id (from predict) or the key sent with the prediction", path: path)
         }
         guard let value = fields["label"] else { throw APIError(.badRequest, "'label' is required", path: "\(path).label") }
         switch value {
-        case .number(let n) where n.isFinite: break
+        case .number(let n) where Storable.accepts(n): break
+        case .number:
+            throw APIError(.badRequest, "must be a finite number of magnitude at most \(Storable.largestMagnitudeText)", path: "\(path).label")
+        case .string(let text) where !Storable.accepts(text):
+            throw APIError(.badRequest, "must not hold the NUL character (\\u0000), which cannot be stored", path: "\(path).label")
         case .string, .bool: break
         default:
             throw APIError(.badRequest, "must be a finite number, a string or a boolean, found \(value.typeName)", path: "\(path).label")

@@ -81,9 +81,11 @@ struct PredictRoutes: Sendable {
                 refuse(model)
                 throw APIError(.badRequest, "keys has \(keys.count) entries for \(body.instances.count) instances; give one per instance (null for none)", path: "keys")
             }
-            if let empty = keys.firstIndex(where: { $0 == "" }) {
-                refuse(model)
-                throw APIError(.badRequest, "a key must not be empty (use null for none)", path: "keys[\(empty)]")
+            for (index, key) in keys.enumerated() {
+                if let key, let problem = Storable.keyProblem(key) {
+                    refuse(model)
+                    throw APIError(.badRequest, problem, path: "keys[\(index)]")
+                }
             }
         }
 

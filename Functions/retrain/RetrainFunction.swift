@@ -2,18 +2,19 @@ import Configuration
 import CycloneModel
 import CycloneServer
 import CycloneStore
-import Dispatch
 import Foundation
 import Logging
 import PostgresNIO
 import Synchronization
+import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// The retrain job: runs once and exits 0 with one line saying what it registered, or non-zero with one line
-/// saying why not (Cloud Run marks the task failed). SIGTERM cancels it between stages.
+/// saying why not (Cloud Run marks the task failed). SIGTERM cancels it between stages and exits 143 within
+/// about 3 s, with `retrain_failed` recorded.
 @main
 struct RetrainFunction {
     static func main() async {
@@ -22,35 +23,43 @@ struct RetrainFunction {
         let settings: RetrainSettings
         do { settings = try RetrainSettings(reader: reader) } catch { fail("\(error)", status: 2) }
 
+        // Trapped before any work starts, so a SIGTERM is never the default, unrecorded death.
+        let sigterm = await UnixSignalsSequence(trapping: .sigterm)
         let client = PostgresClient(configuration: settings.database.configuration, backgroundLogger: logger)
-        // Set by the signal: a query cancelled mid-way may fail with a database error, not CancellationError.
+        let pool = Task { await client.run() }
+        // The job's result, or SIGTERM's: Cloud Run sends it on cancellation and task timeout, then SIGKILL
+        // 10 s later. The job is cancelled (honoured between stages) and given 3 s; a stage that ignores
+        // cancellation (training, a driver call) is left behind, so the failure is recorded in time.
+        let outcome = FirstOutcome<RetrainJob.Report>()
         let terminated = Atomic(false)
-        let outcome: Result<RetrainJob.Report, any Error> = await withTaskGroup(of: Result<RetrainJob.Report, any Error>?.self) { group in
-            group.addTask { await client.run(); return nil }
-            let job = Task { try await RetrainJob(settings: settings, client: client, logger: logger).run() }
-            signal(SIGTERM, SIG_IGN)
-            let sigterm = DispatchSource.makeSignalSource(signal: SIGTERM)
-            sigterm.setEventHandler {
+        let job = Task {
+            do { outcome.finish(.success(try await RetrainJob(settings: settings, client: client, logger: logger).run())) }
+            catch { outcome.finish(.failure(error)) }
+        }
+        let signals = Task {
+            for await _ in sigterm {
                 terminated.store(true, ordering: .relaxed)
                 job.cancel()
+                try? await Task.sleep(for: .seconds(3))
+                outcome.finish(.failure(CancellationError()))
+                return
             }
-            sigterm.resume()
-            let result = await job.result
-            sigterm.cancel()
-            if case .failure(let error) = result {
-                // Best effort: the evaluator's trail says the retrain ended.
-                let kind = terminated.load(ordering: .relaxed) ? "cancelled (SIGTERM): \(error)" : "\(error)"
-                _ = try? await withTimeout(.seconds(5)) {
-                    try await EvaluationStore(client: client, logger: logger).event(
-                        .retrainFailed, name: settings.modelName, version: settings.parentVersion,
-                        detail: .object(["reason": .string(kind),
-                                         "request_event": settings.eventID.map { .number(Double($0)) } ?? .null]))
-                }
-            }
-            group.cancelAll()
-            return result
         }
-        switch outcome {
+        let result: Result<RetrainJob.Report, any Error>
+        do { result = .success(try await outcome.value) } catch { result = .failure(error) }
+        signals.cancel()
+        if case .failure(let error) = result {
+            // Best effort: the evaluator's trail says the retrain ended.
+            let kind = terminated.load(ordering: .relaxed) ? "cancelled (SIGTERM)" + (error is CancellationError ? "" : ": \(error)") : "\(error)"
+            _ = try? await withTimeout(.seconds(5)) {
+                try await EvaluationStore(client: client, logger: logger).event(
+                    .retrainFailed, name: settings.modelName, version: settings.parentVersion,
+                    detail: .object(["reason": .string(kind),
+                                     "request_event": settings.eventID.map { .number(Double($0)) } ?? .null]))
+            }
+        }
+        pool.cancel()
+        switch result {
         case .success(let report):
             logger.info("retrain finished", metadata: [
                 "model": "\(settings.modelName)", "version": "\(report.version)", "accepted": "\(report.accepted)",

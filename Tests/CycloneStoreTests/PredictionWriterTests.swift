@@ -125,6 +125,42 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
         }
     }
 
+    /// Rows PostgreSQL refuses as data (an index entry too large, a NUL in jsonb) are found, logged and counted;
+    /// every other row, in the same batch or after it, is stored, and the queue never stalls on them.
+    @Test func aRowPostgreSQLRefusesHoldsNothingBack() async throws {
+        try await withTestDatabase { db in
+            // Incompressible, so the index entry stays over PostgreSQL's limit of about 2,700 bytes.
+            let longKey = row(1, key: (0..<80).map { _ in UUID().uuidString }.joined())
+            func withNUL(_ n: Int) -> PredictionRow {
+                var row = row(n)
+                row.input = #"{"season":"a\u0000b"}"#
+                return row
+            }
+            let nul = withNUL(2), another = withNUL(3)
+            let good = (10..<60).map { row($0, key: "k\($0)") }
+            let (outcomes, statistics) = try await withWriter(client: db.client) { writer in
+                // One request of many rows with both culprits inside, then requests after it, all at once.
+                let mixed = Array(good[0..<20]) + [longKey] + Array(good[20..<30]) + [nul]
+                async let first = writer.append(mixed, waitForCommit: true)
+                async let later = withTaskGroup(of: PredictionWriter.Outcome.self) { group in
+                    for row in good[30...] { group.addTask { await writer.append([row], waitForCommit: true) } }
+                    return await group.reduce(into: [PredictionWriter.Outcome]()) { $0.append($1) }
+                }
+                let alone = await writer.append([another], waitForCommit: true)
+                return ([await first, alone] + (await later), writer.statistics)
+            }
+            #expect(outcomes[0] == .dropped)
+            #expect(outcomes[1] == .dropped)
+            #expect(outcomes[2...].allSatisfy { $0 == .committed })
+            #expect(statistics.refusedRows == 3)
+            let stored = try await db.predictions()
+            #expect(Set(stored.map(\.id)) == Set(good.map(\.id)))
+            for try await rolled in try await db.client.query("SELECT sum(rows)::int FROM drift_rollup").decode(Int.self) {
+                #expect(rolled == good.count)
+            }
+        }
+    }
+
     /// PostgreSQL stops while predictions keep coming: durable requests answer `.buffered` after their timeout,
     /// and once the server is back every row is written — none lost, none twice.
     @Test func databaseDownAndBackLosesNothing() async throws {

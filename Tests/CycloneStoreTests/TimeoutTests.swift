@@ -41,3 +41,31 @@ import Testing
         #expect(results.allSatisfy { $0 })
     }
 }
+
+extension TimeoutTests {
+    /// A driver call that ignores cancellation (as a query on a connection whose server died can) must not hold
+    /// its caller past the deadline.
+    @Test func theDeadlineHoldsWhenTheOperationIgnoresCancellation() async throws {
+        let started = ContinuousClock.now
+        await #expect(throws: TimeoutError(timeout: .milliseconds(50))) {
+            try await withTimeout(.milliseconds(50)) {
+                // Sleeps its full time whatever cancellation says.
+                await Task.detached { try? await Task.sleep(for: .seconds(3)) }.value
+            }
+        }
+        // Well under the operation's 3 s: the caller was answered at the deadline, not when it ended.
+        #expect(ContinuousClock.now - started < .seconds(2))
+    }
+
+    /// Cancelling the caller answers it at once, whatever the operation does.
+    @Test func cancellingTheCallerAnswersAtOnce() async throws {
+        let caller = Task {
+            try await withTimeout(.seconds(60)) {
+                await Task.detached { try? await Task.sleep(for: .seconds(3)) }.value
+            }
+        }
+        try await Task.sleep(for: .milliseconds(20))
+        caller.cancel()
+        await #expect(throws: CancellationError.self) { try await caller.value }
+    }
+}

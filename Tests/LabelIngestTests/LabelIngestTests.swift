@@ -111,6 +111,12 @@ func row(key: String? = nil) -> PredictionRow {
         (#"{"labels": [{"key": "a", "label": {"x": 1}}]}"#, 400, "labels[0].label"),
         (#"{"labels": [{"key": "a", "label": 1, "lable": 2}]}"#, 400, "labels[0].lable"),
         (#"{"labels": [{"key": "a", "label": 1}, {"key": "b", "label": 1}, {"key": "c", "label": 1}]}"#, 413, "labels"),
+        // What PostgreSQL would refuse, or what would overflow the evaluator's sums, is refused at the door.
+        (#"{"labels": [{"key": "a\u0000b", "label": 1}]}"#, 400, "labels[0].key"),
+        (#"{"labels": [{"key": "\#(String(repeating: "k", count: 1_025))", "label": 1}]}"#, 400, "labels[0].key"),
+        (#"{"labels": [{"key": "a", "label": "yes\u0000"}]}"#, 400, "labels[0].label"),
+        (#"{"labels": [{"key": "a", "label": 1e200}]}"#, 400, "labels[0].label"),
+        (#"{"labels": [{"key": "a", "label": -1e101}]}"#, 400, "labels[0].label"),
     ]
 
     /// Each bad request gets a 4xx JSON error naming where, and no label is applied.

@@ -139,6 +139,11 @@ struct Answer: Sendable {
         (#"{"instances": [\#(TestModels.bikeInstance.jsonText)], "keys": ["a", "b"]}"#, 400, "keys"),
         (#"{"instances": [\#(TestModels.bikeInstance.jsonText)], "keys": [""]}"#, 400, "keys[0]"),
         (#"{"instances": [\#(TestModels.bikeInstance.jsonText)], "keys": [7]}"#, 400, "keys[0]"),
+        // What PostgreSQL would refuse, or what would overflow the evaluator's sums, is refused at the door.
+        (#"{"instances": [\#(TestModels.bikeInstance.jsonText)], "keys": ["a\u0000"]}"#, 400, "keys[0]"),
+        (#"{"instances": [\#(TestModels.bikeInstance.jsonText)], "keys": ["\#(String(repeating: "é", count: 513))"]}"#, 400, "keys[0]"),
+        (#"{"instances": [{"temp": 1, "humidity": 0.4, "wind": 2, "holiday": false, "season": "sum\u0000mer", "weather": "clear"}]}"#, 400, "instances[0].season"),
+        (#"{"instances": [{"temp": 1e308, "humidity": 0.4, "wind": 2, "holiday": false, "season": "summer", "weather": "clear"}]}"#, 400, "instances[0].temp"),
         (#"{"instances": [\#(Array(repeating: TestModels.bikeInstance.jsonText, count: 4).joined(separator: ","))]}"#, 413, "instances"),
         (#"{"instances": [\#(TestModels.bikeInstance.jsonText)], "padding": "\#(String(repeating: "x", count: 5000))"}"#, 413, nil),
     ]

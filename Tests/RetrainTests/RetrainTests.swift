@@ -173,3 +173,41 @@ func job(_ db: TestDatabase, _ environment: [String: String] = [:]) throws -> Re
         }
     }
 }
+
+extension RetrainTests {
+    /// SIGTERM (Cloud Run's cancellation and task timeout) while the job waits on PostgreSQL: exit 143 with one
+    /// line, and `retrain_failed` recorded so the loop need not wait for `RETRAIN_TIMEOUT`.
+    @Test func sigtermEndsTheJobWith143AndRecordsTheFailure() async throws {
+        let binary = try Repository.product("retrain")
+        let live = try liveModel()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
+            try await db.client.withConnection { locker in
+                // The job's first query (the live model) waits behind this lock until the signal.
+                try await locker.query("BEGIN", logger: .test)
+                try await locker.query("LOCK TABLE model IN ACCESS EXCLUSIVE MODE", logger: .test)
+                let log = FileManager.default.temporaryDirectory.appendingPathComponent("retrain-\(UUID()).log").path
+                let run = try ChildProcess(binary.path, environment: [
+                    "RETRAIN_MODEL_NAME": "demand", "RETRAIN_PARENT_VERSION": "1", "DATABASE_URL": db.url,
+                    "LOG_LEVEL": "error",
+                ], logPath: log)
+                var waiting = false
+                for _ in 0..<400 where !waiting {
+                    try await Task.sleep(for: .milliseconds(50))
+                    let rows = try await db.client.query(
+                        "SELECT count(*)::int FROM pg_locks WHERE NOT granted AND relation = 'model'::regclass", logger: .test)
+                    for try await count in rows.decode(Int.self) { waiting = count > 0 }
+                }
+                #expect(waiting, "the job never reached the locked table: \(run.log)")
+                run.signal(SIGTERM)
+                #expect(await run.wait() == 143, "\(run.log)")
+                #expect(run.log.trimmingCharacters(in: .whitespacesAndNewlines).hasSuffix("retrain: cancelled by SIGTERM"), "\(run.log)")
+                try await locker.query("ROLLBACK", logger: .test)
+            }
+            let events = try await db.client.query("SELECT kind, detail->>'reason' FROM event", logger: .test)
+            var seen: [String] = []
+            for try await (kind, reason) in events.decode((String, String?).self) { seen.append("\(kind): \(reason ?? "")") }
+            #expect(seen == ["retrain_failed: cancelled (SIGTERM)"])
+        }
+    }
+}
