@@ -149,3 +149,51 @@ func row(key: String? = nil) -> PredictionRow {
         }
     }
 }
+
+extension LabelIngestTests {
+    /// PostgreSQL stops under concurrent requests and comes back: every request is answered (503 with
+    /// Retry-After meanwhile, none hangs), and once the server is back every label is applied.
+    @Test func anOutageIsAnsweredAndSurvived() async throws {
+        let cluster = try await Repository.Cluster.start()
+        let url = cluster.url + "&connect_timeout=1"
+        try await withClient(url: url) { client in
+            try await Migrator(client: client, logger: .test).migrate()
+            try await Partitions(client: client, logger: .test).maintain(aheadDays: 1)
+            try await PredictionWriter.insert((0..<40).map { row(key: "order-\($0)") }, client: client, logger: .test)
+        }
+        let app = try await buildApplication(try settings(["DATABASE_URL": url, "DATABASE_TIMEOUT": "1s",
+                                                           "DATABASE_POOL_SIZE": "4"]), logger: .test)
+        try await app.test(.router) { client in
+            @Sendable func send(_ n: Int, label: Int) async throws -> HTTPResponse.Status {
+                try await client.execute(uri: "/labels", method: .post,
+                                         body: ByteBuffer(string: #"{"labels": [{"key": "order-\#(n)", "label": \#(label)}]}"#)) {
+                    if $0.status == .serviceUnavailable { #expect($0.headers[.retryAfter] == "5") }
+                    return $0.status
+                }
+            }
+            @Sendable func burst(label: Int) async throws -> [HTTPResponse.Status] {
+                try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                    for n in 0..<40 { group.addTask { try await send(n, label: label) } }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+            }
+            #expect(try await burst(label: 1).allSatisfy { $0 == .ok })
+            try await cluster.stop(keepData: true)
+            for _ in 0..<3 { #expect(try await burst(label: 2).allSatisfy { $0 == .serviceUnavailable }) }
+            try await cluster.startAgain()
+            // Until the pool reconnects some answers may still be 503; then all are applied.
+            var applied = false
+            for _ in 0..<60 where !applied {
+                applied = try await burst(label: 3).allSatisfy { $0 == .ok }
+                if !applied { try await Task.sleep(for: .milliseconds(500)) }
+            }
+            #expect(applied)
+            for _ in 0..<5 { #expect(try await burst(label: 4).allSatisfy { $0 == .ok }) }
+        }
+        try await withClient(url: url) { client in
+            let rows = try await client.query("SELECT count(*)::int FROM prediction WHERE label = '4'::jsonb", logger: .test)
+            for try await count in rows.decode(Int.self) { #expect(count == 40) }
+        }
+        try await cluster.stop()
+    }
+}
