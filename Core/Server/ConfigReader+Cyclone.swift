@@ -70,14 +70,25 @@ extension Double {
 }
 
 extension Duration {
-    /// Parses `250ms`, `2s`, `1.5s`, `5m`, `1h`, `7d`, or a plain number of seconds.
+    /// The longest duration a setting or a query may name: 100 years (longer ones are typos, and would
+    /// overflow the milliseconds a `Duration` is built from).
+    public static let longestSetting: Double = 100 * 365.25 * 86_400
+
+    /// Parses `250ms`, `2s`, `1.5s`, `5m`, `1h`, `7d`, or a plain number of seconds: finite, not negative, at
+    /// most `longestSetting`.
     public static func setting(_ text: String) -> Duration? {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3_600), ("d", 86_400)]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            guard let value = Double(text.dropLast(suffix.count)), value >= 0 else { return nil }
-            return .milliseconds(Int64((value * scale * 1000).rounded()))
+        var number = Substring(text), scale = 1.0
+        if let (suffix, unit) = units.first(where: { text.hasSuffix($0.0) }) {
+            number = number.dropLast(suffix.count)
+            scale = unit
         }
-        guard let value = Double(text), value >= 0 else { return nil }
-        return .milliseconds(Int64((value * 1000).rounded()))
+        // Digits only, so that `inf`, `nan` and hexadecimal floats are not numbers here.
+        guard number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "." || $0 == "e" || $0 == "E" || $0 == "+" || $0 == "-") }),
+            let value = Double(number), value >= 0
+        else { return nil }
+        let seconds = value * scale
+        guard seconds.isFinite, seconds <= longestSetting else { return nil }
+        return .milliseconds(Int64((seconds * 1000).rounded()))
     }
 }

@@ -169,13 +169,14 @@ struct EvaluateRoutes: Sendable {
                            path: unknown)
         }
         var since = now.addingTimeInterval(-7 * 86_400)
-        if let text = query["since"].map(String.init) {
+        // An empty `since` (which the schema allows) is the default, as an absent one.
+        if let text = query["since"].map(String.init), !text.isEmpty {
             if let date = try? Date(text, strategy: .iso8601) {
                 since = date
             } else if let duration = Duration.setting(text) {
                 since = now.addingTimeInterval(-duration.seconds)
             } else {
-                throw APIError(.badRequest, "'\(text)' is neither an ISO 8601 time nor a duration such as 24h", path: "since")
+                throw APIError(.badRequest, "'\(text)' is neither an ISO 8601 time nor a duration such as 24h (at most 100 years)", path: "since")
             }
         }
         var limit = 1_000
