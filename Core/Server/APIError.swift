@@ -1,4 +1,5 @@
 import CycloneModel
+import CycloneStore
 import Foundation
 import Hummingbird
 import Logging
@@ -57,6 +58,10 @@ public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try APIError(error.status, message, headers: error.headers).response(from: request, context: context)
         } catch let error as any HTTPResponseError {
             return try APIError(error.status, error.status.reasonPhrase).response(from: request, context: context)
+        } catch where StoreProblem(error) == .unavailable {
+            context.logger.error("request failed: the store is unavailable", metadata: ["error": "\(String(reflecting: error))"])
+            return try APIError(.serviceUnavailable, "the store is unavailable; retry later", headers: [.retryAfter: "5"])
+                .response(from: request, context: context)
         } catch {
             // Hummingbird alone would log this at debug; a 500 deserves the whole story in the logs.
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])

@@ -17,7 +17,7 @@ func buildApplication(_ settings: EvaluateSettings, platform: (any Platform)? = 
                               alerts: alerts, logger: logger)
     let started = StartupFlag()
     let router = functionRouter(project: settings.server.project) { started.isSet ? nil : "starting" }
-    EvaluateRoutes(evaluator: evaluator).register(on: router)
+    EvaluateRoutes(evaluator: evaluator, databaseTimeout: settings.databaseTimeout).register(on: router)
     var app = functionApplication(router: router, port: settings.server.port, logger: logger)
     app.addServices(database)
     app.beforeServerStarts {

@@ -13,16 +13,24 @@ import Logging
 /// `/openapi.json` describes.
 struct EvaluateRoutes: Sendable {
     let evaluator: Evaluator
+    /// How long a dashboard read, or a cycle's first query, may wait for PostgreSQL (`DATABASE_TIMEOUT`).
+    var databaseTimeout: Duration = .seconds(10)
 
     func register(on router: Router<BasicRequestContext>) {
         router.post("/evaluate") { _, context in try await evaluate(context: context) }
         router.get("/dashboard") { _, _ in Self.page() }
         router.get("/openapi.json") { _, _ in jsonResponse(EvaluateOpenAPI.document) }
-        router.get("/api/models") { _, _ in try await models() }
-        router.get("/api/metrics") { request, _ in try await metrics(request) }
-        router.get("/api/drift") { request, _ in try await drift(request) }
-        router.get("/api/volume") { request, _ in try await volume(request) }
-        router.get("/api/events") { request, _ in try await events(request) }
+        router.get("/api/models") { _, _ in try await read { try await models() } }
+        router.get("/api/metrics") { request, _ in try await read { try await metrics(request) } }
+        router.get("/api/drift") { request, _ in try await read { try await drift(request) } }
+        router.get("/api/volume") { request, _ in try await read { try await volume(request) } }
+        router.get("/api/events") { request, _ in try await read { try await events(request) } }
+    }
+
+    /// A dashboard read, answered 503 once `databaseTimeout` passes (the pool would hold it about a minute while
+    /// PostgreSQL is unreachable).
+    private func read(_ body: @escaping @Sendable () async throws -> Response) async throws -> Response {
+        try await withTimeout(databaseTimeout, body)
     }
 
     /// The page is one document with its script and styles inline; the policy lets it reach nothing else.
@@ -126,11 +134,18 @@ struct EvaluateRoutes: Sendable {
     func evaluate(context: BasicRequestContext) async throws -> Response {
         let report: EvaluationReport
         do {
+            // A store out of reach is answered in seconds, not after the pool's minute of trying.
+            try await evaluator.store.client.ping(within: databaseTimeout, logger: context.logger)
             report = try await evaluator.run()
         } catch {
             context.logger.error("evaluation cycle failed", metadata: ["error": "\(String(reflecting: error))"])
-            throw APIError(.serviceUnavailable, "the evaluation store is unavailable; nothing was decided, retry later",
-                           headers: [.retryAfter: "30"])
+            switch StoreProblem(error) {
+            case .unavailable:
+                throw APIError(.serviceUnavailable, "the evaluation store is unavailable; nothing was decided, retry later",
+                               headers: [.retryAfter: "30"])
+            case let problem:
+                throw APIError(.internalServerError, "the evaluation cycle failed, nothing was decided: \(problem.explanation)")
+            }
         }
         return jsonResponse(Array(try report.json()))
     }

@@ -208,3 +208,27 @@ extension Date {
         Date(timeIntervalSince1970: (timeIntervalSince1970 / seconds).rounded(.down) * seconds)
     }
 }
+
+extension EvaluateTests {
+    /// With PostgreSQL gone, the scheduler's POST and the dashboard's reads answer 503 with Retry-After within
+    /// seconds (not a 500, nor after the pool's minute of trying).
+    @Test func anOutageIsAnswered503() async throws {
+        let cluster = try await Repository.Cluster.start()
+        let settings = try EvaluateSettings(reader: ConfigReader.cyclone(environment: [
+            "DATABASE_URL": cluster.url + "&connect_timeout=1", "DATABASE_TIMEOUT": "1s"]))
+        let app = try await buildApplication(settings, logger: .test)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/api/models", method: .get) { #expect($0.status == .ok) }
+            try await cluster.stop()
+            for (uri, method) in [("/evaluate", HTTPRequest.Method.post), ("/api/models", .get), ("/api/metrics", .get),
+                                  ("/api/events", .get)] {
+                try await client.execute(uri: uri, method: method) { response in
+                    #expect(response.status == .serviceUnavailable, "\(uri)")
+                    #expect(response.headers[.retryAfter] != nil, "\(uri)")
+                    let error = try #require(json(response.body)["error"] as? [String: Any])
+                    #expect((error["message"] as? String)?.contains("unavailable") == true, "\(uri)")
+                }
+            }
+        }
+    }
+}
