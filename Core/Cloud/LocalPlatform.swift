@@ -104,11 +104,12 @@ public struct LocalPlatform: Platform {
         }
         var environment = ProcessInfo.processInfo.environment
         for (name, value) in request.environment { environment[name] = value }
-        // Its output is ours; it reports its outcome to the event trail. Reaped when it exits.
+        // Its output is ours; it reports its outcome to the event trail, and its exit status tells of a crash
+        // that could not (the caller waits for it, which reaps it).
         let process = try ChildProcess(executable, arguments: Array(command.dropFirst()), environment: environment,
                                        stdout: nil)
-        Task.detached { _ = await process.wait() }
         return RetrainExecution(id: "pid-\(process.pid)",
-                                detail: "started \(executable) as process \(process.pid)")
+                                detail: "started \(executable) as process \(process.pid)",
+                                exitStatus: { await process.wait() })
     }
 }

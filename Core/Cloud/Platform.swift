@@ -68,9 +68,15 @@ public struct RetrainExecution: Sendable, Equatable {
     public var id: String
     /// A sentence for the event trail.
     public var detail: String
+    /// Waits for the execution to end and returns its exit status, where the platform can tell (a child
+    /// process); `nil` where the execution reports its end itself (a Cloud Run job).
+    public var exitStatus: (@Sendable () async -> Int32)?
 
-    public init(id: String, detail: String) {
+    public init(id: String, detail: String, exitStatus: (@Sendable () async -> Int32)? = nil) {
         self.id = id
         self.detail = detail
+        self.exitStatus = exitStatus
     }
+
+    public static func == (a: Self, b: Self) -> Bool { a.id == b.id && a.detail == b.detail }
 }

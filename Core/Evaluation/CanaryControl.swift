@@ -78,28 +78,18 @@ extension Evaluator {
             decision.reason += "; recorded only: the platform does not deploy (MODEL_DIR is unset)"
             return decision
         }
-        // The registry first, then the platform; a platform failure puts the registry back.
+        // The platform first, then the registry, so that the registry never names what does not serve; a
+        // cycle stopped in between leaves the canary as it was, to be decided again next cycle.
         do {
             if promote {
+                _ = try await platform.promote(canary.artifact)
                 try await registry.markLive(name: name, version: canary.artifact.version)
-                do {
-                    _ = try await platform.promote(canary.artifact)
-                } catch {
-                    try? await registry.markLive(name: name, version: live.artifact.version)
-                    try? await registry.startCanary(name: name, version: canary.artifact.version)
-                    throw error
-                }
                 try await store.event(.promoted, name: name, version: canary.artifact.version, detail: detail(decision))
                 decision.action = .promoted
             } else {
+                _ = try await platform.rollback(canary.artifact)
                 try await registry.setStatus(name: name, version: canary.artifact.version, .rejected,
                                              reason: "rolled back: " + decision.reason)
-                do {
-                    _ = try await platform.rollback(canary.artifact)
-                } catch {
-                    try? await registry.setStatus(name: name, version: canary.artifact.version, .canary)
-                    throw error
-                }
                 decision.action = .rolledBack
                 try await store.event(.rolledBack, name: name, version: canary.artifact.version, detail: detail(decision))
             }

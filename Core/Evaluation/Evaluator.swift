@@ -152,6 +152,7 @@ public struct Evaluator: Sendable {
                     "model": "\(artifact.name)", "version": "\(artifact.version)", "execution": "\(execution.id)",
                     "reason": "\(reason)",
                 ])
+                if let exitStatus = execution.exitStatus { watch(exitStatus, of: request) }
                 return .init(kind: .retrainStarted, detail: execution.detail, eventID: eventID, execution: execution.id)
             } catch {
                 let message = String(describing: error)
@@ -161,6 +162,30 @@ public struct Evaluator: Sendable {
                 await alerts.send(Alert(kind: .retrainFailed, modelName: artifact.name, modelVersion: artifact.version,
                                         message: "the retrain of \(artifact.name) could not be started: \(message)"))
                 return .init(kind: .retrainFailed, detail: message, eventID: eventID)
+            }
+        }
+    }
+
+    /// Once a retrain the platform can watch has exited, records a crash it could not record itself (a
+    /// signal, a trap), so that the loop need not wait `RETRAIN_TIMEOUT` to try again.
+    private func watch(_ exitStatus: @escaping @Sendable () async -> Int32, of request: RetrainRequest) {
+        let (store, alerts, logger) = (store, alerts, logger)
+        Task.detached {
+            let status = await exitStatus()
+            guard status != 0 else { return }
+            let reason = status > 128 ? "the retrain process was killed by signal \(status - 128)"
+                                      : "the retrain process exited with status \(status)"
+            do {
+                guard try await store.retrainEnded(request: request.eventID, name: request.modelName,
+                                                   version: request.modelVersion, reason: reason)
+                else { return }
+                logger.error("retrain failed", metadata: ["model": "\(request.modelName)", "reason": "\(reason)"])
+                await alerts.send(Alert(kind: .retrainFailed, modelName: request.modelName,
+                                        modelVersion: request.modelVersion,
+                                        message: "the retrain of \(request.modelName) failed: \(reason)"))
+            } catch {
+                logger.error("recording a failed retrain failed", metadata: [
+                    "model": "\(request.modelName)", "reason": "\(reason)", "error": "\(String(reflecting: error))"])
             }
         }
     }

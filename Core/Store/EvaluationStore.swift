@@ -101,6 +101,23 @@ public struct EvaluationStore: Sendable {
         throw PostgresError.protocol("INSERT … RETURNING returned no row")
     }
 
+    /// Records `retrain_failed` for the retrain that `request` (a `retrain_requested` event) started, unless
+    /// its end is already recorded (a retrain that fails in an orderly way records its own). Returns whether
+    /// it wrote one.
+    @discardableResult
+    public func retrainEnded(request: Int64, name: String, version: String, reason: String) async throws -> Bool {
+        let detail: JSONValue = .object(["reason": .string(reason), "request_event": .number(Double(request))])
+        let rows = try await client.query("""
+            INSERT INTO event (model_name, model_version, kind, detail)
+            SELECT \(name), \(version), 'retrain_failed', \(detail.jsonText)::jsonb
+            WHERE NOT EXISTS (SELECT FROM event WHERE model_name = \(name) AND id > \(request)
+                                  AND kind IN ('retrain_finished', 'retrain_failed'))
+            RETURNING id
+            """, logger: logger)
+        for try await _ in rows.decode(Int64.self) { return true }
+        return false
+    }
+
     /// Claims the right to start a retrain of model `name`, atomically: under a transaction-scoped advisory
     /// lock on the model, it checks that no retrain is running (a `retrain_requested` without a later
     /// `retrain_finished` or `retrain_failed`, younger than `timeout`) and that the last deploy, promotion or

@@ -17,10 +17,10 @@ struct RetrainJob: Sendable {
     let platform: any Platform
     let logger: Logger
 
-    init(settings: RetrainSettings, client: PostgresClient, logger: Logger) throws {
+    init(settings: RetrainSettings, client: PostgresClient, platform: (any Platform)? = nil, logger: Logger) throws {
         self.settings = settings
         self.client = client
-        platform = try settings.platform.platform()
+        self.platform = try platform ?? settings.platform.platform()
         self.logger = logger
     }
 
@@ -90,23 +90,22 @@ struct RetrainJob: Sendable {
             ]))
         guard outcome.accepted else { return report }
 
-        // Deploy: the registry first, then the platform; if the platform fails the status goes back, so the
-        // registry never names a version that does not serve.
+        // Deploy first, then record: the registry never names a version the platform does not serve (a run
+        // killed in between leaves a candidate that serves until the next deployment; the other order left
+        // `live` naming a version whose file or revision never came).
         guard platform.deploys else { return report }
         let canary = (1..<100).contains(settings.platform.canaryPercent)
-        if canary {
-            try await registry.startCanary(name: live.name, version: version)
-        } else {
-            try await registry.markLive(name: live.name, version: version)
-        }
         let deployment: Deployment
         do {
             guard let deployed = try await platform.deploy(candidate, canary: canary) else { return report }
             deployment = deployed
         } catch {
-            try? await registry.setStatus(name: live.name, version: version, .candidate)
-            if !canary { try? await registry.markLive(name: live.name, version: live.version) }
             throw RetrainError("candidate \(version) is registered but its deployment failed: \(error)")
+        }
+        if canary {
+            try await registry.startCanary(name: live.name, version: version)
+        } else {
+            try await registry.markLive(name: live.name, version: version)
         }
         var detail: [String: JSONValue] = ["parent": .string(live.version), "location": .string(deployment.location),
                                            "detail": .string(deployment.detail)]

@@ -393,4 +393,38 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
             #expect(try await events(db, kind: "retrain_failed") == 1)
         }
     }
+
+    /// A retrain child that dies without a word (a trap, a signal) is recorded as failed with its status, so
+    /// the next cycle can start another rather than wait `RETRAIN_TIMEOUT`; one that exits 0, or that records
+    /// its own failure, is left alone.
+    @Test func aCrashedRetrainProcessIsRecordedAsFailed() async throws {
+        let model = try trainedModel()
+        for (script, recorded) in [("kill -SEGV $$", true), ("exit 3", true), ("exit 0", false)] {
+            try await withTestDatabase { db in
+                _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+                var stream = Stream(seed: 4)
+                try await db.store(try regressionRows(model, stream.rows(300, broken: true)), model: model)
+                let platform = LocalPlatform(retrainCommand: ["/bin/sh", "-c", script])
+                let cycle = try await evaluator(db, ["RETRAIN_COOLDOWN": "0s"], platform: platform).run()
+                #expect(cycle.models.first?.action.kind == .retrainStarted)
+                var failed = 0
+                for _ in 0..<(recorded ? 200 : 20) where failed == 0 {
+                    try await Task.sleep(for: .milliseconds(50))
+                    failed = try await events(db, kind: "retrain_failed")
+                }
+                #expect(failed == (recorded ? 1 : 0), "\(script)")
+                if recorded {
+                    let rows = try await db.client.query("SELECT detail->>'reason' FROM event WHERE kind = 'retrain_failed'",
+                                                         logger: .test)
+                    for try await reason in rows.decode(String.self) {
+                        #expect(reason == (script == "exit 3" ? "the retrain process exited with status 3"
+                                                               : "the retrain process was killed by signal 11"))
+                    }
+                    let next = try await evaluator(db, ["RETRAIN_COOLDOWN": "0s"]).run()
+                    #expect(next.models.first?.action.kind == .retrainStarted, "no waiting for RETRAIN_TIMEOUT")
+                }
+            }
+        }
+    }
+
 }

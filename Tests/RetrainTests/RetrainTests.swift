@@ -8,15 +8,42 @@ import CycloneTraining
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 import Testing
 
 @testable import Retrain
 
-func job(_ db: TestDatabase, _ environment: [String: String] = [:]) throws -> RetrainJob {
+func job(_ db: TestDatabase, _ environment: [String: String] = [:], platform: (any Platform)? = nil) throws -> RetrainJob {
     var env = ["RETRAIN_MODEL_NAME": "demand", "RETRAIN_PARENT_VERSION": "1", "DATABASE_URL": db.url]
     env.merge(environment) { _, new in new }
     return try RetrainJob(settings: try RetrainSettings(reader: ConfigReader.cyclone(environment: env)), client: db.client,
-                      logger: .test)
+                          platform: platform, logger: .test)
+}
+
+/// The local platform, noting the registry's statuses while each deployment runs (as a job killed mid-way
+/// would leave them), and failing its deployments when asked.
+final class Seen: Sendable {
+    let statuses = Mutex<[[String]]>([])
+}
+
+struct WatchedPlatform: Platform {
+    let local: LocalPlatform
+    let client: PostgresClient
+    let seen = Seen()
+    var fails = false
+
+    var deploys: Bool { true }
+    func startRetrain(_ request: RetrainRequest) async throws -> RetrainExecution { try await local.startRetrain(request) }
+    func deploy(_ model: ModelArtifact, canary: Bool) async throws -> Deployment? {
+        var statuses: [String] = []
+        let rows = try await client.query("SELECT version, status FROM model ORDER BY version", logger: .test)
+        for try await (version, status) in rows.decode((String, String).self) { statuses.append("\(version): \(status)") }
+        seen.statuses.withLock { [statuses] in $0.append(statuses) }
+        if fails { throw RetrainError("the platform is down") }
+        return try await local.deploy(model, canary: canary)
+    }
+    func promote(_ model: ModelArtifact) async throws -> Deployment? { try await local.promote(model) }
+    func rollback(_ model: ModelArtifact) async throws -> Deployment? { try await local.rollback(model) }
 }
 
 @Suite struct RetrainTests {
@@ -210,4 +237,35 @@ extension RetrainTests {
             #expect(seen == ["retrain_failed: cancelled (SIGTERM)"])
         }
     }
+
+    /// The platform deploys before the registry records: while the deployment runs (where a job killed
+    /// mid-way stops) the registry still names the old version live and the new one a candidate; a deployment
+    /// that fails leaves exactly that.
+    @Test func theRegistryNamesOnlyWhatServes() async throws {
+        let live = try liveModel()
+        for canary in [false, true] {
+            for fails in [false, true] {
+                let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-models-\(UUID().uuidString)").path
+                _ = try await LocalPlatform(modelDirectory: folder).deploy(live, canary: false)
+                try await withTestDatabase { db in
+                    let registry = ModelRegistry(client: db.client, logger: .test)
+                    _ = try await registry.register(live, status: .live)
+                    try await storeServed(db, live, n: 500, seed: 7, a: -3, b: 2)
+                    var platform = WatchedPlatform(local: LocalPlatform(modelDirectory: folder), client: db.client)
+                    platform.fails = fails
+                    let run = try job(db, ["MODEL_DIR": folder, "CANARY_PERCENT": canary ? "10" : "0"], platform: platform)
+                    if fails {
+                        await #expect(throws: RetrainError.self) { try await run.run() }
+                    } else {
+                        _ = try await run.run()
+                    }
+                    #expect(platform.seen.statuses.withLock { $0 } == [["1: live", "2: candidate"]])
+                    let statuses = try await modelRows(db).map(\.status)
+                    #expect(statuses == (fails ? ["live", "candidate"] : canary ? ["live", "canary"] : ["retired", "live"]),
+                            "canary \(canary), fails \(fails)")
+                }
+            }
+        }
+    }
+
 }
