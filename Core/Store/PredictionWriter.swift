@@ -197,7 +197,9 @@ public final class PredictionWriter: Service, Sendable {
     }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
+        // Cancellation (the group stopping because another service failed, such as a server that could not
+        // bind its port) drains as a graceful shutdown does; the flushers would otherwise wait for rows forever.
+        await withTaskCancellationOrGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 for _ in 0..<configuration.concurrentFlushes {
                     group.addTask { await self.flushLoop() }
@@ -210,7 +212,7 @@ public final class PredictionWriter: Service, Sendable {
                 for _ in 0..<configuration.concurrentFlushes { await group.next() }
                 group.cancelAll()
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             let deadline = self.clock.now.advanced(by: self.configuration.shutdownFlushTimeout)
             let sleepers = self.state.withLock { state in
                 state.shuttingDown = true

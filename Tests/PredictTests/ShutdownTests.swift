@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import CycloneCloud
 import CycloneModel
+import CycloneStore
 import CycloneTestSupport
 import Foundation
 import NIOCore
@@ -82,4 +83,42 @@ final class Acknowledged: Sendable {
     private let state = Mutex<[String]>([])
     func add(_ ids: [String]) { state.withLock { $0 += ids } }
     var ids: [String] { state.withLock { $0 } }
+}
+
+extension ShutdownTests {
+    /// Every function started on a port something else holds exits 1 at once, with one line naming the port
+    /// (predict once logged `model loaded` and then hung, deaf to SIGTERM).
+    @Test func everyFunctionOnATakenPortExitsAtOnceSayingSo() async throws {
+        let model = try TestModels.file(TestModels.regression())
+        try await withTestDatabase { db in
+            // Hold a port the way another server would.
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = INADDR_ANY
+            var bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            try #require(bound == 0 && listen(fd, 1) == 0)
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            }
+            let port = Int(UInt16(bigEndian: address.sin_port))
+            for name in ["predict", "label-ingest", "evaluate"] {
+                let log = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-taken-\(port).log").path
+                defer { try? FileManager.default.removeItem(atPath: log) }
+                let process = try ChildProcess(try Repository.product(name).path, environment: [
+                    "MODEL_PATH": model, "DATABASE_URL": db.url, "PORT": "\(port)"], logPath: log)
+                // Exits by itself: one that hangs is killed after 15 s and fails here.
+                let status = try? await withTimeout(.seconds(15)) { await process.wait() }
+                if status == nil { process.signal(SIGKILL) }
+                #expect(status == 1, "\(name): \(process.log)")
+                let critical = process.log.split(separator: "\n").filter { $0.contains("CRITICAL") }
+                #expect(critical.count == 1 && critical[0].contains("port \(port) is already in use (PORT)"),
+                        "\(name): \(process.log)")
+            }
+        }
+    }
 }
