@@ -24,21 +24,37 @@ struct DemoServers: Sendable {
     var all: [Server] { [predict, labels, evaluate] }
 
     /// Starts the three from `binaries` with `environment` (each gets its own `PORT`; evaluate's is
-    /// `evaluatePort` when given) and waits until each answers `/readyz`.
+    /// `evaluatePort` when given), one at a time, each ready (`/readyz`) before the next starts. A free port
+    /// can be taken between the moment it is found and the child's bind: a child that exits saying so is
+    /// started again on another port.
     static func start(binaries: String, folder: String, environment: [String: String], evaluatePort: Int? = nil)
         async throws -> DemoServers
     {
         var started: [Server] = []
+        var used: Set<Int> = []
         do {
             for name in ["predict", "label-ingest", "evaluate"] {
-                let port = name == "evaluate" ? evaluatePort ?? freePort() : freePort()
-                var environment = environment
-                environment["PORT"] = "\(port)"
-                let process = try ChildProcess("\(binaries)/\(name)", environment: environment,
-                                               stdout: "\(folder)/\(name).log")
-                started.append(Server(name: name, process: process, base: "http://127.0.0.1:\(port)"))
+                for attempt in 1... {
+                    var port = name == "evaluate" ? evaluatePort ?? freePort() : freePort()
+                    while used.contains(port) && (name != "evaluate" || evaluatePort == nil) { port = freePort() }
+                    used.insert(port)
+                    var environment = environment
+                    environment["PORT"] = "\(port)"
+                    let process = try ChildProcess("\(binaries)/\(name)", environment: environment,
+                                                   stdout: "\(folder)/\(name).log")
+                    let server = Server(name: name, process: process, base: "http://127.0.0.1:\(port)")
+                    do {
+                        try await waitUntilReady(server)
+                        started.append(server)
+                        break
+                    } catch {
+                        if !process.hasExited { process.signal(SIGTERM) }
+                        _ = await process.wait()
+                        let taken = process.log.contains("port \(port) is already in use")
+                        guard taken, attempt < 5, name != "evaluate" || evaluatePort == nil else { throw error }
+                    }
+                }
             }
-            for server in started { try await waitUntilReady(server) }
         } catch {
             for server in started { server.process.signal(SIGTERM) }
             for server in started { _ = await server.process.wait() }
@@ -49,8 +65,12 @@ struct DemoServers: Sendable {
 
     private static func waitUntilReady(_ server: Server) async throws {
         for _ in 0..<300 {
-            if let (status, _) = try? await call(.GET, server.base + "/readyz", body: nil), status == 200 { return }
             if server.process.hasExited { break }
+            if let (status, _) = try? await call(.GET, server.base + "/readyz", body: nil), status == 200,
+                !server.process.hasExited
+            {
+                return
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         let tail = server.process.log.split(separator: "\n").suffix(3).joined(separator: " | ")
