@@ -306,8 +306,10 @@ public final class PredictionWriter: Service, Sendable {
                     return state.shuttingDown
                 }
                 resumeWaiters(batch.map(\.ticket), with: .buffered)
+                let failure = partial?.error ?? error
+                let problem = StoreProblem(failure)
                 logger.warning("storing predictions failed; will retry", metadata: [
-                    "rows": "\(remaining.count)", "error": "\(String(reflecting: partial?.error ?? error))",
+                    "rows": "\(remaining.count)", "error": "\(problem == .unavailable ? "\(failure)" : problem.explanation)",
                 ])
                 if shuttingDown, let deadline = state.withLock({ $0.shutdownDeadline }) {
                     if clock.now >= deadline { return }

@@ -18,16 +18,18 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
     let database = PostgresClient(configuration: settings.database.configuration, backgroundLogger: logger)
     let writer = PredictionWriter(client: database, logger: logger, configuration: settings.writerConfiguration)
     let running = StartupFlag()
+    let registry = ModelRegistry(client: database, logger: logger)
+    let registration = ModelRegistration(registry: registry, artifact: model.artifact, logger: logger)
     let router = functionRouter(project: settings.server.project) {
-        running.isSet ? nil : "starting: the prediction writer is not running yet"
+        guard running.isSet else { return "starting: the prediction writer is not running yet" }
+        return registration.schemaProblem.current
     }
     let live = LiveModel(model, canaryPercent: settings.canaryPercent)
     PredictRoutes(live: live, writer: writer, settings: settings).register(on: router)
     var app = functionApplication(router: router, port: settings.server.port, logger: logger)
     // Services start in this order and stop in reverse: the server stops first, then the writer flushes
     // while the database pool is still up.
-    let registry = ModelRegistry(client: database, logger: logger)
-    app.addServices(database, writer, ModelRegistration(registry: registry, artifact: model.artifact, logger: logger))
+    app.addServices(database, writer, registration)
     if let interval = settings.modelReload {
         app.addServices(ModelWatcher(path: settings.modelPath, canaryPath: settings.canaryPath, interval: interval,
                                      live: live,

@@ -2,6 +2,7 @@ import CycloneModel
 import CycloneStore
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Registers the served model in the `model` table, so the evaluator finds its schema and reference profile:
 /// retried with backoff while PostgreSQL is unreachable, never holding up serving.
@@ -9,30 +10,53 @@ struct ModelRegistration: Service {
     let registry: ModelRegistry
     let artifact: ModelArtifact
     let logger: Logger
+    /// Why predict is not ready, while the database lacks the schema (readiness reports it).
+    let schemaProblem = SchemaProblem()
 
     func run() async throws {
         // Shutdown ends the retries at once rather than after the current wait.
-        await cancelWhenGracefulShutdown { await Self.register(artifact, status: .live, in: registry, logger: logger) }
+        await cancelWhenGracefulShutdown {
+            await Self.register(artifact, status: .live, in: registry, logger: logger, schemaProblem: schemaProblem)
+        }
         // A service that returns would stop the group: stay until shutdown.
         try? await gracefulShutdown()
     }
 
     /// Registers `artifact` (unless known), retrying with backoff until it succeeds or the task is cancelled.
+    /// A database without the schema is said once, in one line, and in `schemaProblem` until it is migrated.
     static func register(_ artifact: ModelArtifact, status: ModelRegistry.Status, in registry: ModelRegistry,
-                         logger: Logger) async {
+                         logger: Logger, schemaProblem: SchemaProblem? = nil) async {
         var delay = Duration.milliseconds(500)
+        var said: String?
         while !Task.isCancelled {
             do {
                 let new = try await registry.register(artifact, status: status)
+                schemaProblem?.set(nil)
                 logger.info(new ? "model registered" : "model already registered", metadata: [
                     "model": "\(artifact.name)", "version": "\(artifact.version)"])
                 break
             } catch {
-                logger.warning("registering the model failed; retrying", metadata: [
-                    "error": "\(String(reflecting: error))", "retry_in": "\(delay)"])
-                guard (try? await Task.sleep(for: delay)) != nil else { return }
-                delay = min(delay * 2, .seconds(30))
+                var wait = delay
+                if case .notMigrated = StoreProblem(error) {
+                    let problem = StoreProblem(error).explanation
+                    schemaProblem?.set(problem)
+                    if said != problem { logger.error("predict is not ready: \(problem)") }
+                    said = problem
+                    wait = .seconds(2)  // a migration is quick to notice once run
+                } else {
+                    logger.warning("registering the model failed; retrying", metadata: [
+                        "error": "\(error)", "retry_in": "\(delay)"])
+                    delay = min(delay * 2, .seconds(30))
+                }
+                guard (try? await Task.sleep(for: wait)) != nil else { return }
             }
         }
     }
+}
+
+/// Why the database cannot take predictions yet (its schema is missing), or `nil`.
+final class SchemaProblem: Sendable {
+    private let state = Mutex<String?>(nil)
+    var current: String? { state.withLock { $0 } }
+    func set(_ problem: String?) { state.withLock { $0 = problem } }
 }
