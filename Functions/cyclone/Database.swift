@@ -22,12 +22,7 @@ struct DatabaseOptions: ParsableArguments {
         logger.logLevel = .warning
         let client = PostgresClient(configuration: configuration(), backgroundLogger: logger)
         do {
-            return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { await client.run(); return nil }
-                defer { group.cancelAll() }
-                let result = try await body(client, logger)
-                return result
-            }
+            return try await DatabaseRunner(client).whileRunning { client in try await body(client, logger) }
         } catch {
             Cyclone.fail(Self.describe(error))
         }

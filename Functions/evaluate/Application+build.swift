@@ -19,9 +19,11 @@ func buildApplication(_ settings: EvaluateSettings, platform: (any Platform)? = 
     let router = functionRouter(project: settings.server.project) { started.isSet ? nil : "starting" }
     EvaluateRoutes(evaluator: evaluator, databaseTimeout: settings.databaseTimeout).register(on: router)
     var app = functionApplication(router: router, port: settings.server.port, logger: logger)
-    app.addServices(database)
+    let runner = DatabaseRunner(database)
+    app.addServices(runner)
     app.beforeServerStarts {
         // The evaluator brings the schema up to date itself (idempotent, under the migration lock).
+        await runner.running()
         try await Migrator(client: database, logger: logger).migrate()
         started.set()
     }

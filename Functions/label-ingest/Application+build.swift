@@ -12,7 +12,7 @@ func buildApplication(_ settings: LabelSettings, logger: Logger) async throws ->
     LabelRoutes(store: LabelStore(client: database, logger: logger), settings: settings, logger: logger)
         .register(on: router)
     var app = functionApplication(router: router, port: settings.server.port, logger: logger)
-    app.addServices(database)
+    app.addServices(DatabaseRunner(database))
     app.beforeServerStarts { started.set() }
     return app
 }

@@ -19,7 +19,8 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
     let writer = PredictionWriter(client: database, logger: logger, configuration: settings.writerConfiguration)
     let running = StartupFlag()
     let registry = ModelRegistry(client: database, logger: logger)
-    let registration = ModelRegistration(registry: registry, artifact: model.artifact, logger: logger)
+    let runner = DatabaseRunner(database)
+    let registration = ModelRegistration(runner: runner, registry: registry, artifact: model.artifact, logger: logger)
     let router = functionRouter(project: settings.server.project) {
         guard running.isSet else { return "starting: the prediction writer is not running yet" }
         return registration.schemaProblem.current
@@ -29,7 +30,7 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
     var app = functionApplication(router: router, port: settings.server.port, logger: logger)
     // Services start in this order and stop in reverse: the server stops first, then the writer flushes
     // while the database pool is still up.
-    app.addServices(database, writer, registration)
+    app.addServices(runner, writer, registration)
     if let interval = settings.modelReload {
         app.addServices(ModelWatcher(path: settings.modelPath, canaryPath: settings.canaryPath, interval: interval,
                                      live: live,

@@ -7,6 +7,7 @@ import Synchronization
 /// Registers the served model in the `model` table, so the evaluator finds its schema and reference profile:
 /// retried with backoff while PostgreSQL is unreachable, never holding up serving.
 struct ModelRegistration: Service {
+    let runner: DatabaseRunner
     let registry: ModelRegistry
     let artifact: ModelArtifact
     let logger: Logger
@@ -16,6 +17,7 @@ struct ModelRegistration: Service {
     func run() async throws {
         // Shutdown ends the retries at once rather than after the current wait.
         await cancelWhenGracefulShutdown {
+            await runner.running()
             await Self.register(artifact, status: .live, in: registry, logger: logger, schemaProblem: schemaProblem)
         }
         // A service that returns would stop the group: stay until shutdown.

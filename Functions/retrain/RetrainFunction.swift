@@ -26,7 +26,9 @@ struct RetrainFunction {
         // Trapped before any work starts, so a SIGTERM is never the default, unrecorded death.
         let sigterm = await UnixSignalsSequence(trapping: .sigterm)
         let client = PostgresClient(configuration: settings.database.configuration, backgroundLogger: logger)
-        let pool = Task { await client.run() }
+        let runner = DatabaseRunner(client)
+        let pool = Task { await runner.run() }
+        await runner.running()
         // The job's result, or SIGTERM's: Cloud Run sends it on cancellation and task timeout, then SIGKILL
         // 10 s later. The job is cancelled (honoured between stages) and given 3 s; a stage that ignores
         // cancellation (training, a driver call) is left behind, so the failure is recorded in time.

@@ -50,18 +50,18 @@ extension TimeoutTests {
         await #expect(throws: TimeoutError(timeout: .milliseconds(50))) {
             try await withTimeout(.milliseconds(50)) {
                 // Sleeps its full time whatever cancellation says.
-                await Task.detached { try? await Task.sleep(for: .seconds(3)) }.value
+                await Task.detached { try? await Task.sleep(for: .seconds(120)) }.value
             }
         }
-        // Well under the operation's 3 s: the caller was answered at the deadline, not when it ended.
-        #expect(ContinuousClock.now - started < .seconds(2))
+        // Well under the operation's 120 s (however loaded the machine): answered at the deadline, not at its end.
+        #expect(ContinuousClock.now - started < .seconds(60))
     }
 
     /// Cancelling the caller answers it at once, whatever the operation does.
     @Test func cancellingTheCallerAnswersAtOnce() async throws {
         let caller = Task {
-            try await withTimeout(.seconds(60)) {
-                await Task.detached { try? await Task.sleep(for: .seconds(3)) }.value
+            try await withTimeout(.seconds(600)) {
+                await Task.detached { try? await Task.sleep(for: .seconds(120)) }.value
             }
         }
         try await Task.sleep(for: .milliseconds(20))

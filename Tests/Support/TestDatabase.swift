@@ -157,11 +157,7 @@ private func drop(_ name: String, baseURL: String) async throws {
 @discardableResult
 public func withClient<T: Sendable>(url: String, _ body: (PostgresClient) async throws -> T) async throws -> T {
     let client = PostgresClient(configuration: try .init(databaseURL: url), backgroundLogger: .test)
-    return try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { await client.run() }
-        defer { group.cancelAll() }
-        return try await body(client)
-    }
+    return try await DatabaseRunner(client).whileRunning(body)
 }
 
 /// The migrated template databases, made once per test process and schema.
