@@ -33,26 +33,44 @@ public struct LabelStore: Sendable {
         public init() {}
     }
 
+    /// A batch refused whole: the label at `position` of the request does not fit its prediction's model.
+    public struct Misfit: Error, Equatable, CustomStringConvertible {
+        public var position: Int
+        public var model: String
+        public var description: String {
+            "the prediction is of regression model \(model): its label must be a number"
+        }
+    }
+
     public let client: PostgresClient
     public let logger: Logger
+    /// Refuse a batch holding a label that cannot be its model's (a string or boolean for a regression).
+    public var strict: Bool
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: PostgresClient, logger: Logger, strict: Bool = true) {
         self.client = client
         self.logger = logger
+        self.strict = strict
     }
 
     /// Applies a batch of labels in one statement. A key labels every prediction stored with it. When the
-    /// batch names a target twice, the last label wins.
+    /// batch names a target twice, the last label wins. When `strict`, a label that cannot be its model's
+    /// (not a number, for a regression) refuses the whole batch with `Misfit`, and nothing is applied.
     public func apply(_ labels: [Label]) async throws -> Result {
         var result = Result()
         guard !labels.isEmpty else { return result }
         // Last one wins, first position kept, so the result lists targets in request order.
         var position: [Target: Int] = [:]
         var unique: [Label] = []
-        for label in labels {
-            if let index = position[label.target] { unique[index] = label } else {
+        var requestPosition: [Int] = []  // where each unique label stands in the request
+        for (index, label) in labels.enumerated() {
+            if let slot = position[label.target] {
+                unique[slot] = label
+                requestPosition[slot] = index
+            } else {
                 position[label.target] = unique.count
                 unique.append(label)
+                requestPosition.append(index)
             }
         }
         let ordinals = Array(0..<unique.count)
@@ -66,25 +84,34 @@ public struct LabelStore: Sendable {
                 FROM UNNEST(\(ordinals)::int[], \(ids)::text[], \(keys)::text[], \(values)::text[]) AS t(o, i, k, l)
             ),
             target AS (
-                SELECT i.o, p.id, p.created_at, p.label AS old_label, i.label AS new_label
+                SELECT i.o, p.id, p.created_at, p.model_name, p.model_version, p.label AS old_label, i.label AS new_label
                 FROM input i JOIN prediction p ON p.id = i.id
                 UNION ALL
-                SELECT i.o, p.id, p.created_at, p.label, i.label
+                SELECT i.o, p.id, p.created_at, p.model_name, p.model_version, p.label, i.label
                 FROM input i JOIN prediction p ON p.key = i.key
+            ),
+            misfit AS (
+                SELECT t.o, t.model_name FROM target t
+                JOIN model m ON m.name = t.model_name AND m.version = t.model_version
+                WHERE \(strict) AND m.task = 'regression' AND jsonb_typeof(t.new_label) <> 'number'
+                ORDER BY t.o LIMIT 1
             ),
             updated AS (
                 UPDATE prediction p SET label = t.new_label, labeled_at = now()
                 FROM target t
                 WHERE p.id = t.id AND p.created_at = t.created_at AND p.label IS DISTINCT FROM t.new_label
+                  AND NOT EXISTS (SELECT FROM misfit)
                 RETURNING p.id
             )
             SELECT o,
                    count(*)::int,
                    (count(*) FILTER (WHERE old_label IS NOT NULL AND old_label IS DISTINCT FROM new_label))::int,
-                   (count(*) FILTER (WHERE old_label IS NOT DISTINCT FROM new_label))::int
+                   (count(*) FILTER (WHERE old_label IS NOT DISTINCT FROM new_label))::int,
+                   (SELECT o FROM misfit), (SELECT model_name FROM misfit)
             FROM target GROUP BY o
             """, logger: logger)
-        for try await (ordinal, count, overwritten, unchanged) in rows.decode((Int, Int, Int, Int).self) {
+        for try await (ordinal, count, overwritten, unchanged, misfit, model) in rows.decode((Int, Int, Int, Int, Int?, String?).self) {
+            if let misfit { throw Misfit(position: requestPosition[misfit], model: model ?? "") }
             matched.insert(ordinal)
             result.applied += count
             result.overwritten += overwritten

@@ -9,7 +9,8 @@ func buildApplication(_ settings: LabelSettings, logger: Logger) async throws ->
     let database = PostgresClient(configuration: settings.database.configuration, backgroundLogger: logger)
     let started = StartupFlag()
     let router = functionRouter(project: settings.server.project) { started.isSet ? nil : "starting" }
-    LabelRoutes(store: LabelStore(client: database, logger: logger), settings: settings, logger: logger)
+    LabelRoutes(store: LabelStore(client: database, logger: logger, strict: settings.strictLabels), settings: settings,
+                logger: logger)
         .register(on: router)
     var app = functionApplication(router: router, port: settings.server.port, logger: logger)
     app.addServices(DatabaseRunner(database))

@@ -45,6 +45,10 @@ struct LabelRoutes: Sendable {
         do {
             let store = self.store
             result = try await withTimeout(settings.databaseTimeout) { try await store.apply(labels) }
+        } catch let misfit as LabelStore.Misfit {
+            rejected.increment()
+            throw APIError(.badRequest, "\(misfit); no label of this request was applied (STRICT_LABELS=false accepts it)",
+                           path: "labels[\(misfit.position)].label")
         } catch {
             context.logger.error("applying labels failed", metadata: [
                 "labels": "\(labels.count)", "error": "\(String(reflecting: error))",

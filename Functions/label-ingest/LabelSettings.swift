@@ -13,6 +13,9 @@ struct LabelSettings: Sendable {
     var databaseTimeout: Duration
     /// `MAX_LABELS`: most labels in one request; 10000.
     var maxLabels: Int
+    /// `STRICT_LABELS`: refuse a request holding a label its model cannot have (a string or boolean for a
+    /// regression); `true`. With `false` it is stored, and counted as invalid by the evaluator.
+    var strictLabels: Bool
 
     init(reader: ConfigReader) throws {
         server = try ServerSettings(reader: reader)
@@ -21,5 +24,7 @@ struct LabelSettings: Sendable {
                                              expected: "a duration such as 500ms or 2s", Duration.setting)
         maxLabels = try reader.setting("max.labels", variable: "MAX_LABELS", default: 10_000,
                                        expected: "a positive integer", Int.positive)
+        strictLabels = try reader.setting("strict.labels", variable: "STRICT_LABELS", default: true,
+                                          expected: "true or false") { Bool($0) }
     }
 }

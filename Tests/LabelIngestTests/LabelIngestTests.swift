@@ -201,3 +201,28 @@ extension LabelIngestTests {
         try await cluster.stop()
     }
 }
+
+extension LabelIngestTests {
+    /// A string label for a regression model's prediction is refused at the door, naming its place, and the
+    /// batch is applied not at all; `STRICT_LABELS=false` stores it.
+    @Test(arguments: [true, false])
+    func aLabelItsModelCannotHaveIsRefused(strict: Bool) async throws {
+        let rows = [row(key: "a"), row(key: "b")]
+        try await withLabelIngest(rows: rows, environment: strict ? [:] : ["STRICT_LABELS": "false"]) { client, db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(try TestModels.regression(), status: .live)
+            let request = #"{"labels": [{"key": "a", "label": 12}, {"key": "b", "label": "high"}]}"#
+            try await client.execute(uri: "/labels", method: .post, body: ByteBuffer(string: request)) { response in
+                if strict {
+                    #expect(response.status == .badRequest)
+                    let error = try json(response.body)["error"] as! [String: Any]
+                    #expect(error["path"] as? String == "labels[1].label")
+                    #expect((error["message"] as? String)?.contains("regression model bikes") == true)
+                } else {
+                    #expect(response.status == .ok)
+                }
+            }
+            let labels = try await db.predictions().map(\.label)
+            #expect(labels.compactMap { $0 }.count == (strict ? 0 : 2))
+        }
+    }
+}
