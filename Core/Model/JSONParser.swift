@@ -28,10 +28,20 @@ public struct JSONParser {
         return try copy.withUnsafeBufferPointer { buffer throws(JSONParseError) in try parse(buffer) }
     }
 
-    public static func parse(_ buffer: UnsafeBufferPointer<UInt8>) throws(JSONParseError) -> JSONValue {
+    /// Parses a whole document. With `members`, a top-level object keeps only those members' values: every
+    /// other member is checked as strictly but not built, and stands as `null` (so its name can still be
+    /// refused), so that what a request does not use costs no memory.
+    public static func parse(_ buffer: UnsafeBufferPointer<UInt8>, members: Set<String>? = nil) throws(JSONParseError)
+        -> JSONValue
+    {
         var parser = JSONParser(bytes: buffer)
         parser.skipWhitespace()
-        let value = try parser.value(depth: 0)
+        let value: JSONValue
+        if let members, parser.current == UInt8(ascii: "{") {
+            value = try parser.object(depth: 1, keeping: members)
+        } else {
+            value = try parser.value(depth: 0)
+        }
         parser.skipWhitespace()
         guard parser.index == buffer.count else { throw parser.error("unexpected text after the JSON value") }
         return value
@@ -85,7 +95,7 @@ public struct JSONParser {
         index += count
     }
 
-    private mutating func object(depth: Int) throws(JSONParseError) -> JSONValue {
+    private mutating func object(depth: Int, keeping: Set<String>? = nil) throws(JSONParseError) -> JSONValue {
         guard depth <= Self.maxDepth else { throw error("nested deeper than \(Self.maxDepth) levels") }
         index += 1  // {
         var members: [String: JSONValue] = [:]
@@ -101,7 +111,12 @@ public struct JSONParser {
             guard current == UInt8(ascii: ":") else { throw error("expected ':' after the member name") }
             index += 1
             skipWhitespace()
-            members[key] = try value(depth: depth)
+            if let keeping, !keeping.contains(key) {
+                try skipValue(depth: depth)
+                members[key] = .null
+            } else {
+                members[key] = try value(depth: depth)
+            }
             skipWhitespace()
             switch current {
             case UInt8(ascii: ","):
@@ -135,6 +150,83 @@ public struct JSONParser {
                 index += 1
                 return .array(items)
             default: throw error("expected ',' or ']' in an array")
+            }
+        }
+    }
+
+    /// Reads past one value as strictly as `value` does, building nothing that outlives a string's check.
+    private mutating func skipValue(depth: Int) throws(JSONParseError) {
+        guard let byte = current else { throw error("unexpected end of the document, expected a value") }
+        switch byte {
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            let close = byte == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            guard depth + 1 <= Self.maxDepth else { throw error("nested deeper than \(Self.maxDepth) levels") }
+            index += 1
+            skipWhitespace()
+            if current == close {
+                index += 1
+                return
+            }
+            while true {
+                if close == UInt8(ascii: "}") {
+                    guard current == UInt8(ascii: "\"") else { throw error("expected a quoted member name") }
+                    try skipString()
+                    skipWhitespace()
+                    guard current == UInt8(ascii: ":") else { throw error("expected ':' after the member name") }
+                    index += 1
+                    skipWhitespace()
+                }
+                try skipValue(depth: depth + 1)
+                skipWhitespace()
+                switch current {
+                case UInt8(ascii: ","):
+                    index += 1
+                    skipWhitespace()
+                case close:
+                    index += 1
+                    return
+                default:
+                    throw error(close == UInt8(ascii: "}") ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array")
+                }
+            }
+        case UInt8(ascii: "\""): try skipString()
+        default: _ = try value(depth: depth)  // a literal or a number: nothing to build
+        }
+    }
+
+    /// Checks a string without keeping it: escapes as `string` reads them, and valid UTF-8.
+    private mutating func skipString() throws(JSONParseError) {
+        let start = index + 1
+        var end = start
+        var escaped = false
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\"") {
+            if bytes[end] == UInt8(ascii: "\\") { escaped = true; end += 2 } else { end += 1 }
+        }
+        if escaped || end >= bytes.count {
+            _ = try string()  // the careful reader, for its errors and its escapes
+            return
+        }
+        // No escapes: check the bytes where they lie.
+        for i in start..<end where bytes[i] < 0x20 {
+            index = i
+            throw error("a control character inside a string must be escaped")
+        }
+        guard Self.isValidUTF8(UnsafeBufferPointer(rebasing: bytes[start..<end])) else {
+            index = start
+            throw error("a string is not valid UTF-8")
+        }
+        index = end + 1
+    }
+
+    /// Whether bytes are well-formed UTF-8, without making a string of them.
+    private static func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var iterator = bytes.makeIterator()
+        var decoder = Unicode.UTF8()
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue: continue
+            case .emptyInput: return true
+            case .error: return false
             }
         }
     }

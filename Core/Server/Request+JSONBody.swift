@@ -1,24 +1,117 @@
 import CycloneModel
 import Hummingbird
+import Synchronization
 
 extension Request {
-    /// The body parsed as JSON (`JSONParser`), read up to `limit` bytes.
+    /// The body parsed as JSON (`JSONParser`), read up to `limit` bytes. With `members`, only those members of a
+    /// top-level object are built; the others are checked and stand as `null`.
     ///
     /// - Throws: `APIError` 413 when the body is larger than `limit` (named by `setting`), 400 when it is not JSON
     ///   (saying what is wrong, with line and column).
-    public func jsonBody(limit: Int, setting: String = "MAX_BODY_BYTES") async throws -> JSONValue {
+    public func jsonBody(limit: Int, setting: String = "MAX_BODY_BYTES", members: Set<String>? = nil) async throws
+        -> JSONValue
+    {
+        if let declared = headers[.contentLength].flatMap({ Int($0) }), declared > limit {
+            throw APIError(.contentTooLarge, "the request body is \(declared) bytes, more than the \(limit) allowed (\(setting))")
+        }
         let buffer: ByteBuffer
         do {
             buffer = try await body.collect(upTo: limit)
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, "the request body is larger than \(limit) bytes (\(setting))")
+            throw APIError(.contentTooLarge, "the request body is larger than the \(limit) bytes allowed (\(setting))")
         }
         do {
             return try buffer.withUnsafeReadableBytes { raw throws(JSONParseError) in
-                try JSONParser.parse(raw.bindMemory(to: UInt8.self))
+                try JSONParser.parse(raw.bindMemory(to: UInt8.self), members: members)
             }
         } catch {
             throw APIError(.badRequest, "the body is not valid JSON: \(error)")
         }
+    }
+}
+
+extension Request {
+    /// Runs `handle` with the body parsed as `jsonBody` does, holding its size in `budget` from before it is
+    /// read (its declared length) or, without a declared length, from when it has been read, until `handle`
+    /// returns.
+    public func withJSONBody<T>(limit: Int, setting: String = "MAX_BODY_BYTES", members: Set<String>? = nil,
+                                budget: BodyBudget, _ handle: (JSONValue) async throws -> T) async throws -> T
+    {
+        if let declared = headers[.contentLength].flatMap({ Int($0) }), declared <= limit {
+            return try await budget.withBudget(declared) {
+                try await handle(try await jsonBody(limit: limit, setting: setting, members: members))
+            }
+        }
+        // Undeclared (chunked): read first, then wait for room to build it.
+        let buffer: ByteBuffer
+        if headers[.contentLength] == nil {
+            do {
+                buffer = try await body.collect(upTo: limit)
+            } catch let error as HTTPError where error.status == .contentTooLarge {
+                throw APIError(.contentTooLarge, "the request body is larger than the \(limit) bytes allowed (\(setting))")
+            }
+        } else {
+            return try await handle(try await jsonBody(limit: limit, setting: setting, members: members))  // 413s
+        }
+        return try await budget.withBudget(buffer.readableBytes) {
+            let json: JSONValue
+            do {
+                json = try buffer.withUnsafeReadableBytes { raw throws(JSONParseError) in
+                    try JSONParser.parse(raw.bindMemory(to: UInt8.self), members: members)
+                }
+            } catch {
+                throw APIError(.badRequest, "the body is not valid JSON: \(error)")
+            }
+            return try await handle(json)
+        }
+    }
+}
+
+/// Bounds the request bodies handled at once, in bytes: a request whose body would pass the budget waits for
+/// room (one alone always fits), so that many large bodies at once cannot take more memory than the process
+/// has (`Request.withJSONBody`).
+public final class BodyBudget: Sendable {
+    public let bytes: Int
+    private struct State {
+        var inUse = 0
+        var waiting: [(bytes: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    }
+    private let state = Mutex(State())
+
+    public init(bytes: Int) { self.bytes = bytes }
+
+    /// Runs `body` holding `bytes` of the budget.
+    public func withBudget<T>(_ bytes: Int, _ body: () async throws -> T) async rethrows -> T {
+        await acquire(bytes)
+        defer { release(bytes) }
+        return try await body()
+    }
+
+    private func acquire(_ bytes: Int) async {
+        await withCheckedContinuation { continuation in
+            let now = state.withLock { state in
+                if state.waiting.isEmpty && (state.inUse + bytes <= self.bytes || state.inUse == 0) {
+                    state.inUse += bytes
+                    return true
+                }
+                state.waiting.append((bytes, continuation))
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    private func release(_ bytes: Int) {
+        let admitted = state.withLock { state in
+            state.inUse -= bytes
+            var admitted: [CheckedContinuation<Void, Never>] = []
+            while let next = state.waiting.first, state.inUse + next.bytes <= self.bytes || state.inUse == 0 {
+                state.waiting.removeFirst()
+                state.inUse += next.bytes
+                admitted.append(next.continuation)
+            }
+            return admitted
+        }
+        for continuation in admitted { continuation.resume() }
     }
 }

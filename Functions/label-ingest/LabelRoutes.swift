@@ -17,6 +17,8 @@ struct LabelRoutes: Sendable {
     let store: LabelStore
     let settings: LabelSettings
     let logger: Logger
+    /// The request bodies handled at once (`MAX_BODY_BYTES_IN_FLIGHT`).
+    let budget: BodyBudget
 
     private let applied = Counter(label: "cyclone_labels_applied_total")
     private let overwritten = Counter(label: "cyclone_labels_overwritten_total")
@@ -27,6 +29,7 @@ struct LabelRoutes: Sendable {
         self.store = store
         self.settings = settings
         self.logger = logger
+        budget = BodyBudget(bytes: settings.server.maxBodyBytesInFlight)
     }
 
     func register(on router: Router<BasicRequestContext>) {
@@ -34,19 +37,23 @@ struct LabelRoutes: Sendable {
     }
 
     func ingest(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        let labels: [LabelStore.Label]
         do {
-            labels = try await parse(request)
-        } catch {
+            return try await request.withJSONBody(limit: settings.server.maxBodyBytes, members: ["labels"],
+                                                  budget: budget) { json in
+                try await apply(try parse(json), context: context)
+            }
+        } catch let error as APIError where error.status.code < 500 {
             rejected.increment()
             throw error
         }
+    }
+
+    private func apply(_ labels: [LabelStore.Label], context: BasicRequestContext) async throws -> Response {
         let result: LabelStore.Result
         do {
             let store = self.store
             result = try await withTimeout(settings.databaseTimeout) { try await store.apply(labels) }
         } catch let misfit as LabelStore.Misfit {
-            rejected.increment()
             throw APIError(.badRequest, "\(misfit); no label of this request was applied (STRICT_LABELS=false accepts it)",
                            path: "labels[\(misfit.position)].label")
         } catch {
@@ -83,8 +90,7 @@ struct LabelRoutes: Sendable {
         return jsonResponse(writer.bytes)
     }
 
-    private func parse(_ request: Request) async throws -> [LabelStore.Label] {
-        let body = try await request.jsonBody(limit: settings.server.maxBodyBytes)
+    private func parse(_ body: JSONValue) throws -> [LabelStore.Label] {
         guard case .object(let top) = body else { throw APIError(.badRequest, "the body must be a JSON object {\"labels\": [...]}") }
         guard let list = top["labels"] else { throw APIError(.badRequest, "'labels' is required", path: "labels") }
         guard case .array(let items) = list else { throw APIError(.badRequest, "must be an array", path: "labels") }

@@ -18,6 +18,8 @@ struct PredictRoutes: Sendable {
     let live: LiveModel
     let writer: PredictionWriter
     let settings: PredictSettings
+    /// The request bodies handled at once (`MAX_BODY_BYTES_IN_FLIGHT`).
+    let budget: BodyBudget
 
     private static let storedHeader = HTTPField.Name("Cyclone-Stored")!
     private let rejected = Counter(label: "cyclone_rejected_requests_total")
@@ -29,6 +31,7 @@ struct PredictRoutes: Sendable {
         self.live = live
         self.writer = writer
         self.settings = settings
+        budget = BodyBudget(bytes: settings.server.maxBodyBytesInFlight)
     }
 
     func register(on router: Router<BasicRequestContext>) {
@@ -59,31 +62,35 @@ struct PredictRoutes: Sendable {
         let now = Date(), started = ContinuousClock.now
         let firstID = UUIDv7.make(at: now)
         let model = live.model(for: firstID)
-        let body: Body
         do {
-            body = try await decodeBody(request)
-        } catch {
+            // Only `instances` and `keys` are built (Vertex AI's `parameters` and the like are checked, not kept).
+            return try await request.withJSONBody(limit: settings.server.maxBodyBytes, members: ["instances", "keys"],
+                                                  budget: budget) { json in
+                try await predict(try Self.decodeBody(json), model: model, firstID: firstID, now: now, started: started)
+            }
+        } catch let error as APIError where error.status.code < 500 {
             refuse(model)
             throw error
         }
+    }
+
+    private func predict(_ body: Body, model: ServedModel, firstID: UUID, now: Date, started: ContinuousClock.Instant)
+        async throws -> Response
+    {
         guard !body.instances.isEmpty else {
-            refuse(model)
             throw APIError(.badRequest, "instances must hold at least one instance", path: "instances")
         }
         guard body.instances.count <= settings.maxInstances else {
-            refuse(model)
             throw APIError(.contentTooLarge,
                            "\(body.instances.count) instances is more than the \(settings.maxInstances) allowed per request (MAX_INSTANCES)",
                            path: "instances")
         }
         if let keys = body.keys {
             guard keys.count == body.instances.count else {
-                refuse(model)
                 throw APIError(.badRequest, "keys has \(keys.count) entries for \(body.instances.count) instances; give one per instance (null for none)", path: "keys")
             }
             for (index, key) in keys.enumerated() {
                 if let key, let problem = Storable.keyProblem(key) {
-                    refuse(model)
                     throw APIError(.badRequest, problem, path: "keys[\(index)]")
                 }
             }
@@ -100,7 +107,6 @@ struct PredictRoutes: Sendable {
             do {
                 x = try model.encoder.encode(instance, path: "instances[\(index)]", notes: &notes)
             } catch {
-                refuse(model)
                 throw APIError(.badRequest, error.description, path: error.path)
             }
             let output = artifact.predictor.predict(x)
@@ -147,8 +153,7 @@ struct PredictRoutes: Sendable {
     }
 
     /// Reads `{"instances": [...], "keys": [...]}`; other top-level members (Vertex AI's `parameters`) are ignored.
-    private func decodeBody(_ request: Request) async throws -> Body {
-        let json = try await request.jsonBody(limit: settings.server.maxBodyBytes)
+    private static func decodeBody(_ json: JSONValue) throws -> Body {
         guard case .object(let top) = json else {
             throw APIError(.badRequest, "the body must be a JSON object {\"instances\": [...]}, found \(json.typeName)")
         }

@@ -65,4 +65,33 @@ import Testing
         let value: JSONValue = ["text": "quote \" slash \\ tab \t ctrl \u{1} emoji 😀", "n": [1.5, -2, 1e-300, 123456789], "ok": true]
         #expect(try parse(value.jsonText) == value)
     }
+
+    /// Members a request does not use are checked as strictly as the others but not built: they stand as null.
+    @Test func unusedMembersAreCheckedNotBuilt() throws {
+        let text = #"{"keep": [1, {"a": "b"}], "skip": {"a": [1, "x\u00e9", true, null, {"deep": [[]]}]}, "pad": "\#(String(repeating: "p", count: 1000))"}"#
+        let value = try JSONParser.parse(Array(text.utf8).withUnsafeBufferPointer { $0 }, members: ["keep"])
+        #expect(value == ["keep": [1, ["a": "b"]], "skip": nil, "pad": nil])
+        // Not an object at the top: members mean nothing.
+        #expect(try JSONParser.parse(Array("[1]".utf8).withUnsafeBufferPointer { $0 }, members: ["keep"]) == [1])
+    }
+
+    /// Every malformed value is refused inside a skipped member too, with the same words.
+    @Test(arguments: ["", "{\"a\": 1,}", "[1, 2", "{\"a\" 1}", "[01]", "[1.]", "[1e999]", "[NaN]", "[tru]", "\"a\nb\"",
+                      "\"abc", "\"\\x\"", "\"\\ud83d\"", "'a'", "\"\u{7F}\u{1}\""])
+    func malformedUnusedMembersAreRefused(_ inner: String) throws {
+        let text = #"{"keep": 1, "skip": "# + inner + "}"
+        var expected = ""
+        do { _ = try parse(text) } catch { expected = "\(error)" }
+        #expect(!expected.isEmpty, "\(text) parsed")
+        let bytes = Array(text.utf8)
+        do {
+            _ = try bytes.withUnsafeBufferPointer { try JSONParser.parse($0, members: ["keep"]) }
+            Issue.record("\(text) parsed with the member skipped")
+        } catch {
+            #expect("\(error)" == expected)
+        }
+        let invalid: [UInt8] = Array(#"{"keep": 1, "skip": ""#.utf8) + [0xC3, 0x28] + Array(#""}"#.utf8)
+        #expect(throws: JSONParseError.self) { try invalid.withUnsafeBufferPointer { try JSONParser.parse($0, members: ["keep"]) } }
+    }
+
 }
