@@ -7,6 +7,8 @@ public enum InputError: Error, Equatable, CustomStringConvertible, Sendable {
     case wrongType(String, expected: Feature.Kind, found: String, path: String)
     case nonFinite(String, path: String)
     case unknownCategory(String, value: String, allowed: [String], path: String)
+    /// A required feature given as `null`.
+    case nullFeature(String, path: String)
     /// A string PostgreSQL cannot store (it holds the NUL character).
     case nulCharacter(String, path: String)
 
@@ -14,7 +16,7 @@ public enum InputError: Error, Equatable, CustomStringConvertible, Sendable {
         switch self {
         case .notAnObject(_, let path), .missingFeature(_, let path), .unknownFeature(_, _, let path),
             .wrongType(_, _, _, let path), .nonFinite(_, let path), .unknownCategory(_, _, _, let path),
-            .nulCharacter(_, let path):
+            .nulCharacter(_, let path), .nullFeature(_, let path):
             path
         }
     }
@@ -33,6 +35,8 @@ public enum InputError: Error, Equatable, CustomStringConvertible, Sendable {
             "\(path): feature '\(name)' must be a finite number of magnitude at most \(Storable.largestMagnitudeText)"
         case .unknownCategory(let name, let value, let allowed, let path):
             "\(path): '\(value)' is not a known category of '\(name)' (expected one of \(allowed.joined(separator: ", ")))"
+        case .nullFeature(let name, let path):
+            "\(path): required feature '\(name)' is null; it needs a value"
         case .nulCharacter(let name, let path):
             "\(path): feature '\(name)' holds the NUL character (\\u0000), which cannot be stored"
         }

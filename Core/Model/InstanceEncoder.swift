@@ -89,7 +89,7 @@ public struct InstanceEncoder: Sendable {
     ) throws(InputError) {
         let name = slot.feature.name
         if case .null = value {
-            if slot.feature.required { throw .missingFeature(name, path: "\(path()).\(name)") }
+            if slot.feature.required { throw .nullFeature(name, path: "\(path()).\(name)") }
             notes.imputed += 1
             return
         }

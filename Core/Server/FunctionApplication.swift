@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import Logging
 
@@ -22,6 +23,26 @@ public func functionRouter(project: String?, readiness: @escaping OperationalRou
 public func functionApplication(router: Router<BasicRequestContext>, port: Int, logger: Logger)
     -> Application<RouterResponder<BasicRequestContext>>
 {
-    Application(router: router, configuration: .init(address: .hostname("0.0.0.0", port: port), serverName: nil),
+    router.refuseOtherMethods()
+    return Application(router: router, configuration: .init(address: .hostname("0.0.0.0", port: port), serverName: nil),
                 logger: logger)
+}
+
+extension Router<BasicRequestContext> {
+    /// Answers 405 with `Allow` (RFC 9110) on every route's path for the methods it does not serve, instead of
+    /// Hummingbird's 404. Call once, after every route is added.
+    func refuseOtherMethods() {
+        var allowed: [String: Set<HTTPRequest.Method>] = [:]
+        for route in routes { allowed["\(route.path)", default: []].insert(route.method) }
+        let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete]
+        for (path, served) in allowed {
+            let allow = served.map(\.rawValue).sorted().joined(separator: ", ")
+            for method in methods where !served.contains(method) {
+                on(RouterPath(path), method: method) { request, _ -> Response in
+                    throw APIError(.methodNotAllowed, "\(request.method) is not served at \(path); use \(allow)",
+                                   headers: [.allow: allow])
+                }
+            }
+        }
+    }
 }

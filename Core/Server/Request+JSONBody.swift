@@ -1,4 +1,5 @@
 import CycloneModel
+import Foundation
 import Hummingbird
 import Synchronization
 
@@ -11,6 +12,7 @@ extension Request {
     public func jsonBody(limit: Int, setting: String = "MAX_BODY_BYTES", members: Set<String>? = nil) async throws
         -> JSONValue
     {
+        try checkJSONContentType()
         if let declared = headers[.contentLength].flatMap({ Int($0) }), declared > limit {
             throw APIError(.contentTooLarge, "the request body is \(declared) bytes, more than the \(limit) allowed (\(setting))")
         }
@@ -37,6 +39,7 @@ extension Request {
     public func withJSONBody<T>(limit: Int, setting: String = "MAX_BODY_BYTES", members: Set<String>? = nil,
                                 budget: BodyBudget, _ handle: (JSONValue) async throws -> T) async throws -> T
     {
+        try checkJSONContentType()
         if let declared = headers[.contentLength].flatMap({ Int($0) }), declared <= limit {
             return try await budget.withBudget(declared) {
                 try await handle(try await jsonBody(limit: limit, setting: setting, members: members))
@@ -63,6 +66,18 @@ extension Request {
                 throw APIError(.badRequest, "the body is not valid JSON: \(error)")
             }
             return try await handle(json)
+        }
+    }
+}
+
+extension Request {
+    /// Refuses (415) a body declared as anything but JSON (`application/json`, or a `+json` type); one without a
+    /// `Content-Type` is read as JSON.
+    func checkJSONContentType() throws {
+        guard let declared = headers[.contentType] else { return }
+        let type = declared.split(separator: ";")[0].trimmingCharacters(in: .whitespaces).lowercased()
+        guard type == "application/json" || type.hasSuffix("+json") else {
+            throw APIError(.unsupportedMediaType, "the body must be JSON (Content-Type: application/json), not \(declared)")
         }
     }
 }

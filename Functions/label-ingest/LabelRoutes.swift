@@ -34,6 +34,8 @@ struct LabelRoutes: Sendable {
 
     func register(on router: Router<BasicRequestContext>) {
         router.post("/labels") { request, context in try await ingest(request, context: context) }
+        let document = LabelOpenAPI.document(maxLabels: settings.maxLabels)
+        router.get("/openapi.json") { _, _ in jsonResponse(document) }
     }
 
     func ingest(_ request: Request, context: BasicRequestContext) async throws -> Response {

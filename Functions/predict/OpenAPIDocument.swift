@@ -3,20 +3,21 @@ import CycloneServer
 
 /// The OpenAPI 3.1 description of `predict`, with the request schema made from the model's features.
 enum OpenAPIDocument {
-    static func predict(_ artifact: ModelArtifact) -> String {
+    static func predict(_ artifact: ModelArtifact, maxInstances: Int) -> String {
         var properties: [String: JSONValue] = [:]
         for feature in artifact.features {
             var schema: [String: JSONValue]
             switch feature.kind {
             case .numeric:
-                schema = ["type": feature.required ? "number" : ["number", "null"]]
+                schema = ["type": feature.required ? "number" : ["number", "null"],
+                          "minimum": .number(-Storable.largestMagnitude), "maximum": .number(Storable.largestMagnitude)]
                 if let range = feature.range {
                     schema["description"] = .string("seen in training: \(range.min) to \(range.max)")
                 }
             case .boolean:
                 schema = ["type": feature.required ? "boolean" : ["boolean", "null"]]
             case .categorical:
-                schema = ["type": feature.required ? "string" : ["string", "null"]]
+                schema = ["type": feature.required ? "string" : ["string", "null"], "pattern": "^[^\\u0000]*$"]
                 if let categories = feature.categories {
                     schema["examples"] = .array(categories.map { .string($0) })
                     schema["description"] = .string("categories seen in training: \(categories.joined(separator: ", ")); others are served as unknown unless STRICT_CATEGORIES is set")
@@ -57,9 +58,12 @@ enum OpenAPIDocument {
                     "requestBody": ["required": true, "content": ["application/json": ["schema": [
                         "type": "object", "required": ["instances"],
                         "properties": [
-                            "instances": ["type": "array", "minItems": 1, "items": ["$ref": "#/components/schemas/Instance"]],
-                            "keys": ["type": "array", "items": ["type": ["string", "null"]],
-                                     "description": "optional caller ids, one per instance, to attach labels by"],
+                            "instances": ["type": "array", "minItems": 1, "maxItems": .number(Double(maxInstances)),
+                                          "items": ["$ref": "#/components/schemas/Instance"],
+                                          "description": .string("at most \(maxInstances) (MAX_INSTANCES)")],
+                            "keys": ["type": "array",
+                                     "items": ["type": ["string", "null"], "minLength": 1, "pattern": "^[^\\u0000]*$"],
+                                     "description": .string("optional caller ids, one per instance (as many as instances), to attach labels by: null for none, else a non-empty string of at most \(Storable.maxKeyBytes) bytes of UTF-8 without NUL")],
                         ],
                     ]]]],
                     "responses": [
@@ -74,9 +78,12 @@ enum OpenAPIDocument {
                             ]]],
                         ],
                         "400": errorResponse("The body or an instance is invalid; path names where."),
-                        "413": errorResponse("Too many instances or too large a body."),
+                        "413": errorResponse("Too many instances (MAX_INSTANCES) or too large a body (MAX_BODY_BYTES)."),
+                        "415": errorResponse("A Content-Type other than application/json."),
                     ],
                 ]],
+                "/model": ["get": ["summary": "What serves now: name, version and any canary",
+                                   "responses": ["200": ["description": "the serving model"]]]],
                 "/healthz": ["get": ["summary": "Liveness", "responses": ["200": ["description": "alive"]]]],
                 "/readyz": ["get": ["summary": "Readiness: model loaded, writer running",
                                     "responses": ["200": ["description": "ready"], "503": ["description": "not ready"]]]],

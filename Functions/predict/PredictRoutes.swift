@@ -36,7 +36,7 @@ struct PredictRoutes: Sendable {
 
     func register(on router: Router<BasicRequestContext>) {
         router.post("/predict") { request, context in try await predict(request, context: context) }
-        router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.predict(live.current.artifact)) }
+        router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.predict(live.current.artifact, maxInstances: settings.maxInstances)) }
         router.get("/model") { _, _ in jsonResponse(modelStatus()) }
     }
 

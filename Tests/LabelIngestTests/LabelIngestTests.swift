@@ -226,3 +226,19 @@ extension LabelIngestTests {
         }
     }
 }
+
+extension LabelIngestTests {
+    /// label-ingest describes itself, with the limits it enforces.
+    @Test func theAPIIsDescribed() async throws {
+        try await withLabelIngest(rows: []) { client, _ in
+            try await client.execute(uri: "/openapi.json", method: .get) { response in
+                #expect(response.status == .ok)
+                let document = try json(response.body)
+                #expect(document["openapi"] as? String == "3.1.0")
+                let paths = try #require(document["paths"] as? [String: Any])
+                #expect(paths["/labels"] != nil)
+                #expect(String(buffer: response.body).contains("MAX_LABELS"))
+            }
+        }
+    }
+}

@@ -453,3 +453,46 @@ extension ModelArtifact {
     }
     try await cluster.stop()
 }
+
+/// A wrong method is 405 naming what the path serves (not 404), and a body declared as anything but JSON is
+/// 415; both with the JSON error body.
+@Test func wrongMethodsAndContentTypesAreNamed() async throws {
+    try await withPredict { client, db in
+        for (uri, method, allow) in [("/predict", HTTPRequest.Method.get, "POST"), ("/model", .post, "GET"),
+                                     ("/healthz", .delete, "GET"), ("/openapi.json", .put, "GET")] {
+            try await client.execute(uri: uri, method: method) { response in
+                #expect(response.status == .methodNotAllowed, "\(method) \(uri)")
+                #expect(response.headers[.allow] == allow, "\(method) \(uri)")
+                let error = try json(response.body)["error"] as! [String: Any]
+                #expect(error["status"] as? Int == 405)
+            }
+        }
+        let instance = #"{"instances": [\#(TestModels.bikeInstance.jsonText)]}"#
+        for (type, status) in [("text/plain", 415), ("application/x-www-form-urlencoded", 415),
+                               ("application/json; charset=utf-8", 200), ("application/vnd.api+json", 200)] {
+            try await client.execute(uri: "/predict", method: .post, headers: [.contentType: type], body: body(instance)) { response in
+                #expect(response.status.code == status, "\(type)")
+                if status == 415 {
+                    let error = try json(response.body)["error"] as! [String: Any]
+                    #expect((error["message"] as? String)?.contains(type) == true)
+                }
+            }
+        }
+        #expect(try await db.predictions().count == 2)
+        // A null for a required feature says so, rather than that the feature is missing.
+        try await client.execute(uri: "/predict", method: .post,
+                                 body: body(#"{"instances": [{"temp": null, "humidity": 0.4, "wind": 2, "holiday": false, "season": "summer", "weather": "clear"}]}"#)) { response in
+            let error = try json(response.body)["error"] as! [String: Any]
+            #expect((error["message"] as? String)?.contains("is null") == true)
+        }
+    }
+    // A body over MAX_BODY_BYTES is 413 naming the setting.
+    try await withPredict(environment: ["MAX_BODY_BYTES": "1000"]) { client, _ in
+        let padding = String(repeating: "x", count: 2000)
+        try await client.execute(uri: "/predict", method: .post, body: body(#"{"instances": [], "pad": "\#(padding)"}"#)) { response in
+            #expect(response.status == .contentTooLarge)
+            let error = try json(response.body)["error"] as! [String: Any]
+            #expect((error["message"] as? String)?.contains("MAX_BODY_BYTES") == true)
+        }
+    }
+}
