@@ -212,7 +212,7 @@ public struct JSONParser {
             throw error("a control character inside a string must be escaped")
         }
         guard Self.isValidUTF8(UnsafeBufferPointer(rebasing: bytes[start..<end])) else {
-            index = start
+            index = end  // where `string` says so too
             throw error("a string is not valid UTF-8")
         }
         index = end + 1
