@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import CycloneModel
 import CycloneTraining
 
@@ -16,12 +17,24 @@ struct ColumnOptions: ParsableArguments {
     @Option(help: "gbdt: share of rows each tree sees.") var subsample: Double = 1.0
     @Option(help: "gbdt: newest share of the training rows kept to stop early on (0: every round).")
     var earlyStopping: Double = 0.1
-    @Option(parsing: .upToNextOption, help: "Columns to read as categorical.") var categorical: [String] = []
-    @Option(parsing: .upToNextOption, help: "Columns to read as numeric.") var numeric: [String] = []
-    @Option(parsing: .upToNextOption, help: "Columns to read as boolean.") var boolean: [String] = []
-    @Option(parsing: .upToNextOption, help: "Columns to leave out.") var ignore: [String] = []
-    @Option(parsing: .upToNextOption, help: "Features requests may omit even if training had no gaps.")
+    @Option(parsing: .upToNextOption, help: "Columns to read as categorical (several after one flag, or a,b).") var categorical: [String] = []
+    @Option(parsing: .upToNextOption, help: "Columns to read as numeric (several, or a,b).") var numeric: [String] = []
+    @Option(parsing: .upToNextOption, help: "Columns to read as boolean (several, or a,b).") var boolean: [String] = []
+    @Option(parsing: .upToNextOption, help: "Columns to leave out (several, or a,b).") var ignore: [String] = []
+    @Option(parsing: .upToNextOption, help: "Features requests may omit even if training had no gaps (several, or a,b).")
     var optional: [String] = []
+
+    /// `--categorical a,b` is `--categorical a b`.
+    mutating func validate() throws {
+        func split(_ names: [String]) -> [String] {
+            names.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+        }
+        categorical = split(categorical)
+        numeric = split(numeric)
+        boolean = split(boolean)
+        ignore = split(ignore)
+        optional = split(optional)
+    }
 
     /// Every column these options name.
     var named: [String] { categorical + numeric + boolean + ignore + optional }

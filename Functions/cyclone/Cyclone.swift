@@ -7,8 +7,22 @@ struct Cyclone: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cyclone",
         abstract: "Operate Cyclone: train and register models, evaluate them, migrate and maintain the evaluation store.",
+        version: "cyclone \(Cyclone.version)",
         subcommands: [Demo.self, Train.self, Import.self, Score.self, Profile.self, ImageCommand.self, Migrate.self, PartitionsCommand.self, Register.self,
                       EvaluateCommand.self])
+
+    /// Runs the command line; a first word that is neither an option nor a subcommand is named as such.
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let names = configuration.subcommands.map { $0._commandName }
+        if let first = arguments.first, !first.hasPrefix("-"), first != "help", !names.contains(first) {
+            fail("'\(first)' is not a subcommand (one of: \(names.joined(separator: ", ")); cyclone --help says more)")
+        }
+        await main(arguments)
+    }
+
+    /// This build's version, as `--version` prints it.
+    static let version = "0.16.0"
 
     /// Prints `cyclone: MESSAGE` to stderr and exits 1: every failure is one readable line.
     static func fail(_ message: String) -> Never {
@@ -24,6 +38,25 @@ struct Cyclone: AsyncParsableCommand {
     /// Metrics as `name value, name value`, by name, each value to `digits` significant digits.
     static func metricsText(_ metrics: [String: Double], digits: Int = 4) -> String {
         metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.\(digits)g", $0.value))" }.joined(separator: ", ")
+    }
+
+    /// Fails with one line unless a file can be written at `path` (its folder exists and is writable): checked
+    /// before work whose result would go there.
+    static func checkWritable(_ path: String) {
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+            fail("cannot write \(path): the folder \(folder) does not exist")
+        }
+        guard FileManager.default.isWritableFile(atPath: folder) else { fail("cannot write \(path): \(folder) is not writable") }
+    }
+
+    /// Writes `artifact` to `path`, or fails with one line naming it.
+    static func write(_ artifact: ModelArtifact, to path: String) {
+        checkWritable(path)
+        do { try artifact.write(to: URL(fileURLWithPath: path)) } catch {
+            fail("cannot write \(path): \((error as NSError).localizedDescription)")
+        }
     }
 
     /// The CSV file at `path`, or a failure naming the file.

@@ -22,7 +22,11 @@ struct DatabaseOptions: ParsableArguments {
         logger.logLevel = .warning
         let client = PostgresClient(configuration: configuration(), backgroundLogger: logger)
         do {
-            return try await DatabaseRunner(client).whileRunning { client in try await body(client, logger) }
+            return try await DatabaseRunner(client).whileRunning { client in
+                // Unreachable is said in seconds, not after the pool's minute of retries.
+                try await client.ping(within: .seconds(10), logger: logger)
+                return try await body(client, logger)
+            }
         } catch {
             Cyclone.fail(Self.describe(error))
         }
@@ -30,11 +34,12 @@ struct DatabaseOptions: ParsableArguments {
 
     /// One line for a database error: the server's message when there is one.
     static func describe(_ error: any Error) -> String {
-        if let error = error as? PSQLError {
-            if let message = error.serverInfo?[.message] { return "PostgreSQL: \(message)" }
-            return "cannot reach PostgreSQL (\(error.code))"
+        switch StoreProblem(error) {
+        case .unavailable:
+            return "cannot reach PostgreSQL (\(error is TimeoutError ? "no answer within 10 s" : "\(error)"); is DATABASE_URL right and the server up?)"
+        case .notMigrated: return StoreProblem(error).explanation
+        case .refused(let message): return error is PSQLError ? "PostgreSQL: \(message)" : "\(error)"
         }
-        return "\(error)"
     }
 }
 

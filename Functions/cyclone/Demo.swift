@@ -14,17 +14,17 @@ struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the whole loop on this machine over a drifting stream, and compare it with two baselines.",
         discussion: """
-            Without --data it replays a year of synthetic hourly bike-rental demand (seeded: the same every time)
+            Without --data it replays a year of synthetic hourly bike-rental demand (seeded: the same every time) \
             whose pattern changes twice. With --data, --target and --time it backtests your own CSV instead.
 
-            The first model is trained on the first month (--train-months). predict, label-ingest and evaluate
-            run as child processes on free ports against DATABASE_URL, with the retrain executable as the
-            evaluator's RETRAIN_COMMAND and a model folder of the demo's own. The rest of the stream is sent to
-            predict in time order, each label arrives --label-delay later, and evaluate runs every
-            --evaluate-every of stream time. Stream time waits for the loop: a started retrain finishes, and a
+            The first model is trained on the first month (--train-months). predict, label-ingest and evaluate \
+            run as child processes on free ports against DATABASE_URL, with the retrain executable as the \
+            evaluator's RETRAIN_COMMAND and a model folder of the demo's own. The rest of the stream is sent to \
+            predict in time order, each label arrives --label-delay later, and evaluate runs every \
+            --evaluate-every of stream time. Stream time waits for the loop: a started retrain finishes, and a \
             new model serves, before the next rows are sent.
 
-            It prints a line a week and one per event of the loop, then the metric per month for the first
+            It prints a line a week and one per event of the loop, then the metric per month for the first \
             model left alone, for the loop, and for a retrain at the start of every month.
             """)
 
@@ -63,6 +63,10 @@ struct Demo: AsyncParsableCommand {
     var serve: Bool?
 
     func run() async throws {
+        // The database first: a missing or unreachable one is said before minutes of training, not after.
+        if export == nil {
+            await database.withClient { client, logger in _ = try await client.query("SELECT 1", logger: logger) }
+        }
         let setup: DemoSetup
         do { setup = try prepare() } catch let exported as DemoExported {
             print("wrote \(exported.rows) rows of the stream to \(exported.path)")

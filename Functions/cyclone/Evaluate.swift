@@ -13,8 +13,8 @@ struct EvaluateCommand: AsyncParsableCommand {
         commandName: "evaluate",
         abstract: "Run one evaluation cycle, as the evaluate function does on a schedule, and print its report.",
         discussion: """
-            Reads the same environment variables as the evaluate function (PERFORMANCE_WINDOW_ROWS, DRIFT_WINDOW,
-            RETRAIN_METRIC, RETRAIN_THRESHOLD, MIN_LABELS, RETRAIN_COOLDOWN, RETRAIN_ON_DRIFT, RETRAIN_COMMAND,
+            Reads the same environment variables as the evaluate function (PERFORMANCE_WINDOW_ROWS, DRIFT_WINDOW, \
+            RETRAIN_METRIC, RETRAIN_THRESHOLD, MIN_LABELS, RETRAIN_COOLDOWN, RETRAIN_ON_DRIFT, RETRAIN_COMMAND, \
             ALERT_WEBHOOK_URL…): it writes metric, drift and event rows and may start a retrain.
             """)
 

@@ -80,7 +80,7 @@ struct Import: ParsableCommand {
             artifact.training?.holdoutMetrics = metrics
             artifact.training?.holdoutRows = table.rowCount
         }
-        do { try artifact.write(to: URL(fileURLWithPath: out)) } catch { Cyclone.fail("cannot write \(out): \(error)") }
+        Cyclone.write(artifact, to: out)
         let source = trees.library == .xgboost ? "XGBoost" : "LightGBM"
         print("imported \(source) \(trees.objective): \(trees.ensemble.treeCount) trees, \(artifact.task.rawValue), features "
             + artifact.features.map { "\($0.name):\($0.kind.rawValue)" }.joined(separator: " "))

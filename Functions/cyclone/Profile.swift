@@ -20,7 +20,7 @@ struct Profile: ParsableCommand {
             let table = try FeatureTable(csv: csv, columns: artifact.features.map(\.name), kinds: kinds)
             var profiled = artifact
             profiled.profile = artifact.profile(of: table)
-            try profiled.write(to: URL(fileURLWithPath: out ?? model))
+            Cyclone.write(profiled, to: out ?? model)
             print("profiled \(artifact.name)@\(artifact.version) on \(table.rowCount) rows; wrote \(out ?? model)")
         } catch {
             Cyclone.fail("\(error)")

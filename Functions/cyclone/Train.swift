@@ -7,8 +7,8 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fit a model to a CSV file and write its artifact.",
         discussion: """
-            Column types are inferred: numbers are numeric, true/false boolean, anything else categorical; an
-            empty cell is missing. Override with --numeric, --categorical, --boolean. Every column but the target
+            Column types are inferred: numbers are numeric, true/false boolean, anything else categorical; an \
+            empty cell is missing. Override with --numeric, --categorical, --boolean. Every column but the target \
             and those named by --ignore is a feature.
             """)
 
@@ -31,6 +31,7 @@ struct Train: ParsableCommand {
         guard let family = Family(rawValue: family) else {
             Cyclone.fail("--family must be one of \(Family.allCases.map(\.rawValue).joined(separator: ", ")), not '\(self.family)'")
         }
+        Cyclone.checkWritable(out)  // before the training it would lose
         let csv = Cyclone.csv(at: data)
         guard csv.header.contains(target) else {
             Cyclone.fail("--target '\(target)' is not a column of \(data) (columns: \(csv.header.joined(separator: ", ")))")
@@ -53,7 +54,7 @@ struct Train: ParsableCommand {
             let started = ContinuousClock.now
             let model = try Trainer(options: options).train(name: name, version: version, features: table, target: labels)
             let allSeconds = (ContinuousClock.now - started).seconds
-            try model.write(to: URL(fileURLWithPath: out))
+            Cyclone.write(model, to: out)
             let kindsText = model.features.map { "\($0.name):\($0.kind.rawValue)" }.joined(separator: " ")
             print("trained \(model.name)@\(model.version) (\(family.rawValue), \(model.task.rawValue)) on \(model.training?.rows ?? 0) rows; features \(kindsText)")
             if let metrics = model.training?.holdoutMetrics, !metrics.isEmpty {

@@ -63,6 +63,10 @@ import Testing
         (["train", "--data", "LINEAR", "--target", "count", "--family", "gbdt", "--num-leaves", "1", "--out", "/tmp/x.json"],
          "--num-leaves must be at least 2, not 1"),
         (["score", "--model", "/nonexistent.json", "--data", "LINEAR"], "/nonexistent.json: cannot read model file"),
+        (["train", "--data", "LINEAR", "--target", "count", "--family", "ridge", "--out", "/nonexistent/m.json"],
+         "cannot write /nonexistent/m.json: the folder /nonexistent does not exist"),
+        (["frobnicate"], "'frobnicate' is not a subcommand (one of: demo, train"),
+        (["demo", "--fast", "--database-url", "postgres://u@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"], "cannot reach PostgreSQL"),
     ])
     func failuresAreOneReadableLine(_ arguments: [String], _ expected: String) async throws {
         let data = Fixture.url("linear/ridge_mixed-train.csv").path
@@ -143,4 +147,19 @@ import Testing
             #expect(bad.output.contains("cyclone: RETRAIN_THRESHOLD 'fast' is not a number (absolute) or a factor"), "\(bad.output)")
         }
     }
+
+    /// `--version` answers; list options take commas as well as repeats.
+    @Test func versionAndCommaLists() async throws {
+        let (status, output) = try await cyclone(["--version"])
+        #expect(status == 0 && output.hasPrefix("cyclone "), "\(output)")
+        let out = temporary("model.json")
+        let (trained, text) = try await cyclone([
+            "train", "--data", Fixture.url("linear/ridge_mixed-train.csv").path, "--target", "count", "--family", "ridge",
+            "--categorical", "season,weather", "--boolean", "holiday", "--out", out,
+        ])
+        #expect(trained == 0, "\(text)")
+        let model = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: out))
+        #expect(model.features.filter { $0.kind == .categorical }.map(\.name).sorted() == ["season", "weather"])
+    }
+
 }
