@@ -153,11 +153,10 @@ class Harness:
         path = f"{self.work}/ids.txt"
         with open(path, "w") as f:
             f.write("\n".join(ids))
-        out = subprocess.run(["psql", "-tA", self.url, "-c",
-                              "CREATE TEMP TABLE want(id uuid); "
-                              f"\\copy want FROM '{path}'\n"
-                              "SELECT p.id FROM prediction p JOIN want USING (id)"],
-                             check=True, capture_output=True, text=True).stdout
+        script = (f"CREATE TEMP TABLE want(id uuid);\n\\copy want FROM '{path}'\n"
+                  "SELECT p.id FROM prediction p JOIN want USING (id);\n")
+        out = subprocess.run(["psql", "-qtA", "-v", "ON_ERROR_STOP=1", self.url], input=script, check=True,
+                             capture_output=True, text=True).stdout
         return {line.strip() for line in out.splitlines() if re.fullmatch(r"[0-9a-f-]{36}", line.strip())}
 
     def check(self, name, ok, line):

@@ -116,10 +116,11 @@ public struct TestDatabaseError: Error, CustomStringConvertible {
 }
 
 extension Logger {
-    /// A quiet logger for tests (warnings and worse).
+    /// A quiet logger for tests: the faults they cause on purpose log warnings and errors by the hundred, which
+    /// would bury a failure. `CYCLONE_TEST_LOG=warning` (or another level) shows them.
     public static var test: Logger {
         var logger = Logger(label: "test")
-        logger.logLevel = .warning
+        logger.logLevel = ProcessInfo.processInfo.environment["CYCLONE_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         return logger
     }
 }
