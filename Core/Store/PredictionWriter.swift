@@ -14,7 +14,7 @@ import Synchronization
 /// `append` returns how far the rows got:
 /// - `.committed`: in PostgreSQL (durable mode waits for this);
 /// - `.buffered`: accepted and held in memory, to be written when the database answers (async mode always;
-///   durable mode when the database failed or `durableTimeout` passed);
+///   durable mode when the database failed or `durableTimeout` passed, and at once while the last write failed);
 /// - `.dropped`: the buffer stayed full for `durableTimeout`; the rows were logged at error level and counted,
 ///   never silently lost.
 ///
@@ -145,7 +145,9 @@ public final class PredictionWriter: Service, Sendable {
                     return (nil, nil)
                 }
                 let ticket = enqueue(rows, into: &state)
-                if waitForCommit {
+                // While the last write failed, a durable append cannot commit before its timeout: it is answered
+                // `.buffered` at once rather than holding every request for `durableTimeout` during an outage.
+                if waitForCommit && state.healthy {
                     state.waiters[ticket] = Waiter(deadline: deadline, continuation: continuation)
                     return (nil, state.idleFlushers.popLast())
                 }
@@ -174,7 +176,7 @@ public final class PredictionWriter: Service, Sendable {
         {
             state.spaceWaiters.removeFirst()
             let ticket = enqueue(next.rows, into: &state)
-            if next.durable {
+            if next.durable && state.healthy {
                 state.waiters[ticket] = Waiter(deadline: next.deadline, continuation: next.continuation)
             } else {
                 admitted.append(next.continuation)

@@ -38,7 +38,7 @@ import Testing
     static let badInstances: [(JSONValue, InputError)] = [
         (JSONValue.string("x"), InputError.notAnObject(found: "string", path: "instances[2]")),
         (["season": "spring"], .missingFeature("temp", path: "instances[2]")),
-        (["temp": nil, "season": "spring"], .missingFeature("temp", path: "instances[2].temp")),
+        (["temp": nil, "season": "spring"], .nullFeature("temp", path: "instances[2].temp")),
         (["temp": "hot", "season": "spring"], .wrongType("temp", expected: .numeric, found: "string", path: "instances[2].temp")),
         (["temp": 1, "season": true], .wrongType("season", expected: .categorical, found: "boolean", path: "instances[2].season")),
         (["temp": 1, "season": "spring", "holiday": "yes"], .wrongType("holiday", expected: .boolean, found: "string", path: "instances[2].holiday")),
