@@ -95,7 +95,7 @@ extension Evaluator {
             }
         } catch {
             decision.action = .failed
-            decision.reason += "; the platform failed: \(error)"
+            decision.reason += "; not carried out: \(error)"
             logger.error("canary decision not carried out", metadata: ["model": "\(name)", "error": "\(error)"])
         }
         return decision

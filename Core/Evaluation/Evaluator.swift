@@ -144,6 +144,7 @@ public struct Evaluator: Sendable {
                                          eventID: eventID, settings: settings.trainingWindow)
             do {
                 let execution = try await platform.startRetrain(request)
+                if let exitStatus = execution.exitStatus { watch(exitStatus, of: request) }
                 try await store.event(.retrainStarted, name: artifact.name, version: artifact.version, detail: .object([
                     "request": .number(Double(eventID)), "execution": .string(execution.id),
                     "detail": .string(execution.detail),
@@ -152,7 +153,6 @@ public struct Evaluator: Sendable {
                     "model": "\(artifact.name)", "version": "\(artifact.version)", "execution": "\(execution.id)",
                     "reason": "\(reason)",
                 ])
-                if let exitStatus = execution.exitStatus { watch(exitStatus, of: request) }
                 return .init(kind: .retrainStarted, detail: execution.detail, eventID: eventID, execution: execution.id)
             } catch {
                 let message = String(describing: error)
@@ -172,7 +172,7 @@ public struct Evaluator: Sendable {
         let (store, alerts, logger) = (store, alerts, logger)
         Task.detached {
             let status = await exitStatus()
-            guard status != 0 else { return }
+            guard status > 0 else { return }  // 0: it recorded its end; -1: reaped elsewhere, nothing known
             let reason = status > 128 ? "the retrain process was killed by signal \(status - 128)"
                                       : "the retrain process exited with status \(status)"
             do {

@@ -12,16 +12,36 @@ extension Request {
     public func jsonBody(limit: Int, setting: String = "MAX_BODY_BYTES", members: Set<String>? = nil) async throws
         -> JSONValue
     {
+        try Self.parseJSON(try await collectJSONBody(limit: limit, setting: setting), members: members)
+    }
+
+    /// Runs `handle` with the body parsed as `jsonBody` does, holding its size in `budget` from when it has
+    /// been read until `handle` returns: the reading is bounded by `limit`, the building (several times the
+    /// body's size) by the budget, and a slow upload holds no budget while it arrives.
+    public func withJSONBody<T>(limit: Int, setting: String = "MAX_BODY_BYTES", members: Set<String>? = nil,
+                                budget: BodyBudget, _ handle: (JSONValue) async throws -> T) async throws -> T
+    {
+        let buffer = try await collectJSONBody(limit: limit, setting: setting)
+        return try await budget.withBudget(buffer.readableBytes) {
+            try await handle(try Self.parseJSON(buffer, members: members))
+        }
+    }
+
+    /// The body's bytes, up to `limit`: 415 unless it is JSON, 413 (naming `setting`) when it is larger, before
+    /// anything is read when its declared length says so.
+    func collectJSONBody(limit: Int, setting: String) async throws -> ByteBuffer {
         try checkJSONContentType()
         if let declared = headers[.contentLength].flatMap({ Int($0) }), declared > limit {
             throw APIError(.contentTooLarge, "the request body is \(declared) bytes, more than the \(limit) allowed (\(setting))")
         }
-        let buffer: ByteBuffer
         do {
-            buffer = try await body.collect(upTo: limit)
+            return try await body.collect(upTo: limit)
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw APIError(.contentTooLarge, "the request body is larger than the \(limit) bytes allowed (\(setting))")
         }
+    }
+
+    static func parseJSON(_ buffer: ByteBuffer, members: Set<String>?) throws -> JSONValue {
         do {
             return try buffer.withUnsafeReadableBytes { raw throws(JSONParseError) in
                 try JSONParser.parse(raw.bindMemory(to: UInt8.self), members: members)
@@ -30,53 +50,14 @@ extension Request {
             throw APIError(.badRequest, "the body is not valid JSON: \(error)")
         }
     }
-}
 
-extension Request {
-    /// Runs `handle` with the body parsed as `jsonBody` does, holding its size in `budget` from before it is
-    /// read (its declared length) or, without a declared length, from when it has been read, until `handle`
-    /// returns.
-    public func withJSONBody<T>(limit: Int, setting: String = "MAX_BODY_BYTES", members: Set<String>? = nil,
-                                budget: BodyBudget, _ handle: (JSONValue) async throws -> T) async throws -> T
-    {
-        try checkJSONContentType()
-        if let declared = headers[.contentLength].flatMap({ Int($0) }), declared <= limit {
-            return try await budget.withBudget(declared) {
-                try await handle(try await jsonBody(limit: limit, setting: setting, members: members))
-            }
-        }
-        // Undeclared (chunked): read first, then wait for room to build it.
-        let buffer: ByteBuffer
-        if headers[.contentLength] == nil {
-            do {
-                buffer = try await body.collect(upTo: limit)
-            } catch let error as HTTPError where error.status == .contentTooLarge {
-                throw APIError(.contentTooLarge, "the request body is larger than the \(limit) bytes allowed (\(setting))")
-            }
-        } else {
-            return try await handle(try await jsonBody(limit: limit, setting: setting, members: members))  // 413s
-        }
-        return try await budget.withBudget(buffer.readableBytes) {
-            let json: JSONValue
-            do {
-                json = try buffer.withUnsafeReadableBytes { raw throws(JSONParseError) in
-                    try JSONParser.parse(raw.bindMemory(to: UInt8.self), members: members)
-                }
-            } catch {
-                throw APIError(.badRequest, "the body is not valid JSON: \(error)")
-            }
-            return try await handle(json)
-        }
-    }
-}
-
-extension Request {
     /// Refuses (415) a body declared as anything but JSON (`application/json`, or a `+json` type); one without a
-    /// `Content-Type` is read as JSON.
+    /// `Content-Type`, or with an empty one, is read as JSON.
     func checkJSONContentType() throws {
         guard let declared = headers[.contentType] else { return }
-        let type = declared.split(separator: ";")[0].trimmingCharacters(in: .whitespaces).lowercased()
-        guard type == "application/json" || type.hasSuffix("+json") else {
+        let type = (declared.split(separator: ";", omittingEmptySubsequences: false).first ?? "")
+            .trimmingCharacters(in: .whitespaces).lowercased()
+        guard type.isEmpty || type == "application/json" || type.hasSuffix("+json") else {
             throw APIError(.unsupportedMediaType, "the body must be JSON (Content-Type: application/json), not \(declared)")
         }
     }

@@ -15,8 +15,8 @@ import Synchronization
 /// - `.committed`: in PostgreSQL (durable mode waits for this);
 /// - `.buffered`: accepted and held in memory, to be written when the database answers (async mode always;
 ///   durable mode when the database failed or `durableTimeout` passed, and at once while the last write failed);
-/// - `.dropped`: the buffer stayed full for `durableTimeout`; the rows were logged at error level and counted,
-///   never silently lost.
+/// - `.dropped`: the buffer stayed full for `durableTimeout`, or PostgreSQL refused one of the request's rows
+///   as data (the others were stored); the rows were logged at error level and counted, never silently lost.
 ///
 /// A full buffer applies backpressure: an append waits for room (up to `durableTimeout`) instead of failing at
 /// once, so a burst above what PostgreSQL can take slows answers down rather than losing rows.
@@ -218,7 +218,8 @@ public final class PredictionWriter: Service, Sendable {
             let deadline = self.clock.now.advanced(by: self.configuration.shutdownFlushTimeout)
             let sleepers = self.state.withLock { state in
                 state.shuttingDown = true
-                state.shutdownDeadline = deadline
+                // Cancellation after a graceful shutdown calls this again: the first deadline stands.
+                if state.shutdownDeadline == nil { state.shutdownDeadline = deadline }
                 defer { state.idleFlushers.removeAll() }
                 return state.idleFlushers
             }
@@ -293,21 +294,29 @@ public final class PredictionWriter: Service, Sendable {
                 let partial = error as? PartialWrite
                 let remaining = partial?.remaining ?? rows
                 let rejectedLeft = partial?.rejected ?? rejected
-                if let partial { record(refused: partial.refused) }
-                let stored = rows.count - remaining.count - (partial?.refused.count ?? 0)
-                let shuttingDown = state.withLock { state in
+                let refused = partial?.refused ?? []
+                record(refused: refused)
+                let stored = rows.count - remaining.count - refused.count
+                if stored > 0 { rowsWritten.increment(by: stored) }
+                let (shuttingDown, admitted) = state.withLock { state in
                     state.inFlight -= 1
                     state.healthy = false
                     state.statistics.failedWrites += 1
                     state.statistics.rowsWritten += stored
-                    state.statistics.refusedRows += partial?.refused.count ?? 0
+                    state.statistics.refusedRows += refused.count
                     state.bufferedRows -= rows.count - remaining.count
                     bufferedGauge.record(state.bufferedRows)
                     // Put what is left in front, whole, to be retried as it was.
                     state.queue.prepend(Pending(ticket: batch[0].ticket, rows: remaining, retryRejected: rejectedLeft))
-                    return state.shuttingDown
+                    return (state.shuttingDown, admitWaiting(&state))
                 }
-                resumeWaiters(batch.map(\.ticket), with: .buffered)
+                let refusedIDs = Set(refused.map(\.row.id))
+                let cut = batch.filter { $0.rows.contains { refusedIDs.contains($0.id) } }.map(\.ticket)
+                resumeWaiters(cut, with: .dropped)
+                resumeWaiters(batch.map(\.ticket).filter { !cut.contains($0) }, with: .buffered)
+                for continuation in admitted { continuation.resume(returning: .buffered) }
+                // Cancelled (shutdown escalated): no statement can run any more; what is left is logged by run().
+                if Task.isCancelled { return }
                 let failure = partial?.error ?? error
                 let problem = StoreProblem(failure)
                 logger.warning("storing predictions failed; will retry", metadata: [
@@ -368,9 +377,20 @@ public final class PredictionWriter: Service, Sendable {
                                    rejected: rejected, refused: refused)
             }
         }
+        // Every row of a batch refused is the statement's fault (a schema the code does not match), not the
+        // rows': keep them and retry, rather than drop a whole batch.
+        if refused.count == rows.count, rows.count > 1, let first = refused.first {
+            throw StatementRefused(reason: first.reason)
+        }
         // Every row was refused: the refusals the batch carried go on without them.
         if !rejected.isEmpty { state.withLock { $0.rejected.merge(rejected, uniquingKeysWith: +) } }
         return refused
+    }
+
+    /// PostgreSQL refused every row of a batch alike.
+    private struct StatementRefused: Error, CustomStringConvertible {
+        var reason: String
+        var description: String { "every row of the batch was \(reason)" }
     }
 
     /// Whether PostgreSQL refused a statement for what it held rather than for being unavailable.

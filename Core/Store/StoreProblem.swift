@@ -8,6 +8,8 @@ public enum StoreProblem: Equatable, Sendable {
     case unavailable
     case notMigrated(String)
     case refused(String)
+    /// Not PostgreSQL's doing (a decoding error, a platform's failure).
+    case other(String)
 
     public init(_ error: any Error) {
         if error is TimeoutError || error is CancellationError {
@@ -16,7 +18,7 @@ public enum StoreProblem: Equatable, Sendable {
         }
         guard let error = error as? PSQLError else {
             // The pool's own errors (its circuit breaker, a shut pool) are not public types.
-            self = String(reflecting: type(of: error)).contains("ConnectionPoolError") ? .unavailable : .refused("\(error)")
+            self = String(reflecting: type(of: error)).contains("ConnectionPoolError") ? .unavailable : .other("\(error)")
             return
         }
         guard let state = error.serverInfo?[.sqlState] else {
@@ -39,6 +41,7 @@ public enum StoreProblem: Equatable, Sendable {
         case .unavailable: "PostgreSQL is unavailable"
         case .notMigrated(let message): "the database is not migrated (\(message)): run `cyclone migrate` (or the migrate job)"
         case .refused(let message): "PostgreSQL refused the statement: \(message)"
+        case .other(let message): message
         }
     }
 }

@@ -71,7 +71,8 @@ public final class FirstOutcome<T: Sendable>: Sendable {
     func wait(_ continuation: CheckedContinuation<T, any Error>) {
         let ready: Result<T, any Error>? = state.withLock { state in
             switch state {
-            case .pending:
+            case .pending(let waiting):
+                precondition(waiting == nil, "waited twice for one outcome")
                 state = .pending(continuation)
                 return nil
             case .finished(let result):

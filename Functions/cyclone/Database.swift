@@ -38,7 +38,8 @@ struct DatabaseOptions: ParsableArguments {
         case .unavailable:
             return "cannot reach PostgreSQL (\(error is TimeoutError ? "no answer within 10 s" : "\(error)"); is DATABASE_URL right and the server up?)"
         case .notMigrated: return StoreProblem(error).explanation
-        case .refused(let message): return error is PSQLError ? "PostgreSQL: \(message)" : "\(error)"
+        case .refused(let message): return "PostgreSQL: \(message)"
+        case .other(let message): return message
         }
     }
 }

@@ -62,8 +62,17 @@ struct LabelRoutes: Sendable {
             context.logger.error("applying labels failed", metadata: [
                 "labels": "\(labels.count)", "error": "\(String(reflecting: error))",
             ])
-            throw APIError(.serviceUnavailable, "the evaluation store is unavailable; no label was applied, retry later",
-                           headers: [.retryAfter: "5"])
+            switch StoreProblem(error) {
+            case .unavailable where error is TimeoutError:
+                // The statement may still commit after the deadline; applying the batch again is harmless.
+                throw APIError(.serviceUnavailable, "the evaluation store did not answer in time; the labels may not have been applied, retry later (retrying is harmless)",
+                               headers: [.retryAfter: "5"])
+            case .unavailable:
+                throw APIError(.serviceUnavailable, "the evaluation store is unavailable; no label was applied, retry later",
+                               headers: [.retryAfter: "5"])
+            case let problem:
+                throw APIError(.internalServerError, "no label was applied: \(problem.explanation)")
+            }
         }
         applied.increment(by: result.applied)
         overwritten.increment(by: result.overwritten)

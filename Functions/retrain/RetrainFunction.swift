@@ -14,7 +14,7 @@ import Glibc
 
 /// The retrain job: runs once and exits 0 with one line saying what it registered, or non-zero with one line
 /// saying why not (Cloud Run marks the task failed). SIGTERM cancels it between stages and exits 143 within
-/// about 3 s, with `retrain_failed` recorded.
+/// about 6 s, with `retrain_failed` recorded.
 @main
 struct RetrainFunction {
     static func main() async {
@@ -30,8 +30,9 @@ struct RetrainFunction {
         let pool = Task { await runner.run() }
         await runner.running()
         // The job's result, or SIGTERM's: Cloud Run sends it on cancellation and task timeout, then SIGKILL
-        // 10 s later. The job is cancelled (honoured between stages) and given 3 s; a stage that ignores
-        // cancellation (training, a driver call) is left behind, so the failure is recorded in time.
+        // 10 s later. The job is cancelled (honoured between stages; a registered candidate's deployment and
+        // record go on) and given 6 s; a stage that ignores cancellation (training, a driver call) is left
+        // behind, so the failure is recorded in time.
         let outcome = FirstOutcome<RetrainJob.Report>()
         let terminated = Atomic(false)
         let job = Task {
@@ -42,7 +43,7 @@ struct RetrainFunction {
             for await _ in sigterm {
                 terminated.store(true, ordering: .relaxed)
                 job.cancel()
-                try? await Task.sleep(for: .seconds(3))
+                try? await Task.sleep(for: .seconds(6))
                 outcome.finish(.failure(CancellationError()))
                 return
             }

@@ -67,53 +67,56 @@ struct RetrainJob: Sendable {
         let trained = clock.now
         try Task.checkCancellation()
 
-        // From here on nothing checks for cancellation: a registered candidate is reported and, if accepted,
-        // deployed, rather than left half-way.
-        let candidate = try await registry.registerRetrained(
-            outcome.candidate, status: outcome.accepted ? .candidate : .rejected, window: (start, end),
-            metric: outcome.metric.rawValue, candidateMetrics: outcome.candidateMetrics,
-            liveMetrics: outcome.liveMetrics, comparedRows: outcome.comparedRows, reason: outcome.reason)
-        let version = candidate.version
-        var report = Report(version: version, accepted: outcome.accepted, reason: outcome.reason,
-                            rows: outcome.trainingRows, readSeconds: (read - started).seconds,
-                            trainSeconds: (trained - read).seconds, registerSeconds: (clock.now - trained).seconds)
-        try await EvaluationStore(client: client, logger: logger).event(
-            .retrainFinished, name: live.name, version: version,
-            detail: .object([
-                "parent": .string(live.version), "status": .string(outcome.accepted ? "candidate" : "rejected"),
-                "reason": .string(outcome.reason), "metric": .string(outcome.metric.rawValue),
-                "candidate": .object(outcome.candidateMetrics.mapValues { .number($0) }),
-                "live": .object(outcome.liveMetrics.mapValues { .number($0) }),
-                "training_rows": .number(Double(outcome.trainingRows)),
-                "compared_rows": .number(Double(outcome.comparedRows)),
-                "request_event": settings.eventID.map { .number(Double($0)) } ?? .null,
-            ]))
-        guard outcome.accepted else { return report }
+        // From here on cancellation (SIGTERM) does not reach: a registered candidate is reported and, if
+        // accepted, deployed and recorded, rather than left half-way (an unstructured task inherits no
+        // cancellation; the job's main gives it the time Cloud Run leaves).
+        return try await Task {
+            let candidate = try await registry.registerRetrained(
+                outcome.candidate, status: outcome.accepted ? .candidate : .rejected, window: (start, end),
+                metric: outcome.metric.rawValue, candidateMetrics: outcome.candidateMetrics,
+                liveMetrics: outcome.liveMetrics, comparedRows: outcome.comparedRows, reason: outcome.reason)
+            let version = candidate.version
+            var report = Report(version: version, accepted: outcome.accepted, reason: outcome.reason,
+                                rows: outcome.trainingRows, readSeconds: (read - started).seconds,
+                                trainSeconds: (trained - read).seconds, registerSeconds: (clock.now - trained).seconds)
+            try await EvaluationStore(client: client, logger: logger).event(
+                .retrainFinished, name: live.name, version: version,
+                detail: .object([
+                    "parent": .string(live.version), "status": .string(outcome.accepted ? "candidate" : "rejected"),
+                    "reason": .string(outcome.reason), "metric": .string(outcome.metric.rawValue),
+                    "candidate": .object(outcome.candidateMetrics.mapValues { .number($0) }),
+                    "live": .object(outcome.liveMetrics.mapValues { .number($0) }),
+                    "training_rows": .number(Double(outcome.trainingRows)),
+                    "compared_rows": .number(Double(outcome.comparedRows)),
+                    "request_event": settings.eventID.map { .number(Double($0)) } ?? .null,
+                ]))
+            guard outcome.accepted else { return report }
 
-        // Deploy first, then record: the registry never names a version the platform does not serve (a run
-        // killed in between leaves a candidate that serves until the next deployment; the other order left
-        // `live` naming a version whose file or revision never came).
-        guard platform.deploys else { return report }
-        let canary = (1..<100).contains(settings.platform.canaryPercent)
-        let deployment: Deployment
-        do {
-            guard let deployed = try await platform.deploy(candidate, canary: canary) else { return report }
-            deployment = deployed
-        } catch {
-            throw RetrainError("candidate \(version) is registered but its deployment failed: \(error)")
-        }
-        if canary {
-            try await registry.startCanary(name: live.name, version: version)
-        } else {
-            try await registry.markLive(name: live.name, version: version)
-        }
-        var detail: [String: JSONValue] = ["parent": .string(live.version), "location": .string(deployment.location),
-                                           "detail": .string(deployment.detail)]
-        if canary { detail["percent"] = .number(Double(settings.platform.canaryPercent)) }
-        try await EvaluationStore(client: client, logger: logger).event(
-            canary ? .canaryStarted : .deployed, name: live.name, version: version, detail: .object(detail))
-        report.deployment = (canary ? "as a canary for \(settings.platform.canaryPercent) % of requests, " : "") + deployment.detail
-        return report
+            // Deploy first, then record: the registry never names a version the platform does not serve (a run
+            // killed in between leaves a candidate that serves until the next deployment; the other order left
+            // `live` naming a version whose file or revision never came).
+            guard platform.deploys else { return report }
+            let canary = (1..<100).contains(settings.platform.canaryPercent)
+            let deployment: Deployment
+            do {
+                guard let deployed = try await platform.deploy(candidate, canary: canary) else { return report }
+                deployment = deployed
+            } catch {
+                throw RetrainError("candidate \(version) is registered but its deployment failed: \(error)")
+            }
+            if canary {
+                try await registry.startCanary(name: live.name, version: version)
+            } else {
+                try await registry.markLive(name: live.name, version: version)
+            }
+            var detail: [String: JSONValue] = ["parent": .string(live.version), "location": .string(deployment.location),
+                                               "detail": .string(deployment.detail)]
+            if canary { detail["percent"] = .number(Double(settings.platform.canaryPercent)) }
+            try await EvaluationStore(client: client, logger: logger).event(
+                canary ? .canaryStarted : .deployed, name: live.name, version: version, detail: .object(detail))
+            report.deployment = (canary ? "as a canary for \(settings.platform.canaryPercent) % of requests, " : "") + deployment.detail
+            return report
+        }.value
     }
 }
 

@@ -153,7 +153,8 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
             }
             #expect(outcomes[0] == .dropped)
             #expect(outcomes[1] == .dropped)
-            #expect(outcomes[2...].allSatisfy { $0 == .committed })
+            // Committed, or buffered where a loaded machine took longer than writeTimeout (then retried).
+            #expect(outcomes[2...].allSatisfy { $0 == .committed || $0 == .buffered })
             #expect(statistics.refusedRows == 3)
             let stored = try await db.predictions()
             #expect(Set(stored.map(\.id)) == Set(good.map(\.id)))
