@@ -113,11 +113,9 @@ enum EvaluateOpenAPI {
                                        "version": ["type": ["string", "null"]], "kind": ["type": "string"],
                                        "detail": ["type": "object"],
                                    ])]])),
-                "/healthz": ["get": ["summary": "Liveness", "responses": ["200": ["description": "alive"]]]],
-                "/readyz": ["get": ["summary": "Readiness", "responses": ["200": ["description": "ready"], "503": ["description": "not ready"]]]],
             ],
             "components": ["schemas": ["Error": OpenAPI.errorSchema]],
         ]
-        return document.jsonText
+        return OpenAPI.withOperationalPaths(document, readiness: "schema migrated").jsonText
     }()
 }

@@ -49,14 +49,9 @@ enum LabelOpenAPI {
                         "503": errorResponse("PostgreSQL is unavailable; nothing was applied. Retry-After says when to retry."),
                     ],
                 ]],
-                "/healthz": ["get": ["summary": "Liveness", "responses": ["200": ["description": "alive"]]]],
-                "/readyz": ["get": ["summary": "Readiness", "responses": ["200": ["description": "ready"],
-                                                                          "503": ["description": "not ready"]]]],
-                "/metrics": ["get": ["summary": "Prometheus metrics", "responses": ["200": ["description": "text format 0.0.4"]]]],
-                "/openapi.json": ["get": ["summary": "This document", "responses": ["200": ["description": "OpenAPI 3.1"]]]],
             ],
             "components": ["schemas": ["Target": target, "Label": label, "Error": OpenAPI.errorSchema]],
         ]
-        return document.jsonText
+        return OpenAPI.withOperationalPaths(document, readiness: "the store pool running").jsonText
     }
 }

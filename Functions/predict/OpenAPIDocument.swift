@@ -84,13 +84,9 @@ enum OpenAPIDocument {
                 ]],
                 "/model": ["get": ["summary": "What serves now: name, version and any canary",
                                    "responses": ["200": ["description": "the serving model"]]]],
-                "/healthz": ["get": ["summary": "Liveness", "responses": ["200": ["description": "alive"]]]],
-                "/readyz": ["get": ["summary": "Readiness: model loaded, writer running",
-                                    "responses": ["200": ["description": "ready"], "503": ["description": "not ready"]]]],
-                "/metrics": ["get": ["summary": "Prometheus metrics", "responses": ["200": ["description": "text format 0.0.4"]]]],
             ],
             "components": ["schemas": ["Instance": instance, "Prediction": prediction, "Error": OpenAPI.errorSchema]],
         ]
-        return document.jsonText
+        return OpenAPI.withOperationalPaths(document, readiness: "model loaded, writer running, schema migrated").jsonText
     }
 }
