@@ -20,7 +20,7 @@ import Testing
     }
 
     func temporary(_ name: String) -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-cli-\(UUID().uuidString)-\(name)").path
+        TestFiles.folder.appendingPathComponent("cyclone-cli-\(UUID().uuidString)-\(name)").path
     }
 
     @Test func trainWritesAModelThatLoadsWithItsProfile() async throws {

@@ -61,7 +61,7 @@ struct DashboardBrowser {
     /// (the page refreshes itself only with `refresh` above 0).
     static func arguments(_ extra: [String]) -> [String] {
         ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=15000",
-         "--user-data-dir=\(FileManager.default.temporaryDirectory.path)/cyclone-chromium-\(UUID().uuidString)"] + extra
+         "--user-data-dir=\(TestFiles.folder.path)/cyclone-chromium-\(UUID().uuidString)"] + extra
     }
 
     /// The page's DOM after its first render.
@@ -220,7 +220,7 @@ extension DashboardBrowser {
     /// An empty database: the page says there is nothing yet, and is not an error.
     @Test func anEmptyDatabaseSaysThereIsNothingYet() async throws {
         try await withTestDatabase { db in
-            let log = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-empty-\(UUID().uuidString).log").path
+            let log = TestFiles.folder.appendingPathComponent("cyclone-empty-\(UUID().uuidString).log").path
             let browser = try await DashboardBrowser.start(databaseURL: db.url, log: log)
             do {
                 let dom = try await browser.dom()

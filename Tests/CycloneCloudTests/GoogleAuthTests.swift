@@ -57,7 +57,7 @@ import Testing
         let fake = FakeGoogleAuth(publicKey: Self.key.publicKey)
         try await fake.application().test(.live) { client in
             let port = try #require(client.port)
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("key-\(UUID().uuidString).json").path
+            let file = TestFiles.folder.appendingPathComponent("key-\(UUID().uuidString).json").path
             try Self.keyFile(Self.key, tokenURI: "http://127.0.0.1:\(port)/token").write(toFile: file, atomically: true,
                                                                                         encoding: .utf8)
             let credentials = try GoogleCredentials.fromEnvironment(["GOOGLE_APPLICATION_CREDENTIALS": file,
@@ -78,7 +78,7 @@ import Testing
     }
 
     @Test func credentialsThatCannotWorkSayWhy() throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("user-\(UUID().uuidString).json").path
+        let file = TestFiles.folder.appendingPathComponent("user-\(UUID().uuidString).json").path
         try #"{"type": "authorized_user", "client_id": "x"}"#.write(toFile: file, atomically: true, encoding: .utf8)
         #expect { try GoogleCredentials.fromEnvironment(["GOOGLE_APPLICATION_CREDENTIALS": file]) } throws: { error in
             "\(error)".contains("is not a service-account key (type 'authorized_user')")
@@ -94,7 +94,7 @@ import Testing
     /// On Compute Engine (GKE nodes and Cloud Build workers too) the DMI product name says Google: the metadata
     /// server is used though no variable says so.
     @Test func computeEngineIsKnownByItsProductName() throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("product-\(UUID().uuidString)").path
+        let file = TestFiles.folder.appendingPathComponent("product-\(UUID().uuidString)").path
         try "Google Compute Engine\n".write(toFile: file, atomically: true, encoding: .utf8)
         #expect(GoogleCredentials.onGoogleHardware(productName: file))
         #expect(throws: Never.self) { try GoogleCredentials.fromEnvironment(["PATH": "/nonexistent"], productName: file) }
@@ -105,7 +105,7 @@ import Testing
 
     /// An operator's shell: `gcloud auth print-access-token`, found on PATH; its failure is its last line.
     @Test func gcloudOnThePathGivesTheOperatorsToken() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gcloud-\(UUID().uuidString)").path
+        let folder = TestFiles.folder.appendingPathComponent("gcloud-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let script = "\(folder)/gcloud"
         try """

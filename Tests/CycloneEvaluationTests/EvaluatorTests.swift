@@ -83,7 +83,7 @@ func evaluator(_ db: TestDatabase, _ environment: [String: String] = [:], platfo
 
 /// A new model folder with `live` serving and `canary` beside it, as the local platform deploys them.
 func deployCanary(_ canary: ModelArtifact, beside live: ModelArtifact) async throws -> (String, LocalPlatform) {
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-canary-\(UUID().uuidString)").path
+    let folder = TestFiles.folder.appendingPathComponent("cyclone-canary-\(UUID().uuidString)").path
     let platform = LocalPlatform(modelDirectory: folder)
     _ = try await platform.deploy(live, canary: false)
     _ = try await platform.deploy(canary, canary: true)

@@ -27,7 +27,7 @@ import Glibc
             }
             try await db.store(served, model: model, spacing: 0.01)
             let port = freePort()
-            let log = FileManager.default.temporaryDirectory.appendingPathComponent("evaluate-\(port).log").path
+            let log = TestFiles.folder.appendingPathComponent("evaluate-\(port).log").path
             let process = try ChildProcess(binary.path, environment: [
                 "DATABASE_URL": db.url, "PORT": "\(port)", "LOG_LEVEL": "warning",
             ], logPath: log)

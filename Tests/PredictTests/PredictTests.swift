@@ -52,7 +52,7 @@ func twoVersions(eightPredictsMoreBy offset: Double) throws -> URL {
         linear.intercept += offset
         eight.predictor = .linear(linear)
     }
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-models-\(UUID().uuidString)")
+    let folder = TestFiles.folder.appendingPathComponent("cyclone-models-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     try seven.write(to: folder.appendingPathComponent("bikes-7.json"))
     try eight.write(to: folder.appendingPathComponent("bikes-8.json"))
@@ -400,7 +400,7 @@ struct Answer: Sendable {
     }
 
     @Test func aBadModelFileStopsStartUpNamingTheField() async throws {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID()).json")
+        let url = TestFiles.folder.appendingPathComponent("bad-\(UUID()).json")
         try Data(#"{"format": 1, "name": "m", "version": "1", "task": "regression", "features": []}"#.utf8).write(to: url)
         await #expect { try await buildApplication(try settings(["MODEL_PATH": url.path, "DATABASE_URL": "postgres://u@h/d"]), logger: .test) }
             throws: { ($0 as? ArtifactError)?.path == "preprocessing" }

@@ -21,7 +21,7 @@ import Glibc
         let model = try TestModels.file(TestModels.regression())
         try await withTestDatabase { db in
             let port = freePort()
-            let log = FileManager.default.temporaryDirectory.appendingPathComponent("predict-\(port).log").path
+            let log = TestFiles.folder.appendingPathComponent("predict-\(port).log").path
             let process = try ChildProcess(binary.path, environment: [
                 "MODEL_PATH": model, "DATABASE_URL": db.url, "PORT": "\(port)", "STORE_MODE": "async",
                 "LOG_LEVEL": "warning",
@@ -107,7 +107,7 @@ extension ShutdownTests {
             }
             let port = Int(UInt16(bigEndian: address.sin_port))
             for name in ["predict", "label-ingest", "evaluate"] {
-                let log = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-taken-\(port).log").path
+                let log = TestFiles.folder.appendingPathComponent("\(name)-taken-\(port).log").path
                 defer { try? FileManager.default.removeItem(atPath: log) }
                 let process = try ChildProcess(try Repository.product(name).path, environment: [
                     "MODEL_PATH": model, "DATABASE_URL": db.url, "PORT": "\(port)"], logPath: log)

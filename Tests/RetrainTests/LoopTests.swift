@@ -19,7 +19,7 @@ import Testing
         let (predict, cyclone, retrain) = (try Repository.product("predict"), try Repository.product("cyclone"),
                                           try Repository.product("retrain"))
         let live = try liveModel()
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-loop-\(UUID().uuidString)").path
+        let folder = TestFiles.folder.appendingPathComponent("cyclone-loop-\(UUID().uuidString)").path
         _ = try await LocalPlatform(modelDirectory: folder).deploy(live, canary: false)
         try await withTestDatabase { db in
             let port = freePort()

@@ -107,7 +107,7 @@ struct WatchedPlatform: Platform {
     /// `deployed` event.
     @Test func anAcceptedCandidateIsDeployed() async throws {
         let live = try liveModel()
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-models-\(UUID().uuidString)").path
+        let folder = TestFiles.folder.appendingPathComponent("cyclone-models-\(UUID().uuidString)").path
         _ = try await LocalPlatform(modelDirectory: folder).deploy(live, canary: false)
         let link = LocalPlatform.servingPath(name: "demand", in: folder)
         #expect(try ModelArtifact.load(contentsOf: URL(fileURLWithPath: link)).version == "1")
@@ -131,7 +131,7 @@ struct WatchedPlatform: Platform {
     /// and it is registered as `canary` with a `canary_started` event.
     @Test func anAcceptedCandidateStartsAsACanary() async throws {
         let live = try liveModel()
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-models-\(UUID().uuidString)").path
+        let folder = TestFiles.folder.appendingPathComponent("cyclone-models-\(UUID().uuidString)").path
         _ = try await LocalPlatform(modelDirectory: folder).deploy(live, canary: false)
         try await withTestDatabase { db in
             _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
@@ -186,7 +186,7 @@ struct WatchedPlatform: Platform {
         try await withTestDatabase { db in
             _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
             try await storeServed(db, live, n: 300, seed: 6, a: -3, b: 2)
-            let log = FileManager.default.temporaryDirectory.appendingPathComponent("retrain-\(UUID()).log").path
+            let log = TestFiles.folder.appendingPathComponent("retrain-\(UUID()).log").path
             let run = try ChildProcess(binary.path, environment: [
                 "RETRAIN_MODEL_NAME": "demand", "RETRAIN_PARENT_VERSION": "1", "DATABASE_URL": db.url,
                 "LOG_LEVEL": "error",
@@ -213,7 +213,7 @@ extension RetrainTests {
                 // The job's first query (the live model) waits behind this lock until the signal.
                 try await locker.query("BEGIN", logger: .test)
                 try await locker.query("LOCK TABLE model IN ACCESS EXCLUSIVE MODE", logger: .test)
-                let log = FileManager.default.temporaryDirectory.appendingPathComponent("retrain-\(UUID()).log").path
+                let log = TestFiles.folder.appendingPathComponent("retrain-\(UUID()).log").path
                 let run = try ChildProcess(binary.path, environment: [
                     "RETRAIN_MODEL_NAME": "demand", "RETRAIN_PARENT_VERSION": "1", "DATABASE_URL": db.url,
                     "LOG_LEVEL": "error",
@@ -245,7 +245,7 @@ extension RetrainTests {
         let live = try liveModel()
         for canary in [false, true] {
             for fails in [false, true] {
-                let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-models-\(UUID().uuidString)").path
+                let folder = TestFiles.folder.appendingPathComponent("cyclone-models-\(UUID().uuidString)").path
                 _ = try await LocalPlatform(modelDirectory: folder).deploy(live, canary: false)
                 try await withTestDatabase { db in
                     let registry = ModelRegistry(client: db.client, logger: .test)

@@ -14,7 +14,7 @@ public final class LocalRegistry: Sendable {
     public let folder: String
 
     public init() async throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("registry-\(UUID().uuidString)").path
+        folder = TestFiles.folder.appendingPathComponent("registry-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         host = "127.0.0.1:\(freePort())"
         try """
@@ -74,7 +74,7 @@ public final class LocalRegistry: Sendable {
 
     /// A tar of `files` (path → text, executable), as GNU tar writes it for an image layer.
     static func tarball(_ files: [String: String]) async throws -> [UInt8] {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tar-\(UUID().uuidString)").path
+        let folder = TestFiles.folder.appendingPathComponent("tar-\(UUID().uuidString)").path
         for (path, text) in files {
             let url = URL(fileURLWithPath: "\(folder)/root/\(path)")
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -87,7 +87,7 @@ public final class LocalRegistry: Sendable {
     }
 
     static func gzip(_ bytes: [UInt8]) async throws -> [UInt8] {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("gz-\(UUID().uuidString)").path
+        let file = TestFiles.folder.appendingPathComponent("gz-\(UUID().uuidString)").path
         try Data(bytes).write(to: URL(fileURLWithPath: file))
         try await Repository.run("/usr/bin/gzip", ["-n", file])
         return Array(try Data(contentsOf: URL(fileURLWithPath: file + ".gz")))

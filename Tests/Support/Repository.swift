@@ -24,7 +24,7 @@ public enum Repository {
     /// after the command has exited. Waiting happens off the cooperative pool (`ChildProcess.wait`).
     @discardableResult
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> String {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-run-\(UUID().uuidString)")
+        let folder = TestFiles.folder.appendingPathComponent("cyclone-run-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let outPath = folder.appendingPathComponent("out").path

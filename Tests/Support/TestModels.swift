@@ -34,7 +34,7 @@ public enum TestModels {
 
     /// Writes `artifact` to a new temporary file and returns its path.
     public static func file(_ artifact: ModelArtifact) throws -> String {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("cyclone-model-\(UUID().uuidString).json")
+        let url = TestFiles.folder.appendingPathComponent("cyclone-model-\(UUID().uuidString).json")
         try artifact.write(to: url)
         return url.path
     }
