@@ -72,8 +72,10 @@ struct RetrainFunction {
             print(report.line)
         case .failure(let error) where terminated.load(ordering: .relaxed):
             fail("cancelled by SIGTERM" + (error is CancellationError ? "" : " (\(error))"), status: 143)
-        case .failure(let error as PSQLError):
-            fail(error.serverInfo?[.message].map { "PostgreSQL: \($0)" } ?? "cannot reach PostgreSQL (\(error.code))")
+        case .failure(let error) where error is PSQLError || error is TimeoutError:
+            // One reading of PostgreSQL's failures across the functions (`StoreProblem`).
+            let problem = StoreProblem(error)
+            fail(problem == .unavailable ? "cannot reach PostgreSQL (\(error))" : problem.explanation)
         case .failure(let error):
             fail("\(error)")
         }
