@@ -164,13 +164,13 @@ class Harness:
         if not ok:
             self.failures.append(name)
 
-    def verdict(self, name, recorder, status, exit_seconds, extra=""):
+    def verdict(self, name, recorder, status, exit_seconds, extra="", met=True):
         acked = recorder.acknowledged()
         stored = self.stored(acked)
         logged = self.logged_ids()
         lost = acked - stored - logged
         dropped = sum(1 for (_, s, stored_header, _) in recorder.answers if s == 200 and stored_header == "dropped")
-        ok = recorder.failed() == 0 and not lost and status == 0 and exit_seconds < 10
+        ok = met and recorder.failed() == 0 and not lost and status == 0 and exit_seconds < 10
         self.check(name, ok, f"{len(recorder.answers)} answers, {recorder.failed()} failed, {len(acked)} acknowledged, "
                              f"{len(acked & stored)} stored, {len(acked & logged - stored)} logged unstored, "
                              f"{len(lost)} lost, {dropped} dropped; exit {status} in {exit_seconds:.2f} s{extra}")
@@ -198,7 +198,8 @@ class Harness:
         after = [t for (t, s, stored, _) in recorder.answers if s == 200 and stored == "committed" and t > marks["up"]]
         recovery = (after[0] - marks["up"]) if after else float("inf")
         self.verdict(f"outage {round_number + 1}", recorder, status, exit_seconds,
-                     f"; storing again {recovery:.2f} s after PostgreSQL returned")
+                     f"; storing again {recovery:.2f} s after PostgreSQL returned "
+                     f"(target {self.args.recovery_target:g} s)", met=recovery <= self.args.recovery_target)
         return recovery
 
     def sigterm(self, during_outage):
@@ -299,6 +300,8 @@ def main():
     parser.add_argument("--after", type=float, default=10)
     parser.add_argument("--poison-good", type=int, default=10000)
     parser.add_argument("--only", default="outage,sigterm,poison,bodies")
+    parser.add_argument("--recovery-target", type=float, default=2.0,
+                        help="most seconds from PostgreSQL's return to the first committed answer")
     args = parser.parse_args()
     harness = Harness(args)
     runs = args.only.split(",")

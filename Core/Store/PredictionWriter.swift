@@ -21,7 +21,10 @@ import Synchronization
 /// A full buffer applies backpressure: an append waits for room (up to `durableTimeout`) instead of failing at
 /// once, so a burst above what PostgreSQL can take slows answers down rather than losing rows.
 ///
-/// While the database is unreachable, writes are retried with backoff. On graceful shutdown the writer stops
+/// The writer has a connection pool of its own (at most `concurrentFlushes` + 1 connections). While the database
+/// is out of reach, it probes with a fresh pool each time (`RenewableClient`) rather than wait on the pool's
+/// growing reconnect backoff, so it stores again within about a second of the server's return; a write that fails
+/// while the database answers (a statement refused) is retried with backoff. On graceful shutdown the writer stops
 /// taking rows only after the server has stopped (it is a service added before the server), flushes what it
 /// holds and, if the database still refuses, logs each unwritten row so it can be recovered from the logs.
 public final class PredictionWriter: Service, Sendable {
@@ -34,7 +37,8 @@ public final class PredictionWriter: Service, Sendable {
         public var durableTimeout: Duration = .seconds(1)
         /// How many INSERTs may run at once.
         public var concurrentFlushes = 2
-        /// Retry delays after a failed write: doubling from `retryInitial` up to `retryMax`.
+        /// Retry delays after a write failed while the database answered: doubling from `retryInitial` up to
+        /// `retryMax`. `retryInitial` also spaces probes of an unreachable database that fail at once.
         public var retryInitial: Duration = .milliseconds(100)
         public var retryMax: Duration = .seconds(5)
         /// How long one INSERT may take before it counts as failed and is retried. PostgresNIO would otherwise
@@ -101,7 +105,9 @@ public final class PredictionWriter: Service, Sendable {
         public var refusedRows = 0
     }
 
-    private let client: PostgresClient
+    private let connections: RenewableClient
+    /// How long a probe of an unreachable database waits: one connection attempt's time (`connect_timeout`).
+    private let probeTimeout: Duration
     private let logger: Logger
     public let configuration: Configuration
     private let state = Mutex(State())
@@ -115,8 +121,15 @@ public final class PredictionWriter: Service, Sendable {
     private let batchRows = Recorder(label: "cyclone_prediction_batch_rows")
     private let batchTimer = Metrics.Timer(label: "cyclone_prediction_batch_seconds")
 
-    public init(client: PostgresClient, logger: Logger, configuration: Configuration = .init()) {
-        self.client = client
+    /// A writer with a pool of its own to `database` (its connection counts are set here).
+    public init(database: PostgresClient.Configuration, logger: Logger, configuration: Configuration = .init()) {
+        var database = database
+        database.options.maximumConnections = configuration.concurrentFlushes + 1  // and the maintenance
+        // Below the maximum: see `DatabaseSettings` for PostgresNIO's trap when they are equal.
+        database.options.minimumConnections = 1
+        database.options.keepAliveBehavior = nil
+        connections = RenewableClient(configuration: database, logger: logger)
+        probeTimeout = max(database.options.connectTimeout, .milliseconds(500))
         self.logger = logger
         self.configuration = configuration
     }
@@ -201,6 +214,7 @@ public final class PredictionWriter: Service, Sendable {
     public func run() async throws {
         // Cancellation (the group stopping because another service failed, such as a server that could not
         // bind its port) drains as a graceful shutdown does; the flushers would otherwise wait for rows forever.
+        connections.start()
         await withTaskCancellationOrGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 for _ in 0..<configuration.concurrentFlushes {
@@ -248,6 +262,7 @@ public final class PredictionWriter: Service, Sendable {
             drop(waiter.rows, reason: "database unavailable at shutdown")
             waiter.continuation.resume(returning: .dropped)
         }
+        await connections.stop(within: .seconds(1))
     }
 
     /// Takes batches off the queue and writes them until shutdown leaves nothing to write.
@@ -262,8 +277,9 @@ public final class PredictionWriter: Service, Sendable {
             if let shutdownDeadline { timeout = max(.milliseconds(1), min(timeout, shutdownDeadline - start)) }
             let rows = batch.flatMap(\.rows)
             let rejected = batch[0].retryRejected ?? state.withLock { Self.takeRejected(&$0) }
+            let (client, generation) = await connections.current()
             do {
-                let refused = try await insertIsolating(rows, rejected: rejected, timeout: timeout)
+                let refused = try await insertIsolating(rows, rejected: rejected, client: client, timeout: timeout)
                 let refusedIDs = Set(refused.map(\.row.id))
                 record(refused: refused)
                 let stored = rows.count - refused.count
@@ -298,7 +314,7 @@ public final class PredictionWriter: Service, Sendable {
                 record(refused: refused)
                 let stored = rows.count - remaining.count - refused.count
                 if stored > 0 { rowsWritten.increment(by: stored) }
-                let (shuttingDown, admitted) = state.withLock { state in
+                let admitted = state.withLock { state in
                     state.inFlight -= 1
                     state.healthy = false
                     state.statistics.failedWrites += 1
@@ -308,7 +324,7 @@ public final class PredictionWriter: Service, Sendable {
                     bufferedGauge.record(state.bufferedRows)
                     // Put what is left in front, whole, to be retried as it was.
                     state.queue.prepend(Pending(ticket: batch[0].ticket, rows: remaining, retryRejected: rejectedLeft))
-                    return (state.shuttingDown, admitWaiting(&state))
+                    return admitWaiting(&state)
                 }
                 let refusedIDs = Set(refused.map(\.row.id))
                 let cut = batch.filter { $0.rows.contains { refusedIDs.contains($0.id) } }.map(\.ticket)
@@ -322,15 +338,50 @@ public final class PredictionWriter: Service, Sendable {
                 logger.warning("storing predictions failed; will retry", metadata: [
                     "rows": "\(remaining.count)", "error": "\(problem == .unavailable ? "\(failure)" : problem.explanation)",
                 ])
-                if shuttingDown, let deadline = state.withLock({ $0.shutdownDeadline }) {
-                    if clock.now >= deadline { return }
-                    try? await Task.sleep(for: min(backoff, deadline - clock.now))
-                    continue
+                // Out of reach: the next write waits for a fresh pool to reach the database, and goes at once.
+                // Reachable (a statement refused, say): the next write waits its backoff.
+                if problem == .unavailable { connections.renew(generation: generation) }
+                switch await reachDatabase() {
+                case .gaveUp: return
+                case .afterWaiting: backoff = configuration.retryInitial
+                case .atOnce:
+                    if let deadline = state.withLock({ $0.shutdownDeadline }) {
+                        if clock.now >= deadline { return }
+                        try? await Task.sleep(for: min(backoff, deadline - clock.now))
+                    } else {
+                        try? await Task.sleep(for: backoff)
+                    }
+                    backoff = min(backoff * 2, configuration.retryMax)
                 }
-                try? await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, configuration.retryMax)
             }
         }
+    }
+
+    private enum Reached { case atOnce, afterWaiting, gaveUp }
+
+    /// Probes the database until it answers, renewing the pool after each failed probe (PostgresNIO's own pool
+    /// would wait ever longer between attempts); gives up at shutdown's deadline or on cancellation.
+    private func reachDatabase() async -> Reached {
+        var waited = false
+        while !Task.isCancelled {
+            let deadline = state.withLock { $0.shutdownDeadline }
+            if let deadline, clock.now >= deadline { return .gaveUp }
+            let (client, generation) = await connections.current()
+            let start = clock.now
+            var timeout = probeTimeout
+            if let deadline { timeout = max(.milliseconds(1), min(timeout, deadline - start)) }
+            do {
+                try await client.ping(within: timeout, logger: logger)
+                return waited ? .afterWaiting : .atOnce
+            } catch {
+                waited = true
+                connections.renew(generation: generation)
+                // A probe refused at once (a wrong password, a server starting up) is not repeated at once.
+                let pause = configuration.retryInitial - (clock.now - start)
+                if pause > .zero { try? await Task.sleep(for: pause) }
+            }
+        }
+        return .gaveUp
     }
 
     /// A row PostgreSQL refused, with its words.
@@ -352,8 +403,8 @@ public final class PredictionWriter: Service, Sendable {
     /// it refuses stand alone, so that one bad row never holds the others back. Returns the refused rows.
     /// Any other failure throws (a `PartialWrite` once part of the batch was stored, so that no drift rollup is
     /// counted twice by a retry).
-    private func insertIsolating(_ rows: [PredictionRow], rejected: [DriftRollups.Version: Int], timeout: Duration)
-        async throws -> [Refused]
+    private func insertIsolating(_ rows: [PredictionRow], rejected: [DriftRollups.Version: Int],
+                                 client: PostgresClient, timeout: Duration) async throws -> [Refused]
     {
         // Slices still to write, the next one last.
         var pending: [ArraySlice<PredictionRow>] = [rows[...]]
@@ -361,7 +412,7 @@ public final class PredictionWriter: Service, Sendable {
         var refused: [Refused] = []
         while let slice = pending.popLast() {
             do {
-                try await insert(Array(slice), rejected: rejected, timeout: timeout)
+                try await insert(Array(slice), rejected: rejected, client: client, timeout: timeout)
                 rejected = [:]
             } catch where Self.isDataError(error) {
                 if slice.count > 1 {
@@ -483,11 +534,11 @@ public final class PredictionWriter: Service, Sendable {
 
     /// Stores refused requests that no batch carried, and merges the drift rollups of settled batches.
     private func maintenanceLoop(every interval: Duration) async {
-        let rollups = DriftRollups(client: client, logger: logger)
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
             guard !Task.isCancelled else { return }
             await storeRejected()
+            let rollups = DriftRollups(client: await connections.current().client, logger: logger)
             do {
                 _ = try await withTimeout(configuration.writeTimeout * 6) {
                     try await rollups.compact(settledBefore: Date().addingTimeInterval(-60))
@@ -510,7 +561,8 @@ public final class PredictionWriter: Service, Sendable {
         let rejected = state.withLock { Self.takeRejected(&$0) }
         guard !rejected.isEmpty else { return }
         do {
-            try await insert([], rejected: rejected, timeout: configuration.writeTimeout)
+            try await insert([], rejected: rejected, client: await connections.current().client,
+                             timeout: configuration.writeTimeout)
         } catch {
             state.withLock { $0.rejected.merge(rejected, uniquingKeysWith: +) }
         }
@@ -523,12 +575,11 @@ public final class PredictionWriter: Service, Sendable {
 
     /// Runs the INSERT, giving up (and cancelling it) after `timeout`. A write that timed out may still have
     /// committed; the retry is harmless because the INSERT skips ids already stored.
-    private func insert(_ rows: [PredictionRow], rejected: [DriftRollups.Version: Int], timeout: Duration) async throws {
-        try await withTimeout(timeout) { try await self.insert(rows, rejected: rejected) }
-    }
-
-    private func insert(_ rows: [PredictionRow], rejected: [DriftRollups.Version: Int]) async throws {
-        try await Self.insert(rows, rejected: rejected, client: client, logger: logger)
+    private func insert(_ rows: [PredictionRow], rejected: [DriftRollups.Version: Int], client: PostgresClient,
+                        timeout: Duration) async throws
+    {
+        let logger = logger
+        try await withTimeout(timeout) { try await Self.insert(rows, rejected: rejected, client: client, logger: logger) }
     }
 
     /// Stores rows and their drift rollup in one statement, as a batch of the writer does (for loaders and

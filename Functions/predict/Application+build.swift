@@ -16,7 +16,8 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
         "model": "\(model.artifact.name)", "version": "\(model.artifact.version)", "task": "\(model.artifact.task.rawValue)",
     ])
     let database = PostgresClient(configuration: settings.database.configuration, backgroundLogger: logger)
-    let writer = PredictionWriter(client: database, logger: logger, configuration: settings.writerConfiguration)
+    let writer = PredictionWriter(database: settings.database.configuration, logger: logger,
+                                  configuration: settings.writerConfiguration)
     let running = StartupFlag()
     let registry = ModelRegistry(client: database, logger: logger)
     let runner = DatabaseRunner(database)

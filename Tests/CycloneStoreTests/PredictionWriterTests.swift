@@ -8,10 +8,10 @@ import Testing
 
 /// Runs a writer as a service next to `body`, then shuts it down gracefully (which flushes it).
 func withWriter<T: Sendable>(
-    client: PostgresClient, configuration: PredictionWriter.Configuration = .patient,
+    database: PostgresClient.Configuration, configuration: PredictionWriter.Configuration = .patient,
     _ body: @Sendable (PredictionWriter) async throws -> T
 ) async throws -> T {
-    let writer = PredictionWriter(client: client, logger: .test, configuration: configuration)
+    let writer = PredictionWriter(database: database, logger: .test, configuration: configuration)
     let group = ServiceGroup(configuration: .init(services: [writer], logger: .test))
     return try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await group.run() }
@@ -47,7 +47,7 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
     @Test func durableAppendReturnsAfterCommit() async throws {
         try await withTestDatabase { db in
             let rows = [row(1, key: "order-1"), row(2)]
-            let outcome = try await withWriter(client: db.client) { writer in
+            let outcome = try await withWriter(database: try db.configuration) { writer in
                 let outcome = await writer.append(rows, waitForCommit: true)
                 // Committed means visible to another connection now, not after shutdown.
                 let visible = try await db.predictions().count
@@ -65,7 +65,7 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
     /// Many concurrent requests are written by far fewer INSERTs (group commit).
     @Test func concurrentAppendsShareInserts() async throws {
         try await withTestDatabase { db in
-            let stats = try await withWriter(client: db.client) { writer in
+            let stats = try await withWriter(database: try db.configuration) { writer in
                 await withTaskGroup(of: PredictionWriter.Outcome.self) { group in
                     for n in 0..<400 { group.addTask { await writer.append([row(n)], waitForCommit: true) } }
                     for await outcome in group { #expect(outcome == .committed) }
@@ -80,7 +80,7 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
 
     @Test func asyncAppendsAreWrittenByShutdown() async throws {
         try await withTestDatabase { db in
-            try await withWriter(client: db.client) { writer in
+            try await withWriter(database: try db.configuration) { writer in
                 for n in 0..<50 { #expect(await writer.append([row(n)], waitForCommit: false) == .buffered) }
             }
             #expect(try await db.predictions().count == 50)
@@ -93,7 +93,7 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
             var configuration = PredictionWriter.Configuration.patient
             configuration.maxBufferedRows = 5
             configuration.maxBatchRows = 3
-            let outcomes = try await withWriter(client: db.client, configuration: configuration) { writer in
+            let outcomes = try await withWriter(database: try db.configuration, configuration: configuration) { writer in
                 await withTaskGroup(of: PredictionWriter.Outcome.self) { group in
                     for n in 0..<200 { group.addTask { await writer.append([row(n)], waitForCommit: false) } }
                     return await group.reduce(into: [PredictionWriter.Outcome]()) { $0.append($1) }
@@ -113,17 +113,10 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
         configuration.writeTimeout = .milliseconds(200)
         var database = try PostgresClient.Configuration(databaseURL: "postgres://u@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
         database.options.connectTimeout = .milliseconds(100)
-        let client = PostgresClient(configuration: database, backgroundLogger: .test)
-        let runner = DatabaseRunner(client)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await runner.run() }
-            await runner.running()
-            try await withWriter(client: client, configuration: configuration) { writer in
-                #expect(await writer.append((0..<8).map { row($0) }, waitForCommit: false) == .buffered)
-                #expect(await writer.append((0..<8).map { row($0) }, waitForCommit: false) == .dropped)
-                #expect(writer.bufferedRows == 8)
-            }
-            group.cancelAll()
+        try await withWriter(database: database, configuration: configuration) { writer in
+            #expect(await writer.append((0..<8).map { row($0) }, waitForCommit: false) == .buffered)
+            #expect(await writer.append((0..<8).map { row($0) }, waitForCommit: false) == .dropped)
+            #expect(writer.bufferedRows == 8)
         }
     }
 
@@ -140,7 +133,7 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
             }
             let nul = withNUL(2), another = withNUL(3)
             let good = (10..<60).map { row($0, key: "k\($0)") }
-            let (outcomes, statistics) = try await withWriter(client: db.client) { writer in
+            let (outcomes, statistics) = try await withWriter(database: try db.configuration) { writer in
                 // One request of many rows with both culprits inside, then requests after it, all at once.
                 let mixed = Array(good[0..<20]) + [longKey] + Array(good[20..<30]) + [nul]
                 async let first = writer.append(mixed, waitForCommit: true)
@@ -184,7 +177,7 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
             configuration.retryInitial = .milliseconds(50)
             configuration.retryMax = .milliseconds(200)
             configuration.writeTimeout = .milliseconds(500)
-            let sent = try await withWriter(client: client, configuration: configuration) { writer in
+            let sent = try await withWriter(database: database, configuration: configuration) { writer in
                 var sent: [PredictionRow] = []
                 for n in 0..<20 {
                     let rows = [row(n)]

@@ -13,6 +13,11 @@ public struct TestDatabase: Sendable {
     public let url: String
     public let name: String
 
+    /// The connection settings of `url`, for what makes a pool of its own (the prediction writer).
+    public var configuration: PostgresClient.Configuration {
+        get throws { try PostgresClient.Configuration(databaseURL: url) }
+    }
+
     /// Rows of `prediction` as (id, model_version, input, prediction, key, label).
     public func predictions() async throws -> [StoredPrediction] {
         var rows: [StoredPrediction] = []
