@@ -8,7 +8,8 @@ public func functionRouter(project: String?, readiness: @escaping OperationalRou
     -> Router<BasicRequestContext>
 {
     _ = PrometheusExporter.registry  // before any metric is made
-    let router = Router()
+    // HEAD is answered wherever GET is, as GET without the body (RFC 9110 §9.3.2).
+    let router = Router(options: .autoGenerateHeadEndpoints)
     router.addMiddleware {
         MetricsMiddleware()
         TraceLoggingMiddleware(project: project)
@@ -30,13 +31,19 @@ public func functionApplication(router: Router<BasicRequestContext>, port: Int, 
 
 extension Router<BasicRequestContext> {
     /// Answers 405 with `Allow` (RFC 9110) on every route's path for the methods it does not serve, instead of
-    /// Hummingbird's 404. Call once, after every route is added.
+    /// Hummingbird's 404, and OPTIONS with 204 and `Allow`. HEAD is served wherever GET is (the router's option).
+    /// Call once, after every route is added.
     func refuseOtherMethods() {
         var allowed: [String: Set<HTTPRequest.Method>] = [:]
         for route in routes { allowed["\(route.path)", default: []].insert(route.method) }
         let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete]
         for (path, served) in allowed {
-            let allow = served.map(\.rawValue).sorted().joined(separator: ", ")
+            var answered = served.union([.options])
+            if served.contains(.get) { answered.insert(.head) }
+            let allow = answered.map(\.rawValue).sorted().joined(separator: ", ")
+            on(RouterPath(path), method: .options) { _, _ -> Response in
+                Response(status: .noContent, headers: [.allow: allow])
+            }
             for method in methods where !served.contains(method) {
                 on(RouterPath(path), method: method) { request, _ -> Response in
                     throw APIError(.methodNotAllowed, "\(request.method) is not served at \(path); use \(allow)",

@@ -455,17 +455,33 @@ extension ModelArtifact {
 }
 
 /// A wrong method is 405 naming what the path serves (not 404), and a body declared as anything but JSON is
-/// 415; both with the JSON error body.
+/// 415; both with the JSON error body. OPTIONS names the methods; HEAD answers as GET without the body.
 @Test func wrongMethodsAndContentTypesAreNamed() async throws {
     try await withPredict { client, db in
-        for (uri, method, allow) in [("/predict", HTTPRequest.Method.get, "POST"), ("/model", .post, "GET"),
-                                     ("/healthz", .delete, "GET"), ("/openapi.json", .put, "GET")] {
+        for (uri, method, allow) in [("/predict", HTTPRequest.Method.get, "OPTIONS, POST"),
+                                     ("/model", .post, "GET, HEAD, OPTIONS"), ("/healthz", .delete, "GET, HEAD, OPTIONS"),
+                                     ("/openapi.json", .put, "GET, HEAD, OPTIONS")] {
             try await client.execute(uri: uri, method: method) { response in
                 #expect(response.status == .methodNotAllowed, "\(method) \(uri)")
                 #expect(response.headers[.allow] == allow, "\(method) \(uri)")
                 let error = try json(response.body)["error"] as! [String: Any]
                 #expect(error["status"] as? Int == 405)
             }
+            try await client.execute(uri: uri, method: .options) { response in
+                #expect(response.status == .noContent, "OPTIONS \(uri)")
+                #expect(response.headers[.allow] == allow, "OPTIONS \(uri)")
+            }
+        }
+        let model = try await client.execute(uri: "/model", method: .get) { $0 }
+        try await client.execute(uri: "/model", method: .head) { response in
+            #expect(response.status == .ok)
+            #expect(response.body.readableBytes == 0)
+            #expect(response.headers[.contentType] == model.headers[.contentType])
+            #expect(response.headers[.contentLength] == "\(model.body.readableBytes)")
+        }
+        try await client.execute(uri: "/predict", method: .head) { response in
+            #expect(response.status == .methodNotAllowed)
+            #expect(response.body.readableBytes == 0)
         }
         let instance = #"{"instances": [\#(TestModels.bikeInstance.jsonText)]}"#
         for (type, status) in [("text/plain", 415), ("application/x-www-form-urlencoded", 415), (";", 200),
