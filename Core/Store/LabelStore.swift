@@ -55,7 +55,8 @@ public struct LabelStore: Sendable {
 
     /// Applies a batch of labels in one statement. A key labels every prediction stored with it. When the
     /// batch names a target twice, the last label wins. When `strict`, a label that cannot be its model's
-    /// (not a number, for a regression) refuses the whole batch with `Misfit`, and nothing is applied.
+    /// (not a number, for a regression) refuses the whole batch with `Misfit`, and nothing is applied. The task is
+    /// the registry's, or, for a version the registry does not hold, read from the stored prediction.
     public func apply(_ labels: [Label]) async throws -> Result {
         var result = Result()
         guard !labels.isEmpty else { return result }
@@ -84,16 +85,20 @@ public struct LabelStore: Sendable {
                 FROM UNNEST(\(ordinals)::int[], \(ids)::text[], \(keys)::text[], \(values)::text[]) AS t(o, i, k, l)
             ),
             target AS (
-                SELECT i.o, p.id, p.created_at, p.model_name, p.model_version, p.label AS old_label, i.label AS new_label
+                SELECT i.o, p.id, p.created_at, p.model_name, p.model_version, p.prediction, p.label AS old_label,
+                       i.label AS new_label
                 FROM input i JOIN prediction p ON p.id = i.id
                 UNION ALL
-                SELECT i.o, p.id, p.created_at, p.model_name, p.model_version, p.label, i.label
+                SELECT i.o, p.id, p.created_at, p.model_name, p.model_version, p.prediction, p.label, i.label
                 FROM input i JOIN prediction p ON p.key = i.key
             ),
             misfit AS (
+                -- The registry's task; for a version it does not hold, the stored prediction's shape
+                -- ({"value": …} is a regression's).
                 SELECT t.o, t.model_name FROM target t
-                JOIN model m ON m.name = t.model_name AND m.version = t.model_version
-                WHERE \(strict) AND m.task = 'regression' AND jsonb_typeof(t.new_label) <> 'number'
+                LEFT JOIN model m ON m.name = t.model_name AND m.version = t.model_version
+                WHERE \(strict) AND COALESCE(m.task = 'regression', t.prediction ? 'value')
+                  AND jsonb_typeof(t.new_label) <> 'number'
                 ORDER BY t.o LIMIT 1
             ),
             updated AS (

@@ -31,7 +31,7 @@ func withLabelIngest(
     try await withTestDatabase { db in
         var configuration = PredictionWriter.Configuration()
         configuration.durableTimeout = .seconds(60)
-        let writer = PredictionWriter(client: db.client, logger: .test, configuration: configuration)
+        let writer = PredictionWriter(database: try db.configuration, logger: .test, configuration: configuration)
         let group = ServiceGroup(configuration: .init(services: [writer], logger: .test))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -46,14 +46,14 @@ func withLabelIngest(
     }
 }
 
-func row(key: String? = nil) -> PredictionRow {
-    PredictionRow(id: UUIDv7.make(), modelName: "bikes", modelVersion: "7", input: "{}", prediction: #"{"value":1}"#,
+func row(key: String? = nil, prediction: String = #"{"value":1}"#) -> PredictionRow {
+    PredictionRow(id: UUIDv7.make(), modelName: "bikes", modelVersion: "7", input: "{}", prediction: prediction,
                   key: key, createdAt: Date())
 }
 
 @Suite struct LabelIngestTests {
     @Test func labelsAttachByIDAndKeyAndReportWhatWasNotFound() async throws {
-        let rows = [row(), row(key: "order-9")]
+        let rows = [row(), row(key: "order-9", prediction: #"{"class":"yes","probabilities":{"no":0.2,"yes":0.8}}"#)]
         try await withLabelIngest(rows: rows) { client, db in
             let unknown = UUIDv7.make().uuidString.lowercased()
             let request = #"""
@@ -204,12 +204,15 @@ extension LabelIngestTests {
 
 extension LabelIngestTests {
     /// A string label for a regression model's prediction is refused at the door, naming its place, and the
-    /// batch is applied not at all; `STRICT_LABELS=false` stores it.
-    @Test(arguments: [true, false])
-    func aLabelItsModelCannotHaveIsRefused(strict: Bool) async throws {
+    /// batch is applied not at all; `STRICT_LABELS=false` stores it. A version the registry does not hold is
+    /// judged by its stored prediction (`{"value": …}`).
+    @Test(arguments: [true, false], [true, false])
+    func aLabelItsModelCannotHaveIsRefused(strict: Bool, registered: Bool) async throws {
         let rows = [row(key: "a"), row(key: "b")]
         try await withLabelIngest(rows: rows, environment: strict ? [:] : ["STRICT_LABELS": "false"]) { client, db in
-            _ = try await ModelRegistry(client: db.client, logger: .test).register(try TestModels.regression(), status: .live)
+            if registered {
+                _ = try await ModelRegistry(client: db.client, logger: .test).register(try TestModels.regression(), status: .live)
+            }
             let request = #"{"labels": [{"key": "a", "label": 12}, {"key": "b", "label": "high"}]}"#
             try await client.execute(uri: "/labels", method: .post, body: ByteBuffer(string: request)) { response in
                 if strict {
