@@ -67,13 +67,14 @@ extension EvaluationStore {
     }
 
     /// `event` rows in time order (the oldest first), at most `limit` of the newest; `filter.name` is a kind.
+    /// A replay's clock marks (`replay_clock`, one per cycle) are listed only when asked for by kind.
     public func events(_ filter: SeriesFilter) async throws -> [EventRow] {
         let rows = try await client.query("""
             SELECT id, created_at, model_name, model_version, kind, detail::text FROM (
                 SELECT * FROM event
                 WHERE created_at >= \(filter.since) AND (\(filter.model)::text IS NULL OR model_name = \(filter.model))
                   AND (\(filter.version)::text IS NULL OR model_version = \(filter.version))
-                  AND (\(filter.name)::text IS NULL OR kind = \(filter.name))
+                  AND (kind = \(filter.name) OR (\(filter.name)::text IS NULL AND kind <> 'replay_clock'))
                 ORDER BY created_at DESC, id DESC LIMIT \(filter.limit)) newest
             ORDER BY created_at, id
             """, logger: logger)

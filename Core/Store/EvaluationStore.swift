@@ -18,6 +18,9 @@ public struct EvaluationStore: Sendable {
         case promoted
         case rolledBack = "rolled_back"
         case alert
+        /// A replay's stream time (`detail.stream_at`) at the event's wall-clock time: the dashboard draws a replay
+        /// in stream time from these. Listed only when asked for by kind.
+        case replayClock = "replay_clock"
     }
 
     /// Whether this evaluator may start a retrain of a model.

@@ -67,6 +67,7 @@ struct DemoReplay {
             labelled = due.upperBound
             outcome.labelling += lap()
 
+            try await markClock(at: next)
             var report = try await evaluate()
             outcome.evaluating += lap()
             // The database may hold other models; the demo follows its own.
@@ -226,6 +227,14 @@ struct DemoReplay {
     }
 
     /// One line for an event of the loop, or `nil` for those the cycle's report already tells.
+    /// Records the stream's time now (a `replay_clock` event), so the dashboard can draw the replay in stream
+    /// time: the servers stamp what they store with the wall clock.
+    private func markClock(at streamTime: Date) async throws {
+        try await EvaluationStore(client: client, logger: logger).event(
+            .replayClock, name: model.name, version: nil,
+            detail: .object(["stream_at": .string(streamTime.formatted(.iso8601))]))
+    }
+
     private func describe(_ event: Event) -> String? {
         let version = "\(model.name)@\(event.version ?? "?")"
         let reason = event.detail["reason"].string ?? event.detail["error"].string ?? ""

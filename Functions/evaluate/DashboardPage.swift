@@ -34,7 +34,8 @@ select, button { font: inherit; color: var(--text); background: var(--panel); bo
   border-radius: 6px; padding: .25rem .5rem; }
 button { cursor: pointer; }
 button[aria-pressed="true"] { background: var(--accent); border-color: var(--accent); color: var(--panel); }
-#range { display: inline-flex; gap: .25rem; }
+#range, #clock { display: inline-flex; gap: .25rem; }
+#clock[hidden] { display: none; }
 #status { width: 100%; margin: 0; color: var(--muted); font-size: .85rem; }
 main { padding: 0 1rem 1.5rem; }
 #empty, #error { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 1rem; margin: 0 0 1rem; }
@@ -112,6 +113,10 @@ ul.split b { font-size: 1.1rem; }
     <button type="button" data-range="7d">7d</button>
     <button type="button" data-range="all">all</button>
   </div>
+  <div id="clock" role="group" aria-label="Clock" hidden title="A replay: draw its stream's time, or the wall clock it ran on">
+    <button type="button" data-clock="stream">stream time</button>
+    <button type="button" data-clock="wall">wall clock</button>
+  </div>
   <p id="status" aria-live="polite">Loading…</p>
 </header>
 <main id="dashboard" data-state="loading" data-model="">
@@ -150,7 +155,13 @@ const state = {
   timer: 0,
   stale: false,  // a timed refresh was skipped while the tab was hidden
   view: null,    // the data last drawn, kept to redraw on resize
+  clock: query.get('clock') === 'wall' ? 'wall' : 'stream',   // for a replay: which time the charts show
+  stamped: '',   // the status line's first part
 };
+
+// A replay's clock marks, [wall ms, stream ms] in wall order (its replay_clock events), while the page shows stream
+// time; null otherwise. Every instant the page shows goes through `time`, so one switch moves every chart and list.
+let clockMarks = null;
 
 const main = document.getElementById('dashboard');
 const panels = document.getElementById('panels');
@@ -161,7 +172,21 @@ const statusLine = document.getElementById('status');
 const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => ESCAPES[c]);
 const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
-const time = (iso) => Date.parse(iso);
+const time = (iso) => toClock(Date.parse(iso));
+
+/** A wall-clock instant in the replay's stream time: linear between the two marks around it, and beyond the ends
+ * along the nearest pair (one mark alone shifts). */
+function toClock(t) {
+  if (!clockMarks || !Number.isFinite(t)) return t;
+  const n = clockMarks.length;
+  if (n === 1) return t + clockMarks[0][1] - clockMarks[0][0];
+  let lo = 0, hi = n - 1;              // the pair of marks around t
+  if (t <= clockMarks[0][0]) hi = 1;
+  else if (t >= clockMarks[n - 1][0]) lo = n - 2;
+  else { while (hi - lo > 1) { const mid = (lo + hi) >> 1; if (clockMarks[mid][0] <= t) lo = mid; else hi = mid; } }
+  const [w0, s0] = clockMarks[lo], [w1, s1] = clockMarks[hi];
+  return w1 === w0 ? s0 : s0 + ((t - w0) * (s1 - s0)) / (w1 - w0);
+}
 const r1 = (v) => Math.round(v * 10) / 10;
 const minOf = (xs) => xs.reduce((a, b) => (b < a ? b : a), Infinity);
 const maxOf = (xs) => xs.reduce((a, b) => (b > a ? b : a), -Infinity);
@@ -351,7 +376,7 @@ function drawPerformance(v) {
     : 'no policy metric';
   const series = v.metrics.map((s) => ({
     version: s.version,
-    points: s.points.map((p) => ({ ...p, t: time(p.at) })).filter((p) => Number.isFinite(p.t)),
+    points: servedSpan(v, s.version, s.points.map((p) => ({ ...p, t: time(p.at) })).filter((p) => Number.isFinite(p.t))),
   }));
   const plotted = series.flatMap((s) => s.points.filter((p) => isNum(p.value)));
   if (!plotted.length) return put('performance', { sub, body: NO_DATA });
@@ -409,6 +434,17 @@ function drawPerformance(v) {
       swatch(TONE_COLOR.info, 'canary / image'), swatch(TONE_COLOR.quiet, 'retrain'));
   }
   put('performance', { sub, body: s + legend(keys) });
+}
+
+/** A version that no longer serves (retired, rejected) keeps its points up to its last prediction and the first
+ * evaluation after it, which judged its last rows; later points re-judge old rows and would draw it on. */
+function servedSpan(v, version, points) {
+  const m = v.versions.find((x) => x.version === version);
+  if (!m || ['live', 'canary', 'candidate'].includes(m.status)) return points;
+  const last = time(m.last_prediction_at);
+  if (!Number.isFinite(last)) return points;
+  const after = points.findIndex((p) => p.t > last);
+  return after < 0 ? points : points.slice(0, after + 1);
 }
 
 function drawVolume(v) {
@@ -637,7 +673,9 @@ function drawEvents(v) {
     const d = detailOf(e);
     const text = typeof d.reason === 'string' ? d.reason : typeof d.message === 'string' ? d.message : '';
     const extra = [d.outcome, d.alert].filter((x) => typeof x === 'string').join(' · ');
-    return `<li class="event k-${eventTone(e)}" data-kind="${esc(e.kind)}" data-version="${esc(e.version ?? '')}" data-at="${esc(e.at)}">`
+    const shown = time(e.at);
+    return `<li class="event k-${eventTone(e)}" data-kind="${esc(e.kind)}" data-version="${esc(e.version ?? '')}" data-at="${esc(e.at)}"`
+      + ` data-shown="${Number.isFinite(shown) ? new Date(shown).toISOString() : ''}">`
       + `<time datetime="${esc(e.at)}">&nbsp;${esc(fmtTime(e.at))}</time><span class="what"><b>${esc(e.kind)}</b>`
       + `${e.version != null ? ` v${esc(e.version)}` : ''}${extra ? ` · ${esc(extra)}` : ''}`
       + `${text ? `<span class="text">${esc(text)}</span>` : ''}</span></li>`;
@@ -673,6 +711,9 @@ function drawRegistry(v) {
 }
 
 function drawAll(view) {
+  const replay = view.clock.length > 0;
+  clockMarks = replay && state.clock === 'stream' ? view.clock : null;
+  document.getElementById('clock').hidden = !replay;
   drawTraffic(view);
   drawPerformance(view);
   drawVolume(view);
@@ -713,15 +754,19 @@ function fillModels(names) {
 
 function syncControls() {
   for (const b of document.querySelectorAll('#range button')) b.setAttribute('aria-pressed', String(b.dataset.range === state.range));
+  for (const b of document.querySelectorAll('#clock button')) b.setAttribute('aria-pressed', String(b.dataset.clock === state.clock));
   const params = new URLSearchParams(location.search);
   if (state.model) params.set('model', state.model); else params.delete('model');
   params.set('range', state.range);
+  if (state.clock === 'wall') params.set('clock', 'wall'); else params.delete('clock');
   history.replaceState(null, '', `${location.pathname}?${params}${location.hash}`);
 }
 
 function stamp(text) {
+  state.stamped = text;
   const every = REFRESH_SECONDS > 0 ? `refreshes every ${REFRESH_SECONDS} s` : 'automatic refresh off';
-  statusLine.textContent = `${text} · times in UTC · ${every}`;
+  const times = clockMarks ? 'a replay, in its stream time (UTC)' : 'times in UTC';
+  statusLine.textContent = `${text} · ${times} · ${every}`;
 }
 
 // ---- refresh ----------------------------------------------------------------------------------------------------
@@ -741,12 +786,17 @@ async function load(seq) {
   const owner = live && live.policy ? live : versions.slice().reverse().find((m) => m.policy) || null;
   const policy = owner ? owner.policy : null;
   const since = RANGES[state.range];
-  const [metrics, drift, volume, events] = await Promise.all([
+  const [metrics, drift, volume, events, marks] = await Promise.all([
     api('metrics', { model, metric: policy && policy.metric, since, limit: LIMIT }),
     api('drift', { model, since, limit: LIMIT }),
     api('volume', { model, since, limit: LIMIT }),   // the server picks the bucket
     api('events', { model, since, limit: LIMIT }),
+    api('events', { model, since, limit: LIMIT, kind: 'replay_clock' }),
   ]);
+  const clock = (Array.isArray(marks.events) ? marks.events : [])
+    .map((e) => [Date.parse(e.at), Date.parse(e.detail && e.detail.stream_at)])
+    .filter(([w, t]) => Number.isFinite(w) && Number.isFinite(t))
+    .sort((a, b) => a[0] - b[0]);
   const mine = (list) => (Array.isArray(list) ? list : []).filter((s) => !s.model || s.model === model);
   let metricSeries = mine(metrics.series);
   const metric = (policy && policy.metric) || (metricSeries[0] && metricSeries[0].metric) || null;
@@ -757,6 +807,7 @@ async function load(seq) {
     drift: { series: mine(drift.series) },
     volume: { bucket_seconds: volume.bucket_seconds, series: mine(volume.series) },
     events: (Array.isArray(events.events) ? events.events : []).filter((e) => !e.model || e.model === model),
+    clock,
   };
 }
 
@@ -808,6 +859,17 @@ document.getElementById('range').addEventListener('click', (event) => {
   state.range = button.dataset.range;
   syncControls();
   refresh();
+});
+
+document.getElementById('clock').addEventListener('click', (event) => {
+  const button = event.target.closest('button[data-clock]');
+  if (!button || button.dataset.clock === state.clock) return;
+  state.clock = button.dataset.clock;
+  syncControls();
+  if (state.view) {
+    drawAll(state.view);
+    stamp(state.stamped);
+  }
 });
 
 // Charts are drawn at their pixel width (so text stays legible on a phone); redraw them when the layout width changes.

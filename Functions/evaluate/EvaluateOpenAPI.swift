@@ -107,7 +107,7 @@ enum EvaluateOpenAPI {
                                        ])],
                                    ])),
                 "/api/events": get("The loop's events: retrains requested, started, finished (accepted or rejected, with the reason), deploys, canaries, promotions, rollbacks, alerts",
-                                   common + [parameter("kind", "only this kind, such as rolled_back")],
+                                   common + [parameter("kind", "only this kind, such as rolled_back; a replay's clock marks (replay_clock) are listed only when asked for")],
                                    object(["events": ["type": "array", "items": object([
                                        "id": ["type": "integer"], "at": time, "model": ["type": ["string", "null"]],
                                        "version": ["type": ["string", "null"]], "kind": ["type": "string"],

@@ -147,6 +147,11 @@ struct DOM {
 }
 
 extension DashboardBrowser {
+    /// An instant as the API or the page writes it (with or without fractions of a second).
+    static func date(_ text: String) -> Date? {
+        (try? Date(text, strategy: .iso8601)) ?? (try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+    }
+
     /// Checks through the DOM that every panel is drawn and that its numbers are the API's: the policy
     /// metric's points and limit, the volume, the drift cells, the data-quality sums, the events, the traffic
     /// split and the registry.
@@ -166,10 +171,18 @@ extension DashboardBrowser {
         #expect(dom.elements("section", having: ["data-panel": "performance"]).first?["data-metric"] == metric)
         // Points as (version, time, value), compared to 1e-12: Foundation's JSON and the browser's may read the
         // last digit of a double differently.
+        // A version that no longer serves is drawn up to its last prediction and the first point after it.
         var expected: [(String, String, Double)] = []
         for series in try await api("/api/metrics?\(since)&metric=\(metric)")["series"] as? [[String: Any]] ?? [] {
+            let version = "\(series["version"]!)"
+            let entry = models.first { "\($0["version"]!)" == version }
+            let serving = ["live", "canary", "candidate"].contains(entry?["status"] as? String ?? "live")
+            let last = (entry?["last_prediction_at"] as? String).flatMap(Self.date)
+            var pastLast = 0
             for point in series["points"] as? [[String: Any]] ?? [] {
-                if let value = point["value"] as? Double { expected.append(("\(series["version"]!)", "\(point["at"]!)", value)) }
+                if !serving, let last, let at = Self.date("\(point["at"]!)"), at > last { pastLast += 1 }
+                if pastLast > 1 { break }
+                if let value = point["value"] as? Double { expected.append((version, "\(point["at"]!)", value)) }
             }
         }
         let drawn = performance.elements("circle", having: ["class": "point"]).map {
@@ -205,6 +218,24 @@ extension DashboardBrowser {
         let events = try await api("/api/events?\(since)")["events"] as? [[String: Any]] ?? []
         let listed = try #require(dom.panel("events")).elements("li", having: ["class": "event"])
         #expect(listed.count == events.count && !events.isEmpty, "\(listed.count) listed, \(events.count) served")
+        // A replay (its clock marks) is drawn in its stream's time, which the header says and can switch off.
+        let marks = (try await api("/api/events?\(since)&kind=replay_clock")["events"] as? [[String: Any]] ?? [])
+            .compactMap { (($0["detail"] as? [String: Any])?["stream_at"] as? String).flatMap(Self.date) }
+        let clock = dom.elements("div", having: ["id": "clock"]).first
+        #expect(!events.contains { $0["kind"] as? String == "replay_clock" }, "clock marks are not loop events")
+        if let first = marks.min(), let last = marks.max(), marks.count > 1 {
+            #expect(clock != nil && clock?["hidden"] == nil && dom.contains("in its stream time"))
+            // Each listed event is shown at a time of the stream, within a cycle of its marks (wall time is now).
+            let cycle = (last.timeIntervalSince(first) / Double(marks.count - 1)) * 1.5
+            for event in listed {
+                let shown = Self.date(event["data-shown"] ?? "")
+                #expect(shown.map { $0 >= first.addingTimeInterval(-cycle) && $0 <= last.addingTimeInterval(cycle) } == true,
+                        "\(event["data-kind"] ?? "") shown at \(event["data-shown"] ?? "") for a stream from \(first) to \(last)")
+            }
+        } else {
+            #expect(clock?["hidden"] != nil, "no replay: no clock switch")
+            #expect(listed.allSatisfy { Self.date($0["data-shown"] ?? "") == Self.date($0["data-at"] ?? "") })
+        }
         #expect(performance.elements("line", having: ["class": "event"]).count == events.count, "each event marked")
 
         let traffic = try #require(dom.panel("traffic")).elements("li", having: ["data-percent": nil])
