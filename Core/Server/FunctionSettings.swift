@@ -28,14 +28,16 @@ public struct ServerSettings: Sendable {
 
 /// How a function reaches PostgreSQL.
 public struct DatabaseSettings: Sendable {
-    /// `DATABASE_URL` (required, secret) with `DATABASE_POOL_SIZE` (most connections; 4) applied.
+    /// `DATABASE_URL` (required, secret), as read.
+    public var url: DatabaseURL
+    /// The pool's: `url` with `DATABASE_POOL_SIZE` (most connections; 4) applied.
     public var configuration: PostgresClient.Configuration
     public var poolSize: Int
 
     public init(reader: ConfigReader) throws {
-        configuration = try PostgresClient.Configuration(
-            databaseURL: reader.required("database.url", variable: "DATABASE_URL", isSecret: true,
-                                         hint: "postgres://user:password@host:5432/database"))
+        url = try DatabaseURL(reader.required("database.url", variable: "DATABASE_URL", isSecret: true,
+                                              hint: "postgres://user:password@host:5432/database"))
+        configuration = url.client
         poolSize = try reader.setting("database.pool.size", variable: "DATABASE_POOL_SIZE", default: 4,
                                       expected: "a positive integer", Int.positive)
         configuration.options.maximumConnections = poolSize

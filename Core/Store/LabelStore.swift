@@ -79,7 +79,7 @@ public struct LabelStore: Sendable {
         let keys = unique.map { if case .key(let key) = $0.target { key } else { "" } }
         let values = unique.map(\.value.jsonText)
         var matched = Set<Int>()
-        let rows = try await client.query("""
+        let statement: PostgresQuery = """
             WITH input AS (
                 SELECT o, NULLIF(i, '')::uuid AS id, NULLIF(k, '') AS key, l::jsonb AS label
                 FROM UNNEST(\(ordinals)::int[], \(ids)::text[], \(keys)::text[], \(values)::text[]) AS t(o, i, k, l)
@@ -94,7 +94,7 @@ public struct LabelStore: Sendable {
             ),
             misfit AS (
                 -- The registry's task; for a version it does not hold, the stored prediction's shape
-                -- ({"value": …} is a regression's).
+                -- ({"value": …} is a regression's, as LabelledRows.output reads it).
                 SELECT t.o, t.model_name FROM target t
                 LEFT JOIN model m ON m.name = t.model_name AND m.version = t.model_version
                 WHERE \(strict) AND COALESCE(m.task = 'regression', t.prediction ? 'value')
@@ -114,8 +114,16 @@ public struct LabelStore: Sendable {
                    (count(*) FILTER (WHERE old_label IS NOT DISTINCT FROM new_label))::int,
                    (SELECT o FROM misfit), (SELECT model_name FROM misfit)
             FROM target GROUP BY o
-            """, logger: logger)
-        for try await (ordinal, count, overwritten, unchanged, misfit, model) in rows.decode((Int, Int, Int, Int, Int?, String?).self) {
+            """
+        // Answered once committed (see `committing`): an acknowledged label survives a crash.
+        let logger = logger
+        let rows = try await client.committing(logger: logger) { connection in
+            var rows: [(Int, Int, Int, Int, Int?, String?)] = []
+            for try await row in try await connection.query(statement, logger: logger)
+                .decode((Int, Int, Int, Int, Int?, String?).self) { rows.append(row) }
+            return rows
+        }
+        for (ordinal, count, overwritten, unchanged, misfit, model) in rows {
             if let misfit { throw Misfit(position: requestPosition[misfit], model: model ?? "") }
             matched.insert(ordinal)
             result.applied += count

@@ -21,10 +21,13 @@ import Synchronization
 /// A full buffer applies backpressure: an append waits for room (up to `durableTimeout`) instead of failing at
 /// once, so a burst above what PostgreSQL can take slows answers down rather than losing rows.
 ///
-/// The writer has a connection pool of its own (at most `concurrentFlushes` + 1 connections). While the database
-/// is out of reach, it probes with a fresh pool each time (`RenewableClient`) rather than wait on the pool's
-/// growing reconnect backoff, so it stores again within about a second of the server's return; a write that fails
-/// while the database answers (a statement refused) is retried with backoff. On graceful shutdown the writer stops
+/// The writer has a connection pool of its own (at most `concurrentFlushes` + 1 connections, none kept open while
+/// idle). After a write found the database out of reach, it probes with single connections, a tenth of a second
+/// apart, until one answers, and then writes at once, through a fresh pool (`RenewableClient`) when the old one
+/// never got a connection: PostgresNIO's pool would wait ever longer between its own attempts. So it stores again
+/// within moments of the server's return. A server that answers with a refusal (a wrong password, too many
+/// connections, starting up) is probed on a doubling backoff instead, and a write that fails while the database
+/// answers (a statement refused, a slow statement) is retried with backoff. On graceful shutdown the writer stops
 /// taking rows only after the server has stopped (it is a service added before the server), flushes what it
 /// holds and, if the database still refuses, logs each unwritten row so it can be recovered from the logs.
 public final class PredictionWriter: Service, Sendable {
@@ -103,10 +106,14 @@ public final class PredictionWriter: Service, Sendable {
         public var failedWrites = 0
         /// Rows PostgreSQL refused as data (logged in full and dropped; everything else was stored).
         public var refusedRows = 0
+        /// Probes of a database that a write found out of reach, and those that failed.
+        public var probes = 0, failedProbes = 0
     }
 
     private let connections: RenewableClient
-    /// How long a probe of an unreachable database waits: one connection attempt's time (`connect_timeout`).
+    /// A single connection's settings, for probes (or why they cannot be made, which each probe then reports).
+    private let probeConfiguration: Result<PostgresConnection.Configuration, any Error>
+    /// How long a probe may take: one connection attempt (`connect_timeout`) and a `SELECT 1`.
     private let probeTimeout: Duration
     private let logger: Logger
     public let configuration: Configuration
@@ -122,14 +129,17 @@ public final class PredictionWriter: Service, Sendable {
     private let batchTimer = Metrics.Timer(label: "cyclone_prediction_batch_seconds")
 
     /// A writer with a pool of its own to `database` (its connection counts are set here).
-    public init(database: PostgresClient.Configuration, logger: Logger, configuration: Configuration = .init()) {
-        var database = database
-        database.options.maximumConnections = configuration.concurrentFlushes + 1  // and the maintenance
-        // Below the maximum: see `DatabaseSettings` for PostgresNIO's trap when they are equal.
-        database.options.minimumConnections = 1
-        database.options.keepAliveBehavior = nil
-        connections = RenewableClient(configuration: database, logger: logger)
-        probeTimeout = max(database.options.connectTimeout, .milliseconds(500))
+    public init(database: DatabaseURL, logger: Logger, configuration: Configuration = .init()) {
+        var pool = database.client
+        pool.options.maximumConnections = configuration.concurrentFlushes + 1  // and the maintenance
+        // None kept open: an idle pool would otherwise keep reconnecting through an outage, on its growing
+        // backoff, and the first write after it would wait on that. (Also below the maximum, as PostgresNIO
+        // 1.33.2 needs: see `DatabaseSettings`.)
+        pool.options.minimumConnections = 0
+        pool.options.keepAliveBehavior = nil
+        connections = RenewableClient(configuration: pool, logger: logger)
+        probeConfiguration = Result { try database.connection() }
+        probeTimeout = database.connectTimeout + .seconds(1)
         self.logger = logger
         self.configuration = configuration
     }
@@ -239,8 +249,9 @@ public final class PredictionWriter: Service, Sendable {
             }
             for sleeper in sleepers { sleeper.resume() }
         }
-        // Refusals no batch carried: one last try, then the log.
-        await storeRejected()
+        // Refusals no batch carried: one last try within shutdown's deadline, then the log.
+        let deadline = state.withLock { $0.shutdownDeadline } ?? clock.now
+        if clock.now < deadline { await storeRejected(timeout: min(configuration.writeTimeout, deadline - clock.now)) }
         for (version, count) in state.withLock({ Self.takeRejected(&$0) }) {
             logger.error("refused requests not stored", metadata: [
                 "model": "\(version.name)", "model_version": "\(version.version)", "count": "\(count)"])
@@ -262,7 +273,7 @@ public final class PredictionWriter: Service, Sendable {
             drop(waiter.rows, reason: "database unavailable at shutdown")
             waiter.continuation.resume(returning: .dropped)
         }
-        await connections.stop(within: .seconds(1))
+        await connections.stop(within: max(.milliseconds(100), min(.seconds(1), deadline - clock.now)))
     }
 
     /// Takes batches off the queue and writes them until shutdown leaves nothing to write.
@@ -278,8 +289,10 @@ public final class PredictionWriter: Service, Sendable {
             let rows = batch.flatMap(\.rows)
             let rejected = batch[0].retryRejected ?? state.withLock { Self.takeRejected(&$0) }
             let (client, generation) = await connections.current()
+            let leased = Leased()
             do {
-                let refused = try await insertIsolating(rows, rejected: rejected, client: client, timeout: timeout)
+                let refused = try await insertIsolating(rows, rejected: rejected, client: client, leased: leased,
+                                                        timeout: timeout)
                 let refusedIDs = Set(refused.map(\.row.id))
                 record(refused: refused)
                 let stored = rows.count - refused.count
@@ -338,13 +351,19 @@ public final class PredictionWriter: Service, Sendable {
                 logger.warning("storing predictions failed; will retry", metadata: [
                     "rows": "\(remaining.count)", "error": "\(problem == .unavailable ? "\(failure)" : problem.explanation)",
                 ])
-                // Out of reach: the next write waits for a fresh pool to reach the database, and goes at once.
-                // Reachable (a statement refused, say): the next write waits its backoff.
-                if problem == .unavailable { connections.renew(generation: generation) }
-                switch await reachDatabase() {
-                case .gaveUp: return
-                case .afterWaiting: backoff = configuration.retryInitial
-                case .atOnce:
+                // Out of reach: wait until a probe reaches the database. A write that never got a connection met
+                // a pool that cannot connect (and may next try seconds from now): it is renewed, and the write
+                // goes again at once, as it does after an outage. Otherwise (a statement refused or slow, a
+                // connection lost mid-write) the pool is kept and the write waits its backoff.
+                var atOnce = false
+                if problem == .unavailable {
+                    guard let waited = await reachDatabase() else { return }
+                    if !leased.value { connections.renew(generation: generation) }
+                    atOnce = waited || !leased.value
+                }
+                if atOnce {
+                    backoff = configuration.retryInitial
+                } else {
                     if let deadline = state.withLock({ $0.shutdownDeadline }) {
                         if clock.now >= deadline { return }
                         try? await Task.sleep(for: min(backoff, deadline - clock.now))
@@ -357,31 +376,74 @@ public final class PredictionWriter: Service, Sendable {
         }
     }
 
-    private enum Reached { case atOnce, afterWaiting, gaveUp }
+    /// Whether a write got a connection from the pool (set from inside the lease).
+    private final class Leased: Sendable {
+        private let flag = Atomic(false)
+        var value: Bool { flag.load(ordering: .relaxed) }
+        func set() { flag.store(true, ordering: .relaxed) }
+    }
 
-    /// Probes the database until it answers, renewing the pool after each failed probe (PostgresNIO's own pool
-    /// would wait ever longer between attempts); gives up at shutdown's deadline or on cancellation.
-    private func reachDatabase() async -> Reached {
+    /// Probes the database with single connections until one answers, and says whether a probe failed first;
+    /// `nil` at shutdown's deadline or on cancellation. Out of reach (no answer, or the connection refused), the
+    /// next probe follows `retryInitial` after the last began; a server that answered with a refusal (its
+    /// SQLSTATE: a wrong password, too many connections, starting up) is probed on a backoff doubling up to
+    /// `retryMax`, so that it is not hammered. A change of problem is logged once, and so is the return.
+    private func reachDatabase() async -> Bool? {
+        let began = clock.now
         var waited = false
+        var pause = configuration.retryInitial
+        var lastProblem: String?
         while !Task.isCancelled {
             let deadline = state.withLock { $0.shutdownDeadline }
-            if let deadline, clock.now >= deadline { return .gaveUp }
-            let (client, generation) = await connections.current()
+            if let deadline, clock.now >= deadline { return nil }
             let start = clock.now
             var timeout = probeTimeout
             if let deadline { timeout = max(.milliseconds(1), min(timeout, deadline - start)) }
+            state.withLock { $0.statistics.probes += 1 }
             do {
-                try await client.ping(within: timeout, logger: logger)
-                return waited ? .afterWaiting : .atOnce
+                try await probe(within: timeout)
+                if waited {
+                    logger.info("PostgreSQL answers again; storing predictions", metadata: ["after": "\(clock.now - began)"])
+                }
+                return waited
             } catch {
                 waited = true
-                connections.renew(generation: generation)
-                // A probe refused at once (a wrong password, a server starting up) is not repeated at once.
-                let pause = configuration.retryInitial - (clock.now - start)
-                if pause > .zero { try? await Task.sleep(for: pause) }
+                state.withLock { $0.statistics.failedProbes += 1 }
+                let refusal = (error as? PSQLError)?.serverInfo?[.sqlState] != nil
+                let problem = refusal ? StoreProblem(error).explanation + " (\(String(reflecting: error)))"
+                    : "PostgreSQL is out of reach"
+                if problem != lastProblem {
+                    logger.warning("probing PostgreSQL before storing predictions again", metadata: ["problem": "\(problem)"])
+                    lastProblem = problem
+                }
+                var sleep = configuration.retryInitial - (clock.now - start)
+                if refusal {
+                    sleep = pause
+                    pause = min(pause * 2, configuration.retryMax)
+                } else {
+                    pause = configuration.retryInitial
+                }
+                if let deadline { sleep = min(sleep, deadline - clock.now) }
+                if sleep > .zero { try? await Task.sleep(for: sleep) }
             }
         }
-        return .gaveUp
+        return nil
+    }
+
+    /// One connection of its own, `SELECT 1`, closed: the server's own answer, not the pool's.
+    private func probe(within timeout: Duration) async throws {
+        let configuration = try probeConfiguration.get()
+        let logger = logger
+        try await withTimeout(timeout) {
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            do {
+                for try await _ in try await connection.query("SELECT 1", logger: logger) {}
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+            try? await connection.close()
+        }
     }
 
     /// A row PostgreSQL refused, with its words.
@@ -404,7 +466,7 @@ public final class PredictionWriter: Service, Sendable {
     /// Any other failure throws (a `PartialWrite` once part of the batch was stored, so that no drift rollup is
     /// counted twice by a retry).
     private func insertIsolating(_ rows: [PredictionRow], rejected: [DriftRollups.Version: Int],
-                                 client: PostgresClient, timeout: Duration) async throws -> [Refused]
+                                 client: PostgresClient, leased: Leased, timeout: Duration) async throws -> [Refused]
     {
         // Slices still to write, the next one last.
         var pending: [ArraySlice<PredictionRow>] = [rows[...]]
@@ -412,7 +474,7 @@ public final class PredictionWriter: Service, Sendable {
         var refused: [Refused] = []
         while let slice = pending.popLast() {
             do {
-                try await insert(Array(slice), rejected: rejected, client: client, timeout: timeout)
+                try await insert(Array(slice), rejected: rejected, client: client, leased: leased, timeout: timeout)
                 rejected = [:]
             } catch where Self.isDataError(error) {
                 if slice.count > 1 {
@@ -537,7 +599,7 @@ public final class PredictionWriter: Service, Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
             guard !Task.isCancelled else { return }
-            await storeRejected()
+            await storeRejected(timeout: configuration.writeTimeout)
             let rollups = DriftRollups(client: await connections.current().client, logger: logger)
             do {
                 _ = try await withTimeout(configuration.writeTimeout * 6) {
@@ -557,12 +619,12 @@ public final class PredictionWriter: Service, Sendable {
 
     /// Stores the refusals no batch carried. A failed write puts them back; one that timed out after its
     /// commit may count them twice, the only way a refusal is over-counted.
-    private func storeRejected() async {
+    private func storeRejected(timeout: Duration) async {
         let rejected = state.withLock { Self.takeRejected(&$0) }
         guard !rejected.isEmpty else { return }
         do {
-            try await insert([], rejected: rejected, client: await connections.current().client,
-                             timeout: configuration.writeTimeout)
+            try await insert([], rejected: rejected, client: await connections.current().client, leased: Leased(),
+                             timeout: timeout)
         } catch {
             state.withLock { $0.rejected.merge(rejected, uniquingKeysWith: +) }
         }
@@ -573,20 +635,27 @@ public final class PredictionWriter: Service, Sendable {
         for continuation in continuations { continuation.resume(returning: outcome) }
     }
 
-    /// Runs the INSERT, giving up (and cancelling it) after `timeout`. A write that timed out may still have
-    /// committed; the retry is harmless because the INSERT skips ids already stored.
+    /// Runs the INSERT, giving up (and cancelling it) after `timeout`; `leased` is set once the pool gave it a
+    /// connection. A write that timed out may still have committed; the retry is harmless because the INSERT
+    /// skips ids already stored.
     private func insert(_ rows: [PredictionRow], rejected: [DriftRollups.Version: Int], client: PostgresClient,
-                        timeout: Duration) async throws
+                        leased: Leased, timeout: Duration) async throws
     {
         let logger = logger
-        try await withTimeout(timeout) { try await Self.insert(rows, rejected: rejected, client: client, logger: logger) }
+        try await withTimeout(timeout) {
+            try await Self.insert(rows, rejected: rejected, client: client, logger: logger, onLease: { leased.set() })
+        }
     }
 
     /// Stores rows and their drift rollup in one statement, as a batch of the writer does (for loaders and
-    /// tests that need no buffering). Ids already stored are skipped.
+    /// tests that need no buffering), and returns once they are committed. Ids already stored are skipped.
     public static func insert(_ rows: [PredictionRow], rejected: [DriftRollups.Version: Int] = [:],
-                              client: PostgresClient, logger: Logger) async throws
+                              client: PostgresClient, logger: Logger, onLease: (@Sendable () -> Void)? = nil)
+        async throws
     {
-        try await client.query(DriftRollups.insert(rows, rejected: rejected), logger: logger)
+        let statement = DriftRollups.insert(rows, rejected: rejected)
+        try await client.committing(logger: logger, onLease: onLease) { connection in
+            try await connection.query(statement, logger: logger)
+        }
     }
 }

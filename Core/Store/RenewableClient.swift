@@ -8,8 +8,7 @@ import Synchronization
 /// PostgresNIO's pool retries a failed connection on a backoff that grows by 1.25 with every failure, up to a
 /// minute, and has no setting for it: after a 30-second outage its next attempt can be 7 seconds away, and
 /// whoever waits on the pool stores nothing in the meantime. A fresh client tries at once. The prediction writer
-/// renews its client whenever a probe finds the database still out of reach, so that it stores again within a
-/// fraction of a second of the server's return.
+/// renews its client when a write never got a connection and a probe has since reached the database.
 ///
 /// Each client runs in a detached task, outside any service group's graceful shutdown: it must outlive the
 /// server's shutdown, since the writer flushes after the server stops. `stop` ends it.
@@ -53,13 +52,12 @@ final class RenewableClient: Sendable {
     func renew(generation: Int) {
         let old: Task<Void, Never>? = state.withLock { state in
             guard !state.stopped, state.task != nil, state.generation == generation else { return nil }
+            let old = state.task
             let runner = DatabaseRunner(PostgresClient(configuration: configuration, backgroundLogger: logger))
-            defer {
-                state.runner = runner
-                state.task = Task.detached { await runner.run() }
-                state.generation += 1
-            }
-            return state.task
+            state.runner = runner
+            state.task = Task.detached { await runner.run() }
+            state.generation += 1
+            return old
         }
         old?.cancel()
     }

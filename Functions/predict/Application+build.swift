@@ -16,7 +16,7 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
         "model": "\(model.artifact.name)", "version": "\(model.artifact.version)", "task": "\(model.artifact.task.rawValue)",
     ])
     let database = PostgresClient(configuration: settings.database.configuration, backgroundLogger: logger)
-    let writer = PredictionWriter(database: settings.database.configuration, logger: logger,
+    let writer = PredictionWriter(database: settings.database.url, logger: logger,
                                   configuration: settings.writerConfiguration)
     let running = StartupFlag()
     let registry = ModelRegistry(client: database, logger: logger)
@@ -29,8 +29,8 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
     let live = LiveModel(model, canaryPercent: settings.canaryPercent)
     PredictRoutes(live: live, writer: writer, settings: settings).register(on: router)
     var app = functionApplication(router: router, port: settings.server.port, logger: logger)
-    // Services start in this order and stop in reverse: the server stops first, then the writer flushes
-    // while the database pool is still up.
+    // Services start in this order and stop in reverse: the server stops first, then the writer flushes (through
+    // a pool of its own), then the pool the registration and the model watcher use.
     app.addServices(runner, writer, registration)
     if let interval = settings.modelReload {
         app.addServices(ModelWatcher(path: settings.modelPath, canaryPath: settings.canaryPath, interval: interval,

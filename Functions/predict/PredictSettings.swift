@@ -61,7 +61,6 @@ struct PredictSettings: Sendable {
         configuration.durableTimeout = storeTimeout
         configuration.maxBufferedRows = bufferRows
         configuration.maxBatchRows = batchRows
-        configuration.concurrentFlushes = max(1, min(database.poolSize, 2))
         return configuration
     }
 }

@@ -8,7 +8,7 @@ import Testing
     @Test func labelsJoinPredictionsByIDAndByKey() async throws {
         try await withTestDatabase { db in
             let rows = [row(1), row(2, key: "order-2"), row(3, key: "order-3")]
-            try await withWriter(database: try db.configuration) { writer in _ = await writer.append(rows, waitForCommit: true) }
+            try await withWriter(database: try db.databaseURL) { writer in _ = await writer.append(rows, waitForCommit: true) }
             // Not strict: any JSON label is stored (label-ingest's tests cover refusing a regression's string).
             let store = LabelStore(client: db.client, logger: .test, strict: false)
             let missing = UUIDv7.make()
@@ -31,7 +31,7 @@ import Testing
     @Test func repeatingIsHarmlessAndChangingIsCounted() async throws {
         try await withTestDatabase { db in
             let rows = [row(1)]
-            try await withWriter(database: try db.configuration) { writer in _ = await writer.append(rows, waitForCommit: true) }
+            try await withWriter(database: try db.databaseURL) { writer in _ = await writer.append(rows, waitForCommit: true) }
             let store = LabelStore(client: db.client, logger: .test)
             let first = try await store.apply([.init(target: .id(rows[0].id), value: 10)])
             let again = try await store.apply([.init(target: .id(rows[0].id), value: 10)])
@@ -46,7 +46,7 @@ import Testing
     @Test func aKeyLabelsEveryPredictionStoredWithIt() async throws {
         try await withTestDatabase { db in
             let rows = [row(1, key: "k"), row(2, key: "k")]
-            try await withWriter(database: try db.configuration) { writer in _ = await writer.append(rows, waitForCommit: true) }
+            try await withWriter(database: try db.databaseURL) { writer in _ = await writer.append(rows, waitForCommit: true) }
             let result = try await LabelStore(client: db.client, logger: .test).apply([.init(target: .key("k"), value: 5)])
             #expect(result.applied == 2)
         }

@@ -8,7 +8,7 @@ import Testing
 
 /// Runs a writer as a service next to `body`, then shuts it down gracefully (which flushes it).
 func withWriter<T: Sendable>(
-    database: PostgresClient.Configuration, configuration: PredictionWriter.Configuration = .patient,
+    database: DatabaseURL, configuration: PredictionWriter.Configuration = .patient,
     _ body: @Sendable (PredictionWriter) async throws -> T
 ) async throws -> T {
     let writer = PredictionWriter(database: database, logger: .test, configuration: configuration)
@@ -47,7 +47,7 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
     @Test func durableAppendReturnsAfterCommit() async throws {
         try await withTestDatabase { db in
             let rows = [row(1, key: "order-1"), row(2)]
-            let outcome = try await withWriter(database: try db.configuration) { writer in
+            let outcome = try await withWriter(database: try db.databaseURL) { writer in
                 let outcome = await writer.append(rows, waitForCommit: true)
                 // Committed means visible to another connection now, not after shutdown.
                 let visible = try await db.predictions().count
@@ -65,7 +65,7 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
     /// Many concurrent requests are written by far fewer INSERTs (group commit).
     @Test func concurrentAppendsShareInserts() async throws {
         try await withTestDatabase { db in
-            let stats = try await withWriter(database: try db.configuration) { writer in
+            let stats = try await withWriter(database: try db.databaseURL) { writer in
                 await withTaskGroup(of: PredictionWriter.Outcome.self) { group in
                     for n in 0..<400 { group.addTask { await writer.append([row(n)], waitForCommit: true) } }
                     for await outcome in group { #expect(outcome == .committed) }
@@ -80,7 +80,7 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
 
     @Test func asyncAppendsAreWrittenByShutdown() async throws {
         try await withTestDatabase { db in
-            try await withWriter(database: try db.configuration) { writer in
+            try await withWriter(database: try db.databaseURL) { writer in
                 for n in 0..<50 { #expect(await writer.append([row(n)], waitForCommit: false) == .buffered) }
             }
             #expect(try await db.predictions().count == 50)
@@ -93,7 +93,7 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
             var configuration = PredictionWriter.Configuration.patient
             configuration.maxBufferedRows = 5
             configuration.maxBatchRows = 3
-            let outcomes = try await withWriter(database: try db.configuration, configuration: configuration) { writer in
+            let outcomes = try await withWriter(database: try db.databaseURL, configuration: configuration) { writer in
                 await withTaskGroup(of: PredictionWriter.Outcome.self) { group in
                     for n in 0..<200 { group.addTask { await writer.append([row(n)], waitForCommit: false) } }
                     return await group.reduce(into: [PredictionWriter.Outcome]()) { $0.append($1) }
@@ -111,8 +111,8 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
         configuration.maxBufferedRows = 10
         configuration.shutdownFlushTimeout = .milliseconds(300)
         configuration.writeTimeout = .milliseconds(200)
-        var database = try PostgresClient.Configuration(databaseURL: "postgres://u@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
-        database.options.connectTimeout = .milliseconds(100)
+        var database = try DatabaseURL("postgres://u@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
+        database.connectTimeout = .milliseconds(100)
         try await withWriter(database: database, configuration: configuration) { writer in
             #expect(await writer.append((0..<8).map { row($0) }, waitForCommit: false) == .buffered)
             #expect(await writer.append((0..<8).map { row($0) }, waitForCommit: false) == .dropped)
@@ -133,7 +133,7 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
             }
             let nul = withNUL(2), another = withNUL(3)
             let good = (10..<60).map { row($0, key: "k\($0)") }
-            let (outcomes, statistics) = try await withWriter(database: try db.configuration) { writer in
+            let (outcomes, statistics) = try await withWriter(database: try db.databaseURL) { writer in
                 // One request of many rows with both culprits inside, then requests after it, all at once.
                 let mixed = Array(good[0..<20]) + [longKey] + Array(good[20..<30]) + [nul]
                 async let first = writer.append(mixed, waitForCommit: true)
@@ -161,9 +161,9 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
     /// and once the server is back every row is written — none lost, none twice.
     @Test func databaseDownAndBackLosesNothing() async throws {
         let cluster = try await Repository.Cluster.start()
-        var database = try PostgresClient.Configuration(databaseURL: cluster.url)
-        database.options.connectTimeout = .milliseconds(500)
-        let client = PostgresClient(configuration: database, backgroundLogger: .test)
+        var database = try DatabaseURL(cluster.url)
+        database.connectTimeout = .milliseconds(500)
+        let client = PostgresClient(configuration: database.client, backgroundLogger: .test)
         let runner = DatabaseRunner(client)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await runner.run() }
@@ -193,8 +193,11 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
                 }
                 #expect(writer.bufferedRows == 40)
                 try await cluster.startAgain()
-                // Rows written by retries, without new traffic.
-                while writer.bufferedRows > 0 { try await Task.sleep(for: .milliseconds(50)) }
+                // Rows written by retries, without new traffic (bounded only against a hang: a loaded machine).
+                let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+                while writer.bufferedRows > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+                #expect(writer.bufferedRows == 0)
+                #expect(writer.statistics.probes > writer.statistics.failedProbes)
                 #expect(writer.statistics.failedWrites > 0)
                 return sent
             }
@@ -209,5 +212,62 @@ func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow 
             group.cancelAll()
         }
         try await cluster.stop()
+    }
+
+    /// A server that refuses the writer (here: its database does not exist) is probed on a doubling backoff, not
+    /// every tenth of a second, and shutdown still ends within its deadline with every row logged.
+    @Test func aRefusingServerIsProbedOnABackoff() async throws {
+        var database = try DatabaseURL(try #require(ProcessInfo.processInfo.environment["DATABASE_URL"]))
+        database.database = "cyclone_no_such_database"
+        var configuration = PredictionWriter.Configuration()
+        configuration.retryInitial = .milliseconds(50)
+        configuration.retryMax = .milliseconds(400)
+        configuration.writeTimeout = .milliseconds(300)
+        configuration.shutdownFlushTimeout = .milliseconds(500)
+        let clock = ContinuousClock()
+        let (statistics, stopped) = try await withWriter(database: database, configuration: configuration) { writer in
+            #expect(await writer.append((0..<5).map { row($0) }, waitForCommit: false) == .buffered)
+            try await Task.sleep(for: .seconds(3))
+            return (writer.statistics, clock.now)
+        }
+        #expect(clock.now - stopped < .seconds(5), "shutdown within its deadline")
+        // Over about 2.7 s of refusals: 50, 100, 200, 400, 400… ms apart is at most 10 probes; a probe every
+        // retryInitial would be over 40.
+        #expect(statistics.failedProbes >= 2 && statistics.failedProbes <= 12, "\(statistics)")
+        #expect(statistics.rowsWritten == 0)
+    }
+
+    /// `.committed` means committed. PostgresNIO answers a statement at its CommandComplete, before PostgreSQL
+    /// commits it, so a commit that then fails (here a deferred trigger; in life a crash in between) must not be
+    /// answered committed: the rows stay queued and are stored once a commit goes through.
+    @Test func committedMeansCommitted() async throws {
+        try await withTestDatabase { db in
+            for statement: PostgresQuery in [
+                "CREATE TABLE hold_commits (held boolean)",
+                "INSERT INTO hold_commits VALUES (true)",
+                """
+                CREATE FUNCTION refuse_while_held() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN IF EXISTS (SELECT FROM hold_commits) THEN RAISE EXCEPTION 'commits are held'; END IF; RETURN NULL; END $$
+                """,
+                """
+                CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON drift_rollup
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_while_held()
+                """,
+            ] { try await db.client.query(statement, logger: .test) }
+            var configuration = PredictionWriter.Configuration()
+            configuration.durableTimeout = .seconds(1)
+            configuration.retryInitial = .milliseconds(50)
+            configuration.retryMax = .milliseconds(200)
+            let rows = [row(1), row(2)]
+            try await withWriter(database: try db.databaseURL, configuration: configuration) { writer in
+                #expect(await writer.append(rows, waitForCommit: true) == .buffered)
+                #expect(try await db.predictions().isEmpty)
+                #expect(writer.bufferedRows == 2)
+                try await db.client.query("DELETE FROM hold_commits", logger: .test)
+                let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+                while writer.bufferedRows > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(Set(try await db.predictions().map(\.id)) == Set(rows.map(\.id)))
+        }
     }
 }

@@ -8,7 +8,7 @@ import Testing
     /// writer that saw the same failure) changes nothing.
     @Test func renewingSwapsInAFreshClientOnce() async throws {
         try await withTestDatabase { db in
-            let connections = RenewableClient(configuration: try db.configuration, logger: .test)
+            let connections = RenewableClient(configuration: try db.databaseURL.client, logger: .test)
             connections.start()
             let (first, generation) = await connections.current()
             try await first.ping(within: .seconds(30), logger: .test)

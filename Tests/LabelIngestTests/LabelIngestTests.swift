@@ -31,7 +31,7 @@ func withLabelIngest(
     try await withTestDatabase { db in
         var configuration = PredictionWriter.Configuration()
         configuration.durableTimeout = .seconds(60)
-        let writer = PredictionWriter(database: try db.configuration, logger: .test, configuration: configuration)
+        let writer = PredictionWriter(database: try db.databaseURL, logger: .test, configuration: configuration)
         let group = ServiceGroup(configuration: .init(services: [writer], logger: .test))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }

@@ -13,9 +13,9 @@ public struct TestDatabase: Sendable {
     public let url: String
     public let name: String
 
-    /// The connection settings of `url`, for what makes a pool of its own (the prediction writer).
-    public var configuration: PostgresClient.Configuration {
-        get throws { try PostgresClient.Configuration(databaseURL: url) }
+    /// `url` read, for what makes connections of its own (the prediction writer).
+    public var databaseURL: DatabaseURL {
+        get throws { try DatabaseURL(url) }
     }
 
     /// Rows of `prediction` as (id, model_version, input, prediction, key, label).
