@@ -226,15 +226,17 @@ struct DemoReplay {
         throw DemoError("a retrain of \(model.name) did not finish within two minutes; see retrain's lines in evaluate.log")
     }
 
-    /// One line for an event of the loop, or `nil` for those the cycle's report already tells.
-    /// Records the stream's time now (a `replay_clock` event), so the dashboard can draw the replay in stream
-    /// time: the servers stamp what they store with the wall clock.
+    /// Records the stream's time now (a `replay_clock` event, with the wall clock to the millisecond), so the
+    /// dashboard can draw the replay in stream time: the servers stamp what they store with the wall clock.
     private func markClock(at streamTime: Date) async throws {
+        let precise = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
         try await EvaluationStore(client: client, logger: logger).event(
             .replayClock, name: model.name, version: nil,
-            detail: .object(["stream_at": .string(streamTime.formatted(.iso8601))]))
+            detail: .object(["stream_at": .string(streamTime.formatted(.iso8601)),
+                             "wall_at": .string(Date().formatted(precise))]))
     }
 
+    /// One line for an event of the loop, or `nil` for those the cycle's report already tells.
     private func describe(_ event: Event) -> String? {
         let version = "\(model.name)@\(event.version ?? "?")"
         let reason = event.detail["reason"].string ?? event.detail["error"].string ?? ""

@@ -174,18 +174,17 @@ const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => ESCAPES[c]);
 const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
 const time = (iso) => toClock(Date.parse(iso));
 
-/** A wall-clock instant in the replay's stream time: linear between the two marks around it, and beyond the ends
- * along the nearest pair (one mark alone shifts). */
+/** A wall-clock instant in the replay's stream time: linear between the two marks around it; before the first
+ * or after the last, shifted by that mark's offset (the wall clock's pace: outside the replay nothing is sped up). */
 function toClock(t) {
   if (!clockMarks || !Number.isFinite(t)) return t;
   const n = clockMarks.length;
-  if (n === 1) return t + clockMarks[0][1] - clockMarks[0][0];
-  let lo = 0, hi = n - 1;              // the pair of marks around t
-  if (t <= clockMarks[0][0]) hi = 1;
-  else if (t >= clockMarks[n - 1][0]) lo = n - 2;
-  else { while (hi - lo > 1) { const mid = (lo + hi) >> 1; if (clockMarks[mid][0] <= t) lo = mid; else hi = mid; } }
+  if (t <= clockMarks[0][0]) return t + clockMarks[0][1] - clockMarks[0][0];
+  if (t >= clockMarks[n - 1][0]) return t + clockMarks[n - 1][1] - clockMarks[n - 1][0];
+  let lo = 0, hi = n - 1;              // the pair of marks around t (their wall times differ: see load)
+  while (hi - lo > 1) { const mid = (lo + hi) >> 1; if (clockMarks[mid][0] <= t) lo = mid; else hi = mid; }
   const [w0, s0] = clockMarks[lo], [w1, s1] = clockMarks[hi];
-  return w1 === w0 ? s0 : s0 + ((t - w0) * (s1 - s0)) / (w1 - w0);
+  return s0 + ((t - w0) * (s1 - s0)) / (w1 - w0);
 }
 const r1 = (v) => Math.round(v * 10) / 10;
 const minOf = (xs) => xs.reduce((a, b) => (b < a ? b : a), Infinity);
@@ -793,10 +792,13 @@ async function load(seq) {
     api('events', { model, since, limit: LIMIT }),
     api('events', { model, since, limit: LIMIT, kind: 'replay_clock' }),
   ]);
+  // Each mark's wall time to the millisecond (the API's `at` has whole seconds); of marks with one wall time,
+  // the last.
   const clock = (Array.isArray(marks.events) ? marks.events : [])
-    .map((e) => [Date.parse(e.at), Date.parse(e.detail && e.detail.stream_at)])
+    .map((e) => [Date.parse((e.detail && e.detail.wall_at) || e.at), Date.parse(e.detail && e.detail.stream_at)])
     .filter(([w, t]) => Number.isFinite(w) && Number.isFinite(t))
-    .sort((a, b) => a[0] - b[0]);
+    .sort((a, b) => a[0] - b[0])
+    .filter((m, i, all) => i === all.length - 1 || all[i + 1][0] !== m[0]);
   const mine = (list) => (Array.isArray(list) ? list : []).filter((s) => !s.model || s.model === model);
   let metricSeries = mine(metrics.series);
   const metric = (policy && policy.metric) || (metricSeries[0] && metricSeries[0].metric) || null;
@@ -819,6 +821,8 @@ async function refresh() {
     if (seq !== state.seq) return;       // a newer refresh (another model or range) took over
     if (view.empty) {
       state.view = null;
+      clockMarks = null;
+      document.getElementById('clock').hidden = true;
       fillModels([]);
       main.dataset.model = '';
       setState('empty');
