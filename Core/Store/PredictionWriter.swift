@@ -2,6 +2,7 @@ import DequeModule
 import Foundation
 import Logging
 import Metrics
+import NIOCore
 import PostgresNIO
 import ServiceLifecycle
 import Synchronization
@@ -26,7 +27,7 @@ import Synchronization
 /// apart, until one answers, and then writes at once, through a fresh pool (`RenewableClient`) when the old one
 /// never got a connection: PostgresNIO's pool would wait ever longer between its own attempts. So it stores again
 /// within moments of the server's return. A server that answers with a refusal (a wrong password, too many
-/// connections, starting up) is probed on a doubling backoff instead, and a write that fails while the database
+/// connections) is probed on a doubling backoff instead, and a write that fails while the database
 /// answers (a statement refused, a slow statement) is retried with backoff. On graceful shutdown the writer stops
 /// taking rows only after the server has stopped (it is a service added before the server), flushes what it
 /// holds and, if the database still refuses, logs each unwritten row so it can be recovered from the logs.
@@ -289,10 +290,8 @@ public final class PredictionWriter: Service, Sendable {
             let rows = batch.flatMap(\.rows)
             let rejected = batch[0].retryRejected ?? state.withLock { Self.takeRejected(&$0) }
             let (client, generation) = await connections.current()
-            let leased = Leased()
             do {
-                let refused = try await insertIsolating(rows, rejected: rejected, client: client, leased: leased,
-                                                        timeout: timeout)
+                let refused = try await insertIsolating(rows, rejected: rejected, client: client, timeout: timeout)
                 let refusedIDs = Set(refused.map(\.row.id))
                 record(refused: refused)
                 let stored = rows.count - refused.count
@@ -351,15 +350,16 @@ public final class PredictionWriter: Service, Sendable {
                 logger.warning("storing predictions failed; will retry", metadata: [
                     "rows": "\(remaining.count)", "error": "\(problem == .unavailable ? "\(failure)" : problem.explanation)",
                 ])
-                // Out of reach: wait until a probe reaches the database. A write that never got a connection met
-                // a pool that cannot connect (and may next try seconds from now): it is renewed, and the write
-                // goes again at once, as it does after an outage. Otherwise (a statement refused or slow, a
-                // connection lost mid-write) the pool is kept and the write waits its backoff.
+                // Unavailable: wait until a probe reaches the database. If a probe failed first, the database was
+                // out of reach and the pool, whose own attempts failed meanwhile, may next try seconds from now:
+                // it is renewed and the write goes again at once. If the first probe answered, the database is up
+                // but slow or the pool is busy: the pool and its connections are kept, and the write waits its
+                // backoff (renewing would cut the slow statements and add connections to a loaded server).
                 var atOnce = false
                 if problem == .unavailable {
                     guard let waited = await reachDatabase() else { return }
-                    if !leased.value { connections.renew(generation: generation) }
-                    atOnce = waited || !leased.value
+                    if waited { connections.renew(generation: generation) }
+                    atOnce = waited
                 }
                 if atOnce {
                     backoff = configuration.retryInitial
@@ -376,17 +376,10 @@ public final class PredictionWriter: Service, Sendable {
         }
     }
 
-    /// Whether a write got a connection from the pool (set from inside the lease).
-    private final class Leased: Sendable {
-        private let flag = Atomic(false)
-        var value: Bool { flag.load(ordering: .relaxed) }
-        func set() { flag.store(true, ordering: .relaxed) }
-    }
-
     /// Probes the database with single connections until one answers, and says whether a probe failed first;
     /// `nil` at shutdown's deadline or on cancellation. Out of reach (no answer, or the connection refused), the
-    /// next probe follows `retryInitial` after the last began; a server that answered with a refusal (its
-    /// SQLSTATE: a wrong password, too many connections, starting up) is probed on a backoff doubling up to
+    /// next probe follows `retryInitial` after the last began (`isOutOfReach`, a server starting up too); a
+    /// server that refuses (a wrong password, too many connections, TLS) is probed on a backoff doubling up to
     /// `retryMax`, so that it is not hammered. A change of problem is logged once, and so is the return.
     private func reachDatabase() async -> Bool? {
         let began = clock.now
@@ -409,9 +402,8 @@ public final class PredictionWriter: Service, Sendable {
             } catch {
                 waited = true
                 state.withLock { $0.statistics.failedProbes += 1 }
-                let refusal = (error as? PSQLError)?.serverInfo?[.sqlState] != nil
-                let problem = refusal ? StoreProblem(error).explanation + " (\(String(reflecting: error)))"
-                    : "PostgreSQL is out of reach"
+                let refusal = !Self.isOutOfReach(error)
+                let problem = refusal ? "PostgreSQL refuses: \(String(reflecting: error))" : "PostgreSQL is out of reach"
                 if problem != lastProblem {
                     logger.warning("probing PostgreSQL before storing predictions again", metadata: ["problem": "\(problem)"])
                     lastProblem = problem
@@ -430,6 +422,26 @@ public final class PredictionWriter: Service, Sendable {
         return nil
     }
 
+    /// Whether a probe's failure says the database is out of reach for now, which clears by itself: nothing
+    /// answered in time, the connection was refused or closed, or the server is starting up or shutting down
+    /// (SQLSTATE class 57; a connection exception, 08). Probing those on a backoff would find a restarted server
+    /// ready only seconds later. Anything else (a wrong password or database, too many connections, TLS refused)
+    /// holds until someone acts, and is probed on a backoff.
+    static func isOutOfReach(_ error: any Error) -> Bool {
+        if error is TimeoutError || error is IOError || error is ChannelError
+            || String(reflecting: type(of: error)).contains("NIOConnectionError")
+        {
+            return true
+        }
+        guard let error = error as? PSQLError else { return false }
+        if let state = error.serverInfo?[.sqlState] { return state.hasPrefix("57") || state.hasPrefix("08") }
+        switch error.code {
+        case .connectionError: return error.underlying.map(isOutOfReach) ?? true
+        case .serverClosedConnection, .clientClosedConnection, .uncleanShutdown: return true
+        default: return false
+        }
+    }
+
     /// One connection of its own, `SELECT 1`, closed: the server's own answer, not the pool's.
     private func probe(within timeout: Duration) async throws {
         let configuration = try probeConfiguration.get()
@@ -437,7 +449,12 @@ public final class PredictionWriter: Service, Sendable {
         try await withTimeout(timeout) {
             let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
             do {
-                for try await _ in try await connection.query("SELECT 1", logger: logger) {}
+                // Abandoned at the deadline (a server that accepts but never answers), it closes its connection.
+                try await withTaskCancellationHandler {
+                    for try await _ in try await connection.query("SELECT 1", logger: logger) {}
+                } onCancel: {
+                    let _: EventLoopFuture<Void> = connection.close()
+                }
             } catch {
                 try? await connection.close()
                 throw error
@@ -466,7 +483,7 @@ public final class PredictionWriter: Service, Sendable {
     /// Any other failure throws (a `PartialWrite` once part of the batch was stored, so that no drift rollup is
     /// counted twice by a retry).
     private func insertIsolating(_ rows: [PredictionRow], rejected: [DriftRollups.Version: Int],
-                                 client: PostgresClient, leased: Leased, timeout: Duration) async throws -> [Refused]
+                                 client: PostgresClient, timeout: Duration) async throws -> [Refused]
     {
         // Slices still to write, the next one last.
         var pending: [ArraySlice<PredictionRow>] = [rows[...]]
@@ -474,7 +491,7 @@ public final class PredictionWriter: Service, Sendable {
         var refused: [Refused] = []
         while let slice = pending.popLast() {
             do {
-                try await insert(Array(slice), rejected: rejected, client: client, leased: leased, timeout: timeout)
+                try await insert(Array(slice), rejected: rejected, client: client, timeout: timeout)
                 rejected = [:]
             } catch where Self.isDataError(error) {
                 if slice.count > 1 {
@@ -599,15 +616,20 @@ public final class PredictionWriter: Service, Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
             guard !Task.isCancelled else { return }
-            await storeRejected(timeout: configuration.writeTimeout)
-            let rollups = DriftRollups(client: await connections.current().client, logger: logger)
+            let (client, generation) = await connections.current()
+            var unavailable = await storeRejected(timeout: configuration.writeTimeout)
+            let rollups = DriftRollups(client: client, logger: logger)
             do {
                 _ = try await withTimeout(configuration.writeTimeout * 6) {
                     try await rollups.compact(settledBefore: Date().addingTimeInterval(-60))
                 }
             } catch {
+                unavailable = unavailable || StoreProblem(error) == .unavailable
                 logger.debug("merging drift rollups failed; next time", metadata: ["error": "\(String(reflecting: error))"])
             }
+            // The pool tried to connect for these and failed? Then, if the database is out of reach, a fresh pool
+            // spares the next write the old one's grown backoff (as after a failed write).
+            if unavailable, (try? await probe(within: probeTimeout)) == nil { connections.renew(generation: generation) }
         }
     }
 
@@ -618,15 +640,18 @@ public final class PredictionWriter: Service, Sendable {
     }
 
     /// Stores the refusals no batch carried. A failed write puts them back; one that timed out after its
-    /// commit may count them twice, the only way a refusal is over-counted.
-    private func storeRejected(timeout: Duration) async {
+    /// commit may count them twice, the only way a refusal is over-counted. Returns whether it failed for want
+    /// of the database.
+    @discardableResult
+    private func storeRejected(timeout: Duration) async -> Bool {
         let rejected = state.withLock { Self.takeRejected(&$0) }
-        guard !rejected.isEmpty else { return }
+        guard !rejected.isEmpty else { return false }
         do {
-            try await insert([], rejected: rejected, client: await connections.current().client, leased: Leased(),
-                             timeout: timeout)
+            try await insert([], rejected: rejected, client: await connections.current().client, timeout: timeout)
+            return false
         } catch {
             state.withLock { $0.rejected.merge(rejected, uniquingKeysWith: +) }
+            return StoreProblem(error) == .unavailable
         }
     }
 
@@ -635,26 +660,24 @@ public final class PredictionWriter: Service, Sendable {
         for continuation in continuations { continuation.resume(returning: outcome) }
     }
 
-    /// Runs the INSERT, giving up (and cancelling it) after `timeout`; `leased` is set once the pool gave it a
-    /// connection. A write that timed out may still have committed; the retry is harmless because the INSERT
-    /// skips ids already stored.
+    /// Runs the INSERT, giving up (and cancelling it) after `timeout`. A write that timed out may still have
+    /// committed; the retry is harmless because the INSERT skips ids already stored.
     private func insert(_ rows: [PredictionRow], rejected: [DriftRollups.Version: Int], client: PostgresClient,
-                        leased: Leased, timeout: Duration) async throws
+                        timeout: Duration) async throws
     {
         let logger = logger
         try await withTimeout(timeout) {
-            try await Self.insert(rows, rejected: rejected, client: client, logger: logger, onLease: { leased.set() })
+            try await Self.insert(rows, rejected: rejected, client: client, logger: logger)
         }
     }
 
     /// Stores rows and their drift rollup in one statement, as a batch of the writer does (for loaders and
     /// tests that need no buffering), and returns once they are committed. Ids already stored are skipped.
     public static func insert(_ rows: [PredictionRow], rejected: [DriftRollups.Version: Int] = [:],
-                              client: PostgresClient, logger: Logger, onLease: (@Sendable () -> Void)? = nil)
-        async throws
+                              client: PostgresClient, logger: Logger) async throws
     {
         let statement = DriftRollups.insert(rows, rejected: rejected)
-        try await client.committing(logger: logger, onLease: onLease) { connection in
+        try await client.committing(logger: logger) { connection in
             try await connection.query(statement, logger: logger)
         }
     }
