@@ -141,6 +141,7 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Functions/evaluate",
+            resources: [.embedInCode("Resources/dashboard.html")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -39,7 +39,7 @@ struct EvaluateRoutes: Sendable {
             .contentType: "text/html; charset=utf-8",
             .cacheControl: "no-store",
             .contentSecurityPolicy: "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
-        ], body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html)))
+        ], body: .init(byteBuffer: ByteBuffer(bytes: DashboardPage.html)))
     }
 
     func models() async throws -> Response {
