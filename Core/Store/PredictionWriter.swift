@@ -320,7 +320,10 @@ public final class PredictionWriter: Service, Sendable {
             } catch {
                 writeFailures.increment()
                 let partial = error as? PartialWrite
-                let remaining = partial?.remaining ?? rows
+                // Each slice not yet stored is retried exactly as it was written (a slice that timed out may yet
+                // commit, and a retry mixing it with other rows would count it again in their drift rollup).
+                let slices = partial?.remaining ?? [rows]
+                let remaining = slices.flatMap { $0 }
                 let rejectedLeft = partial?.rejected ?? rejected
                 let refused = partial?.refused ?? []
                 record(refused: refused)
@@ -335,7 +338,10 @@ public final class PredictionWriter: Service, Sendable {
                     state.bufferedRows -= rows.count - remaining.count
                     bufferedGauge.record(state.bufferedRows)
                     // Put what is left in front, whole, to be retried as it was.
-                    state.queue.prepend(Pending(ticket: batch[0].ticket, rows: remaining, retryRejected: rejectedLeft))
+                    for (index, slice) in slices.enumerated().reversed() {
+                        state.queue.prepend(Pending(ticket: batch[0].ticket, rows: slice,
+                                                    retryRejected: index == 0 ? rejectedLeft : [:]))
+                    }
                     return admitWaiting(&state)
                 }
                 let refusedIDs = Set(refused.map(\.row.id))
@@ -469,8 +475,8 @@ public final class PredictionWriter: Service, Sendable {
     /// A write that failed for a reason other than the data after part of its batch was stored.
     private struct PartialWrite: Error {
         var error: any Error
-        /// Rows not yet stored (nor refused), to retry.
-        var remaining: [PredictionRow]
+        /// The slices not yet stored (nor refused), in order, each to retry as it was written.
+        var remaining: [[PredictionRow]]
         /// Refusals not yet stored.
         var rejected: [DriftRollups.Version: Int]
         /// Rows refused as data before the failure.
@@ -503,7 +509,7 @@ public final class PredictionWriter: Service, Sendable {
                 }
             } catch {
                 guard slice.count < rows.count else { throw error }
-                throw PartialWrite(error: error, remaining: Array(slice) + pending.reversed().joined(),
+                throw PartialWrite(error: error, remaining: [Array(slice)] + pending.reversed().map(Array.init),
                                    rejected: rejected, refused: refused)
             }
         }
