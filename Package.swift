@@ -55,7 +55,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Core/Store",
-            resources: [.embedInCode("Migrations")],
+            resources: [.embedInCode("Migrations"), .embedInCode("Routines")],
             swiftSettings: swiftSettings
         ),
         // Cloud: the platforms the loop runs on, and Google's auth, registry and Cloud Run clients.

@@ -33,6 +33,12 @@ public struct Migrator: Sendable {
         Migration(version: 6, name: "latency", sql: String(decoding: PackageResources._006_latency_sql, as: UTF8.self)),
     ]
 
+    /// Functions with one definition each, in `Core/Store/Routines/`: created anew after the migrations (see
+    /// `apply`), so that a change to one is made in one file rather than copied into a new migration.
+    public static let routines: [(name: String, sql: String)] = [
+        ("cyclone_ensure_partitions", String(decoding: PackageResources.cyclone_ensure_partitions_sql, as: UTF8.self)),
+    ]
+
     /// Key of the advisory lock held while migrating ("cyclone" in ASCII).
     static let lockKey: Int64 = 0x6379_636c_6f6e_65
 
@@ -93,6 +99,23 @@ public struct Migrator: Sendable {
                 throw error
             }
             applied.append(migration.version)
+        }
+        // The routines, as this build defines them, unless a newer build has migrated the database (its own
+        // definitions stand). One transaction; `CREATE OR REPLACE` keeps what depends on them.
+        let newest = done.union(applied).max() ?? 0
+        if newest <= migrations.map(\.version).max() ?? 0 {
+            try await connection.query("BEGIN", logger: logger)
+            do {
+                for routine in Self.routines {
+                    for statement in SQLScript.statements(routine.sql) {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                }
+                try await connection.query("COMMIT", logger: logger)
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
         }
         return applied
     }

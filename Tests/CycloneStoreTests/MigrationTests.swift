@@ -113,4 +113,31 @@ import Testing
             for try await n in count { #expect(n == 0) }
         }
     }
+
+    /// The partition function has one definition (`Routines/cyclone_ensure_partitions.sql`): the migrator
+    /// creates it after the migrations, and leaves a newer build's alone.
+    @Test func routinesAreCreatedAfterTheMigrationsUnlessTheDatabaseIsNewer() async throws {
+        try await withTestDatabase { db in
+            func definition() async throws -> String {
+                for try await text in try await db.client.query(
+                    "SELECT pg_get_functiondef('cyclone_ensure_partitions'::regproc)", logger: .test).decode(String.self)
+                { return text }
+                return ""
+            }
+            try await db.client.query("""
+                CREATE OR REPLACE FUNCTION cyclone_ensure_partitions(ahead_days integer DEFAULT 7, retain_days integer DEFAULT NULL)
+                RETURNS TABLE (action text, partition_name text) LANGUAGE sql AS $$ SELECT 'other'::text, 'x'::text $$
+                """, logger: .test)
+            try await Migrator(client: db.client, logger: .test).migrate()
+            #expect(try await definition().contains("cyclone_moving"), "this build's definition, restored")
+            let newer = "SELECT 'newer'::text, 'x'::text"
+            try await db.client.query(PostgresQuery(unsafeSQL: """
+                CREATE OR REPLACE FUNCTION cyclone_ensure_partitions(ahead_days integer DEFAULT 7, retain_days integer DEFAULT NULL)
+                RETURNS TABLE (action text, partition_name text) LANGUAGE sql AS $$ \(newer) $$
+                """), logger: .test)
+            try await db.client.query("INSERT INTO schema_migration (version, name) VALUES (999, 'newer')", logger: .test)
+            try await Migrator(client: db.client, logger: .test).migrate()
+            #expect(try await definition().contains(newer), "a newer build's definition stands")
+        }
+    }
 }
