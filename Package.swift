@@ -42,10 +42,24 @@ let package = Package(
         .target(name: "CyclonePrefetch", path: "Core/Prefetch"),
         .target(name: "CycloneTraining", dependencies: ["CycloneModel", "CycloneMonitoring", "CyclonePrefetch"], path: "Core/Training",
                 swiftSettings: swiftSettings),
+        // Runtime: what every process needs, HTTP or not (settings, Cloud Logging lines, SIGTERM, deadlines).
+        .target(
+            name: "CycloneRuntime",
+            dependencies: [
+                "CycloneModel",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Core/Runtime",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "CycloneStore",
             dependencies: [
-                "CycloneModel", "CycloneMonitoring",
+                "CycloneModel", "CycloneMonitoring", "CycloneRuntime",
+                .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -62,7 +76,8 @@ let package = Package(
         .target(
             name: "CycloneCloud",
             dependencies: [
-                "CycloneModel",
+                "CycloneModel", "CycloneRuntime",
+                .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -73,10 +88,11 @@ let package = Package(
             path: "Core/Cloud",
             swiftSettings: swiftSettings
         ),
+        // HTTP: what every HTTP function shares (app set-up, health, /metrics, JSON errors, OpenAPI); no store, no cloud.
         .target(
-            name: "CycloneServer",
+            name: "CycloneHTTP",
             dependencies: [
-                "CycloneModel", "CycloneStore", "CycloneCloud",
+                "CycloneModel", "CycloneRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -84,18 +100,16 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
-            path: "Core/Server",
+            path: "Core/HTTP",
             swiftSettings: swiftSettings
         ),
         // The evaluation cycle: Store's windows judged by Monitoring's policy, retrains through Cloud's Platform.
         .target(
             name: "CycloneEvaluation",
             dependencies: [
-                "CycloneModel", "CycloneMonitoring", "CycloneStore", "CycloneCloud", "CycloneServer",
+                "CycloneModel", "CycloneMonitoring", "CycloneStore", "CycloneCloud", "CycloneRuntime",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -111,7 +125,7 @@ let package = Package(
         .executableTarget(
             name: "Predict",
             dependencies: [
-                "CycloneModel", "CycloneMonitoring", "CycloneStore", "CycloneServer",
+                "CycloneModel", "CycloneMonitoring", "CycloneStore", "CycloneHTTP", "CycloneRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -122,7 +136,7 @@ let package = Package(
         .executableTarget(
             name: "LabelIngest",
             dependencies: [
-                "CycloneModel", "CycloneStore", "CycloneServer",
+                "CycloneModel", "CycloneStore", "CycloneHTTP", "CycloneRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -133,7 +147,7 @@ let package = Package(
         .executableTarget(
             name: "Evaluate",
             dependencies: [
-                "CycloneModel", "CycloneMonitoring", "CycloneStore", "CycloneCloud", "CycloneServer",
+                "CycloneModel", "CycloneMonitoring", "CycloneStore", "CycloneCloud", "CycloneHTTP", "CycloneRuntime",
                 "CycloneEvaluation",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -147,7 +161,7 @@ let package = Package(
         .executableTarget(
             name: "Retrain",
             dependencies: [
-                "CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneCloud", "CycloneServer",
+                "CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneCloud", "CycloneRuntime",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -159,7 +173,7 @@ let package = Package(
         .executableTarget(
             name: "CycloneCLI",
             dependencies: [
-                "CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneServer", "CycloneCloud",
+                "CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneRuntime", "CycloneCloud",
                 "CycloneEvaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -178,7 +192,7 @@ let package = Package(
         .target(
             name: "CycloneTestSupport",
             dependencies: [
-                "CycloneModel", "CycloneTraining", "CycloneMonitoring", "CycloneStore", "CycloneServer", "CycloneCloud",
+                "CycloneModel", "CycloneTraining", "CycloneMonitoring", "CycloneStore", "CycloneHTTP", "CycloneRuntime", "CycloneCloud",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -197,7 +211,7 @@ let package = Package(
         .executableTarget(
             name: "DeployBenchmark",
             dependencies: [
-                "CycloneCloud", "CycloneModel", "CycloneServer", "CycloneTestSupport",
+                "CycloneCloud", "CycloneModel", "CycloneHTTP", "CycloneRuntime", "CycloneTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -217,7 +231,7 @@ let package = Package(
         .testTarget(
             name: "CycloneCloudTests",
             dependencies: [
-                "CycloneCloud", "CycloneModel", "CycloneServer", "CycloneStore", "CycloneTestSupport",
+                "CycloneCloud", "CycloneModel", "CycloneHTTP", "CycloneRuntime", "CycloneStore", "CycloneTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -235,9 +249,9 @@ let package = Package(
                     dependencies: ["CycloneStore", "CycloneModel", "CycloneTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(
-            name: "CycloneServerTests",
+            name: "CycloneHTTPTests",
             dependencies: [
-                "CycloneServer",
+                "CycloneHTTP", "CycloneRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -249,7 +263,7 @@ let package = Package(
             name: "CycloneEvaluationTests",
             dependencies: [
                 "CycloneEvaluation", "CycloneCloud", "CycloneStore", "CycloneMonitoring", "CycloneTraining",
-                "CycloneModel", "CycloneServer", "CycloneTestSupport",
+                "CycloneModel", "CycloneHTTP", "CycloneRuntime", "CycloneTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
@@ -262,7 +276,7 @@ let package = Package(
         .testTarget(
             name: "EvaluateTests",
             dependencies: [
-                "Evaluate", "CycloneTestSupport", "CycloneCloud", "CycloneStore", "CycloneModel", "CycloneServer", "CycloneMonitoring",
+                "Evaluate", "CycloneTestSupport", "CycloneCloud", "CycloneStore", "CycloneModel", "CycloneHTTP", "CycloneRuntime", "CycloneMonitoring",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -277,7 +291,7 @@ let package = Package(
         .testTarget(
             name: "RetrainTests",
             dependencies: [
-                "Retrain", "CycloneTestSupport", "CycloneStore", "CycloneModel", "CycloneTraining", "CycloneServer",
+                "Retrain", "CycloneTestSupport", "CycloneStore", "CycloneModel", "CycloneTraining", "CycloneHTTP", "CycloneRuntime",
                 "CycloneCloud",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -314,7 +328,7 @@ let package = Package(
             name: "InfraTests",
             dependencies: [
                 "Predict", "LabelIngest", "Evaluate", "Retrain", "CycloneCloud", "CycloneEvaluation", "CycloneModel",
-                "CycloneServer", "CycloneTestSupport",
+                "CycloneHTTP", "CycloneRuntime", "CycloneTestSupport",
                 .product(name: "Configuration", package: "swift-configuration"),
             ],
             swiftSettings: swiftSettings

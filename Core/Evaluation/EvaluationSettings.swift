@@ -1,6 +1,7 @@
 import Configuration
+import CycloneCloud
 import CycloneMonitoring
-import CycloneServer
+import CycloneRuntime
 import CycloneStore
 
 /// What an evaluation cycle reads from the environment (`evaluate` and `cyclone evaluate` alike).
@@ -64,7 +65,7 @@ public struct EvaluationSettings: Sendable {
                                                  expected: "a positive integer", Int.positive)
         canaryMaxAge = try reader.setting("canary.max.age", variable: "CANARY_MAX_AGE", default: .seconds(86_400),
                                           expected: "a duration such as 12h or 1d", Duration.setting)
-        trainingWindow = try PlatformSettings.trainingWindowOverrides(reader)
+        trainingWindow = try WindowBounds.trainingOverrides(reader)
         canaryTolerance = try reader.setting("canary.tolerance", variable: "CANARY_TOLERANCE", default: 0,
                                              expected: "a share of at least 0, such as 0.02", Double.nonNegative)
     }

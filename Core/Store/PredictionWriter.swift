@@ -1,3 +1,4 @@
+import CycloneRuntime
 import DequeModule
 import Foundation
 import Logging

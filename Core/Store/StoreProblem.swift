@@ -1,3 +1,4 @@
+import CycloneRuntime
 import Logging
 import PostgresNIO
 

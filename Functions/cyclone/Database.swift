@@ -1,5 +1,5 @@
 import ArgumentParser
-import CycloneServer
+import CycloneRuntime
 import CycloneStore
 import Foundation
 import Logging

@@ -2,7 +2,7 @@ import ArgumentParser
 import CycloneCloud
 import CycloneModel
 import CycloneMonitoring
-import CycloneServer
+import CycloneRuntime
 import CycloneStore
 import CycloneTraining
 import Foundation

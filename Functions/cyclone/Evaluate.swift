@@ -3,7 +3,7 @@ import Configuration
 import CycloneCloud
 import CycloneEvaluation
 import CycloneModel
-import CycloneServer
+import CycloneRuntime
 import CycloneStore
 import Foundation
 import Logging

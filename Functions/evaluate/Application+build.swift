@@ -1,6 +1,7 @@
 import CycloneCloud
 import CycloneEvaluation
-import CycloneServer
+import CycloneHTTP
+import CycloneRuntime
 import CycloneStore
 import Hummingbird
 import Logging
@@ -16,7 +17,8 @@ func buildApplication(_ settings: EvaluateSettings, platform: (any Platform)? = 
                               platform: try platform ?? settings.evaluation.platform.platform(),
                               alerts: alerts, logger: logger)
     let started = StartupFlag()
-    let router = functionRouter(project: settings.server.project) { started.isSet ? nil : "starting" }
+    let router = functionRouter(project: settings.server.project,
+                                isUnavailable: { StoreProblem($0) == .unavailable }) { started.isSet ? nil : "starting" }
     EvaluateRoutes(evaluator: evaluator, databaseTimeout: settings.databaseTimeout).register(on: router)
     var app = functionApplication(router: router, port: settings.server.port, logger: logger)
     let runner = DatabaseRunner(database)

@@ -1,7 +1,9 @@
+import CycloneCloud
 import CycloneEvaluation
 import CycloneModel
 import CycloneMonitoring
-import CycloneServer
+import CycloneHTTP
+import CycloneRuntime
 import CycloneStore
 import Foundation
 import HTTPTypes

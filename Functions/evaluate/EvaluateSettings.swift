@@ -1,6 +1,8 @@
 import Configuration
 import CycloneEvaluation
-import CycloneServer
+import CycloneHTTP
+import CycloneRuntime
+import CycloneStore
 
 /// Everything `evaluate` reads from its environment.
 struct EvaluateSettings: Sendable {

@@ -1,4 +1,5 @@
-import CycloneServer
+import CycloneHTTP
+import CycloneRuntime
 import CycloneStore
 import Hummingbird
 import Logging
@@ -8,7 +9,8 @@ import PostgresNIO
 func buildApplication(_ settings: LabelSettings, logger: Logger) async throws -> some ApplicationProtocol {
     let database = PostgresClient(configuration: settings.database.configuration, backgroundLogger: logger)
     let started = StartupFlag()
-    let router = functionRouter(project: settings.server.project) { started.isSet ? nil : "starting" }
+    let router = functionRouter(project: settings.server.project,
+                                isUnavailable: { StoreProblem($0) == .unavailable }) { started.isSet ? nil : "starting" }
     LabelRoutes(store: LabelStore(client: database, logger: logger, strict: settings.strictLabels), settings: settings,
                 logger: logger)
         .register(on: router)

@@ -1,5 +1,6 @@
 import Configuration
-import CycloneServer
+import CycloneHTTP
+import CycloneRuntime
 import Foundation
 import Logging
 

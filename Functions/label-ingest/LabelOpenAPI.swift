@@ -1,5 +1,6 @@
 import CycloneModel
-import CycloneServer
+import CycloneHTTP
+import CycloneRuntime
 
 /// The OpenAPI 3.1 description of `label-ingest`.
 enum LabelOpenAPI {

@@ -1,5 +1,6 @@
 import CycloneModel
-import CycloneServer
+import CycloneHTTP
+import CycloneRuntime
 import CycloneStore
 import Hummingbird
 import Logging
@@ -22,7 +23,8 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
     let registry = ModelRegistry(client: database, logger: logger)
     let runner = DatabaseRunner(database)
     let registration = ModelRegistration(runner: runner, registry: registry, artifact: model.artifact, logger: logger)
-    let router = functionRouter(project: settings.server.project) {
+    let router = functionRouter(project: settings.server.project,
+                                isUnavailable: { StoreProblem($0) == .unavailable }) {
         guard running.isSet else { return "starting: the prediction writer is not running yet" }
         return registration.schemaProblem.current
     }

@@ -1,5 +1,6 @@
 import CycloneModel
-import CycloneServer
+import CycloneHTTP
+import CycloneRuntime
 import CycloneStore
 import Foundation
 import HTTPTypes

@@ -1,5 +1,6 @@
 import Configuration
-import CycloneServer
+import CycloneHTTP
+import CycloneRuntime
 import CycloneStore
 import PostgresNIO
 
@@ -39,7 +40,7 @@ struct PredictSettings: Sendable {
                                          expected: "a duration such as 1s or 500ms (0s: never)", Duration.setting)
         if modelReload == .zero { modelReload = nil }
         canaryPath = reader.nonEmpty("canary.model.path")
-        canaryPercent = try PlatformSettings.canaryPercent(reader)
+        canaryPercent = try reader.canaryPercent()
         database = try DatabaseSettings(reader: reader)
         durable = try reader.setting("store.mode", variable: "STORE_MODE", default: true, expected: "durable or async") {
             switch $0 { case "durable": true; case "async": false; default: nil }

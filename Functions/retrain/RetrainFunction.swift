@@ -1,6 +1,6 @@
 import Configuration
 import CycloneModel
-import CycloneServer
+import CycloneRuntime
 import CycloneStore
 import Foundation
 import Logging

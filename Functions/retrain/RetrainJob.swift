@@ -1,7 +1,7 @@
 import CycloneCloud
 import CycloneModel
 import CycloneMonitoring
-import CycloneServer
+import CycloneRuntime
 import CycloneStore
 import CycloneTraining
 import Foundation

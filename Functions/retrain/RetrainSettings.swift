@@ -1,6 +1,7 @@
 import Configuration
+import CycloneCloud
 import CycloneMonitoring
-import CycloneServer
+import CycloneRuntime
 import CycloneStore
 import CycloneTraining
 
@@ -26,7 +27,7 @@ struct RetrainSettings: Sendable {
         parentVersion = try reader.required("retrain.parent.version", variable: "RETRAIN_PARENT_VERSION")
         eventID = try reader.setting("retrain.event.id", variable: "RETRAIN_EVENT_ID", default: nil,
                                      expected: "an event id (a positive integer)") { Int64($0).flatMap { $0 > 0 ? $0 : nil } }
-        window = try PlatformSettings.trainingWindow(reader)
+        window = try WindowBounds.training(reader)
         var options = RetrainOptions()
         options.holdout = try reader.setting("holdout.share", variable: "HOLDOUT_SHARE", default: 0.2,
                                              expected: "a share above 0 and below 1") {

@@ -1,6 +1,7 @@
 import Configuration
 import CycloneCloud
-import CycloneServer
+import CycloneHTTP
+import CycloneRuntime
 import CycloneTestSupport
 import Testing
 

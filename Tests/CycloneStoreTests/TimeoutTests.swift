@@ -1,3 +1,4 @@
+import CycloneRuntime
 import CycloneStore
 import Testing
 

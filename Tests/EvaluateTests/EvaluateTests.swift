@@ -1,7 +1,8 @@
 import Configuration
 import CycloneModel
 import CycloneMonitoring
-import CycloneServer
+import CycloneHTTP
+import CycloneRuntime
 import CycloneStore
 import CycloneTestSupport
 import Foundation

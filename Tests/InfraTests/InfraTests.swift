@@ -2,7 +2,8 @@ import Configuration
 import CycloneCloud
 import CycloneEvaluation
 import CycloneModel
-import CycloneServer
+import CycloneHTTP
+import CycloneRuntime
 import CycloneTestSupport
 import Foundation
 import Synchronization

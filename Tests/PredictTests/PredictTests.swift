@@ -2,7 +2,8 @@ import Configuration
 import CycloneCloud
 import CycloneModel
 import CycloneMonitoring
-import CycloneServer
+import CycloneHTTP
+import CycloneRuntime
 import CycloneStore
 import CycloneTestSupport
 import Foundation

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import CycloneCloud
 import CycloneModel
+import CycloneRuntime
 import CycloneStore
 import CycloneTestSupport
 import Foundation

@@ -1,7 +1,8 @@
 import Configuration
 import CycloneCloud
 import CycloneModel
-import CycloneServer
+import CycloneHTTP
+import CycloneRuntime
 import CycloneStore
 import CycloneTestSupport
 import CycloneTraining

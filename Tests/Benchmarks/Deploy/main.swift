@@ -3,7 +3,8 @@ import Configuration
 import CryptoExtras
 import CycloneCloud
 import CycloneModel
-import CycloneServer
+import CycloneHTTP
+import CycloneRuntime
 import CycloneTestSupport
 import Foundation
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import Configuration
+import CycloneRuntime
 import Foundation
 import Logging
 import NIOCore

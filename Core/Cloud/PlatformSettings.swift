@@ -1,7 +1,6 @@
 import Configuration
-import CycloneCloud
 import CycloneModel
-import CycloneStore
+import CycloneRuntime
 
 /// Where the loop acts, from the environment (evaluate, `cyclone evaluate` and retrain read the same):
 /// `PLATFORM=local` (the default) runs retrains as child processes and deploys into a model folder;
@@ -18,7 +17,7 @@ public struct PlatformSettings: Sendable {
     public var canaryPercent: Int
 
     public init(reader: ConfigReader) throws {
-        canaryPercent = try Self.canaryPercent(reader)
+        canaryPercent = try reader.canaryPercent()
         let platform = try reader.setting("platform", variable: "PLATFORM", default: "local",
                                           expected: "local or cloudrun") { ["local", "cloudrun"].contains($0) ? $0 : nil }
         if platform == "local" {
@@ -30,33 +29,6 @@ public struct PlatformSettings: Sendable {
         }
     }
 
-    /// `CANARY_PERCENT` (10), as predict and the platforms read it.
-    public static func canaryPercent(_ reader: ConfigReader) throws -> Int {
-        try reader.setting("canary.percent", variable: "CANARY_PERCENT", default: 10,
-                           expected: "a whole percentage from 0 to 100", Int.percentage)
-    }
-
-    /// `TRAINING_WINDOW_ROWS` (100000) newest labelled predictions, no older than `TRAINING_WINDOW_MAX_AGE`
-    /// (30d): what retrain trains and judges on.
-    public static func trainingWindow(_ reader: ConfigReader) throws -> WindowBounds {
-        WindowBounds(
-            rows: try reader.setting("training.window.rows", variable: "TRAINING_WINDOW_ROWS", default: 100_000,
-                                     expected: "a positive integer", Int.positive),
-            maxAge: try reader.setting("training.window.max.age", variable: "TRAINING_WINDOW_MAX_AGE",
-                                       default: .seconds(30 * 86_400), expected: "a duration such as 12h or 30d",
-                                       Duration.setting))
-    }
-
-    /// The training window's variables as set here (checked), for the retrains this process starts: the
-    /// loop's policy lives with evaluate, so a retrain job's own environment need not change with it.
-    public static func trainingWindowOverrides(_ reader: ConfigReader) throws -> [String: String] {
-        _ = try trainingWindow(reader)
-        var overrides: [String: String] = [:]
-        for (key, variable) in [("training.window.rows", "TRAINING_WINDOW_ROWS"), ("training.window.max.age", "TRAINING_WINDOW_MAX_AGE")] {
-            if let value = reader.nonEmpty(ConfigKey(key)) { overrides[variable] = value }
-        }
-        return overrides
-    }
 
     /// The platform these settings describe.
     public func platform() throws -> any Platform {

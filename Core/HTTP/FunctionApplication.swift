@@ -4,7 +4,8 @@ import Logging
 
 /// The router every HTTP function starts from: request metrics, trace-aware logging and JSON errors, then
 /// `/healthz`, `/readyz` and `/metrics`.
-public func functionRouter(project: String?, readiness: @escaping OperationalRoutes<BasicRequestContext>.Readiness)
+public func functionRouter(project: String?, isUnavailable: @escaping @Sendable (any Error) -> Bool,
+                           readiness: @escaping OperationalRoutes<BasicRequestContext>.Readiness)
     -> Router<BasicRequestContext>
 {
     _ = PrometheusExporter.registry  // before any metric is made
@@ -13,7 +14,7 @@ public func functionRouter(project: String?, readiness: @escaping OperationalRou
     router.addMiddleware {
         MetricsMiddleware()
         TraceLoggingMiddleware(project: project)
-        APIErrorMiddleware()
+        APIErrorMiddleware(isUnavailable: isUnavailable)
     }
     OperationalRoutes(readiness: readiness).register(on: router)
     return router

@@ -4,7 +4,8 @@ import Hummingbird
 import Logging
 import Testing
 
-@testable import CycloneServer
+@testable import CycloneHTTP
+@testable import CycloneRuntime
 
 @Suite struct CloudLoggingTests {
     func line(_ level: Logger.Level, _ message: String, metadata: Logger.Metadata = [:]) throws -> [String: Any] {

@@ -1,4 +1,5 @@
-import CycloneServer
+import CycloneHTTP
+import CycloneRuntime
 import Synchronization
 import Testing
 

@@ -27,6 +27,12 @@ extension ConfigReader {
         return value
     }
 
+    /// `CANARY_PERCENT` (10): the share of traffic a new version gets first, as predict and the platforms read it.
+    public func canaryPercent() throws -> Int {
+        try setting("canary.percent", variable: "CANARY_PERCENT", default: 10,
+                    expected: "a whole percentage from 0 to 100", Int.percentage)
+    }
+
     /// A required string setting; missing or empty stops start-up with an error naming the variable.
     public func required(_ key: ConfigKey, variable: String, isSecret: Bool = false, hint: String = "")
         throws(SettingError) -> String

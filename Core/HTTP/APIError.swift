@@ -1,5 +1,4 @@
 import CycloneModel
-import CycloneStore
 import Foundation
 import Hummingbird
 import Logging
@@ -41,10 +40,15 @@ public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable {
 }
 
 /// Turns every error into a JSON error response: `APIError` as it is, Hummingbird's `HTTPError` (unknown
-/// route, body too large…) with its status and message, anything else into a 500 that names the request id
-/// after logging the error in full.
+/// route, body too large…) with its status and message, an error `isUnavailable` recognises (the store out of
+/// reach) into a 503 with `Retry-After`, anything else into a 500 that names the request id after logging the
+/// error in full.
 public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    public init() {}
+    let isUnavailable: @Sendable (any Error) -> Bool
+
+    public init(isUnavailable: @escaping @Sendable (any Error) -> Bool = { _ in false }) {
+        self.isUnavailable = isUnavailable
+    }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
@@ -58,7 +62,7 @@ public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try APIError(error.status, message, headers: error.headers).response(from: request, context: context)
         } catch let error as any HTTPResponseError {
             return try APIError(error.status, error.status.reasonPhrase).response(from: request, context: context)
-        } catch where StoreProblem(error) == .unavailable {
+        } catch where isUnavailable(error) {
             context.logger.error("request failed: the store is unavailable", metadata: ["error": "\(String(reflecting: error))"])
             return try APIError(.serviceUnavailable, "the store is unavailable; retry later", headers: [.retryAfter: "5"])
                 .response(from: request, context: context)
