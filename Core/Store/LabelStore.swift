@@ -94,7 +94,7 @@ public struct LabelStore: Sendable {
             ),
             misfit AS (
                 -- The registry's task; for a version it does not hold, the stored prediction's shape
-                -- ({"value": …} is a regression's, as LabelledRows.output reads it).
+                -- ({"value": …} is a regression's, as PredictionJSON reads it).
                 SELECT t.o, t.model_name FROM target t
                 LEFT JOIN model m ON m.name = t.model_name AND m.version = t.model_version
                 WHERE \(strict) AND COALESCE(m.task = 'regression', t.prediction ? 'value')

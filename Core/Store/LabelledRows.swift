@@ -33,8 +33,7 @@ extension LabelledRows {
         var served: [Output?] = [], versions: [String] = []
         var start: Date?, end: Date?
         var unusable = 0
-        let classes = model.classes ?? []
-        let classIndex = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
+        let codec = PredictionJSON(classes: model.classes)
         for try await (input, label, prediction, version, time) in rows.decode((String, String, String, String, Date).self) {
             var labelValue = try? JSONParser.parse(label.utf8)
             // A class label sent as JSON true/false is the class "true"/"false", as the SQL windows read it.
@@ -46,7 +45,7 @@ extension LabelledRows {
             let values: [String: JSONValue]
             if case .object(let object)? = try? JSONParser.parse(input.utf8) { values = object } else { values = [:] }
             for (i, feature) in model.features.enumerated() { _ = builders[i].append(values[feature.name], lenient: true) }
-            served.append(Self.output(prediction, classes: classIndex))
+            served.append(codec.output(prediction))
             versions.append(version)
             end = end ?? time
             start = time
@@ -58,21 +57,6 @@ extension LabelledRows {
                 target: .init(name: model.target ?? "label", values: labels.reversed), served: served.reversed(),
                 versions: versions.reversed()),
             start: start, end: end, unusable: unusable)
-    }
-
-    /// A stored prediction (`{"value": …}` or `{"class": …, "probabilities": {…}}`) as the predictor's output.
-    static func output(_ text: String, classes: [String: Int]) -> Output? {
-        guard case .object(let object)? = try? JSONParser.parse(text.utf8) else { return nil }
-        if case .number(let value)? = object["value"] { return .value(value) }
-        guard case .object(let probabilities)? = object["probabilities"], case .string(let predicted)? = object["class"],
-              let index = classes[predicted]
-        else { return nil }
-        var p = [Double](repeating: 0, count: classes.count)
-        for (name, k) in classes {
-            guard case .number(let value)? = probabilities[name] else { return nil }
-            p[k] = value
-        }
-        return .classification(classIndex: index, probabilities: p)
     }
 }
 

@@ -9,8 +9,8 @@ struct ServedModel: Sendable {
     let encoder: InstanceEncoder
     /// `"name":"…","version":"…"` for the response's `model` object.
     let modelJSON: [UInt8]
-    /// Each class label as a JSON string.
-    let classJSON: [[UInt8]]
+    /// How its predictions are written.
+    let prediction: PredictionJSON
     /// Where each served instance falls against the reference profile (stored with it for drift windows).
     let layout: DriftLayout?
 
@@ -26,11 +26,7 @@ struct ServedModel: Sendable {
         writer.raw("}")
         modelJSON = writer.bytes
         layout = DriftLayout(artifact)
-        classJSON = (artifact.classes ?? []).map { label in
-            var writer = JSONWriter()
-            writer.string(label)
-            return writer.bytes
-        }
+        prediction = PredictionJSON(classes: artifact.classes)
     }
 
     static func load(path: String, strictCategories: Bool) throws -> ServedModel {
@@ -66,21 +62,6 @@ struct ServedModel: Sendable {
 
     /// Writes one prediction's fields (without braces): `"value":…` or `"class":…,"probabilities":{…}`.
     func write(_ output: Output, into writer: inout JSONWriter) {
-        switch output {
-        case .value(let value):
-            writer.raw("\"value\":")
-            writer.number(value)
-        case .classification(let index, let probabilities):
-            writer.raw("\"class\":")
-            writer.raw(classJSON[index])
-            writer.raw(",\"probabilities\":{")
-            for (k, p) in probabilities.enumerated() {
-                if k > 0 { writer.raw(UInt8(ascii: ",")) }
-                writer.raw(classJSON[k])
-                writer.raw(UInt8(ascii: ":"))
-                writer.number(p)
-            }
-            writer.raw("}")
-        }
+        prediction.write(output, into: &writer)
     }
 }

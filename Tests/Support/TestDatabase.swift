@@ -89,15 +89,7 @@ extension TestDatabase {
 
     /// The prediction as predict stores it.
     public static func predictionJSON(_ output: Output, classes: [String]?) -> String {
-        switch output {
-        case .value(let value): return JSONValue.object(["value": .number(value)]).jsonText
-        case .classification(let index, let probabilities):
-            let classes = classes ?? []
-            return JSONValue.object([
-                "class": .string(classes[index]),
-                "probabilities": .object(Dictionary(uniqueKeysWithValues: zip(classes, probabilities.map { .number($0) }))),
-            ]).jsonText
-        }
+        PredictionJSON(classes: classes).text(output)
     }
 }
 
