@@ -683,7 +683,7 @@ public final class PredictionWriter: Service, Sendable {
     public static func insert(_ rows: [PredictionRow], rejected: [DriftRollups.Version: Int] = [:],
                               client: PostgresClient, logger: Logger) async throws
     {
-        let statement = DriftRollups.insert(rows, rejected: rejected)
+        let statement = Self.statement(rows, rejected: rejected)
         try await client.committing(logger: logger) { connection in
             try await connection.query(statement, logger: logger)
         }
