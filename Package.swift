@@ -138,7 +138,6 @@ let package = Package(
             dependencies: [
                 "CycloneModel", "CycloneStore", "CycloneHTTP", "CycloneRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Configuration", package: "swift-configuration"),
             ],
             path: "Functions/label-ingest",
@@ -192,13 +191,12 @@ let package = Package(
         .target(
             name: "CycloneTestSupport",
             dependencies: [
-                "CycloneModel", "CycloneTraining", "CycloneMonitoring", "CycloneStore", "CycloneHTTP", "CycloneRuntime", "CycloneCloud",
+                "CycloneModel", "CycloneTraining", "CycloneMonitoring", "CycloneStore", "CycloneCloud",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             path: "Tests/Support",
@@ -239,7 +237,6 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -314,7 +311,7 @@ let package = Package(
         .testTarget(
             name: "PredictTests",
             dependencies: [
-                "Predict", "CycloneTestSupport", "CycloneCloud", "CycloneTraining", "CycloneMonitoring",
+                "Predict", "CycloneTestSupport", "CycloneCloud", "CycloneMonitoring",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
