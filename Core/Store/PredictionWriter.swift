@@ -338,7 +338,7 @@ public final class PredictionWriter: Service, Sendable {
                     state.statistics.refusedRows += refused.count
                     state.bufferedRows -= rows.count - remaining.count
                     bufferedGauge.record(state.bufferedRows)
-                    // Put what is left in front, whole, to be retried as it was.
+                    // Put what is left in front, each slice whole, to be retried as it was written.
                     for (index, slice) in slices.enumerated().reversed() {
                         state.queue.prepend(Pending(ticket: batch[0].ticket, rows: slice,
                                                     retryRejected: index == 0 ? rejectedLeft : [:]))
@@ -371,12 +371,7 @@ public final class PredictionWriter: Service, Sendable {
                 if atOnce {
                     backoff = configuration.retryInitial
                 } else {
-                    if let deadline = state.withLock({ $0.shutdownDeadline }) {
-                        if clock.now >= deadline { return }
-                        try? await Task.sleep(for: min(backoff, deadline - clock.now))
-                    } else {
-                        try? await Task.sleep(for: backoff)
-                    }
+                    guard await pause(backoff) else { return }
                     backoff = min(backoff * 2, configuration.retryMax)
                 }
             }
@@ -391,7 +386,7 @@ public final class PredictionWriter: Service, Sendable {
     private func reachDatabase() async -> Bool? {
         let began = clock.now
         var waited = false
-        var pause = configuration.retryInitial
+        var refusalBackoff = configuration.retryInitial
         var lastProblem: String?
         while !Task.isCancelled {
             let deadline = state.withLock { $0.shutdownDeadline }
@@ -417,16 +412,26 @@ public final class PredictionWriter: Service, Sendable {
                 }
                 var sleep = configuration.retryInitial - (clock.now - start)
                 if refusal {
-                    sleep = pause
-                    pause = min(pause * 2, configuration.retryMax)
+                    sleep = refusalBackoff
+                    refusalBackoff = min(refusalBackoff * 2, configuration.retryMax)
                 } else {
-                    pause = configuration.retryInitial
+                    refusalBackoff = configuration.retryInitial
                 }
-                if let deadline { sleep = min(sleep, deadline - clock.now) }
-                if sleep > .zero { try? await Task.sleep(for: sleep) }
+                guard await pause(sleep) else { return nil }
             }
         }
         return nil
+    }
+
+    /// Sleeps `duration`, but not past shutdown's deadline; `false` once that deadline has passed.
+    private func pause(_ duration: Duration) async -> Bool {
+        var duration = duration
+        if let deadline = state.withLock({ $0.shutdownDeadline }) {
+            if clock.now >= deadline { return false }
+            duration = min(duration, deadline - clock.now)
+        }
+        if duration > .zero { try? await Task.sleep(for: duration) }
+        return true
     }
 
     /// Whether a probe's failure says the database is out of reach for now, which clears by itself: nothing
