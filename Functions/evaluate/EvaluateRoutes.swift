@@ -203,6 +203,12 @@ struct EvaluateRoutes: Sendable {
             }
             limit = value
         }
+        // Text PostgreSQL cannot hold (a NUL) names nothing stored: refused here, not a 500 from the query.
+        for key in ["model", "version"] + [name].compactMap({ $0 }) {
+            if let text = query[Substring(key)].map(String.init), !Storable.accepts(text) {
+                throw APIError(.badRequest, "holds the NUL character, which no stored name can", path: key)
+            }
+        }
         let model: String? = query["model"].map(String.init)
         let version: String? = query["version"].map(String.init)
         let series: String? = name.flatMap { query[Substring($0)].map(String.init) }

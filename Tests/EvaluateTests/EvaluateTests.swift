@@ -74,6 +74,15 @@ func json(_ buffer: ByteBuffer) throws -> [String: Any] {
                         #expect(error["path"] as? String == path, "\(query)")
                     }
                 }
+                // A NUL in a name (which PostgreSQL refuses to read) is the caller's fault, not a 500.
+                for (endpoint, key) in [("metrics", "model"), ("drift", "version"), ("volume", "model"), ("events", "kind"),
+                                        ("events", "version")] {
+                    try await client.execute(uri: "/api/\(endpoint)?\(key)=a%00b", method: .get) { response in
+                        #expect(response.status == .badRequest, "\(endpoint) \(key)")
+                        let error = try #require(try json(response.body)["error"] as? [String: Any])
+                        #expect(error["path"] as? String == key, "\(endpoint) \(key)")
+                    }
+                }
                 // An empty `since`, which the schema allows, is the default window.
                 try await client.execute(uri: "/api/metrics?since=", method: .get) { response in
                     #expect(response.status == .ok)
