@@ -88,6 +88,19 @@ let package = Package(
             path: "Core/Cloud",
             swiftSettings: swiftSettings
         ),
+        // Serving: models by name with their canary, the scorer that makes outputs and stored rows, the watcher
+        // that swaps a new file in; no HTTP, so every protocol's edge shares it.
+        .target(
+            name: "CycloneServing",
+            dependencies: [
+                "CycloneModel", "CycloneMonitoring", "CycloneStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Core/Serving",
+            swiftSettings: swiftSettings
+        ),
         // HTTP: what every HTTP function shares (app set-up, health, /metrics, JSON errors, OpenAPI); no store, no cloud.
         .target(
             name: "CycloneHTTP",
@@ -125,7 +138,7 @@ let package = Package(
         .executableTarget(
             name: "Predict",
             dependencies: [
-                "CycloneModel", "CycloneMonitoring", "CycloneStore", "CycloneHTTP", "CycloneRuntime",
+                "CycloneModel", "CycloneServing", "CycloneStore", "CycloneHTTP", "CycloneRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -242,6 +255,9 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "CycloneServingTests",
+                    dependencies: ["CycloneServing", "CycloneStore", "CycloneModel", "CycloneTestSupport"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "CycloneStoreTests",
                     dependencies: ["CycloneStore", "CycloneModel", "CycloneTestSupport"],
                     swiftSettings: swiftSettings),

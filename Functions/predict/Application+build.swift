@@ -1,6 +1,7 @@
 import CycloneModel
 import CycloneHTTP
 import CycloneRuntime
+import CycloneServing
 import CycloneStore
 import Hummingbird
 import Logging
@@ -28,15 +29,15 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
         guard running.isSet else { return "starting: the prediction writer is not running yet" }
         return registration.schemaProblem.current
     }
-    let live = LiveModel(model, canaryPercent: settings.canaryPercent)
-    PredictRoutes(live: live, writer: writer, settings: settings).register(on: router)
+    let models = ModelSet([model], canaryPercent: settings.canaryPercent)
+    PredictRoutes(models: models, name: model.artifact.name, writer: writer, settings: settings).register(on: router)
     var app = functionApplication(router: router, port: settings.server.port, logger: logger)
     // Services start in this order and stop in reverse: the server stops first, then the writer flushes (through
     // a pool of its own), then the pool the registration and the model watcher use.
     app.addServices(runner, writer, registration)
     if let interval = settings.modelReload {
         app.addServices(ModelWatcher(path: settings.modelPath, canaryPath: settings.canaryPath, interval: interval,
-                                     live: live,
+                                     models: models, name: model.artifact.name,
                                      strictCategories: settings.strictCategories, registry: registry, logger: logger))
     }
     app.beforeServerStarts { running.set() }

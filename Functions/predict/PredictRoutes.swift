@@ -1,6 +1,7 @@
 import CycloneModel
 import CycloneHTTP
 import CycloneRuntime
+import CycloneServing
 import CycloneStore
 import Foundation
 import HTTPTypes
@@ -16,7 +17,9 @@ import Metrics
 /// "model": {"name": …, "version": …}}` with header `Cyclone-Stored: committed|buffered|dropped` saying how
 /// far the rows got.
 struct PredictRoutes: Sendable {
-    let live: LiveModel
+    let models: ModelSet
+    /// The model served (predict serves one name).
+    let name: String
     let writer: PredictionWriter
     let settings: PredictSettings
     /// The request bodies handled at once (`MAX_BODY_BYTES_IN_FLIGHT`).
@@ -24,12 +27,11 @@ struct PredictRoutes: Sendable {
 
     private static let storedHeader = HTTPField.Name("Cyclone-Stored")!
     private let rejected = Counter(label: "cyclone_rejected_requests_total")
-    private let served = Counter(label: "cyclone_instances_served_total")
-    private let imputed = Counter(label: "cyclone_imputed_values_total")
-    private let unknownCategories = Counter(label: "cyclone_unknown_categories_total")
+    private let scorer = Scorer()
 
-    init(live: LiveModel, writer: PredictionWriter, settings: PredictSettings) {
-        self.live = live
+    init(models: ModelSet, name: String, writer: PredictionWriter, settings: PredictSettings) {
+        self.models = models
+        self.name = name
         self.writer = writer
         self.settings = settings
         budget = BodyBudget(bytes: settings.server.maxBodyBytesInFlight)
@@ -37,20 +39,24 @@ struct PredictRoutes: Sendable {
 
     func register(on router: Router<BasicRequestContext>) {
         router.post("/predict") { request, context in try await predict(request, context: context) }
-        router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.predict(live.current.artifact, maxInstances: settings.maxInstances)) }
+        router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.predict(serving.live.artifact, maxInstances: settings.maxInstances)) }
         router.get("/model") { _, _ in jsonResponse(modelStatus()) }
     }
 
     /// `GET /model`: what serves now, `{"name", "version", "canary": {"version", "percent"}}` (`canary` only
     /// during one), so an operator or a deployment can see a swap or a canary take effect.
     func modelStatus() -> String {
-        let (current, canary) = (live.current.artifact, live.canary?.artifact)
+        let serving = serving
+        let (current, canary) = (serving.live.artifact, serving.canary?.artifact)
         var model: [String: JSONValue] = ["name": .string(current.name), "version": .string(current.version)]
         if let canary {
-            model["canary"] = ["version": .string(canary.version), "percent": .number(Double(live.canaryPercent))]
+            model["canary"] = ["version": .string(canary.version), "percent": .number(Double(models.canaryPercent))]
         }
         return JSONValue.object(model).jsonText
     }
+
+    /// What serves the one model now (a model set never drops a name).
+    private var serving: ModelSet.Serving { models[name]! }
 
     private struct Body {
         var instances: [JSONValue]
@@ -62,7 +68,7 @@ struct PredictRoutes: Sendable {
         // one the request's first prediction id picks.
         let now = Date(), started = ContinuousClock.now
         let firstID = UUIDv7.make(at: now)
-        let model = live.model(for: firstID)
+        let model = models.model(name, for: firstID)!
         do {
             // Only `instances` and `keys` are built (Vertex AI's `parameters` and the like are checked, not kept).
             return try await request.withJSONBody(limit: settings.server.maxBodyBytes, members: ["instances", "keys"],
@@ -97,53 +103,34 @@ struct PredictRoutes: Sendable {
             }
         }
 
-        var notes = InstanceEncoder.Notes()
-        var rows: [PredictionRow] = []
-        rows.reserveCapacity(body.instances.count)
-        var response = JSONWriter(capacity: 64 + body.instances.count * 96)
+        var scored: Scorer.Scored
+        do {
+            scored = try scorer.score(body.instances, keys: body.keys, with: model, firstID: firstID, at: now)
+        } catch {
+            throw APIError(.badRequest, error.description, path: error.path)
+        }
+        var response = JSONWriter(capacity: 64 + scored.predictions.count * 96)
         response.raw("{\"predictions\":[")
-        let artifact = model.artifact
-        for (index, instance) in body.instances.enumerated() {
-            let x: [Double]
-            do {
-                x = try model.encoder.encode(instance, path: "instances[\(index)]", notes: &notes)
-            } catch {
-                throw APIError(.badRequest, error.description, path: error.path)
-            }
-            let output = artifact.predictor.predict(x)
-            let id = index == 0 ? firstID : UUIDv7.make(at: now)
-            let idText = id.uuidString.lowercased()
-            var stored = JSONWriter(capacity: 64)
-            stored.raw(UInt8(ascii: "{"))
-            model.write(output, into: &stored)
-            stored.raw(UInt8(ascii: "}"))
-            let key = body.keys?[index] ?? nil
-            rows.append(PredictionRow(id: id, modelName: artifact.name, modelVersion: artifact.version,
-                                      input: model.inputJSON(instance), prediction: stored.string, key: key, createdAt: now,
-                                      drift: model.driftCells(instance, output)))
+        for (index, prediction) in scored.predictions.enumerated() {
             if index > 0 { response.raw(UInt8(ascii: ",")) }
             response.raw("{\"id\":")
-            response.string(idText)
-            if let key {
+            response.string(prediction.id.uuidString.lowercased())
+            if let key = prediction.key {
                 response.raw(",\"key\":")
                 response.string(key)
             }
             response.raw(UInt8(ascii: ","))
-            model.write(output, into: &response)
+            model.write(prediction.output, into: &response)
             response.raw(UInt8(ascii: "}"))
         }
         response.raw("],\"model\":")
         response.raw(model.modelJSON)
         response.raw(UInt8(ascii: "}"))
 
-        served.increment(by: rows.count)
-        if notes.imputed > 0 { imputed.increment(by: notes.imputed) }
-        if notes.unknownCategories > 0 { unknownCategories.increment(by: notes.unknownCategories) }
-
         // The request's time in predict, up to the hand-over to the writer, stored with its first row only:
         // latency percentiles are then per request, however many instances each carried.
-        rows[0].latencyMs = (ContinuousClock.now - started).seconds * 1_000
-        let outcome = await writer.append(rows, waitForCommit: settings.durable)
+        scored.rows[0].latencyMs = (ContinuousClock.now - started).seconds * 1_000
+        let outcome = await writer.append(scored.rows, waitForCommit: settings.durable)
         return jsonResponse(response.bytes, headers: [Self.storedHeader: outcome.rawValue])
     }
 

@@ -4,17 +4,17 @@ import Foundation
 
 /// A loaded model, ready to score: the artifact, its instance encoder, and the JSON fragments every response
 /// repeats, written once.
-struct ServedModel: Sendable {
-    let artifact: ModelArtifact
-    let encoder: InstanceEncoder
+public struct ServedModel: Sendable {
+    public let artifact: ModelArtifact
+    public let encoder: InstanceEncoder
     /// `"name":"…","version":"…"` for the response's `model` object.
-    let modelJSON: [UInt8]
+    public let modelJSON: [UInt8]
     /// How its predictions are written.
-    let prediction: PredictionJSON
+    public let prediction: PredictionJSON
     /// Where each served instance falls against the reference profile (stored with it for drift windows).
-    let layout: DriftLayout?
+    public let layout: DriftLayout?
 
-    init(artifact: ModelArtifact, strictCategories: Bool) {
+    public init(artifact: ModelArtifact, strictCategories: Bool) {
         self.artifact = artifact
         encoder = InstanceEncoder(features: artifact.features, preprocessing: artifact.preprocessing,
                                   strictCategories: strictCategories)
@@ -29,21 +29,20 @@ struct ServedModel: Sendable {
         prediction = PredictionJSON(classes: artifact.classes)
     }
 
-    static func load(path: String, strictCategories: Bool) throws -> ServedModel {
+    public static func load(path: String, strictCategories: Bool) throws -> ServedModel {
         ServedModel(artifact: try ModelArtifact.load(contentsOf: URL(fileURLWithPath: path)),
                     strictCategories: strictCategories)
     }
 
     /// The drift cells of a served instance, when the model has a reference profile.
-    func driftCells(_ instance: JSONValue, _ output: Output) -> DriftCells? {
+    public func driftCells(_ instance: JSONValue, _ output: Output) -> DriftCells? {
         guard let layout, case .object(let values) = instance else { return nil }
         return layout.cells(instance: values, output: output, classes: artifact.classes)
     }
 
     /// The instance as stored JSON, its members in schema order. Validation has already refused members that
     /// are not features, so nothing is left out; no sorting needed.
-
-    func inputJSON(_ instance: JSONValue) -> String {
+    public func inputJSON(_ instance: JSONValue) -> String {
         guard case .object(let values) = instance else { return instance.jsonText }
         var writer = JSONWriter(capacity: 32 * values.count)
         writer.raw(UInt8(ascii: "{"))
@@ -61,7 +60,7 @@ struct ServedModel: Sendable {
     }
 
     /// Writes one prediction's fields (without braces): `"value":…` or `"class":…,"probabilities":{…}`.
-    func write(_ output: Output, into writer: inout JSONWriter) {
+    public func write(_ output: Output, into writer: inout JSONWriter) {
         prediction.write(output, into: &writer)
     }
 }

@@ -6,15 +6,22 @@ import Synchronization
 
 /// Registers the served model in the `model` table, so the evaluator finds its schema and reference profile:
 /// retried with backoff while PostgreSQL is unreachable, never holding up serving.
-struct ModelRegistration: Service {
+public struct ModelRegistration: Service {
     let runner: DatabaseRunner
     let registry: ModelRegistry
     let artifact: ModelArtifact
     let logger: Logger
     /// Why predict is not ready, while the database lacks the schema (readiness reports it).
-    let schemaProblem = SchemaProblem()
+    public let schemaProblem = SchemaProblem()
 
-    func run() async throws {
+    public init(runner: DatabaseRunner, registry: ModelRegistry, artifact: ModelArtifact, logger: Logger) {
+        self.runner = runner
+        self.registry = registry
+        self.artifact = artifact
+        self.logger = logger
+    }
+
+    public func run() async throws {
         // Shutdown ends the retries at once rather than after the current wait.
         await cancelWhenGracefulShutdown {
             await runner.running()
@@ -26,7 +33,7 @@ struct ModelRegistration: Service {
 
     /// Registers `artifact` (unless known), retrying with backoff until it succeeds or the task is cancelled.
     /// A database without the schema is said once, in one line, and in `schemaProblem` until it is migrated.
-    static func register(_ artifact: ModelArtifact, status: ModelRegistry.Status, in registry: ModelRegistry,
+    public static func register(_ artifact: ModelArtifact, status: ModelRegistry.Status, in registry: ModelRegistry,
                          logger: Logger, schemaProblem: SchemaProblem? = nil) async {
         var delay = Duration.milliseconds(500)
         var said: String?
@@ -57,8 +64,9 @@ struct ModelRegistration: Service {
 }
 
 /// Why the database cannot take predictions yet (its schema is missing), or `nil`.
-final class SchemaProblem: Sendable {
+public final class SchemaProblem: Sendable {
     private let state = Mutex<String?>(nil)
-    var current: String? { state.withLock { $0 } }
-    func set(_ problem: String?) { state.withLock { $0 = problem } }
+    public init() {}
+    public var current: String? { state.withLock { $0 } }
+    public func set(_ problem: String?) { state.withLock { $0 = problem } }
 }

@@ -1,76 +1,43 @@
 import CycloneModel
 import CycloneStore
-import Foundation
 import Logging
 import ServiceLifecycle
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// The models predict serves now: the live one and, during a canary, a second version that answers a share
-/// of the requests. A request takes its model once, at its start, and uses that one to the end, so a swap
-/// never shows a request half of one model and half of another; a swap replaces a model whole.
-final class LiveModel: Sendable {
-    private struct Serving {
-        var live: ServedModel
-        var canary: ServedModel?
-    }
-
-    private let serving: Mutex<Serving>
-    /// The share of requests, in percent, the canary answers.
-    let canaryPercent: Int
-
-    init(_ model: ServedModel, canaryPercent: Int = 0) {
-        serving = Mutex(Serving(live: model))
-        self.canaryPercent = canaryPercent
-    }
-
-    /// The live model.
-    var current: ServedModel { serving.withLock { $0.live } }
-
-    var canary: ServedModel? { serving.withLock { $0.canary } }
-
-    /// The model that answers the request whose first prediction id is `id`: the canary for `canaryPercent`
-    /// of the ids, by the id's random bits, so the same id always goes the same way.
-    func model(for id: UUID) -> ServedModel {
-        serving.withLock { serving in
-            guard let canary = serving.canary else { return serving.live }
-            let u = id.uuid
-            let bits = [u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            return Int(bits % 100) < canaryPercent ? canary : serving.live
-        }
-    }
-
-    /// Replaces the live model; returns the one it replaced.
-    @discardableResult
-    func swap(to new: ServedModel) -> ServedModel {
-        serving.withLock { serving in
-            defer { serving.live = new }
-            return serving.live
-        }
-    }
-
-    /// Starts (or ends, with `nil`) the canary.
-    func setCanary(_ canary: ServedModel?) {
-        serving.withLock { $0.canary = canary }
-    }
-}
 
 /// Watches `MODEL_PATH` (and `CANARY_MODEL_PATH`) and swaps in the model a path points to when it changes: a
 /// new file renamed over it, or a symlink re-pointed (what the local platform does to deploy). The new file is
 /// loaded and checked before the swap; a file that does not load, or holds another model's name, is logged and
 /// the current model keeps serving. A canary path that disappears ends the canary. A swapped-in version is
 /// registered like the first one.
-struct ModelWatcher: Service {
+public struct ModelWatcher: Service {
     let path: String
     let canaryPath: String?
     let interval: Duration
-    let live: LiveModel
+    let models: ModelSet
+    /// The model name watched, served by `models`.
+    let name: String
     let strictCategories: Bool
     let registry: ModelRegistry
     let logger: Logger
+
+    public init(path: String, canaryPath: String?, interval: Duration, models: ModelSet, name: String,
+                strictCategories: Bool, registry: ModelRegistry, logger: Logger)
+    {
+        self.path = path
+        self.canaryPath = canaryPath
+        self.interval = interval
+        self.models = models
+        self.name = name
+        self.strictCategories = strictCategories
+        self.registry = registry
+        self.logger = logger
+    }
+
+    /// What serves `name` now (always present: a model set never drops a name).
+    private var serving: ModelSet.Serving { models[name]! }
 
     /// What identifies the file behind `path` (symlinks followed); `nil` when there is none.
     static func identity(of path: String) -> [Int]? {
@@ -79,7 +46,7 @@ struct ModelWatcher: Service {
         return [Int(info.st_dev), Int(info.st_ino), Int(info.st_size), Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec)]
     }
 
-    func run() async throws {
+    public func run() async throws {
         await cancelWhenGracefulShutdown { await watch() }
     }
 
@@ -104,7 +71,7 @@ struct ModelWatcher: Service {
     }
 
     private func load(_ path: String) -> ServedModel? {
-        let current = live.current.artifact
+        let current = serving.live.artifact
         do {
             let new = try ServedModel.load(path: path, strictCategories: strictCategories)
             guard new.artifact.name == current.name else {
@@ -123,11 +90,10 @@ struct ModelWatcher: Service {
 
     private func reload() {
         guard let new = load(path) else { return }
-        let old = live.current.artifact
+        let old = serving.live.artifact
         guard new.artifact != old else { return }
-        live.swap(to: new)
-        // A canary that has become the live version is over.
-        if live.canary?.artifact.version == new.artifact.version { live.setCanary(nil) }
+        // A canary that has become the live version is over (the swap ends it).
+        models.swap(to: new)
         logger.notice("model swapped", metadata: [
             "model": "\(old.name)", "from_version": "\(old.version)", "version": "\(new.artifact.version)"])
         register(new.artifact, status: .live)
@@ -135,22 +101,22 @@ struct ModelWatcher: Service {
 
     private func reloadCanary(_ canaryPath: String) {
         guard Self.identity(of: canaryPath) != nil else {
-            if let ended = live.canary?.artifact {
-                live.setCanary(nil)
+            if let ended = serving.canary?.artifact {
+                models.setCanary(nil, of: name)
                 logger.notice("canary ended", metadata: ["model": "\(ended.name)", "version": "\(ended.version)"])
             }
             return
         }
         // A canary file that does not load, or is the live model, ends the canary: the share must not keep
         // going to a version the evaluator is no longer judging.
-        guard let canary = load(canaryPath), canary.artifact != live.current.artifact else {
-            live.setCanary(nil)
+        guard let canary = load(canaryPath), canary.artifact != serving.live.artifact else {
+            models.setCanary(nil, of: name)
             return
         }
-        live.setCanary(canary)
+        models.setCanary(canary, of: name)
         logger.notice("canary serving", metadata: [
             "model": "\(canary.artifact.name)", "version": "\(canary.artifact.version)",
-            "percent": "\(live.canaryPercent)"])
+            "percent": "\(models.canaryPercent)"])
         register(canary.artifact, status: .canary)
     }
 

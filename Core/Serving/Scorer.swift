@@ -1,0 +1,62 @@
+import CycloneModel
+import CycloneStore
+import Foundation
+import Metrics
+
+/// Scores decoded instances with one model: each instance is encoded, predicted, and made into the row the
+/// writer stores (its input in schema order, its prediction in `PredictionJSON`'s shape, its drift cells).
+/// A protocol's routes only decode the request, pick the model and write the answer.
+public struct Scorer: Sendable {
+    /// One scored instance, for the answer.
+    public struct Prediction: Sendable {
+        public var id: UUID
+        /// The caller's key for the instance, if it gave one.
+        public var key: String?
+        public var output: Output
+    }
+
+    /// A request's instances, scored.
+    public struct Scored: Sendable {
+        public var predictions: [Prediction]
+        /// The rows to store, one per instance, in order.
+        public var rows: [PredictionRow]
+    }
+
+    private let served = Counter(label: "cyclone_instances_served_total")
+    private let imputed = Counter(label: "cyclone_imputed_values_total")
+    private let unknownCategories = Counter(label: "cyclone_unknown_categories_total")
+
+    public init() {}
+
+    /// Scores `instances` with `model` at `now`. The first instance gets `firstID` (the id that picked the
+    /// model, during a canary), the others fresh ones; `keys`, when given, has one entry per instance.
+    /// Throws the first instance that cannot be scored, with its path (`instances[i]…`); nothing is counted then.
+    public func score(_ instances: [JSONValue], keys: [String?]?, with model: ServedModel, firstID: UUID,
+                      at now: Date) throws(InputError) -> Scored
+    {
+        var notes = InstanceEncoder.Notes()
+        var predictions: [Prediction] = []
+        var rows: [PredictionRow] = []
+        predictions.reserveCapacity(instances.count)
+        rows.reserveCapacity(instances.count)
+        let artifact = model.artifact
+        for (index, instance) in instances.enumerated() {
+            let x = try model.encoder.encode(instance, path: "instances[\(index)]", notes: &notes)
+            let output = artifact.predictor.predict(x)
+            let id = index == 0 ? firstID : UUIDv7.make(at: now)
+            let key = keys?[index] ?? nil
+            var stored = JSONWriter(capacity: 64)
+            stored.raw(UInt8(ascii: "{"))
+            model.write(output, into: &stored)
+            stored.raw(UInt8(ascii: "}"))
+            rows.append(PredictionRow(id: id, modelName: artifact.name, modelVersion: artifact.version,
+                                      input: model.inputJSON(instance), prediction: stored.string, key: key,
+                                      createdAt: now, drift: model.driftCells(instance, output)))
+            predictions.append(Prediction(id: id, key: key, output: output))
+        }
+        served.increment(by: rows.count)
+        if notes.imputed > 0 { imputed.increment(by: notes.imputed) }
+        if notes.unknownCategories > 0 { unknownCategories.increment(by: notes.unknownCategories) }
+        return Scored(predictions: predictions, rows: rows)
+    }
+}
