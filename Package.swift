@@ -174,6 +174,7 @@ let package = Package(
             name: "Retrain",
             dependencies: [
                 "CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneCloud", "CycloneRuntime",
+                "CycloneEvaluation",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -78,20 +78,15 @@ extension Evaluator {
             decision.reason += "; recorded only: the platform does not deploy (MODEL_DIR is unset)"
             return decision
         }
-        // The platform first, then the registry, so that the registry never names what does not serve; a
-        // cycle stopped in between leaves the canary as it was, to be decided again next cycle.
+        // A cycle stopped part-way leaves the canary as it was, to be decided again next cycle.
+        let rollout = Rollout(platform: platform, registry: registry, store: store)
         do {
             if promote {
-                _ = try await platform.promote(canary.artifact)
-                try await registry.markLive(name: name, version: canary.artifact.version)
-                try await store.event(.promoted, name: name, version: canary.artifact.version, detail: detail(decision))
+                try await rollout.promote(canary.artifact, detail: detail(decision))
                 decision.action = .promoted
             } else {
-                _ = try await platform.rollback(canary.artifact)
-                try await registry.setStatus(name: name, version: canary.artifact.version, .rejected,
-                                             reason: "rolled back: " + decision.reason)
+                try await rollout.rollBack(canary.artifact, because: decision.reason, detail: detail(decision))
                 decision.action = .rolledBack
-                try await store.event(.rolledBack, name: name, version: canary.artifact.version, detail: detail(decision))
             }
         } catch {
             decision.action = .failed

@@ -1,4 +1,5 @@
 import CycloneCloud
+import CycloneEvaluation
 import CycloneModel
 import CycloneMonitoring
 import CycloneRuntime
@@ -79,7 +80,8 @@ struct RetrainJob: Sendable {
             var report = Report(version: version, accepted: outcome.accepted, reason: outcome.reason,
                                 rows: outcome.trainingRows, readSeconds: (read - started).seconds,
                                 trainSeconds: (trained - read).seconds, registerSeconds: (clock.now - trained).seconds)
-            try await EvaluationStore(client: client, logger: logger).event(
+            let store = EvaluationStore(client: client, logger: logger)
+            try await store.event(
                 .retrainFinished, name: live.name, version: version,
                 detail: .object([
                     "parent": .string(live.version), "status": .string(outcome.accepted ? "candidate" : "rejected"),
@@ -92,29 +94,19 @@ struct RetrainJob: Sendable {
                 ]))
             guard outcome.accepted else { return report }
 
-            // Deploy first, then record: the registry never names a version the platform does not serve (a run
-            // killed in between leaves a candidate that serves until the next deployment; the other order left
-            // `live` naming a version whose file or revision never came).
-            guard platform.deploys else { return report }
-            let canary = (1..<100).contains(settings.platform.canaryPercent)
+            // Deploy first, then record (`Rollout`): a run killed in between leaves a candidate that serves until
+            // the next deployment, never `live` naming a version whose file or revision never came.
+            let percent = settings.platform.canaryPercent
             let deployment: Deployment
             do {
-                guard let deployed = try await platform.deploy(candidate, canary: canary) else { return report }
+                let rollout = Rollout(platform: platform, registry: registry, store: store)
+                guard let deployed = try await rollout.deploy(candidate, parent: live.version, canaryPercent: percent)
+                else { return report }
                 deployment = deployed
-            } catch {
-                throw RetrainError("candidate \(version) is registered but its deployment failed: \(error)")
+            } catch let failed as Rollout.DeploymentFailed {
+                throw RetrainError("candidate \(version) is registered but its deployment failed: \(failed)")
             }
-            if canary {
-                try await registry.startCanary(name: live.name, version: version)
-            } else {
-                try await registry.markLive(name: live.name, version: version)
-            }
-            var detail: [String: JSONValue] = ["parent": .string(live.version), "location": .string(deployment.location),
-                                               "detail": .string(deployment.detail)]
-            if canary { detail["percent"] = .number(Double(settings.platform.canaryPercent)) }
-            try await EvaluationStore(client: client, logger: logger).event(
-                canary ? .canaryStarted : .deployed, name: live.name, version: version, detail: .object(detail))
-            report.deployment = (canary ? "as a canary for \(settings.platform.canaryPercent) % of requests, " : "") + deployment.detail
+            report.deployment = (Rollout.isCanary(percent) ? "as a canary for \(percent) % of requests, " : "") + deployment.detail
             return report
         }.value
     }
