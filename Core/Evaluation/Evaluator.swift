@@ -34,11 +34,6 @@ public struct Evaluator: Sendable {
     public func run(now: Date = Date()) async throws -> EvaluationReport {
         let oldest = max(settings.performance.maxAge, settings.drift.maxAge)
         let versions = try await windows.servedVersions(since: now.addingTimeInterval(-oldest.seconds))
-        // The version of each model that predicted last, for models the registry has no live version of.
-        var newest: [String: ServedVersion] = [:]
-        for version in versions where version.lastPrediction > newest[version.name]?.lastPrediction ?? .distantPast {
-            newest[version.name] = version
-        }
         // Canaries first: one judged this cycle changes which version is live.
         var canaries: [CanaryDecision] = []
         var canaryRunning: Set<String> = []
@@ -47,14 +42,16 @@ public struct Evaluator: Sendable {
             canaries.append(decision)
             if decision.action == .waiting || decision.action == .failed { canaryRunning.insert(name) }
         }
-        var liveVersions: [String: String] = [:]
-        for name in Set(versions.map(\.name)) {
-            liveVersions[name] = try await registry.version(of: name, status: .live)?.artifact.version
+        var servingVersions: [String: String] = [:]
+        for (name, served) in Dictionary(grouping: versions, by: \.name) {
+            let live = try await registry.version(of: name, status: .live)
+            servingVersions[name] = ModelRegistry.servingVersion(
+                live: live.map { [($0.artifact.version, $0.since)] } ?? [],
+                predicted: served.map { ($0.version, $0.lastPrediction) })
         }
         var models: [ModelEvaluation] = []
         for version in versions {
-            // The serving version is the registry's live one, else the one that predicted last.
-            let serving = (liveVersions[version.name] ?? newest[version.name]?.version) == version.version
+            let serving = servingVersions[version.name] == version.version
             var evaluation = try await evaluate(version, serving: serving && !canaryRunning.contains(version.name),
                                                 now: now)
             if serving, canaryRunning.contains(version.name), evaluation.judgement?.retrain == true {

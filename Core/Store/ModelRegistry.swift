@@ -102,6 +102,16 @@ public struct ModelRegistry: Sendable {
         public var since: Date
     }
 
+    /// Which version of a model serves, the one rule the evaluator and the dashboard share: of the versions
+    /// the registry holds `live`, the one set live last (`since`); when none is live (predict serves before
+    /// its registration lands, or the model was never registered), the version that predicted last.
+    public static func servingVersion(live: [(version: String, since: Date)],
+                                      predicted: [(version: String, last: Date)]) -> String?
+    {
+        if let newest = live.max(by: { $0.since < $1.since }) { return newest.version }
+        return predicted.max(by: { $0.last < $1.last })?.version
+    }
+
     /// The version of `name` with this status (the one set last, should there be several).
     public func version(of name: String, status: Status) async throws -> Registered? {
         let rows = try await client.query("""

@@ -48,14 +48,15 @@ struct EvaluateRoutes: Sendable {
         let entries = try await evaluator.store.registry()
         let policy = evaluator.settings.policy
         // Per model: the share its canary answers (as the canary was started; this evaluator's setting when
-        // the event does not say), and which live version serves (the newest set live, should there be several).
-        var canaryShare: [String: Int] = [:], serving: [String: (version: String, since: Date)] = [:]
-        for entry in entries {
-            if entry.status == "canary" {
-                canaryShare[entry.name] = entry.canaryPercent ?? evaluator.settings.platform.canaryPercent
-            } else if entry.status == "live", entry.updatedAt >= serving[entry.name]?.since ?? .distantPast {
-                serving[entry.name] = (entry.version, entry.updatedAt)
+        // the event does not say), and which version serves (the registry's rule, as the evaluator applies it).
+        var canaryShare: [String: Int] = [:], serving: [String: String] = [:]
+        for (name, versions) in Dictionary(grouping: entries, by: \.name) {
+            if let canary = versions.first(where: { $0.status == "canary" }) {
+                canaryShare[name] = canary.canaryPercent ?? evaluator.settings.platform.canaryPercent
             }
+            serving[name] = ModelRegistry.servingVersion(
+                live: versions.filter { $0.status == "live" }.map { ($0.version, $0.updatedAt) },
+                predicted: versions.compactMap { entry in entry.lastPrediction.map { (entry.version, $0) } })
         }
         var models: [ModelEntry] = []
         for entry in entries {
@@ -64,8 +65,8 @@ struct EvaluateRoutes: Sendable {
             let task = ModelArtifact.Task(rawValue: entry.task) ?? .regression
             let (metric, threshold) = policy.resolved(for: task)
             let traffic = switch entry.status {
-            case "live" where serving[entry.name]?.version == entry.version: 100 - (canaryShare[entry.name] ?? 0)
             case "canary": canaryShare[entry.name] ?? 0
+            case _ where serving[entry.name] == entry.version: 100 - (canaryShare[entry.name] ?? 0)
             default: 0
             }
             models.append(ModelEntry(
