@@ -5,6 +5,7 @@ import CycloneStore
 import Foundation
 import Logging
 import PostgresNIO
+import ServiceLifecycle
 import Synchronization
 import UnixSignals
 
@@ -23,60 +24,36 @@ struct RetrainFunction {
         let settings: RetrainSettings
         do { settings = try RetrainSettings(reader: reader) } catch { fail("\(error)", status: 2) }
 
-        // Trapped before any work starts, so a SIGTERM is never the default, unrecorded death.
-        let sigterm = await UnixSignalsSequence(trapping: .sigterm)
+        // The pool runs first and stops last; the run stops first, on SIGTERM (Cloud Run sends it on
+        // cancellation and task timeout, then SIGKILL 10 s later), and ends the group when it is done. The
+        // signal is trapped before any work starts, so it is never the default, unrecorded death.
         let client = PostgresClient(configuration: settings.database.configuration, backgroundLogger: logger)
         let runner = DatabaseRunner(client)
-        let pool = Task { await runner.run() }
-        await runner.running()
-        // The job's result, or SIGTERM's: Cloud Run sends it on cancellation and task timeout, then SIGKILL
-        // 10 s later. The job is cancelled (honoured between stages; a registered candidate's deployment and
-        // record go on) and given 6 s; a stage that ignores cancellation (training, a driver call) is left
-        // behind, so the failure is recorded in time.
-        let outcome = FirstOutcome<RetrainJob.Report>()
-        let terminated = Atomic(false)
-        let job = Task {
-            do { outcome.finish(.success(try await RetrainJob(settings: settings, client: client, logger: logger).run())) }
-            catch { outcome.finish(.failure(error)) }
-        }
-        let signals = Task {
-            for await _ in sigterm {
-                terminated.store(true, ordering: .relaxed)
-                job.cancel()
-                try? await Task.sleep(for: .seconds(6))
-                outcome.finish(.failure(CancellationError()))
-                return
-            }
-        }
-        let result: Result<RetrainJob.Report, any Error>
-        do { result = .success(try await outcome.value) } catch { result = .failure(error) }
-        signals.cancel()
-        if case .failure(let error) = result {
-            // Best effort: the evaluator's trail says the retrain ended.
-            let kind = terminated.load(ordering: .relaxed) ? "cancelled (SIGTERM)" + (error is CancellationError ? "" : ": \(error)") : "\(error)"
-            _ = try? await withTimeout(.seconds(5)) {
-                try await EvaluationStore(client: client, logger: logger).event(
-                    .retrainFailed, name: settings.modelName, version: settings.parentVersion,
-                    detail: .object(["reason": .string(kind),
-                                     "request_event": settings.eventID.map { .number(Double($0)) } ?? .null]))
-            }
-        }
-        pool.cancel()
-        switch result {
-        case .success(let report):
+        let run = RetrainRun(settings: settings, runner: runner, logger: logger)
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: runner),
+                       .init(service: run, successTerminationBehavior: .gracefullyShutdownGroup,
+                             failureTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm], logger: logger))
+        do { try await group.run() } catch { fail("\(error)") }
+
+        switch run.result.withLock({ $0 }) {
+        case nil:
+            fail("ended before the run finished")
+        case .success(let report)?:
             logger.info("retrain finished", metadata: [
                 "model": "\(settings.modelName)", "version": "\(report.version)", "accepted": "\(report.accepted)",
                 "read_seconds": "\(report.readSeconds)", "train_seconds": "\(report.trainSeconds)",
                 "register_seconds": "\(report.registerSeconds)",
             ])
             print(report.line)
-        case .failure(let error) where terminated.load(ordering: .relaxed):
+        case .failure(let error)? where run.terminated.load(ordering: .relaxed):
             fail("cancelled by SIGTERM" + (error is CancellationError ? "" : " (\(error))"), status: 143)
-        case .failure(let error) where error is PSQLError || error is TimeoutError:
+        case .failure(let error)? where error is PSQLError || error is TimeoutError:
             // One reading of PostgreSQL's failures across the functions (`StoreProblem`).
             let problem = StoreProblem(error)
             fail(problem == .unavailable ? "cannot reach PostgreSQL (\(error))" : problem.explanation)
-        case .failure(let error):
+        case .failure(let error)?:
             fail("\(error)")
         }
     }
@@ -84,5 +61,56 @@ struct RetrainFunction {
     static func fail(_ message: String, status: Int32 = 1) -> Never {
         FileHandle.standardError.write(Data("retrain: \(message)\n".utf8))
         exit(status)
+    }
+}
+
+/// The one retrain, as the group's service: on shutdown (SIGTERM) the job is cancelled (honoured between
+/// stages; a registered candidate's deployment and record go on) and given 6 s; a stage that ignores
+/// cancellation (training, a driver call) is left behind, so the failure is recorded in time. A failure is
+/// recorded as a `retrain_failed` event, best effort, before the pool stops.
+final class RetrainRun: Service, Sendable {
+    let settings: RetrainSettings
+    let runner: DatabaseRunner
+    let logger: Logger
+    let result = Mutex<Result<RetrainJob.Report, any Error>?>(nil)
+    /// Whether SIGTERM ended the run.
+    let terminated = Atomic(false)
+
+    init(settings: RetrainSettings, runner: DatabaseRunner, logger: Logger) {
+        self.settings = settings
+        self.runner = runner
+        self.logger = logger
+    }
+
+    func run() async {
+        await runner.running()
+        let (settings, client, logger) = (settings, runner.client, logger)
+        let outcome = FirstOutcome<RetrainJob.Report>()
+        let job = Task {
+            do { outcome.finish(.success(try await RetrainJob(settings: settings, client: client, logger: logger).run())) }
+            catch { outcome.finish(.failure(error)) }
+        }
+        let ending: Result<RetrainJob.Report, any Error> = await withGracefulShutdownHandler {
+            do { return .success(try await outcome.value) } catch { return .failure(error) }
+        } onGracefulShutdown: {
+            self.terminated.store(true, ordering: .relaxed)
+            job.cancel()
+            Task {
+                try? await Task.sleep(for: .seconds(6))
+                outcome.finish(.failure(CancellationError()))
+            }
+        }
+        if case .failure(let error) = ending {
+            // Best effort: the evaluator's trail says the retrain ended.
+            let reason = terminated.load(ordering: .relaxed)
+                ? "cancelled (SIGTERM)" + (error is CancellationError ? "" : ": \(error)") : "\(error)"
+            _ = try? await withTimeout(.seconds(3)) {
+                try await EvaluationStore(client: client, logger: logger).event(
+                    .retrainFailed, name: settings.modelName, version: settings.parentVersion,
+                    detail: .object(["reason": .string(reason),
+                                     "request_event": settings.eventID.map { .number(Double($0)) } ?? .null]))
+            }
+        }
+        result.withLock { $0 = ending }
     }
 }
