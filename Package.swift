@@ -134,6 +134,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Replay: the loop's backtest over a labelled stream, with the real servers and retrain job as child
+        // processes, and its baselines (`cyclone demo` parses options around it).
+        .target(
+            name: "CycloneReplay",
+            dependencies: [
+                "CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneCloud", "CycloneEvaluation",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Core/Replay",
+            swiftSettings: swiftSettings
+        ),
+
         // Functions: one thin executable each.
         .executableTarget(
             name: "Predict",
@@ -188,7 +204,7 @@ let package = Package(
             name: "CycloneCLI",
             dependencies: [
                 "CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneRuntime", "CycloneCloud",
-                "CycloneEvaluation",
+                "CycloneEvaluation", "CycloneReplay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -257,6 +273,9 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "CycloneReplayTests",
+                    dependencies: ["CycloneReplay", "CycloneModel", "CycloneTraining"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "CycloneServingTests",
                     dependencies: ["CycloneServing", "CycloneStore", "CycloneModel", "CycloneTestSupport"],
                     swiftSettings: swiftSettings),

@@ -1,13 +1,9 @@
 import ArgumentParser
-import CycloneCloud
 import CycloneModel
-import CycloneMonitoring
+import CycloneReplay
 import CycloneRuntime
-import CycloneStore
 import CycloneTraining
 import Foundation
-import Logging
-import PostgresNIO
 import UnixSignals
 
 struct Demo: AsyncParsableCommand {
@@ -63,77 +59,30 @@ struct Demo: AsyncParsableCommand {
     var serve: Bool?
 
     func run() async throws {
-        // The database first: a missing or unreachable one is said before minutes of training, not after.
-        if export == nil {
-            await database.withClient { _, _ in }  // it asks PostgreSQL first
-        }
-        let setup: DemoSetup
-        do { setup = try prepare() } catch let exported as DemoExported {
-            print("wrote \(exported.rows) rows of the stream to \(exported.path)")
-            return
-        } catch { Cyclone.fail("\(error)") }
-        let output = DemoOutput()
-        let model = setup.model
-        output.say("""
-            \(setup.description)
-            first model: \(model.name)@1 (\(model.predictor.family)) trained on \(model.training?.rows ?? 0) rows \
-            to \(DemoOutput.day(setup.start)); holdout \(setup.metric) \(model.training?.holdoutMetrics?[setup.metric].map(DemoOutput.number) ?? "–"), \
-            \(setup.error) \(model.training?.holdoutMetrics?[setup.error].map(DemoOutput.number) ?? "–")
-            policy: retrain when \(setup.metric) over the newest \(window) labels passes \(setup.threshold); \
-            canary at \(canaryPercent) % until \(canaryLabels) labels each; evaluate every \(evaluateEvery), labels after \(labelDelay)
-            models and logs: \(setup.folder)
-            """)
-        let environment = setup.environment(self)
-        if let existing = try? FileManager.default.contentsOfDirectory(atPath: setup.folder), !existing.isEmpty {
-            Cyclone.fail("\(setup.folder) is not empty; give --folder a new or empty folder")
-        }
-        do {
-            try FileManager.default.createDirectory(atPath: setup.folder, withIntermediateDirectories: true)
-            _ = try await LocalPlatform(modelDirectory: setup.models).deploy(model, canary: false)
-        } catch {
-            Cyclone.fail("cannot write the first model to \(setup.models): \(error.localizedDescription)")
-        }
-        let (outcome, servers) = await database.withClient { client, logger in
-            try await Migrator(client: client, logger: logger).migrate()
-            var known = 0
-            for try await count in try await client.query("SELECT count(*)::int FROM model WHERE name = \(model.name)",
-                                                          logger: logger).decode(Int.self) { known = count }
-            guard known == 0 else {
-                throw DemoError("this database already holds a model named '\(model.name)'; pass --name or use a fresh database")
-            }
-            let servers = try await DemoServers.start(binaries: setup.binaries, folder: setup.folder,
-                                                      environment: environment, evaluatePort: dashboardPort)
-            output.say("dashboard: \(servers.evaluate.base)/dashboard\n")
+        if let export {
             do {
-                let outcome = try await DemoReplay(
-                    stream: setup.stream, servers: servers, client: client, logger: logger, model: model,
-                    start: setup.start, every: setup.every, labelDelay: setup.labelDelay, metric: setup.metric, error: setup.error,
-                    reload: .milliseconds(50), output: output
-                ).run()
-                // evaluate stays up for the dashboard.
-                await servers.stop([servers.predict, servers.labels])
-                return (outcome, servers)
-            } catch {
-                await servers.stop()
-                throw error
-            }
+                // Cells hold no commas or quotes: numbers, times and words.
+                let csv = try Backtest.synthetic(days: fast ? 75 : days)
+                let text = ([csv.header] + csv.rows).map { $0.joined(separator: ",") }.joined(separator: "\n") + "\n"
+                do { try text.write(toFile: export, atomically: true, encoding: .utf8) } catch {
+                    throw ReplayError("cannot write \(export): \(error.localizedDescription)")
+                }
+                print("wrote \(csv.rows.count) rows of the stream to \(export)")
+                return
+            } catch { Cyclone.fail("\(error)") }
         }
-        let monthly = setup.monthlyBaseline(trainingRows: trainingRows)
-        let table = MonthlyTable(metric: setup.error, model: model, stream: setup.stream, rows: setup.replayRows,
-                                 strategies: [
-                                     ("first model", setup.firstModelOutputs, "0"),
-                                     ("Cyclone loop", outcome.served, "\(outcome.retrains) (\(outcome.deployments) live)"),
-                                     ("every month", monthly.outputs, "\(monthly.retrains)"),
-                                 ])
-        output.say("\n" + table.text)
-        let seconds = { (duration: Duration) in String(format: "%.1f s", duration.seconds) }
-        output.say("""
-
-            replayed \(setup.replayRows.count) rows in \(outcome.requests) requests: predict \(seconds(outcome.predicting)), \
-            labels \(seconds(outcome.labelling)), evaluate \(seconds(outcome.evaluating)), retrains and swaps \(seconds(outcome.waiting))
-            The loop's predictions, labels, metrics, drift and events are in PostgreSQL (model '\(model.name)'): \
-            psql "$DATABASE_URL". Models and server logs: \(setup.folder)
-            """)
+        // The database first: a missing or unreachable one is said before minutes of training, not after.
+        await database.withClient { _, _ in }  // it asks PostgreSQL first
+        let backtest: Backtest
+        do { backtest = try Backtest(try options()) } catch { Cyclone.fail("\(error)") }
+        let output = ReplayOutput()
+        output.say(backtest.header)
+        let dashboardPort = dashboardPort
+        let outcome = await database.withClient { client, logger in
+            try await backtest.run(client: client, logger: logger, output: output, dashboardPort: dashboardPort)
+        }
+        output.say("\n" + backtest.closing(outcome))
+        let servers = outcome.servers
         if serve ?? (isatty(STDIN_FILENO) == 1) {
             output.say("\nthe dashboard stays up at \(servers.evaluate.base)/dashboard: Ctrl-C to stop")
             for await _ in await UnixSignalsSequence(trapping: [.sigint, .sigterm]) { break }
@@ -141,126 +90,47 @@ struct Demo: AsyncParsableCommand {
         await servers.stop([servers.evaluate])
     }
 
-    /// Everything decided before the servers start: the stream, the first model, the baselines' inputs.
-    private func prepare() throws -> DemoSetup {
-        let labelDelay = try seconds(self.labelDelay, "--label-delay")
-        let every = try seconds(evaluateEvery, "--evaluate-every")
-        guard every >= 60 else { throw DemoError("--evaluate-every must be at least 1m") }
-        guard labelDelay <= 365 * 86_400 else { throw DemoError("--label-delay must be at most 365d") }
-        guard window > 0, canaryLabels > 0, trainMonths > 0 else {
-            throw DemoError("--window, --canary-labels and --train-months must be positive")
-        }
-        // A retrain holds out a fifth and needs MIN_TRAINING_ROWS (100) to train on.
-        guard trainingRows >= 125 else { throw DemoError("--training-rows must be at least 125") }
-        guard (0...100).contains(canaryPercent) else { throw DemoError("--canary-percent must be 0 to 100") }
-        let csv: CSV, targetColumn: String, timeColumn: String, name: String, description: String
-        var kinds: [String: Feature.Kind] = [:]
+    /// The options in the backtest's terms; a combination that cannot go together is refused here.
+    private func options() throws -> Backtest.Options {
+        var options = Backtest.Options(binaries: try Self.binaries())
+        options.labelDelay = try seconds(labelDelay, "--label-delay")
+        options.evaluateEvery = try seconds(evaluateEvery, "--evaluate-every")
         if let data {
-            guard let target = self.target, let time = self.time else {
-                throw DemoError("--data needs --target and --time")
-            }
-            do { csv = try CSV(contentsOf: URL(fileURLWithPath: data)) } catch { throw DemoError("\(data): \(error)") }
-            (targetColumn, timeColumn) = (target, time)
-            name = self.name ?? URL(fileURLWithPath: data).deletingPathExtension().lastPathComponent
-            description = "backtest of \(data): \(csv.rows.count) rows, predicting '\(target)'"
-            guard !fast, days == 365 else { throw DemoError("--fast and --days are for the synthetic stream, not --data") }
-            if let column = columns.missing(from: csv.header) { throw DemoError("'\(column)' is not a column of \(data)") }
-            kinds = columns.kinds
+            guard !fast, days == 365 else { throw ReplayError("--fast and --days are for the synthetic stream, not --data") }
+            options.data = data
+            options.target = target
+            options.time = time
+            options.kinds = columns.kinds
+            options.ignore = columns.ignore
         } else {
             guard target == nil, time == nil, columns.named.isEmpty else {
-                throw DemoError("--target, --time, --categorical, --numeric, --boolean, --ignore and --optional go with --data")
+                throw ReplayError("--target, --time, --categorical, --numeric, --boolean, --ignore and --optional go with --data")
             }
-            let days = fast ? 75 : self.days
-            guard (45...365).contains(days) else { throw DemoError("--days must be 45 to 365") }
-            csv = BikeStream().csv(days: days)
-            if let export {
-                // Cells hold no commas or quotes: numbers, times and words.
-                let text = ([csv.header] + csv.rows).map { $0.joined(separator: ",") }.joined(separator: "\n") + "\n"
-                do { try text.write(toFile: export, atomically: true, encoding: .utf8) } catch {
-                    throw DemoError("cannot write \(export): \(error.localizedDescription)")
-                }
-                throw DemoExported(path: export, rows: csv.rows.count)
-            }
-            (targetColumn, timeColumn) = ("count", "time")
-            name = self.name ?? "bikes"
-            kinds["hour"] = .categorical
-            let changes = [(BikeStream.eBikes, "e-bikes from 1 April"), (BikeStream.hybridWork, "hybrid working from 15 September")]
-                .filter { $0.0 < days }.map(\.1)
-            description = "synthetic hourly bike-rental demand, \(days) days from 2025-01-01"
-                + (changes.isEmpty ? "" : " (\(changes.joined(separator: ", ")))")
+            options.days = fast ? 75 : days
         }
-        let targetCells = try ReplayStream.column(targetColumn, of: csv, option: "--target")
-        let numericTarget = FeatureTable.inferKind(targetCells) == .numeric
-        let family: Family
-        if let text = self.family {
+        if let text = family {
             guard let chosen = Family(rawValue: text) else {
-                throw DemoError("--family must be one of \(Family.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'")
+                throw ReplayError("--family must be one of \(Family.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'")
             }
-            family = chosen
-        } else {
-            family = .gbdt
+            options.family = chosen
         }
-        let task: ModelArtifact.Task = family == .ridge || (family == .gbdt && numericTarget) ? .regression : .binary
-        let stream = try ReplayStream(csv: csv, time: timeColumn, target: targetColumn,
-                                      task: task, kinds: kinds, ignore: columns.ignore)
-        guard let first = stream.times.first else { throw DemoError("the stream has no rows") }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let month = calendar.date(from: calendar.dateComponents([.year, .month], from: first))!
-        let start = calendar.date(byAdding: .month, value: trainMonths, to: month)!
-        let trainingRange = stream.rows(in: first..<start)
-        let firstRows = trainingRange.filter { stream.labelled[$0] }
-        let replayRows = stream.rows(in: start..<Date.distantFuture)
-        guard firstRows.count >= 50 else {
-            throw DemoError("the first \(trainMonths) month(s) hold \(firstRows.count) labelled rows; at least 50 are needed to train on")
-        }
-        guard !replayRows.isEmpty else { throw DemoError("no rows after the first \(trainMonths) month(s) to replay") }
-
-        var options = columns.training(family)
-        options.holdout = 0.2
-        // A feature missing anywhere in the stream may be sent as null: the model imputes it.
-        options.optionalFeatures.formUnion(stream.features.columns.filter { column in
-            switch column.values {
-            case .numeric(let v), .boolean(let v): v.contains { $0.isNaN }
-            case .categorical(let v): v.contains(nil)
-            }
-        }.map(\.name))
-        let model: ModelArtifact
-        do {
-            model = try Trainer(options: options).train(
-                name: name, version: "1", features: stream.features.selecting(rows: firstRows),
-                target: FeatureTable.Column(name: stream.target.name,
-                                            values: stream.target.values.selecting(rows: firstRows)))
-        } catch {
-            throw DemoError("the first model does not train: \(error)")
-        }
-        let metric: PerformanceMetric
-        if let text = self.metric {
-            guard let chosen = PerformanceMetric(rawValue: text), PerformanceMetric.available(for: model.task).contains(chosen) else {
-                throw DemoError("--metric must be one of \(PerformanceMetric.available(for: model.task).map(\.rawValue).joined(separator: ", ")) for a \(model.task.rawValue) model")
-            }
-            metric = chosen
-        } else {
-            metric = PerformanceMetric.defaultMetric(for: model.task)
-        }
-        let threshold = self.threshold ?? (metric.higherIsBetter ? "0.9x" : "1.2x")
-        guard RetrainPolicy.Threshold(threshold) != nil else {
-            throw DemoError("--threshold must be a number or a factor such as 0.8x, not '\(threshold)'")
-        }
-        let folder = self.folder ?? FileManager.default.temporaryDirectory
-            .appendingPathComponent("cyclone-demo-\(UUID().uuidString.prefix(8).lowercased())").path
-        var outputs = [Output?](repeating: nil, count: stream.count)
-        let replayed = model.outputs(for: stream.features.selecting(rows: Array(replayRows)))
-        for (row, output) in zip(replayRows, replayed) { outputs[row] = output }
-        return DemoSetup(stream: stream, model: model, start: start, every: every, labelDelay: labelDelay,
-                         metric: metric.rawValue, threshold: threshold,
-                         error: model.task == .regression ? "rmse" : "log_loss", folder: folder, binaries: try Self.binaries(), description: description,
-                         replayRows: replayRows, firstModelOutputs: outputs, options: options)
+        options.training = columns.training(options.family ?? .gbdt)
+        options.name = name
+        options.trainMonths = trainMonths
+        options.window = window
+        options.trainingRows = trainingRows
+        options.metric = metric
+        options.threshold = threshold
+        options.canaryPercent = canaryPercent
+        options.canaryLabels = canaryLabels
+        options.folder = folder
+        options.databaseURL = database.databaseURL
+        return options
     }
 
     private func seconds(_ text: String, _ option: String) throws -> TimeInterval {
         guard let duration = Duration.setting(text) else {
-            throw DemoError("\(option) must be a duration such as 12h or 1d, not '\(text)'")
+            throw ReplayError("\(option) must be a duration such as 12h or 1d, not '\(text)'")
         }
         return duration.seconds
     }
@@ -272,81 +142,8 @@ struct Demo: AsyncParsableCommand {
         let folder = URL(fileURLWithPath: me).deletingLastPathComponent().path
         for name in ["predict", "label-ingest", "evaluate", "retrain"]
         where !FileManager.default.isExecutableFile(atPath: "\(folder)/\(name)") {
-            throw DemoError("\(folder)/\(name) is not built: run `swift build` first")
+            throw ReplayError("\(folder)/\(name) is not built: run `swift build` first")
         }
         return folder
-    }
-}
-
-/// The demo's stream, first model and settings, shared by the replay and the baselines.
-struct DemoSetup {
-    var stream: ReplayStream
-    var model: ModelArtifact
-    var start: Date
-    var every: TimeInterval
-    var labelDelay: TimeInterval
-    /// The policy's metric and threshold.
-    var metric: String
-    var threshold: String
-    /// The metric of the closing table.
-    var error: String
-    var folder: String
-    var binaries: String
-    var description: String
-    var replayRows: Range<Int>
-    var firstModelOutputs: [Output?]
-    var options: TrainingOptions
-
-    /// The local platform's model folder.
-    var models: String { "\(folder)/models" }
-
-    /// What the three servers and the retrains they start read.
-    func environment(_ demo: Demo) -> [String: String] {
-        var environment = ProcessInfo.processInfo.environment
-        for (key, value) in [
-            "MODEL_PATH": LocalPlatform.servingPath(name: model.name, in: models),
-            "CANARY_MODEL_PATH": LocalPlatform.canaryPath(name: model.name, in: models),
-            "MODEL_DIR": models, "MODEL_RELOAD_INTERVAL": "50ms", "CANARY_PERCENT": "\(demo.canaryPercent)",
-            "CANARY_MIN_LABELS": "\(demo.canaryLabels)",
-            // The windows are counted in rows; their real-time age only retires versions that no longer serve
-            // (a version with no prediction in a window's age is not evaluated), which keeps each cycle short.
-            "PERFORMANCE_WINDOW_ROWS": "\(demo.window)", "PERFORMANCE_WINDOW_MAX_AGE": "60s",
-            "DRIFT_WINDOW_ROWS": "\(demo.window)", "DRIFT_WINDOW": "60s",
-            "RETRAIN_METRIC": metric, "RETRAIN_THRESHOLD": threshold, "MIN_LABELS": "\(max(1, demo.window / 2))",
-            // Stream time waits for the loop, and evaluate runs once a stream day: no cooldown is needed.
-            "RETRAIN_COOLDOWN": "0s", "RETRAIN_COMMAND": "\(binaries)/retrain",
-            "TRAINING_WINDOW_ROWS": "\(demo.trainingRows)", "TRAINING_WINDOW_MAX_AGE": "3650d",
-            "LOG_LEVEL": "warning", "STORE_MODE": "durable",
-        ] { environment[key] = value }
-        if let url = demo.database.databaseURL { environment["DATABASE_URL"] = url }
-        return environment
-    }
-
-    /// A model trained at the start of every month after the first, on the newest labelled rows known by then
-    /// (a month whose retrain fails keeps the previous month's model).
-    func monthlyBaseline(trainingRows: Int) -> (outputs: [Output?], retrains: Int) {
-        var outputs = firstModelOutputs
-        var retrains = 0
-        var current = model
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        for (index, (_, rows)) in stream.months(in: replayRows).enumerated() where index > 0 {
-            let monthStart = calendar.date(from: calendar.dateComponents([.year, .month], from: stream.times[rows.lowerBound]))!
-            let known = stream.rows(in: Date.distantPast..<monthStart.addingTimeInterval(-labelDelay))
-            let recent = Array(known.filter { stream.labelled[$0] }.suffix(trainingRows))
-            var options = options
-            options.holdout = 0
-            if let retrained = try? Trainer(options: options).train(
-                name: model.name, version: "monthly", features: stream.features.selecting(rows: recent),
-                target: FeatureTable.Column(name: stream.target.name, values: stream.target.values.selecting(rows: recent)))
-            {
-                current = retrained
-                retrains += 1
-            }
-            for (row, output) in zip(rows, current.outputs(for: stream.features.selecting(rows: Array(rows)))) {
-                outputs[row] = output
-            }
-        }
-        return (outputs, retrains)
     }
 }

@@ -5,13 +5,15 @@ import CycloneTraining
 import Foundation
 
 /// What the demo prints while it runs: a progress line a week of stream time, a line per event of the loop.
-struct DemoOutput: Sendable {
-    static func day(_ date: Date) -> String {
+public struct ReplayOutput: Sendable {
+    public init() {}
+
+    public static func day(_ date: Date) -> String {
         date.formatted(Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC")!).year().month().day())
     }
 
     /// Writes a line at once, unbuffered, so a pipe shows it as it happens.
-    func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+    public func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 
     func event(at date: Date, _ line: String) { say("\(Self.day(date))   ▸ \(line)") }
 
@@ -41,22 +43,22 @@ struct DemoOutput: Sendable {
         say("\(Self.day(date))  " + parts.joined(separator: "  ·  "))
     }
 
-    static func number(_ value: Double) -> String { String(format: abs(value) >= 100 ? "%.0f" : "%.3g", value) }
+    public static func number(_ value: Double) -> String { String(format: abs(value) >= 100 ? "%.0f" : "%.3g", value) }
 }
 
 /// The closing table: the metric per month of the replay for the first model left alone, the loop, and a
 /// retrain at every month's start.
-struct MonthlyTable {
-    struct Row {
-        var month: String
-        var rows: Int
-        var values: [Double?]
+public struct MonthlyTable: Sendable {
+    public struct Row: Sendable {
+        public var month: String
+        public var rows: Int
+        public var values: [Double?]
     }
 
-    var metric: String
-    var columns: [String]
-    var rows: [Row] = []
-    var retrains: [String] = []
+    public var metric: String
+    public var columns: [String]
+    public var rows: [Row] = []
+    public var retrains: [String] = []
 
     /// Months of `times` from `rows`, with each strategy's outputs scored by `model`'s metrics.
     init(metric: String, model: ModelArtifact, stream: ReplayStream, rows range: Range<Int>,
@@ -78,7 +80,7 @@ struct MonthlyTable {
         })
     }
 
-    var text: String {
+    public var text: String {
         let width = max(14, columns.map(\.count).max() ?? 0)
         func cell(_ text: String) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
         var lines = ["\(metric) per month, lower is better".replacingOccurrences(
@@ -88,7 +90,7 @@ struct MonthlyTable {
         }
         lines.append(lead("month", "rows") + columns.map(cell).joined())
         for row in rows {
-            lines.append(lead(row.month, "\(row.rows)") + row.values.map { cell($0.map(DemoOutput.number) ?? "–") }.joined())
+            lines.append(lead(row.month, "\(row.rows)") + row.values.map { cell($0.map(ReplayOutput.number) ?? "–") }.joined())
         }
         lines.append(lead("retrains", "") + retrains.map(cell).joined())
         return lines.joined(separator: "\n")

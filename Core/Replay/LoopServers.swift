@@ -11,16 +11,17 @@ import Glibc
 
 /// predict, label-ingest and evaluate as child processes on free loopback ports, each logging to a file in
 /// the demo's folder, and the HTTP calls the demo makes to them.
-struct DemoServers: Sendable {
-    struct Server: Sendable {
-        var name: String
+public struct LoopServers: Sendable {
+    public struct Server: Sendable {
+        public var name: String
         var process: ChildProcess
-        var base: String
+        /// `http://127.0.0.1:PORT`.
+        public var base: String
     }
 
-    let predict: Server
-    let labels: Server
-    let evaluate: Server
+    public let predict: Server
+    public let labels: Server
+    public let evaluate: Server
     var all: [Server] { [predict, labels, evaluate] }
 
     /// Starts the three from `binaries` with `environment` (each gets its own `PORT`; evaluate's is
@@ -28,7 +29,7 @@ struct DemoServers: Sendable {
     /// can be taken between the moment it is found and the child's bind: a child that exits saying so is
     /// started again on another port.
     static func start(binaries: String, folder: String, environment: [String: String], evaluatePort: Int? = nil)
-        async throws -> DemoServers
+        async throws -> LoopServers
     {
         var started: [Server] = []
         var used: Set<Int> = []
@@ -60,7 +61,7 @@ struct DemoServers: Sendable {
             for server in started { _ = await server.process.wait() }
             throw error
         }
-        return DemoServers(predict: started[0], labels: started[1], evaluate: started[2])
+        return LoopServers(predict: started[0], labels: started[1], evaluate: started[2])
     }
 
     private static func waitUntilReady(_ server: Server) async throws {
@@ -74,11 +75,11 @@ struct DemoServers: Sendable {
             try await Task.sleep(for: .milliseconds(100))
         }
         let tail = server.process.log.split(separator: "\n").suffix(3).joined(separator: " | ")
-        throw DemoError("\(server.name) did not become ready: \(tail.isEmpty ? "no output" : tail)")
+        throw ReplayError("\(server.name) did not become ready: \(tail.isEmpty ? "no output" : tail)")
     }
 
     /// SIGTERM to each (all three by default), then waits for them to exit (they drain what they hold first).
-    func stop(_ servers: [Server]? = nil) async {
+    public func stop(_ servers: [Server]? = nil) async {
         for server in servers ?? all { server.process.signal(SIGTERM) }
         for server in servers ?? all { _ = await server.process.wait() }
     }
@@ -96,10 +97,10 @@ struct DemoServers: Sendable {
     private func request(_ method: HTTPMethod, _ server: Server, _ path: String, body: String?) async throws -> JSONValue {
         let (status, answer) = try await Self.call(method, server.base + path, body: body)
         guard status == 200 else {
-            throw DemoError("\(server.name) answered \(path) with \(status): \(String(decoding: answer, as: UTF8.self))")
+            throw ReplayError("\(server.name) answered \(path) with \(status): \(String(decoding: answer, as: UTF8.self))")
         }
         do { return try JSONParser.parse(answer) } catch {
-            throw DemoError("\(server.name) answered \(path) with JSON that does not parse: \(error)")
+            throw ReplayError("\(server.name) answered \(path) with JSON that does not parse: \(error)")
         }
     }
 

@@ -4,30 +4,30 @@ import Foundation
 
 /// Labelled rows in time order, ready to replay: each row's time, its instance as predict takes it, its
 /// label as label-ingest takes it, and the typed table the baselines train on.
-struct ReplayStream {
-    var times: [Date]
-    var features: FeatureTable
-    var target: FeatureTable.Column
+public struct ReplayStream: Sendable {
+    public var times: [Date]
+    public var features: FeatureTable
+    public var target: FeatureTable.Column
     /// Each row's instance, a JSON object.
-    var instances: [String]
+    public var instances: [String]
     /// Each row's label, a JSON value (`null` when the row has none).
-    var labels: [String]
+    public var labels: [String]
     /// Whether the row has a label (one without is predicted, never labelled).
-    var labelled: [Bool]
+    public var labelled: [Bool]
 
-    var count: Int { times.count }
+    public var count: Int { times.count }
 
     /// The target column's cells, or an error naming the columns there are.
     static func column(_ name: String, of csv: CSV, option: String) throws -> [String] {
         guard let cells = csv.column(name) else {
-            throw DemoError("\(option) '\(name)' is not a column (columns: \(csv.header.joined(separator: ", ")))")
+            throw ReplayError("\(option) '\(name)' is not a column (columns: \(csv.header.joined(separator: ", ")))")
         }
         return cells
     }
 
     /// Types `csv`'s columns (inferred, or as `kinds` says), reads `time` as timestamps and orders the rows by
     /// them. Every column but `time`, `target` and `ignore` is a feature.
-    init(csv: CSV, time: String, target: String, task: ModelArtifact.Task, kinds: [String: Feature.Kind],
+    public init(csv: CSV, time: String, target: String, task: ModelArtifact.Task, kinds: [String: Feature.Kind],
          ignore: [String]) throws {
         let timeCells = try Self.column(time, of: csv, option: "--time")
         let targetCells = try Self.column(target, of: csv, option: "--target")
@@ -35,14 +35,14 @@ struct ReplayStream {
         parsed.reserveCapacity(timeCells.count)
         for (row, cell) in timeCells.enumerated() {
             guard let date = Self.timestamp(cell) else {
-                throw DemoError("row \(row + 1), column '\(time)': '\(cell)' is not a time (ISO 8601 such as 2025-01-31T08:00:00Z or 2025-01-31 08:00, or Unix seconds or milliseconds)")
+                throw ReplayError("row \(row + 1), column '\(time)': '\(cell)' is not a time (ISO 8601 such as 2025-01-31T08:00:00Z or 2025-01-31 08:00, or Unix seconds or milliseconds)")
             }
             parsed.append(date)
         }
         let order = parsed.indices.sorted { (parsed[$0], $0) < (parsed[$1], $1) }
         let sorted = CSV(header: csv.header, rows: order.map { csv.rows[$0] })
         let names = csv.header.filter { $0 != time && $0 != target && !ignore.contains($0) }
-        guard !names.isEmpty else { throw DemoError("no feature columns left besides --time and --target") }
+        guard !names.isEmpty else { throw ReplayError("no feature columns left besides --time and --target") }
         features = try FeatureTable(csv: sorted, columns: names, kinds: kinds)
         let targetKind: Feature.Kind = task == .regression ? .numeric : .categorical
         self.target = FeatureTable.Column(name: target, values: try FeatureTable.parse(order.map { targetCells[$0] },
@@ -57,7 +57,7 @@ struct ReplayStream {
     }
 
     /// The rows of each calendar month (UTC) within `rows`, in order.
-    func months(in rows: Range<Int>) -> [(month: String, rows: Range<Int>)] {
+    public func months(in rows: Range<Int>) -> [(month: String, rows: Range<Int>)] {
         var months: [(month: String, rows: Range<Int>)] = []
         var lower = rows.lowerBound
         while lower < rows.upperBound {
@@ -75,7 +75,7 @@ struct ReplayStream {
     }
 
     /// The rows with times in `range`, as indices (the rows are in time order).
-    func rows(in range: Range<Date>) -> Range<Int> {
+    public func rows(in range: Range<Date>) -> Range<Int> {
         let lower = times.partitioningIndex { $0 >= range.lowerBound }
         let upper = times.partitioningIndex { $0 >= range.upperBound }
         return lower..<max(lower, upper)
@@ -91,7 +91,7 @@ struct ReplayStream {
 
     /// ISO 8601 with or without a zone (UTC when none) and fractional seconds, a date alone, or Unix time in
     /// seconds or milliseconds (a number from 1e8 to 1e10, or from 1e11 to 1e13).
-    static func timestamp(_ text: String) -> Date? {
+    public static func timestamp(_ text: String) -> Date? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if let number = Double(trimmed) {
             if (1e8...1e10).contains(number) { return Date(timeIntervalSince1970: number) }
@@ -134,14 +134,8 @@ extension Collection {
     }
 }
 
-/// A demo that cannot go on, in one sentence.
-struct DemoError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// `--export` wrote the stream: the demo stops there.
-struct DemoExported: Error {
-    var path: String
-    var rows: Int
+/// A backtest that cannot go on, in one sentence.
+public struct ReplayError: Error, CustomStringConvertible, Equatable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -10,9 +10,9 @@ import PostgresNIO
 /// stream's clock moves on only when the loop has settled (a started retrain has finished and predict serves
 /// what the registry says), so what the loop does does not depend on the machine's speed; only which
 /// requests a canary answers is drawn at random, and up to eight requests are in flight at once.
-struct DemoReplay {
+public struct LoopReplay: Sendable {
     let stream: ReplayStream
-    let servers: DemoServers
+    let servers: LoopServers
     let client: PostgresClient
     let logger: Logger
     let model: ModelArtifact
@@ -24,17 +24,17 @@ struct DemoReplay {
     let error: String
     /// How long predict may take to notice a re-pointed model link.
     let reload: Duration
-    let output: DemoOutput
+    let output: ReplayOutput
 
     /// What the loop served for each row (`nil` before `start`), and how many retrains and deployments it made.
-    struct Outcome {
-        var served: [Output?]
-        var retrains = 0
-        var deployments = 0
+    public struct Outcome: Sendable {
+        public var served: [Output?]
+        public var retrains = 0
+        public var deployments = 0
         /// Wall-clock time spent sending predictions, sending labels, in evaluate, and waiting for retrains
         /// and swaps.
-        var predicting = Duration.zero, labelling = Duration.zero, evaluating = Duration.zero, waiting = Duration.zero
-        var requests = 0
+        public var predicting = Duration.zero, labelling = Duration.zero, evaluating = Duration.zero, waiting = Duration.zero
+        public var requests = 0
     }
 
     func run() async throws -> Outcome {
@@ -123,7 +123,7 @@ struct DemoReplay {
             }
             for (range, answer) in answers {
                 guard answer["predictions"].array.count == range.count else {
-                    throw DemoError("predict answered \(answer["predictions"].array.count) predictions for \(range.count) instances")
+                    throw ReplayError("predict answered \(answer["predictions"].array.count) predictions for \(range.count) instances")
                 }
                 for (row, prediction) in zip(range, answer["predictions"].array) {
                     if let value = prediction["value"].number {
@@ -147,7 +147,7 @@ struct DemoReplay {
                 .joined(separator: ",") + "]}"
             let answer = try await servers.post(servers.labels, "/labels", body)
             guard answer["notFound"].array.isEmpty else {
-                throw DemoError("label-ingest found no prediction for \(answer["notFound"].array.count) of the labels sent")
+                throw ReplayError("label-ingest found no prediction for \(answer["notFound"].array.count) of the labels sent")
             }
         }
     }
@@ -168,7 +168,7 @@ struct DemoReplay {
             if serving == expected { return }
             try await Task.sleep(for: reload)
         }
-        throw DemoError("predict serves \(serving.live ?? "none") (canary \(serving.canary ?? "none")), not the registry's \(expected.live ?? "none") (canary \(expected.canary ?? "none")); see predict.log")
+        throw ReplayError("predict serves \(serving.live ?? "none") (canary \(serving.canary ?? "none")), not the registry's \(expected.live ?? "none") (canary \(expected.canary ?? "none")); see predict.log")
     }
 
     private func evaluate() async throws -> EvaluationReport {
@@ -178,7 +178,7 @@ struct DemoReplay {
         do {
             return try decoder.decode(EvaluationReport.self, from: Data(answer.jsonText.utf8))
         } catch {
-            throw DemoError("evaluate's report does not decode: \(error)")
+            throw ReplayError("evaluate's report does not decode: \(error)")
         }
     }
 
@@ -223,7 +223,7 @@ struct DemoReplay {
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw DemoError("a retrain of \(model.name) did not finish within two minutes; see retrain's lines in evaluate.log")
+        throw ReplayError("a retrain of \(model.name) did not finish within two minutes; see retrain's lines in evaluate.log")
     }
 
     /// Records the stream's time now (a `replay_clock` event, with the wall clock to the millisecond), so the
