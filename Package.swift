@@ -7,6 +7,30 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// The products targets import, one constant each: a target lists exactly the modules its files import.
+extension Target.Dependency {
+    static let argumentParser = product(name: "ArgumentParser", package: "swift-argument-parser")
+    static let asyncHTTPClient = product(name: "AsyncHTTPClient", package: "async-http-client")
+    static let compressNIO = product(name: "CompressNIO", package: "compress-nio")
+    static let configuration = product(name: "Configuration", package: "swift-configuration")
+    static let coreMetrics = product(name: "CoreMetrics", package: "swift-metrics")
+    static let crypto = product(name: "Crypto", package: "swift-crypto")
+    static let cryptoExtras = product(name: "CryptoExtras", package: "swift-crypto")
+    static let dequeModule = product(name: "DequeModule", package: "swift-collections")
+    static let httpTypes = product(name: "HTTPTypes", package: "swift-http-types")
+    static let hummingbird = product(name: "Hummingbird", package: "hummingbird")
+    static let hummingbirdTesting = product(name: "HummingbirdTesting", package: "hummingbird")
+    static let logging = product(name: "Logging", package: "swift-log")
+    static let metrics = product(name: "Metrics", package: "swift-metrics")
+    static let nioCore = product(name: "NIOCore", package: "swift-nio")
+    static let nioHTTP1 = product(name: "NIOHTTP1", package: "swift-nio")
+    static let nioSSL = product(name: "NIOSSL", package: "swift-nio-ssl")
+    static let postgresNIO = product(name: "PostgresNIO", package: "postgres-nio")
+    static let prometheus = product(name: "Prometheus", package: "swift-prometheus")
+    static let serviceLifecycle = product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+    static let unixSignals = product(name: "UnixSignals", package: "swift-service-lifecycle")
+}
+
 let package = Package(
     name: "cyclone",
     platforms: [.macOS(.v15)],
@@ -40,215 +64,86 @@ let package = Package(
         .target(name: "CycloneMonitoring", dependencies: ["CycloneModel"], path: "Core/Monitoring",
                 swiftSettings: swiftSettings),
         .target(name: "CyclonePrefetch", path: "Core/Prefetch"),
-        .target(name: "CycloneTraining", dependencies: ["CycloneModel", "CycloneMonitoring", "CyclonePrefetch"], path: "Core/Training",
-                swiftSettings: swiftSettings),
+        .target(name: "CycloneTraining", dependencies: ["CycloneModel", "CycloneMonitoring", "CyclonePrefetch"],
+                path: "Core/Training", swiftSettings: swiftSettings),
         // Runtime: what every process needs, HTTP or not (settings, Cloud Logging lines, SIGTERM, deadlines).
-        .target(
-            name: "CycloneRuntime",
-            dependencies: [
-                "CycloneModel",
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-            ],
-            path: "Core/Runtime",
-            swiftSettings: swiftSettings
-        ),
-        .target(
-            name: "CycloneStore",
-            dependencies: [
-                "CycloneModel", "CycloneMonitoring", "CycloneRuntime",
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "DequeModule", package: "swift-collections"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            path: "Core/Store",
-            resources: [.embedInCode("Migrations"), .embedInCode("Routines")],
-            swiftSettings: swiftSettings
-        ),
+        .target(name: "CycloneRuntime",
+                dependencies: ["CycloneModel", .configuration, .logging, .serviceLifecycle, .unixSignals],
+                path: "Core/Runtime", swiftSettings: swiftSettings),
+        // Store: PostgreSQL (migrations, the prediction writer, labels, windows, the registry).
+        .target(name: "CycloneStore",
+                dependencies: ["CycloneModel", "CycloneMonitoring", "CycloneRuntime", .configuration, .postgresNIO,
+                               .nioCore, .nioSSL, .dequeModule, .logging, .metrics, .serviceLifecycle],
+                path: "Core/Store", resources: [.embedInCode("Migrations"), .embedInCode("Routines")],
+                swiftSettings: swiftSettings),
         // Cloud: the platforms the loop runs on, and Google's auth, registry and Cloud Run clients.
-        .target(
-            name: "CycloneCloud",
-            dependencies: [
-                "CycloneModel", "CycloneRuntime",
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "CryptoExtras", package: "swift-crypto"),
-                .product(name: "CompressNIO", package: "compress-nio"),
-            ],
-            path: "Core/Cloud",
-            swiftSettings: swiftSettings
-        ),
+        .target(name: "CycloneCloud",
+                dependencies: ["CycloneModel", "CycloneRuntime", .configuration, .asyncHTTPClient, .nioCore, .nioHTTP1,
+                               .crypto, .cryptoExtras, .compressNIO],
+                path: "Core/Cloud", swiftSettings: swiftSettings),
         // Serving: models by name with their canary, the scorer that makes outputs and stored rows, the watcher
         // that swaps a new file in; no HTTP, so every protocol's edge shares it.
-        .target(
-            name: "CycloneServing",
-            dependencies: [
-                "CycloneModel", "CycloneMonitoring", "CycloneStore",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            path: "Core/Serving",
-            swiftSettings: swiftSettings
-        ),
+        .target(name: "CycloneServing",
+                dependencies: ["CycloneModel", "CycloneMonitoring", "CycloneStore", .logging, .metrics, .serviceLifecycle],
+                path: "Core/Serving", swiftSettings: swiftSettings),
         // HTTP: what every HTTP function shares (app set-up, health, /metrics, JSON errors, OpenAPI); no store, no cloud.
-        .target(
-            name: "CycloneHTTP",
-            dependencies: [
-                "CycloneModel", "CycloneRuntime",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "NIOCore", package: "swift-nio"),
-            ],
-            path: "Core/HTTP",
-            swiftSettings: swiftSettings
-        ),
-        // The evaluation cycle: Store's windows judged by Monitoring's policy, retrains through Cloud's Platform.
-        .target(
-            name: "CycloneEvaluation",
-            dependencies: [
-                "CycloneModel", "CycloneMonitoring", "CycloneStore", "CycloneCloud", "CycloneRuntime",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            path: "Core/Evaluation",
-            swiftSettings: swiftSettings
-        ),
-
+        .target(name: "CycloneHTTP",
+                dependencies: ["CycloneModel", "CycloneRuntime", .hummingbird, .httpTypes, .configuration, .logging,
+                               .metrics, .coreMetrics, .prometheus, .serviceLifecycle, .nioCore],
+                path: "Core/HTTP", swiftSettings: swiftSettings),
+        // The evaluation cycle: Store's windows judged by Monitoring's policy, retrains and rollouts through
+        // Cloud's Platform.
+        .target(name: "CycloneEvaluation",
+                dependencies: ["CycloneModel", "CycloneMonitoring", "CycloneStore", "CycloneCloud", "CycloneRuntime",
+                               .postgresNIO, .asyncHTTPClient, .nioCore, .nioHTTP1, .configuration, .logging],
+                path: "Core/Evaluation", swiftSettings: swiftSettings),
         // Replay: the loop's backtest over a labelled stream, with the real servers and retrain job as child
         // processes, and its baselines (`cyclone demo` parses options around it).
-        .target(
-            name: "CycloneReplay",
-            dependencies: [
-                "CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneCloud", "CycloneEvaluation",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            path: "Core/Replay",
-            swiftSettings: swiftSettings
-        ),
+        .target(name: "CycloneReplay",
+                dependencies: ["CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneCloud",
+                               "CycloneEvaluation", .asyncHTTPClient, .nioCore, .nioHTTP1, .postgresNIO, .logging],
+                path: "Core/Replay", swiftSettings: swiftSettings),
 
         // Functions: one thin executable each.
-        .executableTarget(
-            name: "Predict",
-            dependencies: [
-                "CycloneModel", "CycloneServing", "CycloneStore", "CycloneHTTP", "CycloneRuntime",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Configuration", package: "swift-configuration"),
-            ],
-            path: "Functions/predict",
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "LabelIngest",
-            dependencies: [
-                "CycloneModel", "CycloneStore", "CycloneHTTP", "CycloneRuntime",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Configuration", package: "swift-configuration"),
-            ],
-            path: "Functions/label-ingest",
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "Evaluate",
-            dependencies: [
-                "CycloneModel", "CycloneMonitoring", "CycloneStore", "CycloneCloud", "CycloneHTTP", "CycloneRuntime",
-                "CycloneEvaluation",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-            ],
-            path: "Functions/evaluate",
-            resources: [.embedInCode("Resources/dashboard.html")],
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "Retrain",
-            dependencies: [
-                "CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneCloud", "CycloneRuntime",
-                "CycloneEvaluation",
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-            ],
-            path: "Functions/retrain",
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "CycloneCLI",
-            dependencies: [
-                "CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneRuntime", "CycloneCloud",
-                "CycloneEvaluation", "CycloneReplay",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-            ],
-            path: "Functions/cyclone",
-            swiftSettings: swiftSettings
-        ),
+        .executableTarget(name: "Predict",
+                          dependencies: ["CycloneModel", "CycloneServing", "CycloneStore", "CycloneHTTP", "CycloneRuntime",
+                                         .hummingbird, .httpTypes, .configuration, .logging, .metrics, .postgresNIO,
+                                         .serviceLifecycle],
+                          path: "Functions/predict", swiftSettings: swiftSettings),
+        .executableTarget(name: "LabelIngest",
+                          dependencies: ["CycloneModel", "CycloneStore", "CycloneHTTP", "CycloneRuntime", .hummingbird,
+                                         .configuration, .logging, .metrics, .postgresNIO],
+                          path: "Functions/label-ingest", swiftSettings: swiftSettings),
+        .executableTarget(name: "Evaluate",
+                          dependencies: ["CycloneModel", "CycloneMonitoring", "CycloneStore", "CycloneCloud", "CycloneHTTP",
+                                         "CycloneRuntime", "CycloneEvaluation", .hummingbird, .httpTypes, .configuration,
+                                         .logging, .postgresNIO],
+                          path: "Functions/evaluate", resources: [.embedInCode("Resources/dashboard.html")],
+                          swiftSettings: swiftSettings),
+        .executableTarget(name: "Retrain",
+                          dependencies: ["CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneCloud",
+                                         "CycloneRuntime", "CycloneEvaluation", .configuration, .postgresNIO, .logging,
+                                         .serviceLifecycle, .unixSignals],
+                          path: "Functions/retrain", swiftSettings: swiftSettings),
+        .executableTarget(name: "CycloneCLI",
+                          dependencies: ["CycloneModel", "CycloneTraining", "CycloneStore", "CycloneRuntime", "CycloneCloud",
+                                         "CycloneEvaluation", "CycloneReplay", .argumentParser, .configuration,
+                                         .postgresNIO, .logging, .unixSignals],
+                          path: "Functions/cyclone", swiftSettings: swiftSettings),
 
-        // Tests
-        .target(
-            name: "CycloneTestSupport",
-            dependencies: [
-                "CycloneModel", "CycloneTraining", "CycloneMonitoring", "CycloneStore", "CycloneCloud",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "CryptoExtras", package: "swift-crypto"),
-            ],
-            path: "Tests/Support",
-            swiftSettings: swiftSettings
-        ),
+        // Tests: a module's tests depend on it and the test support; whole-loop tests are in EndToEndTests.
+        .target(name: "CycloneTestSupport",
+                dependencies: ["CycloneModel", "CycloneTraining", "CycloneMonitoring", "CycloneStore", "CycloneCloud",
+                               .postgresNIO, .hummingbird, .httpTypes, .nioCore, .logging, .cryptoExtras],
+                path: "Tests/Support", swiftSettings: swiftSettings),
         // Tree inference (scripts/bench-trees).
         .executableTarget(name: "TreeBenchmark", dependencies: ["CycloneModel"], path: "Tests/Benchmarks/Trees",
                           swiftSettings: swiftSettings),
         // The deploy benchmark (scripts/bench-deploy): a registry and Google's fakes, so it lives with the tests.
-        .executableTarget(
-            name: "DeployBenchmark",
-            dependencies: [
-                "CycloneCloud", "CycloneModel", "CycloneHTTP", "CycloneRuntime", "CycloneTestSupport",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "CryptoExtras", package: "swift-crypto"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-            ],
-            path: "Tests/Benchmarks/Deploy",
-            swiftSettings: swiftSettings
-        ),
+        .executableTarget(name: "DeployBenchmark",
+                          dependencies: ["CycloneCloud", "CycloneModel", "CycloneRuntime", "CycloneTestSupport",
+                                         .asyncHTTPClient, .configuration, .cryptoExtras, .hummingbird],
+                          path: "Tests/Benchmarks/Deploy", swiftSettings: swiftSettings),
         .testTarget(name: "CycloneModelTests", dependencies: ["CycloneModel", "CycloneTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "CycloneTrainingTests",
@@ -257,22 +152,11 @@ let package = Package(
         .testTarget(name: "CycloneMonitoringTests",
                     dependencies: ["CycloneMonitoring", "CycloneModel", "CycloneTestSupport"],
                     swiftSettings: swiftSettings),
-        .testTarget(
-            name: "CycloneCloudTests",
-            dependencies: [
-                "CycloneCloud", "CycloneModel", "CycloneHTTP", "CycloneRuntime", "CycloneStore", "CycloneTestSupport",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "CryptoExtras", package: "swift-crypto"),
-                .product(name: "NIOCore", package: "swift-nio"),
-            ],
-            swiftSettings: swiftSettings
-        ),
+        .testTarget(name: "CycloneCloudTests",
+                    dependencies: ["CycloneCloud", "CycloneModel", "CycloneRuntime", "CycloneStore", "CycloneTestSupport",
+                                   .configuration, .postgresNIO, .hummingbird, .hummingbirdTesting, .httpTypes,
+                                   .cryptoExtras, .nioCore],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "CycloneReplayTests",
                     dependencies: ["CycloneReplay", "CycloneModel", "CycloneTraining"],
                     swiftSettings: swiftSettings),
@@ -280,102 +164,49 @@ let package = Package(
                     dependencies: ["CycloneServing", "CycloneStore", "CycloneModel", "CycloneTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "CycloneStoreTests",
-                    dependencies: ["CycloneStore", "CycloneModel", "CycloneTestSupport"],
+                    dependencies: ["CycloneStore", "CycloneModel", "CycloneRuntime", "CycloneTestSupport", .logging,
+                                   .postgresNIO, .serviceLifecycle],
                     swiftSettings: swiftSettings),
-        .testTarget(
-            name: "CycloneHTTPTests",
-            dependencies: [
-                "CycloneHTTP", "CycloneRuntime",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Configuration", package: "swift-configuration"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "CycloneEvaluationTests",
-            dependencies: [
-                "CycloneEvaluation", "CycloneCloud", "CycloneStore", "CycloneMonitoring", "CycloneTraining",
-                "CycloneModel", "CycloneHTTP", "CycloneRuntime", "CycloneTestSupport",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "EvaluateTests",
-            dependencies: [
-                "Evaluate", "CycloneTestSupport", "CycloneCloud", "CycloneStore", "CycloneModel", "CycloneHTTP", "CycloneRuntime", "CycloneMonitoring",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "Configuration", package: "swift-configuration"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "RetrainTests",
-            dependencies: [
-                "Retrain", "CycloneTestSupport", "CycloneStore", "CycloneModel", "CycloneTraining", "CycloneHTTP", "CycloneRuntime",
-                "CycloneCloud",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "CycloneCLITests",
-            dependencies: [
-                "CycloneModel", "CycloneTestSupport", "CycloneCloud",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "PredictTests",
-            dependencies: [
-                "Predict", "CycloneTestSupport", "CycloneCloud", "CycloneMonitoring",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "InfraTests",
-            dependencies: [
-                "Predict", "LabelIngest", "Evaluate", "Retrain", "CycloneCloud", "CycloneEvaluation", "CycloneModel",
-                "CycloneHTTP", "CycloneRuntime", "CycloneTestSupport",
-                .product(name: "Configuration", package: "swift-configuration"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "LabelIngestTests",
-            dependencies: [
-                "LabelIngest", "CycloneTestSupport", "CycloneCloud",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-            ],
-            swiftSettings: swiftSettings
-        ),
+        .testTarget(name: "CycloneHTTPTests",
+                    dependencies: ["CycloneHTTP", "CycloneRuntime", .hummingbird, .logging, .httpTypes, .configuration],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "CycloneEvaluationTests",
+                    dependencies: ["CycloneEvaluation", "CycloneCloud", "CycloneStore", "CycloneMonitoring", "CycloneTraining",
+                                   "CycloneModel", "CycloneRuntime", "CycloneTestSupport", .postgresNIO, .configuration,
+                                   .logging, .hummingbird, .hummingbirdTesting, .httpTypes],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "EvaluateTests",
+                    dependencies: ["Evaluate", "CycloneTestSupport", "CycloneCloud", "CycloneStore", "CycloneModel",
+                                   "CycloneRuntime", "CycloneMonitoring", .asyncHTTPClient, .nioHTTP1, .hummingbirdTesting,
+                                   .hummingbird, .httpTypes, .nioCore, .postgresNIO, .configuration],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "RetrainTests",
+                    dependencies: ["Retrain", "CycloneTestSupport", "CycloneStore", "CycloneModel", "CycloneTraining",
+                                   "CycloneRuntime", "CycloneCloud", .postgresNIO, .configuration, .logging],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "CycloneCLITests",
+                    dependencies: ["CycloneModel", "CycloneTestSupport", .postgresNIO, .logging],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "PredictTests",
+                    dependencies: ["Predict", "CycloneTestSupport", "CycloneCloud", "CycloneMonitoring", "CycloneModel",
+                                   "CycloneRuntime", "CycloneStore", .hummingbirdTesting, .hummingbird, .httpTypes,
+                                   .asyncHTTPClient, .nioCore, .nioHTTP1, .configuration, .logging, .postgresNIO],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "InfraTests",
+                    dependencies: ["Predict", "LabelIngest", "Evaluate", "Retrain", "CycloneCloud", "CycloneEvaluation",
+                                   "CycloneModel", "CycloneRuntime", "CycloneTestSupport", .configuration],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "LabelIngestTests",
+                    dependencies: ["LabelIngest", "CycloneTestSupport", "CycloneCloud", "CycloneModel", "CycloneRuntime",
+                                   "CycloneStore", .hummingbirdTesting, .hummingbird, .httpTypes, .configuration, .logging,
+                                   .postgresNIO, .serviceLifecycle],
+                    swiftSettings: swiftSettings),
+        // The whole loop: the built executables as child processes (local, and against Google's fakes), the
+        // demo, the dashboard in a browser, Grafana's queries.
+        .testTarget(name: "EndToEndTests",
+                    dependencies: ["CycloneCloud", "CycloneModel", "CycloneStore", "CycloneTestSupport", .asyncHTTPClient,
+                                   .cryptoExtras, .hummingbird, .hummingbirdTesting, .nioCore, .nioHTTP1, .postgresNIO,
+                                   .logging],
+                    swiftSettings: swiftSettings),
     ]
 )

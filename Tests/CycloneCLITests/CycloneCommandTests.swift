@@ -8,21 +8,6 @@ import Testing
 /// The `cyclone` executable as an operator runs it: results on stdout, and every failure one line on stderr
 /// starting `cyclone:` with a non-zero exit.
 @Suite struct CycloneCommandTests {
-    func cyclone(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
-        let binary = try Repository.product("cyclone")
-        var env = ProcessInfo.processInfo.environment
-        env.merge(environment) { _, new in new }
-        do {
-            return (0, try await Repository.run(binary.path, arguments, environment: env))
-        } catch let error as TestDatabaseError {
-            return (1, error.description)
-        }
-    }
-
-    func temporary(_ name: String) -> String {
-        TestFiles.folder.appendingPathComponent("cyclone-cli-\(UUID().uuidString)-\(name)").path
-    }
-
     @Test func trainWritesAModelThatLoadsWithItsProfile() async throws {
         let out = temporary("model.json")
         let (status, output) = try await cyclone([

@@ -20,7 +20,7 @@ import Testing
         do {
             let registry = Registry(host: local.host, insecure: true)
             _ = try await LocalRegistry.pushBase(registry, repository: "project/cyclone/serve", tag: "abc123", oci: true)
-            let auth = FakeGoogleAuth(publicKey: GoogleAuthTests.key.publicKey)
+            let auth = FakeGoogleAuth(publicKey: FakeGoogleAuth.testKey.publicKey)
             let cloudRun = FakeCloudRun()
             cloudRun.addService("predict", image: "\(local.host)/project/cyclone/serve@sha256:\(String(repeating: "0", count: 64))")
             try await auth.application().test(.live) { authClient in

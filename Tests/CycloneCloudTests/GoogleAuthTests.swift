@@ -9,12 +9,11 @@ import Synchronization
 import Testing
 
 @Suite struct GoogleAuthTests {
-    static let key = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
 
     /// The metadata server's token is fetched once for any number of concurrent callers, reused, and
     /// refreshed once it is within five minutes of expiry.
     @Test func metadataTokensAreSharedCachedAndRefreshedBeforeExpiry() async throws {
-        let fake = FakeGoogleAuth(publicKey: Self.key.publicKey)
+        let fake = FakeGoogleAuth(publicKey: FakeGoogleAuth.testKey.publicKey)
         try await fake.application().test(.live) { client in
             let port = try #require(client.port)
             let clock = Mutex(Date())
@@ -54,11 +53,11 @@ import Testing
     /// A service-account key signs an RS256 JWT with the claims Google checks, and the token endpoint's
     /// answer becomes the token; a key the endpoint does not know gets its OAuth error back, verbatim.
     @Test func aServiceAccountKeyIsExchangedForAToken() async throws {
-        let fake = FakeGoogleAuth(publicKey: Self.key.publicKey)
+        let fake = FakeGoogleAuth(publicKey: FakeGoogleAuth.testKey.publicKey)
         try await fake.application().test(.live) { client in
             let port = try #require(client.port)
             let file = TestFiles.folder.appendingPathComponent("key-\(UUID().uuidString).json").path
-            try Self.keyFile(Self.key, tokenURI: "http://127.0.0.1:\(port)/token").write(toFile: file, atomically: true,
+            try Self.keyFile(FakeGoogleAuth.testKey, tokenURI: "http://127.0.0.1:\(port)/token").write(toFile: file, atomically: true,
                                                                                         encoding: .utf8)
             let credentials = try GoogleCredentials.fromEnvironment(["GOOGLE_APPLICATION_CREDENTIALS": file,
                                                                      "K_SERVICE": "predict"])

@@ -129,7 +129,7 @@ import Glibc
 /// and relative upload Locations that carry a query already.
 @Suite struct RegistryAuthTests {
     @Test func aChallengedPushWithARefusedMount() async throws {
-        let auth = FakeGoogleAuth(publicKey: GoogleAuthTests.key.publicKey)
+        let auth = FakeGoogleAuth(publicKey: FakeGoogleAuth.testKey.publicKey)
         try await auth.application().test(.live) { authClient in
             let credentials = GoogleCredentials(source: MetadataServer(host: "127.0.0.1:\(try #require(authClient.port))"))
             let fake = FakeRegistry(googleToken: "ya29.fake-1")

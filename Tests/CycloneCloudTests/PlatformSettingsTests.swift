@@ -1,6 +1,5 @@
 import Configuration
 import CycloneCloud
-import CycloneHTTP
 import CycloneRuntime
 import CycloneTestSupport
 import Testing

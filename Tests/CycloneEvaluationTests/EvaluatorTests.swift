@@ -2,7 +2,6 @@ import Configuration
 import CycloneCloud
 import CycloneEvaluation
 import CycloneModel
-import CycloneHTTP
 import CycloneRuntime
 import CycloneMonitoring
 import CycloneStore

@@ -1,5 +1,4 @@
 import Configuration
-import CycloneHTTP
 import CycloneRuntime
 import Testing
 

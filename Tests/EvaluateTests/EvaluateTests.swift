@@ -1,7 +1,6 @@
 import Configuration
 import CycloneModel
 import CycloneMonitoring
-import CycloneHTTP
 import CycloneRuntime
 import CycloneStore
 import CycloneTestSupport

@@ -2,7 +2,6 @@ import Configuration
 import CycloneCloud
 import CycloneEvaluation
 import CycloneModel
-import CycloneHTTP
 import CycloneRuntime
 import CycloneTestSupport
 import Foundation
@@ -226,8 +225,9 @@ import Testing
             needs["evaluate", default: []].formUnion(operations)
         }
         if evaluate.contains("alerts.send(") { needs["evaluate", default: []].insert(logs) }
-        let retrain = try source(["Functions/retrain"])
-        if retrain.contains("platform.deploy(") {
+        // retrain deploys through `Rollout` (Core/Evaluation), which asks the platform.
+        let retrain = try source(["Functions/retrain"]), rollout = try source(["Core/Evaluation"])
+        if retrain.contains("platform.deploy(") || retrain.contains("rollout.deploy(") && rollout.contains("platform.deploy(") {
             needs["retrain", default: []].formUnion([Grant(role: "roles/run.developer", target: "service predict"),
                                                       Grant(role: "roles/iam.serviceAccountUser", target: "account predict"),
                                                       Grant(role: "roles/artifactregistry.writer", target: "repository images"),

@@ -1,7 +1,6 @@
 import Configuration
 import CycloneCloud
 import CycloneModel
-import CycloneHTTP
 import CycloneRuntime
 import CycloneStore
 import CycloneTestSupport

@@ -2,7 +2,6 @@ import Configuration
 import CycloneCloud
 import CycloneModel
 import CycloneMonitoring
-import CycloneHTTP
 import CycloneRuntime
 import CycloneStore
 import CycloneTestSupport

@@ -18,6 +18,10 @@ public final class FakeGoogleAuth: Sendable {
         public var assertions: [(header: JSONValue, claims: JSONValue)] = []
     }
 
+    /// A service account key for tests (2048-bit RSA, made once per process): sign with it, give the fake its
+    /// public half.
+    public static let testKey = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
+
     public let state = Mutex(State())
     public let publicKey: _RSA.Signing.PublicKey
     public let clientEmail: String

@@ -3,7 +3,6 @@ import Configuration
 import CryptoExtras
 import CycloneCloud
 import CycloneModel
-import CycloneHTTP
 import CycloneRuntime
 import CycloneTestSupport
 import Foundation

@@ -175,7 +175,7 @@ func withCloud(evaluate settings: [String: String] = [:], job: [String: String] 
     do {
         _ = try await LocalRegistry.pushBase(Registry(host: local.host, insecure: true), repository: "project/cyclone/serve",
                                              tag: "abc123", oci: true)
-        let auth = FakeGoogleAuth(publicKey: GoogleAuthTests.key.publicKey)
+        let auth = FakeGoogleAuth(publicKey: FakeGoogleAuth.testKey.publicKey)
         let fake = FakeCloudRun(tokenPrefix: "ya29.fake-")
         fake.addService("predict", image: "\(local.host)/project/cyclone/serve@sha256:\(String(repeating: "0", count: 64))")
         try await auth.application().test(.live) { authClient in

@@ -12,20 +12,18 @@ import FoundationNetworking
 /// `cyclone demo`: the real servers and retrain job over a replayed stream, against a test database. One
 /// demo at a time: each runs three servers and its retrains.
 @Suite(.serialized) struct DemoTests {
-    let command = CycloneCommandTests()
-
     /// The short synthetic run: the first model degrades, the loop retrains, and the closing table compares
     /// it with the two baselines over what predict actually stored.
     @Test func fastDemoClosesTheLoop() async throws {
-        let folder = command.temporary("demo")
+        let folder = temporary("demo")
         try await withTestDatabase { db in
             let started = Date().addingTimeInterval(-1)
-            let (status, output) = try await command.cyclone(["demo", "--fast", "--database-url", db.url,
+            let (status, output) = try await cyclone(["demo", "--fast", "--database-url", db.url,
                                                               "--folder", folder, "--no-serve"])
             #expect(status == 0, "\(output)")
             #expect(output.contains("dashboard: http://127.0.0.1:"), "\(output)")
             #expect(output.contains("retrain requested for bikes@1"), "\(output)")
-            let again = try await command.cyclone(["demo", "--fast", "--database-url", db.url, "--folder", folder])
+            let again = try await cyclone(["demo", "--fast", "--database-url", db.url, "--folder", folder])
             #expect(again.status != 0 && again.output.contains("is not empty; give --folder a new or empty folder"),
                     "\(again.output)")
             #expect(output.contains("synthetic hourly bike-rental demand, 75 days from 2025-01-01\n"),
@@ -86,7 +84,7 @@ import FoundationNetworking
     /// With --serve the demo keeps evaluate up after the replay, at the port asked for, until interrupted;
     /// then it stops it and exits cleanly.
     @Test func theDashboardStaysUpUntilInterrupted() async throws {
-        let folder = command.temporary("serve")
+        let folder = temporary("serve")
         try await withTestDatabase { db in
             let port = freePort(), log = folder + ".out"
             let demo = try ChildProcess(try Repository.product("cyclone").path,
@@ -113,7 +111,7 @@ import FoundationNetworking
     /// A CSV of the user's own, out of time order: replayed by its time column, its pattern change seen and
     /// answered by a retrain.
     @Test func backtestReplaysAFileByItsTimeColumn() async throws {
-        let folder = command.temporary("backtest")
+        let folder = temporary("backtest")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         var random = SplitMix64(seed: 5)
         var lines: [String] = []
@@ -135,7 +133,7 @@ import FoundationNetworking
         let data = "\(folder)/sales.csv"
         try (["sold_at,shop,x,y"] + lines).joined(separator: "\n").write(toFile: data, atomically: true, encoding: .utf8)
         try await withTestDatabase { db in
-            let (status, output) = try await command.cyclone([
+            let (status, output) = try await cyclone([
                 "demo", "--data", data, "--target", "y", "--time", "sold_at", "--database-url", db.url,
                 "--folder", folder + "/run", "--canary-percent", "0", "--training-rows", "240", "--threshold", "0.8",
                 "--num-leaves", "8", "--categorical", "shop",
@@ -171,9 +169,9 @@ import FoundationNetworking
         (["demo", "--data", "BAD", "--target", "y", "--time", "t"], "row 2, column 't': 'yesterday' is not a time"),
     ])
     func badOptionsAreOneLine(_ arguments: [String], _ expected: String) async throws {
-        let bad = command.temporary("bad.csv")
+        let bad = temporary("bad.csv")
         try "t,x,y\n2024-01-01,1,2\nyesterday,2,3\n".write(toFile: bad, atomically: true, encoding: .utf8)
-        let (status, output) = try await command.cyclone(arguments.map { $0 == "BAD" ? bad : $0 })
+        let (status, output) = try await cyclone(arguments.map { $0 == "BAD" ? bad : $0 })
         #expect(status != 0)
         let message = output.components(separatedBy: "): ").dropFirst().joined(separator: "): ")
         #expect(message.split(separator: "\n").count == 1, "\(message)")
