@@ -202,7 +202,8 @@ let package = Package(
                                    .postgresNIO, .serviceLifecycle],
                     swiftSettings: swiftSettings),
         // The whole loop: the built executables as child processes (local, and against Google's fakes), the
-        // demo, the dashboard in a browser, Grafana's queries.
+        // demo, the dashboard in a browser, Grafana's queries. It runs what `swift build` made (scripts/test
+        // builds first), so it does not depend on the executable targets.
         .testTarget(name: "EndToEndTests",
                     dependencies: ["CycloneCloud", "CycloneModel", "CycloneStore", "CycloneTestSupport", .asyncHTTPClient,
                                    .cryptoExtras, .hummingbird, .hummingbirdTesting, .nioCore, .nioHTTP1, .postgresNIO,

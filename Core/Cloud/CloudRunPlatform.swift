@@ -42,7 +42,7 @@ public struct CloudRunPlatform: Platform {
         let image = try await images(model)
         guard image.digest != nil else { throw CloudError("the image of \(model.name)@\(model.version) has no digest; revisions deploy by digest") }
         let revision = revisionName(model, image: image)
-        let split = canary && (1..<100).contains(canaryPercent)
+        let split = canary && PlatformSettings.isCanary(canaryPercent)
         let ready = try await update("deploying \(model.name)@\(model.version) to \(service)") { service in
             let live = try Self.liveRevision(service)
             guard case .object(var template) = service["template"], case .array(var containers) = template["containers"] ?? .null,

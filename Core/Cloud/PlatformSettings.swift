@@ -16,6 +16,9 @@ public struct PlatformSettings: Sendable {
     /// `CANARY_PERCENT` (10): the share of traffic a new version gets first; 0 deploys it to all at once.
     public var canaryPercent: Int
 
+    /// Whether a deployment with `canaryPercent` is a canary: 1…99 are; 0 and 100 replace the live version.
+    public static func isCanary(_ canaryPercent: Int) -> Bool { (1..<100).contains(canaryPercent) }
+
     public init(reader: ConfigReader) throws {
         canaryPercent = try reader.canaryPercent()
         let platform = try reader.setting("platform", variable: "PLATFORM", default: "local",

@@ -7,7 +7,7 @@ import CycloneStore
 /// names a version the platform does not serve; a run stopped in between leaves the registry as it was (a
 /// registered candidate, or a canary), to be decided again.
 public struct Rollout: Sendable {
-    public let platform: any Platform
+    let platform: any Platform
     let registry: ModelRegistry
     let store: EvaluationStore
 
@@ -28,7 +28,7 @@ public struct Rollout: Sendable {
     /// when the platform does not deploy; throws `DeploymentFailed` when it refuses.
     public func deploy(_ candidate: ModelArtifact, parent: String, canaryPercent: Int) async throws -> Deployment? {
         guard platform.deploys else { return nil }
-        let canary = Self.isCanary(canaryPercent)
+        let canary = PlatformSettings.isCanary(canaryPercent)
         let deployment: Deployment
         do {
             guard let deployed = try await platform.deploy(candidate, canary: canary) else { return nil }
@@ -48,10 +48,6 @@ public struct Rollout: Sendable {
                               detail: .object(detail))
         return deployment
     }
-
-    /// Whether a deployment with `canaryPercent` (`CANARY_PERCENT`) is a canary: 1…99 are; 0 and 100 replace
-    /// the live version.
-    public static func isCanary(_ canaryPercent: Int) -> Bool { (1..<100).contains(canaryPercent) }
 
     /// Gives the canary `canary` all the traffic and records it live; `detail` goes into the `promoted` event.
     public func promote(_ canary: ModelArtifact, detail: JSONValue) async throws {

@@ -185,19 +185,11 @@ public struct Backtest: Sendable {
         return calendar
     }()
 
-    /// What the loop did over the replay.
-    public struct Outcome: Sendable {
-        /// The closing table: the metric per month for the first model, the loop and the monthly retrain.
-        public var table: MonthlyTable
-        public var replay: LoopReplay.Outcome
-        /// evaluate, still serving the dashboard: stop it with `servers.stop([servers.evaluate])`.
-        public var servers: LoopServers
-    }
-
     /// Writes the first model to the folder (which must be new or empty), migrates the database, starts the
-    /// servers, replays the stream and computes the baselines. Leaves evaluate running for the dashboard.
+    /// servers and replays the stream. Returns what the loop did, and the servers with evaluate still running
+    /// for the dashboard (stop it with `servers.stop([servers.evaluate])`).
     public func run(client: PostgresClient, logger: Logger, output: ReplayOutput, dashboardPort: Int? = nil) async throws
-        -> Outcome
+        -> (LoopReplay.Outcome, LoopServers)
     {
         if let existing = try? FileManager.default.contentsOfDirectory(atPath: folder), !existing.isEmpty {
             throw ReplayError("\(folder) is not empty; give --folder a new or empty folder")
@@ -231,13 +223,18 @@ public struct Backtest: Sendable {
             await servers.stop()
             throw error
         }
+        return (replay, servers)
+    }
+
+    /// The closing table: the metric per month of the replay for the first model left alone, the loop as it
+    /// served, and a retrain at every month's start (trained here: seconds to minutes).
+    public func table(_ replay: LoopReplay.Outcome) -> MonthlyTable {
         let monthly = monthlyBaseline()
-        let table = MonthlyTable(metric: error, model: model, stream: stream, rows: replayRows, strategies: [
+        return MonthlyTable(metric: error, model: model, stream: stream, rows: replayRows, strategies: [
             ("first model", firstModelOutputs, "0"),
             ("Cyclone loop", replay.served, "\(replay.retrains) (\(replay.deployments) live)"),
             ("every month", monthly.outputs, "\(monthly.retrains)"),
         ])
-        return Outcome(table: table, replay: replay, servers: servers)
     }
 
     /// What the backtest prints before it starts: the stream, the first model, the policy, the folder.
@@ -256,11 +253,10 @@ public struct Backtest: Sendable {
     }
 
     /// What the backtest prints at its end: the closing table, where the time went, where the results are.
-    public func closing(_ outcome: Outcome) -> String {
+    public func closing(_ replay: LoopReplay.Outcome, table: MonthlyTable) -> String {
         let seconds = { (duration: Duration) in String(format: "%.1f s", duration.seconds) }
-        let replay = outcome.replay
         return """
-            \(outcome.table.text)
+            \(table.text)
 
             replayed \(replayRows.count) rows in \(replay.requests) requests: predict \(seconds(replay.predicting)), \
             labels \(seconds(replay.labelling)), evaluate \(seconds(replay.evaluating)), retrains and swaps \(seconds(replay.waiting))

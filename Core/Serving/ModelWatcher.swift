@@ -26,6 +26,7 @@ public struct ModelWatcher: Service {
     public init(path: String, canaryPath: String?, interval: Duration, models: ModelSet, name: String,
                 strictCategories: Bool, registry: ModelRegistry, logger: Logger)
     {
+        precondition(models[name] != nil, "the watcher's model '\(name)' is not in the set")
         self.path = path
         self.canaryPath = canaryPath
         self.interval = interval

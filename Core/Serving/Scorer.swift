@@ -34,6 +34,7 @@ public struct Scorer: Sendable {
     public func score(_ instances: [JSONValue], keys: [String?]?, with model: ServedModel, firstID: UUID,
                       at now: Date) throws(InputError) -> Scored
     {
+        precondition(keys.map { $0.count == instances.count } ?? true, "one key (or nil) per instance")
         var notes = InstanceEncoder.Notes()
         var predictions: [Prediction] = []
         var rows: [PredictionRow] = []

@@ -104,7 +104,7 @@ public struct ModelRegistry: Sendable {
 
     /// Which version of a model serves, the one rule the evaluator and the dashboard share: of the versions
     /// the registry holds `live`, the one set live last (`since`); when none is live (predict serves before
-    /// its registration lands, or the model was never registered), the version that predicted last.
+    /// its registration lands, or every version was retired by hand), the version that predicted last.
     public static func servingVersion(live: [(version: String, since: Date)],
                                       predicted: [(version: String, last: Date)]) -> String?
     {

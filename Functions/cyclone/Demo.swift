@@ -61,6 +61,9 @@ struct Demo: AsyncParsableCommand {
     func run() async throws {
         if let export {
             do {
+                guard data == nil, target == nil, time == nil, columns.named.isEmpty else {
+                    throw ReplayError("--export writes the synthetic stream; it does not go with --data, --target, --time or column options")
+                }
                 // Cells hold no commas or quotes: numbers, times and words.
                 let csv = try Backtest.synthetic(days: fast ? 75 : days)
                 let text = ([csv.header] + csv.rows).map { $0.joined(separator: ",") }.joined(separator: "\n") + "\n"
@@ -78,11 +81,10 @@ struct Demo: AsyncParsableCommand {
         let output = ReplayOutput()
         output.say(backtest.header)
         let dashboardPort = dashboardPort
-        let outcome = await database.withClient { client, logger in
+        let (replay, servers) = await database.withClient { client, logger in
             try await backtest.run(client: client, logger: logger, output: output, dashboardPort: dashboardPort)
         }
-        output.say("\n" + backtest.closing(outcome))
-        let servers = outcome.servers
+        output.say("\n" + backtest.closing(replay, table: backtest.table(replay)))
         if serve ?? (isatty(STDIN_FILENO) == 1) {
             output.say("\nthe dashboard stays up at \(servers.evaluate.base)/dashboard: Ctrl-C to stop")
             for await _ in await UnixSignalsSequence(trapping: [.sigint, .sigterm]) { break }

@@ -25,8 +25,10 @@ struct RetrainFunction {
         do { settings = try RetrainSettings(reader: reader) } catch { fail("\(error)", status: 2) }
 
         // The pool runs first and stops last; the run stops first, on SIGTERM (Cloud Run sends it on
-        // cancellation and task timeout, then SIGKILL 10 s later), and ends the group when it is done. The
-        // signal is trapped before any work starts, so it is never the default, unrecorded death.
+        // cancellation and task timeout, then SIGKILL 10 s later). The signal is trapped before any work starts,
+        // so it is never the default, unrecorded death. The process ends as soon as the run has its result
+        // (and any failure is recorded): it does not wait for the pool to close, which can take a connect
+        // timeout when the database is gone.
         let client = PostgresClient(configuration: settings.database.configuration, backgroundLogger: logger)
         let runner = DatabaseRunner(client)
         let run = RetrainRun(settings: settings, runner: runner, logger: logger)
@@ -35,25 +37,27 @@ struct RetrainFunction {
                        .init(service: run, successTerminationBehavior: .gracefullyShutdownGroup,
                              failureTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm], logger: logger))
-        do { try await group.run() } catch { fail("\(error)") }
+        Task {
+            do { try await group.run() } catch { run.result.finish(.failure(error)) }
+        }
+        let result: Result<RetrainJob.Report, any Error>
+        do { result = .success(try await run.result.value) } catch { result = .failure(error) }
 
-        switch run.result.withLock({ $0 }) {
-        case nil:
-            fail("ended before the run finished")
-        case .success(let report)?:
+        switch result {
+        case .success(let report):
             logger.info("retrain finished", metadata: [
                 "model": "\(settings.modelName)", "version": "\(report.version)", "accepted": "\(report.accepted)",
                 "read_seconds": "\(report.readSeconds)", "train_seconds": "\(report.trainSeconds)",
                 "register_seconds": "\(report.registerSeconds)",
             ])
             print(report.line)
-        case .failure(let error)? where run.terminated.load(ordering: .relaxed):
+        case .failure(let error) where run.terminated.load(ordering: .relaxed):
             fail("cancelled by SIGTERM" + (error is CancellationError ? "" : " (\(error))"), status: 143)
-        case .failure(let error)? where error is PSQLError || error is TimeoutError:
+        case .failure(let error) where error is PSQLError || error is TimeoutError:
             // One reading of PostgreSQL's failures across the functions (`StoreProblem`).
             let problem = StoreProblem(error)
             fail(problem == .unavailable ? "cannot reach PostgreSQL (\(error))" : problem.explanation)
-        case .failure(let error)?:
+        case .failure(let error):
             fail("\(error)")
         }
     }
@@ -67,12 +71,14 @@ struct RetrainFunction {
 /// The one retrain, as the group's service: on shutdown (SIGTERM) the job is cancelled (honoured between
 /// stages; a registered candidate's deployment and record go on) and given 6 s; a stage that ignores
 /// cancellation (training, a driver call) is left behind, so the failure is recorded in time. A failure is
-/// recorded as a `retrain_failed` event, best effort, before the pool stops.
+/// recorded as a `retrain_failed` event, best effort and for at most 3 s (6 + 3 s stays inside Cloud Run's
+/// 10 s before SIGKILL), before `result` is given.
 final class RetrainRun: Service, Sendable {
     let settings: RetrainSettings
     let runner: DatabaseRunner
     let logger: Logger
-    let result = Mutex<Result<RetrainJob.Report, any Error>?>(nil)
+    /// The run's report or failure, once it is recorded.
+    let result = FirstOutcome<RetrainJob.Report>()
     /// Whether SIGTERM ended the run.
     let terminated = Atomic(false)
 
@@ -111,6 +117,6 @@ final class RetrainRun: Service, Sendable {
                                      "request_event": settings.eventID.map { .number(Double($0)) } ?? .null]))
             }
         }
-        result.withLock { $0 = ending }
+        result.finish(ending)
     }
 }

@@ -106,7 +106,7 @@ struct RetrainJob: Sendable {
             } catch let failed as Rollout.DeploymentFailed {
                 throw RetrainError("candidate \(version) is registered but its deployment failed: \(failed)")
             }
-            report.deployment = (Rollout.isCanary(percent) ? "as a canary for \(percent) % of requests, " : "") + deployment.detail
+            report.deployment = (PlatformSettings.isCanary(percent) ? "as a canary for \(percent) % of requests, " : "") + deployment.detail
             return report
         }.value
     }

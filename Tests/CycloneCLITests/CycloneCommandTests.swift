@@ -9,8 +9,8 @@ import Testing
 /// starting `cyclone:` with a non-zero exit.
 @Suite struct CycloneCommandTests {
     @Test func trainWritesAModelThatLoadsWithItsProfile() async throws {
-        let out = temporary("model.json")
-        let (status, output) = try await cyclone([
+        let out = CycloneCommand.temporary("model.json")
+        let (status, output) = try await CycloneCommand.run([
             "train", "--data", Fixture.url("linear/logistic_multiclass-train.csv").path, "--target", "species",
             "--family", "logistic", "--C", "0.5", "--name", "iris", "--version", "4", "--out", out,
         ])
@@ -24,7 +24,7 @@ import Testing
         #expect(model.training?.holdoutRows == 80)
         #expect(Set(model.training?.holdoutMetrics?.keys.map { $0 } ?? []) == ["accuracy", "macro_f1", "log_loss"])
 
-        let all = try await cyclone([
+        let all = try await CycloneCommand.run([
             "train", "--data", Fixture.url("linear/logistic_multiclass-train.csv").path, "--target", "species",
             "--family", "logistic", "--holdout", "0", "--out", out,
         ])
@@ -56,7 +56,7 @@ import Testing
     func failuresAreOneReadableLine(_ arguments: [String], _ expected: String) async throws {
         let data = Fixture.url("linear/ridge_mixed-train.csv").path
         let lightgbm = Fixture.url("trees/lgb_regression.txt").path
-        let (status, output) = try await cyclone(arguments.map { $0 == "LINEAR" ? data : $0 == "LIGHTGBM" ? lightgbm : $0 })
+        let (status, output) = try await CycloneCommand.run(arguments.map { $0 == "LINEAR" ? data : $0 == "LIGHTGBM" ? lightgbm : $0 })
         #expect(status != 0)
         let message = output.components(separatedBy: "): ").dropFirst().joined(separator: "): ")
         let lines = message.split(separator: "\n")
@@ -76,9 +76,9 @@ import Testing
             let cells = names.map { name in instance[name].number.map { name == "colour" ? String(Int($0)) : "\($0)" } ?? "" }
             csv += (cells + ["\((expected.number ?? 0) + 0.1)"]).joined(separator: ",") + "\n"
         }
-        let (path, out) = (temporary("train.csv"), temporary("model.json"))
+        let (path, out) = (CycloneCommand.temporary("train.csv"), CycloneCommand.temporary("model.json"))
         try csv.write(toFile: path, atomically: true, encoding: .utf8)
-        let (status, output) = try await cyclone([
+        let (status, output) = try await CycloneCommand.run([
             "import", "--lightgbm", Fixture.url("trees/lgb_regression.txt").path, "--data", path, "--target", "y",
             "--name", "demand", "--version", "3", "--out", out,
         ])
@@ -93,26 +93,26 @@ import Testing
     @Test func migrateIsIdempotentAndNamesAMissingDatabaseURL() async throws {
         try await withTestDatabase { db in
             // The test database is already migrated: nothing to apply, and partitions are maintained.
-            let (status, output) = try await cyclone(["migrate", "--database-url", db.url])
+            let (status, output) = try await CycloneCommand.run(["migrate", "--database-url", db.url])
             #expect(status == 0)
             #expect(output == "schema is up to date")
-            let partitions = try await cyclone(["partitions", "--database-url", db.url, "--ahead-days", "10"])
+            let partitions = try await CycloneCommand.run(["partitions", "--database-url", db.url, "--ahead-days", "10"])
             #expect(partitions.status == 0)
             #expect(partitions.output.contains("created prediction_p"))
         }
-        let (status, output) = try await cyclone(["migrate"], environment: ["DATABASE_URL": ""])
+        let (status, output) = try await CycloneCommand.run(["migrate"], environment: ["DATABASE_URL": ""])
         #expect(status != 0)
         #expect(output.contains("cyclone: DATABASE_URL is not set (export it or pass --database-url)"))
     }
 
     /// `cyclone register` then `cyclone evaluate`: the report a person reads, and a bad setting as one line.
     @Test func evaluateRunsOneCycleAndPrintsItsReport() async throws {
-        let model = temporary("model.json")
+        let model = CycloneCommand.temporary("model.json")
         let data = Fixture.url("linear/ridge_mixed-train.csv").path
-        _ = try await cyclone(["train", "--data", data, "--target", "count", "--family", "ridge", "--name", "rides",
+        _ = try await CycloneCommand.run(["train", "--data", data, "--target", "count", "--family", "ridge", "--name", "rides",
                                "--version", "3", "--out", model])
         try await withTestDatabase { db in
-            let registered = try await cyclone(["register", "--model", model, "--database-url", db.url])
+            let registered = try await CycloneCommand.run(["register", "--model", model, "--database-url", db.url])
             #expect(registered.output == "registered rides@3 as live")
             let artifact = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: model))
             try await db.store((1...150).map { i in
@@ -120,14 +120,14 @@ import Testing
                                        "season": "summer", "weather": "clear"],
                                output: .value(150), label: .number(Double(100 + i % 7)))
             }, model: artifact, spacing: 0.01)
-            let (status, output) = try await cyclone(["evaluate", "--database-url", db.url],
+            let (status, output) = try await CycloneCommand.run(["evaluate", "--database-url", db.url],
                                                      environment: ["RETRAIN_COOLDOWN": "0s"])
             #expect(status == 0)
             #expect(output.contains("rides@3 (serving)"), "\(output)")
             #expect(output.contains("performance: 150 labels"), "\(output)")
             #expect(output.contains("temp") && output.contains("DRIFT"), "temperatures 40-44 are outside training: \(output)")
             #expect(output.contains("action: retrain_started"), "\(output)")
-            let bad = try await cyclone(["evaluate", "--database-url", db.url], environment: ["RETRAIN_THRESHOLD": "fast"])
+            let bad = try await CycloneCommand.run(["evaluate", "--database-url", db.url], environment: ["RETRAIN_THRESHOLD": "fast"])
             #expect(bad.status != 0)
             #expect(bad.output.contains("cyclone: RETRAIN_THRESHOLD 'fast' is not a number (absolute) or a factor"), "\(bad.output)")
         }
@@ -135,10 +135,10 @@ import Testing
 
     /// `--version` answers; list options take commas as well as repeats.
     @Test func versionAndCommaLists() async throws {
-        let (status, output) = try await cyclone(["--version"])
+        let (status, output) = try await CycloneCommand.run(["--version"])
         #expect(status == 0 && output.hasPrefix("cyclone "), "\(output)")
-        let out = temporary("model.json")
-        let (trained, text) = try await cyclone([
+        let out = CycloneCommand.temporary("model.json")
+        let (trained, text) = try await CycloneCommand.run([
             "train", "--data", Fixture.url("linear/ridge_mixed-train.csv").path, "--target", "count", "--family", "ridge",
             "--categorical", "season,weather", "--boolean", "holiday", "--out", out,
         ])

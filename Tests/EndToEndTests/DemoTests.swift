@@ -15,15 +15,15 @@ import FoundationNetworking
     /// The short synthetic run: the first model degrades, the loop retrains, and the closing table compares
     /// it with the two baselines over what predict actually stored.
     @Test func fastDemoClosesTheLoop() async throws {
-        let folder = temporary("demo")
+        let folder = CycloneCommand.temporary("demo")
         try await withTestDatabase { db in
             let started = Date().addingTimeInterval(-1)
-            let (status, output) = try await cyclone(["demo", "--fast", "--database-url", db.url,
+            let (status, output) = try await CycloneCommand.run(["demo", "--fast", "--database-url", db.url,
                                                               "--folder", folder, "--no-serve"])
             #expect(status == 0, "\(output)")
             #expect(output.contains("dashboard: http://127.0.0.1:"), "\(output)")
             #expect(output.contains("retrain requested for bikes@1"), "\(output)")
-            let again = try await cyclone(["demo", "--fast", "--database-url", db.url, "--folder", folder])
+            let again = try await CycloneCommand.run(["demo", "--fast", "--database-url", db.url, "--folder", folder])
             #expect(again.status != 0 && again.output.contains("is not empty; give --folder a new or empty folder"),
                     "\(again.output)")
             #expect(output.contains("synthetic hourly bike-rental demand, 75 days from 2025-01-01\n"),
@@ -84,7 +84,7 @@ import FoundationNetworking
     /// With --serve the demo keeps evaluate up after the replay, at the port asked for, until interrupted;
     /// then it stops it and exits cleanly.
     @Test func theDashboardStaysUpUntilInterrupted() async throws {
-        let folder = temporary("serve")
+        let folder = CycloneCommand.temporary("serve")
         try await withTestDatabase { db in
             let port = freePort(), log = folder + ".out"
             let demo = try ChildProcess(try Repository.product("cyclone").path,
@@ -111,7 +111,7 @@ import FoundationNetworking
     /// A CSV of the user's own, out of time order: replayed by its time column, its pattern change seen and
     /// answered by a retrain.
     @Test func backtestReplaysAFileByItsTimeColumn() async throws {
-        let folder = temporary("backtest")
+        let folder = CycloneCommand.temporary("backtest")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         var random = SplitMix64(seed: 5)
         var lines: [String] = []
@@ -133,7 +133,7 @@ import FoundationNetworking
         let data = "\(folder)/sales.csv"
         try (["sold_at,shop,x,y"] + lines).joined(separator: "\n").write(toFile: data, atomically: true, encoding: .utf8)
         try await withTestDatabase { db in
-            let (status, output) = try await cyclone([
+            let (status, output) = try await CycloneCommand.run([
                 "demo", "--data", data, "--target", "y", "--time", "sold_at", "--database-url", db.url,
                 "--folder", folder + "/run", "--canary-percent", "0", "--training-rows", "240", "--threshold", "0.8",
                 "--num-leaves", "8", "--categorical", "shop",
@@ -167,11 +167,13 @@ import FoundationNetworking
         (["demo", "--evaluate-every", "soon"], "--evaluate-every must be a duration such as 12h or 1d, not 'soon'"),
         (["demo", "--metric", "accuracy"], "--metric must be one of rmse, mae, mape, r2 for a regression model"),
         (["demo", "--data", "BAD", "--target", "y", "--time", "t"], "row 2, column 't': 'yesterday' is not a time"),
+        (["demo", "--export", "/nonexistent/out.csv", "--data", "BAD"],
+         "--export writes the synthetic stream; it does not go with --data, --target, --time or column options"),
     ])
     func badOptionsAreOneLine(_ arguments: [String], _ expected: String) async throws {
-        let bad = temporary("bad.csv")
+        let bad = CycloneCommand.temporary("bad.csv")
         try "t,x,y\n2024-01-01,1,2\nyesterday,2,3\n".write(toFile: bad, atomically: true, encoding: .utf8)
-        let (status, output) = try await cyclone(arguments.map { $0 == "BAD" ? bad : $0 })
+        let (status, output) = try await CycloneCommand.run(arguments.map { $0 == "BAD" ? bad : $0 })
         #expect(status != 0)
         let message = output.components(separatedBy: "): ").dropFirst().joined(separator: "): ")
         #expect(message.split(separator: "\n").count == 1, "\(message)")
