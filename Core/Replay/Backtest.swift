@@ -281,10 +281,10 @@ public struct Backtest: Sendable {
             "CANARY_MODEL_PATH": LocalPlatform.canaryPath(name: model.name, in: models),
             "MODEL_DIR": models, "MODEL_RELOAD_INTERVAL": "50ms", "CANARY_PERCENT": "\(options.canaryPercent)",
             "CANARY_MIN_LABELS": "\(options.canaryLabels)",
-            // The windows are counted in rows; their real-time age only retires versions that no longer serve
-            // (a version with no prediction in a window's age is not evaluated), which keeps each cycle short.
-            "PERFORMANCE_WINDOW_ROWS": "\(options.window)", "PERFORMANCE_WINDOW_MAX_AGE": "60s",
-            "DRIFT_WINDOW_ROWS": "\(options.window)", "DRIFT_WINDOW": "60s",
+            // The windows are counted in rows, never cut by the wall clock's age (which would depend on the
+            // machine's speed): every version that served is evaluated each cycle.
+            "PERFORMANCE_WINDOW_ROWS": "\(options.window)", "PERFORMANCE_WINDOW_MAX_AGE": "3650d",
+            "DRIFT_WINDOW_ROWS": "\(options.window)", "DRIFT_WINDOW": "3650d",
             "RETRAIN_METRIC": metric, "RETRAIN_THRESHOLD": threshold, "MIN_LABELS": "\(max(1, options.window / 2))",
             // Stream time waits for the loop, and evaluate runs once a stream day: no cooldown is needed.
             "RETRAIN_COOLDOWN": "0s", "RETRAIN_COMMAND": "\(options.binaries)/retrain",

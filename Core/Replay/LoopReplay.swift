@@ -8,8 +8,9 @@ import PostgresNIO
 /// The replay: the stream's rows go to predict in time order, their labels to label-ingest once they are
 /// `labelDelay` old, and evaluate runs every `every` of stream time. The servers run in real time; the
 /// stream's clock moves on only when the loop has settled (a started retrain has finished and predict serves
-/// what the registry says), so what the loop does does not depend on the machine's speed; only which
-/// requests a canary answers is drawn at random, and up to eight requests are in flight at once.
+/// what the registry says), and requests go one at a time, so what the loop does depends neither on the
+/// machine's speed nor on chance: a canary's share is picked by each request's key, and training is seeded.
+/// The same stream and settings give the same table.
 public struct LoopReplay: Sendable {
     let stream: ReplayStream
     let servers: LoopServers
@@ -100,8 +101,7 @@ public struct LoopReplay: Sendable {
         return outcome
     }
 
-    /// Sends the rows to predict, a request per time step (at most 100 rows), eight requests at a time;
-    /// returns the number of requests.
+    /// Sends the rows to predict, a request per time step (at most 100 rows); returns the number of requests.
     private func predict(_ rows: Range<Int>, into served: inout [Output?]) async throws -> Int {
         var requests: [Range<Int>] = []
         var lower = rows.lowerBound
@@ -112,26 +112,21 @@ public struct LoopReplay: Sendable {
             lower = upper
         }
         let classes = model.classes ?? []
-        for batch in stride(from: 0, to: requests.count, by: 8) {
-            let answers = try await withThrowingTaskGroup(of: (Range<Int>, JSONValue).self) { group in
-                for range in requests[batch..<min(requests.count, batch + 8)] {
-                    let body = "{\"instances\": [" + range.map { stream.instances[$0] }.joined(separator: ",")
-                        + "], \"keys\": [" + range.map { "\"row-\($0)\"" }.joined(separator: ",") + "]}"
-                    group.addTask { (range, try await servers.post(servers.predict, "/predict", body)) }
-                }
-                return try await group.reduce(into: []) { $0.append($1) }
+        // One request at a time, in stream order: the rows are stored in that order, so every window (the
+        // newest N labelled rows) holds the same rows in every run.
+        for range in requests {
+            let body = "{\"instances\": [" + range.map { stream.instances[$0] }.joined(separator: ",")
+                + "], \"keys\": [" + range.map { "\"row-\($0)\"" }.joined(separator: ",") + "]}"
+            let answer = try await servers.post(servers.predict, "/predict", body)
+            guard answer["predictions"].array.count == range.count else {
+                throw ReplayError("predict answered \(answer["predictions"].array.count) predictions for \(range.count) instances")
             }
-            for (range, answer) in answers {
-                guard answer["predictions"].array.count == range.count else {
-                    throw ReplayError("predict answered \(answer["predictions"].array.count) predictions for \(range.count) instances")
-                }
-                for (row, prediction) in zip(range, answer["predictions"].array) {
-                    if let value = prediction["value"].number {
-                        served[row] = .value(value)
-                    } else if let name = prediction["class"].string, let index = classes.firstIndex(of: name) {
-                        served[row] = .classification(classIndex: index,
-                                                      probabilities: classes.map { prediction["probabilities"][$0].number ?? 0 })
-                    }
+            for (row, prediction) in zip(range, answer["predictions"].array) {
+                if let value = prediction["value"].number {
+                    served[row] = .value(value)
+                } else if let name = prediction["class"].string, let index = classes.firstIndex(of: name) {
+                    served[row] = .classification(classIndex: index,
+                                                  probabilities: classes.map { prediction["probabilities"][$0].number ?? 0 })
                 }
             }
         }

@@ -29,15 +29,26 @@ public final class ModelSet: Sendable {
     /// What serves `name` now; `nil` for a name not served.
     public subscript(name: String) -> Serving? { serving.withLock { $0[name] } }
 
-    /// The version of `name` that answers the request whose first prediction id is `id`: the canary for
-    /// `canaryPercent` of the ids, by the id's random bits, so the same id always goes the same way.
-    public func model(_ name: String, for id: UUID) -> ServedModel? {
+    /// The version of `name` that answers a request: during a canary, the canary for `canaryPercent` of the
+    /// caller's keys (by a hash of `key`, so a key always goes the same way and a replay is repeatable) or,
+    /// for a request without a key, of the prediction ids (by the random bits of `id`, its first one).
+    public func model(_ name: String, for id: UUID, key: String? = nil) -> ServedModel? {
         serving.withLock { serving in
             guard let models = serving[name] else { return nil }
             guard let canary = models.canary else { return models.live }
-            let u = id.uuid
-            let bits = [u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            return Int(bits % 100) < canaryPercent ? canary : models.live
+            let bucket: UInt64
+            if let key {
+                // FNV-1a, 64-bit, then SplitMix64's finaliser so that keys differing in a last digit spread:
+                // stable across processes and machines (Swift's Hasher is seeded per process).
+                var z = key.utf8.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+                z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+                z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+                bucket = z ^ (z >> 31)
+            } else {
+                let u = id.uuid
+                bucket = [u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            }
+            return Int(bucket % 100) < canaryPercent ? canary : models.live
         }
     }
 

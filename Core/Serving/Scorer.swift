@@ -29,7 +29,8 @@ public struct Scorer: Sendable {
     public init() {}
 
     /// Scores `instances` with `model` at `now`. The first instance gets `firstID` (the id that picked the
-    /// model, during a canary), the others fresh ones; `keys`, when given, has one entry per instance.
+    /// model, during a canary; made with sequence 0), the others ids that sort after it in instance order
+    /// (`UUIDv7.make(at:sequence:)`); `keys`, when given, has one entry per instance.
     /// Throws the first instance that cannot be scored, with its path (`instances[i]…`); nothing is counted then.
     public func score(_ instances: [JSONValue], keys: [String?]?, with model: ServedModel, firstID: UUID,
                       at now: Date) throws(InputError) -> Scored
@@ -44,7 +45,7 @@ public struct Scorer: Sendable {
         for (index, instance) in instances.enumerated() {
             let x = try model.encoder.encode(instance, path: "instances[\(index)]", notes: &notes)
             let output = artifact.predictor.predict(x)
-            let id = index == 0 ? firstID : UUIDv7.make(at: now)
+            let id = index == 0 ? firstID : UUIDv7.make(at: now, sequence: index)
             let key = keys?[index] ?? nil
             var stored = JSONWriter(capacity: 64)
             stored.raw(UInt8(ascii: "{"))

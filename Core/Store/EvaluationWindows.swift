@@ -106,7 +106,7 @@ public struct EvaluationWindows: Sendable {
             WITH w AS (
                 SELECT \(columns), created_at FROM prediction
                 WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL AND created_at >= $3
-                ORDER BY created_at DESC LIMIT $4)
+                ORDER BY created_at DESC, id DESC LIMIT $4)
             """
         }
         var window = PerformanceWindow()

@@ -26,7 +26,7 @@ extension LabelledRows {
         let rows = try await client.query("""
             SELECT input::text, label::text, prediction::text, model_version, created_at FROM prediction
             WHERE model_name = \(model.name) AND label IS NOT NULL AND created_at >= \(bounds.since(now))
-            ORDER BY created_at DESC LIMIT \(bounds.rows)
+            ORDER BY created_at DESC, id DESC LIMIT \(bounds.rows)
             """, logger: logger)
         var builders = model.features.map { ColumnBuilder(kind: $0.kind) }
         var labels = ColumnBuilder(kind: model.task == .regression ? .numeric : .categorical)

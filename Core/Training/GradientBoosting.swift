@@ -324,6 +324,8 @@ struct TreeBuilder {
     private var seen: [UInt32]
     private var generation: UInt32 = 0
     static let cores = ProcessInfo.processInfo.activeProcessorCount
+    /// The most shares a histogram is summed in (more than most machines' cores; see `histogram`).
+    static let histogramShares = 16
 
     init(options: BoostingOptions, bins: BinnedTable) {
         self.options = options
@@ -350,11 +352,13 @@ struct TreeBuilder {
     }
 
     /// The histogram of the rows in `index[range]`: per column and bin, the sums of their gradients and
-    /// hessians. A big node is split between the cores, each summing a share of the rows into a histogram
-    /// of its own, added up at the end.
+    /// hessians. A big node is split into shares of at least 8,192 rows (at most `histogramShares`), summed
+    /// on the cores into histograms of their own and added up in share order: the number of shares, and so
+    /// every sum's order, depends on the rows only, never on the machine's cores, so training gives the same
+    /// model to the bit on any machine.
     func histogram(_ range: Range<Int>, _ gh: [Cell]) -> [Cell] {
         let cells = bins.offsets[bins.p], p = bins.p
-        let parts = max(1, min(Self.cores, range.count / 8_192))
+        let parts = max(1, min(Self.histogramShares, range.count / 8_192))
         var partials = [Cell](repeating: .zero, count: cells * parts)
         partials.withUnsafeMutableBufferPointer { buffer in
             nonisolated(unsafe) let out = buffer.baseAddress!

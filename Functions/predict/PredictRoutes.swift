@@ -63,20 +63,35 @@ struct PredictRoutes: Sendable {
         var keys: [String?]?
     }
 
+    /// A refused request and the version it was refused by.
+    private struct Refusal: Error {
+        var error: APIError
+        var model: ServedModel
+    }
+
     func predict(_ request: Request, context: BasicRequestContext) async throws -> Response {
         // One model for the whole request, whatever a swap does meanwhile: the live one, or during a canary the
-        // one the request's first prediction id picks.
+        // one the request's first key picks (its first prediction id when it has none), once, as it is read.
         let now = Date(), started = ContinuousClock.now
-        let firstID = UUIDv7.make(at: now)
-        let model = models.model(name, for: firstID)!
+        let firstID = UUIDv7.make(at: now, sequence: 0)
         do {
             // Only `instances` and `keys` are built (Vertex AI's `parameters` and the like are checked, not kept).
             return try await request.withJSONBody(limit: settings.server.maxBodyBytes, members: ["instances", "keys"],
                                                   budget: budget) { json in
-                try await predict(try Self.decodeBody(json), model: model, firstID: firstID, now: now, started: started)
+                let body = try Self.decodeBody(json)
+                let model = models.model(name, for: firstID, key: body.keys?.first ?? nil)!
+                do {
+                    return try await predict(body, model: model, firstID: firstID, now: now, started: started)
+                } catch let error as APIError where error.status.code < 500 {
+                    throw Refusal(error: error, model: model)
+                }
             }
+        } catch let refusal as Refusal {
+            refuse(refusal.model)
+            throw refusal.error
         } catch let error as APIError where error.status.code < 500 {
-            refuse(model)
+            // Refused before a version was picked (no body, not JSON, no instances): counted against the one its id picks.
+            refuse(models.model(name, for: firstID, key: nil)!)
             throw error
         }
     }

@@ -9,7 +9,7 @@ import Testing
     @Test func rowsHoldWhatTheAnswerSaysInTheStoredShape() throws {
         let model = ServedModel(artifact: try TestModels.binary(), strictCategories: false)
         let instances = try LinearCase.all().first { $0.name == "logistic_binary" }!.testInstances()
-        let firstID = UUIDv7.make(at: Date())
+        let firstID = UUIDv7.make(at: Date(), sequence: 0)
         let keys: [String?] = instances.indices.map { $0 == 1 ? nil : "k\($0)" }
         let scored = try Scorer().score(instances, keys: keys, with: model, firstID: firstID, at: Date())
 
@@ -17,6 +17,8 @@ import Testing
         #expect(scored.rows.count == instances.count)
         #expect(scored.predictions[0].id == firstID)
         #expect(Set(scored.rows.map(\.id)).count == instances.count)
+        // The ids sort in the instances' order (a window's ORDER BY created_at, id keeps a request's order).
+        #expect(scored.rows.map(\.id.uuidString) == scored.rows.map(\.id.uuidString).sorted())
         var notes = InstanceEncoder.Notes()
         for (index, (prediction, row)) in zip(scored.predictions, scored.rows).enumerated() {
             #expect(row.id == prediction.id)
@@ -54,6 +56,19 @@ import Testing
         // The same id always goes the same way.
         #expect(ids.map { models.model("bikes", for: $0)!.artifact.version } == versions)
         #expect(models.model("other", for: ids[0]) == nil)
+    }
+
+    /// A caller's key picks the version, the same way in every process: the canary's share of keys holds, and
+    /// a key never moves.
+    @Test func aKeyAlwaysGoesTheSameWay() throws {
+        let models = ModelSet([try served("7")], canaryPercent: 30)
+        models.setCanary(try served("8"), of: "bikes")
+        let keys = (0..<5_000).map { "row-\($0)" }
+        let versions = keys.map { models.model("bikes", for: UUIDv7.make(at: Date()), key: $0)!.artifact.version }
+        #expect(abs(Double(versions.filter { $0 == "8" }.count) / 5_000 - 0.30) < 0.03)
+        #expect(keys.map { models.model("bikes", for: UUIDv7.make(at: Date()), key: $0)!.artifact.version } == versions)
+        // Pinned: the hash is FNV-1a with SplitMix64's finaliser, whatever the process.
+        #expect(versions.prefix(12).joined(separator: ",") == "7,8,7,7,8,7,7,7,7,7,8,8", "computed by Python from the same definition")
     }
 
     @Test func swappingInTheCanarysVersionEndsTheCanary() throws {

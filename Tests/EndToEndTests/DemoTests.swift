@@ -81,6 +81,27 @@ import FoundationNetworking
         }
     }
 
+    /// The same stream and settings give the same table, to the digit, however loaded the machine: three
+    /// short runs (a canary at 50 %, so the keyed split is exercised) print one table.
+    @Test func aReplayGivesTheSameTableEveryRun() async throws {
+        try await withTestDatabase { db in
+            var tables: [String] = []
+            for run in 1...3 {
+                let (status, output) = try await CycloneCommand.run([
+                    "demo", "--fast", "--database-url", db.url, "--name", "same\(run)",
+                    "--folder", CycloneCommand.temporary("same\(run)"), "--no-serve",
+                ])
+                #expect(status == 0, "\(output)")
+                let lines = output.split(separator: "\n", omittingEmptySubsequences: false)
+                let start = try #require(lines.firstIndex { $0.hasSuffix("per month, lower is better") }, "\(output)")
+                let end = try #require(lines[start...].firstIndex { $0.hasPrefix("retrains") }, "\(output)")
+                tables.append(lines[start...end].joined(separator: "\n"))
+            }
+            #expect(tables[0].contains("Cyclone loop"), "\(tables[0])")
+            #expect(tables[1] == tables[0] && tables[2] == tables[0], "\(tables.joined(separator: "\n\n"))")
+        }
+    }
+
     /// With --serve the demo keeps evaluate up after the replay, at the port asked for, until interrupted;
     /// then it stops it and exits cleanly.
     @Test func theDashboardStaysUpUntilInterrupted() async throws {
