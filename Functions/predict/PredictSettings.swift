@@ -16,7 +16,7 @@ struct PredictSettings: Sendable {
     /// over it or a symlink re-pointed); `1s`, `0s` never.
     var modelReload: Duration?
     /// `CANARY_MODEL_PATH`: a second model file (or symlink) that, while it exists, answers `CANARY_PERCENT`
-    /// (10) percent of the requests, chosen by prediction id. Unset: no canary.
+    /// (10) percent of the requests, chosen by the request's first key (else its prediction id). Unset: no canary.
     var canaryPath: String?
     var canaryPercent: Int
     /// `STORE_MODE`: `durable` (default: answer after the rows are committed) or `async` (answer at once).
