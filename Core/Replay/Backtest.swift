@@ -227,13 +227,16 @@ public struct Backtest: Sendable {
     }
 
     /// The closing table: the metric per month of the replay for the first model left alone, the loop as it
-    /// served, and a retrain at every month's start (trained here: seconds to minutes).
+    /// served, and the two calendar baselines, a retrain at every month's start on the newest window and on
+    /// every row so far (both trained here: seconds to minutes).
     public func table(_ replay: LoopReplay.Outcome) -> MonthlyTable {
-        let monthly = monthlyBaseline()
+        let monthly = monthlyBaseline(), expanding = monthlyBaseline(expanding: true)
         return MonthlyTable(metric: error, model: model, stream: stream, rows: replayRows, strategies: [
-            ("first model", firstModelOutputs, "0"),
-            ("Cyclone loop", replay.served, "\(replay.retrains) (\(replay.deployments) live)"),
-            ("every month", monthly.outputs, "\(monthly.retrains)"),
+            .init(name: "first model", outputs: firstModelOutputs, retrains: 0, deploys: 0),
+            .init(name: "Cyclone loop", outputs: replay.served, retrains: replay.retrains, deploys: replay.deployments),
+            .init(name: "every month", outputs: monthly.outputs, retrains: monthly.retrains, deploys: monthly.retrains),
+            .init(name: "expanding", outputs: expanding.outputs, retrains: expanding.retrains,
+                  deploys: expanding.retrains),
         ])
     }
 
@@ -296,8 +299,9 @@ public struct Backtest: Sendable {
     }
 
     /// A model trained at the start of every month after the first, on the newest labelled rows known by then
-    /// (a month whose retrain fails keeps the previous month's model).
-    public func monthlyBaseline() -> (outputs: [Output?], retrains: Int) {
+    /// (`trainingRows` of them, or with `expanding` every one), the cron job a loop has to beat (a month whose
+    /// retrain fails keeps the previous month's model).
+    public func monthlyBaseline(expanding: Bool = false) -> (outputs: [Output?], retrains: Int) {
         var outputs = firstModelOutputs
         var retrains = 0
         var current = model
@@ -305,7 +309,8 @@ public struct Backtest: Sendable {
             let monthStart = Self.calendar.date(from: Self.calendar.dateComponents([.year, .month],
                                                                                    from: stream.times[rows.lowerBound]))!
             let known = stream.rows(in: Date.distantPast..<monthStart.addingTimeInterval(-options.labelDelay))
-            let recent = Array(known.filter { stream.labelled[$0] }.suffix(options.trainingRows))
+            let labelled = known.filter { stream.labelled[$0] }
+            let recent = Array(expanding ? labelled[...] : labelled.suffix(options.trainingRows))
             var training = trainingOptions
             training.holdout = 0
             if let retrained = try? Trainer(options: training).train(

@@ -46,42 +46,61 @@ public struct ReplayOutput: Sendable {
     public static func number(_ value: Double) -> String { String(format: abs(value) >= 100 ? "%.0f" : "%.3g", value) }
 }
 
-/// The closing table: the metric per month of the replay for the first model left alone, the loop, and a
-/// retrain at every month's start.
+/// The closing table: the metric per month of the replay for each strategy (the first model left alone, the
+/// loop, the calendar baselines), over all rows, and the mean of the months (each month weighs the same,
+/// however many rows it has); then each strategy's retrains (models trained: compute) and deploys (models
+/// put into service).
 public struct MonthlyTable: Sendable {
     public struct Row: Sendable {
         public var month: String
-        public var rows: Int
+        /// Rows in the month (or in all of them); `nil` for the mean of the months.
+        public var rows: Int?
         public var values: [Double?]
+    }
+
+    /// One column: what a strategy served for each row, and how many models it trained and deployed.
+    public struct Strategy: Sendable {
+        public var name: String
+        public var outputs: [Output?]
+        public var retrains: Int
+        public var deploys: Int
+
+        public init(name: String, outputs: [Output?], retrains: Int, deploys: Int) {
+            self.name = name
+            self.outputs = outputs
+            self.retrains = retrains
+            self.deploys = deploys
+        }
     }
 
     public var metric: String
     public var columns: [String]
     public var rows: [Row] = []
-    public var retrains: [String] = []
+    public var retrains: [Int] = []
+    public var deploys: [Int] = []
 
-    /// Months of `times` from `rows`, with each strategy's outputs scored by `model`'s metrics.
-    init(metric: String, model: ModelArtifact, stream: ReplayStream, rows range: Range<Int>,
-         strategies: [(name: String, outputs: [Output?], retrains: String)]) {
+    /// The months of `stream` within `rows`, with each strategy's outputs scored by `model`'s metrics.
+    init(metric: String, model: ModelArtifact, stream: ReplayStream, rows range: Range<Int>, strategies: [Strategy]) {
         self.metric = metric
         columns = strategies.map(\.name)
         retrains = strategies.map(\.retrains)
-        for (month, rows) in stream.months(in: range) {
-            self.rows.append(Self.row(month, rows, model: model, stream: stream, strategies: strategies, metric: metric))
+        deploys = strategies.map(\.deploys)
+        func row(_ month: String, _ range: Range<Int>) -> Row {
+            let labels = stream.target.values.selecting(rows: Array(range))
+            return Row(month: month, rows: range.count, values: strategies.map {
+                model.metrics(outputs: Array($0.outputs[range]), labels: labels)[metric]
+            })
         }
-        rows.append(Self.row("all", range, model: model, stream: stream, strategies: strategies, metric: metric))
-    }
-
-    private static func row(_ month: String, _ range: Range<Int>, model: ModelArtifact, stream: ReplayStream,
-                            strategies: [(name: String, outputs: [Output?], retrains: String)], metric: String) -> Row {
-        let labels = stream.target.values.selecting(rows: Array(range))
-        return Row(month: month, rows: range.count, values: strategies.map {
-            model.metrics(outputs: Array($0.outputs[range]), labels: labels)[metric]
-        })
+        let months = stream.months(in: range).map { row($0.month, $0.rows) }
+        rows = months + [row("all", range)]
+        rows.append(Row(month: "mean", rows: nil, values: strategies.indices.map { column in
+            let values = months.compactMap { $0.values[column] }
+            return values.count == months.count && !values.isEmpty ? values.reduce(0, +) / Double(values.count) : nil
+        }))
     }
 
     public var text: String {
-        let width = max(14, columns.map(\.count).max() ?? 0)
+        let width = max(14, columns.map { $0.count + 2 }.max() ?? 0)
         func cell(_ text: String) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
         var lines = ["\(metric) per month, lower is better".replacingOccurrences(
             of: "lower", with: PerformanceMetric(rawValue: metric)?.higherIsBetter == true ? "higher" : "lower")]
@@ -90,9 +109,10 @@ public struct MonthlyTable: Sendable {
         }
         lines.append(lead("month", "rows") + columns.map(cell).joined())
         for row in rows {
-            lines.append(lead(row.month, "\(row.rows)") + row.values.map { cell($0.map(ReplayOutput.number) ?? "–") }.joined())
+            lines.append(lead(row.month, row.rows.map(String.init) ?? "") + row.values.map { cell($0.map(ReplayOutput.number) ?? "–") }.joined())
         }
-        lines.append(lead("retrains", "") + retrains.map(cell).joined())
+        lines.append(lead("retrains", "") + retrains.map { cell("\($0)") }.joined())
+        lines.append(lead("deploys", "") + deploys.map { cell("\($0)") }.joined())
         return lines.joined(separator: "\n")
     }
 }

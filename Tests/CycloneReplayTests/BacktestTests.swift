@@ -45,6 +45,26 @@ import Testing
         #expect(rmse(monthly.outputs) < rmse(backtest.firstModelOutputs))
     }
 
+    /// The expanding baseline trains on every labelled row known at the month's start, not the newest
+    /// `trainingRows`: from the second replayed month on, it serves other predictions than the window's.
+    @Test func theExpandingBaselineTrainsOnEveryRowSoFar() throws {
+        var options = synthetic()
+        options.trainingRows = 300
+        let backtest = try Backtest(options)
+        let (window, expanding) = (backtest.monthlyBaseline(), backtest.monthlyBaseline(expanding: true))
+        #expect(expanding.retrains == window.retrains)
+        let months = backtest.stream.months(in: backtest.replayRows)
+        #expect(months[0].rows.allSatisfy { expanding.outputs[$0] == window.outputs[$0] })
+        #expect(months[1].rows.contains { expanding.outputs[$0] != window.outputs[$0] })
+        let table = backtest.table(LoopReplay.Outcome(served: backtest.firstModelOutputs))
+        #expect(table.columns == ["first model", "Cyclone loop", "every month", "expanding"])
+        #expect(table.rows.map(\.month) == ["2025-02", "2025-03", "all", "mean"])
+        #expect(table.retrains == [0, 0, 1, 1] && table.deploys == [0, 0, 1, 1])
+        // The loop column here is the first model's outputs: the same figures as the first column.
+        #expect(table.rows.allSatisfy { $0.values[0] == $0.values[1] })
+        #expect(table.text.split(separator: "\n").last?.hasPrefix("deploys") == true, "\(table.text)")
+    }
+
     @Test func badOptionsAreRefusedWithTheOptionNamed() {
         var options = synthetic()
         options.trainingRows = 100

@@ -35,9 +35,20 @@ import FoundationNetworking
                     "\(output)")
             // February and half of March are replayed; January trained the first model.
             let table = Self.table(output)
-            #expect(table.map(\.month) == ["2025-02", "2025-03", "all"], "\(output)")
-            #expect(table.map(\.rows) == [672, 384, 1056])
-            for row in table { #expect(row.values.count == 3 && row.values.allSatisfy { $0 > 0 && $0 < 200 }, "\(row)") }
+            #expect(table.map(\.month) == ["2025-02", "2025-03", "all", "mean"], "\(output)")
+            #expect(table.map(\.rows) == [672, 384, 1056, nil])
+            for row in table { #expect(row.values.count == 4 && row.values.allSatisfy { $0 > 0 && $0 < 200 }, "\(row)") }
+            // The mean weighs each month the same; `all` weighs each row.
+            for column in 0..<4 {
+                let mean = (table[0].values[column] + table[1].values[column]) / 2
+                #expect(abs(table[3].values[column] - mean) <= 0.02 * mean + 0.05, "\(table)")
+            }
+            // Retrains and deploys per strategy: none for the first model; a calendar baseline deploys every
+            // model it trains (one, at March's start); the loop deploys at most what it trained.
+            let (retrains, deploys) = (Self.counts(output, "retrains"), Self.counts(output, "deploys"))
+            #expect(retrains.count == 4 && deploys.count == 4, "\(output)")
+            #expect(retrains[0] == 0 && deploys[0] == 0 && retrains[2...] == [1, 1] && deploys[2...] == [1, 1], "\(output)")
+            #expect(retrains[1] >= 1 && deploys[1] <= retrains[1], "\(output)")
 
             // Every replayed row is stored, named by the version that served it; the labels due are attached.
             var stored = 0, labelled = 0, versions: Set<String> = []
@@ -167,8 +178,8 @@ import FoundationNetworking
             #expect(first.training?.parameters["num_leaves"] == 8, "the train options reach the first model")
             #expect(output.contains(" deployed to all requests"), "\(output)")
             let table = Self.table(output)
-            #expect(table.map(\.month) == ["2024-04", "2024-05", "all"], "\(output)")
-            let may = try #require(table.count == 3 && table[1].values.count == 3 ? table[1] : nil, "\(output)")
+            #expect(table.map(\.month) == ["2024-04", "2024-05", "all", "mean"], "\(output)")
+            let may = try #require(table.count == 4 && table[1].values.count == 4 ? table[1] : nil, "\(output)")
             // After the change the first model is far off; the loop and the monthly retrain are not.
             #expect(may.values[1] < may.values[0] / 2, "\(may)")
             var unlabelled = 0
@@ -203,19 +214,29 @@ import FoundationNetworking
 
     struct TableRow: CustomStringConvertible {
         var month: String
-        var rows: Int
+        /// `nil` on the mean of the months.
+        var rows: Int?
         var values: [Double]
-        var description: String { "\(month) \(rows) \(values)" }
+        var description: String { "\(month) \(rows.map(String.init) ?? "") \(values)" }
     }
 
-    /// The closing table's rows: month, rows, then one value per strategy.
+    /// The closing table: its rows (month, rows, then one value per strategy; the mean has no row count),
+    /// then the retrains and deploys per strategy.
     static func table(_ output: String) -> [TableRow] {
         let lines = output.split(separator: "\n").map(String.init)
         guard let header = lines.firstIndex(where: { $0.hasPrefix("month ") }) else { return [] }
         return lines[(header + 1)...].prefix { !$0.hasPrefix("retrains") }.compactMap { line in
             let fields = line.split(separator: " ").map(String.init)
+            if fields.first == "mean" { return TableRow(month: "mean", rows: nil, values: fields.dropFirst().compactMap(Double.init)) }
             guard fields.count >= 2, let rows = Int(fields[1]) else { return nil }
             return TableRow(month: fields[0], rows: rows, values: fields.dropFirst(2).compactMap(Double.init))
         }
+    }
+
+    /// The `retrains` and `deploys` rows: a count per strategy.
+    static func counts(_ output: String, _ name: String) -> [Int] {
+        output.split(separator: "\n").first { $0.hasPrefix(name + " ") }.map {
+            $0.split(separator: " ").dropFirst().compactMap { Int($0) }
+        } ?? []
     }
 }
