@@ -10,6 +10,8 @@ public struct LabelledRows: Sendable {
     /// The oldest and newest row.
     public var start: Date?
     public var end: Date?
+    /// When each row was predicted, oldest first (as `predictions`).
+    public var times: [Date] = []
     /// Labelled rows left out because the label does not fit the task (text for a regression, say).
     public var unusable = 0
 
@@ -30,7 +32,7 @@ extension LabelledRows {
             """, logger: logger)
         var builders = model.features.map { ColumnBuilder(kind: $0.kind) }
         var labels = ColumnBuilder(kind: model.task == .regression ? .numeric : .categorical)
-        var served: [Output?] = [], versions: [String] = []
+        var served: [Output?] = [], versions: [String] = [], times: [Date] = []
         var start: Date?, end: Date?
         var unusable = 0
         let codec = PredictionJSON(classes: model.classes)
@@ -47,6 +49,7 @@ extension LabelledRows {
             for (i, feature) in model.features.enumerated() { _ = builders[i].append(values[feature.name], lenient: true) }
             served.append(codec.output(prediction))
             versions.append(version)
+            times.append(time)
             end = end ?? time
             start = time
         }
@@ -56,7 +59,7 @@ extension LabelledRows {
                 features: FeatureTable(columns: zip(model.features, builders).map { .init(name: $0.name, values: $1.reversed) }),
                 target: .init(name: model.target ?? "label", values: labels.reversed), served: served.reversed(),
                 versions: versions.reversed()),
-            start: start, end: end, unusable: unusable)
+            start: start, end: end, times: times.reversed(), unusable: unusable)
     }
 }
 

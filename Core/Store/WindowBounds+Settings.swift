@@ -1,5 +1,6 @@
 import Configuration
 import CycloneRuntime
+import Foundation
 
 extension WindowBounds {
     /// `TRAINING_WINDOW_ROWS` (100000) newest labelled predictions, no older than `TRAINING_WINDOW_MAX_AGE`
@@ -13,14 +14,56 @@ extension WindowBounds {
                                        Duration.setting))
     }
 
-    /// The training window's variables as set here (checked), for the retrains this process starts: the
+    /// The training windows' variables as set here (checked), for the retrains this process starts: the
     /// loop's policy lives with evaluate, so a retrain job's own environment need not change with it.
     public static func trainingOverrides(_ reader: ConfigReader) throws -> [String: String] {
-        _ = try training(reader)
+        _ = try TrainingWindows(reader)
         var overrides: [String: String] = [:]
-        for (key, variable) in [("training.window.rows", "TRAINING_WINDOW_ROWS"), ("training.window.max.age", "TRAINING_WINDOW_MAX_AGE")] {
+        for (key, variable) in [("training.window.rows", "TRAINING_WINDOW_ROWS"), ("training.window.max.age", "TRAINING_WINDOW_MAX_AGE"),
+                                ("training.windows", "TRAINING_WINDOWS"), ("training.max.rows", "TRAINING_MAX_ROWS")] {
             if let value = reader.nonEmpty(ConfigKey(key)) { overrides[variable] = value }
         }
         return overrides
     }
+}
+
+/// The windows a retrain's candidates train on: the newest `TRAINING_WINDOW_ROWS` (100000) labelled
+/// predictions, multiples of it, and every one within `TRAINING_WINDOW_MAX_AGE` (30d), as
+/// `TRAINING_WINDOWS` lists them (`1,3,all`); `all` reads at most `TRAINING_MAX_ROWS` (1000000).
+public struct TrainingWindows: Sendable, Equatable {
+    /// The newest window, and how old a row may be.
+    public var newest: WindowBounds
+    /// The windows, in rows, narrowest first (`all` as `maxRows`).
+    public var sizes: [Int]
+
+    public init(newest: WindowBounds, sizes: [Int]) {
+        self.newest = newest
+        self.sizes = sizes
+    }
+
+    public init(_ reader: ConfigReader) throws {
+        newest = try WindowBounds.training(reader)
+        let maxRows = try reader.setting("training.max.rows", variable: "TRAINING_MAX_ROWS", default: 1_000_000,
+                                         expected: "a positive integer", Int.positive)
+        let rows = newest.rows
+        sizes = try reader.setting("training.windows", variable: "TRAINING_WINDOWS", default: [rows, 3 * rows, maxRows],
+                                   expected: "multiples of TRAINING_WINDOW_ROWS and `all`, such as 1,3,all") { text in
+            var sizes: [Int] = []
+            for word in text.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                if word == "all" {
+                    sizes.append(maxRows)
+                } else if let multiple = Int(word), multiple > 0 {
+                    let (size, overflow) = multiple.multipliedReportingOverflow(by: rows)
+                    sizes.append(overflow ? maxRows : size)
+                } else {
+                    return nil
+                }
+            }
+            return sizes.isEmpty ? nil : sizes
+        }
+        sizes = Array(Set(sizes.map { min($0, maxRows) })).sorted()
+    }
+
+    /// What a retrain reads: the widest window's rows, no older than the age limit.
+    public var read: WindowBounds { WindowBounds(rows: sizes.last ?? newest.rows, maxAge: newest.maxAge) }
 }

@@ -2,10 +2,19 @@ import CycloneModel
 import CycloneMonitoring
 import Foundation
 
-/// Settings of a retrain: what the candidate is judged on and how much better it must be.
+/// Settings of a retrain: the windows candidates train on, what they are judged on and how much better the
+/// chosen one must be.
 public struct RetrainOptions: Sendable, Equatable {
-    /// The share of the labelled rows, newest first, held out of training to judge the candidate.
+    /// The share of the newest window (`windows.first`, or every row read), newest rows first, held out of
+    /// training to judge the candidates.
     public var holdout = 0.2
+    /// The candidate windows, in rows before the holdout, newest rows first (e.g. the newest N, 3N and every
+    /// row read): one candidate trains on each, and the holdout picks. Empty: one candidate on every row.
+    public var windows: [Int] = []
+    /// Whether the chosen candidate, once it has beaten the live model, is trained again on its window and
+    /// the holdout rows together before it is registered: the newest rows are the most telling, and the
+    /// verdict has been given.
+    public var refit = true
     /// How much better than the live model the candidate must score on the holdout, relative to the live
     /// model's value (0.01: 1 % lower error, or 1 % higher R², accuracy…).
     public var minimumImprovement = 0.01
@@ -19,6 +28,7 @@ public struct RetrainOptions: Sendable, Equatable {
 
 /// A trained candidate and the champion/challenger verdict on it.
 public struct RetrainOutcome: Sendable, Equatable {
+    /// The chosen candidate: when accepted and `refit`, trained again on its window and the holdout.
     public var candidate: ModelArtifact
     public var accepted: Bool
     public var reason: String
@@ -26,14 +36,33 @@ public struct RetrainOutcome: Sendable, Equatable {
     public var metric: PerformanceMetric
     public var candidateMetrics: [String: Double]
     public var liveMetrics: [String: Double]
-    /// Rows trained on, and holdout rows the two were compared on.
+    /// Rows the registered candidate was trained on (its window, and the holdout when refitted), and holdout
+    /// rows the two were compared on.
     public var trainingRows: Int
     public var comparedRows: Int
+    /// Every window tried, in rows, and its candidate's value of `metric` on the holdout (`nil`: undefined);
+    /// the chosen one is `chosenWindow`.
+    public var windows: [(rows: Int, value: Double?)]
+    public var chosenWindow: Int
+    /// The rows (indices into the data, oldest first) the registered candidate was trained on.
+    public var trainedOn: Range<Int>
+    /// Whether the candidate was trained again on its window and the holdout.
+    public var refitted: Bool
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.candidate == b.candidate && a.accepted == b.accepted && a.reason == b.reason && a.metric == b.metric
+            && a.candidateMetrics == b.candidateMetrics && a.liveMetrics == b.liveMetrics
+            && a.trainingRows == b.trainingRows && a.comparedRows == b.comparedRows
+            && a.windows.map(\.rows) == b.windows.map(\.rows) && a.chosenWindow == b.chosenWindow
+            && a.trainedOn == b.trainedOn && a.refitted == b.refitted
+    }
 }
 
-/// Trains a candidate of the live model's family, settings and feature schema on the older rows, and judges
-/// it against the live model on the newest: the candidate's predictions against the live model's *stored*
-/// predictions (what production actually served) on the holdout rows the live version served.
+/// Trains candidates of the live model's family, settings and feature schema on windows of the older rows,
+/// picks the one that scores best on the newest (the holdout), and judges it against the live model there:
+/// the candidate's predictions against the live model's *stored* predictions (what production actually
+/// served) on the holdout rows the live version served. An accepted candidate is then refitted on its window
+/// and the holdout together (`refit`).
 public struct Retrainer: Sendable {
     public var options: RetrainOptions
 
@@ -43,7 +72,8 @@ public struct Retrainer: Sendable {
         throws(TrainingError) -> RetrainOutcome
     {
         let n = data.versions.count
-        let held = Int((Double(n) * options.holdout).rounded())
+        let newest = min(n, options.windows.first ?? n)
+        let held = Int((Double(newest) * options.holdout).rounded())
         guard n - held >= options.minimumRows else {
             throw TrainingError("\(n) labelled rows leave \(n - held) to train on after the holdout; at least \(options.minimumRows) are needed (MIN_TRAINING_ROWS)")
         }
@@ -59,14 +89,16 @@ public struct Retrainer: Sendable {
             training.boosting = BoostingOptions(parameters: parameters)
         }
         training.optionalFeatures = Set(live.features.filter { !$0.required }.map(\.name))
-
-        let trainRows = Array(0..<(n - held))
-        var candidate = try Trainer(options: training).train(
-            name: live.name, version: version, features: data.features.selecting(rows: trainRows),
-            target: FeatureTable.Column(name: data.target.name, values: data.target.values.selecting(rows: trainRows)),
-            trainedAt: trainedAt)
-        guard candidate.task == live.task, candidate.classes == live.classes else {
-            throw TrainingError("the training window's labels make a \(candidate.task.rawValue) model with classes \(candidate.classes ?? []), not the live model's \(live.task.rawValue) with \(live.classes ?? [])")
+        func train(_ rows: Range<Int>) throws(TrainingError) -> ModelArtifact {
+            let rows = Array(rows)
+            let candidate = try Trainer(options: training).train(
+                name: live.name, version: version, features: data.features.selecting(rows: rows),
+                target: FeatureTable.Column(name: data.target.name, values: data.target.values.selecting(rows: rows)),
+                trainedAt: trainedAt)
+            guard candidate.task == live.task, candidate.classes == live.classes else {
+                throw TrainingError("the training window's labels make a \(candidate.task.rawValue) model with classes \(candidate.classes ?? []), not the live model's \(live.task.rawValue) with \(live.classes ?? [])")
+            }
+            return candidate
         }
 
         // Judge on the holdout rows the live version served; when it served none there (it is new), on all.
@@ -79,20 +111,59 @@ public struct Retrainer: Sendable {
             throw TrainingError("no held-out row has a stored prediction to compare the candidate with")
         }
         let labels = data.target.values.selecting(rows: compared)
-        let liveMetrics = live.metrics(outputs: compared.map { data.served[$0] }, labels: labels)
-        let candidateMetrics = candidate.metrics(outputs: candidate.outputs(for: data.features.selecting(rows: compared)),
-                                                 labels: labels)
-        candidate.training?.parentVersion = live.version
-        candidate.training?.holdoutMetrics = candidateMetrics
-        candidate.training?.holdoutRows = compared.count
-
+        let features = data.features.selecting(rows: compared)
         let metric = options.metric ?? PerformanceMetric.defaultMetric(for: live.task)
+
+        // One candidate per window (windows wider than the rows there are all become every row, tried once);
+        // the best on the holdout is chosen, the narrowest on a tie.
+        let available = n - held
+        var sizes: [Int] = []
+        for window in (options.windows.isEmpty ? [available] : options.windows).map({ min($0, available) })
+        where window >= options.minimumRows && !sizes.contains(window) {
+            sizes.append(window)
+        }
+        if sizes.isEmpty { sizes = [available] }
+        var tried: [(rows: Int, value: Double?)] = []
+        var best: (candidate: ModelArtifact, metrics: [String: Double], rows: Int)?
+        for size in sizes {
+            let candidate = try train((available - size)..<available)
+            let metrics = candidate.metrics(outputs: candidate.outputs(for: features), labels: labels)
+            let value = metrics[metric.rawValue]
+            tried.append((size, value))
+            guard let value else { continue }
+            if let incumbent = best?.metrics[metric.rawValue] {
+                let better = metric.higherIsBetter ? value > incumbent : value < incumbent
+                if !better { continue }
+            }
+            best = (candidate, metrics, size)
+        }
+        if best == nil {
+            // Every candidate's metric is undefined: the first is judged (and refused) as before.
+            let candidate = try train((available - sizes[0])..<available)
+            best = (candidate, candidate.metrics(outputs: candidate.outputs(for: features), labels: labels), sizes[0])
+        }
+        var (candidate, candidateMetrics, window) = best!
+        let liveMetrics = live.metrics(outputs: compared.map { data.served[$0] }, labels: labels)
+
         let (accepted, reason) = verdict(metric: metric, candidate: candidateMetrics[metric.rawValue],
                                          live: liveMetrics[metric.rawValue], rows: compared.count,
                                          servedByLive: !servedByLive.isEmpty)
-        return RetrainOutcome(candidate: candidate, accepted: accepted, reason: reason, metric: metric,
+        var trainedOn = (available - window)..<available
+        let refitted = accepted && options.refit
+        if refitted {
+            // The gate has spoken; the newest rows should not be thrown away.
+            trainedOn = (available - window)..<n
+            candidate = try train(trainedOn)
+        }
+        candidate.training?.parentVersion = live.version
+        candidate.training?.holdoutMetrics = candidateMetrics
+        candidate.training?.holdoutRows = compared.count
+        let windows = tried.count > 1 ? "; windows " + tried.map { "\($0.rows): \($0.value.map(format) ?? "undefined")" }
+            .joined(separator: ", ") + ", chose \(window)" : ""
+        return RetrainOutcome(candidate: candidate, accepted: accepted, reason: reason + windows, metric: metric,
                               candidateMetrics: candidateMetrics, liveMetrics: liveMetrics,
-                              trainingRows: trainRows.count, comparedRows: compared.count)
+                              trainingRows: trainedOn.count, comparedRows: compared.count, windows: tried,
+                              chosenWindow: window, trainedOn: trainedOn, refitted: refitted)
     }
 
     private func verdict(metric: PerformanceMetric, candidate: Double?, live: Double?, rows: Int, servedByLive: Bool)

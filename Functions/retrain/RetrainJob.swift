@@ -51,9 +51,9 @@ struct RetrainJob: Sendable {
             throw RetrainError("\(settings.modelName)@\(settings.parentVersion) is not in the model registry")
         }
         try Task.checkCancellation()
-        let rows = try await LabelledRows.read(model: live, bounds: settings.window, client: client, logger: logger)
-        guard let start = rows.start, let end = rows.end else {
-            throw RetrainError("no labelled predictions of \(live.name) in the training window (TRAINING_WINDOW_ROWS, TRAINING_WINDOW_MAX_AGE)")
+        let rows = try await LabelledRows.read(model: live, bounds: settings.windows.read, client: client, logger: logger)
+        guard rows.start != nil, rows.end != nil else {
+            throw RetrainError("no labelled predictions of \(live.name) in the training window (TRAINING_WINDOW_MAX_AGE)")
         }
         let read = clock.now
         try Task.checkCancellation()
@@ -73,7 +73,8 @@ struct RetrainJob: Sendable {
         // cancellation; the job's main gives it the time Cloud Run leaves).
         return try await Task {
             let candidate = try await registry.registerRetrained(
-                outcome.candidate, status: outcome.accepted ? .candidate : .rejected, window: (start, end),
+                outcome.candidate, status: outcome.accepted ? .candidate : .rejected,
+                window: (rows.times[outcome.trainedOn.lowerBound], rows.times[outcome.trainedOn.upperBound - 1]),
                 metric: outcome.metric.rawValue, candidateMetrics: outcome.candidateMetrics,
                 liveMetrics: outcome.liveMetrics, comparedRows: outcome.comparedRows, reason: outcome.reason)
             let version = candidate.version
@@ -89,6 +90,10 @@ struct RetrainJob: Sendable {
                     "candidate": .object(outcome.candidateMetrics.mapValues { .number($0) }),
                     "live": .object(outcome.liveMetrics.mapValues { .number($0) }),
                     "training_rows": .number(Double(outcome.trainingRows)),
+                    "windows": .array(outcome.windows.map { window in
+                        .object(["rows": .number(Double(window.rows)), "value": window.value.map(JSONValue.number) ?? .null])
+                    }),
+                    "chosen_window": .number(Double(outcome.chosenWindow)), "refitted": .bool(outcome.refitted),
                     "compared_rows": .number(Double(outcome.comparedRows)),
                     "request_event": settings.eventID.map { .number(Double($0)) } ?? .null,
                 ]))

@@ -12,8 +12,9 @@ struct RetrainSettings: Sendable {
     var parentVersion: String
     /// `RETRAIN_EVENT_ID`: the `retrain_requested` event this run answers, when the evaluator started it.
     var eventID: Int64?
-    /// `TRAINING_WINDOW_ROWS` (100000) newest labelled predictions, no older than `TRAINING_WINDOW_MAX_AGE` (30d).
-    var window: WindowBounds
+    /// `TRAINING_WINDOW_ROWS` (100000) newest labelled predictions, no older than `TRAINING_WINDOW_MAX_AGE` (30d),
+    /// and the candidate windows `TRAINING_WINDOWS` (`1,3,all`; `all` at most `TRAINING_MAX_ROWS`, 1000000).
+    var windows: TrainingWindows
     /// `HOLDOUT_SHARE` (0.2), `MIN_IMPROVEMENT` (0.01), `RETRAIN_METRIC` (the task's default), `MIN_TRAINING_ROWS` (100).
     var options: RetrainOptions
     var database: DatabaseSettings
@@ -27,8 +28,9 @@ struct RetrainSettings: Sendable {
         parentVersion = try reader.required("retrain.parent.version", variable: "RETRAIN_PARENT_VERSION")
         eventID = try reader.setting("retrain.event.id", variable: "RETRAIN_EVENT_ID", default: nil,
                                      expected: "an event id (a positive integer)") { Int64($0).flatMap { $0 > 0 ? $0 : nil } }
-        window = try WindowBounds.training(reader)
+        windows = try TrainingWindows(reader)
         var options = RetrainOptions()
+        options.windows = windows.sizes
         options.holdout = try reader.setting("holdout.share", variable: "HOLDOUT_SHARE", default: 0.2,
                                              expected: "a share above 0 and below 1") {
             Double($0).flatMap { $0 > 0 && $0 < 1 ? $0 : nil }

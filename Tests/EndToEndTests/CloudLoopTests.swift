@@ -24,17 +24,18 @@ import Glibc
 /// Tokens come from the fake metadata server throughout: the Admin API refuses calls without one.
 @Suite(.serialized) struct CloudLoopTests {
     /// A better candidate: canary revision at 10 %, then all the traffic once its labels show it better.
-    /// evaluate's training window reaches the job as an override of the job's own.
+    /// evaluate's training windows reach the job as overrides of the job's own.
     @Test func aBetterCandidateIsDeployedAsACanaryAndPromoted() async throws {
-        try await withCloud(evaluate: ["TRAINING_WINDOW_ROWS": "250"]) { cloud in
+        try await withCloud(evaluate: ["TRAINING_WINDOW_ROWS": "250", "TRAINING_WINDOWS": "1"]) { cloud in
             let candidate = try await cloud.retrainFromBreach()
             #expect(cloud.traffic().map(\.percent) == [90, 10])
             let overrides = cloud.fake.state.withLock { $0.runs.first?["overrides"]["containerOverrides"].array.first?["env"] }
             #expect(overrides?.array.contains(["name": "TRAINING_WINDOW_ROWS", "value": "250"]) == true)
+            #expect(overrides?.array.contains(["name": "TRAINING_WINDOWS", "value": "1"]) == true)
             var trained = 0
             for try await rows in try await cloud.db.client.query("SELECT training_rows::int FROM model WHERE version = '2'",
                                                                   logger: .test).decode(Int.self) { trained = rows }
-            #expect(trained == 200, "250 rows less the holdout's fifth")
+            #expect(trained == 250, "250 rows read, one window: 200 before the holdout's fifth, refitted with it")
             #expect(cloud.auth.state.withLock { $0.issued } == 2, "evaluate's token, and the retrain job's")
 
             // Its revision serves the changed world well, as live keeps serving it badly.

@@ -48,14 +48,15 @@ struct WatchedPlatform: Platform {
 
 @Suite struct RetrainTests {
     /// The relationship changed: the candidate, trained on the window's older rows, beats what the live model
-    /// served on the newest, and is registered as a candidate with its parent, window and both sides' metrics.
+    /// served on the newest, is refitted with them, and is registered as a candidate with its parent, window
+    /// and both sides' metrics.
     @Test func aBetterCandidateIsRegisteredAsCandidate() async throws {
         let live = try liveModel()
         try await withTestDatabase { db in
             _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
             try await storeServed(db, live, n: 500, seed: 2, a: -3, b: 2)
             let report = try await job(db).run()
-            #expect(report.accepted && report.version == "2" && report.rows == 400, "\(report)")
+            #expect(report.accepted && report.version == "2" && report.rows == 500, "\(report)")
             // The artifact registered carries its number, not the placeholder it was trained under.
             let registered = try await ModelRegistry(client: db.client, logger: .test).artifact(name: "demand", version: "2")
             #expect(registered?.version == "2")
@@ -69,10 +70,10 @@ struct WatchedPlatform: Platform {
                 """, logger: .test)
             for try await (candidate, liveR2, compared, trained, window) in detail.decode((Double, Double, Int, Int, Bool).self) {
                 #expect(candidate > 0.9 && liveR2 < 0, "candidate \(candidate), live \(liveR2)")
-                #expect(compared == 100 && trained == 400 && window)
+                #expect(compared == 100 && trained == 500 && window)
             }
             let artifact = try #require(try await ModelRegistry(client: db.client, logger: .test).artifact(name: "demand", version: "2"))
-            #expect(artifact.training?.parentVersion == "1" && artifact.profile?.rows == 400)
+            #expect(artifact.training?.parentVersion == "1" && artifact.profile?.rows == 500)
             #expect(artifact.features.map(\.name) == live.features.map(\.name))
             let events = try await db.client.query("SELECT kind, detail->>'status' FROM event", logger: .test)
             var kinds: [String] = []
@@ -192,7 +193,7 @@ struct WatchedPlatform: Platform {
                 "LOG_LEVEL": "error",
             ], logPath: log)
             #expect(await run.wait() == 0, "\(run.log)")
-            #expect(run.log.contains("accepted candidate 2 trained on 240 rows: r2 "), "\(run.log)")
+            #expect(run.log.contains("accepted candidate 2 trained on 300 rows: r2 "), "\(run.log)")
 
             let bad = try ChildProcess(binary.path, environment: ["DATABASE_URL": db.url], logPath: log + ".bad")
             #expect(await bad.wait() == 2)

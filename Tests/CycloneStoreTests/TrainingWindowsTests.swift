@@ -1,0 +1,34 @@
+import Configuration
+import CycloneRuntime
+import CycloneStore
+import Testing
+
+/// `TRAINING_WINDOW_ROWS`, `TRAINING_WINDOWS` and `TRAINING_MAX_ROWS`: the windows a retrain's candidates
+/// train on, and what it reads.
+@Suite struct TrainingWindowsTests {
+    func windows(_ environment: [String: String]) throws -> TrainingWindows {
+        try TrainingWindows(ConfigReader.cyclone(environment: environment))
+    }
+
+    @Test func byDefaultTheNewestWindowThreeTimesItAndEverything() throws {
+        let defaults = try windows([:])
+        #expect(defaults.sizes == [100_000, 300_000, 1_000_000])
+        #expect(defaults.read == WindowBounds(rows: 1_000_000, maxAge: .seconds(30 * 86_400)))
+        let demo = try windows(["TRAINING_WINDOW_ROWS": "720", "TRAINING_MAX_ROWS": "5000", "TRAINING_WINDOW_MAX_AGE": "3650d"])
+        #expect(demo.sizes == [720, 2_160, 5_000] && demo.read.rows == 5_000 && demo.newest.rows == 720)
+    }
+
+    @Test func aListPicksTheWindows() throws {
+        #expect(try windows(["TRAINING_WINDOW_ROWS": "500", "TRAINING_WINDOWS": "1"]).sizes == [500])
+        #expect(try windows(["TRAINING_WINDOW_ROWS": "500", "TRAINING_WINDOWS": "all, 2"]).sizes == [1_000, 1_000_000])
+        // A multiple past the most rows is the most rows, once.
+        #expect(try windows(["TRAINING_WINDOW_ROWS": "500", "TRAINING_WINDOWS": "1,4,all", "TRAINING_MAX_ROWS": "1500"])
+            .sizes == [500, 1_500])
+    }
+
+    @Test(arguments: ["0", "x", "1,,3", "-1", "1.5"])
+    func aBadListNamesTheVariable(_ text: String) {
+        let error = #expect(throws: SettingError.self) { try windows(["TRAINING_WINDOWS": text]) }
+        #expect(error?.variable == "TRAINING_WINDOWS", "\(String(describing: error))")
+    }
+}

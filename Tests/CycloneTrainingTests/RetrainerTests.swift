@@ -1,0 +1,74 @@
+import CycloneModel
+import CycloneMonitoring
+import CycloneTestSupport
+import CycloneTraining
+import Foundation
+import Testing
+
+/// The retrainer's candidates: one per window, the holdout picks, the chosen one refitted with the holdout.
+@Suite struct RetrainerTests {
+    /// `old` rows of y = 3·x1 − 2·x2 (the world the live model knew) then `new` rows of y = −3·x1 + 2·x2, all
+    /// served by the live model.
+    func history(old: Int, new: Int) throws -> (ModelArtifact, LabelledPredictions) {
+        let live = try liveModel()
+        let (before, yBefore) = rows(old, seed: 21, a: 3, b: -2)
+        let (after, yAfter) = rows(new, seed: 22, a: -3, b: 2)
+        let table = FeatureTable(columns: before.columns.indices.map { j in
+            FeatureTable.Column(name: before.columns[j].name, values: Self.concat(before.columns[j].values, after.columns[j].values))
+        })
+        let served = live.outputs(for: table)
+        return (live, LabelledPredictions(features: table, target: .init(name: "y", values: .numeric(yBefore + yAfter)),
+                                          served: served, versions: Array(repeating: live.version, count: old + new)))
+    }
+
+    static func concat(_ a: FeatureTable.Values, _ b: FeatureTable.Values) -> FeatureTable.Values {
+        switch (a, b) {
+        case (.numeric(let x), .numeric(let y)): .numeric(x + y)
+        case (.boolean(let x), .boolean(let y)): .boolean(x + y)
+        case (.categorical(let x), .categorical(let y)): .categorical(x + y)
+        default: preconditionFailure("columns of different kinds")
+        }
+    }
+
+    /// After a change the newest window wins: the wider ones mix in the old world. The winner is refitted on
+    /// its window and the holdout.
+    @Test func afterAChangeTheNewestWindowWins() throws {
+        let (live, data) = try history(old: 1_500, new: 375)
+        var options = RetrainOptions()
+        options.windows = [300, 900, 1_000_000]
+        let outcome = try Retrainer(options: options).retrain(live, on: data, version: "2")
+        // The holdout is a fifth of the newest window: 60 rows; 1,815 rows are left for the windows.
+        #expect(outcome.comparedRows == 60)
+        #expect(outcome.windows.map(\.rows) == [300, 900, 1_815])
+        #expect(outcome.chosenWindow == 300, "\(outcome.reason)")
+        #expect(outcome.accepted && outcome.refitted && outcome.trainingRows == 360)
+        #expect(outcome.candidate.training?.rows == 360 && outcome.trainedOn == 1_515..<1_875)
+        #expect(outcome.reason.contains("windows 300: "), "\(outcome.reason)")
+        let values = outcome.windows.compactMap(\.value)
+        #expect(values.count == 3 && values[0] > values[1] && values[1] > values[2], "r2 falls as the old world mixes in: \(values)")
+    }
+
+    /// A stationary world: more rows make a better model, so the widest window wins (boosted trees on a
+    /// hundred rows, with leaves of at least twenty, are coarse).
+    @Test func inAStationaryWorldTheWidestWindowWins() throws {
+        let (_, data) = try history(old: 0, new: 2_000)
+        let (table, y) = rows(400, seed: 23, a: -3, b: 2)
+        let live = try Trainer(options: .init(family: .gbdt)).train(name: "demand", version: "1", features: table,
+                                                                     target: .init(name: "y", values: .numeric(y)))
+        var options = RetrainOptions()
+        options.windows = [100, 1_000_000]
+        options.refit = false
+        let outcome = try Retrainer(options: options).retrain(live, on: data, version: "2")
+        #expect(outcome.comparedRows == 20 && outcome.windows.map(\.rows) == [100, 1_980])
+        #expect(outcome.chosenWindow == 1_980, "\(outcome.reason)")
+        #expect(!outcome.refitted && outcome.trainingRows == 1_980 && outcome.trainedOn == 0..<1_980)
+    }
+
+    /// No windows: one candidate on every row before the holdout (a fifth of all), as before there were windows.
+    @Test func withoutWindowsOneCandidateTrainsOnEverything() throws {
+        let (live, data) = try history(old: 0, new: 500)
+        let outcome = try Retrainer(options: RetrainOptions()).retrain(live, on: data, version: "2")
+        #expect(outcome.windows.map(\.rows) == [400] && outcome.comparedRows == 100)
+        #expect(!outcome.reason.contains("windows"))
+    }
+}
