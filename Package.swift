@@ -126,8 +126,8 @@ let package = Package(
                                          .serviceLifecycle, .unixSignals],
                           path: "Functions/retrain", swiftSettings: swiftSettings),
         .executableTarget(name: "CycloneCLI",
-                          dependencies: ["CycloneModel", "CycloneTraining", "CycloneStore", "CycloneRuntime", "CycloneCloud",
-                                         "CycloneEvaluation", "CycloneReplay", .argumentParser, .configuration,
+                          dependencies: ["CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore",
+                                         "CycloneRuntime", "CycloneCloud", "CycloneEvaluation", "CycloneReplay", .argumentParser, .configuration,
                                          .postgresNIO, .logging, .unixSignals],
                           path: "Functions/cyclone", swiftSettings: swiftSettings),
 

@@ -60,6 +60,8 @@ public struct ModelEvaluation: Sendable, Codable, Equatable {
             case coolingDown = "cooling_down"
             /// A retrain was requested, but the platform could not start it.
             case retrainFailed = "retrain_failed"
+            /// A retrain was needed, but the last challenger was discarded and too few labels have come since.
+            case awaitingLabels = "awaiting_labels"
         }
 
         public var kind: Kind

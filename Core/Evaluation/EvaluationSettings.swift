@@ -10,7 +10,8 @@ public struct EvaluationSettings: Sendable {
     public var performance: WindowBounds
     /// `DRIFT_WINDOW_ROWS` (100000) newest predictions, no older than `DRIFT_WINDOW` (1h).
     public var drift: WindowBounds
-    /// `RETRAIN_METRIC`, `RETRAIN_THRESHOLD`, `MIN_LABELS` (100), `RETRAIN_COOLDOWN` (1h), `RETRAIN_ON_DRIFT` (false).
+    /// `RETRAIN_TRIGGER` (`loss`), `RETRAIN_ALPHA` (0.01), `RETRAIN_MIN_LOSS_RATIO` (1.1), `RETRAIN_METRIC`,
+    /// `RETRAIN_THRESHOLD`, `MIN_LABELS` (100), `RETRAIN_COOLDOWN` (1h), `RETRAIN_ON_DRIFT` (false).
     public var policy: RetrainPolicy
     /// `RETRAIN_TIMEOUT` (2h): a requested retrain that has not reported by then no longer blocks the next.
     public var retrainTimeout: Duration
@@ -54,6 +55,16 @@ public struct EvaluationSettings: Sendable {
                                                   expected: "a positive integer", Int.positive)
         policy.cooldown = try reader.setting("retrain.cooldown", variable: "RETRAIN_COOLDOWN", default: .seconds(3_600),
                                              expected: "a duration such as 30m or 1h", Duration.setting)
+        policy.trigger = try reader.setting("retrain.trigger", variable: "RETRAIN_TRIGGER", default: .loss,
+                                            expected: "loss or threshold") { RetrainPolicy.Trigger(rawValue: $0) }
+        policy.alpha = try reader.setting("retrain.alpha", variable: "RETRAIN_ALPHA", default: 0.01,
+                                          expected: "a level above 0 and below 1, such as 0.01") {
+            Double($0).flatMap { $0 > 0 && $0 < 1 ? $0 : nil }
+        }
+        policy.minimumLossRatio = try reader.setting("retrain.min.loss.ratio", variable: "RETRAIN_MIN_LOSS_RATIO",
+                                                     default: 1.1, expected: "a ratio of at least 1, such as 1.1") {
+            Double($0).flatMap { $0 >= 1 && $0.isFinite ? $0 : nil }
+        }
         policy.retrainOnDrift = try reader.setting("retrain.on.drift", variable: "RETRAIN_ON_DRIFT", default: false,
                                                    expected: "true or false") { ["true": true, "false": false][$0] }
         self.policy = policy

@@ -105,14 +105,32 @@ public struct Evaluator: Sendable {
             evaluation.note = "the model has no reference profile, so drift is not measured (add one with cyclone profile)"
         }
 
+        // The loss test: the window's per-row losses against the version's reference window (its first full one).
+        var lossShift: LossShift?, referenceLabels = 0
+        let referenceSize = settings.performance.rows
+        if settings.policy.trigger == .loss {
+            let losses = try await windows.losses(of: artifact, rows: referenceSize, bounds: settings.performance, now: now)
+            referenceLabels = losses.reference.count
+            if referenceLabels == referenceSize { lossShift = LossShift(current: losses.current, reference: losses.reference) }
+        }
         let judgement = settings.policy.judge(task: artifact.task, metrics: performance.metrics,
                                               labels: performance.labels,
-                                              holdout: artifact.training?.holdoutMetrics, drift: driftReport)
+                                              holdout: artifact.training?.holdoutMetrics, drift: driftReport,
+                                              lossShift: lossShift, referenceLabels: referenceLabels,
+                                              referenceSize: referenceSize)
         evaluation.judgement = judgement
         await raiseAlerts(for: evaluation, judgement: judgement)
         guard judgement.retrain else { return evaluation }
         guard serving else {
             evaluation.action.detail = "a newer version serves; only it can ask for a retrain"
+            return evaluation
+        }
+        // After a discarded challenger, a new one only on a window of fresh labels: the same evidence would
+        // ask for the same retrain again, day after day.
+        if let discard = try await store.sinceDiscard(name: served.name, version: served.version),
+           discard.labels < referenceSize
+        {
+            evaluation.action = .init(kind: .awaitingLabels, detail: "the last challenger was discarded at \(discard.at.formatted(.iso8601)); \(discard.labels) of the \(referenceSize) labels needed since (PERFORMANCE_WINDOW_ROWS)")
             return evaluation
         }
         evaluation.action = try await requestRetrain(artifact, reason: judgement.reason, judgement: judgement)

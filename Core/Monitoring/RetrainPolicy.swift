@@ -45,11 +45,26 @@ func metricValues(_ metrics: [PerformanceMetric: Double?]) -> [String: Double] {
 
 /// When the evaluator asks for a retrain.
 ///
-/// The watched metric breaches when it is worse than the threshold: absolute (`R² < 0.4`) or relative to the
-/// model's own holdout value (`RMSE > 1.25 × holdout`, `accuracy < 0.9 × holdout`). No decision is taken on
-/// fewer than `minimumLabels` labels. Drift alone asks for a retrain only when `retrainOnDrift` is set. The
-/// cooldown and the one-retrain-at-a-time rule depend on the store's state and are applied there.
+/// By default (`trigger` `.loss`) when the serving version's loss has grown against its own reference
+/// window, its first full live window: a one-sided Mann–Whitney U test of the newest labelled rows' losses
+/// against the reference's at level `alpha` (the share of false alarms on a model whose error has not
+/// changed), and a mean loss at least `minimumLossRatio` times the reference's (a change too small to be
+/// worth a retrain does not fire, however many labels show it). A `threshold` set explicitly is a floor
+/// besides. With `trigger` `.threshold`, the watched metric breaches when it is worse than the threshold:
+/// absolute (`R² < 0.4`) or relative to the model's own holdout value (`RMSE > 1.25 × holdout`).
+///
+/// No decision is taken on fewer than `minimumLabels` labels. Drift alone asks for a retrain only when
+/// `retrainOnDrift` is set. The cooldown, the wait for fresh labels after a discarded challenger and the
+/// one-retrain-at-a-time rule depend on the store's state and are applied there.
 public struct RetrainPolicy: Sendable, Equatable {
+    /// What asks for a retrain.
+    public enum Trigger: String, Sendable, Equatable, CaseIterable {
+        /// The loss has grown against the reference window (and an explicit threshold, as a floor).
+        case loss
+        /// The watched metric passes the threshold (by default relative to the holdout value).
+        case threshold
+    }
+
     public enum Threshold: Sendable, Equatable, CustomStringConvertible {
         case absolute(Double)
         /// A factor of the model's holdout value of the metric (of its magnitude, for a negative value).
@@ -84,6 +99,11 @@ public struct RetrainPolicy: Sendable, Equatable {
     /// After a deploy or a retrain request, no new retrain is asked for during this long.
     public var cooldown: Duration = .seconds(3_600)
     public var retrainOnDrift = false
+    public var trigger = Trigger.loss
+    /// The loss test's level: its false-alarm rate on a model whose error has not changed.
+    public var alpha = 0.01
+    /// The least growth of the mean loss, against the reference's, that asks for a retrain.
+    public var minimumLossRatio = 1.1
 
     public init() {}
 
@@ -98,6 +118,8 @@ public struct RetrainPolicy: Sendable, Equatable {
     /// The value a model of `task` with these holdout metrics is held to, or `nil` for a relative threshold
     /// without the holdout value.
     public func limit(task: ModelArtifact.Task, holdout: [String: Double]?) -> Double? {
+        // The loss trigger holds a version to a threshold only when one is set.
+        if trigger == .loss && self.threshold == nil { return nil }
         let (metric, threshold) = resolved(for: task)
         switch threshold {
         case .absolute(let value): return value
@@ -114,9 +136,16 @@ public struct RetrainPolicy: Sendable, Equatable {
     ///   - metrics: the window's metrics by `PerformanceMetric` raw value.
     ///   - labels: labelled predictions in the window.
     ///   - holdout: the model's holdout metrics, for a relative threshold.
+    ///   - lossShift: the loss test of the window against the version's reference window; `nil` while the
+    ///     reference is filling (`referenceLabels` of the `referenceSize` it needs).
     public func judge(task: ModelArtifact.Task, metrics: [String: Double], labels: Int, holdout: [String: Double]?,
-                      drift: DriftReport?) -> Judgement
+                      drift: DriftReport?, lossShift: LossShift? = nil, referenceLabels: Int = 0, referenceSize: Int = 0)
+        -> Judgement
     {
+        if trigger == .loss {
+            return judgeLoss(task: task, metrics: metrics, labels: labels, holdout: holdout, drift: drift,
+                             lossShift: lossShift, referenceLabels: referenceLabels, referenceSize: referenceSize)
+        }
         let (metric, threshold) = resolved(for: task)
         var judgement = Judgement(metric: metric.rawValue, threshold: threshold.description, labels: labels)
         let drifted = drift?.datasetDrift ?? false
@@ -154,6 +183,63 @@ public struct RetrainPolicy: Sendable, Equatable {
         }
         return judgement
     }
+
+    private func judgeLoss(task: ModelArtifact.Task, metrics: [String: Double], labels: Int, holdout: [String: Double]?,
+                           drift: DriftReport?, lossShift: LossShift?, referenceLabels: Int, referenceSize: Int)
+        -> Judgement
+    {
+        let metric = resolved(for: task).metric
+        var judgement = Judgement(metric: metric.rawValue, threshold: threshold?.description ?? "", labels: labels)
+        judgement.trigger = trigger.rawValue
+        let drifted = drift?.datasetDrift ?? false
+        judgement.datasetDrift = drifted
+        judgement.value = metrics[metric.rawValue]
+        guard PerformanceMetric.available(for: task).contains(metric) else {
+            judgement.reason = "\(metric.rawValue) is not a \(task.rawValue) metric; choose one of \(PerformanceMetric.available(for: task).map(\.rawValue).joined(separator: ", "))"
+            return judgement
+        }
+        // An explicit threshold is a floor: its breach asks for a retrain whatever the loss test says.
+        var floor: String?
+        if threshold != nil, labels >= minimumLabels, let limit = limit(task: task, holdout: holdout),
+           let value = judgement.value
+        {
+            judgement.limit = limit
+            if metric.higherIsBetter ? value < limit : value > limit {
+                floor = "\(metric.rawValue) \(formatted(value)) \(metric.higherIsBetter ? "<" : ">") \(formatted(limit)) on \(labels) labels"
+            }
+        }
+        var statement: String
+        var fired = false
+        judgement.lossShift = lossShift
+        if let shift = lossShift, shift.currentRows >= minimumLabels {
+            let growth = shift.ratio.isFinite ? "×\(formatted(shift.ratio))" : "from nothing"
+            statement = "mean loss \(growth) the reference's on \(shift.currentRows) labels against \(shift.referenceRows) (Mann–Whitney p = \(String(format: "%.2g", shift.pValue)))"
+            fired = shift.pValue < alpha && shift.ratio >= minimumLossRatio
+            if !fired {
+                statement += shift.pValue < alpha
+                    ? "; below the least growth of ×\(formatted(minimumLossRatio))"
+                    : "; not significant at \(formatted(alpha))"
+            }
+        } else if let shift = lossShift {
+            statement = "\(shift.currentRows) labels since the reference window, fewer than the \(minimumLabels) needed for a decision"
+        } else if referenceLabels < referenceSize {
+            statement = "the reference window is filling: \(referenceLabels) of \(referenceSize) labels"
+        } else {
+            statement = "no labels since the reference window"
+        }
+        if let floor { statement = floor + "; " + statement }
+        judgement.breached = fired || floor != nil
+        if fired || floor != nil {
+            judgement.retrain = true
+            judgement.reason = statement
+        } else if drifted && retrainOnDrift {
+            judgement.retrain = true
+            judgement.reason = "dataset drift (\(drift?.drifted ?? 0) of \(drift?.tested ?? 0) features); \(statement)"
+        } else {
+            judgement.reason = statement + (drifted ? "; dataset drift, but RETRAIN_ON_DRIFT is off" : "")
+        }
+        return judgement
+    }
 }
 
 /// What the policy concluded for one model version.
@@ -169,6 +255,10 @@ public struct Judgement: Sendable, Equatable, Codable {
     public var datasetDrift = false
     public var retrain = false
     public var reason = ""
+    /// `loss` or `threshold` (absent: `threshold`, as before the loss trigger).
+    public var trigger: String?
+    /// The loss test, under the loss trigger once the reference window is full.
+    public var lossShift: LossShift?
 
     public init(metric: String, threshold: String, labels: Int) {
         self.metric = metric
@@ -177,7 +267,8 @@ public struct Judgement: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case metric, threshold, labels, limit, value, breached, datasetDrift = "dataset_drift", retrain, reason
+        case metric, threshold, labels, limit, value, breached, datasetDrift = "dataset_drift", retrain, reason, trigger,
+             lossShift = "loss_shift"
     }
 }
 

@@ -40,6 +40,8 @@ public struct Backtest: Sendable {
         /// The metric the policy watches (default: the task's), and when a retrain starts.
         public var metric: String?
         public var threshold: String?
+        /// What asks for a retrain: the loss test (default) or the threshold.
+        public var trigger = RetrainPolicy.Trigger.loss
         public var canaryPercent = 50
         public var canaryLabels = 48
         /// Where models and logs go (default: a new temporary folder).
@@ -57,9 +59,9 @@ public struct Backtest: Sendable {
     public let model: ModelArtifact
     /// Where the replay starts: after the months the first model was trained on.
     public let start: Date
-    /// The policy's metric and threshold.
+    /// The policy's metric and threshold (`nil`: none, for the loss trigger).
     public let metric: String
-    public let threshold: String
+    public let threshold: String?
     /// The metric of the closing table (rmse, or log loss).
     public let error: String
     public let folder: String
@@ -160,8 +162,10 @@ public struct Backtest: Sendable {
             policyMetric = PerformanceMetric.defaultMetric(for: model.task)
         }
         metric = policyMetric.rawValue
-        threshold = options.threshold ?? (policyMetric.higherIsBetter ? "0.9x" : "1.2x")
-        guard RetrainPolicy.Threshold(threshold) != nil else {
+        // The threshold trigger needs one (by default 10 % worse than the holdout, 20 % for an error); for the
+        // loss trigger one is a floor, only when given.
+        threshold = options.threshold ?? (options.trigger == .threshold ? (policyMetric.higherIsBetter ? "0.9x" : "1.2x") : nil)
+        if let threshold, RetrainPolicy.Threshold(threshold) == nil {
             throw ReplayError("--threshold must be a number or a factor such as 0.8x, not '\(threshold)'")
         }
         error = model.task == .regression ? "rmse" : "log_loss"
@@ -240,6 +244,18 @@ public struct Backtest: Sendable {
         ])
     }
 
+    /// The policy, in words.
+    var policy: String {
+        let floor = threshold.map { "\(metric) passes \($0)" }
+        switch options.trigger {
+        case .loss:
+            return "retrain when the loss over the newest \(options.window) labels grows against the serving version's first \(options.window) (Mann–Whitney p < 0.01, mean ×1.1)"
+                + (floor.map { ", or when \($0)" } ?? "")
+        case .threshold:
+            return "retrain when \(metric) over the newest \(options.window) labels passes \(threshold ?? "")"
+        }
+    }
+
     /// What the backtest prints before it starts: the stream, the first model, the policy, the folder.
     public var header: String {
         let holdout = model.training?.holdoutMetrics
@@ -248,7 +264,7 @@ public struct Backtest: Sendable {
             first model: \(model.name)@1 (\(model.predictor.family)) trained on \(model.training?.rows ?? 0) rows \
             to \(ReplayOutput.day(start)); holdout \(metric) \(holdout?[metric].map(ReplayOutput.number) ?? "–"), \
             \(error) \(holdout?[error].map(ReplayOutput.number) ?? "–")
-            policy: retrain when \(metric) over the newest \(options.window) labels passes \(threshold); \
+            policy: \(policy); \
             canary at \(options.canaryPercent) % until \(options.canaryLabels) labels each; \
             evaluate every \(Self.duration(options.evaluateEvery)), labels after \(Self.duration(options.labelDelay))
             models and logs: \(folder)
@@ -288,12 +304,14 @@ public struct Backtest: Sendable {
             // machine's speed): every version that served is evaluated each cycle.
             "PERFORMANCE_WINDOW_ROWS": "\(options.window)", "PERFORMANCE_WINDOW_MAX_AGE": "3650d",
             "DRIFT_WINDOW_ROWS": "\(options.window)", "DRIFT_WINDOW": "3650d",
-            "RETRAIN_METRIC": metric, "RETRAIN_THRESHOLD": threshold, "MIN_LABELS": "\(max(1, options.window / 2))",
+            "RETRAIN_METRIC": metric, "RETRAIN_TRIGGER": options.trigger.rawValue,
+            "MIN_LABELS": "\(max(1, options.window / 2))",
             // Stream time waits for the loop, and evaluate runs once a stream day: no cooldown is needed.
             "RETRAIN_COOLDOWN": "0s", "RETRAIN_COMMAND": "\(options.binaries)/retrain",
             "TRAINING_WINDOW_ROWS": "\(options.trainingRows)", "TRAINING_WINDOW_MAX_AGE": "3650d",
             "LOG_LEVEL": "warning", "STORE_MODE": "durable",
         ] { environment[key] = value }
+        environment["RETRAIN_THRESHOLD"] = threshold
         if let url = options.databaseURL { environment["DATABASE_URL"] = url }
         return environment
     }

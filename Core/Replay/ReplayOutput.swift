@@ -32,6 +32,9 @@ public struct ReplayOutput: Sendable {
             var text = (errorValue.map { "\(error) \(Self.number($0)), " } ?? "")
                 + "\(metric) \(Self.number(value)) over \(judgement.labels) labels"
             if let limit = judgement.limit { text += " (limit \(Self.number(limit)))" }
+            if let shift = judgement.lossShift {
+                text += ", loss ×\(Self.number(shift.ratio)) of its first window's (p \(String(format: "%.2g", shift.pValue)))"
+            }
             parts.append(text)
         } else if let labels = live.performance?.labelled {
             parts.append("\(labels) labels so far")

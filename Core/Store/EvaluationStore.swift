@@ -121,6 +121,24 @@ public struct EvaluationStore: Sendable {
         return false
     }
 
+    /// When the model's newest retrain outcome discarded its challenger (a candidate rejected, or a canary
+    /// rolled back): when that was, and how many labelled predictions `version` has made since. `nil` when the
+    /// newest outcome put a version into service, or there is none.
+    public func sinceDiscard(name: String, version: String) async throws -> (at: Date, labels: Int)? {
+        let rows = try await client.query("""
+            WITH last AS (
+                SELECT created_at, kind, detail->>'status' AS status FROM event
+                WHERE model_name = \(name) AND kind IN ('retrain_finished', 'rolled_back', 'deployed', 'promoted', 'canary_started')
+                ORDER BY id DESC LIMIT 1)
+            SELECT created_at, (SELECT count(*) FROM prediction
+                                WHERE model_name = \(name) AND model_version = \(version) AND label IS NOT NULL
+                                  AND created_at > last.created_at)::int
+            FROM last WHERE kind = 'rolled_back' OR (kind = 'retrain_finished' AND status = 'rejected')
+            """, logger: logger)
+        for try await (at, labels) in rows.decode((Date, Int).self) { return (at, labels) }
+        return nil
+    }
+
     /// Claims the right to start a retrain of model `name`, atomically: under a transaction-scoped advisory
     /// lock on the model, it checks that no retrain is running (a `retrain_requested` without a later
     /// `retrain_finished` or `retrain_failed`, younger than `timeout`) and that the last deploy, promotion or

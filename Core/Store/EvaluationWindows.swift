@@ -259,6 +259,50 @@ public struct EvaluationWindows: Sendable {
         return window
     }
 
+    /// Per-row losses of a version, for the loss-shift trigger: its reference window (its first `rows`
+    /// labelled predictions, whenever they were) and its current one (its newest `rows` labelled
+    /// predictions after the reference, no older than `bounds.maxAge`). The loss is the absolute error for a
+    /// regression and the log loss (probabilities clipped as for the metrics) for a classifier; rows whose
+    /// label does not fit are left out.
+    public func losses(of artifact: ModelArtifact, rows: Int, bounds: WindowBounds, now: Date = Date()) async throws
+        -> (reference: [Double], current: [Double])
+    {
+        let loss = switch artifact.task {
+        case .regression: "abs(value_number - label_number)"
+        case .binary, .multiclass: """
+            -ln(least(greatest(CASE WHEN jsonb_typeof(prediction->'probabilities'->(label #>> '{}')) = 'number'
+                                    THEN (prediction->'probabilities'->>(label #>> '{}'))::float8 END,
+                               \(logLossEpsilon)), 1 - \(logLossEpsilon)))
+            """
+        }
+        var bindings = PostgresBindings()
+        bindings.append(artifact.name)
+        bindings.append(artifact.version)
+        bindings.append(rows)
+        bindings.append(bounds.since(now))
+        let sql = """
+            WITH reference AS (
+                SELECT created_at, id, \(loss) AS loss FROM prediction
+                WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL AND \(loss) IS NOT NULL
+                ORDER BY created_at, id LIMIT $3),
+            current AS (
+                SELECT \(loss) AS loss FROM prediction
+                WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL AND \(loss) IS NOT NULL
+                  AND created_at >= $4
+                  AND (created_at, id) > (SELECT created_at, id FROM reference ORDER BY created_at DESC, id DESC LIMIT 1)
+                ORDER BY created_at DESC, id DESC LIMIT $3)
+            SELECT true, loss FROM reference
+            UNION ALL
+            SELECT false, loss FROM current
+            """
+        var reference: [Double] = [], current: [Double] = []
+        let result = try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
+        for try await (isReference, loss) in result.decode((Bool, Double).self) {
+            if isReference { reference.append(loss) } else { current.append(loss) }
+        }
+        return (reference, current)
+    }
+
     private func one<each T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as: (repeat each T).Type) async throws
         -> (repeat each T)
     {

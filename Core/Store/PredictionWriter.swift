@@ -689,7 +689,7 @@ public final class PredictionWriter: Service, Sendable {
                               client: PostgresClient, logger: Logger) async throws
     {
         let statement = Self.statement(rows, rejected: rejected)
-        try await client.committing(logger: logger) { connection in
+        _ = try await client.committing(logger: logger) { connection in
             try await connection.query(statement, logger: logger)
         }
     }

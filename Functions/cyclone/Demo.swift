@@ -1,5 +1,6 @@
 import ArgumentParser
 import CycloneModel
+import CycloneMonitoring
 import CycloneReplay
 import CycloneRuntime
 import CycloneTraining
@@ -42,9 +43,12 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Labelled rows in the performance window, and rows in the drift window.") var window = 168
     @Option(help: "Newest labelled rows a retrain trains on (TRAINING_WINDOW_ROWS).") var trainingRows = 720
     @Option(help: "The metric the policy watches (default: r2, or roc_auc for a classifier).") var metric: String?
+    @Option(help: "What asks for a retrain: loss (the loss grows against the serving version's first window) or threshold.")
+    var trigger = "loss"
     @Option(help: """
-        When a retrain starts: a number, or a factor of the live model's holdout value (default: 0.9x for a \
-        metric where higher is better, 1.2x otherwise).
+        With --trigger threshold, when a retrain starts: a number, or a factor of the live model's holdout value \
+        (default: 0.9x for a metric where higher is better, 1.2x otherwise). With the loss trigger, a floor \
+        besides (default: none).
         """)
     var threshold: String?
     @Option(help: "Share of requests a new version answers as a canary before promotion; 0 deploys at once.")
@@ -123,6 +127,10 @@ struct Demo: AsyncParsableCommand {
         options.trainingRows = trainingRows
         options.metric = metric
         options.threshold = threshold
+        guard let trigger = RetrainPolicy.Trigger(rawValue: trigger) else {
+            throw ReplayError("--trigger must be loss or threshold, not '\(trigger)'")
+        }
+        options.trigger = trigger
         options.canaryPercent = canaryPercent
         options.canaryLabels = canaryLabels
         options.folder = folder

@@ -121,7 +121,7 @@ import Testing
                                output: .value(150), label: .number(Double(100 + i % 7)))
             }, model: artifact, spacing: 0.01)
             let (status, output) = try await CycloneCommand.run(["evaluate", "--database-url", db.url],
-                                                     environment: ["RETRAIN_COOLDOWN": "0s"])
+                                                     environment: ["RETRAIN_COOLDOWN": "0s", "RETRAIN_TRIGGER": "threshold"])
             #expect(status == 0)
             #expect(output.contains("rides@3 (serving)"), "\(output)")
             #expect(output.contains("performance: 150 labels"), "\(output)")

@@ -73,9 +73,12 @@ func regressionRows(_ model: ModelArtifact, _ rows: [Stream.Row]) throws -> [Ser
     try rows.map { ServedInstance(input: $0.instance, output: .value(try predicted(model, $0)), label: .number($0.y)) }
 }
 
+/// An evaluator on `db`. The threshold trigger unless `environment` says otherwise: these tests provoke their
+/// retrains with a broken stream, which drives R² below 0.4 at once (`LossTriggerTests` has the loss trigger).
 func evaluator(_ db: TestDatabase, _ environment: [String: String] = [:], platform: any Platform = LocalPlatform(),
                alerts: AlertNotifier? = nil) throws -> Evaluator
 {
+    let environment = ["RETRAIN_TRIGGER": "threshold"].merging(environment) { $1 }
     let settings = try EvaluationSettings(reader: ConfigReader.cyclone(environment: environment))
     return Evaluator(client: db.client, settings: settings, platform: platform,
                      alerts: alerts ?? AlertNotifier(webhook: settings.alertWebhook, logger: .test), logger: .test)

@@ -162,9 +162,12 @@ func categoricalWindow(_ values: [String?]) -> WindowColumn {
     }
 }
 
+/// The threshold trigger (`RETRAIN_TRIGGER=threshold`); the loss trigger is `LossShiftTests`' and
+/// `LossTriggerTests`'.
 @Suite struct RetrainPolicyTests {
     @Test func absoluteAndRelativeThresholdsBreachInTheMetricsDirection() {
         var policy = RetrainPolicy()
+        policy.trigger = .threshold
         let r2 = policy.judge(task: .regression, metrics: ["r2": 0.39], labels: 500, holdout: nil, drift: nil)
         #expect(r2.breached == true && r2.retrain && r2.limit == 0.4)
         #expect(policy.judge(task: .regression, metrics: ["r2": 0.4], labels: 500, holdout: nil, drift: nil).breached == false)
@@ -180,6 +183,7 @@ func categoricalWindow(_ values: [String?]) -> WindowColumn {
 
     @Test func belowTheMinimumLabelsNothingIsDecided() {
         var policy = RetrainPolicy()
+        policy.trigger = .threshold
         policy.minimumLabels = 200
         let judgement = policy.judge(task: .regression, metrics: ["r2": -3], labels: 199, holdout: nil, drift: nil)
         #expect(judgement.breached == nil && !judgement.retrain)
@@ -189,6 +193,7 @@ func categoricalWindow(_ values: [String?]) -> WindowColumn {
     @Test func driftAloneRetrainsOnlyWhenOptedIn() {
         let drift = DriftReport(features: [], prediction: nil, tested: 4, drifted: 3, driftedShare: 0.75, datasetDrift: true)
         var policy = RetrainPolicy()
+        policy.trigger = .threshold
         let off = policy.judge(task: .regression, metrics: ["r2": 0.9], labels: 500, holdout: nil, drift: drift)
         #expect(!off.retrain && off.datasetDrift && off.reason.contains("RETRAIN_ON_DRIFT is off"))
         policy.retrainOnDrift = true
@@ -209,12 +214,14 @@ func categoricalWindow(_ values: [String?]) -> WindowColumn {
     @Test(arguments: [(0.5, 0.45), (-0.4, -0.44)])
     func relativeThresholdsAllowSlackBelowTheHoldout(_ holdout: Double, _ limit: Double) {
         var policy = RetrainPolicy()
+        policy.trigger = .threshold
         policy.metric = .r2
         policy.threshold = .relative(0.9)
         let judged = policy.judge(task: .regression, metrics: ["r2": holdout], labels: 500, holdout: ["r2": holdout],
                                   drift: nil)
         #expect(abs((judged.limit ?? .nan) - limit) < 1e-12 && judged.breached == false, "\(judged)")
         var rmse = RetrainPolicy()
+        rmse.trigger = .threshold
         rmse.metric = .rmse
         rmse.threshold = .relative(1.25)
         #expect(rmse.judge(task: .regression, metrics: ["rmse": 13], labels: 500, holdout: ["rmse": 10], drift: nil)

@@ -20,7 +20,7 @@ import Testing
         #expect(backtest.start == Date(timeIntervalSince1970: 1_738_368_000))  // 2025-02-01
         #expect(backtest.replayRows.count == 672 + 384)
         #expect(backtest.stream.months(in: backtest.replayRows).map(\.month) == ["2025-02", "2025-03"])
-        #expect(backtest.metric == "r2" && backtest.threshold == "0.9x" && backtest.error == "rmse")
+        #expect(backtest.metric == "r2" && backtest.threshold == nil && backtest.error == "rmse")
         #expect(backtest.replayRows.allSatisfy { backtest.firstModelOutputs[$0] != nil })
         #expect(backtest.firstModelOutputs[..<backtest.replayRows.lowerBound].allSatisfy { $0 == nil })
         #expect(backtest.header.contains("evaluate every 1d, labels after 1d"), "\(backtest.header)")

@@ -209,7 +209,7 @@ func withCloud(evaluate settings: [String: String] = [:], job: [String: String] 
                     }
                     let port = freePort()
                     let server = try ChildProcess(evaluate.path, environment: project.merging([
-                        "PORT": "\(port)", "RETRAIN_COOLDOWN": "0s", "CANARY_MIN_LABELS": "50",
+                        "PORT": "\(port)", "RETRAIN_COOLDOWN": "0s", "CANARY_MIN_LABELS": "50", "RETRAIN_TRIGGER": "threshold",
                     ].merging(settings) { $1 }) { $1 }, logPath: "\(local.folder)/evaluate.log")
                     // Nothing outlives the test's database: evaluate stops, and every retrain started finishes.
                     func stop() async {

@@ -30,8 +30,9 @@ import FoundationNetworking
                     "no pattern change falls in ten weeks: \(output)")
             #expect(output.contains("bikes@2 accepted") || output.contains("bikes@2 rejected"), "\(output)")
             #expect(output.contains("rmse per month, lower is better"), "\(output)")
-            // A week's line: the error and the policy's metric over the window, against its limit.
-            #expect(output.split(separator: "\n").contains { $0.contains("·  rmse ") && $0.contains(", r2 ") && $0.contains("(limit ") },
+            // A week's line: the error and the policy's metric over the window, and the loss against the serving
+            // version's first window.
+            #expect(output.split(separator: "\n").contains { $0.contains("·  rmse ") && $0.contains(", r2 ") && $0.contains(", loss ×") },
                     "\(output)")
             // February and half of March are replayed; January trained the first model.
             let table = Self.table(output)

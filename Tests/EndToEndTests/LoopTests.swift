@@ -45,6 +45,7 @@ import Testing
             try await label(db, y, 0..<500)
             let environment = [
                 "DATABASE_URL": db.url, "RETRAIN_COMMAND": retrain.path, "MODEL_DIR": folder, "RETRAIN_COOLDOWN": "0s",
+                "RETRAIN_TRIGGER": "threshold",
                 "CANARY_PERCENT": "50", "CANARY_MIN_LABELS": "50", "LOG_LEVEL": "error", "PATH": "/usr/bin:/bin",
             ]
             let first = try ChildProcess(cyclone.path, arguments: ["evaluate"], environment: environment,

@@ -32,7 +32,7 @@ func json(_ buffer: ByteBuffer) throws -> [String: Any] {
                 SELECT gen_random_uuid(), 'bikes', '7', \(input)::jsonb, '{"value": 100}'::jsonb, to_jsonb(l), now(), now()
                 FROM UNNEST(\(labels)::float8[]) AS l
                 """, logger: .test)
-            let settings = try EvaluateSettings(reader: ConfigReader.cyclone(environment: ["DATABASE_URL": db.url]))
+            let settings = try EvaluateSettings(reader: ConfigReader.cyclone(environment: ["DATABASE_URL": db.url, "RETRAIN_TRIGGER": "threshold"]))
             let app = try await buildApplication(settings, logger: .test)
             try await app.test(.router) { client in
                 try await client.execute(uri: "/evaluate", method: .post) { response in
@@ -128,7 +128,7 @@ func json(_ buffer: ByteBuffer) throws -> [String: Any] {
             try await db.client.query("UPDATE prediction SET label = '90', labeled_at = now() WHERE key = ANY(\(labelled))",
                                       logger: .test)
 
-            let settings = try EvaluateSettings(reader: ConfigReader.cyclone(environment: ["DATABASE_URL": db.url]))
+            let settings = try EvaluateSettings(reader: ConfigReader.cyclone(environment: ["DATABASE_URL": db.url, "RETRAIN_TRIGGER": "threshold"]))
             let app = try await buildApplication(settings, logger: .test)
             try await app.test(.router) { client in
                 try await client.execute(uri: "/api/models", method: .get) { response in
@@ -195,7 +195,7 @@ func json(_ buffer: ByteBuffer) throws -> [String: Any] {
 
     @Test func anEmptyDatabaseAnswersEmptyLists() async throws {
         try await withTestDatabase { db in
-            let settings = try EvaluateSettings(reader: ConfigReader.cyclone(environment: ["DATABASE_URL": db.url]))
+            let settings = try EvaluateSettings(reader: ConfigReader.cyclone(environment: ["DATABASE_URL": db.url, "RETRAIN_TRIGGER": "threshold"]))
             let app = try await buildApplication(settings, logger: .test)
             try await app.test(.router) { client in
                 for (uri, key) in [("/api/models", "models"), ("/api/events", "events"), ("/api/volume", "series"),

@@ -1,0 +1,81 @@
+import CycloneCloud
+import CycloneEvaluation
+import CycloneModel
+import CycloneMonitoring
+import CycloneStore
+import CycloneTestSupport
+import Foundation
+import Testing
+
+/// The default trigger: the serving version's loss against its own first window, on a stream with a known
+/// answer (stationary, then a step change), through the evaluator and real PostgreSQL. Each batch of rows is
+/// stamped just before now, after the previous cycle, so the batches never interleave in time.
+@Suite struct LossTriggerTests {
+    static let environment = ["RETRAIN_TRIGGER": "loss", "PERFORMANCE_WINDOW_ROWS": "100", "MIN_LABELS": "50", "RETRAIN_COOLDOWN": "0s",
+                              "PERFORMANCE_WINDOW_MAX_AGE": "30d"]
+
+    /// 80 cycles of 25 fresh labels from the world the model knows: the loss test fires in about 1 % of
+    /// cycles at most (its level; the windows overlap, so the cycles are not independent). Then the world
+    /// breaks: the test fires within three cycles, and says why.
+    @Test func aStationaryStreamRaisesFewAlarmsAndAStepChangeIsCaughtSoon() async throws {
+        let model = try trainedModel()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+            var stream = Stream(seed: 41)
+            try await db.store(try regressionRows(model, stream.rows(100)), model: model, endingAgo: 1, spacing: 0.0001)
+            let first = try await evaluator(db, Self.environment).run()
+            #expect(first.models.first?.judgement?.reason.contains("labels since the reference window") == true
+                    || first.models.first?.judgement?.reason.contains("no labels since") == true,
+                    "\(String(describing: first.models.first?.judgement))")
+            var falseAlarms = 0
+            for _ in 0..<80 {
+                try await db.store(try regressionRows(model, stream.rows(25)), model: model, spacing: 0.0001)
+                let judgement = try #require(try await evaluator(db, Self.environment).run().models.first?.judgement)
+                #expect(judgement.lossShift?.referenceRows == 100)
+                if judgement.retrain { falseAlarms += 1 }
+            }
+            #expect(falseAlarms <= 3, "\(falseAlarms) false alarms in 80 cycles at level 0.01")
+
+            var caughtAfter: Int?
+            for cycle in 1...6 where caughtAfter == nil {
+                try await db.store(try regressionRows(model, stream.rows(25, broken: true)), model: model, spacing: 0.0001)
+                let evaluation = try #require(try await evaluator(db, Self.environment).run().models.first)
+                if evaluation.judgement?.retrain == true {
+                    caughtAfter = cycle
+                    #expect(evaluation.judgement?.reason.contains("Mann–Whitney p = ") == true, "\(evaluation)")
+                    #expect(evaluation.action.kind == .retrainStarted)
+                }
+            }
+            #expect((caughtAfter ?? 99) <= 3, "caught after \(String(describing: caughtAfter)) cycles of 25 broken rows")
+        }
+    }
+
+    /// A discarded challenger (a rejected candidate) is not followed by another on the same evidence: the
+    /// next retrain waits for a window of labels predicted after the discard.
+    @Test func afterADiscardTheNextRetrainWaitsForFreshLabels() async throws {
+        let model = try trainedModel()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+            var stream = Stream(seed: 43)
+            try await db.store(try regressionRows(model, stream.rows(100)), model: model, endingAgo: 2, spacing: 0.0001)
+            try await db.store(try regressionRows(model, stream.rows(100, broken: true)), model: model, endingAgo: 1,
+                               spacing: 0.0001)
+            let breach = try #require(try await evaluator(db, Self.environment).run().models.first)
+            #expect(breach.action.kind == .retrainStarted, "\(breach)")
+            let store = EvaluationStore(client: db.client, logger: .test)
+            try await store.event(.retrainFinished, name: "demand", version: "2",
+                                  detail: ["status": "rejected", "reason": "not 1 % better"])
+            // The rows stored next are stamped from the clock back by their spacing: all after the discard.
+            try await Task.sleep(for: .milliseconds(100))
+            var kinds: [ModelEvaluation.Action.Kind] = []
+            for _ in 0..<5 {
+                try await db.store(try regressionRows(model, stream.rows(25, broken: true)), model: model, spacing: 0.0001)
+                let evaluation = try #require(try await evaluator(db, Self.environment).run().models.first)
+                #expect(evaluation.judgement?.retrain == true)
+                kinds.append(evaluation.action.kind)
+            }
+            // 25, 50 and 75 fresh labels wait; at 100 (PERFORMANCE_WINDOW_ROWS) a new retrain starts.
+            #expect(kinds == [.awaitingLabels, .awaitingLabels, .awaitingLabels, .retrainStarted, .retrainRunning], "\(kinds)")
+        }
+    }
+}
