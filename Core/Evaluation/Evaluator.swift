@@ -127,7 +127,7 @@ public struct Evaluator: Sendable {
         }
         // After a discarded challenger, a new one only on a window of fresh labels: the same evidence would
         // ask for the same retrain again, day after day.
-        if let discard = try await store.sinceDiscard(name: served.name, version: served.version),
+        if let discard = try await store.sinceDiscard(name: served.name, version: served.version, enough: referenceSize),
            discard.labels < referenceSize
         {
             evaluation.action = .init(kind: .awaitingLabels, detail: "the last challenger was discarded at \(discard.at.formatted(.iso8601)); \(discard.labels) of the \(referenceSize) labels needed since (PERFORMANCE_WINDOW_ROWS)")

@@ -237,7 +237,8 @@ public struct Backtest: Sendable {
         let monthly = monthlyBaseline(), expanding = monthlyBaseline(expanding: true)
         return MonthlyTable(metric: error, model: model, stream: stream, rows: replayRows, strategies: [
             .init(name: "first model", outputs: firstModelOutputs, retrains: 0, deploys: 0),
-            .init(name: "Cyclone loop", outputs: replay.served, retrains: replay.retrains, deploys: replay.deployments),
+            .init(name: "Cyclone loop", outputs: replay.served, retrains: replay.retrains, fits: replay.fits,
+                  deploys: replay.deployments),
             .init(name: "every month", outputs: monthly.outputs, retrains: monthly.retrains, deploys: monthly.retrains),
             .init(name: "expanding", outputs: expanding.outputs, retrains: expanding.retrains,
                   deploys: expanding.retrains),
@@ -294,7 +295,9 @@ public struct Backtest: Sendable {
 
     /// What the three servers and the retrains they start read.
     var environment: [String: String] {
-        var environment = ProcessInfo.processInfo.environment
+        // Only what a process needs from this one's (the rest of the settings are the replay's own, so a
+        // variable left in the shell cannot change a replay's decisions).
+        var environment = ProcessInfo.processInfo.environment.filter { ["PATH", "HOME", "TMPDIR", "LANG", "DATABASE_URL"].contains($0.key) }
         for (key, value) in [
             "MODEL_PATH": LocalPlatform.servingPath(name: model.name, in: models),
             "CANARY_MODEL_PATH": LocalPlatform.canaryPath(name: model.name, in: models),

@@ -31,6 +31,8 @@ public struct LoopReplay: Sendable {
     public struct Outcome: Sendable {
         public var served: [Output?]
         public var retrains = 0
+        /// Models trained: each retrain fits a candidate per training window, and refits the one accepted.
+        public var fits = 0
         public var deployments = 0
         /// Wall-clock time spent sending predictions, sending labels, in evaluate, and waiting for retrains
         /// and swaps.
@@ -86,7 +88,10 @@ public struct LoopReplay: Sendable {
             lastEvent = events.last?.id ?? lastEvent
             for event in events {
                 if let line = describe(event) { output.event(at: next, line) }
-                if event.kind == "retrain_finished" { outcome.retrains += 1 }
+                if event.kind == "retrain_finished" {
+                    outcome.retrains += 1
+                    outcome.fits += max(1, event.detail["windows"].array.count) + (event.detail["refitted"] == .bool(true) ? 1 : 0)
+                }
                 if ["deployed", "promoted"].contains(event.kind) { outcome.deployments += 1 }
             }
             if settled || events.contains(where: { ["deployed", "canary_started", "promoted", "rolled_back"].contains($0.kind) }) {

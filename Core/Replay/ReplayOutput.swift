@@ -51,8 +51,9 @@ public struct ReplayOutput: Sendable {
 
 /// The closing table: the metric per month of the replay for each strategy (the first model left alone, the
 /// loop, the calendar baselines), over all rows, and the mean of the months (each month weighs the same,
-/// however many rows it has); then each strategy's retrains (models trained: compute) and deploys (models
-/// put into service).
+/// however many rows it has); then each strategy's retrains, the models they fitted (compute: a loop's
+/// retrain fits a candidate per training window and refits the one it accepts) and its deploys (models put
+/// into service).
 public struct MonthlyTable: Sendable {
     public struct Row: Sendable {
         public var month: String
@@ -66,12 +67,14 @@ public struct MonthlyTable: Sendable {
         public var name: String
         public var outputs: [Output?]
         public var retrains: Int
+        public var fits: Int
         public var deploys: Int
 
-        public init(name: String, outputs: [Output?], retrains: Int, deploys: Int) {
+        public init(name: String, outputs: [Output?], retrains: Int, fits: Int? = nil, deploys: Int) {
             self.name = name
             self.outputs = outputs
             self.retrains = retrains
+            self.fits = fits ?? retrains
             self.deploys = deploys
         }
     }
@@ -80,6 +83,7 @@ public struct MonthlyTable: Sendable {
     public var columns: [String]
     public var rows: [Row] = []
     public var retrains: [Int] = []
+    public var fits: [Int] = []
     public var deploys: [Int] = []
 
     /// The months of `stream` within `rows`, with each strategy's outputs scored by `model`'s metrics.
@@ -87,6 +91,7 @@ public struct MonthlyTable: Sendable {
         self.metric = metric
         columns = strategies.map(\.name)
         retrains = strategies.map(\.retrains)
+        fits = strategies.map(\.fits)
         deploys = strategies.map(\.deploys)
         func row(_ month: String, _ range: Range<Int>) -> Row {
             let labels = stream.target.values.selecting(rows: Array(range))
@@ -115,6 +120,7 @@ public struct MonthlyTable: Sendable {
             lines.append(lead(row.month, row.rows.map(String.init) ?? "") + row.values.map { cell($0.map(ReplayOutput.number) ?? "–") }.joined())
         }
         lines.append(lead("retrains", "") + retrains.map { cell("\($0)") }.joined())
+        lines.append(lead("fits", "") + fits.map { cell("\($0)") }.joined())
         lines.append(lead("deploys", "") + deploys.map { cell("\($0)") }.joined())
         return lines.joined(separator: "\n")
     }

@@ -30,8 +30,9 @@ public final class ModelSet: Sendable {
     public subscript(name: String) -> Serving? { serving.withLock { $0[name] } }
 
     /// The version of `name` that answers a request: during a canary, the canary for `canaryPercent` of the
-    /// caller's keys (by a hash of `key`, so a key always goes the same way and a replay is repeatable) or,
-    /// for a request without a key, of the prediction ids (by the random bits of `id`, its first one).
+    /// caller's keys (by a hash of `key` with the canary's version, so a key always goes the same way during
+    /// one canary, a replay is repeatable, and each canary draws its own keys) or, for a request without a
+    /// key, of the prediction ids (by the random bits of `id`, its first one).
     public func model(_ name: String, for id: UUID, key: String? = nil) -> ServedModel? {
         serving.withLock { serving in
             guard let models = serving[name] else { return nil }
@@ -40,7 +41,8 @@ public final class ModelSet: Sendable {
             if let key {
                 // FNV-1a, 64-bit, then SplitMix64's finaliser so that keys differing in a last digit spread:
                 // stable across processes and machines (Swift's Hasher is seeded per process).
-                var z = key.utf8.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+                let text = canary.artifact.version + "\u{0}" + key
+                var z = text.utf8.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
                 z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
                 z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
                 bucket = z ^ (z >> 31)

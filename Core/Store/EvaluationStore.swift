@@ -121,19 +121,23 @@ public struct EvaluationStore: Sendable {
         return false
     }
 
-    /// When the model's newest retrain outcome discarded its challenger (a candidate rejected, or a canary
-    /// rolled back): when that was, and how many labelled predictions `version` has made since. `nil` when the
-    /// newest outcome put a version into service, or there is none.
-    public func sinceDiscard(name: String, version: String) async throws -> (at: Date, labels: Int)? {
+    /// When the model's newest retrain outcome discarded a challenger to `version` (a candidate retrained from
+    /// it rejected, or a canary beside it rolled back): when that was, and how many labelled predictions
+    /// `version` has made since, counted up to `enough`. `nil` when the newest outcome put a version into
+    /// service, or there is none.
+    public func sinceDiscard(name: String, version: String, enough: Int) async throws -> (at: Date, labels: Int)? {
         let rows = try await client.query("""
             WITH last AS (
-                SELECT created_at, kind, detail->>'status' AS status FROM event
+                SELECT created_at, kind, detail->>'status' AS status,
+                       coalesce(detail->>'parent', detail->>'live_version') AS parent FROM event
                 WHERE model_name = \(name) AND kind IN ('retrain_finished', 'rolled_back', 'deployed', 'promoted', 'canary_started')
                 ORDER BY id DESC LIMIT 1)
-            SELECT created_at, (SELECT count(*) FROM prediction
-                                WHERE model_name = \(name) AND model_version = \(version) AND label IS NOT NULL
-                                  AND created_at > last.created_at)::int
-            FROM last WHERE kind = 'rolled_back' OR (kind = 'retrain_finished' AND status = 'rejected')
+            SELECT created_at, (SELECT count(*) FROM (
+                                    SELECT 1 FROM prediction
+                                    WHERE model_name = \(name) AND model_version = \(version) AND label IS NOT NULL
+                                      AND created_at > last.created_at LIMIT \(enough)) fresh)::int
+            FROM last WHERE (kind = 'rolled_back' OR (kind = 'retrain_finished' AND status = 'rejected'))
+                        AND parent = \(version)
             """, logger: logger)
         for try await (at, labels) in rows.decode((Date, Int).self) { return (at, labels) }
         return nil

@@ -43,17 +43,18 @@ public struct TrainingWindows: Sendable, Equatable {
 
     public init(_ reader: ConfigReader) throws {
         newest = try WindowBounds.training(reader)
-        let maxRows = try reader.setting("training.max.rows", variable: "TRAINING_MAX_ROWS", default: 1_000_000,
-                                         expected: "a positive integer", Int.positive)
         let rows = newest.rows
-        sizes = try reader.setting("training.windows", variable: "TRAINING_WINDOWS", default: [rows, 3 * rows, maxRows],
+        // Never below the newest window: a TRAINING_WINDOW_ROWS beyond it is read whole, as it always was.
+        let maxRows = max(rows, try reader.setting("training.max.rows", variable: "TRAINING_MAX_ROWS", default: 1_000_000,
+                                                   expected: "a positive integer", Int.positive))
+        sizes = try reader.setting("training.windows", variable: "TRAINING_WINDOWS", default: [rows, rows.multipliedReportingOverflow(by: 3).overflow ? maxRows : 3 * rows, maxRows],
                                    expected: "multiples of TRAINING_WINDOW_ROWS and `all`, such as 1,3,all") { text in
             var sizes: [Int] = []
             for word in text.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
-                if word == "all" {
+                if word.lowercased() == "all" {
                     sizes.append(maxRows)
                 } else if let multiple = Int(word), multiple > 0 {
-                    let (size, overflow) = multiple.multipliedReportingOverflow(by: rows)
+                    let (size, overflow) = multiple.multipliedReportingOverflow(by: rows)  // beyond Int: the most rows
                     sizes.append(overflow ? maxRows : size)
                 } else {
                     return nil
@@ -64,6 +65,11 @@ public struct TrainingWindows: Sendable, Equatable {
         sizes = Array(Set(sizes.map { min($0, maxRows) })).sorted()
     }
 
-    /// What a retrain reads: the widest window's rows, no older than the age limit.
-    public var read: WindowBounds { WindowBounds(rows: sizes.last ?? newest.rows, maxAge: newest.maxAge) }
+    /// What a retrain reads, no older than the age limit: the widest window's rows, and the holdout's
+    /// (`holdout` of the newest window) after them, since the windows are counted before the holdout.
+    public func read(holdout: Double) -> WindowBounds {
+        let held = Int((Double(min(newest.rows, sizes.first ?? newest.rows)) * holdout).rounded())
+        let (rows, overflow) = (sizes.last ?? newest.rows).addingReportingOverflow(held)
+        return WindowBounds(rows: overflow ? Int.max : rows, maxAge: newest.maxAge)
+    }
 }

@@ -118,7 +118,7 @@ public struct Retrainer: Sendable {
         // the best on the holdout is chosen, the narrowest on a tie.
         let available = n - held
         var sizes: [Int] = []
-        for window in (options.windows.isEmpty ? [available] : options.windows).map({ min($0, available) })
+        for window in (options.windows.isEmpty ? [available] : options.windows.sorted()).map({ min($0, available) })
         where window >= options.minimumRows && !sizes.contains(window) {
             sizes.append(window)
         }
@@ -149,11 +149,16 @@ public struct Retrainer: Sendable {
                                          live: liveMetrics[metric.rawValue], rows: compared.count,
                                          servedByLive: !servedByLive.isEmpty)
         var trainedOn = (available - window)..<available
-        let refitted = accepted && options.refit
+        var refitted = accepted && options.refit
         if refitted {
-            // The gate has spoken; the newest rows should not be thrown away.
-            trainedOn = (available - window)..<n
-            candidate = try train(trainedOn)
+            // The gate has spoken; the newest rows should not be thrown away. A refit that fails (the holdout
+            // brings a class the window lacked, say) leaves the candidate the gate judged.
+            do {
+                candidate = try train((available - window)..<n)
+                trainedOn = (available - window)..<n
+            } catch {
+                refitted = false
+            }
         }
         candidate.training?.parentVersion = live.version
         candidate.training?.holdoutMetrics = candidateMetrics

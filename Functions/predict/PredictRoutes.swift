@@ -79,7 +79,7 @@ struct PredictRoutes: Sendable {
             return try await request.withJSONBody(limit: settings.server.maxBodyBytes, members: ["instances", "keys"],
                                                   budget: budget) { json in
                 let body = try Self.decodeBody(json)
-                let model = models.model(name, for: firstID, key: body.keys?.first ?? nil)!
+                let model = models.model(name, for: firstID, key: body.keys?.lazy.compactMap { $0 }.first)!
                 do {
                     return try await predict(body, model: model, firstID: firstID, now: now, started: started)
                 } catch let error as APIError where error.status.code < 500 {

@@ -51,7 +51,7 @@ struct RetrainJob: Sendable {
             throw RetrainError("\(settings.modelName)@\(settings.parentVersion) is not in the model registry")
         }
         try Task.checkCancellation()
-        let rows = try await LabelledRows.read(model: live, bounds: settings.windows.read, client: client, logger: logger)
+        let rows = try await LabelledRows.read(model: live, bounds: settings.windows.read(holdout: settings.options.holdout), client: client, logger: logger)
         guard rows.start != nil, rows.end != nil else {
             throw RetrainError("no labelled predictions of \(live.name) in the training window (TRAINING_WINDOW_MAX_AGE)")
         }

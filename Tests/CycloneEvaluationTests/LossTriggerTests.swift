@@ -64,7 +64,7 @@ import Testing
             #expect(breach.action.kind == .retrainStarted, "\(breach)")
             let store = EvaluationStore(client: db.client, logger: .test)
             try await store.event(.retrainFinished, name: "demand", version: "2",
-                                  detail: ["status": "rejected", "reason": "not 1 % better"])
+                                  detail: ["status": "rejected", "parent": "1", "reason": "not 1 % better"])
             // The rows stored next are stamped from the clock back by their spacing: all after the discard.
             try await Task.sleep(for: .milliseconds(100))
             var kinds: [ModelEvaluation.Action.Kind] = []

@@ -59,7 +59,7 @@ import Testing
         let table = backtest.table(LoopReplay.Outcome(served: backtest.firstModelOutputs))
         #expect(table.columns == ["first model", "Cyclone loop", "every month", "expanding"])
         #expect(table.rows.map(\.month) == ["2025-02", "2025-03", "all", "mean"])
-        #expect(table.retrains == [0, 0, 1, 1] && table.deploys == [0, 0, 1, 1])
+        #expect(table.retrains == [0, 0, 1, 1] && table.fits == [0, 0, 1, 1] && table.deploys == [0, 0, 1, 1])
         // The loop column here is the first model's outputs: the same figures as the first column.
         #expect(table.rows.allSatisfy { $0.values[0] == $0.values[1] })
         #expect(table.text.split(separator: "\n").last?.hasPrefix("deploys") == true, "\(table.text)")

@@ -13,14 +13,17 @@ import Testing
     @Test func byDefaultTheNewestWindowThreeTimesItAndEverything() throws {
         let defaults = try windows([:])
         #expect(defaults.sizes == [100_000, 300_000, 1_000_000])
-        #expect(defaults.read == WindowBounds(rows: 1_000_000, maxAge: .seconds(30 * 86_400)))
+        #expect(defaults.read(holdout: 0.2) == WindowBounds(rows: 1_020_000, maxAge: .seconds(30 * 86_400)),
+                "the widest window, and the holdout (a fifth of the newest) after it")
         let demo = try windows(["TRAINING_WINDOW_ROWS": "720", "TRAINING_MAX_ROWS": "5000", "TRAINING_WINDOW_MAX_AGE": "3650d"])
-        #expect(demo.sizes == [720, 2_160, 5_000] && demo.read.rows == 5_000 && demo.newest.rows == 720)
+        #expect(demo.sizes == [720, 2_160, 5_000] && demo.read(holdout: 0.2).rows == 5_144 && demo.newest.rows == 720)
+        // A newest window beyond TRAINING_MAX_ROWS is read whole, as before there were windows.
+        #expect(try windows(["TRAINING_WINDOW_ROWS": "2000000"]).sizes == [2_000_000])
     }
 
     @Test func aListPicksTheWindows() throws {
         #expect(try windows(["TRAINING_WINDOW_ROWS": "500", "TRAINING_WINDOWS": "1"]).sizes == [500])
-        #expect(try windows(["TRAINING_WINDOW_ROWS": "500", "TRAINING_WINDOWS": "all, 2"]).sizes == [1_000, 1_000_000])
+        #expect(try windows(["TRAINING_WINDOW_ROWS": "500", "TRAINING_WINDOWS": "ALL, 2"]).sizes == [1_000, 1_000_000])
         // A multiple past the most rows is the most rows, once.
         #expect(try windows(["TRAINING_WINDOW_ROWS": "500", "TRAINING_WINDOWS": "1,4,all", "TRAINING_MAX_ROWS": "1500"])
             .sizes == [500, 1_500])

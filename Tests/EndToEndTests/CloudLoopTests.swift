@@ -35,7 +35,7 @@ import Glibc
             var trained = 0
             for try await rows in try await cloud.db.client.query("SELECT training_rows::int FROM model WHERE version = '2'",
                                                                   logger: .test).decode(Int.self) { trained = rows }
-            #expect(trained == 250, "250 rows read, one window: 200 before the holdout's fifth, refitted with it")
+            #expect(trained == 300, "one window of 250 rows before the holdout (a fifth of it, 50), refitted with it")
             #expect(cloud.auth.state.withLock { $0.issued } == 2, "evaluate's token, and the retrain job's")
 
             // Its revision serves the changed world well, as live keeps serving it badly.

@@ -50,6 +50,8 @@ import FoundationNetworking
             #expect(retrains.count == 4 && deploys.count == 4, "\(output)")
             #expect(retrains[0] == 0 && deploys[0] == 0 && retrains[2...] == [1, 1] && deploys[2...] == [1, 1], "\(output)")
             #expect(retrains[1] >= 1 && deploys[1] <= retrains[1], "\(output)")
+            let fits = Self.counts(output, "fits")
+            #expect(fits.count == 4 && fits[2...] == [1, 1] && fits[1] >= retrains[1], "each retrain fits at least one model: \(output)")
 
             // Every replayed row is stored, named by the version that served it; the labels due are attached.
             var stored = 0, labelled = 0, versions: Set<String> = []
@@ -106,7 +108,7 @@ import FoundationNetworking
                 #expect(status == 0, "\(output)")
                 let lines = output.split(separator: "\n", omittingEmptySubsequences: false)
                 let start = try #require(lines.firstIndex { $0.hasSuffix("per month, lower is better") }, "\(output)")
-                let end = try #require(lines[start...].firstIndex { $0.hasPrefix("retrains") }, "\(output)")
+                let end = try #require(lines[start...].firstIndex { $0.hasPrefix("deploys") }, "\(output)")
                 tables.append(lines[start...end].joined(separator: "\n"))
             }
             #expect(tables[0].contains("Cyclone loop"), "\(tables[0])")
