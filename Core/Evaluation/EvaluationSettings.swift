@@ -26,7 +26,8 @@ public struct EvaluationSettings: Sendable {
     public var canaryTolerance: Double
     /// `CANARY_MAX_AGE` (24h): a canary still short of labels this long after it started is rolled back.
     public var canaryMaxAge: Duration
-    /// `TRAINING_WINDOW_ROWS` and `TRAINING_WINDOW_MAX_AGE` when set here: passed on to each retrain started.
+    /// `TRAINING_WINDOW_ROWS`, `TRAINING_WINDOW_MAX_AGE`, `TRAINING_WINDOWS` and `TRAINING_MAX_ROWS` when set
+    /// here: passed on to each retrain started.
     public var trainingWindow: [String: String]
 
     public init(reader: ConfigReader) throws {
