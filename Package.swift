@@ -134,7 +134,8 @@ let package = Package(
         // Tests: a module's tests depend on it and the test support; whole-loop tests are in EndToEndTests.
         .target(name: "CycloneTestSupport",
                 dependencies: ["CycloneModel", "CycloneTraining", "CycloneMonitoring", "CycloneStore", "CycloneCloud",
-                               .postgresNIO, .hummingbird, .httpTypes, .nioCore, .logging, .cryptoExtras],
+                               .postgresNIO, .hummingbird, .httpTypes, .nioCore, .nioHTTP1, .logging, .cryptoExtras,
+                               .asyncHTTPClient],
                 path: "Tests/Support", swiftSettings: swiftSettings),
         // Tree inference (scripts/bench-trees).
         .executableTarget(name: "TreeBenchmark", dependencies: ["CycloneModel"], path: "Tests/Benchmarks/Trees",

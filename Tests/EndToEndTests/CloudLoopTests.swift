@@ -207,10 +207,9 @@ func withCloud(evaluate settings: [String: String] = [:], job: [String: String] 
                         if status != 0 { print("retrain exited \(status): \(process.log)") }
                         return status == 0
                     }
-                    let port = freePort()
-                    let server = try ChildProcess(evaluate.path, environment: project.merging([
-                        "PORT": "\(port)", "RETRAIN_COOLDOWN": "0s", "CANARY_MIN_LABELS": "50", "RETRAIN_TRIGGER": "threshold",
-                    ].merging(settings) { $1 }) { $1 }, logPath: "\(local.folder)/evaluate.log")
+                    let (server, port) = try await ChildServer.start(evaluate.path, environment: project.merging([
+                        "RETRAIN_COOLDOWN": "0s", "CANARY_MIN_LABELS": "50", "RETRAIN_TRIGGER": "threshold",
+                    ].merging(settings) { $1 }) { $1 }, log: { _ in "\(local.folder)/evaluate.log" })
                     // Nothing outlives the test's database: evaluate stops, and every retrain started finishes.
                     func stop() async {
                         server.signal(SIGTERM)

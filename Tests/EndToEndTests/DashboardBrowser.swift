@@ -16,19 +16,11 @@ struct DashboardBrowser {
 
     /// Starts `evaluate` on a free port against `databaseURL` and waits until it is ready.
     static func start(databaseURL: String, log: String) async throws -> DashboardBrowser {
-        let port = freePort()
         var environment = ProcessInfo.processInfo.environment
         environment["DATABASE_URL"] = databaseURL
-        environment["PORT"] = "\(port)"
-        let process = try ChildProcess(try Repository.product("evaluate").path, environment: environment, stdout: log)
-        let browser = DashboardBrowser(base: "http://127.0.0.1:\(port)", process: process)
-        for _ in 0..<300 {
-            if (try? await browser.get("/readyz"))?.status == 200 { return browser }
-            if process.hasExited { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        await browser.stop()
-        throw TestDatabaseError(description: "evaluate did not become ready: \(process.log.suffix(500))")
+        let (process, port) = try await ChildServer.start(try Repository.product("evaluate").path, environment: environment,
+                                                          log: { _ in log })
+        return DashboardBrowser(base: "http://127.0.0.1:\(port)", process: process)
     }
 
     func stop() async {

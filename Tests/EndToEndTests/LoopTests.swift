@@ -22,12 +22,11 @@ import Testing
         let folder = TestFiles.folder.appendingPathComponent("cyclone-loop-\(UUID().uuidString)").path
         _ = try await LocalPlatform(modelDirectory: folder).deploy(live, canary: false)
         try await withTestDatabase { db in
-            let port = freePort()
-            let server = try ChildProcess(predict.path, environment: [
+            let (server, port) = try await ChildServer.start(predict.path, environment: [
                 "MODEL_PATH": LocalPlatform.servingPath(name: "demand", in: folder), "DATABASE_URL": db.url,
                 "CANARY_MODEL_PATH": LocalPlatform.canaryPath(name: "demand", in: folder), "CANARY_PERCENT": "50",
-                "PORT": "\(port)", "MODEL_RELOAD_INTERVAL": "100ms", "LOG_LEVEL": "warning",
-            ], logPath: "\(folder)/predict.log")
+                "MODEL_RELOAD_INTERVAL": "100ms", "LOG_LEVEL": "warning",
+            ], log: { _ in "\(folder)/predict.log" }, ready: "/healthz")
             defer { server.signal(SIGTERM) }
             let base = "http://127.0.0.1:\(port)"
 

@@ -26,24 +26,10 @@ import Glibc
                 ServedInstance(input: TestModels.bikeInstance, output: .value(100), label: .number(Double(90 + i % 21)))
             }
             try await db.store(served, model: model, spacing: 0.01)
-            let port = freePort()
-            let log = TestFiles.folder.appendingPathComponent("evaluate-\(port).log").path
-            let process = try ChildProcess(binary.path, environment: [
-                "DATABASE_URL": db.url, "PORT": "\(port)", "LOG_LEVEL": "warning",
-            ], logPath: log)
+            let (process, port) = try await ChildServer.start(
+                binary.path, environment: ["DATABASE_URL": db.url, "LOG_LEVEL": "warning"],
+                log: { TestFiles.folder.appendingPathComponent("evaluate-\($0).log").path }, ready: "/healthz")
             let base = "http://127.0.0.1:\(port)"
-            var up = false
-            for _ in 0..<200 where !up {
-                if let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: base + "/healthz"),
-                                                                       timeout: .seconds(1)),
-                    response.status == .ok
-                {
-                    up = true
-                } else {
-                    try await Task.sleep(for: .milliseconds(50))
-                }
-            }
-            try #require(up, "evaluate did not start: \(process.log)")
 
             // Hold the cycle mid-way: it waits to write its metric rows while this transaction locks the table.
             // SIGTERM arrives while it waits; once the lock goes, the cycle must still finish and answer.

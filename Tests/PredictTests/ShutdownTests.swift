@@ -22,40 +22,10 @@ import Glibc
         let model = try TestModels.file(TestModels.regression())
         try await withTestDatabase { db in
             let client = HTTPClient.shared
-            // A free port can be taken between the moment it is found and predict's bind (other tests start
-            // servers and open connections meanwhile): a predict that exits saying so is started again on
-            // another, and only a health answer while it still runs counts as up.
-            var running: ChildProcess?, address = ""
-            for _ in 0..<5 where running == nil {
-                let port = freePort()
-                let log = TestFiles.folder.appendingPathComponent("predict-\(port).log").path
-                let started = try ChildProcess(binary.path, environment: [
-                    "MODEL_PATH": model, "DATABASE_URL": db.url, "PORT": "\(port)", "STORE_MODE": "async",
-                    "LOG_LEVEL": "warning",
-                ], logPath: log)
-                address = "http://127.0.0.1:\(port)"
-                var up = false
-                for _ in 0..<100 where !up && !started.hasExited {
-                    if let response = try? await client.execute(HTTPClientRequest(url: address + "/healthz"), timeout: .seconds(1)),
-                        response.status == .ok, !started.hasExited
-                    {
-                        up = true
-                    } else {
-                        try await Task.sleep(for: .milliseconds(50))
-                    }
-                }
-                // Another test's server on the port could answer before this predict fails its bind: it must
-                // still be running a moment later.
-                if up { try await Task.sleep(for: .milliseconds(300)) }
-                if up && !started.hasExited {
-                    running = started
-                } else if !started.log.contains("is already in use") {
-                    Issue.record("predict did not start: \(started.log)")
-                    return
-                }
-            }
-            let process = try #require(running, "predict found no free port in five tries")
-            let base = address
+            let (process, port) = try await ChildServer.start(
+                binary.path, environment: ["MODEL_PATH": model, "DATABASE_URL": db.url, "STORE_MODE": "async", "LOG_LEVEL": "warning"],
+                log: { TestFiles.folder.appendingPathComponent("predict-\($0).log").path }, ready: "/healthz")
+            let base = "http://127.0.0.1:\(port)"
 
             let acknowledged = Acknowledged()
             let body = #"{"instances": [\#(TestModels.bikeInstance.jsonText), \#(TestModels.bikeInstance.jsonText)]}"#
