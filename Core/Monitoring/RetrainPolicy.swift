@@ -148,8 +148,7 @@ public struct RetrainPolicy: Sendable, Equatable {
         }
         let (metric, threshold) = resolved(for: task)
         var judgement = Judgement(metric: metric.rawValue, threshold: threshold.description, labels: labels)
-        let drifted = drift?.datasetDrift ?? false
-        judgement.datasetDrift = drifted
+        judgement.datasetDrift = drift?.datasetDrift ?? false
         guard PerformanceMetric.available(for: task).contains(metric) else {
             judgement.reason = "\(metric.rawValue) is not a \(task.rawValue) metric; choose one of \(PerformanceMetric.available(for: task).map(\.rawValue).joined(separator: ", "))"
             return judgement
@@ -172,7 +171,15 @@ public struct RetrainPolicy: Sendable, Equatable {
         judgement.breached = breached
         let comparison = metric.higherIsBetter ? (breached ? "<" : "≥") : (breached ? ">" : "≤")
         let statement = "\(metric.rawValue) \(formatted(value)) \(comparison) \(formatted(limit)) on \(labels) labels"
-        if breached {
+        conclude(&judgement, fired: breached, statement: statement, drift: drift)
+        return judgement
+    }
+
+    /// Asks for a retrain when the trigger `fired`, else on dataset drift when `retrainOnDrift` is set, and
+    /// says why in `reason`.
+    private func conclude(_ judgement: inout Judgement, fired: Bool, statement: String, drift: DriftReport?) {
+        let drifted = drift?.datasetDrift ?? false
+        if fired {
             judgement.retrain = true
             judgement.reason = statement
         } else if drifted && retrainOnDrift {
@@ -181,7 +188,6 @@ public struct RetrainPolicy: Sendable, Equatable {
         } else {
             judgement.reason = statement + (drifted ? "; dataset drift, but RETRAIN_ON_DRIFT is off" : "")
         }
-        return judgement
     }
 
     private func judgeLoss(task: ModelArtifact.Task, metrics: [String: Double], labels: Int, holdout: [String: Double]?,
@@ -191,8 +197,7 @@ public struct RetrainPolicy: Sendable, Equatable {
         let metric = resolved(for: task).metric
         var judgement = Judgement(metric: metric.rawValue, threshold: threshold?.description ?? "", labels: labels)
         judgement.trigger = trigger.rawValue
-        let drifted = drift?.datasetDrift ?? false
-        judgement.datasetDrift = drifted
+        judgement.datasetDrift = drift?.datasetDrift ?? false
         judgement.value = metrics[metric.rawValue]
         guard PerformanceMetric.available(for: task).contains(metric) else {
             judgement.reason = "\(metric.rawValue) is not a \(task.rawValue) metric; choose one of \(PerformanceMetric.available(for: task).map(\.rawValue).joined(separator: ", "))"
@@ -229,15 +234,7 @@ public struct RetrainPolicy: Sendable, Equatable {
         }
         if let floor { statement = floor + "; " + statement }
         judgement.breached = fired || floor != nil
-        if fired || floor != nil {
-            judgement.retrain = true
-            judgement.reason = statement
-        } else if drifted && retrainOnDrift {
-            judgement.retrain = true
-            judgement.reason = "dataset drift (\(drift?.drifted ?? 0) of \(drift?.tested ?? 0) features); \(statement)"
-        } else {
-            judgement.reason = statement + (drifted ? "; dataset drift, but RETRAIN_ON_DRIFT is off" : "")
-        }
+        conclude(&judgement, fired: fired || floor != nil, statement: statement, drift: drift)
         return judgement
     }
 }
