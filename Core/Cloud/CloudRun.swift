@@ -63,6 +63,11 @@ public struct CloudRun: Sendable {
         try await call(.GET, "/v2/\(location)/services/\(name)", doing: "reading service \(name)")
     }
 
+    /// revisions.get: a revision of `service`, with its `containers`.
+    public func revision(_ name: String, of service: String) async throws -> JSONValue {
+        try await call(.GET, "/v2/\(location)/services/\(service)/revisions/\(name)", doing: "reading revision \(name)")
+    }
+
     /// PATCHes the service and returns the operation. Without `updateMask` the body replaces the whole
     /// writable state, so it must be a whole service as read.
     public func patchService(_ name: String, _ service: JSONValue, updateMask: String? = nil) async throws -> JSONValue {

@@ -5,18 +5,24 @@ import Foundation
 /// layer, pushed by `ImageAppend`) and a new revision of the predict service on Cloud Run, at the canary's
 /// share of the traffic or all of it; promotion and rollback move traffic between revisions by name; a
 /// retrain is an execution of the retrain job.
+///
+/// A shadow rides in the live version's revision so traffic never splits: its image is the live revision's
+/// image plus the challenger's layer (`SHADOW_MODEL_PATH`), its revision takes all the traffic, and the live
+/// revision stays listed at 0 % (tag `live`). Promoting the shadow deploys the challenger's own image as a new
+/// revision; discarding it gives the live revision its traffic back.
 public struct CloudRunPlatform: Platform {
     public var cloudRun: CloudRun
     /// The predict service and the retrain job.
     public var service: String
     public var job: String
-    /// Builds the image of a model version; `nil` deploys `image` as it is (tests of traffic alone).
-    public var images: (@Sendable (ModelArtifact) async throws -> ImageReference)?
+    /// Builds the image of a model version: on the serve image (`nil`), or as the shadow on the given model
+    /// image. `nil`: no images can be built.
+    public var images: (@Sendable (ModelArtifact, _ shadowOn: ImageReference?) async throws -> ImageReference)?
     /// The share of traffic a canary gets, 1 to 99 (0 or 100 deploys to all traffic at once).
     public var canaryPercent: Int
 
     public init(cloudRun: CloudRun, service: String, job: String, canaryPercent: Int,
-                images: (@Sendable (ModelArtifact) async throws -> ImageReference)?) {
+                images: (@Sendable (ModelArtifact, ImageReference?) async throws -> ImageReference)?) {
         self.cloudRun = cloudRun
         self.service = service
         self.job = job
@@ -37,14 +43,22 @@ public struct CloudRunPlatform: Platform {
         return String("\(service)-\(clean(model.name))-v\(clean(model.version))".prefix(63 - 9))
     }
 
-    public func deploy(_ model: ModelArtifact, canary: Bool) async throws -> Deployment? {
+    public func deploy(_ model: ModelArtifact, as role: Role) async throws -> Deployment? {
         guard let images else { throw CloudError("no serve image to build \(model.name)@\(model.version)'s image on (SERVE_IMAGE)") }
-        let image = try await images(model)
+        var shadowOn: (revision: String, image: ImageReference)?
+        if role == .shadow {
+            let live = try Self.liveRevision(try await cloudRun.service(service))
+            guard let text = try await cloudRun.revision(live, of: service)["containers"].array.first?["image"].string else {
+                throw CloudError("revision \(live) of \(service) has no container image to add the shadow to")
+            }
+            shadowOn = (live, try ImageReference(text))
+        }
+        let image = try await images(model, shadowOn?.image)
         guard image.digest != nil else { throw CloudError("the image of \(model.name)@\(model.version) has no digest; revisions deploy by digest") }
         let revision = revisionName(model, image: image)
-        let split = canary && PlatformSettings.isCanary(canaryPercent)
+        let split = role == .canary && PlatformSettings.isCanary(canaryPercent)
         let ready = try await update("deploying \(model.name)@\(model.version) to \(service)") { service in
-            let live = try Self.liveRevision(service)
+            let live = try shadowOn?.revision ?? Self.liveRevision(service)
             guard case .object(var template) = service["template"], case .array(var containers) = template["containers"] ?? .null,
                   case .object(var container) = containers.first ?? .null
             else { throw CloudError("service \(self.service) has no container to put the image in") }
@@ -54,9 +68,13 @@ public struct CloudRunPlatform: Platform {
             template["revision"] = .string(revision)
             var object = service.object ?? [:]
             object["template"] = .object(template)
-            object["traffic"] = split
-                ? [Self.target(live, percent: 100 - canaryPercent), Self.target(revision, percent: canaryPercent, tag: "canary")]
-                : [Self.target(revision, percent: 100)]
+            object["traffic"] = if split {
+                [Self.target(live, percent: 100 - canaryPercent), Self.target(revision, percent: canaryPercent, tag: "canary")]
+            } else if role == .shadow {
+                [Self.target(revision, percent: 100), Self.target(live, percent: 0, tag: "live")]
+            } else {
+                [Self.target(revision, percent: 100)]
+            }
             return (.object(object), nil)
         }
         guard ready["latestReadyRevision"].string?.hasSuffix("/revisions/\(revision)") == true,
@@ -64,18 +82,24 @@ public struct CloudRunPlatform: Platform {
         else {
             throw CloudError("revision \(revision) of \(service) did not become ready")
         }
-        return Deployment(location: image.description,
-                          detail: "revision \(revision) serves \(split ? "\(canaryPercent) %" : "all") of \(service)")
+        let serves = split ? "\(canaryPercent) % of \(service)"
+            : role == .shadow ? "all of \(service), its live version with this one as shadow" : "all of \(service)"
+        
+        return Deployment(location: image.description, detail: "revision \(revision) serves \(serves)")
     }
 
-    public func promote(_ model: ModelArtifact) async throws -> Deployment? {
+    public func promote(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {
+        // A shadow's revision serves the live version: the challenger gets a revision of its own.
+        if role == .shadow { return try await deploy(model, as: .live) }
         let revision = try await moveTraffic("promoting \(model.name)@\(model.version) on \(service)") { service in
             try self.revision(of: model, in: service)
         }
         return Deployment(location: revision, detail: "revision \(revision) serves all of \(service)")
     }
 
-    public func rollback(_ model: ModelArtifact) async throws -> Deployment? {
+    /// Gives all the traffic to the revision besides the canary's or shadow's that had the most (the live
+    /// one; a shadow's stays listed at 0 %).
+    public func rollback(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {
         let revision = try await moveTraffic("rolling back \(model.name)@\(model.version) on \(service)") { service in
             let canary = try self.revision(of: model, in: service)
             let others = service["trafficStatuses"].array.filter { $0["revision"].string.map { $0 != canary } ?? false }

@@ -12,15 +12,23 @@ public struct ImageAppend: Sendable {
     public var target: ImageReference
     public var baseRegistry: Registry
     public var targetRegistry: Registry
+    /// `live`: the model is the one the image serves (`MODEL_PATH`); `shadow`: it rides beside the base's
+    /// model as its shadow (`SHADOW_MODEL_PATH`, `shadow.json` next to `MODEL_PATH`), the base being a model
+    /// image.
+    public var role: Role
 
     /// Where the model goes when the base image sets no `MODEL_PATH`.
     public static let defaultModelPath = "/srv/model/model.json"
 
-    public init(base: ImageReference, target: ImageReference, baseRegistry: Registry, targetRegistry: Registry) {
+    public init(base: ImageReference, target: ImageReference, baseRegistry: Registry, targetRegistry: Registry,
+                role: Role = .live)
+    {
+        precondition(role != .canary, "a canary is an image of its own, served as live")
         self.base = base
         self.target = target
         self.baseRegistry = baseRegistry
         self.targetRegistry = targetRegistry
+        self.role = role
     }
 
     /// What a push did.
@@ -45,23 +53,33 @@ public struct ImageAppend: Sendable {
             throw CloudError("the base image \(base) has a config that is not a JSON object")
         }
 
-        // The layer: the artifact at MODEL_PATH, as a reproducible tar (fixed times, root-owned), gzipped.
+        // The layer: the artifact at MODEL_PATH (a shadow's next to it), as a reproducible tar (fixed times,
+        // root-owned), gzipped.
         var environment = runtime["Env"]?.array.compactMap(\.string) ?? []
-        let modelPath = environment.first { $0.hasPrefix("MODEL_PATH=") }.map { String($0.dropFirst(11)) }
+        let servedPath = environment.first { $0.hasPrefix("MODEL_PATH=") }.map { String($0.dropFirst(11)) }
             ?? Self.defaultModelPath
+        let modelPath = role == .shadow
+            ? String(servedPath[..<(servedPath.lastIndex(of: "/") ?? servedPath.startIndex)]) + "/shadow.json"
+            : servedPath
         let tar = try Tar.archive(file: modelPath, contents: bytes)
         let layer = try Self.gzip(tar)
         let layerDigest = Digest.sha256(layer)
 
-        // The config: the layer's diff_id and history, and which model this image serves.
-        let settings = ["MODEL_PATH": modelPath, "MODEL_NAME": model.name, "MODEL_VERSION": model.version]
+        // The config: the layer's diff_id and history, and which model this image serves (or shadows).
+        let settings = role == .shadow
+            ? ["SHADOW_MODEL_PATH": modelPath, "SHADOW_MODEL_VERSION": model.version]
+            : ["MODEL_PATH": modelPath, "MODEL_NAME": model.name, "MODEL_VERSION": model.version]
         environment.removeAll { entry in settings.keys.contains { entry.hasPrefix("\($0)=") } }
         environment += settings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         runtime["Env"] = .array(environment.map(JSONValue.string))
         var labels = runtime["Labels"]?.object ?? [:]
-        labels["dev.cyclone.model.name"] = .string(model.name)
-        labels["dev.cyclone.model.version"] = .string(model.version)
-        labels["dev.cyclone.model.parent"] = .string(model.training?.parentVersion ?? "")
+        if role == .shadow {
+            labels["dev.cyclone.shadow.version"] = .string(model.version)
+        } else {
+            labels["dev.cyclone.model.name"] = .string(model.name)
+            labels["dev.cyclone.model.version"] = .string(model.version)
+            labels["dev.cyclone.model.parent"] = .string(model.training?.parentVersion ?? "")
+        }
         runtime["Labels"] = .object(labels)
         config["config"] = .object(runtime)
         guard case .object(var rootfs) = config["rootfs"] ?? .null, case .array(let diffIDs) = rootfs["diff_ids"] ?? .null else {
@@ -73,7 +91,7 @@ public struct ImageAppend: Sendable {
         config["created"] = .string(created)
         config["history"] = .array((config["history"]?.array ?? []) + [.object([
             "created": .string(created), "created_by": "cyclone image append",
-            "comment": .string("model \(model.name)@\(model.version) at \(modelPath)"),
+            "comment": .string("\(role == .shadow ? "shadow " : "")model \(model.name)@\(model.version) at \(modelPath)"),
         ])])
         let configBytes = Array(JSONValue.object(config).jsonText.utf8)
         let newConfigDigest = Digest.sha256(configBytes)

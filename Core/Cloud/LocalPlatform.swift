@@ -12,7 +12,8 @@ import Glibc
 /// Models live in a folder, one file per version (`NAME-VERSION.json`), with `NAME.json` a symlink to the
 /// one in service: predict serves `MODEL_PATH=FOLDER/NAME.json` and swaps when the link is re-pointed. During
 /// a canary `NAME.canary.json` points to the canary, which predict (`CANARY_MODEL_PATH`) serves to
-/// `CANARY_PERCENT` of the requests.
+/// `CANARY_PERCENT` of the requests; during a shadow evaluation `NAME.shadow.json` points to the challenger,
+/// which predict (`SHADOW_MODEL_PATH`) scores beside the live version.
 public struct LocalPlatform: Platform {
     /// The executable and its arguments, or `nil` to record requests only.
     public var retrainCommand: [String]?
@@ -29,12 +30,14 @@ public struct LocalPlatform: Platform {
     /// The link predict serves for model `name`.
     public static func servingPath(name: String, in directory: String) -> String { "\(directory)/\(name).json" }
 
-    /// The link predict serves a canary of model `name` from.
-    public static func canaryPath(name: String, in directory: String) -> String { "\(directory)/\(name).canary.json" }
+    /// The link predict serves model `name` from in `role`: `NAME.json`, `NAME.canary.json`, `NAME.shadow.json`.
+    public static func path(name: String, _ role: Role, in directory: String) -> String {
+        role == .live ? servingPath(name: name, in: directory) : "\(directory)/\(name).\(role.rawValue).json"
+    }
 
-    /// Writes the version's file (once; a version never changes) and points the model's link, or its canary
-    /// link, to it in one rename, so a reader sees the old file or the new one, never neither.
-    public func deploy(_ model: ModelArtifact, canary: Bool) async throws -> Deployment? {
+    /// Writes the version's file (once; a version never changes) and points the model's link for `role` to it
+    /// in one rename, so a reader sees the old file or the new one, never neither.
+    public func deploy(_ model: ModelArtifact, as role: Role) async throws -> Deployment? {
         guard let directory = modelDirectory else { return nil }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let file = Self.fileName(model)
@@ -52,32 +55,32 @@ public struct LocalPlatform: Platform {
             try bytes.write(to: URL(fileURLWithPath: partial))
             try Self.rename(partial, to: path)
         }
-        let link = canary ? Self.canaryPath(name: model.name, in: directory)
-                          : Self.servingPath(name: model.name, in: directory)
+        let link = Self.path(name: model.name, role, in: directory)
         try Self.point(link, to: file)
         return Deployment(location: path, detail: "\(link) now points to \(file)")
     }
 
-    public func promote(_ model: ModelArtifact) async throws -> Deployment? {
+    public func promote(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {
         guard let directory = modelDirectory else { return nil }
-        // Live first, then the canary link goes: predict never loses the version meanwhile.
-        let deployment = try await deploy(model, canary: false)
-        try Self.removeCanaryLink(of: model, in: directory)
+        // Live first, then the challenger's link goes: predict never loses the version meanwhile.
+        let deployment = try await deploy(model, as: .live)
+        try Self.removeLink(of: model, role, in: directory)
         return deployment
     }
 
-    public func rollback(_ model: ModelArtifact) async throws -> Deployment? {
+    public func rollback(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {
         guard let directory = modelDirectory else { return nil }
-        let link = Self.canaryPath(name: model.name, in: directory)
-        try Self.removeCanaryLink(of: model, in: directory)
-        return Deployment(location: link, detail: "\(link) removed; the live version serves everything")
+        let link = Self.path(name: model.name, role, in: directory)
+        try Self.removeLink(of: model, role, in: directory)
+        return Deployment(location: link, detail: "\(link) removed; the live version serves alone")
     }
 
     private static func fileName(_ model: ModelArtifact) -> String { "\(model.name)-\(model.version).json" }
 
-    /// Removes the canary link if it still points to `model` (a newer canary keeps its own).
-    private static func removeCanaryLink(of model: ModelArtifact, in directory: String) throws {
-        let link = canaryPath(name: model.name, in: directory)
+    /// Removes the canary or shadow link if it still points to `model` (a newer challenger keeps its own).
+    private static func removeLink(of model: ModelArtifact, _ role: Role, in directory: String) throws {
+        guard role != .live else { return }
+        let link = path(name: model.name, role, in: directory)
         if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == fileName(model) {
             try FileManager.default.removeItem(atPath: link)
         }

@@ -10,15 +10,26 @@ public protocol Platform: Sendable {
     /// Whether `deploy`, `promote` and `rollback` act; `false` when the platform records decisions only.
     var deploys: Bool { get }
 
-    /// Puts a registered model version into service, with no downtime: in place of the current one, or as a
-    /// canary beside it answering a share of the traffic. `nil` when this platform records deployments only.
-    func deploy(_ model: ModelArtifact, canary: Bool) async throws -> Deployment?
+    /// Puts a registered model version into service, with no downtime: in place of the current one (`live`), as
+    /// a canary beside it answering a share of the traffic, or as its shadow, scored on every request beside it
+    /// and answering none. `nil` when this platform records deployments only.
+    func deploy(_ model: ModelArtifact, as role: Role) async throws -> Deployment?
 
-    /// Gives the canary `model` all the traffic: it becomes the live version.
-    func promote(_ model: ModelArtifact) async throws -> Deployment?
+    /// Makes the canary or shadow `model` the live version, answering all the traffic.
+    func promote(_ model: ModelArtifact, from role: Role) async throws -> Deployment?
 
-    /// Ends the canary `model`; the live version takes all the traffic again.
-    func rollback(_ model: ModelArtifact) async throws -> Deployment?
+    /// Ends the canary or shadow `model`; the live version serves alone again.
+    func rollback(_ model: ModelArtifact, from role: Role) async throws -> Deployment?
+}
+
+/// How a deployed version serves.
+public enum Role: String, Sendable, Codable {
+    /// It answers every request.
+    case live
+    /// It answers a share of the requests beside the live version.
+    case canary
+    /// It is scored on every request beside the live version, which alone answers.
+    case shadow
 }
 
 /// A model version put into service.

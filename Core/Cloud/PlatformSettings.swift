@@ -13,14 +13,34 @@ public struct PlatformSettings: Sendable {
     }
 
     public var kind: Kind
-    /// `CANARY_PERCENT` (10): the share of traffic a new version gets first; 0 deploys it to all at once.
+    /// `CANARY_PERCENT` (10): the share of traffic a canary gets; 0 deploys it to all at once.
     public var canaryPercent: Int
+    /// `ROLLOUT`: how a retrained version that passed its holdout goes into service: `shadow` (the default;
+    /// scored beside live on every request, answering none, until the paired verdict), `canary` (answering
+    /// `CANARY_PERCENT` of the requests until the canary's verdict), `direct` (in place of live at once).
+    public var rollout: RolloutMode
+
+    public enum RolloutMode: String, Sendable, CaseIterable {
+        case shadow, canary, direct
+    }
+
+    /// The role a new version is deployed in.
+    public var newVersionRole: Role {
+        switch rollout {
+        case .shadow: .shadow
+        case .canary: Self.isCanary(canaryPercent) ? .canary : .live
+        case .direct: .live
+        }
+    }
 
     /// Whether a deployment with `canaryPercent` is a canary: 1…99 are; 0 and 100 replace the live version.
     public static func isCanary(_ canaryPercent: Int) -> Bool { (1..<100).contains(canaryPercent) }
 
     public init(reader: ConfigReader) throws {
         canaryPercent = try reader.canaryPercent()
+        rollout = try reader.setting("rollout", variable: "ROLLOUT", default: .shadow, expected: "shadow, canary or direct") {
+            RolloutMode(rawValue: $0)
+        }
         let platform = try reader.setting("platform", variable: "PLATFORM", default: "local",
                                           expected: "local or cloudrun") { ["local", "cloudrun"].contains($0) ? $0 : nil }
         if platform == "local" {
@@ -91,15 +111,18 @@ public struct CloudRunSettings: Sendable {
         guard let base = serveImage, let target = modelImages else {
             return CloudRunPlatform(cloudRun: cloudRun, service: service, job: job, canaryPercent: canaryPercent, images: nil)
         }
-        return CloudRunPlatform(cloudRun: cloudRun, service: service, job: job, canaryPercent: canaryPercent) { model in
+        return CloudRunPlatform(cloudRun: cloudRun, service: service, job: job, canaryPercent: canaryPercent) { model, shadowOn in
             var tagged = target
-            tagged.tag = String("\(model.name)-\(model.version)".map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "-" }.prefix(128))
+            let tag = "\(model.name)-\(model.version)" + (shadowOn == nil ? "" : "-shadow")
+            tagged.tag = String(tag.map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "-" }.prefix(128))
             tagged.digest = nil
+            let on = shadowOn ?? base
             // A registry on loopback (a test's) speaks plain HTTP.
             return try await ImageAppend(
-                base: base, target: tagged,
-                baseRegistry: Registry(host: base.registry, insecure: base.isLoopback, credentials: google(base.registry)),
-                targetRegistry: Registry(host: target.registry, insecure: target.isLoopback, credentials: google(target.registry)))
+                base: on, target: tagged,
+                baseRegistry: Registry(host: on.registry, insecure: on.isLoopback, credentials: google(on.registry)),
+                targetRegistry: Registry(host: target.registry, insecure: target.isLoopback, credentials: google(target.registry)),
+                role: shadowOn == nil ? .live : .shadow)
                 .push(model: model, bytes: Array(try model.encoded())).image
         }
     }

@@ -82,10 +82,10 @@ extension Evaluator {
         let rollout = Rollout(platform: platform, registry: registry, store: store)
         do {
             if promote {
-                try await rollout.promote(canary.artifact, detail: detail(decision))
+                try await rollout.promote(canary.artifact, from: .canary, detail: detail(decision))
                 decision.action = .promoted
             } else {
-                try await rollout.rollBack(canary.artifact, because: decision.reason, detail: detail(decision))
+                try await rollout.rollBack(canary.artifact, from: .canary, because: decision.reason, detail: detail(decision))
                 decision.action = .rolledBack
             }
         } catch {

@@ -7,8 +7,10 @@ public struct EvaluationReport: Sendable, Codable, Equatable {
     public var models: [ModelEvaluation]
     /// The canaries judged this cycle.
     public var canaries: [CanaryDecision] = []
+    /// The shadows judged this cycle.
+    public var shadows: [ShadowDecision] = []
 
-    enum CodingKeys: String, CodingKey { case evaluatedAt = "evaluated_at", models, canaries }
+    enum CodingKeys: String, CodingKey { case evaluatedAt = "evaluated_at", models, canaries, shadows }
 
     public func json() throws -> Data {
         let encoder = JSONEncoder()
@@ -99,7 +101,7 @@ extension EvaluationReport {
     /// The report for a terminal: a block per model version.
     public var text: String {
         guard !models.isEmpty else { return "no model version served in the evaluation windows" }
-        return (canaries.map(\.text) + models.map(\.text)).joined(separator: "\n\n")
+        return (canaries.map(\.text) + shadows.map(\.text) + models.map(\.text)).joined(separator: "\n\n")
     }
 }
 

@@ -26,6 +26,12 @@ public struct EvaluationSettings: Sendable {
     public var canaryTolerance: Double
     /// `CANARY_MAX_AGE` (24h): a canary still short of labels this long after it started is rolled back.
     public var canaryMaxAge: Duration
+    /// `SHADOW_ROWS` (`PERFORMANCE_WINDOW_ROWS`): the labelled pairs of a shadow's full sample, fixed before it
+    /// starts; `SHADOW_LOOKS` (4): the looks at it, at equal steps (1: one test at the full sample);
+    /// `SHADOW_ALPHA` (0.05): the chance over all looks of promoting a shadow no better than live;
+    /// `MIN_IMPROVEMENT` (0.01): how much lower (a share) the shadow's mean loss must be; `SHADOW_MAX_AGE` (7d):
+    /// a shadow still short of its next look this long after it started is discarded.
+    public var shadow: ShadowPolicy
     /// `TRAINING_WINDOW_ROWS`, `TRAINING_WINDOW_MAX_AGE`, `TRAINING_WINDOWS` and `TRAINING_MAX_ROWS` when set
     /// here: passed on to each retrain started.
     public var trainingWindow: [String: String]
@@ -78,6 +84,19 @@ public struct EvaluationSettings: Sendable {
         canaryMaxAge = try reader.setting("canary.max.age", variable: "CANARY_MAX_AGE", default: .seconds(86_400),
                                           expected: "a duration such as 12h or 1d", Duration.setting)
         trainingWindow = try WindowBounds.trainingOverrides(reader)
+        shadow = ShadowPolicy(
+            rows: try reader.setting("shadow.rows", variable: "SHADOW_ROWS", default: performance.rows,
+                                     expected: "a positive integer", Int.positive),
+            alpha: try reader.setting("shadow.alpha", variable: "SHADOW_ALPHA", default: 0.05,
+                                      expected: "a level above 0 and below 1, such as 0.05") {
+                Double($0).flatMap { $0 > 0 && $0 < 1 ? $0 : nil }
+            },
+            minimumImprovement: try reader.setting("min.improvement", variable: "MIN_IMPROVEMENT", default: 0.01,
+                                                   expected: "a share of at least 0, such as 0.01", Double.nonNegative),
+            maxAge: try reader.setting("shadow.max.age", variable: "SHADOW_MAX_AGE", default: .seconds(7 * 86_400),
+                                       expected: "a duration such as 3d or 12h", Duration.setting),
+            looks: try reader.setting("shadow.looks", variable: "SHADOW_LOOKS", default: 4,
+                                      expected: "a whole number from 1 to 20") { Int($0).flatMap { (1...20).contains($0) ? $0 : nil } })
         canaryTolerance = try reader.setting("canary.tolerance", variable: "CANARY_TOLERANCE", default: 0,
                                              expected: "a share of at least 0, such as 0.02", Double.nonNegative)
     }

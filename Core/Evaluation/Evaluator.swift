@@ -34,13 +34,18 @@ public struct Evaluator: Sendable {
     public func run(now: Date = Date()) async throws -> EvaluationReport {
         let oldest = max(settings.performance.maxAge, settings.drift.maxAge)
         let versions = try await windows.servedVersions(since: now.addingTimeInterval(-oldest.seconds))
-        // Canaries first: one judged this cycle changes which version is live.
-        var canaries: [CanaryDecision] = []
-        var canaryRunning: Set<String> = []
+        // Challengers first: a canary or shadow judged this cycle changes which version is live.
+        var canaries: [CanaryDecision] = [], shadows: [ShadowDecision] = []
+        var challengerRunning: Set<String> = []
         for name in Set(versions.map(\.name)).sorted() {
-            guard let decision = try await judgeCanary(of: name, now: now) else { continue }
-            canaries.append(decision)
-            if decision.action == .waiting || decision.action == .failed { canaryRunning.insert(name) }
+            if let decision = try await judgeCanary(of: name, now: now) {
+                canaries.append(decision)
+                if decision.action == .waiting || decision.action == .failed { challengerRunning.insert(name) }
+            }
+            if let decision = try await judgeShadow(of: name, now: now) {
+                shadows.append(decision)
+                if decision.action == .waiting || decision.action == .failed { challengerRunning.insert(name) }
+            }
         }
         var servingVersions: [String: String] = [:]
         for (name, served) in Dictionary(grouping: versions, by: \.name) {
@@ -52,15 +57,15 @@ public struct Evaluator: Sendable {
         var models: [ModelEvaluation] = []
         for version in versions {
             let serving = servingVersions[version.name] == version.version
-            var evaluation = try await evaluate(version, serving: serving && !canaryRunning.contains(version.name),
+            var evaluation = try await evaluate(version, serving: serving && !challengerRunning.contains(version.name),
                                                 now: now)
-            if serving, canaryRunning.contains(version.name), evaluation.judgement?.retrain == true {
-                evaluation.action.detail = "a canary is running; it is judged first"
+            if serving, challengerRunning.contains(version.name), evaluation.judgement?.retrain == true {
+                evaluation.action.detail = "a challenger (canary or shadow) is being judged; its verdict comes first"
             }
             evaluation.serving = serving
             models.append(evaluation)
         }
-        return EvaluationReport(evaluatedAt: now, models: models, canaries: canaries)
+        return EvaluationReport(evaluatedAt: now, models: models, canaries: canaries, shadows: shadows)
     }
 
     private func evaluate(_ served: ServedVersion, serving: Bool, now: Date) async throws -> ModelEvaluation {

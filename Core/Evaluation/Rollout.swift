@@ -23,43 +23,54 @@ public struct Rollout: Sendable {
         public var description: String { "\(underlying)" }
     }
 
-    /// Deploys the registered `candidate`, retrained from `parent`: as a canary answering `canaryPercent` of
-    /// the requests when that is 1…99, else in place of the live version. Returns `nil`, recording nothing,
-    /// when the platform does not deploy; throws `DeploymentFailed` when it refuses.
-    public func deploy(_ candidate: ModelArtifact, parent: String, canaryPercent: Int) async throws -> Deployment? {
+    /// Deploys the registered `candidate`, retrained from `parent`, in `role`: as the live version, as a canary
+    /// answering `canaryPercent` of the requests, or as the live version's shadow. Returns `nil`, recording
+    /// nothing, when the platform does not deploy; throws `DeploymentFailed` when it refuses.
+    public func deploy(_ candidate: ModelArtifact, parent: String, as role: Role, canaryPercent: Int) async throws
+        -> Deployment?
+    {
         guard platform.deploys else { return nil }
-        let canary = PlatformSettings.isCanary(canaryPercent)
         let deployment: Deployment
         do {
-            guard let deployed = try await platform.deploy(candidate, canary: canary) else { return nil }
+            guard let deployed = try await platform.deploy(candidate, as: role) else { return nil }
             deployment = deployed
         } catch {
             throw DeploymentFailed(underlying: error)
         }
-        if canary {
-            try await registry.startCanary(name: candidate.name, version: candidate.version)
-        } else {
-            try await registry.markLive(name: candidate.name, version: candidate.version)
+        switch role {
+        case .live: try await registry.markLive(name: candidate.name, version: candidate.version)
+        case .canary: try await registry.startChallenger(name: candidate.name, version: candidate.version, as: .canary)
+        case .shadow: try await registry.startChallenger(name: candidate.name, version: candidate.version, as: .shadow)
         }
         var detail: [String: JSONValue] = ["parent": .string(parent), "location": .string(deployment.location),
                                            "detail": .string(deployment.detail)]
-        if canary { detail["percent"] = .number(Double(canaryPercent)) }
-        try await store.event(canary ? .canaryStarted : .deployed, name: candidate.name, version: candidate.version,
-                              detail: .object(detail))
+        if role == .canary { detail["percent"] = .number(Double(canaryPercent)) }
+        let kind: EvaluationStore.EventKind = switch role {
+        case .live: .deployed
+        case .canary: .canaryStarted
+        case .shadow: .shadowStarted
+        }
+        try await store.event(kind, name: candidate.name, version: candidate.version, detail: .object(detail))
         return deployment
     }
 
-    /// Gives the canary `canary` all the traffic and records it live; `detail` goes into the `promoted` event.
-    public func promote(_ canary: ModelArtifact, detail: JSONValue) async throws {
-        _ = try await platform.promote(canary)
-        try await registry.markLive(name: canary.name, version: canary.version)
-        try await store.event(.promoted, name: canary.name, version: canary.version, detail: detail)
+    /// Makes the canary or shadow `challenger` live; `detail` goes into the `promoted` event.
+    public func promote(_ challenger: ModelArtifact, from role: Role, detail: JSONValue) async throws {
+        _ = try await platform.promote(challenger, from: role)
+        try await registry.markLive(name: challenger.name, version: challenger.version)
+        try await store.event(.promoted, name: challenger.name, version: challenger.version, detail: detail)
     }
 
-    /// Ends the canary `canary` and records it rejected `because`; `detail` goes into the `rolled_back` event.
-    public func rollBack(_ canary: ModelArtifact, because reason: String, detail: JSONValue) async throws {
-        _ = try await platform.rollback(canary)
-        try await registry.setStatus(name: canary.name, version: canary.version, .rejected, reason: "rolled back: " + reason)
-        try await store.event(.rolledBack, name: canary.name, version: canary.version, detail: detail)
+    /// Ends the canary or shadow `challenger` and records it rejected `because`; `detail` goes into the
+    /// `rolled_back` (canary) or `discarded` (shadow) event.
+    public func rollBack(_ challenger: ModelArtifact, from role: Role, because reason: String, detail: JSONValue)
+        async throws
+    {
+        _ = try await platform.rollback(challenger, from: role)
+        let verb = role == .shadow ? "discarded" : "rolled back"
+        try await registry.setStatus(name: challenger.name, version: challenger.version, .rejected,
+                                     reason: "\(verb): " + reason)
+        try await store.event(role == .shadow ? .discarded : .rolledBack, name: challenger.name,
+                              version: challenger.version, detail: detail)
     }
 }

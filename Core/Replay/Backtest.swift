@@ -42,6 +42,9 @@ public struct Backtest: Sendable {
         public var threshold: String?
         /// What asks for a retrain: the loss test (default) or the threshold.
         public var trigger = RetrainPolicy.Trigger.loss
+        /// How a retrained version goes into service (shadow by default; a canary at `canaryPercent` until
+        /// `canaryLabels` labels each).
+        public var rollout = PlatformSettings.RolloutMode.shadow
         public var canaryPercent = 50
         public var canaryLabels = 48
         /// Where models and logs go (default: a new temporary folder).
@@ -200,7 +203,7 @@ public struct Backtest: Sendable {
         }
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            _ = try await LocalPlatform(modelDirectory: models).deploy(model, canary: false)
+            _ = try await LocalPlatform(modelDirectory: models).deploy(model, as: .live)
         } catch {
             throw ReplayError("cannot write the first model to \(models): \(error.localizedDescription)")
         }
@@ -257,6 +260,15 @@ public struct Backtest: Sendable {
         }
     }
 
+    /// How new versions go into service, in words.
+    var rolloutText: String {
+        switch options.rollout {
+        case .shadow: "challengers in shadow, judged on up to \(options.window) labelled pairs at 4 looks"
+        case .canary: "canary at \(options.canaryPercent) % until \(options.canaryLabels) labels each"
+        case .direct: "new versions deployed at once"
+        }
+    }
+
     /// What the backtest prints before it starts: the stream, the first model, the policy, the folder.
     public var header: String {
         let holdout = model.training?.holdoutMetrics
@@ -266,7 +278,7 @@ public struct Backtest: Sendable {
             to \(ReplayOutput.day(start)); holdout \(metric) \(holdout?[metric].map(ReplayOutput.number) ?? "–"), \
             \(error) \(holdout?[error].map(ReplayOutput.number) ?? "–")
             policy: \(policy); \
-            canary at \(options.canaryPercent) % until \(options.canaryLabels) labels each; \
+            \(rolloutText); \
             evaluate every \(Self.duration(options.evaluateEvery)), labels after \(Self.duration(options.labelDelay))
             models and logs: \(folder)
             """
@@ -300,7 +312,9 @@ public struct Backtest: Sendable {
         var environment = ProcessInfo.processInfo.environment.filter { ["PATH", "HOME", "TMPDIR", "LANG", "DATABASE_URL"].contains($0.key) }
         for (key, value) in [
             "MODEL_PATH": LocalPlatform.servingPath(name: model.name, in: models),
-            "CANARY_MODEL_PATH": LocalPlatform.canaryPath(name: model.name, in: models),
+            "CANARY_MODEL_PATH": LocalPlatform.path(name: model.name, .canary, in: models),
+            "SHADOW_MODEL_PATH": LocalPlatform.path(name: model.name, .shadow, in: models),
+            "ROLLOUT": options.rollout.rawValue,
             "MODEL_DIR": models, "MODEL_RELOAD_INTERVAL": "50ms", "CANARY_PERCENT": "\(options.canaryPercent)",
             "CANARY_MIN_LABELS": "\(options.canaryLabels)",
             // The windows are counted in rows, never cut by the wall clock's age (which would depend on the

@@ -76,10 +76,14 @@ public struct LoopReplay: Sendable {
             // The database may hold other models; the demo follows its own.
             report.models.removeAll { $0.name != model.name }
             report.canaries.removeAll { $0.name != model.name }
+            report.shadows.removeAll { $0.name != model.name }
             cycle += 1
             var settled = false
             for decision in report.canaries where decision.action != .waiting {
                 output.event(at: next, "\(decision.name)@\(decision.version) \(decision.action == .promoted ? "promoted" : decision.action == .rolledBack ? "rolled back" : "canary decision failed"): \(decision.reason)")
+            }
+            for decision in report.shadows where decision.action != .waiting {
+                output.event(at: next, "\(decision.name)@\(decision.version) shadow \(decision.action == .failed ? "verdict failed" : decision.action.rawValue): \(decision.reason)")
             }
             if report.models.contains(where: { $0.action.kind == .retrainStarted }) {
                 settled = try await waitForRetrain(after: lastEvent)
@@ -94,7 +98,9 @@ public struct LoopReplay: Sendable {
                 }
                 if ["deployed", "promoted"].contains(event.kind) { outcome.deployments += 1 }
             }
-            if settled || events.contains(where: { ["deployed", "canary_started", "promoted", "rolled_back"].contains($0.kind) }) {
+            if settled || events.contains(where: {
+                ["deployed", "canary_started", "shadow_started", "promoted", "rolled_back", "discarded"].contains($0.kind)
+            }) {
                 try await waitForPredict()
             }
             outcome.waiting += lap()
@@ -152,23 +158,27 @@ public struct LoopReplay: Sendable {
         }
     }
 
-    /// Waits until predict serves what the registry says: the live version, and the canary if there is one.
-    /// predict notices a re-pointed link within MODEL_RELOAD_INTERVAL.
+    /// Waits until predict serves what the registry says: the live version, and the canary or shadow if there
+    /// is one. predict notices a re-pointed link within MODEL_RELOAD_INTERVAL.
     private func waitForPredict() async throws {
-        var expected: (live: String?, canary: String?) = (nil, nil)
+        var expected: [String: String] = [:]
         for try await (version, status) in try await client.query("""
-            SELECT version, status FROM model WHERE name = \(model.name) AND status IN ('live', 'canary')
+            SELECT version, status FROM model WHERE name = \(model.name) AND status IN ('live', 'canary', 'shadow')
             """, logger: logger).decode((String, String).self) {
-            if status == "live" { expected.live = version } else { expected.canary = version }
+            expected[status] = version
         }
-        var serving: (live: String?, canary: String?) = (nil, nil)
+        var serving: [String: String] = [:]
         for _ in 0..<500 {
             let status = try await servers.get(servers.predict, "/model")
-            serving = (status["version"].string, status["canary"]["version"].string)
+            serving = ["live": status["version"].string, "canary": status["canary"]["version"].string,
+                       "shadow": status["shadow"]["version"].string].compactMapValues { $0 }
             if serving == expected { return }
             try await Task.sleep(for: reload)
         }
-        throw ReplayError("predict serves \(serving.live ?? "none") (canary \(serving.canary ?? "none")), not the registry's \(expected.live ?? "none") (canary \(expected.canary ?? "none")); see predict.log")
+        let describe = { (versions: [String: String]) in
+            versions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        }
+        throw ReplayError("predict serves \(describe(serving)), not the registry's \(describe(expected)); see predict.log")
     }
 
     private func evaluate() async throws -> EvaluationReport {
@@ -217,7 +227,7 @@ public struct LoopReplay: Sendable {
                 switch event.kind {
                 case "retrain_failed": return false
                 case "retrain_finished" where event.detail["status"].string == "rejected": return false
-                case "deployed", "canary_started": return true
+                case "deployed", "canary_started", "shadow_started": return true
                 default: continue
                 }
             }
@@ -248,6 +258,7 @@ public struct LoopReplay: Sendable {
             return "\(version) \(accepted ? "accepted" : "rejected") (trained on \(rows) rows): \(reason)"
         case "retrain_failed": return "retrain failed: \(reason)"
         case "canary_started": return "\(version) serves \(Int(event.detail["percent"].number ?? 0)) % of requests as a canary"
+        case "shadow_started": return "\(version) scored in shadow beside live, answering none"
         case "deployed": return "\(version) deployed to all requests"
         default: return nil  // retrain_started, alert; promotions and rollbacks come from the report
         }

@@ -3,14 +3,16 @@ import Foundation
 import Synchronization
 
 /// The models a process serves, by name: for each, the live version and, during a canary, a second version
-/// that answers a share of the requests. A request takes its model once, at its start, and uses that one to
-/// the end, so a swap never shows a request half of one model and half of another; a swap replaces a model
+/// that answers a share of the requests, or, during a shadow evaluation, a challenger scored beside the live
+/// version on every request and answering none. A request takes its models once, at its start, and uses those
+/// to the end, so a swap never shows a request half of one model and half of another; a swap replaces a model
 /// whole.
 public final class ModelSet: Sendable {
     /// What serves one model name now.
     public struct Serving: Sendable {
         public var live: ServedModel
         public var canary: ServedModel?
+        public var shadow: ServedModel?
     }
 
     private let serving: Mutex<[String: Serving]>
@@ -54,15 +56,16 @@ public final class ModelSet: Sendable {
         }
     }
 
-    /// Makes `new` the live version of its name; returns the one it replaced. A canary of the same version
-    /// is over: it has become the live one.
+    /// Makes `new` the live version of its name; returns the one it replaced. A canary or shadow of the same
+    /// version is over: it has become the live one.
     @discardableResult
     public func swap(to new: ServedModel) -> ServedModel? {
         serving.withLock { serving in
             let name = new.artifact.name
             let old = serving[name]
-            var models = Serving(live: new, canary: old?.canary)
+            var models = Serving(live: new, canary: old?.canary, shadow: old?.shadow)
             if models.canary?.artifact.version == new.artifact.version { models.canary = nil }
+            if models.shadow?.artifact.version == new.artifact.version { models.shadow = nil }
             serving[name] = models
             return old?.live
         }
@@ -72,4 +75,12 @@ public final class ModelSet: Sendable {
     public func setCanary(_ canary: ServedModel?, of name: String) {
         serving.withLock { $0[name]?.canary = canary }
     }
+
+    /// Starts (or ends, with `nil`) the shadow of `name`, a name already served.
+    public func setShadow(_ shadow: ServedModel?, of name: String) {
+        serving.withLock { $0[name]?.shadow = shadow }
+    }
+
+    /// The shadow of `name` now, if any.
+    public func shadow(of name: String) -> ServedModel? { serving.withLock { $0[name]?.shadow } }
 }

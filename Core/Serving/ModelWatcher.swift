@@ -7,15 +7,23 @@ import ServiceLifecycle
 import Glibc
 #endif
 
-/// Watches `MODEL_PATH` (and `CANARY_MODEL_PATH`) and swaps in the model a path points to when it changes: a
-/// new file renamed over it, or a symlink re-pointed (what the local platform does to deploy). The new file is
-/// loaded and checked before the swap; a file that does not load, or holds another model's name, is logged and
-/// the current model keeps serving. A canary path that disappears ends the canary. A swapped-in version is
+/// Watches `MODEL_PATH` (and `CANARY_MODEL_PATH`, `SHADOW_MODEL_PATH`) and swaps in the model a path points to
+/// when it changes: a new file renamed over it, or a symlink re-pointed (what the local platform does to
+/// deploy). The new file is loaded and checked before the swap; a file that does not load, or holds another
+/// model's name, is logged and the current model keeps serving. A canary or shadow path that disappears ends
+/// the canary or the shadow; a shadow whose schema differs from live's is refused. A swapped-in version is
 /// registered like the first one.
 public struct ModelWatcher: Service {
+    /// A second version beside the live one, from its own path.
+    enum Challenger: String {
+        case canary, shadow
+    }
+
     let path: String
     let canaryPath: String?
-    let interval: Duration
+    let shadowPath: String?
+    /// How often the paths are checked; `nil`: the canary and shadow are loaded at the start, then nothing changes.
+    let interval: Duration?
     let models: ModelSet
     /// The model name watched, served by `models`.
     let name: String
@@ -23,12 +31,13 @@ public struct ModelWatcher: Service {
     let registry: ModelRegistry
     let logger: Logger
 
-    public init(path: String, canaryPath: String?, interval: Duration, models: ModelSet, name: String,
-                strictCategories: Bool, registry: ModelRegistry, logger: Logger)
+    public init(path: String, canaryPath: String?, shadowPath: String? = nil, interval: Duration?, models: ModelSet,
+                name: String, strictCategories: Bool, registry: ModelRegistry, logger: Logger)
     {
         precondition(models[name] != nil, "the watcher's model '\(name)' is not in the set")
         self.path = path
         self.canaryPath = canaryPath
+        self.shadowPath = shadowPath
         self.interval = interval
         self.models = models
         self.name = name
@@ -49,23 +58,31 @@ public struct ModelWatcher: Service {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown { await watch() }
+        // A service that returns would stop the group: stay until shutdown.
+        try? await gracefulShutdown()
     }
 
     private func watch() async {
         var seen = Self.identity(of: path)
-        var seenCanary = canaryPath.flatMap(Self.identity)
-        if let canaryPath, seenCanary != nil { reloadCanary(canaryPath) }
+        let challengers = [(Challenger.canary, canaryPath), (.shadow, shadowPath)].compactMap { role, path in
+            path.map { (role, $0) }
+        }
+        var seenChallengers = challengers.map { Self.identity(of: $0.1) }
+        for (index, (role, path)) in challengers.enumerated() where seenChallengers[index] != nil {
+            reload(role, from: path)
+        }
+        guard let interval else { return }
         while !Task.isCancelled {
             guard (try? await Task.sleep(for: interval)) != nil else { return }
             if let now = Self.identity(of: path), now != seen {
                 seen = now
                 reload()
             }
-            if let canaryPath {
-                let now = Self.identity(of: canaryPath)
-                if now != seenCanary {
-                    seenCanary = now
-                    reloadCanary(canaryPath)
+            for (index, (role, path)) in challengers.enumerated() {
+                let now = Self.identity(of: path)
+                if now != seenChallengers[index] {
+                    seenChallengers[index] = now
+                    reload(role, from: path)
                 }
             }
         }
@@ -100,25 +117,36 @@ public struct ModelWatcher: Service {
         register(new.artifact, status: .live)
     }
 
-    private func reloadCanary(_ canaryPath: String) {
-        guard Self.identity(of: canaryPath) != nil else {
-            if let ended = serving.canary?.artifact {
-                models.setCanary(nil, of: name)
-                logger.notice("canary ended", metadata: ["model": "\(ended.name)", "version": "\(ended.version)"])
+    private func reload(_ role: Challenger, from challengerPath: String) {
+        let current = role == .canary ? serving.canary : serving.shadow
+        let set = { (model: ServedModel?) in
+            role == .canary ? models.setCanary(model, of: name) : models.setShadow(model, of: name)
+        }
+        guard Self.identity(of: challengerPath) != nil else {
+            if let ended = current?.artifact {
+                set(nil)
+                logger.notice("\(role.rawValue) ended", metadata: ["model": "\(ended.name)", "version": "\(ended.version)"])
             }
             return
         }
-        // A canary file that does not load, or is the live model, ends the canary: the share must not keep
-        // going to a version the evaluator is no longer judging.
-        guard let canary = load(canaryPath), canary.artifact != serving.live.artifact else {
-            models.setCanary(nil, of: name)
+        // A file that does not load, or is the live model, ends the canary or shadow: traffic must not keep going
+        // to, nor labels be paired with, a version the evaluator is no longer judging.
+        guard let challenger = load(challengerPath), challenger.artifact != serving.live.artifact else {
+            set(nil)
             return
         }
-        models.setCanary(canary, of: name)
-        logger.notice("canary serving", metadata: [
-            "model": "\(canary.artifact.name)", "version": "\(canary.artifact.version)",
-            "percent": "\(models.canaryPercent)"])
-        register(canary.artifact, status: .canary)
+        // A shadow is scored on the live model's requests: it must take the same instances.
+        if role == .shadow, let problem = serving.live.challengeProblem(challenger.artifact) {
+            logger.error("the shadow model is refused; live keeps serving alone", metadata: [
+                "path": "\(challengerPath)", "version": "\(challenger.artifact.version)", "problem": "\(problem)"])
+            set(nil)
+            return
+        }
+        set(challenger)
+        var metadata: Logger.Metadata = ["model": "\(challenger.artifact.name)", "version": "\(challenger.artifact.version)"]
+        if role == .canary { metadata["percent"] = "\(models.canaryPercent)" }
+        logger.notice("\(role.rawValue) serving", metadata: metadata)
+        register(challenger.artifact, status: role == .canary ? .canary : .shadow)
     }
 
     /// Registers a swapped-in version in the background: a database outage must not stop the watching.

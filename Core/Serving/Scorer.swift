@@ -23,6 +23,9 @@ public struct Scorer: Sendable {
     }
 
     private let served = Counter(label: "cyclone_instances_served_total")
+    private let shadowScored = Counter(label: "cyclone_shadow_scores_total")
+    private let shadowFailed = Counter(label: "cyclone_shadow_skipped_total", dimensions: [("reason", "error")])
+    private let shadowLate = Counter(label: "cyclone_shadow_skipped_total", dimensions: [("reason", "budget")])
     private let imputed = Counter(label: "cyclone_imputed_values_total")
     private let unknownCategories = Counter(label: "cyclone_unknown_categories_total")
 
@@ -60,5 +63,36 @@ public struct Scorer: Sendable {
         if notes.imputed > 0 { imputed.increment(by: notes.imputed) }
         if notes.unknownCategories > 0 { unknownCategories.increment(by: notes.unknownCategories) }
         return Scored(predictions: predictions, rows: rows)
+    }
+
+    /// Scores the request's instances with `shadow` too, into `scored`'s rows (the answer is the live model's
+    /// alone): an instance the shadow cannot take, and every instance left once `budget` is spent, goes
+    /// without a shadow score and is counted in `cyclone_shadow_skipped_total` (by `reason`), so a shadow
+    /// never fails a request and delays it by at most the budget and one instance.
+    public func shadow(_ instances: [JSONValue], with shadow: ServedModel, into scored: inout Scored,
+                       budget: Duration)
+    {
+        let clock = ContinuousClock(), deadline = clock.now + budget
+        var notes = InstanceEncoder.Notes()
+        var scoredCount = 0, failed = 0
+        for (index, instance) in instances.enumerated() {
+            guard clock.now < deadline else {
+                shadowLate.increment(by: instances.count - index)
+                break
+            }
+            guard let x = try? shadow.encoder.encode(instance, path: "", notes: &notes) else {
+                failed += 1
+                continue
+            }
+            let output = shadow.artifact.predictor.predict(x)
+            var stored = JSONWriter(capacity: 64)
+            stored.raw(UInt8(ascii: "{"))
+            shadow.write(output, into: &stored)
+            stored.raw(UInt8(ascii: "}"))
+            scored.rows[index].shadow = PredictionRow.Shadow(version: shadow.artifact.version, prediction: stored.string)
+            scoredCount += 1
+        }
+        if scoredCount > 0 { shadowScored.increment(by: scoredCount) }
+        if failed > 0 { shadowFailed.increment(by: failed) }
     }
 }

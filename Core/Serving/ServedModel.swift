@@ -34,6 +34,21 @@ public struct ServedModel: Sendable {
                     strictCategories: strictCategories)
     }
 
+    /// Why `challenger` cannot be scored beside this model on the same requests (another name, task, classes,
+    /// or features by name, type and whether required), or `nil` when it can.
+    public func challengeProblem(_ challenger: ModelArtifact) -> String? {
+        let live = artifact
+        if challenger.name != live.name { return "it holds model '\(challenger.name)', not '\(live.name)'" }
+        if challenger.task != live.task { return "its task is \(challenger.task.rawValue), live's \(live.task.rawValue)" }
+        if challenger.classes != live.classes { return "its classes differ from live's" }
+        let schema = { (model: ModelArtifact) in model.features.map { "\($0.name):\($0.kind.rawValue):\($0.required)" } }
+        if schema(challenger) != schema(live) {
+            let differing = zip(schema(challenger), schema(live)).first { $0 != $1 }.map { " (\($0.0) against \($0.1))" }
+            return "its features differ from live's\(differing ?? " in number")"
+        }
+        return nil
+    }
+
     /// The drift cells of a served instance, when the model has a reference profile.
     public func driftCells(_ instance: JSONValue, _ output: Output) -> DriftCells? {
         guard let layout, case .object(let values) = instance else { return nil }

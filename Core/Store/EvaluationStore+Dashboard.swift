@@ -134,4 +134,50 @@ extension EvaluationStore {
         }
         return points
     }
+
+    /// A shadow against the live version it was scored beside, on the same labelled rows.
+    public struct ShadowComparison: Sendable, Equatable {
+        public var model: String, liveVersion: String, shadowVersion: String
+        /// The per-row loss: `absolute error` (regression) or `log loss` (classification).
+        public var loss: String
+        public var pairs: Int
+        public var liveMeanLoss: Double, shadowMeanLoss: Double
+        public var firstAt: Date, lastAt: Date
+    }
+
+    /// Per model, live version (`filter.version`, if given) and shadow: the labelled rows served in `filter`'s
+    /// range that both scored, and the mean loss of each on them (what the shadow verdict tests, on every pair rather than its sample).
+    public func shadowComparisons(_ filter: SeriesFilter) async throws -> [ShadowComparison] {
+        let loss = { (shadow: Bool) in
+            "CASE WHEN m.task = 'regression' THEN \(EvaluationWindows.loss(.regression, shadow: shadow)) "
+                + "ELSE \(EvaluationWindows.loss(.binary, shadow: shadow)) END"
+        }
+        var bindings = PostgresBindings()
+        bindings.append(filter.since)
+        bindings.append(filter.model)
+        bindings.append(filter.limit)
+        bindings.append(filter.version)
+        let sql = """
+            SELECT model_name, model_version, shadow_version, task, count(*)::int8, avg(live), avg(shadow),
+                   min(created_at), max(created_at)
+            FROM (SELECT p.model_name, p.model_version, p.shadow_version, p.created_at, m.task,
+                         \(loss(false)) AS live, \(loss(true)) AS shadow
+                  FROM prediction p JOIN model m ON m.name = p.model_name AND m.version = p.model_version
+                  WHERE p.shadow_version IS NOT NULL AND p.label IS NOT NULL AND p.created_at >= $1
+                    AND ($2::text IS NULL OR p.model_name = $2) AND ($4::text IS NULL OR p.model_version = $4)) paired
+            WHERE live IS NOT NULL AND shadow IS NOT NULL
+            GROUP BY 1, 2, 3, 4
+            ORDER BY 1, 8, 3
+            LIMIT $3
+            """
+        let rows = try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
+        var comparisons: [ShadowComparison] = []
+        for try await row in rows.decode((String, String, String, String, Int, Double, Double, Date, Date).self) {
+            comparisons.append(ShadowComparison(
+                model: row.0, liveVersion: row.1, shadowVersion: row.2,
+                loss: row.3 == "regression" ? "absolute error" : "log loss", pairs: row.4, liveMeanLoss: row.5,
+                shadowMeanLoss: row.6, firstAt: row.7, lastAt: row.8))
+        }
+        return comparisons
+    }
 }

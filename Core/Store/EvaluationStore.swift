@@ -17,6 +17,10 @@ public struct EvaluationStore: Sendable {
         case canaryStarted = "canary_started"
         case promoted
         case rolledBack = "rolled_back"
+        case shadowStarted = "shadow_started"
+        /// A shadow's verdict is not in yet: the pairs so far, with their figures.
+        case shadowWaiting = "shadow_waiting"
+        case discarded
         case alert
         /// A replay's stream time (`detail.stream_at`) at the event's wall-clock time: the dashboard draws a replay
         /// in stream time from these. Listed only when asked for by kind.
@@ -104,6 +108,18 @@ public struct EvaluationStore: Sendable {
         throw PostgresError.protocol("INSERT … RETURNING returned no row")
     }
 
+    /// Records that shadow `version` of `name` is still waiting for its verdict, with `detail`, unless the newest
+    /// such event for it already counted `pairs` (one event per change, not per cycle).
+    public func shadowWaiting(name: String, version: String, pairs: Int, detail: JSONValue) async throws {
+        try await client.query("""
+            INSERT INTO event (model_name, model_version, kind, detail)
+            SELECT \(name), \(version), 'shadow_waiting', \(detail.jsonText)::jsonb
+            WHERE (SELECT (detail->>'pairs')::bigint FROM event
+                   WHERE model_name = \(name) AND model_version = \(version) AND kind = 'shadow_waiting'
+                   ORDER BY id DESC LIMIT 1) IS DISTINCT FROM \(pairs)
+            """, logger: logger)
+    }
+
     /// Records `retrain_failed` for the retrain that `request` (a `retrain_requested` event) started, unless
     /// its end is already recorded (a retrain that fails in an orderly way records its own). Returns whether
     /// it wrote one.
@@ -130,13 +146,14 @@ public struct EvaluationStore: Sendable {
             WITH last AS (
                 SELECT created_at, kind, detail->>'status' AS status,
                        coalesce(detail->>'parent', detail->>'live_version') AS parent FROM event
-                WHERE model_name = \(name) AND kind IN ('retrain_finished', 'rolled_back', 'deployed', 'promoted', 'canary_started')
+                WHERE model_name = \(name) AND kind IN ('retrain_finished', 'rolled_back', 'discarded', 'deployed', 'promoted',
+                                                       'canary_started', 'shadow_started')
                 ORDER BY id DESC LIMIT 1)
             SELECT created_at, (SELECT count(*) FROM (
                                     SELECT 1 FROM prediction
                                     WHERE model_name = \(name) AND model_version = \(version) AND label IS NOT NULL
                                       AND created_at > last.created_at LIMIT \(enough)) fresh)::int
-            FROM last WHERE (kind = 'rolled_back' OR (kind = 'retrain_finished' AND status = 'rejected'))
+            FROM last WHERE (kind IN ('rolled_back', 'discarded') OR (kind = 'retrain_finished' AND status = 'rejected'))
                         AND parent = \(version)
             """, logger: logger)
         for try await (at, labels) in rows.decode((Date, Int).self) { return (at, labels) }

@@ -267,14 +267,7 @@ public struct EvaluationWindows: Sendable {
     public func losses(of artifact: ModelArtifact, rows: Int, bounds: WindowBounds, now: Date = Date()) async throws
         -> (reference: [Double], current: [Double])
     {
-        let loss = switch artifact.task {
-        case .regression: "abs(value_number - label_number)"
-        case .binary, .multiclass: """
-            -ln(least(greatest(CASE WHEN jsonb_typeof(prediction->'probabilities'->(label #>> '{}')) = 'number'
-                                    THEN (prediction->'probabilities'->>(label #>> '{}'))::float8 END,
-                               \(logLossEpsilon)), 1 - \(logLossEpsilon)))
-            """
-        }
+        let loss = Self.loss(artifact.task)
         var bindings = PostgresBindings()
         bindings.append(artifact.name)
         bindings.append(artifact.version)
@@ -301,6 +294,49 @@ public struct EvaluationWindows: Sendable {
             if isReference { reference.append(loss) } else { current.append(loss) }
         }
         return (reference, current)
+    }
+
+    /// The per-row loss of a stored prediction (`prediction`, `value_number`) or of its shadow's, as SQL: the
+    /// absolute error for a regression, the log loss (probabilities clipped as for the metrics) for a
+    /// classifier; NULL where the label does not fit.
+    static func loss(_ task: ModelArtifact.Task, shadow: Bool = false) -> String {
+        let (prediction, value) = shadow ? ("shadow_prediction", "shadow_value_number") : ("prediction", "value_number")
+        return switch task {
+        case .regression: "abs(\(value) - label_number)"
+        case .binary, .multiclass: """
+            -ln(least(greatest(CASE WHEN jsonb_typeof(\(prediction)->'probabilities'->(label #>> '{}')) = 'number'
+                                    THEN (\(prediction)->'probabilities'->>(label #>> '{}'))::float8 END,
+                               \(logLossEpsilon)), 1 - \(logLossEpsilon)))
+            """
+        }
+    }
+
+    /// The paired per-row losses of the live version `live` and its shadow `shadow` on the same labelled
+    /// predictions, the first `rows` of them in the order they were served (so the sample a verdict reads is
+    /// fixed once there are enough). Rows whose label does not fit either prediction are left out.
+    public func pairedLosses(of live: ModelArtifact, shadow: String, rows: Int) async throws
+        -> (live: [Double], shadow: [Double])
+    {
+        let (liveLoss, shadowLoss) = (Self.loss(live.task), Self.loss(live.task, shadow: true))
+        var bindings = PostgresBindings()
+        bindings.append(live.name)
+        bindings.append(live.version)
+        bindings.append(shadow)
+        bindings.append(rows)
+        let sql = """
+            SELECT live, shadow FROM (
+                SELECT created_at, id, \(liveLoss) AS live, \(shadowLoss) AS shadow FROM prediction
+                WHERE model_name = $1 AND shadow_version = $3 AND label IS NOT NULL AND model_version = $2) paired
+            WHERE live IS NOT NULL AND shadow IS NOT NULL
+            ORDER BY created_at, id LIMIT $4
+            """
+        var livePairs: [Double] = [], shadowPairs: [Double] = []
+        let result = try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
+        for try await (l, s) in result.decode((Double, Double).self) {
+            livePairs.append(l)
+            shadowPairs.append(s)
+        }
+        return (livePairs, shadowPairs)
     }
 
     private func one<each T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as: (repeat each T).Type) async throws

@@ -9,7 +9,7 @@ import PostgresNIO
 /// registers the model it serves when it starts.
 public struct ModelRegistry: Sendable {
     public enum Status: String, Sendable {
-        case candidate, canary, live, retired, rejected
+        case candidate, canary, shadow, live, retired, rejected
     }
 
     public let client: PostgresClient
@@ -77,14 +77,16 @@ public struct ModelRegistry: Sendable {
         }
     }
 
-    /// Makes `version` the canary of `name`; any other canary of it is rejected (superseded), so an old one
-    /// can never come back.
-    public func startCanary(name: String, version: String) async throws {
+    /// Makes `version` the canary or the shadow (`status`) of `name`; any other canary or shadow of it is
+    /// rejected (superseded), so an old challenger can never come back.
+    public func startChallenger(name: String, version: String, as status: Status) async throws {
+        precondition(status == .canary || status == .shadow, "a challenger is a canary or a shadow")
         try await client.query("""
-            UPDATE model SET status = CASE WHEN version = \(version) THEN 'canary' ELSE 'rejected' END,
-                             reason = CASE WHEN version = \(version) THEN reason ELSE 'superseded by canary ' || \(version) END,
+            UPDATE model SET status = CASE WHEN version = \(version) THEN \(status.rawValue) ELSE 'rejected' END,
+                             reason = CASE WHEN version = \(version) THEN reason
+                                           ELSE 'superseded by ' || \(status.rawValue) || ' ' || \(version) END,
                              updated_at = now()
-            WHERE name = \(name) AND (version = \(version) OR status = 'canary')
+            WHERE name = \(name) AND (version = \(version) OR status IN ('canary', 'shadow'))
             """, logger: logger)
     }
 
@@ -124,16 +126,16 @@ public struct ModelRegistry: Sendable {
         return nil
     }
 
-    /// Marks `version` live and the version that was live retired, in one statement; another canary of the
-    /// model is rejected as superseded.
+    /// Marks `version` live and the version that was live retired, in one statement; another canary or shadow
+    /// of the model is rejected as superseded.
     public func markLive(name: String, version: String) async throws {
         try await client.query("""
             UPDATE model SET status = CASE WHEN version = \(version) THEN 'live'
                                            WHEN status = 'live' THEN 'retired' ELSE 'rejected' END,
-                             reason = CASE WHEN version <> \(version) AND status = 'canary'
+                             reason = CASE WHEN version <> \(version) AND status IN ('canary', 'shadow')
                                            THEN 'superseded by ' || \(version) ELSE reason END,
                              updated_at = now()
-            WHERE name = \(name) AND (version = \(version) OR status IN ('live', 'canary'))
+            WHERE name = \(name) AND (version = \(version) OR status IN ('live', 'canary', 'shadow'))
             """, logger: logger)
     }
 

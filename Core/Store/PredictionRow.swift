@@ -19,10 +19,28 @@ public struct PredictionRow: Sendable, Equatable {
     /// How long predict took for the request, in milliseconds, up to handing the rows to the writer; on the
     /// request's first row only.
     public var latencyMs: Double?
+    /// What the model's shadow (a challenger scored beside the served version, answering nobody) predicted
+    /// for the instance: stored on the same row, so its label joins both. `nil` without a shadow, or when the
+    /// shadow's score was skipped.
+    public var shadow: Shadow?
+
+    /// A shadow's prediction of one instance.
+    public struct Shadow: Sendable, Equatable {
+        public var version: String
+        /// As JSON text, in the shape of `prediction`.
+        public var prediction: String
+
+        public init(version: String, prediction: String) {
+            self.version = version
+            self.prediction = prediction
+        }
+    }
 
     public init(id: UUID, modelName: String, modelVersion: String, input: String, prediction: String,
-                key: String? = nil, createdAt: Date, drift: DriftCells? = nil, latencyMs: Double? = nil)
+                key: String? = nil, createdAt: Date, drift: DriftCells? = nil, latencyMs: Double? = nil,
+                shadow: Shadow? = nil)
     {
+        self.shadow = shadow
         self.drift = drift
         self.latencyMs = latencyMs
         self.id = id

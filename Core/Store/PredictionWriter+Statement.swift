@@ -25,13 +25,18 @@ extension PredictionWriter {
         let keys = batch.map { $0.key ?? "" }
         let times = batch.map(\.createdAt)
         let latencies = batch.map { $0.latencyMs.map { String(Float($0)) } ?? "" }
+        let shadowVersions = batch.map { $0.shadow?.version ?? "" }
+        let shadowPredictions = batch.map { $0.shadow?.prediction ?? "" }
         return """
             WITH stored AS (
-                INSERT INTO prediction (id, model_name, model_version, input, prediction, key, created_at, latency_ms)
-                SELECT id, m, v, i::jsonb, p::jsonb, NULLIF(k, ''), t, NULLIF(ms, '')::real
+                INSERT INTO prediction (id, model_name, model_version, input, prediction, key, created_at, latency_ms,
+                                        shadow_version, shadow_prediction)
+                SELECT id, m, v, i::jsonb, p::jsonb, NULLIF(k, ''), t, NULLIF(ms, '')::real, NULLIF(sv, ''),
+                       NULLIF(sp, '')::jsonb
                 FROM UNNEST(\(ids)::uuid[], \(names)::text[], \(versions)::text[], \(inputs)::text[],
-                            \(predictions)::text[], \(keys)::text[], \(times)::timestamptz[], \(latencies)::text[])
-                     AS r(id, m, v, i, p, k, t, ms)
+                            \(predictions)::text[], \(keys)::text[], \(times)::timestamptz[], \(latencies)::text[],
+                            \(shadowVersions)::text[], \(shadowPredictions)::text[])
+                     AS r(id, m, v, i, p, k, t, ms, sv, sp)
                 ON CONFLICT DO NOTHING
                 RETURNING model_name, model_version)
             INSERT INTO drift_rollup (model_name, model_version, layout, first_at, last_at, rows, rejected, cells, counts,

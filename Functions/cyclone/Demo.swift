@@ -1,4 +1,5 @@
 import ArgumentParser
+import CycloneCloud
 import CycloneModel
 import CycloneMonitoring
 import CycloneReplay
@@ -51,7 +52,9 @@ struct Demo: AsyncParsableCommand {
         besides (default: none).
         """)
     var threshold: String?
-    @Option(help: "Share of requests a new version answers as a canary before promotion; 0 deploys at once.")
+    @Option(help: "How a retrained version goes into service: shadow (scored beside live until a paired verdict), canary, or direct.")
+    var rollout = "shadow"
+    @Option(help: "Share of requests a new version answers as a canary (--rollout canary) before promotion; 0 deploys at once.")
     var canaryPercent = 50
     @Option(help: "Labels each of canary and live need before the canary is judged.") var canaryLabels = 48
     @Option(help: "Where models and logs go (default: a new temporary folder).") var folder: String?
@@ -131,6 +134,10 @@ struct Demo: AsyncParsableCommand {
             throw ReplayError("--trigger must be loss or threshold, not '\(trigger)'")
         }
         options.trigger = trigger
+        guard let mode = PlatformSettings.RolloutMode(rawValue: rollout) else {
+            throw ReplayError("--rollout must be shadow, canary or direct, not '\(rollout)'")
+        }
+        options.rollout = mode
         options.canaryPercent = canaryPercent
         options.canaryLabels = canaryLabels
         options.folder = folder

@@ -107,7 +107,15 @@ enum EvaluateOpenAPI {
                                            ])],
                                        ])],
                                    ])),
-                "/api/events": get("The loop's events: retrains requested, started, finished (accepted or rejected, with the reason), deploys, canaries, promotions, rollbacks, alerts",
+                "/api/shadow": get("Each shadow against the live version it was scored beside, on the same labelled rows (version: the live one)",
+                                   common,
+                                   object(["comparisons": ["type": "array", "items": object([
+                                       "model": ["type": "string"], "live_version": ["type": "string"],
+                                       "shadow_version": ["type": "string"], "loss": ["type": "string"],
+                                       "pairs": ["type": "integer"], "live_mean_loss": number, "shadow_mean_loss": number,
+                                       "first_at": time, "last_at": time,
+                                   ])]])),
+                "/api/events": get("The loop's events: retrains requested, started, finished (accepted or rejected, with the reason), deploys, canaries, shadows, promotions, rollbacks, discards, alerts",
                                    common + [parameter("kind", "only this kind, such as rolled_back; a replay's clock marks (replay_clock) are listed only when asked for")],
                                    object(["events": ["type": "array", "items": object([
                                        "id": ["type": "integer"], "at": time, "model": ["type": ["string", "null"]],

@@ -27,6 +27,7 @@ struct EvaluateRoutes: Sendable {
         router.get("/api/drift") { request, _ in try await read { try await drift(request) } }
         router.get("/api/volume") { request, _ in try await read { try await volume(request) } }
         router.get("/api/events") { request, _ in try await read { try await events(request) } }
+        router.get("/api/shadow") { request, _ in try await read { try await shadow(request) } }
     }
 
     /// A dashboard read, answered 503 once `databaseTimeout` passes (the pool would hold it about a minute while
@@ -81,6 +82,16 @@ struct EvaluateRoutes: Sendable {
                 predictions: entry.predictions, firstPredictionAt: entry.firstPrediction, lastPredictionAt: entry.lastPrediction))
         }
         return try Self.json(["models": models])
+    }
+
+    /// Each shadow against the live version it was scored beside, on the same labelled rows.
+    func shadow(_ request: Request) async throws -> Response {
+        let comparisons = try await evaluator.store.shadowComparisons(try Self.filter(request, name: nil))
+        return try Self.json(["comparisons": comparisons.map {
+            ShadowEntry(model: $0.model, liveVersion: $0.liveVersion, shadowVersion: $0.shadowVersion, loss: $0.loss,
+                        pairs: $0.pairs, liveMeanLoss: $0.liveMeanLoss, shadowMeanLoss: $0.shadowMeanLoss,
+                        firstAt: $0.firstAt, lastAt: $0.lastAt)
+        }])
     }
 
     func events(_ request: Request) async throws -> Response {
@@ -320,6 +331,17 @@ struct EventEntry: Encodable {
     var model: String?, version: String?
     var kind: String
     var detail: JSONValue
+}
+
+struct ShadowEntry: Encodable {
+    var model: String, liveVersion: String, shadowVersion: String, loss: String
+    var pairs: Int
+    var liveMeanLoss: Double, shadowMeanLoss: Double
+    var firstAt: Date, lastAt: Date
+    enum CodingKeys: String, CodingKey {
+        case model, liveVersion = "live_version", shadowVersion = "shadow_version", loss, pairs,
+             liveMeanLoss = "live_mean_loss", shadowMeanLoss = "shadow_mean_loss", firstAt = "first_at", lastAt = "last_at"
+    }
 }
 
 struct VolumeResponse: Encodable {

@@ -35,10 +35,12 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
     // Services start in this order and stop in reverse: the server stops first, then the writer flushes (through
     // a pool of its own), then the pool the registration and the model watcher use.
     app.addServices(runner, writer, registration)
-    if let interval = settings.modelReload {
-        app.addServices(ModelWatcher(path: settings.modelPath, canaryPath: settings.canaryPath, interval: interval,
-                                     models: models, name: model.artifact.name,
-                                     strictCategories: settings.strictCategories, registry: registry, logger: logger))
+    // Without reloading the watcher still loads the canary and shadow once, at the start.
+    if settings.modelReload != nil || settings.canaryPath != nil || settings.shadowPath != nil {
+        app.addServices(ModelWatcher(path: settings.modelPath, canaryPath: settings.canaryPath,
+                                     shadowPath: settings.shadowPath, interval: settings.modelReload, models: models,
+                                     name: model.artifact.name, strictCategories: settings.strictCategories,
+                                     registry: registry, logger: logger))
     }
     app.beforeServerStarts { running.set() }
     return app

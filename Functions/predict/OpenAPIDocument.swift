@@ -83,7 +83,7 @@ enum OpenAPIDocument {
                         "415": errorResponse("A Content-Type other than application/json."),
                     ],
                 ]],
-                "/model": ["get": ["summary": "What serves now: name, version and any canary",
+                "/model": ["get": ["summary": "What serves now: name, version and any canary or shadow",
                                    "responses": ["200": ["description": "the serving model"]]]],
             ],
             "components": ["schemas": ["Instance": instance, "Prediction": prediction, "Error": OpenAPI.errorSchema]],

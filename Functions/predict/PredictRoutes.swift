@@ -43,8 +43,9 @@ struct PredictRoutes: Sendable {
         router.get("/model") { _, _ in jsonResponse(modelStatus()) }
     }
 
-    /// `GET /model`: what serves now, `{"name", "version", "canary": {"version", "percent"}}` (`canary` only
-    /// during one), so an operator or a deployment can see a swap or a canary take effect.
+    /// `GET /model`: what serves now, `{"name", "version", "canary": {"version", "percent"}, "shadow":
+    /// {"version"}}` (`canary` and `shadow` only during one), so an operator or a deployment can see a swap, a
+    /// canary or a shadow take effect.
     func modelStatus() -> String {
         let serving = serving
         let (current, canary) = (serving.live.artifact, serving.canary?.artifact)
@@ -52,6 +53,7 @@ struct PredictRoutes: Sendable {
         if let canary {
             model["canary"] = ["version": .string(canary.version), "percent": .number(Double(models.canaryPercent))]
         }
+        if let shadow = serving.shadow?.artifact { model["shadow"] = ["version": .string(shadow.version)] }
         return JSONValue.object(model).jsonText
     }
 
@@ -80,8 +82,11 @@ struct PredictRoutes: Sendable {
                                                   budget: budget) { json in
                 let body = try Self.decodeBody(json)
                 let model = models.model(name, for: firstID, key: body.keys?.lazy.compactMap { $0 }.first)!
+                // The shadow is scored beside live only: a canary's requests are the canary's experiment.
+                let shadow = model.artifact == serving.live.artifact ? models.shadow(of: name) : nil
                 do {
-                    return try await predict(body, model: model, firstID: firstID, now: now, started: started)
+                    return try await predict(body, model: model, shadow: shadow, firstID: firstID, now: now,
+                                             started: started)
                 } catch let error as APIError where error.status.code < 500 {
                     throw Refusal(error: error, model: model)
                 }
@@ -96,8 +101,8 @@ struct PredictRoutes: Sendable {
         }
     }
 
-    private func predict(_ body: Body, model: ServedModel, firstID: UUID, now: Date, started: ContinuousClock.Instant)
-        async throws -> Response
+    private func predict(_ body: Body, model: ServedModel, shadow: ServedModel?, firstID: UUID, now: Date,
+                         started: ContinuousClock.Instant) async throws -> Response
     {
         guard !body.instances.isEmpty else {
             throw APIError(.badRequest, "instances must hold at least one instance", path: "instances")
@@ -124,6 +129,7 @@ struct PredictRoutes: Sendable {
         } catch {
             throw APIError(.badRequest, error.description, path: error.path)
         }
+        if let shadow { scorer.shadow(body.instances, with: shadow, into: &scored, budget: settings.shadowBudget) }
         var response = JSONWriter(capacity: 64 + scored.predictions.count * 96)
         response.raw("{\"predictions\":[")
         for (index, prediction) in scored.predictions.enumerated() {

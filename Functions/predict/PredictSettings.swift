@@ -19,6 +19,13 @@ struct PredictSettings: Sendable {
     /// (10) percent of the requests, chosen by the request's first key (else its prediction id). Unset: no canary.
     var canaryPath: String?
     var canaryPercent: Int
+    /// `SHADOW_MODEL_PATH`: a challenger file (or symlink) that, while it exists, scores every request beside
+    /// the live model, answering none; its predictions are stored on the same rows. Refused, with live serving
+    /// alone, when its features differ. Unset: no shadow.
+    var shadowPath: String?
+    /// `SHADOW_BUDGET`: the most time a request spends on shadow scores (5ms); instances left when it is spent
+    /// go unscored by the shadow, counted in `cyclone_shadow_skipped_total`.
+    var shadowBudget: Duration
     /// `STORE_MODE`: `durable` (default: answer after the rows are committed) or `async` (answer at once).
     var durable: Bool
     /// `STORE_TIMEOUT`: how long a durable request waits for its commit before answering anyway; `1s`.
@@ -41,6 +48,9 @@ struct PredictSettings: Sendable {
         if modelReload == .zero { modelReload = nil }
         canaryPath = reader.nonEmpty("canary.model.path")
         canaryPercent = try reader.canaryPercent()
+        shadowPath = reader.nonEmpty("shadow.model.path")
+        shadowBudget = try reader.setting("shadow.budget", variable: "SHADOW_BUDGET", default: .milliseconds(5),
+                                          expected: "a duration such as 5ms or 1s", Duration.setting)
         database = try DatabaseSettings(reader: reader)
         durable = try reader.setting("store.mode", variable: "STORE_MODE", default: true, expected: "durable or async") {
             switch $0 { case "durable": true; case "async": false; default: nil }

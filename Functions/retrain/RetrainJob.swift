@@ -101,17 +101,22 @@ struct RetrainJob: Sendable {
 
             // Deploy first, then record (`Rollout`): a run killed in between leaves a candidate that serves until
             // the next deployment, never `live` naming a version whose file or revision never came.
-            let percent = settings.platform.canaryPercent
+            let (percent, role) = (settings.platform.canaryPercent, settings.platform.newVersionRole)
             let deployment: Deployment
             do {
                 let rollout = Rollout(platform: platform, registry: registry, store: store)
-                guard let deployed = try await rollout.deploy(candidate, parent: live.version, canaryPercent: percent)
+                guard let deployed = try await rollout.deploy(candidate, parent: live.version, as: role,
+                                                              canaryPercent: percent)
                 else { return report }
                 deployment = deployed
             } catch let failed as Rollout.DeploymentFailed {
                 throw RetrainError("candidate \(version) is registered but its deployment failed: \(failed)")
             }
-            report.deployment = (PlatformSettings.isCanary(percent) ? "as a canary for \(percent) % of requests, " : "") + deployment.detail
+            report.deployment = switch role {
+            case .live: deployment.detail
+            case .canary: "as a canary for \(percent) % of requests, " + deployment.detail
+            case .shadow: "as the live version's shadow, " + deployment.detail
+            }
             return report
         }.value
     }

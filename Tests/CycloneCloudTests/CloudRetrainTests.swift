@@ -34,7 +34,7 @@ import Testing
                             "LOG_LEVEL": "error", "PLATFORM": "cloudrun", "GOOGLE_CLOUD_PROJECT": cloudRun.project,
                             "GOOGLE_CLOUD_REGION": cloudRun.region, "SERVE_IMAGE": "\(local.host)/project/cyclone/serve:abc123",
                             "CLOUD_RUN_ENDPOINT": "http://127.0.0.1:\(try #require(runClient.port))",
-                            "GCE_METADATA_HOST": "127.0.0.1:\(try #require(authClient.port))", "CANARY_PERCENT": "10",
+                            "GCE_METADATA_HOST": "127.0.0.1:\(try #require(authClient.port))", "ROLLOUT": "canary", "CANARY_PERCENT": "10",
                         ], logPath: local.folder + "/retrain.log")
                         #expect(await job.wait() == 0, "\(job.log)")
                         #expect(job.log.contains("accepted candidate 2"), "\(job.log)")

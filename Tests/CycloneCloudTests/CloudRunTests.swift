@@ -19,9 +19,9 @@ import Testing
             let port = try #require(client.port)
             let cloudRun = CloudRun(endpoint: "http://127.0.0.1:\(port)", project: fake.project, region: fake.region,
                                     credentials: nil, backoff: .milliseconds(5), attempts: 4)
-            let platform = CloudRunPlatform(cloudRun: cloudRun, service: "predict", job: "retrain", canaryPercent: 10) { model in
-                // An image per model version, as ImageAppend would push it.
-                let digest = Digest.sha256(Array("\(model.name)@\(model.version)".utf8))
+            let platform = CloudRunPlatform(cloudRun: cloudRun, service: "predict", job: "retrain", canaryPercent: 10) { model, shadowOn in
+                // An image per model version (and per live image it shadows), as ImageAppend would push it.
+                let digest = Digest.sha256(Array("\(model.name)@\(model.version)\(shadowOn.map { " on \($0)" } ?? "")".utf8))
                 let repository = model.version == "99" ? Self.repository + "-broken" : Self.repository
                 return try ImageReference("\(repository)@\(digest)")
             }
@@ -39,7 +39,7 @@ import Testing
     @Test func aCanaryIsPromotedAndALaterOneRolledBack() async throws {
         try await withPlatform { fake, platform in
             let v2 = try TestModels.regression(version: "2")
-            let deployed = try await platform.deploy(v2, canary: true)
+            let deployed = try await platform.deploy(v2, as: .canary)
             let revision2 = platform.revisionName(v2, image: try ImageReference(try #require(deployed?.location)))
             #expect(traffic(fake) == ["predict-00001-abc": 90, revision2: 10])
             #expect(deployed?.detail == "revision \(revision2) serves 10 % of predict")
@@ -47,20 +47,53 @@ import Testing
             #expect(tags == ["canary"])
 
             let revisions = fake.state.withLock { $0.services["predict"]!.revisions.count }
-            _ = try await platform.promote(v2)
+            _ = try await platform.promote(v2, from: .canary)
             #expect(traffic(fake) == [revision2: 100])
             #expect(fake.state.withLock { $0.services["predict"]!.revisions.count } == revisions, "traffic moves create no revision")
 
             // Version 2.0 is not version 2, nor is 2 version 2.0.
-            await #expect { try await platform.promote(try TestModels.regression(version: "2.0")) } throws: {
+            await #expect { try await platform.promote(try TestModels.regression(version: "2.0"), from: .canary) } throws: {
                 "\($0)".contains("no revision of bikes@2.0 serves")
             }
             let v3 = try TestModels.regression(version: "3")
-            _ = try await platform.deploy(v3, canary: true)
+            _ = try await platform.deploy(v3, as: .canary)
             #expect(traffic(fake).values.sorted() == [10, 90])
-            let back = try await platform.rollback(v3)
+            let back = try await platform.rollback(v3, from: .canary)
             #expect(back?.location == revision2)
             #expect(traffic(fake) == [revision2: 100])
+        }
+    }
+
+    /// A shadow rides in the live revision: its image is the live revision's image plus the challenger (so
+    /// traffic never splits), the live revision stays listed at 0 % under the tag `live`; discarding gives
+    /// the live revision its traffic back, and promoting deploys the challenger's own image.
+    @Test func aShadowRidesInTheLiveRevisionAndIsDiscardedOrPromoted() async throws {
+        try await withPlatform { fake, platform in
+            let liveImage = "\(Self.repository)@sha256:\(String(repeating: "0", count: 64))"
+            let v2 = try TestModels.regression(version: "2")
+            let deployed = try await platform.deploy(v2, as: .shadow)
+            // Built on the live revision's image (the test's images are named by what they were built on).
+            let shadowImage = try ImageReference("\(Self.repository)@\(Digest.sha256(Array("bikes@2 on \(liveImage)".utf8)))")
+            #expect(deployed?.location == shadowImage.description)
+            let shadowRevision = platform.revisionName(v2, image: shadowImage)
+            #expect(traffic(fake) == [shadowRevision: 100, "predict-00001-abc": 0])
+            let tags = fake.state.withLock { $0.services["predict"]!.object["traffic"]?.array.compactMap { $0["tag"].string } }
+            #expect(tags == ["live"])
+            let revision = try await platform.cloudRun.revision(shadowRevision, of: "predict")
+            #expect(revision["containers"].array.first?["image"].string == shadowImage.description)
+
+            let back = try await platform.rollback(v2, from: .shadow)
+            #expect(back?.location == "predict-00001-abc")
+            #expect(traffic(fake) == ["predict-00001-abc": 100])
+
+            // The next shadow is built on the live revision's image again, not on the discarded one's.
+            let v3 = try TestModels.regression(version: "3")
+            let third = try await platform.deploy(v3, as: .shadow)
+            #expect(third?.location == (try ImageReference("\(Self.repository)@\(Digest.sha256(Array("bikes@3 on \(liveImage)".utf8)))")).description)
+            let promoted = try await platform.promote(v3, from: .shadow)
+            let ownImage = try ImageReference("\(Self.repository)@\(Digest.sha256(Array("bikes@3".utf8)))")
+            #expect(promoted?.location == ownImage.description)
+            #expect(traffic(fake) == [platform.revisionName(v3, image: ownImage): 100])
         }
     }
 
@@ -68,7 +101,7 @@ import Testing
     @Test func aRevisionThatNeverBecomesReadyFailsAndTrafficStays() async throws {
         try await withPlatform { fake, platform in
             let before = traffic(fake)
-            await #expect { try await platform.deploy(try TestModels.regression(version: "99"), canary: true) } throws: { error in
+            await #expect { try await platform.deploy(try TestModels.regression(version: "99"), as: .canary) } throws: { error in
                 guard let error = error as? GoogleAPIError else { return false }
                 return error.status == "FAILED_PRECONDITION" && error.message.contains("is not ready and cannot serve traffic")
                     && !"\(error)".contains("\n") && "\(error)".contains("variable. Logs URL:")
@@ -85,7 +118,7 @@ import Testing
                 $0.conflicts = 1
                 $0.unavailable = 2
             }
-            _ = try await platform.deploy(try TestModels.regression(version: "2"), canary: false)
+            _ = try await platform.deploy(try TestModels.regression(version: "2"), as: .live)
             #expect(fake.state.withLock { $0.patches } == 2)
             #expect(traffic(fake).values.sorted() == [100])
         }

@@ -36,7 +36,7 @@ import Testing
         #expect(run.serveImage == nil && run.modelImages == nil)
         let platform = CloudRunPlatform(cloudRun: CloudRun(project: "p", region: "r", credentials: nil), service: "predict",
                                         job: "retrain", canaryPercent: 10, images: nil)
-        await #expect { try await platform.deploy(try TestModels.regression(), canary: true) } throws: {
+        await #expect { try await platform.deploy(try TestModels.regression(), as: .canary) } throws: {
             "\($0)".hasSuffix("image on (SERVE_IMAGE)")
         }
     }

@@ -88,8 +88,8 @@ func evaluator(_ db: TestDatabase, _ environment: [String: String] = [:], platfo
 func deployCanary(_ canary: ModelArtifact, beside live: ModelArtifact) async throws -> (String, LocalPlatform) {
     let folder = TestFiles.folder.appendingPathComponent("cyclone-canary-\(UUID().uuidString)").path
     let platform = LocalPlatform(modelDirectory: folder)
-    _ = try await platform.deploy(live, canary: false)
-    _ = try await platform.deploy(canary, canary: true)
+    _ = try await platform.deploy(live, as: .live)
+    _ = try await platform.deploy(canary, as: .canary)
     return (folder, platform)
 }
 
@@ -289,7 +289,7 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
             #expect(waiting.canaries.map(\.action) == [.waiting], "\(waiting.canaries)")
             let liveEvaluation = try #require(waiting.models.first { $0.version == "1" })
             #expect(liveEvaluation.serving && liveEvaluation.action.kind == .none)
-            #expect(liveEvaluation.action.detail.contains("a canary is running"), "\(liveEvaluation.action)")
+            #expect(liveEvaluation.action.detail.contains("a challenger (canary or shadow) is being judged"), "\(liveEvaluation.action)")
 
             // Enough labels on both sides, the world as before: the canary's offset of 8 makes it worse than live
             // even with live's broken-world rows in the period.
@@ -299,7 +299,7 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
             let decision = try #require(judged.canaries.first)
             #expect(decision.action == .rolledBack, "\(decision)")
             #expect(decision.canaryLabels == 110 && decision.liveLabels == 160)
-            #expect(!FileManager.default.fileExists(atPath: LocalPlatform.canaryPath(name: "demand", in: folder)))
+            #expect(!FileManager.default.fileExists(atPath: LocalPlatform.path(name: "demand", .canary, in: folder)))
             let status = try await db.client.query("SELECT status, reason FROM model WHERE version = '2'", logger: .test)
             for try await (value, reason) in status.decode((String, String?).self) {
                 #expect(value == "rejected" && reason?.hasPrefix("rolled back: mae") == true, "\(reason ?? "")")
@@ -323,10 +323,10 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
                 cloudRun: CloudRun(endpoint: "http://127.0.0.1:\(port)", project: fake.project, region: fake.region,
                                    credentials: nil, backoff: .milliseconds(5)),
                 service: "predict", job: "retrain", canaryPercent: 20
-            ) { model in
+            ) { model, _ in
                 try ImageReference("europe-west1-docker.pkg.dev/project/cyclone/predict@\(Digest.sha256(Array(model.version.utf8)))")
             }
-            _ = try await platform.deploy(canary, canary: true)
+            _ = try await platform.deploy(canary, as: .canary)
             func shares() -> [Int] {
                 fake.state.withLock { $0.services["predict"]!.object["trafficStatuses"]?.array.map { Int($0["percent"].number ?? 0) } ?? [] }
             }
@@ -367,7 +367,7 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
             #expect(late.models.first?.drift?.rows == 0)
             let decision = try #require(late.canaries.first)
             #expect(decision.action == .rolledBack && decision.reason.contains("CANARY_MAX_AGE"), "\(decision)")
-            #expect(!FileManager.default.fileExists(atPath: LocalPlatform.canaryPath(name: "demand", in: folder)))
+            #expect(!FileManager.default.fileExists(atPath: LocalPlatform.path(name: "demand", .canary, in: folder)))
         }
     }
 
@@ -378,9 +378,9 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
             struct Quota: Error, CustomStringConvertible { var description: String { "quota exceeded" } }
             func startRetrain(_ request: RetrainRequest) async throws -> RetrainExecution { throw Quota() }
             var deploys: Bool { true }
-            func deploy(_ model: ModelArtifact, canary: Bool) async throws -> Deployment? { throw Quota() }
-            func promote(_ model: ModelArtifact) async throws -> Deployment? { throw Quota() }
-            func rollback(_ model: ModelArtifact) async throws -> Deployment? { throw Quota() }
+            func deploy(_ model: ModelArtifact, as role: Role) async throws -> Deployment? { throw Quota() }
+            func promote(_ model: ModelArtifact, from role: Role) async throws -> Deployment? { throw Quota() }
+            func rollback(_ model: ModelArtifact, from role: Role) async throws -> Deployment? { throw Quota() }
         }
         let model = try trainedModel()
         try await withTestDatabase { db in

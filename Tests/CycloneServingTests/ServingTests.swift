@@ -41,6 +41,83 @@ import Testing
     }
 }
 
+@Suite struct ShadowScoringTests {
+    /// The regression with its intercept raised by `offset`, as version `version`.
+    private func shifted(_ offset: Double, version: String) throws -> ModelArtifact {
+        var artifact = try TestModels.regression(version: version)
+        if case .linear(var linear) = artifact.predictor {
+            linear.intercept += offset
+            artifact.predictor = .linear(linear)
+        }
+        return artifact
+    }
+
+    /// The fixture's test instances this regression takes as they are (it requires every feature; no unseen
+    /// category).
+    private func instances(for live: ServedModel) throws -> [JSONValue] {
+        var notes = InstanceEncoder.Notes()
+        let strict = InstanceEncoder(features: live.artifact.features, preprocessing: live.artifact.preprocessing,
+                                     strictCategories: true)
+        return try LinearCase.all().first { $0.name == "ridge_mixed" }!.testInstances().filter {
+            (try? strict.encode($0, path: "", notes: &notes)) != nil
+        }
+    }
+
+    /// Each row gets the shadow's prediction of its own instance, in the stored shape; the answer's outputs
+    /// are untouched.
+    @Test func everyRowCarriesTheShadowsPrediction() throws {
+        let live = ServedModel(artifact: try TestModels.regression(), strictCategories: false)
+        let shadow = ServedModel(artifact: try shifted(5, version: "8"), strictCategories: false)
+        let instances = try instances(for: live)
+        #expect(instances.count >= 3)
+        var scored = try Scorer().score(instances, keys: nil, with: live, firstID: UUIDv7.make(at: Date()), at: Date())
+        let answered = scored.predictions.map(\.output)
+        Scorer().shadow(instances, with: shadow, into: &scored, budget: .seconds(10))
+        #expect(scored.predictions.map(\.output) == answered)
+        for (row, prediction) in zip(scored.rows, scored.predictions) {
+            let stored = try #require(row.shadow)
+            #expect(stored.version == "8")
+            guard case .value(let value) = prediction.output, case .value(let shadowValue)? = shadow.prediction.output(stored.prediction)
+            else { Issue.record("not a regression output"); continue }
+            #expect(abs(shadowValue - value - 5) < 1e-9)
+        }
+    }
+
+    /// An instance the shadow cannot take goes without a shadow score (the request is not failed); once the
+    /// budget is spent, the rest go without one too.
+    @Test func aShadowThatFailsOrRunsOutOfTimeIsSkipped() throws {
+        let live = ServedModel(artifact: try TestModels.regression(), strictCategories: false)
+        // The shadow refuses categories it never saw; live serves them as unknown.
+        let shadow = ServedModel(artifact: try shifted(1, version: "8"), strictCategories: true)
+        var instances = try instances(for: live)
+        guard case .object(var first) = instances[0] else { Issue.record("not an object"); return }
+        first["season"] = .string("monsoon")
+        instances[0] = .object(first)
+        var scored = try Scorer().score(instances, keys: nil, with: live, firstID: UUIDv7.make(at: Date()), at: Date())
+        Scorer().shadow(instances, with: shadow, into: &scored, budget: .seconds(10))
+        #expect(scored.rows[0].shadow == nil)
+        #expect(scored.rows.dropFirst().allSatisfy { $0.shadow != nil })
+
+        var late = try Scorer().score(instances, keys: nil, with: live, firstID: UUIDv7.make(at: Date()), at: Date())
+        Scorer().shadow(instances, with: ServedModel(artifact: try shifted(1, version: "8"), strictCategories: false),
+                        into: &late, budget: .zero)
+        #expect(late.rows.allSatisfy { $0.shadow == nil })
+    }
+
+    /// A challenger is scored beside live only when it takes the same instances.
+    @Test func aChallengerWithAnotherSchemaIsNamed() throws {
+        let live = ServedModel(artifact: try TestModels.regression(), strictCategories: false)
+        #expect(live.challengeProblem(try shifted(1, version: "8")) == nil)
+        var renamed = try shifted(1, version: "8")
+        renamed.features[0].name = "temperature"
+        #expect(live.challengeProblem(renamed)?.contains("features differ") == true)
+        var optional = try shifted(1, version: "8")
+        optional.features[1].required = false
+        #expect(live.challengeProblem(optional) != nil)
+        #expect(live.challengeProblem(try TestModels.binary())?.contains("churn") == true)
+    }
+}
+
 @Suite struct ModelSetTests {
     private func served(_ version: String) throws -> ServedModel {
         ServedModel(artifact: try TestModels.regression(version: version), strictCategories: false)
@@ -83,5 +160,16 @@ import Testing
         models.swap(to: try served("10"))
         #expect(models["bikes"]?.canary?.artifact.version == "9")
         #expect(models.names == ["bikes"])
+    }
+
+    /// Promoting the shadow (swapping it in as live) ends the shadow; another version's swap keeps it.
+    @Test func aShadowEndsWhenItBecomesLive() throws {
+        let models = ModelSet([try served("7")])
+        models.setShadow(try served("8"), of: "bikes")
+        models.swap(to: try served("9"))
+        #expect(models.shadow(of: "bikes")?.artifact.version == "8")
+        models.swap(to: try served("8"))
+        #expect(models.shadow(of: "bikes") == nil)
+        #expect(models["bikes"]?.live.artifact.version == "8")
     }
 }

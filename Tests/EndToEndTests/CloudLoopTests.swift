@@ -190,7 +190,7 @@ func withCloud(evaluate settings: [String: String] = [:], job: [String: String] 
                         "GOOGLE_CLOUD_PROJECT": fake.project, "GOOGLE_CLOUD_REGION": fake.region,
                         "SERVE_IMAGE": "\(local.host)/project/cyclone/serve:abc123",
                         "CLOUD_RUN_ENDPOINT": "http://127.0.0.1:\(try #require(runClient.port))",
-                        "GCE_METADATA_HOST": "127.0.0.1:\(try #require(authClient.port))", "CANARY_PERCENT": "10",
+                        "GCE_METADATA_HOST": "127.0.0.1:\(try #require(authClient.port))", "ROLLOUT": "canary", "CANARY_PERCENT": "10",
                     ]
                     let executions = Mutex(0)
                     fake.executeJobs { _, environment in

@@ -170,7 +170,7 @@ import FoundationNetworking
         try await withTestDatabase { db in
             let (status, output) = try await CycloneCommand.run([
                 "demo", "--data", data, "--target", "y", "--time", "sold_at", "--database-url", db.url,
-                "--folder", folder + "/run", "--canary-percent", "0", "--training-rows", "240", "--threshold", "0.8",
+                "--folder", folder + "/run", "--rollout", "direct", "--training-rows", "240", "--threshold", "0.8",
                 "--num-leaves", "8", "--categorical", "shop",
             ])
             #expect(status == 0, "\(output)")

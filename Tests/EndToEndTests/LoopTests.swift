@@ -20,11 +20,11 @@ import Testing
                                           try Repository.product("retrain"))
         let live = try liveModel()
         let folder = TestFiles.folder.appendingPathComponent("cyclone-loop-\(UUID().uuidString)").path
-        _ = try await LocalPlatform(modelDirectory: folder).deploy(live, canary: false)
+        _ = try await LocalPlatform(modelDirectory: folder).deploy(live, as: .live)
         try await withTestDatabase { db in
             let (server, port) = try await ChildServer.start(predict.path, environment: [
                 "MODEL_PATH": LocalPlatform.servingPath(name: "demand", in: folder), "DATABASE_URL": db.url,
-                "CANARY_MODEL_PATH": LocalPlatform.canaryPath(name: "demand", in: folder), "CANARY_PERCENT": "50",
+                "CANARY_MODEL_PATH": LocalPlatform.path(name: "demand", .canary, in: folder), "CANARY_PERCENT": "50",
                 "MODEL_RELOAD_INTERVAL": "100ms", "LOG_LEVEL": "warning",
             ], log: { _ in "\(folder)/predict.log" }, ready: "/healthz")
             defer { server.signal(SIGTERM) }
@@ -45,7 +45,7 @@ import Testing
             let environment = [
                 "DATABASE_URL": db.url, "RETRAIN_COMMAND": retrain.path, "MODEL_DIR": folder, "RETRAIN_COOLDOWN": "0s",
                 "RETRAIN_TRIGGER": "threshold",
-                "CANARY_PERCENT": "50", "CANARY_MIN_LABELS": "50", "LOG_LEVEL": "error", "PATH": "/usr/bin:/bin",
+                "ROLLOUT": "canary", "CANARY_PERCENT": "50", "CANARY_MIN_LABELS": "50", "LOG_LEVEL": "error", "PATH": "/usr/bin:/bin",
             ]
             let first = try ChildProcess(cyclone.path, arguments: ["evaluate"], environment: environment,
                                          stdout: "\(folder)/evaluate-1.log", stderr: nil)

@@ -119,9 +119,11 @@ func json(_ buffer: ByteBuffer) throws -> [String: Any] {
             var rows: [PredictionRow] = []
             for i in 0..<40 {
                 let at = start.addingTimeInterval(Double(i))
+                // Version 9 in shadow beside 7 on its first 20 rows, predicting 95.
                 rows.append(PredictionRow(id: UUIDv7.make(at: at), modelName: "bikes", modelVersion: i < 30 ? "7" : "8",
                                           input: input, prediction: #"{"value": 100}"#, key: "k\(i)", createdAt: at,
-                                          latencyMs: Double(i + 1)))
+                                          latencyMs: Double(i + 1),
+                                          shadow: i < 20 ? .init(version: "9", prediction: #"{"value": 95}"#) : nil))
             }
             try await PredictionWriter.insert(rows, client: db.client, logger: .test)
             let labelled = (0..<10).map { "k\($0 * 3)" }
@@ -168,7 +170,22 @@ func json(_ buffer: ByteBuffer) throws -> [String: Any] {
                     let body = try json(response.body)
                     #expect(body["bucket_seconds"] as? Int == 1, "39 s of predictions: 1 s buckets")
                 }
-                for (uri, path) in [("/api/volume?bucket=0", "bucket"), ("/api/events?feature=x", "feature")] {
+                // Labels 90 on k0, k3, … k27: seven of them on rows version 9 scored too.
+                try await client.execute(uri: "/api/shadow?model=bikes", method: .get) { response in
+                    #expect(response.status == .ok)
+                    let comparisons = try #require(try json(response.body)["comparisons"] as? [[String: Any]])
+                    #expect(comparisons.count == 1)
+                    let c = try #require(comparisons.first)
+                    #expect(c["live_version"] as? String == "7" && c["shadow_version"] as? String == "9")
+                    #expect(c["pairs"] as? Int == 7 && c["loss"] as? String == "absolute error")
+                    #expect(c["live_mean_loss"] as? Double == 10 && c["shadow_mean_loss"] as? Double == 5)
+                }
+                try await client.execute(uri: "/api/shadow?model=bikes&version=8", method: .get) { response in
+                    let comparisons = try json(response.body)["comparisons"] as? [Any]
+                    #expect(comparisons?.isEmpty == true)
+                }
+                for (uri, path) in [("/api/volume?bucket=0", "bucket"), ("/api/events?feature=x", "feature"),
+                                    ("/api/shadow?kind=x", "kind")] {
                     try await client.execute(uri: uri, method: .get) { response in
                         #expect(response.status == .badRequest)
                         let error = try json(response.body)["error"] as? [String: Any]
@@ -178,7 +195,8 @@ func json(_ buffer: ByteBuffer) throws -> [String: Any] {
                 // The document names every GET route the page reads.
                 try await client.execute(uri: "/openapi.json", method: .get) { response in
                     let paths = try #require(try json(response.body)["paths"] as? [String: Any])
-                    for path in ["/api/models", "/api/metrics", "/api/drift", "/api/volume", "/api/events", "/dashboard", "/evaluate"] {
+                    for path in ["/api/models", "/api/metrics", "/api/drift", "/api/volume", "/api/events", "/api/shadow",
+                                 "/dashboard", "/evaluate"] {
                         #expect(paths[path] != nil, "\(path)")
                     }
                 }

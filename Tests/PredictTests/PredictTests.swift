@@ -301,6 +301,98 @@ struct Answer: Sendable {
         }
     }
 
+    /// A shadow scores every request beside live and answers none: each stored row carries the shadow's version
+    /// and prediction beside live's, under the id answered, so a label joins both; a shadow whose features
+    /// differ is refused while live serves on; a spent budget skips the shadow and counts it in `/metrics`.
+    @Test func aShadowIsStoredBesideLiveAndAnswersNothing() async throws {
+        let folder = try twoVersions(eightPredictsMoreBy: 5)
+        var other = try TestModels.regression(version: "9")
+        other.features[0].name = "temperature"
+        try other.write(to: folder.appendingPathComponent("bikes-9.json"))
+        let shadow = folder.appendingPathComponent("bikes.shadow.json").path
+        try FileManager.default.createSymbolicLink(atPath: shadow, withDestinationPath: "bikes-8.json")
+        let request = #"{"instances": [\#(TestModels.bikeInstance.jsonText), \#(TestModels.bikeInstance.jsonText)], "keys": ["a", "b"]}"#
+        try await withPredict(modelPath: folder.appendingPathComponent("bikes.json").path, environment: [
+            "MODEL_RELOAD_INTERVAL": "10ms", "SHADOW_MODEL_PATH": shadow,
+        ]) { client, db in
+            func status() async throws -> String {
+                try await client.execute(uri: "/model", method: .get) { String(buffer: $0.body) }
+            }
+            var waited = 0
+            while try await status() != #"{"name":"bikes","shadow":{"version":"8"},"version":"7"}"#, waited < 500 {
+                waited += 1
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let answer = try await client.execute(uri: "/predict", method: .post, body: body(request)) { try json($0.body) }
+            #expect((answer["model"] as? [String: String])?["version"] == "7")
+            let ids = ((answer["predictions"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String }
+            let values = ((answer["predictions"] as? [[String: Any]]) ?? []).compactMap { $0["value"] as? Double }
+            #expect(ids.count == 2 && values.count == 2)
+            // The labels, as label-ingest attaches them; both losses are then there on every row.
+            try await db.client.query("UPDATE prediction SET label = '100'::jsonb, labeled_at = now()", logger: .test)
+            let rows = try await db.client.query("""
+                SELECT id::text, model_version, shadow_version, value_number, shadow_value_number,
+                       abs(value_number - label_number), abs(shadow_value_number - label_number)
+                FROM prediction ORDER BY id
+                """, logger: .test)
+            var stored: [(String, String, String?, Double, Double?, Double, Double?)] = []
+            for try await row in rows.decode((String, String, String?, Double, Double?, Double, Double?).self) {
+                stored.append(row)
+            }
+            #expect(stored.map(\.0) == ids)
+            for (index, row) in stored.enumerated() where index < values.count {
+                #expect(row.1 == "7" && row.2 == "8")
+                #expect(row.3 == values[index])
+                #expect(abs((row.4 ?? .nan) - row.3 - 5) < 1e-9)
+                #expect(row.5 == abs(row.3 - 100) && row.6 == abs((row.4 ?? .nan) - 100))
+            }
+            var registered: String?
+            for _ in 0..<100 where registered == nil {
+                registered = try await ModelRegistry(client: db.client, logger: .test).version(of: "bikes", status: .shadow)?
+                    .artifact.version
+                if registered == nil { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(registered == "8")
+
+            // A shadow whose features differ is refused; live serves alone.
+            let next = shadow + ".next"
+            try FileManager.default.createSymbolicLink(atPath: next, withDestinationPath: "bikes-9.json")
+            #expect(rename(next, shadow) == 0)
+            waited = 0
+            while try await status() != #"{"name":"bikes","version":"7"}"#, waited < 500 {
+                waited += 1
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(try await status() == #"{"name":"bikes","version":"7"}"#)
+            try await client.execute(uri: "/predict", method: .post, body: body(request)) { #expect($0.status == .ok) }
+        }
+
+        // No time for the shadow: the answer is live's, the rows have no shadow, the skips are counted.
+        try await withPredict(modelPath: folder.appendingPathComponent("bikes.json").path, environment: [
+            "MODEL_RELOAD_INTERVAL": "0s", "SHADOW_MODEL_PATH": folder.appendingPathComponent("bikes-8.json").path,
+            "SHADOW_BUDGET": "0s",
+        ]) { client, db in
+            var waited = 0
+            func status() async throws -> String {
+                try await client.execute(uri: "/model", method: .get) { String(buffer: $0.body) }
+            }
+            while try await !status().contains("shadow"), waited < 500 {
+                waited += 1
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            try await client.execute(uri: "/predict", method: .post, body: body(request)) { #expect($0.status == .ok) }
+            #expect(try await db.predictions().count == 2)
+            let shadows = try await db.client.query("SELECT count(shadow_version)::int FROM prediction", logger: .test)
+            for try await count in shadows.decode(Int.self) { #expect(count == 0) }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let line = String(buffer: response.body).split(separator: "\n")
+                    .first { $0.hasPrefix("cyclone_shadow_skipped_total{reason=\"budget\"}") }
+                #expect((line?.split(separator: " ").last).flatMap { Double($0) }.map { $0 >= 2 } == true,
+                        "\(line.map(String.init) ?? "no line")")
+            }
+        }
+    }
+
     /// Concurrent requests are stored by fewer transactions than requests (group commit): rows written by one
     /// INSERT share their transaction id.
     @Test func concurrentRequestsShareInserts() async throws {

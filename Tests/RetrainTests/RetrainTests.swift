@@ -34,16 +34,20 @@ struct WatchedPlatform: Platform {
 
     var deploys: Bool { true }
     func startRetrain(_ request: RetrainRequest) async throws -> RetrainExecution { try await local.startRetrain(request) }
-    func deploy(_ model: ModelArtifact, canary: Bool) async throws -> Deployment? {
+    func deploy(_ model: ModelArtifact, as role: Role) async throws -> Deployment? {
         var statuses: [String] = []
         let rows = try await client.query("SELECT version, status FROM model ORDER BY version", logger: .test)
         for try await (version, status) in rows.decode((String, String).self) { statuses.append("\(version): \(status)") }
         seen.statuses.withLock { [statuses] in $0.append(statuses) }
         if fails { throw RetrainError("the platform is down") }
-        return try await local.deploy(model, canary: canary)
+        return try await local.deploy(model, as: role)
     }
-    func promote(_ model: ModelArtifact) async throws -> Deployment? { try await local.promote(model) }
-    func rollback(_ model: ModelArtifact) async throws -> Deployment? { try await local.rollback(model) }
+    func promote(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {
+        try await local.promote(model, from: role)
+    }
+    func rollback(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {
+        try await local.rollback(model, from: role)
+    }
 }
 
 @Suite struct RetrainTests {
@@ -109,13 +113,13 @@ struct WatchedPlatform: Platform {
     @Test func anAcceptedCandidateIsDeployed() async throws {
         let live = try liveModel()
         let folder = TestFiles.folder.appendingPathComponent("cyclone-models-\(UUID().uuidString)").path
-        _ = try await LocalPlatform(modelDirectory: folder).deploy(live, canary: false)
+        _ = try await LocalPlatform(modelDirectory: folder).deploy(live, as: .live)
         let link = LocalPlatform.servingPath(name: "demand", in: folder)
         #expect(try ModelArtifact.load(contentsOf: URL(fileURLWithPath: link)).version == "1")
         try await withTestDatabase { db in
             _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
             try await storeServed(db, live, n: 500, seed: 7, a: -3, b: 2)
-            let report = try await job(db, ["MODEL_DIR": folder, "CANARY_PERCENT": "0"]).run()
+            let report = try await job(db, ["MODEL_DIR": folder, "ROLLOUT": "direct"]).run()
             #expect(report.accepted && report.deployment != nil, "\(report)")
             #expect(try ModelArtifact.load(contentsOf: URL(fileURLWithPath: link)).version == "2")
             #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == "demand-2.json")
@@ -128,19 +132,41 @@ struct WatchedPlatform: Platform {
         }
     }
 
-    /// By default an accepted candidate starts as a canary: the canary link points to it, the live link stays,
-    /// and it is registered as `canary` with a `canary_started` event.
-    @Test func anAcceptedCandidateStartsAsACanary() async throws {
+    /// By default an accepted candidate goes to shadow: the shadow link points to it, the live link stays, and
+    /// it is registered as `shadow` with a `shadow_started` event.
+    @Test func anAcceptedCandidateGoesToShadowByDefault() async throws {
         let live = try liveModel()
         let folder = TestFiles.folder.appendingPathComponent("cyclone-models-\(UUID().uuidString)").path
-        _ = try await LocalPlatform(modelDirectory: folder).deploy(live, canary: false)
+        _ = try await LocalPlatform(modelDirectory: folder).deploy(live, as: .live)
         try await withTestDatabase { db in
             _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
             try await storeServed(db, live, n: 500, seed: 8, a: -3, b: 2)
             let report = try await job(db, ["MODEL_DIR": folder]).run()
+            #expect(report.deployment?.hasPrefix("as the live version's shadow") == true, "\(report)")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: LocalPlatform.servingPath(name: "demand", in: folder)) == "demand-1.json")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: LocalPlatform.path(name: "demand", .shadow, in: folder)) == "demand-2.json")
+            #expect(!FileManager.default.fileExists(atPath: LocalPlatform.path(name: "demand", .canary, in: folder)))
+            #expect(try await modelRows(db).map(\.status) == ["live", "shadow"])
+            let kinds = try await db.client.query("SELECT kind FROM event ORDER BY id", logger: .test)
+            var seen: [String] = []
+            for try await kind in kinds.decode(String.self) { seen.append(kind) }
+            #expect(seen == ["retrain_finished", "shadow_started"])
+        }
+    }
+
+    /// With `ROLLOUT=canary` an accepted candidate starts as a canary: the canary link points to it, the live
+    /// link stays, and it is registered as `canary` with a `canary_started` event.
+    @Test func anAcceptedCandidateStartsAsACanary() async throws {
+        let live = try liveModel()
+        let folder = TestFiles.folder.appendingPathComponent("cyclone-models-\(UUID().uuidString)").path
+        _ = try await LocalPlatform(modelDirectory: folder).deploy(live, as: .live)
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
+            try await storeServed(db, live, n: 500, seed: 8, a: -3, b: 2)
+            let report = try await job(db, ["MODEL_DIR": folder, "ROLLOUT": "canary"]).run()
             #expect(report.deployment?.hasPrefix("as a canary for 10 % of requests") == true, "\(report)")
             #expect(try FileManager.default.destinationOfSymbolicLink(atPath: LocalPlatform.servingPath(name: "demand", in: folder)) == "demand-1.json")
-            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: LocalPlatform.canaryPath(name: "demand", in: folder)) == "demand-2.json")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: LocalPlatform.path(name: "demand", .canary, in: folder)) == "demand-2.json")
             #expect(try await modelRows(db).map(\.status) == ["live", "canary"])
         }
     }
@@ -244,17 +270,17 @@ extension RetrainTests {
     /// that fails leaves exactly that.
     @Test func theRegistryNamesOnlyWhatServes() async throws {
         let live = try liveModel()
-        for canary in [false, true] {
+        for rollout in ["direct", "canary", "shadow"] {
             for fails in [false, true] {
                 let folder = TestFiles.folder.appendingPathComponent("cyclone-models-\(UUID().uuidString)").path
-                _ = try await LocalPlatform(modelDirectory: folder).deploy(live, canary: false)
+                _ = try await LocalPlatform(modelDirectory: folder).deploy(live, as: .live)
                 try await withTestDatabase { db in
                     let registry = ModelRegistry(client: db.client, logger: .test)
                     _ = try await registry.register(live, status: .live)
                     try await storeServed(db, live, n: 500, seed: 7, a: -3, b: 2)
                     var platform = WatchedPlatform(local: LocalPlatform(modelDirectory: folder), client: db.client)
                     platform.fails = fails
-                    let run = try job(db, ["MODEL_DIR": folder, "CANARY_PERCENT": canary ? "10" : "0"], platform: platform)
+                    let run = try job(db, ["MODEL_DIR": folder, "ROLLOUT": rollout], platform: platform)
                     if fails {
                         await #expect(throws: RetrainError.self) { try await run.run() }
                     } else {
@@ -262,8 +288,8 @@ extension RetrainTests {
                     }
                     #expect(platform.seen.statuses.withLock { $0 } == [["1: live", "2: candidate"]])
                     let statuses = try await modelRows(db).map(\.status)
-                    #expect(statuses == (fails ? ["live", "candidate"] : canary ? ["live", "canary"] : ["retired", "live"]),
-                            "canary \(canary), fails \(fails)")
+                    let deployed = ["direct": ["retired", "live"], "canary": ["live", "canary"], "shadow": ["live", "shadow"]]
+                    #expect(statuses == (fails ? ["live", "candidate"] : deployed[rollout]), "\(rollout), fails \(fails)")
                 }
             }
         }

@@ -77,6 +77,11 @@ public final class FakeCloudRun: Sendable {
         router.get("\(base)/services/:service") { request, context in
             try self.answer(request) { try self.readService(context.parameters.require("service")) }
         }
+        router.get("\(base)/services/:service/revisions/:revision") { request, context in
+            try self.answer(request) {
+                try self.readRevision(context.parameters.require("service"), context.parameters.require("revision"))
+            }
+        }
         router.patch("\(base)/services/:service") { request, context in
             let body = try JSONParser.parse(Array(try await request.body.collect(upTo: 1 << 20).readableBytesView))
             let mask = request.uri.queryParameters.get("updateMask")
@@ -139,6 +144,17 @@ public final class FakeCloudRun: Sendable {
                                              "status": .string(error.status)]]
         return Response(status: HTTPResponse.Status(code: error.code), headers: [.contentType: "application/json; charset=UTF-8"],
                         body: .init(byteBuffer: ByteBuffer(string: envelope.jsonText)))
+    }
+
+    /// revisions.get: the Revision, its template's fields (`containers`, `scaling`…) at the top level.
+    private func readRevision(_ serviceName: String, _ name: String) throws -> JSONValue {
+        guard let template = state.withLock({ $0.services[serviceName]?.revisions[name] }) else {
+            throw FakeError(404, "NOT_FOUND", "Resource '\(name)' of kind 'REVISION' in region '\(region)' in project '\(project)' does not exist.")
+        }
+        var revision = template.object ?? [:]
+        revision["name"] = .string("projects/\(project)/locations/\(region)/services/\(serviceName)/revisions/\(name)")
+        revision["service"] = .string(serviceName)
+        return .object(revision)
     }
 
     private func readService(_ name: String) throws -> JSONValue {

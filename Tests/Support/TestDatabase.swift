@@ -42,11 +42,14 @@ public struct ServedInstance: Sendable {
     public var input: JSONValue
     public var output: Output
     public var label: JSONValue?
+    /// The shadow's version and output, stored on the same row.
+    public var shadow: (version: String, output: Output)?
 
-    public init(input: JSONValue, output: Output, label: JSONValue? = nil) {
+    public init(input: JSONValue, output: Output, label: JSONValue? = nil, shadow: (version: String, output: Output)? = nil) {
         self.input = input
         self.output = output
         self.label = label
+        self.shadow = shadow
     }
 }
 
@@ -70,7 +73,11 @@ extension TestDatabase {
             rows.append(PredictionRow(id: UUIDv7.make(at: time), modelName: model.name, modelVersion: model.version,
                                       input: instance.input.jsonText,
                                       prediction: Self.predictionJSON(instance.output, classes: model.classes),
-                                      createdAt: time, drift: drift))
+                                      createdAt: time, drift: drift,
+                                      shadow: instance.shadow.map {
+                                          PredictionRow.Shadow(version: $0.version,
+                                                               prediction: Self.predictionJSON($0.output, classes: model.classes))
+                                      }))
         }
         for start in stride(from: 0, to: rows.count, by: batch) {
             try await PredictionWriter.insert(Array(rows[start..<min(start + batch, rows.count)]), client: client,

@@ -33,8 +33,10 @@ BEGIN
         INSERT INTO cyclone_moving SELECT * FROM gone;
         EXECUTE format('CREATE TABLE %I PARTITION OF prediction FOR VALUES FROM (%L) TO (%L)',
                        partition_name, lo, hi);
-        INSERT INTO prediction (id, model_name, model_version, input, prediction, key, label, created_at, labeled_at, latency_ms)
-        SELECT id, model_name, model_version, input, prediction, key, label, created_at, labeled_at, latency_ms
+        INSERT INTO prediction (id, model_name, model_version, input, prediction, key, label, created_at, labeled_at,
+                                latency_ms, shadow_version, shadow_prediction)
+        SELECT id, model_name, model_version, input, prediction, key, label, created_at, labeled_at, latency_ms,
+               shadow_version, shadow_prediction
         FROM cyclone_moving;
         TRUNCATE cyclone_moving;
         action := 'created';

@@ -47,7 +47,7 @@ do {
     let environment = [
         "PLATFORM": "cloudrun", "GOOGLE_CLOUD_PROJECT": fake.project, "GOOGLE_CLOUD_REGION": fake.region,
         "SERVE_IMAGE": "\(registry.host)/project/cyclone/serve:base", "CLOUD_RUN_ENDPOINT": "http://127.0.0.1:\(runPort)",
-        "GCE_METADATA_HOST": "127.0.0.1:\(authPort)", "CANARY_PERCENT": "10",
+        "GCE_METADATA_HOST": "127.0.0.1:\(authPort)", "ROLLOUT": "canary", "CANARY_PERCENT": "10",
     ]
     // Credentials come from the process environment, as in retrain.
     for (name, value) in environment { setenv(name, value, 1) }
@@ -58,8 +58,8 @@ do {
     let clock = ContinuousClock()
     let pushedAt = Mutex(clock.now)
     let push = platform.images!
-    platform.images = { model in
-        let image = try await push(model)
+    platform.images = { model, shadowOn in
+        let image = try await push(model, shadowOn)
         pushedAt.withLock { $0 = clock.now }
         return image
     }
@@ -74,7 +74,7 @@ do {
         model.version = "\(round + 1)"
         let patches = fake.state.withLock { $0.patchedAt.count }
         let accepted = clock.now
-        _ = try await platform.deploy(model, canary: round % 2 == 1)
+        _ = try await platform.deploy(model, as: round % 2 == 1 ? .canary : .live)
         let pushed = pushedAt.withLock { $0 }
         // The PATCH that requests the revision (its operation not done yet).
         let requested = fake.state.withLock { $0.patchedAt[patches] }

@@ -1,0 +1,104 @@
+import CycloneCloud
+import CycloneModel
+import CycloneMonitoring
+import CycloneStore
+import Foundation
+import Logging
+
+/// What the cycle decided about a shadow: its losses and live's on the same labelled rows, tested at each look
+/// as `ShadowPolicy` says, ending in promote, discard or wait, each written as an event with its figures (a
+/// wait only when its pairs changed since the last).
+public struct ShadowDecision: Sendable, Codable, Equatable {
+    public enum Action: String, Sendable, Codable {
+        case waiting, promoted, discarded
+        /// The platform could not carry the verdict out; it is tried again next cycle.
+        case failed
+    }
+
+    public var name: String
+    public var version: String
+    public var liveVersion: String
+    /// Labelled pairs so far, counted up to the sample size.
+    public var pairs: Int
+    public var sampleSize: Int
+    /// The looks planned, and the one that decided (1-based; 0 while waiting).
+    public var looks: Int
+    public var look: Int
+    /// The test at the deciding look, or at the last look done while waiting.
+    public var comparison: PairedLossComparison?
+    public var action: Action
+    public var reason: String
+
+    enum CodingKeys: String, CodingKey {
+        case name, version, liveVersion = "live_version", pairs, sampleSize = "sample_size", looks, look, comparison,
+             action, reason
+    }
+
+    var text: String { "\(name)@\(version) shadow of live \(liveVersion): \(action.rawValue) — \(reason)" }
+
+    /// The event's detail: the verdict's figures.
+    var detail: JSONValue {
+        var detail: [String: JSONValue] = [
+            "live_version": .string(liveVersion), "pairs": .number(Double(pairs)),
+            "sample_size": .number(Double(sampleSize)), "looks": .number(Double(looks)), "look": .number(Double(look)),
+            "reason": .string(reason),
+        ]
+        if let comparison {
+            detail["loss"] = .string("per-row loss: absolute error (regression), log loss (classification)")
+            detail["live_mean_loss"] = .number(comparison.liveMeanLoss)
+            detail["shadow_mean_loss"] = .number(comparison.challengerMeanLoss)
+            detail["improvement"] = .number(comparison.improvement)
+            detail["look_pairs"] = .number(Double(comparison.pairs))
+            detail["test"] = .string("wilcoxon signed-rank, one-sided, O'Brien–Fleming boundary")
+            detail["statistic"] = .number(comparison.statistic)
+            detail["p_value"] = .number(comparison.pValue)
+        }
+        return .object(detail)
+    }
+}
+
+extension Evaluator {
+    /// Judges the shadow of `name`, if there is one, and carries out the verdict.
+    func judgeShadow(of name: String, now: Date) async throws -> ShadowDecision? {
+        guard let shadow = try await registry.version(of: name, status: .shadow),
+              let live = try await registry.version(of: name, status: .live)
+        else { return nil }
+        let policy = settings.shadow
+        let losses = try await windows.pairedLosses(of: live.artifact, shadow: shadow.artifact.version, rows: policy.rows)
+        let pairs = losses.live.count
+        // Each look reads the first pairs up to its size: the samples are fixed, whenever the cycle runs.
+        let looksDone = policy.lookSizes.filter { $0 <= pairs }.compactMap { size in
+            PairedLossComparison(live: Array(losses.live.prefix(size)), challenger: Array(losses.shadow.prefix(size)))
+        }
+        let age = Duration.seconds(max(0, now.timeIntervalSince(shadow.since)))
+        let (verdict, reason, look) = policy.verdict(pairs: pairs, looksDone: looksDone, age: age)
+        var decision = ShadowDecision(name: name, version: shadow.artifact.version, liveVersion: live.artifact.version,
+                                      pairs: pairs, sampleSize: policy.rows, looks: policy.looks, look: look,
+                                      comparison: look > 0 ? looksDone[look - 1] : looksDone.last, action: .waiting,
+                                      reason: reason)
+        guard verdict != .wait else {
+            try await store.shadowWaiting(name: name, version: decision.version, pairs: pairs, detail: decision.detail)
+            return decision
+        }
+        guard platform.deploys else {
+            decision.reason += "; recorded only: the platform does not deploy (MODEL_DIR is unset)"
+            return decision
+        }
+        // A cycle stopped part-way leaves the shadow as it was, to be decided again next cycle.
+        let rollout = Rollout(platform: platform, registry: registry, store: store)
+        do {
+            if verdict == .promote {
+                try await rollout.promote(shadow.artifact, from: .shadow, detail: decision.detail)
+                decision.action = .promoted
+            } else {
+                try await rollout.rollBack(shadow.artifact, from: .shadow, because: reason, detail: decision.detail)
+                decision.action = .discarded
+            }
+        } catch {
+            decision.action = .failed
+            decision.reason += "; not carried out: \(error)"
+            logger.error("shadow verdict not carried out", metadata: ["model": "\(name)", "error": "\(error)"])
+        }
+        return decision
+    }
+}
