@@ -65,4 +65,65 @@ import Testing
             throw error
         }
     }
+
+    /// By default the candidate rides as a shadow in the live revision: its image is the live revision's image
+    /// (the serve image plus the live model) plus its own layer at SHADOW_MODEL_PATH, and that revision takes
+    /// all the traffic, the live one kept at 0 % under the tag `live`.
+    @Test func anAcceptedCandidateRidesAsAShadowInTheLiveRevision() async throws {
+        let retrain = try Repository.product("retrain")
+        let local = try await LocalRegistry()
+        do {
+            let registry = Registry(host: local.host, insecure: true)
+            _ = try await LocalRegistry.pushBase(registry, repository: "project/cyclone/serve", tag: "abc123", oci: true)
+            let live = try liveModel()
+            let serve = try ImageReference("\(local.host)/project/cyclone/serve:abc123")
+            var liveTag = serve
+            liveTag.tag = "demand-1"
+            let liveImage = try await ImageAppend(base: serve, target: liveTag, baseRegistry: registry, targetRegistry: registry)
+                .push(model: live, bytes: Array(try live.encoded())).image
+            let auth = FakeGoogleAuth(publicKey: FakeGoogleAuth.testKey.publicKey)
+            let cloudRun = FakeCloudRun()
+            cloudRun.addService("predict", image: liveImage.description)
+            try await auth.application().test(.live) { authClient in
+                try await cloudRun.application().test(.live) { runClient in
+                    try await withTestDatabase { db in
+                        _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
+                        try await storeServed(db, live, n: 300, seed: 6, a: -3, b: 2)
+                        let job = try ChildProcess(retrain.path, environment: [
+                            "RETRAIN_MODEL_NAME": "demand", "RETRAIN_PARENT_VERSION": "1", "DATABASE_URL": db.url,
+                            "LOG_LEVEL": "error", "PLATFORM": "cloudrun", "GOOGLE_CLOUD_PROJECT": cloudRun.project,
+                            "GOOGLE_CLOUD_REGION": cloudRun.region, "SERVE_IMAGE": serve.description,
+                            "CLOUD_RUN_ENDPOINT": "http://127.0.0.1:\(try #require(runClient.port))",
+                            "GCE_METADATA_HOST": "127.0.0.1:\(try #require(authClient.port))",
+                        ], logPath: local.folder + "/retrain.log")
+                        #expect(await job.wait() == 0, "\(job.log)")
+                        #expect(job.log.contains("as the live version's shadow, revision predict-demand-v2-"), "\(job.log)")
+
+                        let service = cloudRun.state.withLock { $0.services["predict"]!.object }
+                        let traffic = service["traffic"]?.array ?? []
+                        #expect(traffic.map { Int($0["percent"].number ?? 0) } == [100, 0])
+                        #expect(traffic.last?["revision"].string == "predict-00001-abc" && traffic.last?["tag"].string == "live")
+                        let image = try #require(service["template"]?["containers"].array.first?["image"].string)
+                        // The shadow image: the live image's layers and configuration, plus the challenger.
+                        let config = try JSONParser.parse(Array(try await Repository.run(
+                            "/usr/bin/skopeo", ["inspect", "--config", "--tls-verify=false", "docker://\(image)"]).utf8))
+                        let environment = config["config"]["Env"].array.compactMap(\.string)
+                        #expect(environment.contains("MODEL_VERSION=1") && environment.contains("SHADOW_MODEL_VERSION=2"),
+                                "\(environment)")
+                        #expect(environment.contains("SHADOW_MODEL_PATH=/srv/model/shadow.json"), "\(environment)")
+                        #expect(config["rootfs"]["diff_ids"].array.count == 3)
+                        #expect(config["config"]["Labels"]["dev.cyclone.shadow.version"].string == "2")
+                        var status = ""
+                        for try await value in try await db.client.query(
+                            "SELECT status FROM model WHERE version = '2'", logger: .test).decode(String.self) { status = value }
+                        #expect(status == "shadow")
+                    }
+                }
+            }
+            await local.stop()
+        } catch {
+            await local.stop()
+            throw error
+        }
+    }
 }
