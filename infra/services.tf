@@ -28,6 +28,8 @@ locals {
       GOOGLE_CLOUD_REGION  = var.region
       PREDICT_SERVICE      = local.services.predict
       RETRAIN_JOB          = local.jobs.retrain
+      ROLLOUT              = var.rollout
+      SHADOW_ROWS          = var.shadow_rows
       CANARY_PERCENT       = tostring(var.canary_percent)
       CANARY_MIN_LABELS    = tostring(var.canary_min_labels)
       TRAINING_WINDOW_ROWS = tostring(var.training_window_rows)
@@ -43,6 +45,7 @@ locals {
       GOOGLE_CLOUD_REGION    = var.region
       PREDICT_SERVICE        = local.services.predict
       RETRAIN_JOB            = local.jobs.retrain
+      ROLLOUT                = var.rollout
       CANARY_PERCENT         = tostring(var.canary_percent)
       TRAINING_WINDOW_ROWS   = tostring(var.training_window_rows)
       RETRAIN_METRIC         = var.retrain_metric

@@ -54,8 +54,25 @@ variable "retrain_cooldown" {
   default     = "1h"
 }
 
+variable "rollout" {
+  description = "ROLLOUT: how a retrained version goes into service: shadow (scored beside live in the same revision until the paired verdict), canary (canary_percent of the traffic) or direct."
+  type        = string
+  default     = "shadow"
+
+  validation {
+    condition     = contains(["shadow", "canary", "direct"], var.rollout)
+    error_message = "rollout is shadow, canary or direct."
+  }
+}
+
+variable "shadow_rows" {
+  description = "SHADOW_ROWS: labelled pairs of a shadow's full sample (looked at four times); empty for PERFORMANCE_WINDOW_ROWS."
+  type        = string
+  default     = ""
+}
+
 variable "canary_percent" {
-  description = "CANARY_PERCENT: the share of predict's traffic a new model version gets first (0 deploys it to all at once)."
+  description = "CANARY_PERCENT: the share of predict's traffic a canary gets (rollout = canary; 0 deploys it to all at once)."
   type        = number
   default     = 10
 
