@@ -66,7 +66,7 @@ variable "rollout" {
 }
 
 variable "shadow_rows" {
-  description = "SHADOW_ROWS: labelled pairs of a shadow's full sample (looked at four times); empty for PERFORMANCE_WINDOW_ROWS."
+  description = "SHADOW_ROWS: labelled pairs of a shadow's full sample (looked at SHADOW_LOOKS times, 4 by default); empty for PERFORMANCE_WINDOW_ROWS."
   type        = string
   default     = ""
 }

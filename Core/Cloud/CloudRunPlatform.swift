@@ -6,23 +6,24 @@ import Foundation
 /// share of the traffic or all of it; promotion and rollback move traffic between revisions by name; a
 /// retrain is an execution of the retrain job.
 ///
-/// A shadow rides in the live version's revision so traffic never splits: its image is the live revision's
-/// image plus the challenger's layer (`SHADOW_MODEL_PATH`), its revision takes all the traffic, and the live
-/// revision stays listed at 0 % (tag `live`). Promoting the shadow deploys the challenger's own image as a new
-/// revision; discarding it gives the live revision its traffic back.
+/// A shadow rides with the live version so traffic never splits: its image is the serve image, the live model
+/// and the challenger's layer (`SHADOW_MODEL_PATH`), its revision takes all the traffic, and the live revision
+/// stays listed at 0 % (tag `live`). Promoting the shadow deploys the challenger's own image (pushed with the
+/// shadow's, named in the revision's annotation) as a new revision; discarding it gives the live revision its
+/// traffic back.
 public struct CloudRunPlatform: Platform {
     public var cloudRun: CloudRun
     /// The predict service and the retrain job.
     public var service: String
     public var job: String
-    /// Builds the image of a model version: on the serve image (`nil`), or as the shadow on the given model
-    /// image. `nil`: no images can be built.
-    public var images: (@Sendable (ModelArtifact, _ shadowOn: ImageReference?) async throws -> ImageReference)?
+    /// Builds the image of a model version: the serve image and the model (`live` nil), or the serve image,
+    /// `live` and the model as its shadow. `nil`: no images can be built.
+    public var images: (@Sendable (_ model: ModelArtifact, _ live: ModelArtifact?) async throws -> ImageReference)?
     /// The share of traffic a canary gets, 1 to 99 (0 or 100 deploys to all traffic at once).
     public var canaryPercent: Int
 
     public init(cloudRun: CloudRun, service: String, job: String, canaryPercent: Int,
-                images: (@Sendable (ModelArtifact, ImageReference?) async throws -> ImageReference)?) {
+                images: (@Sendable (ModelArtifact, ModelArtifact?) async throws -> ImageReference)?) {
         self.cloudRun = cloudRun
         self.service = service
         self.job = job
@@ -43,54 +44,88 @@ public struct CloudRunPlatform: Platform {
         return String("\(service)-\(clean(model.name))-v\(clean(model.version))".prefix(63 - 9))
     }
 
-    public func deploy(_ model: ModelArtifact, as role: Role) async throws -> Deployment? {
+    /// The revision template annotation naming a shadow's own image (the serve image and the challenger
+    /// alone), which promoting the shadow deploys: evaluate, which promotes, builds no images.
+    static let challengerImageAnnotation = "cyclone.dev/challenger-image"
+
+    public func deploy(_ model: ModelArtifact, as role: Role, beside live: ModelArtifact?) async throws -> Deployment? {
         guard let images else { throw CloudError("no serve image to build \(model.name)@\(model.version)'s image on (SERVE_IMAGE)") }
-        var shadowOn: (revision: String, image: ImageReference)?
-        if role == .shadow {
-            let live = try Self.liveRevision(try await cloudRun.service(service))
-            guard let text = try await cloudRun.revision(live, of: service)["containers"].array.first?["image"].string else {
-                throw CloudError("revision \(live) of \(service) has no container image to add the shadow to")
-            }
-            shadowOn = (live, try ImageReference(text))
+        let own = try await images(model, nil)
+        guard role == .shadow else {
+            return try await deploy(own, of: model, canary: role == .canary && PlatformSettings.isCanary(canaryPercent))
         }
-        let image = try await images(model, shadowOn?.image)
-        guard image.digest != nil else { throw CloudError("the image of \(model.name)@\(model.version) has no digest; revisions deploy by digest") }
+        guard let live else { throw CloudError("a shadow of \(model.name)@\(model.version) needs the live model to ride beside") }
+        // The shadow rides in a revision of its own image: the serve image (today's predict), the live model,
+        // and the challenger beside it; the live revision stays listed, at 0 %, to come back to.
+        let image = try await images(model, live)
         let revision = revisionName(model, image: image)
-        let split = role == .canary && PlatformSettings.isCanary(canaryPercent)
-        let ready = try await update("deploying \(model.name)@\(model.version) to \(service)") { service in
-            let live = try shadowOn?.revision ?? Self.liveRevision(service)
-            guard case .object(var template) = service["template"], case .array(var containers) = template["containers"] ?? .null,
-                  case .object(var container) = containers.first ?? .null
-            else { throw CloudError("service \(self.service) has no container to put the image in") }
-            container["image"] = .string(image.description)
-            containers[0] = .object(container)
-            template["containers"] = .array(containers)
-            template["revision"] = .string(revision)
-            var object = service.object ?? [:]
-            object["template"] = .object(template)
-            object["traffic"] = if split {
-                [Self.target(live, percent: 100 - canaryPercent), Self.target(revision, percent: canaryPercent, tag: "canary")]
-            } else if role == .shadow {
-                [Self.target(revision, percent: 100), Self.target(live, percent: 0, tag: "live")]
-            } else {
-                [Self.target(revision, percent: 100)]
-            }
+        var liveRevision = ""
+        let ready = try await update("deploying \(model.name)@\(model.version) as the shadow of \(live.version) on \(service)") { service in
+            liveRevision = try Self.liveRevision(service)
+            var object = try Self.withImage(image, revision: revision, in: service, annotation: own.description)
+            object["traffic"] = [Self.target(revision, percent: 100), Self.target(liveRevision, percent: 0, tag: "live")]
             return (.object(object), nil)
         }
+        try check(ready, revision: revision)
+        return Deployment(location: image.description,
+                          detail: "revision \(revision) serves all of \(service): \(live.version) with \(model.version) in shadow (\(liveRevision) kept at 0 %)")
+    }
+
+    /// Deploys `image`, the image of `model`, as a new revision: with all the traffic, or as a canary.
+    private func deploy(_ image: ImageReference, of model: ModelArtifact, canary: Bool) async throws -> Deployment {
+        guard image.digest != nil else { throw CloudError("the image of \(model.name)@\(model.version) has no digest; revisions deploy by digest") }
+        let revision = revisionName(model, image: image)
+        let ready = try await update("deploying \(model.name)@\(model.version) to \(service)") { service in
+            let live = try Self.liveRevision(service)
+            var object = try Self.withImage(image, revision: revision, in: service, annotation: nil)
+            object["traffic"] = canary
+                ? [Self.target(live, percent: 100 - canaryPercent), Self.target(revision, percent: canaryPercent, tag: "canary")]
+                : [Self.target(revision, percent: 100)]
+            return (.object(object), nil)
+        }
+        try check(ready, revision: revision)
+        return Deployment(location: image.description,
+                          detail: "revision \(revision) serves \(canary ? "\(canaryPercent) %" : "all") of \(service)")
+    }
+
+    /// The service with `image` in its container, a new revision named `revision`, and the challenger-image
+    /// annotation set (or cleared).
+    private static func withImage(_ image: ImageReference, revision: String, in service: JSONValue, annotation: String?)
+        throws -> [String: JSONValue]
+    {
+        guard case .object(var template) = service["template"], case .array(var containers) = template["containers"] ?? .null,
+              case .object(var container) = containers.first ?? .null
+        else { throw CloudError("service \(service["name"].string ?? "?") has no container to put the image in") }
+        container["image"] = .string(image.description)
+        containers[0] = .object(container)
+        template["containers"] = .array(containers)
+        template["revision"] = .string(revision)
+        var annotations = template["annotations"]?.object ?? [:]
+        annotations[challengerImageAnnotation] = annotation.map(JSONValue.string)
+        template["annotations"] = annotations.isEmpty ? nil : .object(annotations)
+        var object = service.object ?? [:]
+        object["template"] = .object(template)
+        return object
+    }
+
+    private func check(_ ready: JSONValue, revision: String) throws {
         guard ready["latestReadyRevision"].string?.hasSuffix("/revisions/\(revision)") == true,
               ready["terminalCondition"]["state"].string == "CONDITION_SUCCEEDED", ready["reconciling"] != .bool(true)
         else {
             throw CloudError("revision \(revision) of \(service) did not become ready")
         }
-        let serves = split ? "\(canaryPercent) % of \(service)"
-            : role == .shadow ? "all of \(service), its live version with this one as shadow" : "all of \(service)"
-        
-        return Deployment(location: image.description, detail: "revision \(revision) serves \(serves)")
     }
 
     public func promote(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {
-        // A shadow's revision serves the live version: the challenger gets a revision of its own.
-        if role == .shadow { return try await deploy(model, as: .live) }
+        guard role != .shadow else {
+            // A shadow's revision serves the live version: the challenger's own image, pushed with the shadow's,
+            // gets a revision of its own.
+            let current = try await cloudRun.service(service)
+            let shadowRevision = try revision(of: model, in: current)
+            guard let text = try await cloudRun.revision(shadowRevision, of: service)["annotations"][Self.challengerImageAnnotation].string
+            else { throw CloudError("revision \(shadowRevision) names no image of \(model.name)@\(model.version) of its own (\(Self.challengerImageAnnotation))") }
+            return try await deploy(try ImageReference(text), of: model, canary: false)
+        }
         let revision = try await moveTraffic("promoting \(model.name)@\(model.version) on \(service)") { service in
             try self.revision(of: model, in: service)
         }

@@ -36,8 +36,9 @@ public struct LocalPlatform: Platform {
     }
 
     /// Writes the version's file (once; a version never changes) and points the model's link for `role` to it
-    /// in one rename, so a reader sees the old file or the new one, never neither.
-    public func deploy(_ model: ModelArtifact, as role: Role) async throws -> Deployment? {
+    /// in one rename, so a reader sees the old file or the new one, never neither. A new live version ends any
+    /// canary or shadow of another version (the registry supersedes them).
+    public func deploy(_ model: ModelArtifact, as role: Role, beside live: ModelArtifact? = nil) async throws -> Deployment? {
         guard let directory = modelDirectory else { return nil }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let file = Self.fileName(model)
@@ -57,6 +58,14 @@ public struct LocalPlatform: Platform {
         }
         let link = Self.path(name: model.name, role, in: directory)
         try Self.point(link, to: file)
+        if role == .live {
+            for challenger in [Role.canary, .shadow] {
+                let other = Self.path(name: model.name, challenger, in: directory)
+                if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: other), target != file {
+                    try FileManager.default.removeItem(atPath: other)
+                }
+            }
+        }
         return Deployment(location: path, detail: "\(link) now points to \(file)")
     }
 

@@ -11,9 +11,9 @@ public protocol Platform: Sendable {
     var deploys: Bool { get }
 
     /// Puts a registered model version into service, with no downtime: in place of the current one (`live`), as
-    /// a canary beside it answering a share of the traffic, or as its shadow, scored on every request beside it
-    /// and answering none. `nil` when this platform records deployments only.
-    func deploy(_ model: ModelArtifact, as role: Role) async throws -> Deployment?
+    /// a canary beside it answering a share of the traffic, or as the shadow of `live` (the version serving),
+    /// scored on every request beside it and answering none. `nil` when this platform records deployments only.
+    func deploy(_ model: ModelArtifact, as role: Role, beside live: ModelArtifact?) async throws -> Deployment?
 
     /// Makes the canary or shadow `model` the live version, answering all the traffic.
     func promote(_ model: ModelArtifact, from role: Role) async throws -> Deployment?
@@ -30,6 +30,13 @@ public enum Role: String, Sendable, Codable {
     case canary
     /// It is scored on every request beside the live version, which alone answers.
     case shadow
+}
+
+extension Platform {
+    /// Deploys `model` in `role` beside no particular version (a live or canary deployment).
+    public func deploy(_ model: ModelArtifact, as role: Role) async throws -> Deployment? {
+        try await deploy(model, as: role, beside: nil)
+    }
 }
 
 /// A model version put into service.

@@ -15,9 +15,10 @@ public struct PlatformSettings: Sendable {
     public var kind: Kind
     /// `CANARY_PERCENT` (10): the share of traffic a canary gets; 0 deploys it to all at once.
     public var canaryPercent: Int
-    /// `ROLLOUT`: how a retrained version that passed its holdout goes into service: `shadow` (the default;
-    /// scored beside live on every request, answering none, until the paired verdict), `canary` (answering
-    /// `CANARY_PERCENT` of the requests until the canary's verdict), `direct` (in place of live at once).
+    /// `ROLLOUT`: how a retrained version that passed its holdout goes into service: `shadow` (scored beside
+    /// live on every request, answering none, until the paired verdict), `canary` (answering `CANARY_PERCENT`
+    /// of the requests until the canary's verdict), `direct` (in place of live at once). Unset: `shadow`,
+    /// unless `CANARY_PERCENT` is set (as before `ROLLOUT` existed): then `canary`, or `direct` for 0.
     public var rollout: RolloutMode
 
     public enum RolloutMode: String, Sendable, CaseIterable {
@@ -38,7 +39,8 @@ public struct PlatformSettings: Sendable {
 
     public init(reader: ConfigReader) throws {
         canaryPercent = try reader.canaryPercent()
-        rollout = try reader.setting("rollout", variable: "ROLLOUT", default: .shadow, expected: "shadow, canary or direct") {
+        let previous: RolloutMode = reader.nonEmpty("canary.percent") == nil ? .shadow : canaryPercent == 0 ? .direct : .canary
+        rollout = try reader.setting("rollout", variable: "ROLLOUT", default: previous, expected: "shadow, canary or direct") {
             RolloutMode(rawValue: $0)
         }
         let platform = try reader.setting("platform", variable: "PLATFORM", default: "local",
@@ -111,19 +113,27 @@ public struct CloudRunSettings: Sendable {
         guard let base = serveImage, let target = modelImages else {
             return CloudRunPlatform(cloudRun: cloudRun, service: service, job: job, canaryPercent: canaryPercent, images: nil)
         }
-        return CloudRunPlatform(cloudRun: cloudRun, service: service, job: job, canaryPercent: canaryPercent) { model, shadowOn in
-            var tagged = target
-            let tag = "\(model.name)-\(model.version)" + (shadowOn == nil ? "" : "-shadow")
-            tagged.tag = String(tag.map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "-" }.prefix(128))
-            tagged.digest = nil
-            let on = shadowOn ?? base
+        return CloudRunPlatform(cloudRun: cloudRun, service: service, job: job, canaryPercent: canaryPercent) { model, live in
+            func tagged(_ tag: String) -> ImageReference {
+                var tagged = target
+                tagged.tag = String(tag.map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "-" }.prefix(128))
+                tagged.digest = nil
+                return tagged
+            }
             // A registry on loopback (a test's) speaks plain HTTP.
-            return try await ImageAppend(
-                base: on, target: tagged,
-                baseRegistry: Registry(host: on.registry, insecure: on.isLoopback, credentials: google(on.registry)),
-                targetRegistry: Registry(host: target.registry, insecure: target.isLoopback, credentials: google(target.registry)),
-                role: shadowOn == nil ? .live : .shadow)
-                .push(model: model, bytes: Array(try model.encoded())).image
+            func registry(_ image: ImageReference) -> Registry {
+                Registry(host: image.registry, insecure: image.isLoopback, credentials: google(image.registry))
+            }
+            func push(_ model: ModelArtifact, on base: ImageReference, tag: String, as role: Role) async throws -> ImageReference {
+                try await ImageAppend(base: base, target: tagged(tag), baseRegistry: registry(base), targetRegistry: registry(target),
+                                      role: role)
+                    .push(model: model, bytes: Array(try model.encoded())).image
+            }
+            guard let live else { return try await push(model, on: base, tag: "\(model.name)-\(model.version)", as: .live) }
+            // The live model on today's serve image (the same image as its own when the serve image has not
+            // changed), then the challenger beside it.
+            let liveImage = try await push(live, on: base, tag: "\(live.name)-\(live.version)", as: .live)
+            return try await push(model, on: liveImage, tag: "\(model.name)-\(model.version)-shadow", as: .shadow)
         }
     }
 }

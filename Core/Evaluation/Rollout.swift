@@ -23,16 +23,16 @@ public struct Rollout: Sendable {
         public var description: String { "\(underlying)" }
     }
 
-    /// Deploys the registered `candidate`, retrained from `parent`, in `role`: as the live version, as a canary
-    /// answering `canaryPercent` of the requests, or as the live version's shadow. Returns `nil`, recording
-    /// nothing, when the platform does not deploy; throws `DeploymentFailed` when it refuses.
-    public func deploy(_ candidate: ModelArtifact, parent: String, as role: Role, canaryPercent: Int) async throws
+    /// Deploys the registered `candidate`, retrained from `parent` (the live version), in `role`: as the live
+    /// version, as a canary answering `canaryPercent` of the requests, or as the parent's shadow. Returns `nil`,
+    /// recording nothing, when the platform does not deploy; throws `DeploymentFailed` when it refuses.
+    public func deploy(_ candidate: ModelArtifact, parent: ModelArtifact, as role: Role, canaryPercent: Int) async throws
         -> Deployment?
     {
         guard platform.deploys else { return nil }
         let deployment: Deployment
         do {
-            guard let deployed = try await platform.deploy(candidate, as: role) else { return nil }
+            guard let deployed = try await platform.deploy(candidate, as: role, beside: parent) else { return nil }
             deployment = deployed
         } catch {
             throw DeploymentFailed(underlying: error)
@@ -42,7 +42,7 @@ public struct Rollout: Sendable {
         case .canary: try await registry.startChallenger(name: candidate.name, version: candidate.version, as: .canary)
         case .shadow: try await registry.startChallenger(name: candidate.name, version: candidate.version, as: .shadow)
         }
-        var detail: [String: JSONValue] = ["parent": .string(parent), "location": .string(deployment.location),
+        var detail: [String: JSONValue] = ["parent": .string(parent.version), "location": .string(deployment.location),
                                            "detail": .string(deployment.detail)]
         if role == .canary { detail["percent"] = .number(Double(canaryPercent)) }
         let kind: EvaluationStore.EventKind = switch role {

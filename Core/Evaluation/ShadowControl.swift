@@ -21,8 +21,9 @@ public struct ShadowDecision: Sendable, Codable, Equatable {
     /// Labelled pairs so far, counted up to the sample size.
     public var pairs: Int
     public var sampleSize: Int
-    /// The looks planned, and the one that decided (1-based; 0 while waiting).
+    /// The looks planned, those done, and the one that decided (1-based; 0 while waiting).
     public var looks: Int
+    public var looksDone: Int
     public var look: Int
     /// The test at the deciding look, or at the last look done while waiting.
     public var comparison: PairedLossComparison?
@@ -30,8 +31,8 @@ public struct ShadowDecision: Sendable, Codable, Equatable {
     public var reason: String
 
     enum CodingKeys: String, CodingKey {
-        case name, version, liveVersion = "live_version", pairs, sampleSize = "sample_size", looks, look, comparison,
-             action, reason
+        case name, version, liveVersion = "live_version", pairs, sampleSize = "sample_size", looks,
+             looksDone = "looks_done", look, comparison, action, reason
     }
 
     var text: String { "\(name)@\(version) shadow of live \(liveVersion): \(action.rawValue) — \(reason)" }
@@ -41,6 +42,7 @@ public struct ShadowDecision: Sendable, Codable, Equatable {
         var detail: [String: JSONValue] = [
             "live_version": .string(liveVersion), "pairs": .number(Double(pairs)),
             "sample_size": .number(Double(sampleSize)), "looks": .number(Double(looks)), "look": .number(Double(look)),
+            "looks_done": .number(Double(looksDone)),
             "reason": .string(reason),
         ]
         if let comparison {
@@ -64,20 +66,24 @@ extension Evaluator {
               let live = try await registry.version(of: name, status: .live)
         else { return nil }
         let policy = settings.shadow
-        let losses = try await windows.pairedLosses(of: live.artifact, shadow: shadow.artifact.version, rows: policy.rows)
+        let losses = try await windows.pairedLosses(of: live.artifact, shadow: shadow.artifact.version, rows: policy.rows,
+                                                     since: shadow.since)
         let pairs = losses.live.count
         // Each look reads the first pairs up to its size: the samples are fixed, whenever the cycle runs.
         let looksDone = policy.lookSizes.filter { $0 <= pairs }.compactMap { size in
             PairedLossComparison(live: Array(losses.live.prefix(size)), challenger: Array(losses.shadow.prefix(size)))
         }
         let age = Duration.seconds(max(0, now.timeIntervalSince(shadow.since)))
-        let (verdict, reason, look) = policy.verdict(pairs: pairs, looksDone: looksDone, age: age)
+        let (verdict, reason, look) = policy.verdict(pairs: pairs, looksDone: looksDone, age: age,
+                                                     refused: losses.refused, unscored: losses.unscored)
         var decision = ShadowDecision(name: name, version: shadow.artifact.version, liveVersion: live.artifact.version,
-                                      pairs: pairs, sampleSize: policy.rows, looks: policy.looks, look: look,
+                                      pairs: pairs, sampleSize: policy.rows, looks: policy.looks,
+                                      looksDone: looksDone.count, look: look,
                                       comparison: look > 0 ? looksDone[look - 1] : looksDone.last, action: .waiting,
                                       reason: reason)
         guard verdict != .wait else {
-            try await store.shadowWaiting(name: name, version: decision.version, pairs: pairs, detail: decision.detail)
+            try await store.shadowWaiting(name: name, version: decision.version, looksDone: looksDone.count,
+                                          detail: decision.detail)
             return decision
         }
         guard platform.deploys else {
@@ -98,6 +104,15 @@ extension Evaluator {
             decision.action = .failed
             decision.reason += "; not carried out: \(error)"
             logger.error("shadow verdict not carried out", metadata: ["model": "\(name)", "error": "\(error)"])
+            // A platform that keeps failing must not hold the loop: past SHADOW_MAX_AGE the shadow is recorded
+            // rejected (the platform may still run it; nothing is promoted) and retrains may go on.
+            if age > policy.maxAge {
+                try await registry.setStatus(name: name, version: decision.version, .rejected,
+                                             reason: "abandoned: " + decision.reason)
+                try await store.event(.discarded, name: name, version: decision.version, detail: decision.detail)
+                decision.action = .discarded
+                decision.reason += "; abandoned after SHADOW_MAX_AGE"
+            }
         }
         return decision
     }

@@ -58,8 +58,18 @@ public struct ShadowPolicy: Sendable, Equatable {
 
     /// The verdict on a shadow that has `pairs` labelled pairs, `looksDone[i]` the comparison on the first
     /// `lookSizes[i]` of them for each look its pairs complete, and has run for `age`; with the reason in one
-    /// sentence, and the look that decided (1-based; 0 for none).
-    public func verdict(pairs: Int, looksDone: [PairedLossComparison], age: Duration) -> (Verdict, String, look: Int) {
+    /// sentence, and the look that decided (1-based; 0 for none). A shadow that `refused` instances live
+    /// answered is discarded (promoted, it would refuse them); so is one predict never scored while live
+    /// gathered a look's worth of labels (`unscored`).
+    public func verdict(pairs: Int, looksDone: [PairedLossComparison], age: Duration, refused: Int = 0,
+                        unscored: Int = 0) -> (Verdict, String, look: Int)
+    {
+        if refused > 0 {
+            return (.discard, "it could not score \(refused) labelled requests live answered (their instances do not fit it)", 0)
+        }
+        if pairs == 0, unscored >= lookSizes[0] {
+            return (.discard, "live has \(unscored) labelled rows since the shadow started and it scored none: predict does not run it (SHADOW_MODEL_PATH unset, or the file refused; see predict's log)", 0)
+        }
         for (index, comparison) in looksDone.prefix(looks).enumerated() {
             let look = index + 1, level = promotionLevel(look: look)
             let figures = "look \(look) of \(looks), \(comparison.pairs) pairs: mean loss "

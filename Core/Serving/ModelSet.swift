@@ -57,7 +57,7 @@ public final class ModelSet: Sendable {
     }
 
     /// Makes `new` the live version of its name; returns the one it replaced. A canary or shadow of the same
-    /// version is over: it has become the live one.
+    /// version is over: it has become the live one; so is a shadow whose schema no longer fits.
     @discardableResult
     public func swap(to new: ServedModel) -> ServedModel? {
         serving.withLock { serving in
@@ -65,7 +65,12 @@ public final class ModelSet: Sendable {
             let old = serving[name]
             var models = Serving(live: new, canary: old?.canary, shadow: old?.shadow)
             if models.canary?.artifact.version == new.artifact.version { models.canary = nil }
-            if models.shadow?.artifact.version == new.artifact.version { models.shadow = nil }
+            // A shadow is scored on live's requests: it ends when it becomes live, or no longer fits live's schema.
+            if let shadow = models.shadow?.artifact,
+               shadow.version == new.artifact.version || new.challengeProblem(shadow) != nil
+            {
+                models.shadow = nil
+            }
             serving[name] = models
             return old?.live
         }

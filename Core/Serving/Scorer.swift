@@ -66,9 +66,10 @@ public struct Scorer: Sendable {
     }
 
     /// Scores the request's instances with `shadow` too, into `scored`'s rows (the answer is the live model's
-    /// alone): an instance the shadow cannot take, and every instance left once `budget` is spent, goes
-    /// without a shadow score and is counted in `cyclone_shadow_skipped_total` (by `reason`), so a shadow
-    /// never fails a request and delays it by at most the budget and one instance.
+    /// alone). An instance the shadow cannot take is stored with `{"error": …}` as its shadow prediction (the
+    /// verdict counts it against the shadow); every instance left once `budget` is spent goes without a
+    /// shadow score. Both are counted in `cyclone_shadow_skipped_total` (by `reason`): a shadow never fails a
+    /// request and delays it by at most the budget and one instance.
     public func shadow(_ instances: [JSONValue], with shadow: ServedModel, into scored: inout Scored,
                        budget: Duration)
     {
@@ -80,7 +81,15 @@ public struct Scorer: Sendable {
                 shadowLate.increment(by: instances.count - index)
                 break
             }
-            guard let x = try? shadow.encoder.encode(instance, path: "", notes: &notes) else {
+            let x: [Double]
+            do {
+                x = try shadow.encoder.encode(instance, path: "instances[\(index)]", notes: &notes)
+            } catch {
+                var refusal = JSONWriter(capacity: 64)
+                refusal.raw("{\"error\":")
+                refusal.string(error.description)
+                refusal.raw(UInt8(ascii: "}"))
+                scored.rows[index].shadow = PredictionRow.Shadow(version: shadow.artifact.version, prediction: refusal.string)
                 failed += 1
                 continue
             }

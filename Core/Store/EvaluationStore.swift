@@ -18,7 +18,8 @@ public struct EvaluationStore: Sendable {
         case promoted
         case rolledBack = "rolled_back"
         case shadowStarted = "shadow_started"
-        /// A shadow's verdict is not in yet: the pairs so far, with their figures.
+        /// A shadow's verdict is not in yet: written when it starts waiting and after each look that decided
+        /// nothing, with the figures.
         case shadowWaiting = "shadow_waiting"
         case discarded
         case alert
@@ -109,14 +110,15 @@ public struct EvaluationStore: Sendable {
     }
 
     /// Records that shadow `version` of `name` is still waiting for its verdict, with `detail`, unless the newest
-    /// such event for it already counted `pairs` (one event per change, not per cycle).
-    public func shadowWaiting(name: String, version: String, pairs: Int, detail: JSONValue) async throws {
+    /// such event for it already had `looksDone` looks done (one event per look, with its figures, not one per
+    /// cycle).
+    public func shadowWaiting(name: String, version: String, looksDone: Int, detail: JSONValue) async throws {
         try await client.query("""
             INSERT INTO event (model_name, model_version, kind, detail)
             SELECT \(name), \(version), 'shadow_waiting', \(detail.jsonText)::jsonb
-            WHERE (SELECT (detail->>'pairs')::bigint FROM event
+            WHERE (SELECT (detail->>'looks_done')::bigint FROM event
                    WHERE model_name = \(name) AND model_version = \(version) AND kind = 'shadow_waiting'
-                   ORDER BY id DESC LIMIT 1) IS DISTINCT FROM \(pairs)
+                   ORDER BY id DESC LIMIT 1) IS DISTINCT FROM \(looksDone)
             """, logger: logger)
     }
 

@@ -300,7 +300,9 @@ public struct EvaluationWindows: Sendable {
     /// absolute error for a regression, the log loss (probabilities clipped as for the metrics) for a
     /// classifier; NULL where the label does not fit.
     static func loss(_ task: ModelArtifact.Task, shadow: Bool = false) -> String {
-        let (prediction, value) = shadow ? ("shadow_prediction", "shadow_value_number") : ("prediction", "value_number")
+        let (prediction, value) = shadow
+            ? ("shadow_prediction", "CASE WHEN jsonb_typeof(shadow_prediction->'value') = 'number' THEN (shadow_prediction->'value')::float8 END")
+            : ("prediction", "value_number")
         return switch task {
         case .regression: "abs(\(value) - label_number)"
         case .binary, .multiclass: """
@@ -311,32 +313,58 @@ public struct EvaluationWindows: Sendable {
         }
     }
 
+    /// A shadow's labelled rows beside the live version.
+    public struct ShadowPairs: Sendable, Equatable {
+        /// The paired losses, in the order the labels arrived.
+        public var live: [Double] = [], shadow: [Double] = []
+        /// Rows among them the shadow could not score (the instance was refused by it; live answered).
+        public var refused = 0
+        /// Labelled rows of the live version since the shadow started that it did not score at all (counted
+        /// up to the sample size): a shadow predict does not run.
+        public var unscored = 0
+    }
+
     /// The paired per-row losses of the live version `live` and its shadow `shadow` on the same labelled
-    /// predictions, the first `rows` of them in the order they were served (so the sample a verdict reads is
-    /// fixed once there are enough). Rows whose label does not fit either prediction are left out.
-    public func pairedLosses(of live: ModelArtifact, shadow: String, rows: Int) async throws
-        -> (live: [Double], shadow: [Double])
-    {
+    /// predictions: the first `rows` of them in the order their labels arrived (`labeled_at`, then `id`), so
+    /// a late label joins the end of the sample, never an earlier look's part of it. Rows whose label does
+    /// not fit either prediction are left out; rows the shadow refused are counted.
+    public func pairedLosses(of live: ModelArtifact, shadow: String, rows: Int, since: Date) async throws -> ShadowPairs {
         let (liveLoss, shadowLoss) = (Self.loss(live.task), Self.loss(live.task, shadow: true))
         var bindings = PostgresBindings()
         bindings.append(live.name)
         bindings.append(live.version)
         bindings.append(shadow)
         bindings.append(rows)
+        bindings.append(since)
         let sql = """
-            SELECT live, shadow FROM (
-                SELECT created_at, id, \(liveLoss) AS live, \(shadowLoss) AS shadow FROM prediction
-                WHERE model_name = $1 AND shadow_version = $3 AND label IS NOT NULL AND model_version = $2) paired
-            WHERE live IS NOT NULL AND shadow IS NOT NULL
-            ORDER BY created_at, id LIMIT $4
+            SELECT 'pair', live, shadow FROM (
+                SELECT labeled_at, id, \(liveLoss) AS live, \(shadowLoss) AS shadow,
+                       shadow_prediction ? 'error' AS refused FROM prediction
+                WHERE model_name = $1 AND model_version = $2 AND shadow_version = $3 AND label IS NOT NULL) paired
+            WHERE refused OR (live IS NOT NULL AND shadow IS NOT NULL)
+            ORDER BY labeled_at, id LIMIT $4
             """
-        var livePairs: [Double] = [], shadowPairs: [Double] = []
+        var pairs = ShadowPairs()
         let result = try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
-        for try await (l, s) in result.decode((Double, Double).self) {
-            livePairs.append(l)
-            shadowPairs.append(s)
+        for try await (_, l, s) in result.decode((String, Double?, Double?).self) {
+            guard let l, let s else {
+                pairs.refused += 1
+                continue
+            }
+            pairs.live.append(l)
+            pairs.shadow.append(s)
         }
-        return (livePairs, shadowPairs)
+        if pairs.live.isEmpty, pairs.refused == 0 {
+            let unscored = """
+                SELECT count(*)::int8 FROM (
+                    SELECT 1 FROM prediction
+                    WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL AND shadow_version IS NULL
+                      AND created_at >= $5 AND $3::text IS NOT NULL
+                    LIMIT $4) unscored
+                """
+            pairs.unscored = try await one(PostgresQuery(unsafeSQL: unscored, binds: bindings), as: Int.self)
+        }
+        return pairs
     }
 
     private func one<each T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as: (repeat each T).Type) async throws

@@ -105,7 +105,7 @@ struct RetrainJob: Sendable {
             let deployment: Deployment
             do {
                 let rollout = Rollout(platform: platform, registry: registry, store: store)
-                guard let deployed = try await rollout.deploy(candidate, parent: live.version, as: role,
+                guard let deployed = try await rollout.deploy(candidate, parent: live, as: role,
                                                               canaryPercent: percent)
                 else { return report }
                 deployment = deployed

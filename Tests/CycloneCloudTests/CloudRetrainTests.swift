@@ -66,9 +66,9 @@ import Testing
         }
     }
 
-    /// By default the candidate rides as a shadow in the live revision: its image is the live revision's image
-    /// (the serve image plus the live model) plus its own layer at SHADOW_MODEL_PATH, and that revision takes
-    /// all the traffic, the live one kept at 0 % under the tag `live`.
+    /// By default the candidate rides as a shadow with the live version: its revision's image is the serve
+    /// image, the live model and its own layer at SHADOW_MODEL_PATH, and takes all the traffic, the live one
+    /// kept at 0 % under the tag `live`; its own image (for a promotion) is pushed too and named there.
     @Test func anAcceptedCandidateRidesAsAShadowInTheLiveRevision() async throws {
         let retrain = try Repository.product("retrain")
         let local = try await LocalRegistry()
@@ -113,6 +113,12 @@ import Testing
                         #expect(environment.contains("SHADOW_MODEL_PATH=/srv/model/shadow.json"), "\(environment)")
                         #expect(config["rootfs"]["diff_ids"].array.count == 3)
                         #expect(config["config"]["Labels"]["dev.cyclone.shadow.version"].string == "2")
+                        let own = try #require(service["template"]?["annotations"]["cyclone.dev/challenger-image"].string)
+                        let ownConfig = try JSONParser.parse(Array(try await Repository.run(
+                            "/usr/bin/skopeo", ["inspect", "--config", "--tls-verify=false", "docker://\(own)"]).utf8))
+                        let ownEnvironment = ownConfig["config"]["Env"].array.compactMap(\.string)
+                        #expect(ownEnvironment.contains("MODEL_VERSION=2") && !ownEnvironment.contains { $0.hasPrefix("SHADOW_") },
+                                "\(ownEnvironment)")
                         var status = ""
                         for try await value in try await db.client.query(
                             "SELECT status FROM model WHERE version = '2'", logger: .test).decode(String.self) { status = value }

@@ -19,9 +19,9 @@ import Testing
             let port = try #require(client.port)
             let cloudRun = CloudRun(endpoint: "http://127.0.0.1:\(port)", project: fake.project, region: fake.region,
                                     credentials: nil, backoff: .milliseconds(5), attempts: 4)
-            let platform = CloudRunPlatform(cloudRun: cloudRun, service: "predict", job: "retrain", canaryPercent: 10) { model, shadowOn in
-                // An image per model version (and per live image it shadows), as ImageAppend would push it.
-                let digest = Digest.sha256(Array("\(model.name)@\(model.version)\(shadowOn.map { " on \($0)" } ?? "")".utf8))
+            let platform = CloudRunPlatform(cloudRun: cloudRun, service: "predict", job: "retrain", canaryPercent: 10) { model, live in
+                // An image per model version (and per live version it shadows), as ImageAppend would push it.
+                let digest = Digest.sha256(Array("\(model.name)@\(model.version)\(live.map { " beside \($0.version)" } ?? "")".utf8))
                 let repository = model.version == "99" ? Self.repository + "-broken" : Self.repository
                 return try ImageReference("\(repository)@\(digest)")
             }
@@ -64,16 +64,17 @@ import Testing
         }
     }
 
-    /// A shadow rides in the live revision: its image is the live revision's image plus the challenger (so
-    /// traffic never splits), the live revision stays listed at 0 % under the tag `live`; discarding gives
-    /// the live revision its traffic back, and promoting deploys the challenger's own image.
-    @Test func aShadowRidesInTheLiveRevisionAndIsDiscardedOrPromoted() async throws {
+    /// A shadow rides in a revision of its own image (the serve image, the live model and the challenger), so
+    /// traffic never splits, with the live revision listed at 0 % under the tag `live`; discarding gives the
+    /// live revision its traffic back, and promoting deploys the challenger's own image, which the shadow's
+    /// revision names.
+    @Test func aShadowRidesWithTheLiveVersionAndIsDiscardedOrPromoted() async throws {
         try await withPlatform { fake, platform in
-            let liveImage = "\(Self.repository)@sha256:\(String(repeating: "0", count: 64))"
-            let v2 = try TestModels.regression(version: "2")
-            let deployed = try await platform.deploy(v2, as: .shadow)
-            // Built on the live revision's image (the test's images are named by what they were built on).
-            let shadowImage = try ImageReference("\(Self.repository)@\(Digest.sha256(Array("bikes@2 on \(liveImage)".utf8)))")
+            let (v1, v2) = (try TestModels.regression(version: "1"), try TestModels.regression(version: "2"))
+            let image = { (text: String) in try ImageReference("\(Self.repository)@\(Digest.sha256(Array(text.utf8)))") }
+            await #expect { try await platform.deploy(v2, as: .shadow) } throws: { "\($0)".contains("needs the live model") }
+            let deployed = try await platform.deploy(v2, as: .shadow, beside: v1)
+            let shadowImage = try image("bikes@2 beside 1")
             #expect(deployed?.location == shadowImage.description)
             let shadowRevision = platform.revisionName(v2, image: shadowImage)
             #expect(traffic(fake) == [shadowRevision: 100, "predict-00001-abc": 0])
@@ -81,19 +82,21 @@ import Testing
             #expect(tags == ["live"])
             let revision = try await platform.cloudRun.revision(shadowRevision, of: "predict")
             #expect(revision["containers"].array.first?["image"].string == shadowImage.description)
+            #expect(revision["annotations"]["cyclone.dev/challenger-image"].string == (try image("bikes@2")).description)
 
             let back = try await platform.rollback(v2, from: .shadow)
             #expect(back?.location == "predict-00001-abc")
             #expect(traffic(fake) == ["predict-00001-abc": 100])
 
-            // The next shadow is built on the live revision's image again, not on the discarded one's.
             let v3 = try TestModels.regression(version: "3")
-            let third = try await platform.deploy(v3, as: .shadow)
-            #expect(third?.location == (try ImageReference("\(Self.repository)@\(Digest.sha256(Array("bikes@3 on \(liveImage)".utf8)))")).description)
+            _ = try await platform.deploy(v3, as: .shadow, beside: v1)
             let promoted = try await platform.promote(v3, from: .shadow)
-            let ownImage = try ImageReference("\(Self.repository)@\(Digest.sha256(Array("bikes@3".utf8)))")
+            let ownImage = try image("bikes@3")
             #expect(promoted?.location == ownImage.description)
             #expect(traffic(fake) == [platform.revisionName(v3, image: ownImage): 100])
+            // The promoted revision carries no challenger annotation on to later ones.
+            let template = fake.state.withLock { $0.services["predict"]!.object["template"] }
+            #expect(template?["annotations"]["cyclone.dev/challenger-image"] == .null)
         }
     }
 

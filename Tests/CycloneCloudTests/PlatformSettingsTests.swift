@@ -28,6 +28,24 @@ import Testing
         #expect(cloud.canaryPercent == 25)
     }
 
+    /// A new version goes to shadow unless told otherwise; a `CANARY_PERCENT` set without `ROLLOUT` keeps
+    /// what it meant before `ROLLOUT` existed (a canary, or at 0 a direct deploy).
+    @Test(arguments: [
+        ([:], PlatformSettings.RolloutMode.shadow, Role.shadow),
+        (["CANARY_PERCENT": "25"], .canary, .canary),
+        (["CANARY_PERCENT": "0"], .direct, .live),
+        (["ROLLOUT": "shadow", "CANARY_PERCENT": "25"], .shadow, .shadow),
+        (["ROLLOUT": "canary"], .canary, .canary),
+        (["ROLLOUT": "canary", "CANARY_PERCENT": "100"], .canary, .live),
+        (["ROLLOUT": "direct"], .direct, .live),
+    ])
+    func theRolloutAndTheRoleOfANewVersion(_ environment: [String: String], _ rollout: PlatformSettings.RolloutMode,
+                                           _ role: Role) throws
+    {
+        let read = try settings(environment)
+        #expect(read.rollout == rollout && read.newVersionRole == role)
+    }
+
     /// evaluate only moves traffic and runs the job: without `SERVE_IMAGE` it starts, and a deploy says why
     /// it cannot build an image.
     @Test func withoutAServeImageDeployingSaysWhy() async throws {
@@ -47,6 +65,7 @@ import Testing
         (["PLATFORM": "cloudrun", "GOOGLE_CLOUD_PROJECT": "p", "GOOGLE_CLOUD_REGION": "r", "SERVE_IMAGE": "serve:v1"],
          "SERVE_IMAGE 'serve:v1': 'serve:v1' names no registry host"),
         (["CANARY_PERCENT": "150"], "CANARY_PERCENT"),
+        (["ROLLOUT": "blue-green"], "ROLLOUT 'blue-green' is not shadow, canary or direct"),
     ])
     func badSettingsNameTheVariable(_ environment: [String: String], _ expected: String) {
         #expect { try settings(environment) } throws: { "\($0)".contains(expected) }

@@ -378,7 +378,9 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
             struct Quota: Error, CustomStringConvertible { var description: String { "quota exceeded" } }
             func startRetrain(_ request: RetrainRequest) async throws -> RetrainExecution { throw Quota() }
             var deploys: Bool { true }
-            func deploy(_ model: ModelArtifact, as role: Role) async throws -> Deployment? { throw Quota() }
+            func deploy(_ model: ModelArtifact, as role: Role, beside live: ModelArtifact?) async throws -> Deployment? {
+                throw Quota()
+            }
             func promote(_ model: ModelArtifact, from role: Role) async throws -> Deployment? { throw Quota() }
             func rollback(_ model: ModelArtifact, from role: Role) async throws -> Deployment? { throw Quota() }
         }

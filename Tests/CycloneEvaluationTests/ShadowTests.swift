@@ -157,6 +157,62 @@ func eventDetails(_ db: TestDatabase, kind: String) async throws -> [JSONValue] 
         }
     }
 
+    /// A shadow that refused instances live answered is discarded (promoted, it would refuse them); so is one
+    /// predict never scored while live gathered a look's worth of labels; a new live version deployed directly
+    /// ends the local shadow link too.
+    @Test func aShadowThatRefusesRowsOrIsNotRunIsDiscarded() async throws {
+        let live = try trainedModel()
+        var second = live
+        second.version = "2"
+        let shadow = second
+        var stream = Stream(seed: 35)
+        let (first, more) = (stream.rows(80), stream.rows(60))
+        try await withTestDatabase { db in
+            let (_, platform) = try await deployShadow(shadow, beside: live, db)
+            let ids = try await db.store(try shadowedRows(live: live, shadow: shadow, first), model: live, spacing: 0.001)
+            try await db.client.query("""
+                UPDATE prediction SET shadow_prediction = '{"error": "instances[0].colour: not a known category"}'
+                WHERE id = \(ids[3])
+                """, logger: .test)
+            let refused = try #require(try await evaluator(db, ["SHADOW_ROWS": "200"], platform: platform).run().shadows.first)
+            #expect(refused.action == .discarded && refused.reason.contains("could not score 1 labelled"), "\(refused)")
+        }
+        try await withTestDatabase { db in
+            let (folder, platform) = try await deployShadow(shadow, beside: live, db)
+            try await db.store(try regressionRows(live, more), model: live, endingAgo: -1, spacing: 0.001)
+            let unscored = try #require(try await evaluator(db, ["SHADOW_ROWS": "200"], platform: platform).run().shadows.first)
+            #expect(unscored.action == .discarded && unscored.reason.contains("predict does not run it"), "\(unscored)")
+
+            _ = try await platform.deploy(shadow, as: .shadow)
+            var third = live
+            third.version = "3"
+            _ = try await platform.deploy(third, as: .live)
+            #expect(!FileManager.default.fileExists(atPath: LocalPlatform.path(name: "demand", .shadow, in: folder)))
+        }
+    }
+
+    /// A late label joins the end of the sample (ordered by arrival), never an earlier look's part of it.
+    @Test func aLateLabelJoinsTheEndOfTheSample() async throws {
+        let live = try trainedModel()
+        var second = live
+        second.version = "2"
+        let shadow = second
+        var stream = Stream(seed: 36)
+        let rows = stream.rows(30)
+        try await withTestDatabase { db in
+            let (_, _) = try await deployShadow(shadow, beside: live, db)
+            let ids = try await db.store(try shadowedRows(live: live, shadow: shadow, rows), model: live, spacing: 0.001)
+            // The first row served is the last labelled.
+            try await db.client.query("UPDATE prediction SET labeled_at = now() + interval '1 hour' WHERE id = \(ids[0])",
+                                      logger: .test)
+            let windows = EvaluationWindows(client: db.client, logger: .test)
+            let pairs = try await windows.pairedLosses(of: live, shadow: "2", rows: 30, since: .distantPast)
+            let expected = try rows.map { abs(try predicted(live, $0) - $0.y) }
+            #expect(pairs.live.first == expected[1] && pairs.live.last == expected[0])
+            #expect(pairs.refused == 0 && pairs.live.count == 30)
+        }
+    }
+
     /// A shadow that cannot gather its pairs within `SHADOW_MAX_AGE` is discarded.
     @Test func aShadowShortOfPairsTooLongIsDiscarded() async throws {
         let live = try trainedModel()

@@ -83,8 +83,8 @@ import Testing
         }
     }
 
-    /// An instance the shadow cannot take goes without a shadow score (the request is not failed); once the
-    /// budget is spent, the rest go without one too.
+    /// An instance the shadow cannot take is stored with its refusal (the request is not failed); once the
+    /// budget is spent, the rest go without a shadow score.
     @Test func aShadowThatFailsOrRunsOutOfTimeIsSkipped() throws {
         let live = ServedModel(artifact: try TestModels.regression(), strictCategories: false)
         // The shadow refuses categories it never saw; live serves them as unknown.
@@ -95,8 +95,10 @@ import Testing
         instances[0] = .object(first)
         var scored = try Scorer().score(instances, keys: nil, with: live, firstID: UUIDv7.make(at: Date()), at: Date())
         Scorer().shadow(instances, with: shadow, into: &scored, budget: .seconds(10))
-        #expect(scored.rows[0].shadow == nil)
-        #expect(scored.rows.dropFirst().allSatisfy { $0.shadow != nil })
+        // Stored as the shadow's refusal, which the verdict counts against it.
+        #expect(scored.rows[0].shadow?.prediction.hasPrefix(#"{"error":"instances[0].season: 'monsoon'"#) == true,
+                "\(scored.rows[0].shadow as Any)")
+        #expect(scored.rows.dropFirst().allSatisfy { $0.shadow?.prediction.hasPrefix(#"{"value":"#) == true })
 
         var late = try Scorer().score(instances, keys: nil, with: live, firstID: UUIDv7.make(at: Date()), at: Date())
         Scorer().shadow(instances, with: ServedModel(artifact: try shifted(1, version: "8"), strictCategories: false),
@@ -171,5 +173,11 @@ import Testing
         models.swap(to: try served("8"))
         #expect(models.shadow(of: "bikes") == nil)
         #expect(models["bikes"]?.live.artifact.version == "8")
+        // A new live version whose schema the shadow no longer fits ends it too.
+        models.setShadow(try served("9"), of: "bikes")
+        var optional = try TestModels.regression(version: "10")
+        optional.features[0].required = false
+        models.swap(to: ServedModel(artifact: optional, strictCategories: false))
+        #expect(models.shadow(of: "bikes") == nil)
     }
 }

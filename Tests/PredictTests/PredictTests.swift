@@ -307,7 +307,7 @@ struct Answer: Sendable {
     @Test func aShadowIsStoredBesideLiveAndAnswersNothing() async throws {
         let folder = try twoVersions(eightPredictsMoreBy: 5)
         var other = try TestModels.regression(version: "9")
-        other.features[0].name = "temperature"
+        other.features[0].required = false  // a valid model whose schema differs from live's
         try other.write(to: folder.appendingPathComponent("bikes-9.json"))
         let shadow = folder.appendingPathComponent("bikes.shadow.json").path
         try FileManager.default.createSymbolicLink(atPath: shadow, withDestinationPath: "bikes-8.json")
@@ -331,8 +331,8 @@ struct Answer: Sendable {
             // The labels, as label-ingest attaches them; both losses are then there on every row.
             try await db.client.query("UPDATE prediction SET label = '100'::jsonb, labeled_at = now()", logger: .test)
             let rows = try await db.client.query("""
-                SELECT id::text, model_version, shadow_version, value_number, shadow_value_number,
-                       abs(value_number - label_number), abs(shadow_value_number - label_number)
+                SELECT id::text, model_version, shadow_version, value_number, (shadow_prediction->>'value')::float8,
+                       abs(value_number - label_number), abs((shadow_prediction->>'value')::float8 - label_number)
                 FROM prediction ORDER BY id
                 """, logger: .test)
             var stored: [(String, String, String?, Double, Double?, Double, Double?)] = []

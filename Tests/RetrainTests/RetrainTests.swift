@@ -34,13 +34,13 @@ struct WatchedPlatform: Platform {
 
     var deploys: Bool { true }
     func startRetrain(_ request: RetrainRequest) async throws -> RetrainExecution { try await local.startRetrain(request) }
-    func deploy(_ model: ModelArtifact, as role: Role) async throws -> Deployment? {
+    func deploy(_ model: ModelArtifact, as role: Role, beside live: ModelArtifact?) async throws -> Deployment? {
         var statuses: [String] = []
         let rows = try await client.query("SELECT version, status FROM model ORDER BY version", logger: .test)
         for try await (version, status) in rows.decode((String, String).self) { statuses.append("\(version): \(status)") }
         seen.statuses.withLock { [statuses] in $0.append(statuses) }
         if fails { throw RetrainError("the platform is down") }
-        return try await local.deploy(model, as: role)
+        return try await local.deploy(model, as: role, beside: live)
     }
     func promote(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {
         try await local.promote(model, from: role)
