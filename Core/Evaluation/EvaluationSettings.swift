@@ -10,7 +10,8 @@ public struct EvaluationSettings: Sendable {
     public var performance: WindowBounds
     /// `DRIFT_WINDOW_ROWS` (100000) newest predictions, no older than `DRIFT_WINDOW` (1h).
     public var drift: WindowBounds
-    /// `RETRAIN_TRIGGER` (`loss`), `RETRAIN_ALPHA` (0.01), `RETRAIN_MIN_LOSS_RATIO` (1.1), `RETRAIN_METRIC`,
+    /// `RETRAIN_TRIGGER` (`loss`), `RETRAIN_ALPHA` (0.01), `RETRAIN_MIN_LOSS_RATIO` (1.1), `RETRAIN_DATA_GROWTH`
+    /// (2), `RETRAIN_METRIC`,
     /// `RETRAIN_THRESHOLD`, `MIN_LABELS` (100), `RETRAIN_COOLDOWN` (1h), `RETRAIN_ON_DRIFT` (false).
     public var policy: RetrainPolicy
     /// `RETRAIN_TIMEOUT` (2h): a requested retrain that has not reported by then no longer blocks the next.
@@ -71,6 +72,12 @@ public struct EvaluationSettings: Sendable {
         policy.minimumLossRatio = try reader.setting("retrain.min.loss.ratio", variable: "RETRAIN_MIN_LOSS_RATIO",
                                                      default: 1.1, expected: "a ratio of at least 1, such as 1.1") {
             Double($0).flatMap { $0 >= 1 && $0.isFinite ? $0 : nil }
+        }
+        policy.dataGrowth = try reader.setting("retrain.data.growth", variable: "RETRAIN_DATA_GROWTH", default: 2,
+                                               expected: "a factor above 1, such as 2, or off") { text -> Double?? in
+            if text == "off" { return .some(nil) }
+            guard let factor = Double(text), factor > 1, factor.isFinite else { return nil }
+            return .some(factor)
         }
         policy.retrainOnDrift = try reader.setting("retrain.on.drift", variable: "RETRAIN_ON_DRIFT", default: false,
                                                    expected: "true or false") { ["true": true, "false": false][$0] }

@@ -118,11 +118,20 @@ public struct Evaluator: Sendable {
             referenceLabels = losses.reference.count
             if referenceLabels == referenceSize { lossShift = LossShift(current: losses.current, reference: losses.reference) }
         }
+        // New data since training, for the data-growth challenge: counted for the serving version only.
+        var newData: (labels: Int, trainingRows: Int)?
+        if serving, settings.policy.trigger == .loss, let growth = settings.policy.dataGrowth,
+           let trainingRows = artifact.training?.rows, trainingRows > 0
+        {
+            let enough = Int(((growth - 1) * Double(trainingRows)).rounded(.up))
+            newData = try await store.labelsSinceTraining(name: served.name, version: served.version, enough: enough)
+                .map { ($0, trainingRows) }
+        }
         let judgement = settings.policy.judge(task: artifact.task, metrics: performance.metrics,
                                               labels: performance.labels,
                                               holdout: artifact.training?.holdoutMetrics, drift: driftReport,
                                               lossShift: lossShift, referenceLabels: referenceLabels,
-                                              referenceSize: referenceSize)
+                                              referenceSize: referenceSize, newData: newData)
         evaluation.judgement = judgement
         await raiseAlerts(for: evaluation, judgement: judgement)
         guard judgement.retrain else { return evaluation }

@@ -53,7 +53,8 @@ func metricValues(_ metrics: [PerformanceMetric: Double?]) -> [String: Double] {
 /// besides. With `trigger` `.threshold`, the watched metric breaches when it is worse than the threshold:
 /// absolute (`R² < 0.4`) or relative to the model's own holdout value (`RMSE > 1.25 × holdout`).
 ///
-/// No decision is taken on fewer than `minimumLabels` labels. Drift alone asks for a retrain only when
+/// Under the loss trigger a challenger is also asked for once the data has grown by `dataGrowth` since the
+/// serving version was trained. No decision is taken on fewer than `minimumLabels` labels. Drift alone asks for a retrain only when
 /// `retrainOnDrift` is set. The cooldown, the wait for fresh labels after a discarded challenger and the
 /// one-retrain-at-a-time rule depend on the store's state and are applied there.
 public struct RetrainPolicy: Sendable, Equatable {
@@ -104,6 +105,14 @@ public struct RetrainPolicy: Sendable, Equatable {
     public var alpha = 0.01
     /// The least growth of the mean loss, against the reference's, that asks for a retrain.
     public var minimumLossRatio = 1.1
+    /// Under the loss trigger, a challenger is also asked for once the labels made since the serving version
+    /// was trained (or since its last challenger was turned down) number `dataGrowth − 1` times the rows it
+    /// was trained on: the data has grown by that factor, and a model trained on it may do better even where
+    /// the loss has not grown (a version mediocre from the start, a world that drifts slowly). The challenger
+    /// is judged in shadow like any other, so one that is no better is discarded. `nil`: off. The waits grow
+    /// with the training rows (the doubling of online learning), so a stationary stream gets a few such
+    /// challenges, spaced ever wider.
+    public var dataGrowth: Double? = 2
 
     public init() {}
 
@@ -138,13 +147,23 @@ public struct RetrainPolicy: Sendable, Equatable {
     ///   - holdout: the model's holdout metrics, for a relative threshold.
     ///   - lossShift: the loss test of the window against the version's reference window; `nil` while the
     ///     reference is filling (`referenceLabels` of the `referenceSize` it needs).
+    ///   - newData: the labels since the version was trained (or its last challenger was turned down) and the
+    ///     rows it was trained on, for `dataGrowth`.
     public func judge(task: ModelArtifact.Task, metrics: [String: Double], labels: Int, holdout: [String: Double]?,
-                      drift: DriftReport?, lossShift: LossShift? = nil, referenceLabels: Int = 0, referenceSize: Int = 0)
-        -> Judgement
+                      drift: DriftReport?, lossShift: LossShift? = nil, referenceLabels: Int = 0, referenceSize: Int = 0,
+                      newData: (labels: Int, trainingRows: Int)? = nil) -> Judgement
     {
         if trigger == .loss {
-            return judgeLoss(task: task, metrics: metrics, labels: labels, holdout: holdout, drift: drift,
-                             lossShift: lossShift, referenceLabels: referenceLabels, referenceSize: referenceSize)
+            var judgement = judgeLoss(task: task, metrics: metrics, labels: labels, holdout: holdout, drift: drift,
+                                      lossShift: lossShift, referenceLabels: referenceLabels,
+                                      referenceSize: referenceSize)
+            if !judgement.retrain, let growth = dataGrowth, let newData, newData.trainingRows > 0,
+               Double(newData.labels) >= (growth - 1) * Double(newData.trainingRows)
+            {
+                judgement.retrain = true
+                judgement.reason = "\(newData.labels) labels since it was trained on \(newData.trainingRows) rows: the data has grown ×\(formatted(growth)) (RETRAIN_DATA_GROWTH), a challenger may learn more; " + judgement.reason
+            }
+            return judgement
         }
         let (metric, threshold) = resolved(for: task)
         var judgement = Judgement(metric: metric.rawValue, threshold: threshold.description, labels: labels)

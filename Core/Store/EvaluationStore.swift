@@ -162,6 +162,31 @@ public struct EvaluationStore: Sendable {
         return nil
     }
 
+    /// The labelled predictions of model `name` (any version) made since `version` was trained, or since its
+    /// last challenger was turned down if that is later (a discarded or rolled-back challenger, a rejected
+    /// candidate), counted up to `enough`: the new evidence a challenger could learn from. Training ends at
+    /// the newest row of the version's training window, or, for a version registered without one (the first
+    /// model), when it was registered. `nil` for a version the registry does not hold.
+    public func labelsSinceTraining(name: String, version: String, enough: Int) async throws -> Int? {
+        let rows = try await client.query("""
+            WITH since AS (
+                SELECT greatest(coalesce(upper(m.training_window), m.created_at),
+                                (SELECT max(e.created_at) FROM event e
+                                 WHERE e.model_name = m.name
+                                   AND ((e.kind IN ('discarded', 'rolled_back') AND e.detail->>'live_version' = m.version)
+                                        OR (e.kind = 'retrain_finished' AND e.detail->>'status' = 'rejected'
+                                            AND e.detail->>'parent' = m.version)))) AS at
+                FROM model m WHERE m.name = \(name) AND m.version = \(version))
+            SELECT (SELECT count(*) FROM (
+                        SELECT 1 FROM prediction
+                        WHERE model_name = \(name) AND label IS NOT NULL AND created_at > since.at
+                        LIMIT \(enough)) fresh)::int
+            FROM since
+            """, logger: logger)
+        for try await labels in rows.decode(Int.self) { return labels }
+        return nil
+    }
+
     /// Claims the right to start a retrain of model `name`, atomically: under a transaction-scoped advisory
     /// lock on the model, it checks that no retrain is running (a `retrain_requested` without a later
     /// `retrain_finished` or `retrain_failed`, younger than `timeout`) and that the last deploy, promotion or

@@ -11,8 +11,9 @@ import Testing
 /// answer (stationary, then a step change), through the evaluator and real PostgreSQL. Each batch of rows is
 /// stamped just before now, after the previous cycle, so the batches never interleave in time.
 @Suite struct LossTriggerTests {
+    /// The loss test alone (the data-growth challenge has its own test below).
     static let environment = ["RETRAIN_TRIGGER": "loss", "PERFORMANCE_WINDOW_ROWS": "100", "MIN_LABELS": "50", "RETRAIN_COOLDOWN": "0s",
-                              "PERFORMANCE_WINDOW_MAX_AGE": "30d"]
+                              "PERFORMANCE_WINDOW_MAX_AGE": "30d", "RETRAIN_DATA_GROWTH": "off"]
 
     /// 80 cycles of 25 fresh labels from the world the model knows: the loss test fires in about 1 % of
     /// cycles at most (its level; the windows overlap, so the cycles are not independent). Then the world
@@ -76,6 +77,36 @@ import Testing
             }
             // 25, 50 and 75 fresh labels wait; at 100 (PERFORMANCE_WINDOW_ROWS) a new retrain starts.
             #expect(kinds == [.awaitingLabels, .awaitingLabels, .awaitingLabels, .retrainStarted, .retrainRunning], "\(kinds)")
+        }
+    }
+
+    /// A stationary stream raises no loss alarm, but once the labels since the model was trained number its
+    /// 600 training rows (the data doubled), a challenger is asked for, saying why; after it is turned down,
+    /// the next waits for as many labels again.
+    @Test func theDataDoublingAsksForAChallenger() async throws {
+        let model = try trainedModel()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+            var environment = Self.environment
+            environment["RETRAIN_DATA_GROWTH"] = "2"
+            var stream = Stream(seed: 44)
+            try await Task.sleep(for: .milliseconds(20))
+            var challenges: [Int] = []
+            let store = EvaluationStore(client: db.client, logger: .test)
+            for cycle in 1...60 {
+                try await db.store(try regressionRows(model, stream.rows(25)), model: model, spacing: 0.0001)
+                let evaluation = try #require(try await evaluator(db, environment).run().models.first)
+                guard evaluation.judgement?.reason.contains("RETRAIN_DATA_GROWTH") == true else { continue }
+                #expect(evaluation.judgement?.reason.hasPrefix("\(cycle * 25 - (challenges.isEmpty ? 0 : challenges[0] * 25)) labels since it was trained on 600 rows") == true,
+                        "\(evaluation.judgement?.reason ?? "")")
+                #expect(evaluation.action.kind == .retrainStarted, "\(evaluation.action)")
+                challenges.append(cycle)
+                // The challenger is turned down: the next challenge waits for 600 new labels.
+                try await store.event(.retrainFinished, name: "demand", version: "2",
+                                      detail: ["status": "rejected", "parent": "1", "reason": "not 1 % better"])
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(challenges == [24, 48], "\(challenges)")
         }
     }
 }

@@ -33,6 +33,35 @@ struct RankTestCases: Decodable {
                 "p \(result.pValue) vs SciPy \(c.p_value)")
     }
 
+    /// Serially correlated losses (|AR(1)| with φ = 0.8, as hourly errors are) make the plain rank test fire
+    /// in about 11 % of stationary windows at p < 0.01; with the correction for the ranks' autocorrelation,
+    /// in about 2 %, and a loss grown by half is still caught about half the time (2,000 trials each; figures
+    /// from the run that chose the bands, seed 2026: 0.55 %, 1.3 %, 2.2 %, 3.1 % false alarms at φ = 0,
+    /// 0.5, 0.8, 0.95 against 0.75 %, 2.8 %, 11 %, 26 % uncorrected).
+    @Test func serialCorrelationDoesNotMakeFalseAlarms() {
+        var random = SplitMix64(seed: 2026)
+        func ar(_ n: Int, _ phi: Double, scale: Double = 1) -> [Double] {
+            var e = random.normal()
+            return (0..<n).map { _ in
+                e = phi * e + (1 - phi * phi).squareRoot() * random.normal()
+                return abs(e) * scale
+            }
+        }
+        let trials = 2_000
+        var corrected = 0, plain = 0, caught = 0
+        for _ in 0..<trials {
+            let reference = ar(168, 0.8), current = ar(168, 0.8)
+            let shift = LossShift(current: current, reference: reference)!
+            if shift.pValue < 0.01 { corrected += 1 }
+            if mannWhitneyUGreater(current: current, reference: reference)!.pValue < 0.01 { plain += 1 }
+            if LossShift(current: ar(168, 0.8, scale: 1.5), reference: reference)!.pValue < 0.01 { caught += 1 }
+        }
+        let rate = { (count: Int) in Double(count) / Double(trials) }
+        #expect(rate(plain) > 0.07, "the uncorrected test's false alarms: \(rate(plain))")
+        #expect(rate(corrected) < 0.035, "false alarms: \(rate(corrected))")
+        #expect(rate(caught) > 0.35, "caught: \(rate(caught))")
+    }
+
     /// The false-alarm rate is what the level says: on windows drawn from one distribution the one-sided
     /// test fires in about 1 % of them at p < 0.01, and a loss that grew by half is caught nearly always.
     @Test func falseAlarmsMatchTheLevelAndARealShiftIsCaught() {
