@@ -51,7 +51,7 @@ public struct ShadowDecision: Sendable, Codable, Equatable {
             detail["shadow_mean_loss"] = .number(comparison.challengerMeanLoss)
             detail["improvement"] = .number(comparison.improvement)
             detail["look_pairs"] = .number(Double(comparison.pairs))
-            detail["test"] = .string("wilcoxon signed-rank, one-sided, O'Brien–Fleming boundary")
+            detail["test"] = .string("paired t, one-sided, serial correlation allowed for, O'Brien–Fleming boundary")
             detail["statistic"] = .number(comparison.statistic)
             detail["p_value"] = .number(comparison.pValue)
         }

@@ -1,45 +1,98 @@
 import Foundation
 
-/// One-sided Wilcoxon signed-rank test that paired `differences` are centred above 0, as
-/// `scipy.stats.wilcoxon(differences, alternative="greater", zero_method="wilcox", correction=False,
-/// method="asymptotic")`: zero differences dropped, |d| ranked with mid-ranks for ties, the statistic the sum
-/// of the ranks of the positive differences (R+, not min(R+, R−) as in the two-sided test), and the p-value
-/// of the normal approximation with mean n(n + 1)/4 and the tie-corrected variance
-/// (n(n + 1)(2n + 1) − Σ(t³ − t)/2) / 24, without a continuity correction. When every difference is zero
-/// there is no evidence either way: statistic 0, p-value 1 (SciPy's is NaN). `nil` for no differences.
-public func wilcoxonSignedRankGreater(_ differences: [Double]) -> (statistic: Double, pValue: Double)? {
-    guard !differences.isEmpty else { return nil }
-    let nonZero = differences.filter { $0 != 0 }.sorted { abs($0) < abs($1) }
-    var rankSum = 0.0, tieTerm = 0.0
-    var start = 0
-    while start < nonZero.count {
-        var end = start + 1
-        while end < nonZero.count, abs(nonZero[end]) == abs(nonZero[start]) { end += 1 }
-        let rank = Double(start + 1 + end) / 2  // the mid-rank of positions start+1…end
-        for i in start..<end where nonZero[i] > 0 { rankSum += rank }
-        let t = Double(end - start)
-        tieTerm += t * t * t - t
-        start = end
-    }
-    let n = Double(nonZero.count)
-    let variance = (n * (n + 1) * (2 * n + 1) - tieTerm / 2) / 24
-    guard variance > 0 else { return (rankSum, 1) }
-    let z = (rankSum - n * (n + 1) / 4) / variance.squareRoot()
-    // P(Z > z) = erfc(z / √2) / 2
-    return (rankSum, erfc(z / 2.0.squareRoot()) / 2)
+/// One-sided paired t-test that `differences` have a mean above 0, as
+/// `scipy.stats.ttest_rel(live, challenger, alternative="greater")` on `differences = live − challenger`:
+/// t = mean / (s / √n), s the sample standard deviation, and Student's t survival with n − 1 degrees of
+/// freedom. When every difference is 0 there is no evidence either way: t 0, p-value 1 (SciPy's are NaN);
+/// when they are all equal and not 0, t is ±`greatestFiniteMagnitude` (SciPy's ±∞, kept encodable as JSON)
+/// and the p-value 0 or 1. `nil` for fewer than two differences.
+public func pairedTTestGreater(_ differences: [Double]) -> (statistic: Double, pValue: Double)? {
+    pairedTTestGreater(differences, autocorrelation: 0)
 }
 
-/// Whether a challenger scored beside the live model on the same labelled rows has the lower loss: the
-/// per-row losses of both, a one-sided Wilcoxon signed-rank test on live − challenger (pairing removes the
-/// rows' shared difficulty), and the mean losses. Per-row losses are the absolute error for a regression and
-/// the log loss for a classifier.
+/// The paired t-test with the variance of the mean widened for serial correlation: s²/n times
+/// (1 + ρ)/(1 − ρ), and n(1 − ρ)/(1 + ρ) − 1 degrees of freedom (at least 1), ρ the lag-1 autocorrelation of
+/// the differences (the AR(1) effective sample size). ρ = 0 is the plain test.
+func pairedTTestGreater(_ differences: [Double], autocorrelation rho: Double) -> (statistic: Double, pValue: Double)? {
+    let n = Double(differences.count)
+    guard differences.count > 1 else { return nil }
+    let mean = differences.reduce(0, +) / n
+    let variance = differences.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1)
+    guard variance > 0 else {
+        return mean == 0 ? (0, 1) : mean > 0 ? (.greatestFiniteMagnitude, 0) : (-.greatestFiniteMagnitude, 1)
+    }
+    let inflation = (1 + rho) / (1 - rho)
+    let t = mean / (variance / n * inflation).squareRoot()
+    let df = max(1, n / inflation - 1)
+    return (t, studentTSurvival(t, degreesOfFreedom: df))
+}
+
+/// P(T > t) for Student's t with `degreesOfFreedom` (which may be fractional), from the regularized
+/// incomplete beta function: P(|T| > |t|) = I_{ν/(ν + t²)}(ν/2, 1/2).
+public func studentTSurvival(_ t: Double, degreesOfFreedom nu: Double) -> Double {
+    guard t.isFinite else { return t > 0 ? 0 : 1 }
+    let tail = regularizedIncompleteBeta(nu / (nu + t * t), a: nu / 2, b: 0.5) / 2
+    return t > 0 ? tail : 1 - tail
+}
+
+/// I_x(a, b), by the continued fraction of Numerical Recipes (§6.4, modified Lentz), on the side where it
+/// converges fast.
+func regularizedIncompleteBeta(_ x: Double, a: Double, b: Double) -> Double {
+    guard x > 0 else { return 0 }
+    guard x < 1 else { return 1 }
+    let gammas: Double = lgamma(a + b) - lgamma(a) - lgamma(b)
+    let powers: Double = a * log(x) + b * log(1 - x)
+    let logFront = gammas + powers
+    if x < (a + 1) / (a + b + 2) {
+        return exp(logFront) * betaContinuedFraction(x, a: a, b: b) / a
+    }
+    return 1 - exp(logFront) * betaContinuedFraction(1 - x, a: b, b: a) / b
+}
+
+private func betaContinuedFraction(_ x: Double, a: Double, b: Double) -> Double {
+    let tiny = 1e-300
+    var c = 1.0, d = 1 - (a + b) * x / (a + 1)
+    if abs(d) < tiny { d = tiny }
+    d = 1 / d
+    var h = d
+    for m in 1...10_000 {
+        let m = Double(m), m2 = 2 * m
+        var aa = m * (b - m) * x / ((a + m2 - 1) * (a + m2))
+        d = 1 + aa * d
+        if abs(d) < tiny { d = tiny }
+        c = 1 + aa / c
+        if abs(c) < tiny { c = tiny }
+        d = 1 / d
+        h *= d * c
+        aa = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))
+        d = 1 + aa * d
+        if abs(d) < tiny { d = tiny }
+        c = 1 + aa / c
+        if abs(c) < tiny { c = tiny }
+        d = 1 / d
+        let step = d * c
+        h *= step
+        if abs(step - 1) < 1e-15 { break }
+    }
+    return h
+}
+
+/// Whether a challenger scored beside the live model on the same labelled rows has the lower mean loss: the
+/// per-row losses of both and a one-sided paired t-test on live − challenger (pairing removes the rows'
+/// shared difficulty). The mean, because the mean loss is what promotion changes: a challenger a little
+/// less sure on most rows and far less wrong on a few has the lower mean loss, which a rank test of the
+/// differences would count against it. Losses in label order are rarely independent, so the test's variance
+/// is widened by the differences' lag-1 autocorrelation (clipped to [0, 0.99]). Per-row losses are the
+/// absolute error for a regression and the log loss for a classifier.
 public struct PairedLossComparison: Sendable, Equatable, Codable {
     public var pairs: Int
     public var liveMeanLoss: Double
     public var challengerMeanLoss: Double
-    /// Wilcoxon R+ of live − challenger, and its one-sided p-value (small: the challenger's loss is lower).
+    /// The t of live − challenger, and its one-sided p-value (small: the challenger's mean loss is lower).
     public var statistic: Double
     public var pValue: Double
+    /// The lag-1 autocorrelation of the differences the test allowed for.
+    public var autocorrelation: Double
 
     /// `1 − challengerMeanLoss / liveMeanLoss`: positive when the challenger is better (−∞ when the live
     /// model's loss is 0 and the challenger's is not, 0 when both are 0).
@@ -47,19 +100,22 @@ public struct PairedLossComparison: Sendable, Equatable, Codable {
         liveMeanLoss > 0 ? 1 - challengerMeanLoss / liveMeanLoss : challengerMeanLoss > 0 ? -.infinity : 0
     }
 
-    /// `live[i]` and `challenger[i]` are the two models' losses on the same row.
+    /// `live[i]` and `challenger[i]` are the two models' losses on the same row, in the order the labels came.
     public init?(live: [Double], challenger: [Double]) {
         precondition(live.count == challenger.count, "\(live.count) live losses, \(challenger.count) challenger's")
-        guard let test = wilcoxonSignedRankGreater(zip(live, challenger).map { $0 - $1 }) else { return nil }
+        let differences = zip(live, challenger).map { $0 - $1 }
+        let rho = min(max(lagOneAutocorrelation(differences), 0), 0.99)
+        guard let test = pairedTTestGreater(differences, autocorrelation: rho) else { return nil }
         pairs = live.count
         liveMeanLoss = live.reduce(0, +) / Double(live.count)
         challengerMeanLoss = challenger.reduce(0, +) / Double(challenger.count)
         statistic = test.statistic
         pValue = test.pValue
+        autocorrelation = rho
     }
 
     enum CodingKeys: String, CodingKey {
         case pairs, liveMeanLoss = "live_mean_loss", challengerMeanLoss = "challenger_mean_loss", statistic,
-             pValue = "p_value"
+             pValue = "p_value", autocorrelation
     }
 }

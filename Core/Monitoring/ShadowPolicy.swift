@@ -5,8 +5,9 @@ import Synchronization
 ///
 /// A group-sequential design with a sample size fixed in advance: the verdict reads at most the first `rows`
 /// labelled pairs, in the order served, and looks at them `looks` times, at equal steps (the first
-/// `rows·k/looks` pairs at look k). Each look is a one-sided Wilcoxon signed-rank test on the per-row loss
-/// differences live − shadow (paired: both losses are on the same rows, so what the rows share cancels),
+/// `rows·k/looks` pairs at look k). Each look is a one-sided paired t-test of the mean per-row loss
+/// difference live − shadow (paired: both losses are on the same rows, so what the rows share cancels; the
+/// mean, because promotion changes the mean loss; serial correlation allowed for, `PairedLossComparison`),
 /// against O'Brien–Fleming's boundary: z ≥ c·√(looks/k), with c set so that the chance of promoting a shadow
 /// no better than live, over all the looks together, is `alpha` (for independent pairs; one look when
 /// `looks` is 1, the fixed-sample test). The boundary is strict early and near the fixed-sample one at the
@@ -74,7 +75,7 @@ public struct ShadowPolicy: Sendable, Equatable {
             let look = index + 1, level = promotionLevel(look: look)
             let figures = "look \(look) of \(looks), \(comparison.pairs) pairs: mean loss "
                 + "\(format(comparison.challengerMeanLoss)) against live's \(format(comparison.liveMeanLoss)) "
-                + "(\(format(comparison.improvement * 100)) % lower), one-sided Wilcoxon p = \(format(comparison.pValue))"
+                + "(\(format(comparison.improvement * 100)) % lower), one-sided paired t p = \(format(comparison.pValue))"
             let significant = comparison.pValue < level
             if significant, comparison.improvement >= minimumImprovement {
                 return (.promote, figures + " < \(format(level)) (O'Brien–Fleming at SHADOW_ALPHA \(format(alpha)))", look)

@@ -21,7 +21,10 @@ public struct ReplayOutput: Sendable {
     /// policy's limit), and the features whose drift test fired.
     func progress(at date: Date, report: EvaluationReport, metric: String, error: String) {
         let serving = report.models.filter(\.serving)
-        guard let live = serving.first(where: { $0.performance?.labelled ?? 0 > 0 }) ?? serving.first else {
+        // Right after a promotion the new version has served nothing yet: the one that served last speaks.
+        guard let live = serving.first(where: { $0.performance?.labelled ?? 0 > 0 }) ?? serving.first
+            ?? report.models.max(by: { $0.lastPrediction < $1.lastPrediction })
+        else {
             return say("\(Self.day(date))  nothing served yet")
         }
         var parts = ["\(live.name)@\(live.version)"]

@@ -106,14 +106,15 @@ func eventDetails(_ db: TestDatabase, kind: String) async throws -> [JSONValue] 
         ])
         let shadow = try Trainer(options: .init(family: .ridge)).train(
             name: "demand", version: "2", features: table, target: .init(name: "y", values: .numeric(changed.map(\.y))))
-        let rows = stream.rows(60, broken: true)
+        let rows = stream.rows(110, broken: true)
         try await withTestDatabase { db in
             let (_, platform) = try await deployShadow(shadow, beside: live, db)
             try await db.store(try shadowedRows(live: live, shadow: shadow, rows), model: live, spacing: 0.001)
-            let report = try await evaluator(db, ["SHADOW_ROWS": "200"], platform: platform).run()
+            let report = try await evaluator(db, ["SHADOW_ROWS": "400"], platform: platform).run()
             let decision = try #require(report.shadows.first)
-            #expect(decision.action == .promoted && decision.look == 1 && decision.looks == 4, "\(decision)")
-            #expect(decision.comparison?.pairs == 50 && decision.pairs == 60)
+            #expect(decision.action == .promoted, "\(decision)")
+            #expect(decision.look == 1 && decision.looks == 4, "\(decision)")
+            #expect(decision.comparison?.pairs == 100 && decision.pairs == 110)
             #expect(try await eventDetails(db, kind: "promoted").first?["look"].number == 1)
         }
     }

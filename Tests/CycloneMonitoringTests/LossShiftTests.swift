@@ -13,13 +13,13 @@ struct RankTestCases: Decodable {
         var testDescription: String { name }
     }
     var mannwhitney: [MannWhitney]
-    struct Wilcoxon: Decodable, CustomTestStringConvertible {
+    struct PairedT: Decodable, CustomTestStringConvertible {
         var name: String
         var live, challenger: [Double]
         var statistic, p_value: Double
         var testDescription: String { name }
     }
-    var wilcoxon: [Wilcoxon]
+    var paired_t: [PairedT]
 
     static func load() throws -> RankTestCases { try Fixture.load(RankTestCases.self, "drift/rank_tests.json") }
 }

@@ -4,12 +4,20 @@ import Foundation
 import Testing
 
 @Suite struct PairedLossTests {
-    @Test(arguments: try RankTestCases.load().wilcoxon)
-    func wilcoxonMatchesSciPy(_ c: RankTestCases.Wilcoxon) throws {
-        let result = try #require(wilcoxonSignedRankGreater(zip(c.live, c.challenger).map { $0 - $1 }))
-        #expect(result.statistic == c.statistic)
+    @Test(arguments: try RankTestCases.load().paired_t)
+    func pairedTMatchesSciPy(_ c: RankTestCases.PairedT) throws {
+        let result = try #require(pairedTTestGreater(zip(c.live, c.challenger).map { $0 - $1 }))
+        #expect(abs(result.statistic - c.statistic) <= 1e-12 * max(abs(c.statistic), 1), "t \(result.statistic) vs SciPy \(c.statistic)")
         #expect(abs(result.pValue - c.p_value) <= 1e-9 * max(c.p_value, 1e-300) + 1e-15,
                 "p \(result.pValue) vs SciPy \(c.p_value)")
+    }
+
+    /// Student's t survival against SciPy's `stats.t.sf` at a few points (fractional degrees of freedom too).
+    @Test(arguments: [(2.0, 5.0, 0.050969739414929174), (-1.0, 10.0, 0.8295534338489701), (0.5, 1.0, 0.35241638234956674),
+                      (3.0, 40.5, 0.0023015458800154085), (10.0, 3.0, 0.0010641995292070751)])
+    func studentTMatchesSciPy(_ t: Double, _ nu: Double, _ expected: Double) {
+        #expect(abs(studentTSurvival(t, degreesOfFreedom: nu) - expected) <= 1e-12 * expected + 1e-15,
+                "\(studentTSurvival(t, degreesOfFreedom: nu)) vs \(expected)")
     }
 
     /// The false-alarm rate is what the level says: on the paired losses of two equally good models the
@@ -42,20 +50,25 @@ import Testing
     }
 
     @Test func theMeansTheImprovementAndTheEdges() throws {
-        // d = 0.5, 1, 0, 2: the zero dropped, ranks 1, 2, 3, all positive.
+        // d = 0.5, 1, 0, 2: mean 0.875, t = 2.0494 on 3 degrees of freedom, as SciPy's ttest_1samp (the
+        // differences' autocorrelation is negative here, so no widening).
         let better = try #require(PairedLossComparison(live: [1, 2, 3, 4], challenger: [0.5, 1, 3, 2]))
         #expect(better.pairs == 4 && better.liveMeanLoss == 2.5 && better.challengerMeanLoss == 1.625)
-        #expect(better.statistic == 6 && abs(better.pValue - 0.05440471502027284) < 1e-15, "\(better)")
+        let plain = try #require(pairedTTestGreater([0.5, 1, 0, 2]))
+        #expect(better.autocorrelation == 0 && better.statistic == plain.statistic && better.pValue == plain.pValue)
+        #expect(abs(plain.statistic - 2.04939015319192) < 1e-12 && abs(plain.pValue - 0.06642092027988782) < 1e-12, "\(plain)")
         #expect(abs(better.improvement - 0.35) < 1e-15)
+        // Constant differences: t is as large as a Double goes (SciPy's ∞), still encodable.
         let worse = try #require(PairedLossComparison(live: [1, 1, 1], challenger: [2, 2, 2]))
-        #expect(worse.improvement == -1 && worse.statistic == 0 && worse.pValue > 0.5)
+        #expect(worse.improvement == -1 && worse.statistic == -.greatestFiniteMagnitude && worse.pValue == 1)
         #expect(PairedLossComparison(live: [], challenger: []) == nil)
-        #expect(PairedLossComparison(live: [0], challenger: [1])!.improvement == -.infinity)
+        #expect(PairedLossComparison(live: [1], challenger: [1]) == nil)
+        #expect(PairedLossComparison(live: [0, 0], challenger: [1, 1])!.improvement == -.infinity)
         let same = try #require(PairedLossComparison(live: [0, 0], challenger: [0, 0]))
         #expect(same.improvement == 0 && same.statistic == 0 && same.pValue == 1)
         let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(better)) as? [String: Any]
         #expect(json.map { Set($0.keys) }
-                    == ["pairs", "live_mean_loss", "challenger_mean_loss", "statistic", "p_value"])
+                    == ["pairs", "live_mean_loss", "challenger_mean_loss", "statistic", "p_value", "autocorrelation"])
         #expect(try JSONDecoder().decode(PairedLossComparison.self, from: JSONEncoder().encode(better)) == better)
     }
 }
