@@ -74,9 +74,9 @@ public struct EvaluationSettings: Sendable {
             Double($0).flatMap { $0 >= 1 && $0.isFinite ? $0 : nil }
         }
         policy.dataGrowth = try reader.setting("retrain.data.growth", variable: "RETRAIN_DATA_GROWTH", default: 2,
-                                               expected: "a factor above 1, such as 2, or off") { text -> Double?? in
+                                               expected: "a factor above 1 and at most 1000, such as 2, or off") { text -> Double?? in
             if text == "off" { return .some(nil) }
-            guard let factor = Double(text), factor > 1, factor.isFinite else { return nil }
+            guard let factor = Double(text), factor > 1, factor <= 1_000 else { return nil }
             return .some(factor)
         }
         policy.retrainOnDrift = try reader.setting("retrain.on.drift", variable: "RETRAIN_ON_DRIFT", default: false,

@@ -123,7 +123,10 @@ public struct Evaluator: Sendable {
         if serving, settings.policy.trigger == .loss, let growth = settings.policy.dataGrowth,
            let trainingRows = artifact.training?.rows, trainingRows > 0
         {
-            let enough = Int(((growth - 1) * Double(trainingRows)).rounded(.up))
+            // At least a performance window of labels, whatever the training rows: a challenger needs new rows
+            // to learn from and to be judged on.
+            let enough = max(Int(min((growth - 1) * Double(trainingRows), 1e9).rounded(.up)), referenceSize,
+                             settings.policy.minimumLabels)
             newData = try await store.labelsSinceTraining(name: served.name, version: served.version, enough: enough)
                 .map { ($0, trainingRows) }
         }

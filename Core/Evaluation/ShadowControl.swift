@@ -7,7 +7,7 @@ import Logging
 
 /// What the cycle decided about a shadow: its losses and live's on the same labelled rows, tested at each look
 /// as `ShadowPolicy` says, ending in promote, discard or wait, each written as an event with its figures (a
-/// wait only when its pairs changed since the last).
+/// wait once at the start and after each look that decided nothing).
 public struct ShadowDecision: Sendable, Codable, Equatable {
     public enum Action: String, Sendable, Codable {
         case waiting, promoted, discarded
@@ -70,8 +70,13 @@ extension Evaluator {
                                                      since: shadow.since)
         let pairs = losses.live.count
         // Each look reads the first pairs up to its size: the samples are fixed, whenever the cycle runs.
-        let looksDone = policy.lookSizes.filter { $0 <= pairs }.compactMap { size in
-            PairedLossComparison(live: Array(losses.live.prefix(size)), challenger: Array(losses.shadow.prefix(size)))
+        // A look whose losses cannot be tested (too large to sum) ends the looks there, keeping their numbers.
+        var looksDone: [PairedLossComparison] = []
+        for size in policy.lookSizes where size <= pairs {
+            guard let comparison = PairedLossComparison(live: Array(losses.live.prefix(size)),
+                                                        challenger: Array(losses.shadow.prefix(size)))
+            else { break }
+            looksDone.append(comparison)
         }
         let age = Duration.seconds(max(0, now.timeIntervalSince(shadow.since)))
         let (verdict, reason, look) = policy.verdict(pairs: pairs, looksDone: looksDone, age: age,

@@ -7,13 +7,6 @@ import Foundation
 /// when they are all equal and not 0, t is ±`greatestFiniteMagnitude` (SciPy's ±∞, kept encodable as JSON)
 /// and the p-value 0 or 1. `nil` for fewer than two differences.
 public func pairedTTestGreater(_ differences: [Double]) -> (statistic: Double, pValue: Double)? {
-    pairedTTestGreater(differences, autocorrelation: 0)
-}
-
-/// The paired t-test with the variance of the mean widened for serial correlation: s²/n times
-/// (1 + ρ)/(1 − ρ), and n(1 − ρ)/(1 + ρ) − 1 degrees of freedom (at least 1), ρ the lag-1 autocorrelation of
-/// the differences (the AR(1) effective sample size). ρ = 0 is the plain test.
-func pairedTTestGreater(_ differences: [Double], autocorrelation rho: Double) -> (statistic: Double, pValue: Double)? {
     let n = Double(differences.count)
     guard differences.count > 1 else { return nil }
     let mean = differences.reduce(0, +) / n
@@ -21,10 +14,21 @@ func pairedTTestGreater(_ differences: [Double], autocorrelation rho: Double) ->
     guard variance > 0 else {
         return mean == 0 ? (0, 1) : mean > 0 ? (.greatestFiniteMagnitude, 0) : (-.greatestFiniteMagnitude, 1)
     }
-    let inflation = (1 + rho) / (1 - rho)
-    let t = mean / (variance / n * inflation).squareRoot()
-    let df = max(1, n / inflation - 1)
-    return (t, studentTSurvival(t, degreesOfFreedom: df))
+    let t = mean / (variance / n).squareRoot()
+    return (t, studentTSurvival(t, degreesOfFreedom: n - 1))
+}
+
+/// The means of `batches` consecutive batches of `values`, as `numpy.array_split` cuts them (the first
+/// `count % batches` one longer).
+func batchMeans(_ values: [Double], batches: Int) -> [Double] {
+    let (size, longer) = (values.count / batches, values.count % batches)
+    var means: [Double] = [], start = 0
+    for batch in 0..<batches {
+        let end = start + size + (batch < longer ? 1 : 0)
+        means.append(values[start..<end].reduce(0, +) / Double(end - start))
+        start = end
+    }
+    return means
 }
 
 /// P(T > t) for Student's t with `degreesOfFreedom` (which may be fractional), from the regularized
@@ -78,21 +82,29 @@ private func betaContinuedFraction(_ x: Double, a: Double, b: Double) -> Double 
 }
 
 /// Whether a challenger scored beside the live model on the same labelled rows has the lower mean loss: the
-/// per-row losses of both and a one-sided paired t-test on live − challenger (pairing removes the rows'
-/// shared difficulty). The mean, because the mean loss is what promotion changes: a challenger a little
+/// per-row losses of both, and a one-sided t-test on the differences live − challenger (pairing removes the
+/// rows' shared difficulty). The mean, because the mean loss is what promotion changes: a challenger a little
 /// less sure on most rows and far less wrong on a few has the lower mean loss, which a rank test of the
-/// differences would count against it. Losses in label order are rarely independent, so the test's variance
-/// is widened by the differences' lag-1 autocorrelation (clipped to [0, 0.99]). Per-row losses are the
-/// absolute error for a regression and the log loss for a classifier.
+/// differences would count against it. Losses in label order are rarely independent (an hour's error
+/// resembles the last), so the test is on the means of `batches` (20) consecutive batches of the differences,
+/// the non-overlapping batch means of simulation output analysis (10 to 30 batches is the usual advice):
+/// nearly independent once a batch is longer than the correlation lasts, with 19 degrees of freedom; a
+/// difference that drifts across the sample, as a degrading live model's does, still counts for the
+/// challenger. Fewer than 40 pairs are tested row by row.
+/// Per-row losses are the absolute error for a regression and the log loss for a classifier.
 public struct PairedLossComparison: Sendable, Equatable, Codable {
     public var pairs: Int
     public var liveMeanLoss: Double
     public var challengerMeanLoss: Double
-    /// The t of live − challenger, and its one-sided p-value (small: the challenger's mean loss is lower).
+    /// The t of live − challenger's batch means, and its one-sided p-value (small: the challenger's mean loss
+    /// is lower).
     public var statistic: Double
     public var pValue: Double
-    /// The lag-1 autocorrelation of the differences the test allowed for.
-    public var autocorrelation: Double
+    /// The batches the differences were averaged in (the pairs themselves below 40).
+    public var batches: Int
+
+    /// Batches of a sample of 40 pairs or more.
+    public static let batchCount = 20
 
     /// `1 − challengerMeanLoss / liveMeanLoss`: positive when the challenger is better (−∞ when the live
     /// model's loss is 0 and the challenger's is not, 0 when both are 0).
@@ -101,21 +113,28 @@ public struct PairedLossComparison: Sendable, Equatable, Codable {
     }
 
     /// `live[i]` and `challenger[i]` are the two models' losses on the same row, in the order the labels came.
+    /// `nil` for fewer than two pairs, or losses too large to sum.
     public init?(live: [Double], challenger: [Double]) {
         precondition(live.count == challenger.count, "\(live.count) live losses, \(challenger.count) challenger's")
         let differences = zip(live, challenger).map { $0 - $1 }
-        let rho = min(max(lagOneAutocorrelation(differences), 0), 0.99)
-        guard let test = pairedTTestGreater(differences, autocorrelation: rho) else { return nil }
+        // A loss too large to sum is no evidence a test can weigh (and no figure a report can hold).
+        guard differences.allSatisfy(\.isFinite), live.allSatisfy(\.isFinite), challenger.allSatisfy(\.isFinite),
+              live.reduce(0, +).isFinite, challenger.reduce(0, +).isFinite
+        else { return nil }
+        let batches = differences.count >= 2 * Self.batchCount ? Self.batchCount : differences.count
+        guard let test = pairedTTestGreater(batches == differences.count ? differences
+                                                : batchMeans(differences, batches: batches))
+        else { return nil }
         pairs = live.count
         liveMeanLoss = live.reduce(0, +) / Double(live.count)
         challengerMeanLoss = challenger.reduce(0, +) / Double(challenger.count)
         statistic = test.statistic
         pValue = test.pValue
-        autocorrelation = rho
+        self.batches = batches
     }
 
     enum CodingKeys: String, CodingKey {
         case pairs, liveMeanLoss = "live_mean_loss", challengerMeanLoss = "challenger_mean_loss", statistic,
-             pValue = "p_value", autocorrelation
+             pValue = "p_value", batches
     }
 }

@@ -106,12 +106,13 @@ public struct RetrainPolicy: Sendable, Equatable {
     /// The least growth of the mean loss, against the reference's, that asks for a retrain.
     public var minimumLossRatio = 1.1
     /// Under the loss trigger, a challenger is also asked for once the labels made since the serving version
-    /// was trained (or since its last challenger was turned down) number `dataGrowth − 1` times the rows it
-    /// was trained on: the data has grown by that factor, and a model trained on it may do better even where
+    /// was trained (or since a retrain was last asked for on its behalf) number `dataGrowth − 1` times the rows
+    /// it was trained on (and at least a window, `referenceSize`, and `minimumLabels`): the data has grown by that factor, and a model trained on it may do better even where
     /// the loss has not grown (a version mediocre from the start, a world that drifts slowly). The challenger
     /// is judged in shadow like any other, so one that is no better is discarded. `nil`: off. The waits grow
-    /// with the training rows (the doubling of online learning), so a stationary stream gets a few such
-    /// challenges, spaced ever wider.
+    /// with the training rows (the doubling of online learning) up to the rows a retrain may train on
+    /// (`TRAINING_MAX_ROWS`): a stationary stream gets a few such challenges, spaced wider, then one per that
+    /// many labels.
     public var dataGrowth: Double? = 2
 
     public init() {}
@@ -158,7 +159,7 @@ public struct RetrainPolicy: Sendable, Equatable {
                                       lossShift: lossShift, referenceLabels: referenceLabels,
                                       referenceSize: referenceSize)
             if !judgement.retrain, let growth = dataGrowth, let newData, newData.trainingRows > 0,
-               Double(newData.labels) >= (growth - 1) * Double(newData.trainingRows)
+               Double(newData.labels) >= max((growth - 1) * Double(newData.trainingRows), Double(max(referenceSize, minimumLabels)))
             {
                 judgement.retrain = true
                 judgement.reason = "\(newData.labels) labels since it was trained on \(newData.trainingRows) rows: the data has grown ×\(formatted(growth)) (RETRAIN_DATA_GROWTH), a challenger may learn more; " + judgement.reason

@@ -41,7 +41,8 @@ public struct ShadowPolicy: Sendable, Equatable {
         self.alpha = alpha
         self.minimumImprovement = minimumImprovement
         self.maxAge = maxAge
-        self.looks = min(looks, rows)
+        // Each look reads at least two pairs (one more than a test needs), so every look can be done.
+        self.looks = max(1, min(looks, rows / 2))
     }
 
     public enum Verdict: String, Sendable, Codable {

@@ -162,20 +162,19 @@ public struct EvaluationStore: Sendable {
         return nil
     }
 
-    /// The labelled predictions of model `name` (any version) made since `version` was trained, or since its
-    /// last challenger was turned down if that is later (a discarded or rolled-back challenger, a rejected
-    /// candidate), counted up to `enough`: the new evidence a challenger could learn from. Training ends at
-    /// the newest row of the version's training window, or, for a version registered without one (the first
-    /// model), when it was registered. `nil` for a version the registry does not hold.
+    /// The labelled predictions of model `name` (any version) made since `version` was trained, or since a
+    /// retrain was last asked for on its behalf if that is later (whatever became of it: a challenger
+    /// discarded, a candidate rejected or never deployed, a retrain that failed), counted up to `enough`: the
+    /// new evidence a challenger could learn from. Training ends at the newest row of the version's training
+    /// window, or, for a version registered without one (the first model), when it was registered. `nil` for
+    /// a version the registry does not hold.
     public func labelsSinceTraining(name: String, version: String, enough: Int) async throws -> Int? {
         let rows = try await client.query("""
             WITH since AS (
                 SELECT greatest(coalesce(upper(m.training_window), m.created_at),
                                 (SELECT max(e.created_at) FROM event e
-                                 WHERE e.model_name = m.name
-                                   AND ((e.kind IN ('discarded', 'rolled_back') AND e.detail->>'live_version' = m.version)
-                                        OR (e.kind = 'retrain_finished' AND e.detail->>'status' = 'rejected'
-                                            AND e.detail->>'parent' = m.version)))) AS at
+                                 WHERE e.model_name = m.name AND e.model_version = m.version
+                                   AND e.kind = 'retrain_requested')) AS at
                 FROM model m WHERE m.name = \(name) AND m.version = \(version))
             SELECT (SELECT count(*) FROM (
                         SELECT 1 FROM prediction

@@ -279,14 +279,16 @@ public struct EvaluationWindows: Sendable {
                 WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL AND \(loss) IS NOT NULL
                 ORDER BY created_at, id LIMIT $3),
             current AS (
-                SELECT \(loss) AS loss FROM prediction
+                SELECT created_at, id, \(loss) AS loss FROM prediction
                 WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL AND \(loss) IS NOT NULL
                   AND created_at >= $4
                   AND (created_at, id) > (SELECT created_at, id FROM reference ORDER BY created_at DESC, id DESC LIMIT 1)
                 ORDER BY created_at DESC, id DESC LIMIT $3)
-            SELECT true, loss FROM reference
-            UNION ALL
-            SELECT false, loss FROM current
+            SELECT is_reference, loss FROM (
+                SELECT true AS is_reference, created_at, id, loss FROM reference
+                UNION ALL
+                SELECT false, created_at, id, loss FROM current) windows
+            ORDER BY created_at, id
             """
         var reference: [Double] = [], current: [Double] = []
         let result = try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
@@ -327,7 +329,9 @@ public struct EvaluationWindows: Sendable {
     /// The paired per-row losses of the live version `live` and its shadow `shadow` on the same labelled
     /// predictions: the first `rows` of them in the order their labels arrived (`labeled_at`, then `id`), so
     /// a late label joins the end of the sample, never an earlier look's part of it. Rows whose label does
-    /// not fit either prediction are left out; rows the shadow refused are counted.
+    /// not fit either prediction are left out; rows the shadow refused are counted. Rows made from a day
+    /// before `since` (when the registry recorded the shadow) are read: the platform serves a shadow before
+    /// the registry records it, and predict's clock is not the database's; older days are not scanned.
     public func pairedLosses(of live: ModelArtifact, shadow: String, rows: Int, since: Date) async throws -> ShadowPairs {
         let (liveLoss, shadowLoss) = (Self.loss(live.task), Self.loss(live.task, shadow: true))
         var bindings = PostgresBindings()
@@ -340,7 +344,8 @@ public struct EvaluationWindows: Sendable {
             SELECT 'pair', live, shadow FROM (
                 SELECT labeled_at, id, \(liveLoss) AS live, \(shadowLoss) AS shadow,
                        shadow_prediction ? 'error' AS refused FROM prediction
-                WHERE model_name = $1 AND model_version = $2 AND shadow_version = $3 AND label IS NOT NULL) paired
+                WHERE model_name = $1 AND model_version = $2 AND shadow_version = $3 AND label IS NOT NULL
+                  AND created_at >= $5::timestamptz - interval '1 day') paired
             WHERE refused OR (live IS NOT NULL AND shadow IS NOT NULL)
             ORDER BY labeled_at, id LIMIT $4
             """

@@ -16,7 +16,7 @@ struct RankTestCases: Decodable {
     struct PairedT: Decodable, CustomTestStringConvertible {
         var name: String
         var live, challenger: [Double]
-        var statistic, p_value: Double
+        var statistic, p_value, batch_statistic, batch_p_value: Double
         var testDescription: String { name }
     }
     var paired_t: [PairedT]

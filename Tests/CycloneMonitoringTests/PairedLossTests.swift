@@ -10,6 +10,13 @@ import Testing
         #expect(abs(result.statistic - c.statistic) <= 1e-12 * max(abs(c.statistic), 1), "t \(result.statistic) vs SciPy \(c.statistic)")
         #expect(abs(result.pValue - c.p_value) <= 1e-9 * max(c.p_value, 1e-300) + 1e-15,
                 "p \(result.pValue) vs SciPy \(c.p_value)")
+        // What the shadow verdict tests: the t-test on the means of 20 consecutive batches (40 pairs or more).
+        let comparison = try #require(PairedLossComparison(live: c.live, challenger: c.challenger))
+        #expect(comparison.batches == (c.live.count >= 40 ? 20 : c.live.count))
+        #expect(abs(comparison.statistic - c.batch_statistic) <= 1e-12 * max(abs(c.batch_statistic), 1),
+                "batch t \(comparison.statistic) vs SciPy \(c.batch_statistic)")
+        #expect(abs(comparison.pValue - c.batch_p_value) <= 1e-9 * max(c.batch_p_value, 1e-300) + 1e-15,
+                "batch p \(comparison.pValue) vs SciPy \(c.batch_p_value)")
     }
 
     /// Student's t survival against SciPy's `stats.t.sf` at a few points (fractional degrees of freedom too).
@@ -50,12 +57,12 @@ import Testing
     }
 
     @Test func theMeansTheImprovementAndTheEdges() throws {
-        // d = 0.5, 1, 0, 2: mean 0.875, t = 2.0494 on 3 degrees of freedom, as SciPy's ttest_1samp (the
-        // differences' autocorrelation is negative here, so no widening).
+        // d = 0.5, 1, 0, 2: mean 0.875, t = 2.0494 on 3 degrees of freedom, as SciPy's ttest_1samp (fewer
+        // than 40 pairs: no batches).
         let better = try #require(PairedLossComparison(live: [1, 2, 3, 4], challenger: [0.5, 1, 3, 2]))
         #expect(better.pairs == 4 && better.liveMeanLoss == 2.5 && better.challengerMeanLoss == 1.625)
         let plain = try #require(pairedTTestGreater([0.5, 1, 0, 2]))
-        #expect(better.autocorrelation == 0 && better.statistic == plain.statistic && better.pValue == plain.pValue)
+        #expect(better.batches == 4 && better.statistic == plain.statistic && better.pValue == plain.pValue)
         #expect(abs(plain.statistic - 2.04939015319192) < 1e-12 && abs(plain.pValue - 0.06642092027988782) < 1e-12, "\(plain)")
         #expect(abs(better.improvement - 0.35) < 1e-15)
         // Constant differences: t is as large as a Double goes (SciPy's ∞), still encodable.
@@ -68,7 +75,7 @@ import Testing
         #expect(same.improvement == 0 && same.statistic == 0 && same.pValue == 1)
         let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(better)) as? [String: Any]
         #expect(json.map { Set($0.keys) }
-                    == ["pairs", "live_mean_loss", "challenger_mean_loss", "statistic", "p_value", "autocorrelation"])
+                    == ["pairs", "live_mean_loss", "challenger_mean_loss", "statistic", "p_value", "batches"])
         #expect(try JSONDecoder().decode(PairedLossComparison.self, from: JSONEncoder().encode(better)) == better)
     }
 }
