@@ -260,8 +260,11 @@ public struct EvaluationWindows: Sendable {
     }
 
     /// Per-row losses of a version, for the loss-shift trigger: its reference window (its first `rows`
-    /// labelled predictions, whenever they were) and its current one (its newest `rows` labelled
-    /// predictions after the reference, no older than `bounds.maxAge`). The loss is the absolute error for a
+    /// labelled predictions, whenever they were; after a challenger to it was turned down, its first `rows`
+    /// made since) and its current one (its newest `rows` labelled predictions after the reference, no older
+    /// than `bounds.maxAge`). A turned-down challenger (discarded, rolled back, or a candidate rejected) says
+    /// that a new model does no better on today's rows than this version does: today's loss is its new
+    /// normal, and measured against the old reference it would ask for the same retrain again and again. The loss is the absolute error for a
     /// regression and the log loss (probabilities clipped as for the metrics) for a classifier; rows whose
     /// label does not fit are left out.
     public func losses(of artifact: ModelArtifact, rows: Int, bounds: WindowBounds, now: Date = Date()) async throws
@@ -274,9 +277,15 @@ public struct EvaluationWindows: Sendable {
         bindings.append(rows)
         bindings.append(bounds.since(now))
         let sql = """
-            WITH reference AS (
+            WITH turned_down AS (
+                SELECT coalesce(max(created_at), '-infinity'::timestamptz) AS at FROM event
+                WHERE model_name = $1
+                  AND ((kind IN ('discarded', 'rolled_back') AND detail->>'live_version' = $2)
+                       OR (kind = 'retrain_finished' AND detail->>'status' = 'rejected' AND detail->>'parent' = $2))),
+            reference AS (
                 SELECT created_at, id, \(loss) AS loss FROM prediction
                 WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL AND \(loss) IS NOT NULL
+                  AND created_at > (SELECT at FROM turned_down)
                 ORDER BY created_at, id LIMIT $3),
             current AS (
                 SELECT created_at, id, \(loss) AS loss FROM prediction
