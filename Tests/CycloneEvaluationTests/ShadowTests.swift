@@ -31,6 +31,19 @@ func deployShadow(_ shadow: ModelArtifact, beside live: ModelArtifact, _ db: Tes
     return (folder, platform)
 }
 
+/// A ridge model of the changed (broken) world, version 2, trained on the stream's next 600 rows.
+func changedWorldModel(_ stream: inout Stream) throws -> ModelArtifact {
+    let changed = stream.rows(600, broken: true)
+    let table = FeatureTable(columns: [
+        .init(name: "x1", values: .numeric(changed.map(\.x1))), .init(name: "x2", values: .numeric(changed.map(\.x2))),
+        .init(name: "x3", values: .numeric(changed.map(\.x3))),
+        .init(name: "colour", values: .categorical(changed.map(\.colour))),
+        .init(name: "flag", values: .boolean(changed.map { $0.flag ? 1 : 0 })),
+    ])
+    return try Trainer(options: .init(family: .ridge)).train(
+        name: "demand", version: "2", features: table, target: .init(name: "y", values: .numeric(changed.map(\.y))))
+}
+
 func eventDetails(_ db: TestDatabase, kind: String) async throws -> [JSONValue] {
     let rows = try await db.client.query("SELECT detail::text FROM event WHERE kind = \(kind) ORDER BY id", logger: .test)
     var details: [JSONValue] = []
@@ -40,20 +53,12 @@ func eventDetails(_ db: TestDatabase, kind: String) async throws -> [JSONValue] 
 
 @Suite struct ShadowTests {
     /// The world changed; the shadow was trained on the new one. It waits for its whole sample (one
-    /// `shadow_waiting` event per change of its pairs, not per cycle), then is promoted with the paired test's
+    /// `shadow_waiting` event while no look is done, not one per cycle), then is promoted with the paired test's
     /// figures, which are those of `PairedLossComparison` on the same losses; predict's links follow.
     @Test func aBetterShadowIsPromotedOnceItsSampleIsComplete() async throws {
         let live = try trainedModel()
         var stream = Stream(seed: 31)
-        let changed = stream.rows(600, broken: true)
-        let table = FeatureTable(columns: [
-            .init(name: "x1", values: .numeric(changed.map(\.x1))), .init(name: "x2", values: .numeric(changed.map(\.x2))),
-            .init(name: "x3", values: .numeric(changed.map(\.x3))),
-            .init(name: "colour", values: .categorical(changed.map(\.colour))),
-            .init(name: "flag", values: .boolean(changed.map { $0.flag ? 1 : 0 })),
-        ])
-        let shadow = try Trainer(options: .init(family: .ridge)).train(
-            name: "demand", version: "2", features: table, target: .init(name: "y", values: .numeric(changed.map(\.y))))
+        let shadow = try changedWorldModel(&stream)
         let first = stream.rows(150, broken: true), second = stream.rows(100, broken: true)
         try await withTestDatabase { db in
             let (folder, platform) = try await deployShadow(shadow, beside: live, db)
@@ -97,15 +102,7 @@ func eventDetails(_ db: TestDatabase, kind: String) async throws -> [JSONValue] 
     @Test func aMuchBetterShadowIsPromotedAtAnEarlyLook() async throws {
         let live = try trainedModel()
         var stream = Stream(seed: 34)
-        let changed = stream.rows(600, broken: true)
-        let table = FeatureTable(columns: [
-            .init(name: "x1", values: .numeric(changed.map(\.x1))), .init(name: "x2", values: .numeric(changed.map(\.x2))),
-            .init(name: "x3", values: .numeric(changed.map(\.x3))),
-            .init(name: "colour", values: .categorical(changed.map(\.colour))),
-            .init(name: "flag", values: .boolean(changed.map { $0.flag ? 1 : 0 })),
-        ])
-        let shadow = try Trainer(options: .init(family: .ridge)).train(
-            name: "demand", version: "2", features: table, target: .init(name: "y", values: .numeric(changed.map(\.y))))
+        let shadow = try changedWorldModel(&stream)
         let rows = stream.rows(110, broken: true)
         try await withTestDatabase { db in
             let (_, platform) = try await deployShadow(shadow, beside: live, db)
