@@ -74,24 +74,15 @@ extension Evaluator {
             decision.reason = "the live version's \(metric.rawValue) is undefined on its \(l.labels) labels; waiting"
             return decision
         }
-        guard platform.deploys else {
-            decision.reason += "; recorded only: the platform does not deploy (MODEL_DIR is unset)"
-            return decision
-        }
         // A cycle stopped part-way leaves the canary as it was, to be decided again next cycle.
-        let rollout = Rollout(platform: platform, registry: registry, store: store)
-        do {
-            if promote {
-                try await rollout.promote(canary.artifact, from: .canary, detail: detail(decision))
-                decision.action = .promoted
-            } else {
-                try await rollout.rollBack(canary.artifact, from: .canary, because: decision.reason, detail: detail(decision))
-                decision.action = .rolledBack
-            }
-        } catch {
+        switch await carryOut(canary.artifact, from: .canary, promote: promote, because: decision.reason,
+                              detail: detail(decision))
+        {
+        case .recordedOnly: decision.reason += VerdictOutcome.recordedOnlyNote
+        case .carriedOut: decision.action = promote ? .promoted : .rolledBack
+        case .failed(let error):
             decision.action = .failed
             decision.reason += "; not carried out: \(error)"
-            logger.error("canary decision not carried out", metadata: ["model": "\(name)", "error": "\(error)"])
         }
         return decision
     }

@@ -1,6 +1,7 @@
 import CycloneCloud
 import CycloneModel
 import CycloneStore
+import Logging
 
 /// Puts model versions into service and takes them out: deploy, promote a canary, roll one back. Each step
 /// asks the platform first and records in the registry after, then writes its event, so the registry never
@@ -72,5 +73,40 @@ public struct Rollout: Sendable {
                                      reason: "\(verb): " + reason)
         try await store.event(role == .shadow ? .discarded : .rolledBack, name: challenger.name,
                               version: challenger.version, detail: detail)
+    }
+}
+
+/// How a challenger's verdict went.
+enum VerdictOutcome {
+    /// The platform does not deploy (no `MODEL_DIR`): the verdict is recorded only.
+    case recordedOnly
+    case carriedOut
+    /// The platform or the store failed; the challenger stays as it was, to be decided again next cycle.
+    case failed(String)
+
+    static let recordedOnlyNote = "; recorded only: the platform does not deploy (MODEL_DIR is unset)"
+}
+
+extension Evaluator {
+    /// Carries out the verdict on the canary or shadow `challenger` through `Rollout`: promoted, or rolled back
+    /// (a canary) or discarded (a shadow) `because`, with `detail` in the event. A failure is logged and
+    /// returned, never thrown: the cycle goes on.
+    func carryOut(_ challenger: ModelArtifact, from role: Role, promote: Bool, because reason: String,
+                  detail: JSONValue) async -> VerdictOutcome
+    {
+        guard platform.deploys else { return .recordedOnly }
+        let rollout = Rollout(platform: platform, registry: registry, store: store)
+        do {
+            if promote {
+                try await rollout.promote(challenger, from: role, detail: detail)
+            } else {
+                try await rollout.rollBack(challenger, from: role, because: reason, detail: detail)
+            }
+            return .carriedOut
+        } catch {
+            logger.error("\(role.rawValue) verdict not carried out", metadata: [
+                "model": "\(challenger.name)", "version": "\(challenger.version)", "error": "\(error)"])
+            return .failed("\(error)")
+        }
     }
 }

@@ -91,24 +91,15 @@ extension Evaluator {
                                           detail: decision.detail)
             return decision
         }
-        guard platform.deploys else {
-            decision.reason += "; recorded only: the platform does not deploy (MODEL_DIR is unset)"
-            return decision
-        }
         // A cycle stopped part-way leaves the shadow as it was, to be decided again next cycle.
-        let rollout = Rollout(platform: platform, registry: registry, store: store)
-        do {
-            if verdict == .promote {
-                try await rollout.promote(shadow.artifact, from: .shadow, detail: decision.detail)
-                decision.action = .promoted
-            } else {
-                try await rollout.rollBack(shadow.artifact, from: .shadow, because: reason, detail: decision.detail)
-                decision.action = .discarded
-            }
-        } catch {
+        switch await carryOut(shadow.artifact, from: .shadow, promote: verdict == .promote, because: reason,
+                              detail: decision.detail)
+        {
+        case .recordedOnly: decision.reason += VerdictOutcome.recordedOnlyNote
+        case .carriedOut: decision.action = verdict == .promote ? .promoted : .discarded
+        case .failed(let error):
             decision.action = .failed
             decision.reason += "; not carried out: \(error)"
-            logger.error("shadow verdict not carried out", metadata: ["model": "\(name)", "error": "\(error)"])
             // A platform that keeps failing must not hold the loop: past SHADOW_MAX_AGE the shadow is recorded
             // rejected (the platform may still run it; nothing is promoted) and retrains may go on.
             if age > policy.maxAge {

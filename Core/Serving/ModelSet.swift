@@ -31,14 +31,27 @@ public final class ModelSet: Sendable {
     /// What serves `name` now; `nil` for a name not served.
     public subscript(name: String) -> Serving? { serving.withLock { $0[name] } }
 
+    /// What a request of `name` is served by: the version that answers it and, when that is the live
+    /// version, the shadow scored beside it (a canary's requests are the canary's experiment).
+    public struct Pick: Sendable {
+        public var model: ServedModel
+        public var shadow: ServedModel?
+    }
+
     /// The version of `name` that answers a request: during a canary, the canary for `canaryPercent` of the
     /// caller's keys (by a hash of `key` with the canary's version, so a key always goes the same way during
     /// one canary, a replay is repeatable, and each canary draws its own keys) or, for a request without a
     /// key, of the prediction ids (by the random bits of `id`, its first one).
     public func model(_ name: String, for id: UUID, key: String? = nil) -> ServedModel? {
+        pick(name, for: id, key: key)?.model
+    }
+
+    /// The version that answers a request of `name`, as `model(_:for:key:)` chooses it, with the shadow scored
+    /// beside it: read under one lock, so a swap never pairs a version with another's shadow.
+    public func pick(_ name: String, for id: UUID, key: String? = nil) -> Pick? {
         serving.withLock { serving in
             guard let models = serving[name] else { return nil }
-            guard let canary = models.canary else { return models.live }
+            guard let canary = models.canary else { return Pick(model: models.live, shadow: models.shadow) }
             let bucket: UInt64
             if let key {
                 // FNV-1a, 64-bit, then SplitMix64's finaliser so that keys differing in a last digit spread:
@@ -52,7 +65,8 @@ public final class ModelSet: Sendable {
                 let u = id.uuid
                 bucket = [u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             }
-            return Int(bucket % 100) < canaryPercent ? canary : models.live
+            return Int(bucket % 100) < canaryPercent ? Pick(model: canary, shadow: nil)
+                                                     : Pick(model: models.live, shadow: models.shadow)
         }
     }
 
@@ -86,6 +100,4 @@ public final class ModelSet: Sendable {
         serving.withLock { $0[name]?.shadow = shadow }
     }
 
-    /// The shadow of `name` now, if any.
-    public func shadow(of name: String) -> ServedModel? { serving.withLock { $0[name]?.shadow } }
 }

@@ -50,12 +50,8 @@ public struct Scorer: Sendable {
             let output = artifact.predictor.predict(x)
             let id = index == 0 ? firstID : UUIDv7.make(at: now, sequence: index)
             let key = keys?[index] ?? nil
-            var stored = JSONWriter(capacity: 64)
-            stored.raw(UInt8(ascii: "{"))
-            model.write(output, into: &stored)
-            stored.raw(UInt8(ascii: "}"))
             rows.append(PredictionRow(id: id, modelName: artifact.name, modelVersion: artifact.version,
-                                      input: model.inputJSON(instance), prediction: stored.string, key: key,
+                                      input: model.inputJSON(instance), prediction: model.storedJSON(output), key: key,
                                       createdAt: now, drift: model.driftCells(instance, output)))
             predictions.append(Prediction(id: id, key: key, output: output))
         }
@@ -93,12 +89,8 @@ public struct Scorer: Sendable {
                 failed += 1
                 continue
             }
-            let output = shadow.artifact.predictor.predict(x)
-            var stored = JSONWriter(capacity: 64)
-            stored.raw(UInt8(ascii: "{"))
-            shadow.write(output, into: &stored)
-            stored.raw(UInt8(ascii: "}"))
-            scored.rows[index].shadow = PredictionRow.Shadow(version: shadow.artifact.version, prediction: stored.string)
+            scored.rows[index].shadow = PredictionRow.Shadow(version: shadow.artifact.version,
+                                                             prediction: shadow.storedJSON(shadow.artifact.predictor.predict(x)))
             scoredCount += 1
         }
         if scoredCount > 0 { shadowScored.increment(by: scoredCount) }

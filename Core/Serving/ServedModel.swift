@@ -74,6 +74,15 @@ public struct ServedModel: Sendable {
         return writer.string
     }
 
+    /// One prediction as stored: `{"value":…}` or `{"class":…,"probabilities":{…}}`.
+    public func storedJSON(_ output: Output) -> String {
+        var stored = JSONWriter(capacity: 64)
+        stored.raw(UInt8(ascii: "{"))
+        write(output, into: &stored)
+        stored.raw(UInt8(ascii: "}"))
+        return stored.string
+    }
+
     /// Writes one prediction's fields (without braces): `"value":…` or `"class":…,"probabilities":{…}`.
     public func write(_ output: Output, into writer: inout JSONWriter) {
         prediction.write(output, into: &writer)

@@ -81,11 +81,10 @@ struct PredictRoutes: Sendable {
             return try await request.withJSONBody(limit: settings.server.maxBodyBytes, members: ["instances", "keys"],
                                                   budget: budget) { json in
                 let body = try Self.decodeBody(json)
-                let model = models.model(name, for: firstID, key: body.keys?.lazy.compactMap { $0 }.first)!
-                // The shadow is scored beside live only: a canary's requests are the canary's experiment.
-                let shadow = model.artifact == serving.live.artifact ? models.shadow(of: name) : nil
+                let pick = models.pick(name, for: firstID, key: body.keys?.lazy.compactMap { $0 }.first)!
+                let model = pick.model
                 do {
-                    return try await predict(body, model: model, shadow: shadow, firstID: firstID, now: now,
+                    return try await predict(body, model: model, shadow: pick.shadow, firstID: firstID, now: now,
                                              started: started)
                 } catch let error as APIError where error.status.code < 500 {
                     throw Refusal(error: error, model: model)

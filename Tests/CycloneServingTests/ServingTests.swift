@@ -169,15 +169,15 @@ import Testing
         let models = ModelSet([try served("7")])
         models.setShadow(try served("8"), of: "bikes")
         models.swap(to: try served("9"))
-        #expect(models.shadow(of: "bikes")?.artifact.version == "8")
+        #expect(models["bikes"]?.shadow?.artifact.version == "8")
         models.swap(to: try served("8"))
-        #expect(models.shadow(of: "bikes") == nil)
+        #expect(models["bikes"]?.shadow == nil)
         #expect(models["bikes"]?.live.artifact.version == "8")
         // A new live version whose schema the shadow no longer fits ends it too.
         models.setShadow(try served("9"), of: "bikes")
         var optional = try TestModels.regression(version: "10")
         optional.features[0].required = false
         models.swap(to: ServedModel(artifact: optional, strictCategories: false))
-        #expect(models.shadow(of: "bikes") == nil)
+        #expect(models["bikes"]?.shadow == nil)
     }
 }
