@@ -88,20 +88,25 @@ public struct ModelWatcher: Service {
         }
     }
 
-    private func load(_ path: String) -> ServedModel? {
+    /// Loads the file at `path` for `role` (`nil`: the live model); a file that does not load, or holds another
+    /// model, is logged, saying what keeps serving, and gives `nil`.
+    private func load(_ path: String, for role: Challenger? = nil) -> ServedModel? {
         let current = serving.live.artifact
+        let outcome = role.map { "the \($0.rawValue) ends; live serves alone" } ?? "serving the current one"
+        let file = role.map { "the \($0.rawValue) model file" } ?? "the new model file"
         do {
             let new = try ServedModel.load(path: path, strictCategories: strictCategories)
             guard new.artifact.name == current.name else {
-                logger.error("the new model file holds another model; serving the current one", metadata: [
+                logger.error("\(file) holds another model; \(outcome)", metadata: [
                     "path": "\(path)", "found": "\(new.artifact.name)", "model": "\(current.name)",
                     "version": "\(current.version)"])
                 return nil
             }
             return new
         } catch {
-            logger.error("the new model file does not load; serving the current one", metadata: [
-                "path": "\(path)", "error": "\(error)", "model": "\(current.name)", "version": "\(current.version)"])
+            logger.error("\(file) does not load; \(outcome)", metadata: [
+                "path": "\(path)", "error": "\(String(reflecting: error))", "model": "\(current.name)",
+                "version": "\(current.version)"])
             return nil
         }
     }
@@ -115,6 +120,9 @@ public struct ModelWatcher: Service {
         logger.notice("model swapped", metadata: [
             "model": "\(old.name)", "from_version": "\(old.version)", "version": "\(new.artifact.version)"])
         register(new.artifact, status: .live)
+        // The shadow is judged against the live version: the swap may have ended it (it no longer fits, or is
+        // now live) or let it fit again, so it is loaded and checked anew, saying why when it does not serve.
+        if let shadowPath, Self.identity(of: shadowPath) != nil { reload(.shadow, from: shadowPath) }
     }
 
     private func reload(_ role: Challenger, from challengerPath: String) {
@@ -131,7 +139,18 @@ public struct ModelWatcher: Service {
         }
         // A file that does not load, or is the live model, ends the canary or shadow: traffic must not keep going
         // to, nor labels be paired with, a version the evaluator is no longer judging.
-        guard let challenger = load(challengerPath), challenger.artifact != serving.live.artifact else {
+        guard let challenger = load(challengerPath, for: role) else {
+            set(nil)
+            return
+        }
+        guard challenger.artifact.version != serving.live.artifact.version else {
+            if current != nil {
+                logger.notice("the \(role.rawValue) is the live version now; it ends", metadata: [
+                    "path": "\(challengerPath)", "version": "\(challenger.artifact.version)"])
+            } else {
+                logger.warning("the \(role.rawValue) model file holds the live version; nothing to compare it with", metadata: [
+                    "path": "\(challengerPath)", "version": "\(challenger.artifact.version)"])
+            }
             set(nil)
             return
         }

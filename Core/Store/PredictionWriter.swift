@@ -216,11 +216,17 @@ public final class PredictionWriter: Service, Sendable {
     }
 
     private func logUnstored(_ row: PredictionRow, reason: String) {
-        logger.error("prediction not stored", metadata: [
+        var metadata: Logger.Metadata = [
             "reason": "\(reason)", "id": "\(row.id.uuidString.lowercased())", "model": "\(row.modelName)",
             "model_version": "\(row.modelVersion)", "input": "\(row.input)", "prediction": "\(row.prediction)",
             "key": "\(row.key ?? "")", "created_at": "\(row.createdAt.timeIntervalSince1970)",
-        ])
+        ]
+        // The shadow's output too, so the row's pair can be rebuilt from the log.
+        if let shadow = row.shadow {
+            metadata["shadow_version"] = "\(shadow.version)"
+            metadata["shadow_prediction"] = "\(shadow.prediction)"
+        }
+        logger.error("prediction not stored", metadata: metadata)
     }
 
     public func run() async throws {

@@ -393,6 +393,43 @@ struct Answer: Sendable {
         }
     }
 
+    /// A live swap to a version the shadow does not fit ends the shadow, saying so; a swap back brings it
+    /// back, checked anew against the live version.
+    @Test func aShadowFollowsTheLiveVersionsSchema() async throws {
+        let folder = try twoVersions(eightPredictsMoreBy: 5)
+        var optional = try TestModels.regression(version: "9")
+        optional.features[0].required = false
+        try optional.write(to: folder.appendingPathComponent("bikes-9.json"))
+        let live = folder.appendingPathComponent("bikes.json").path
+        let shadow = folder.appendingPathComponent("bikes.shadow.json").path
+        try FileManager.default.createSymbolicLink(atPath: shadow, withDestinationPath: "bikes-8.json")
+        try await withPredict(modelPath: live, environment: [
+            "MODEL_RELOAD_INTERVAL": "10ms", "SHADOW_MODEL_PATH": shadow,
+        ]) { client, _ in
+            func wait(for expected: String) async throws -> String {
+                var status = ""
+                for _ in 0..<500 {
+                    status = try await client.execute(uri: "/model", method: .get) { String(buffer: $0.body) }
+                    if status == expected { break }
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                return status
+            }
+            func point(to file: String) throws {
+                let next = live + ".next"
+                try FileManager.default.createSymbolicLink(atPath: next, withDestinationPath: file)
+                #expect(rename(next, live) == 0)
+            }
+            #expect(try await wait(for: #"{"name":"bikes","shadow":{"version":"8"},"version":"7"}"#)
+                    == #"{"name":"bikes","shadow":{"version":"8"},"version":"7"}"#)
+            try point(to: "bikes-9.json")
+            #expect(try await wait(for: #"{"name":"bikes","version":"9"}"#) == #"{"name":"bikes","version":"9"}"#)
+            try point(to: "bikes-7.json")
+            #expect(try await wait(for: #"{"name":"bikes","shadow":{"version":"8"},"version":"7"}"#)
+                    == #"{"name":"bikes","shadow":{"version":"8"},"version":"7"}"#)
+        }
+    }
+
     /// Concurrent requests are stored by fewer transactions than requests (group commit): rows written by one
     /// INSERT share their transaction id.
     @Test func concurrentRequestsShareInserts() async throws {
