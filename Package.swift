@@ -190,7 +190,7 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "PredictTests",
                     dependencies: ["Predict", "CycloneTestSupport", "CycloneCloud", "CycloneMonitoring", "CycloneModel",
-                                   "CycloneRuntime", "CycloneStore", .hummingbirdTesting, .hummingbird, .httpTypes,
+                                   "CycloneRuntime", "CycloneServing", "CycloneStore", .hummingbirdTesting, .hummingbird, .httpTypes,
                                    .asyncHTTPClient, .nioCore, .nioHTTP1, .configuration, .logging, .postgresNIO],
                     swiftSettings: swiftSettings),
         .testTarget(name: "InfraTests",

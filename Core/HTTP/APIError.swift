@@ -74,3 +74,25 @@ public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 }
+
+/// Answers an `APIError` as `{"error": "path: message"}`, the error body the Open Inference Protocol and KServe
+/// use, with the same status and headers. Added to a protocol's route group, inside the router's own errors.
+public struct FlatErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            var writer = JSONWriter(capacity: 32 + error.message.utf8.count)
+            writer.raw("{\"error\":")
+            writer.string(error.path.map { "\($0): \(error.message)" } ?? error.message)
+            writer.raw("}")
+            var headers = error.headers
+            headers[.contentType] = "application/json; charset=utf-8"
+            return Response(status: error.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: writer.bytes)))
+        }
+    }
+}

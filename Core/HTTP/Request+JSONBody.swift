@@ -21,16 +21,24 @@ extension Request {
     public func withJSONBody<T>(limit: Int, setting: String = "MAX_BODY_BYTES", members: Set<String>? = nil,
                                 budget: BodyBudget, _ handle: (JSONValue) async throws -> T) async throws -> T
     {
-        let buffer = try await collectJSONBody(limit: limit, setting: setting)
-        return try await budget.withBudget(buffer.readableBytes) {
+        try await withBody(limit: limit, setting: setting, budget: budget) { buffer in
             try await handle(try Self.parseJSON(buffer, members: members))
         }
     }
 
+    /// Runs `handle` with the body's bytes, read and held in `budget` as `withJSONBody` does. With `anyType`,
+    /// a body of any `Content-Type` is read (a protocol that frames JSON and binary data in one body).
+    public func withBody<T>(limit: Int, setting: String = "MAX_BODY_BYTES", anyType: Bool = false, budget: BodyBudget,
+                            _ handle: (ByteBuffer) async throws -> T) async throws -> T
+    {
+        let buffer = try await collectJSONBody(limit: limit, setting: setting, anyType: anyType)
+        return try await budget.withBudget(buffer.readableBytes) { try await handle(buffer) }
+    }
+
     /// The body's bytes, up to `limit`: 415 unless it is JSON, 413 (naming `setting`) when it is larger, before
     /// anything is read when its declared length says so.
-    func collectJSONBody(limit: Int, setting: String) async throws -> ByteBuffer {
-        try checkJSONContentType()
+    func collectJSONBody(limit: Int, setting: String, anyType: Bool = false) async throws -> ByteBuffer {
+        if !anyType { try checkJSONContentType() }
         if let declared = headers[.contentLength].flatMap({ Int($0) }), declared > limit {
             throw APIError(.contentTooLarge, "the request body is \(declared) bytes, more than the \(limit) allowed (\(setting))")
         }
@@ -41,7 +49,8 @@ extension Request {
         }
     }
 
-    static func parseJSON(_ buffer: ByteBuffer, members: Set<String>?) throws -> JSONValue {
+    /// `buffer` parsed as JSON; 400 saying what is wrong, with line and column, when it is not.
+    public static func parseJSON(_ buffer: ByteBuffer, members: Set<String>? = nil) throws -> JSONValue {
         do {
             return try buffer.withUnsafeReadableBytes { raw throws(JSONParseError) in
                 try JSONParser.parse(raw.bindMemory(to: UInt8.self), members: members)

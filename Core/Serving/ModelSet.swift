@@ -70,6 +70,17 @@ public final class ModelSet: Sendable {
         }
     }
 
+    /// The pick for a request that names `version` of `name`: the live version with its shadow, or the canary;
+    /// `nil` when no version of that name answers requests.
+    public func pick(_ name: String, version: String) -> Pick? {
+        serving.withLock { serving in
+            guard let models = serving[name] else { return nil }
+            if models.live.artifact.version == version { return Pick(model: models.live, shadow: models.shadow) }
+            if let canary = models.canary, canary.artifact.version == version { return Pick(model: canary, shadow: nil) }
+            return nil
+        }
+    }
+
     /// Makes `new` the live version of its name; returns the one it replaced. A canary or shadow of the same
     /// version is over: it has become the live one; so is a shadow whose schema no longer fits.
     @discardableResult

@@ -24,13 +24,16 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
     let registry = ModelRegistry(client: database, logger: logger)
     let runner = DatabaseRunner(database)
     let registration = ModelRegistration(runner: runner, registry: registry, artifact: model.artifact, logger: logger)
-    let router = functionRouter(project: settings.server.project,
-                                isUnavailable: { StoreProblem($0) == .unavailable }) {
+    let readiness: OperationalRoutes<BasicRequestContext>.Readiness = {
         guard running.isSet else { return "starting: the prediction writer is not running yet" }
         return registration.schemaProblem.current
     }
+    let router = functionRouter(project: settings.server.project, isUnavailable: { StoreProblem($0) == .unavailable },
+                                readiness: readiness)
     let models = ModelSet([model], canaryPercent: settings.canaryPercent)
-    PredictRoutes(models: models, name: model.artifact.name, writer: writer, settings: settings).register(on: router)
+    let routes = PredictRoutes(models: models, name: model.artifact.name, writer: writer, settings: settings)
+    routes.register(on: router)
+    InferenceRoutes(predict: routes, readiness: readiness).register(on: router)
     var app = functionApplication(router: router, port: settings.server.port, logger: logger)
     // Services start in this order and stop in reverse: the server stops first, then the writer flushes (through
     // a pool of its own), then the pool the registration and the model watcher use.

@@ -1,6 +1,7 @@
 import CycloneModel
 import CycloneHTTP
 import CycloneRuntime
+import CycloneServing
 
 /// The OpenAPI 3.1 description of `predict`, with the request schema made from the model's features.
 enum OpenAPIDocument {
@@ -53,7 +54,7 @@ enum OpenAPIDocument {
         let document: JSONValue = [
             "openapi": "3.1.0",
             "info": ["title": .string("Cyclone predict: \(artifact.name)"), "version": .string(artifact.version)],
-            "paths": [
+            "paths": .object([
                 "/predict": ["post": [
                     "summary": "Score instances and store each prediction",
                     "requestBody": ["required": true, "content": ["application/json": ["schema": [
@@ -85,9 +86,70 @@ enum OpenAPIDocument {
                 ]],
                 "/model": ["get": ["summary": "What serves now: name, version and any canary or shadow",
                                    "responses": ["200": ["description": "the serving model"]]]],
-            ],
+            ].merging(inferencePaths(artifact)) { first, _ in first }),
             "components": ["schemas": ["Instance": instance, "Prediction": prediction, "Error": OpenAPI.errorSchema]],
         ]
         return OpenAPI.withOperationalPaths(document, readiness: "model loaded, writer running, schema migrated").jsonText
+    }
+
+    /// The Open Inference Protocol v2's REST paths and KServe v1's (`InferenceRoutes`).
+    private static func inferencePaths(_ artifact: ModelArtifact) -> [String: JSONValue] {
+        let name: JSONValue = ["name": "name", "in": "path", "required": true,
+                               "schema": ["type": "string", "enum": [.string(artifact.name)]]]
+        let version: JSONValue = ["name": "version", "in": "path", "required": true,
+                                  "schema": ["type": "string", "enum": [.string(artifact.version)]]]
+        let protocolError: JSONValue = ["description": "{\"error\": \"…\"}, what is wrong and where",
+                                        "content": ["application/json": ["schema": [
+                                            "type": "object", "required": ["error"], "properties": ["error": ["type": "string"]],
+                                        ]]]]
+        let datatypes = JSONValue.array(TensorDatatype.allCases.map { .string($0.rawValue) })
+        let tensor: JSONValue = [
+            "type": "object", "required": ["name", "datatype", "shape"],
+            "properties": [
+                "name": ["type": "string", "enum": .array((artifact.features.map(\.name) + [InferenceTensors.keyInput]).map { .string($0) })],
+                "datatype": ["type": "string", "enum": datatypes],
+                "shape": ["type": "array", "items": ["type": "integer", "minimum": 0], "minItems": 1, "maxItems": 2],
+                "data": ["type": "array", "description": "row-major, flat or nested; null (or NaN in binary data) is a missing value"],
+                "parameters": ["type": "object", "properties": ["binary_data_size": ["type": "integer", "minimum": 0]]],
+            ],
+        ]
+        let infer: JSONValue = ["post": [
+            "summary": "Open Inference Protocol v2: one input tensor per feature (and an optional BYTES `key`); stored as through /predict",
+            "parameters": [name],
+            "requestBody": ["required": true, "content": ["application/json": ["schema": [
+                "type": "object", "required": ["inputs"],
+                "properties": [
+                    "id": ["type": "string"],
+                    "inputs": ["type": "array", "items": tensor],
+                    "outputs": ["type": "array", "items": ["type": "object", "required": ["name"], "properties": [
+                        "name": ["type": "string", "enum": .array(InferenceTensors.outputNames(artifact).map { .string($0) })],
+                        "parameters": ["type": "object", "properties": ["binary_data": ["type": "boolean"]]],
+                    ]]],
+                    "parameters": ["type": "object", "properties": ["binary_data_output": ["type": "boolean"]]],
+                ],
+            ]]]],
+            "responses": ["200": ["description": "{model_name, model_version, id, outputs: predict, predict_proba (classifiers), prediction_id}"],
+                          "400": protocolError, "404": protocolError, "413": protocolError, "415": protocolError],
+        ]]
+        var versioned = infer
+        if case .object(var post) = infer["post"] {
+            post["parameters"] = [name, version]
+            versioned = ["post": .object(post)]
+        }
+        let get = { (summary: String, parameters: [JSONValue]) -> JSONValue in
+            ["get": ["summary": .string(summary), "parameters": .array(parameters),
+                     "responses": ["200": ["description": .string(summary)], "404": protocolError, "503": protocolError]]]
+        }
+        return [
+            "/v2": get("Server metadata", []),
+            "/v2/health/live": get("Liveness: {\"live\": true}", []),
+            "/v2/health/ready": get("Readiness: {\"ready\": true}, 503 when not ready", []),
+            "/v2/models/{name}": get("Model metadata: inputs, outputs, versions answering requests", [name]),
+            "/v2/models/{name}/ready": get("Model readiness", [name]),
+            "/v2/models/{name}/versions/{version}": get("Model metadata of one version", [name, version]),
+            "/v2/models/{name}/infer": infer,
+            "/v2/models/{name}/versions/{version}/infer": versioned,
+            "/v1/models/{name}": get("KServe v1: {\"name\", \"ready\"}", [name]),
+        ]
     }
 }

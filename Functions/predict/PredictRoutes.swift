@@ -25,7 +25,7 @@ struct PredictRoutes: Sendable {
     /// The request bodies handled at once (`MAX_BODY_BYTES_IN_FLIGHT`).
     let budget: BodyBudget
 
-    private static let storedHeader = HTTPField.Name("Cyclone-Stored")!
+    static let storedHeader = HTTPField.Name("Cyclone-Stored")!
     private let rejected = Counter(label: "cyclone_rejected_requests_total")
     private let scorer = Scorer()
 
@@ -66,9 +66,32 @@ struct PredictRoutes: Sendable {
     }
 
     /// A refused request and the version it was refused by.
-    private struct Refusal: Error {
+    struct Refusal: Error {
         var error: APIError
         var model: ServedModel
+    }
+
+    /// Runs `handle`, counting a request it refuses (a 4xx): against the version a `Refusal` names, or, when it
+    /// was refused before a version was picked (no body, not JSON, no instances), the one its first id picks.
+    func countingRefusals(firstID: UUID, _ handle: () async throws -> Response) async throws -> Response {
+        do {
+            return try await handle()
+        } catch let refusal as Refusal {
+            refuse(refusal.model)
+            throw refusal.error
+        } catch let error as APIError where error.status.code < 500 {
+            refuse(models.model(name, for: firstID, key: nil)!)
+            throw error
+        }
+    }
+
+    /// Runs `handle` for a request `model` serves: a 4xx it throws becomes a `Refusal` by that version.
+    func refused<T>(by model: ServedModel, _ handle: () async throws -> T) async throws -> T {
+        do {
+            return try await handle()
+        } catch let error as APIError where error.status.code < 500 {
+            throw Refusal(error: error, model: model)
+        }
     }
 
     func predict(_ request: Request, context: BasicRequestContext) async throws -> Response {
@@ -76,31 +99,20 @@ struct PredictRoutes: Sendable {
         // one the request's first key picks (its first prediction id when it has none), once, as it is read.
         let now = Date(), started = ContinuousClock.now
         let firstID = UUIDv7.make(at: now, sequence: 0)
-        do {
+        return try await countingRefusals(firstID: firstID) {
             // Only `instances` and `keys` are built (Vertex AI's `parameters` and the like are checked, not kept).
-            return try await request.withJSONBody(limit: settings.server.maxBodyBytes, members: ["instances", "keys"],
-                                                  budget: budget) { json in
+            try await request.withJSONBody(limit: settings.server.maxBodyBytes, members: ["instances", "keys"],
+                                           budget: budget) { json in
                 let body = try Self.decodeBody(json)
                 let pick = models.pick(name, for: firstID, key: body.keys?.lazy.compactMap { $0 }.first)!
-                let model = pick.model
-                do {
-                    return try await predict(body, model: model, shadow: pick.shadow, firstID: firstID, now: now,
-                                             started: started)
-                } catch let error as APIError where error.status.code < 500 {
-                    throw Refusal(error: error, model: model)
+                return try await refused(by: pick.model) {
+                    try await predict(body, pick: pick, firstID: firstID, now: now, started: started)
                 }
             }
-        } catch let refusal as Refusal {
-            refuse(refusal.model)
-            throw refusal.error
-        } catch let error as APIError where error.status.code < 500 {
-            // Refused before a version was picked (no body, not JSON, no instances): counted against the one its id picks.
-            refuse(models.model(name, for: firstID, key: nil)!)
-            throw error
         }
     }
 
-    private func predict(_ body: Body, model: ServedModel, shadow: ServedModel?, firstID: UUID, now: Date,
+    private func predict(_ body: Body, pick: ModelSet.Pick, firstID: UUID, now: Date,
                          started: ContinuousClock.Instant) async throws -> Response
     {
         guard !body.instances.isEmpty else {
@@ -124,11 +136,11 @@ struct PredictRoutes: Sendable {
 
         var scored: Scorer.Scored
         do {
-            scored = try scorer.score(body.instances, keys: body.keys, with: model, firstID: firstID, at: now)
+            scored = try score(body.instances, keys: body.keys, pick: pick, firstID: firstID, now: now)
         } catch {
             throw APIError(.badRequest, error.description, path: error.path)
         }
-        if let shadow { scorer.shadow(body.instances, with: shadow, into: &scored, budget: settings.shadowBudget) }
+        let model = pick.model
         var response = JSONWriter(capacity: 64 + scored.predictions.count * 96)
         response.raw("{\"predictions\":[")
         for (index, prediction) in scored.predictions.enumerated() {
@@ -146,12 +158,27 @@ struct PredictRoutes: Sendable {
         response.raw("],\"model\":")
         response.raw(model.modelJSON)
         response.raw(UInt8(ascii: "}"))
+        let outcome = await store(&scored, started: started)
+        return jsonResponse(response.bytes, headers: [Self.storedHeader: outcome.rawValue])
+    }
 
+    /// Scores `instances` with the picked version, and with its shadow when it has one (the answer is the
+    /// version's alone). Throws the first instance the version cannot take; nothing is counted then.
+    func score(_ instances: [JSONValue], keys: [String?]?, pick: ModelSet.Pick, firstID: UUID, now: Date)
+        throws(InputError) -> Scorer.Scored
+    {
+        var scored = try scorer.score(instances, keys: keys, with: pick.model, firstID: firstID, at: now)
+        if let shadow = pick.shadow { scorer.shadow(instances, with: shadow, into: &scored, budget: settings.shadowBudget) }
+        return scored
+    }
+
+    /// Hands the scored rows to the writer (waiting for their commit when `STORE_MODE` is durable) and says how
+    /// far they got, for the `Cyclone-Stored` header.
+    func store(_ scored: inout Scorer.Scored, started: ContinuousClock.Instant) async -> PredictionWriter.Outcome {
         // The request's time in predict, up to the hand-over to the writer, stored with its first row only:
         // latency percentiles are then per request, however many instances each carried.
         scored.rows[0].latencyMs = (ContinuousClock.now - started).seconds * 1_000
-        let outcome = await writer.append(scored.rows, waitForCommit: settings.durable)
-        return jsonResponse(response.bytes, headers: [Self.storedHeader: outcome.rawValue])
+        return await writer.append(scored.rows, waitForCommit: settings.durable)
     }
 
     /// Counts a refused request: in the metrics, and in the store for the evaluator's data-quality report.

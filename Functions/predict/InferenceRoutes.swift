@@ -1,0 +1,382 @@
+import CycloneHTTP
+import CycloneModel
+import CycloneServing
+import CycloneStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// The Open Inference Protocol v2 over REST (KServe v2, as Triton, MLServer and KServe serve it) and KServe's v1
+/// paths, beside `/predict`, on the same models, scorer and store: an instance sent through `/v2/…/infer` is
+/// scored, shadowed, stored and refused exactly as the same instance through `/predict`.
+///
+/// - `GET /v2/health/live`, `GET /v2/health/ready`, `GET /v2` (server metadata);
+/// - `GET /v2/models/{name}[/versions/{v}]` (metadata), `…/ready`, `POST …/infer`;
+/// - `GET /v1/models/{name}` (`{"name", "ready"}`), `POST /v1/models/{name}:predict` (the `/predict` body and
+///   answer), and `GET /` (`{"status": "alive"}`, KServe v1's liveness).
+///
+/// Errors are `{"error": "…"}` (the protocol's shape): 400 for a bad request, 404 for a model or version not
+/// served, 413 for too many instances or too large a body, 503 when not ready. Tensors may come as JSON `data`
+/// or in the binary data extension (`Inference-Header-Content-Length`, `binary_data_size`), and outputs go back
+/// as either (`binary_data_output`, or an output's `binary_data`).
+struct InferenceRoutes: Sendable {
+    let predict: PredictRoutes
+    let readiness: OperationalRoutes<BasicRequestContext>.Readiness
+
+    static let headerLength = HTTPField.Name("Inference-Header-Content-Length")!
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/") { _, _ in jsonResponse(#"{"status":"alive"}"#) }
+        let v2 = router.group("v2").add(middleware: FlatErrorMiddleware())
+        v2.get("") { _, _ in
+            jsonResponse(#"{"name":"cyclone","version":"2","extensions":["binary_tensor_data"]}"#)
+        }
+        v2.get("health/live") { _, _ in jsonResponse(#"{"live":true}"#) }
+        v2.get("health/ready") { _, _ in
+            await readiness() == nil ? jsonResponse(#"{"ready":true}"#)
+                                     : jsonResponse(#"{"ready":false}"#, status: .serviceUnavailable)
+        }
+        v2.get("models/:name") { _, context in try metadata(context, version: nil) }
+        v2.get("models/:name/versions/:version") { _, context in
+            try metadata(context, version: context.parameters.require("version"))
+        }
+        v2.get("models/:name/ready") { _, context in try await ready(context, version: nil) }
+        v2.get("models/:name/versions/:version/ready") { _, context in
+            try await ready(context, version: context.parameters.require("version"))
+        }
+        v2.post("models/:name/infer") { request, context in
+            try await infer(request, name: context.parameters.require("name"), version: nil)
+        }
+        v2.post("models/:name/versions/:version/infer") { request, context in
+            try await infer(request, name: context.parameters.require("name"),
+                            version: context.parameters.require("version"))
+        }
+
+        let v1 = router.group("v1").add(middleware: FlatErrorMiddleware())
+        v1.get("models/:model") { _, context in
+            let name = try context.parameters.require("model")
+            _ = try served(name, version: nil)
+            return await modelReady(name)
+        }
+        v1.post("models/:model") { request, context in
+            // `{name}:predict` is one path segment.
+            let segment = try context.parameters.require("model")
+            guard let colon = segment.lastIndex(of: ":"), segment[colon...] == ":predict" else {
+                throw APIError(.notFound, "POST /v1/models/{name}:predict is served here; '\(segment)' names no verb it serves")
+            }
+            _ = try served(String(segment[..<colon]), version: nil)
+            return try await predict.predict(request, context: context)
+        }
+    }
+
+    /// What serves `name` (and, when `version` is given, that it answers requests): 404 otherwise.
+    private func served(_ name: String, version: String?) throws -> ModelSet.Serving {
+        guard name == predict.name, let serving = predict.models[name] else {
+            throw APIError(.notFound, "model '\(name)' is not served here (models: \(predict.models.names.joined(separator: ", ")))")
+        }
+        if let version, serving.live.artifact.version != version, serving.canary?.artifact.version != version {
+            throw APIError(.notFound, "model '\(name)' has no version '\(version)' answering requests (versions: \(Self.versions(serving).joined(separator: ", ")))")
+        }
+        return serving
+    }
+
+    /// The versions that answer requests: live, then a canary's.
+    private static func versions(_ serving: ModelSet.Serving) -> [String] {
+        [serving.live.artifact.version] + (serving.canary.map { [$0.artifact.version] } ?? [])
+    }
+
+    private func metadata(_ context: BasicRequestContext, version: String?) throws -> Response {
+        let serving = try served(try context.parameters.require("name"), version: version)
+        var model = serving.live.artifact
+        if let version, let canary = serving.canary?.artifact, canary.version == version { model = canary }
+        return jsonResponse(InferenceTensors.metadata(model, versions: Self.versions(serving)).jsonText)
+    }
+
+    private func ready(_ context: BasicRequestContext, version: String?) async throws -> Response {
+        let name = try context.parameters.require("name")
+        _ = try served(name, version: version)
+        return await modelReady(name)
+    }
+
+    /// `{"name", "ready"}`: 200 when predict can serve, else 503.
+    private func modelReady(_ name: String) async -> Response {
+        var writer = JSONWriter()
+        writer.raw("{\"name\":")
+        writer.string(name)
+        guard await readiness() == nil else {
+            writer.raw(",\"ready\":false}")
+            return jsonResponse(writer.bytes, status: .serviceUnavailable)
+        }
+        writer.raw(",\"ready\":true}")
+        return jsonResponse(writer.bytes)
+    }
+
+    func infer(_ request: Request, name: String, version: String?) async throws -> Response {
+        let serving = try served(name, version: version)
+        if let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
+            throw APIError(.unsupportedMediaType, "Content-Encoding \(encoding) is not accepted; send the body uncompressed")
+        }
+        let headerLength = request.headers[Self.headerLength]
+        let now = Date(), started = ContinuousClock.now
+        let firstID = UUIDv7.make(at: now, sequence: 0)
+        let models = predict.models
+        return try await predict.countingRefusals(firstID: firstID) {
+            try await request.withBody(limit: predict.settings.server.maxBodyBytes, anyType: headerLength != nil,
+                                       budget: predict.budget) { buffer in
+                let body = try InferenceRequestBody(buffer, headerLength: headerLength)
+                // The tensors are read against the version asked for, or live's schema (a canary serves the same
+                // features); the version that answers then validates every value, as for /predict.
+                let named = version.flatMap { models.pick(name, version: $0) }
+                let schema = named?.model.artifact ?? serving.live.artifact
+                let decoded: (instances: [JSONValue], keys: [String?]?)
+                do {
+                    decoded = try InferenceTensors.instances(body.inputs, model: schema,
+                                                             maxInstances: predict.settings.maxInstances)
+                    try InferenceTensors.checkOutputs(body.outputs?.map(\.name), model: schema)
+                } catch let error as InferenceError {
+                    throw APIError(error.kind.status, error.message, path: error.path)
+                }
+                guard let pick = named ?? models.pick(name, for: firstID, key: decoded.keys?.lazy.compactMap { $0 }.first) else {
+                    throw APIError(.notFound, "model '\(name)' version '\(version ?? "")' stopped answering requests")
+                }
+                return try await predict.refused(by: pick.model) {
+                    var scored: Scorer.Scored
+                    do {
+                        scored = try predict.score(decoded.instances, keys: decoded.keys, pick: pick, firstID: firstID,
+                                                   now: now)
+                    } catch let error as InputError {
+                        let path = InferenceTensors.inputPath(error.path)
+                        throw APIError(.badRequest, String(error.description.dropFirst(error.path.count + 2)), path: path)
+                    }
+                    let outputs = InferenceTensors.outputs(scored.predictions, model: pick.model.artifact,
+                                                           requested: body.outputs?.map(\.name))
+                    var response = body.response(outputs, model: pick.model.artifact)
+                    let outcome = await predict.store(&scored, started: started)
+                    response.headers[PredictRoutes.storedHeader] = outcome.rawValue
+                    return response
+                }
+            }
+        }
+    }
+}
+
+extension InferenceError.Kind {
+    var status: HTTPResponse.Status {
+        switch self {
+        case .invalid: .badRequest
+        case .notFound: .notFound
+        case .tooLarge: .contentTooLarge
+        }
+    }
+}
+
+/// An inference request's body: JSON, or JSON followed by binary tensor data (its first
+/// `Inference-Header-Content-Length` bytes are the JSON).
+struct InferenceRequestBody {
+    struct RequestedOutput {
+        var name: String
+        var binary: Bool?
+    }
+
+    var id: String?
+    var inputs: [InputTensor] = []
+    var outputs: [RequestedOutput]?
+    /// `parameters.binary_data_output`: every output in binary form unless it says otherwise.
+    var binaryOutput = false
+
+    init(_ buffer: ByteBuffer, headerLength: String?) throws {
+        var jsonPart = buffer
+        var binary = ByteBuffer()
+        if let headerLength {
+            guard let length = Int(headerLength), length > 0, length <= buffer.readableBytes else {
+                throw APIError(.badRequest, "Inference-Header-Content-Length is '\(headerLength)'; it must be the JSON part's length in bytes, at most the body's \(buffer.readableBytes)")
+            }
+            jsonPart = buffer.getSlice(at: buffer.readerIndex, length: length)!
+            binary = buffer.getSlice(at: buffer.readerIndex + length, length: buffer.readableBytes - length)!
+        }
+        guard case .object(let top) = try Request.parseJSON(jsonPart) else {
+            throw APIError(.badRequest, "the body must be a JSON object {\"inputs\": [...]}")
+        }
+        switch top["id"] {
+        case nil, .null?: break
+        case .string(let id)?: self.id = id
+        case let other?: throw APIError(.badRequest, "must be a string, found \(other.typeName)", path: "id")
+        }
+        if case .object(let parameters)? = top["parameters"] {
+            binaryOutput = try Self.flag(parameters["binary_data_output"], path: "parameters.binary_data_output") ?? false
+        }
+        guard case .array(let inputs)? = top["inputs"] else {
+            throw APIError(.badRequest, "'inputs' is required: an array of tensors {\"name\", \"datatype\", \"shape\", \"data\"}",
+                           path: "inputs")
+        }
+        var binaryOffset = 0
+        for (index, input) in inputs.enumerated() {
+            self.inputs.append(try Self.tensor(input, path: "inputs[\(index)]", binary: binary, offset: &binaryOffset))
+        }
+        guard binaryOffset == binary.readableBytes else {
+            throw APIError(.badRequest, "the body holds \(binary.readableBytes - binaryOffset) bytes of binary data no input's binary_data_size claims")
+        }
+        switch top["outputs"] {
+        case nil, .null?: break
+        case .array(let outputs)?:
+            self.outputs = try outputs.enumerated().map { index, output in
+                guard case .object(let members) = output, case .string(let name)? = members["name"] else {
+                    throw APIError(.badRequest, "a requested output must be an object with a 'name'", path: "outputs[\(index)]")
+                }
+                var binary: Bool?
+                if case .object(let parameters)? = members["parameters"] {
+                    binary = try Self.flag(parameters["binary_data"], path: "outputs[\(index)].parameters.binary_data")
+                }
+                return RequestedOutput(name: name, binary: binary)
+            }
+        case let other?: throw APIError(.badRequest, "must be an array, found \(other.typeName)", path: "outputs")
+        }
+    }
+
+    private static func flag(_ value: JSONValue?, path: String) throws -> Bool? {
+        switch value {
+        case nil, .null?: nil
+        case .bool(let flag)?: flag
+        case let other?: throw APIError(.badRequest, "must be true or false, found \(other.typeName)", path: path)
+        }
+    }
+
+    private static func tensor(_ value: JSONValue, path: String, binary: ByteBuffer, offset: inout Int) throws -> InputTensor {
+        guard case .object(let members) = value else {
+            throw APIError(.badRequest, "an input must be an object {\"name\", \"datatype\", \"shape\", \"data\"}, found \(value.typeName)",
+                           path: path)
+        }
+        guard case .string(let name)? = members["name"] else {
+            throw APIError(.badRequest, "'name' is required, a string", path: "\(path).name")
+        }
+        guard case .string(let typeName)? = members["datatype"] else {
+            throw APIError(.badRequest, "'datatype' is required, a string", path: "\(path).datatype")
+        }
+        guard let datatype = TensorDatatype(rawValue: typeName) else {
+            throw APIError(.badRequest, "'\(typeName)' is not a datatype (\(TensorDatatype.allCases.map(\.rawValue).joined(separator: ", ")))",
+                           path: "\(path).datatype")
+        }
+        guard case .array(let dimensions)? = members["shape"] else {
+            throw APIError(.badRequest, "'shape' is required, an array of dimensions", path: "\(path).shape")
+        }
+        var shape: [Int] = []
+        var count = 1
+        for (index, dimension) in dimensions.enumerated() {
+            guard case .number(let size) = dimension, size >= 0, size == size.rounded(), size < 2_147_483_648 else {
+                throw APIError(.badRequest, "a dimension must be a non-negative integer", path: "\(path).shape[\(index)]")
+            }
+            shape.append(Int(size))
+            count = count.multipliedReportingOverflow(by: Int(size)).overflow ? .max : count * Int(size)
+        }
+        var binarySize: Int?
+        if case .object(let parameters)? = members["parameters"], let size = parameters["binary_data_size"], size != .null {
+            guard case .number(let bytes) = size, bytes >= 0, bytes == bytes.rounded(), bytes <= Double(binary.readableBytes - offset)
+            else {
+                throw APIError(.badRequest, "binary_data_size must be a byte count within the body's \(binary.readableBytes - offset) binary bytes left",
+                               path: "\(path).parameters.binary_data_size")
+            }
+            binarySize = Int(bytes)
+        }
+        var elements: [JSONValue] = []
+        if let binarySize {
+            guard members["data"] == nil || members["data"] == .null else {
+                throw APIError(.badRequest, "give 'data' or parameters.binary_data_size, not both", path: path)
+            }
+            do {
+                elements = try binary.withUnsafeReadableBytes { bytes throws(InferenceError) in
+                    try InferenceTensors.elements(binary: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + binarySize]),
+                                                  datatype: datatype, count: count == .max ? 0 : count)
+                }
+            } catch {
+                throw APIError(.badRequest, "input '\(name)': \(error.message)", path: path)
+            }
+            offset += binarySize
+        } else {
+            guard let data = members["data"], data != .null else {
+                throw APIError(.badRequest, "'data' is required (or parameters.binary_data_size with binary data)", path: "\(path).data")
+            }
+            if datatype == .fp16 { throw APIError(.badRequest, "FP16 is not accepted; send FP32 or FP64", path: "\(path).datatype") }
+            try flatten(data, datatype: datatype, into: &elements, path: "\(path).data")
+            guard elements.count == count else {
+                throw APIError(.badRequest, "'data' holds \(elements.count) elements; shape \(shape) holds \(count == .max ? "more" : String(count))",
+                               path: "\(path).data")
+            }
+        }
+        return InputTensor(name: name, datatype: datatype, shape: shape, elements: elements)
+    }
+
+    /// The tensor's elements in row-major order (`data` may be flat or nested), each checked against `datatype`.
+    private static func flatten(_ data: JSONValue, datatype: TensorDatatype, into elements: inout [JSONValue],
+                                path: String) throws
+    {
+        guard case .array(let items) = data else {
+            guard let element = InferenceTensors.element(data, datatype: datatype) else {
+                throw APIError(.badRequest, "each element of a tensor of \(datatype.rawValue) must be \(InferenceTensors.expected(datatype)), found \(data.typeName)",
+                               path: path)
+            }
+            return elements.append(element)
+        }
+        for (index, item) in items.enumerated() {
+            try flatten(item, datatype: datatype, into: &elements, path: "\(path)[\(index)]")
+        }
+    }
+
+    /// The answer: `{"model_name", "model_version", "id", "outputs": […]}`, each output as JSON `data` or, when
+    /// asked for, as binary data after the JSON (`Inference-Header-Content-Length` then says where it starts).
+    func response(_ outputs: [OutputTensor], model: ModelArtifact) -> Response {
+        var json = JSONWriter(capacity: 128 + outputs.count * 64)
+        var binary: [UInt8] = []
+        json.raw("{\"model_name\":")
+        json.string(model.name)
+        json.raw(",\"model_version\":")
+        json.string(model.version)
+        if let id {
+            json.raw(",\"id\":")
+            json.string(id)
+        }
+        json.raw(",\"outputs\":[")
+        for (index, output) in outputs.enumerated() {
+            if index > 0 { json.raw(UInt8(ascii: ",")) }
+            json.raw("{\"name\":")
+            json.string(output.name)
+            json.raw(",\"datatype\":")
+            json.string(output.datatype.rawValue)
+            json.raw(",\"shape\":[")
+            for (axis, size) in output.shape.enumerated() {
+                if axis > 0 { json.raw(UInt8(ascii: ",")) }
+                json.number(Double(size))
+            }
+            json.raw(UInt8(ascii: "]"))
+            if self.outputs?.first(where: { $0.name == output.name })?.binary ?? binaryOutput {
+                let bytes = InferenceTensors.binary(output.data)
+                json.raw(",\"parameters\":{\"binary_data_size\":")
+                json.number(Double(bytes.count))
+                json.raw("}}")
+                binary.append(contentsOf: bytes)
+                continue
+            }
+            json.raw(",\"data\":[")
+            switch output.data {
+            case .fp64(let values):
+                for (index, value) in values.enumerated() {
+                    if index > 0 { json.raw(UInt8(ascii: ",")) }
+                    json.number(value)
+                }
+            case .bytes(let values):
+                for (index, value) in values.enumerated() {
+                    if index > 0 { json.raw(UInt8(ascii: ",")) }
+                    json.string(value)
+                }
+            }
+            json.raw("]}")
+        }
+        json.raw("]}")
+        guard !binary.isEmpty else { return jsonResponse(json.bytes) }
+        var body = ByteBuffer(bytes: json.bytes)
+        body.writeBytes(binary)
+        return Response(status: .ok,
+                        headers: [.contentType: "application/octet-stream",
+                                  InferenceRoutes.headerLength: String(json.bytes.count)],
+                        body: .init(byteBuffer: body))
+    }
+}
