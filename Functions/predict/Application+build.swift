@@ -33,7 +33,7 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
     let models = ModelSet([model], canaryPercent: settings.canaryPercent)
     let routes = PredictRoutes(models: models, name: model.artifact.name, writer: writer, settings: settings)
     routes.register(on: router)
-    InferenceRoutes(predict: routes, readiness: readiness).register(on: router)
+    InferenceRoutes(inference: Inference(predict: routes, readiness: readiness)).register(on: router)
     var app = functionApplication(router: router, port: settings.server.port, logger: logger)
     // Services start in this order and stop in reverse: the server stops first, then the writer flushes (through
     // a pool of its own), then the pool the registration and the model watcher use.

@@ -20,8 +20,7 @@ import Hummingbird
 /// or in the binary data extension (`Inference-Header-Content-Length`, `binary_data_size`), and outputs go back
 /// as either (`binary_data_output`, or an output's `binary_data`).
 struct InferenceRoutes: Sendable {
-    let predict: PredictRoutes
-    let readiness: OperationalRoutes<BasicRequestContext>.Readiness
+    let inference: Inference
 
     static let headerLength = HTTPField.Name("Inference-Header-Content-Length")!
 
@@ -29,12 +28,14 @@ struct InferenceRoutes: Sendable {
         router.get("/") { _, _ in jsonResponse(#"{"status":"alive"}"#) }
         let v2 = router.group("v2").add(middleware: FlatErrorMiddleware())
         v2.get("") { _, _ in
-            jsonResponse(#"{"name":"cyclone","version":"2","extensions":["binary_tensor_data"]}"#)
+            let metadata: JSONValue = ["name": .string(Inference.serverName), "version": .string(Inference.serverVersion),
+                                       "extensions": ["binary_tensor_data"]]
+            return jsonResponse(metadata.jsonText)
         }
         v2.get("health/live") { _, _ in jsonResponse(#"{"live":true}"#) }
         v2.get("health/ready") { _, _ in
-            await readiness() == nil ? jsonResponse(#"{"ready":true}"#)
-                                     : jsonResponse(#"{"ready":false}"#, status: .serviceUnavailable)
+            await inference.isReady ? jsonResponse(#"{"ready":true}"#)
+                                    : jsonResponse(#"{"ready":false}"#, status: .serviceUnavailable)
         }
         v2.get("models/:name") { _, context in try metadata(context, version: nil) }
         v2.get("models/:name/versions/:version") { _, context in
@@ -55,7 +56,7 @@ struct InferenceRoutes: Sendable {
         let v1 = router.group("v1").add(middleware: FlatErrorMiddleware())
         v1.get("models/:model") { _, context in
             let name = try context.parameters.require("model")
-            _ = try served(name, version: nil)
+            _ = try inference.served(name, version: nil)
             return await modelReady(name)
         }
         v1.post("models/:model") { request, context in
@@ -64,37 +65,19 @@ struct InferenceRoutes: Sendable {
             guard let colon = segment.lastIndex(of: ":"), segment[colon...] == ":predict" else {
                 throw APIError(.notFound, "POST /v1/models/{name}:predict is served here; '\(segment)' names no verb it serves")
             }
-            _ = try served(String(segment[..<colon]), version: nil)
-            return try await predict.predict(request, context: context)
+            _ = try inference.served(String(segment[..<colon]), version: nil)
+            return try await inference.predict.predict(request, context: context)
         }
-    }
-
-    /// What serves `name` (and, when `version` is given, that it answers requests): 404 otherwise.
-    private func served(_ name: String, version: String?) throws -> ModelSet.Serving {
-        guard name == predict.name, let serving = predict.models[name] else {
-            throw APIError(.notFound, "model '\(name)' is not served here (models: \(predict.models.names.joined(separator: ", ")))")
-        }
-        if let version, serving.live.artifact.version != version, serving.canary?.artifact.version != version {
-            throw APIError(.notFound, "model '\(name)' has no version '\(version)' answering requests (versions: \(Self.versions(serving).joined(separator: ", ")))")
-        }
-        return serving
-    }
-
-    /// The versions that answer requests: live, then a canary's.
-    private static func versions(_ serving: ModelSet.Serving) -> [String] {
-        [serving.live.artifact.version] + (serving.canary.map { [$0.artifact.version] } ?? [])
     }
 
     private func metadata(_ context: BasicRequestContext, version: String?) throws -> Response {
-        let serving = try served(try context.parameters.require("name"), version: version)
-        var model = serving.live.artifact
-        if let version, let canary = serving.canary?.artifact, canary.version == version { model = canary }
-        return jsonResponse(InferenceTensors.metadata(model, versions: Self.versions(serving)).jsonText)
+        let metadata = try inference.metadata(try context.parameters.require("name"), version: version)
+        return jsonResponse(InferenceTensors.metadata(metadata.model, versions: metadata.versions).jsonText)
     }
 
     private func ready(_ context: BasicRequestContext, version: String?) async throws -> Response {
         let name = try context.parameters.require("name")
-        _ = try served(name, version: version)
+        _ = try inference.served(name, version: version)
         return await modelReady(name)
     }
 
@@ -103,7 +86,7 @@ struct InferenceRoutes: Sendable {
         var writer = JSONWriter()
         writer.raw("{\"name\":")
         writer.string(name)
-        guard await readiness() == nil else {
+        guard await inference.isReady else {
             writer.raw(",\"ready\":false}")
             return jsonResponse(writer.bytes, status: .serviceUnavailable)
         }
@@ -112,49 +95,22 @@ struct InferenceRoutes: Sendable {
     }
 
     func infer(_ request: Request, name: String, version: String?) async throws -> Response {
-        let serving = try served(name, version: version)
+        _ = try inference.served(name, version: version)
         if let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
             throw APIError(.unsupportedMediaType, "Content-Encoding \(encoding) is not accepted; send the body uncompressed")
         }
         let headerLength = request.headers[Self.headerLength]
-        let now = Date(), started = ContinuousClock.now
-        let firstID = UUIDv7.make(at: now, sequence: 0)
-        let models = predict.models
-        return try await predict.countingRefusals(firstID: firstID) {
+        let started = Inference.Start()
+        let predict = inference.predict
+        return try await predict.countingRefusals(firstID: started.firstID) {
             try await request.withBody(limit: predict.settings.server.maxBodyBytes, anyType: headerLength != nil,
                                        budget: predict.budget) { buffer in
                 let body = try InferenceRequestBody(buffer, headerLength: headerLength)
-                // The tensors are read against the version asked for, or live's schema (a canary serves the same
-                // features); the version that answers then validates every value, as for /predict.
-                let named = version.flatMap { models.pick(name, version: $0) }
-                let schema = named?.model.artifact ?? serving.live.artifact
-                let decoded: (instances: [JSONValue], keys: [String?]?)
-                do {
-                    decoded = try InferenceTensors.instances(body.inputs, model: schema,
-                                                             maxInstances: predict.settings.maxInstances)
-                    try InferenceTensors.checkOutputs(body.outputs?.map(\.name), model: schema)
-                } catch let error as InferenceError {
-                    throw APIError(error.kind.status, error.message, path: error.path)
-                }
-                guard let pick = named ?? models.pick(name, for: firstID, key: decoded.keys?.lazy.compactMap { $0 }.first) else {
-                    throw APIError(.notFound, "model '\(name)' version '\(version ?? "")' stopped answering requests")
-                }
-                return try await predict.refused(by: pick.model) {
-                    var scored: Scorer.Scored
-                    do {
-                        scored = try predict.score(decoded.instances, keys: decoded.keys, pick: pick, firstID: firstID,
-                                                   now: now)
-                    } catch let error as InputError {
-                        let path = InferenceTensors.inputPath(error.path)
-                        throw APIError(.badRequest, String(error.description.dropFirst(error.path.count + 2)), path: path)
-                    }
-                    let outputs = InferenceTensors.outputs(scored.predictions, model: pick.model.artifact,
-                                                           requested: body.outputs?.map(\.name))
-                    var response = body.response(outputs, model: pick.model.artifact)
-                    let outcome = await predict.store(&scored, started: started)
-                    response.headers[PredictRoutes.storedHeader] = outcome.rawValue
-                    return response
-                }
+                let result = try await inference.infer(name, version: version, inputs: body.inputs,
+                                                       requested: body.outputs?.map(\.name), started: started)
+                var response = body.response(result.outputs, model: result.model)
+                response.headers[PredictRoutes.storedHeader] = result.stored.rawValue
+                return response
             }
         }
     }

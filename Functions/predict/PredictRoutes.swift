@@ -73,7 +73,7 @@ struct PredictRoutes: Sendable {
 
     /// Runs `handle`, counting a request it refuses (a 4xx): against the version a `Refusal` names, or, when it
     /// was refused before a version was picked (no body, not JSON, no instances), the one its first id picks.
-    func countingRefusals(firstID: UUID, _ handle: () async throws -> Response) async throws -> Response {
+    func countingRefusals<T>(firstID: UUID, _ handle: () async throws -> T) async throws -> T {
         do {
             return try await handle()
         } catch let refusal as Refusal {

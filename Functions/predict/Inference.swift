@@ -1,0 +1,90 @@
+import CycloneHTTP
+import CycloneModel
+import CycloneServing
+import CycloneStore
+import Foundation
+import Hummingbird
+
+/// One inference over the Open Inference Protocol, whatever carried it (REST's `InferenceRoutes`, gRPC's
+/// `InferenceService`): tensors in, output tensors out, through `/predict`'s own steps (the model picked,
+/// scored with its shadow, stored, refusals counted). Errors are `APIError`s; each edge maps their status
+/// to its own (`{"error"}` bodies, gRPC status codes).
+struct Inference: Sendable {
+    let predict: PredictRoutes
+    let readiness: OperationalRoutes<BasicRequestContext>.Readiness
+
+    static let serverName = "cyclone"
+    /// The protocol's version this server speaks.
+    static let serverVersion = "2"
+
+    var isReady: Bool { get async { await readiness() == nil } }
+
+    /// When a request began: its time, its first prediction id (the canary's pick when it has no key), and the
+    /// clock's reading for its latency.
+    struct Start {
+        var now = Date()
+        var clock = ContinuousClock.now
+        var firstID: UUID
+
+        init() { firstID = UUIDv7.make(at: now, sequence: 0) }
+    }
+
+    /// What serves `name` (and, when `version` is given, that it answers requests): 404 otherwise.
+    func served(_ name: String, version: String?) throws -> ModelSet.Serving {
+        guard name == predict.name, let serving = predict.models[name] else {
+            throw APIError(.notFound, "model '\(name)' is not served here (models: \(predict.models.names.joined(separator: ", ")))")
+        }
+        if let version, serving.live.artifact.version != version, serving.canary?.artifact.version != version {
+            throw APIError(.notFound, "model '\(name)' has no version '\(version)' answering requests (versions: \(Self.versions(serving).joined(separator: ", ")))")
+        }
+        return serving
+    }
+
+    /// The versions that answer requests: live, then a canary's.
+    static func versions(_ serving: ModelSet.Serving) -> [String] {
+        [serving.live.artifact.version] + (serving.canary.map { [$0.artifact.version] } ?? [])
+    }
+
+    /// The model a metadata request describes (the version named, else live) and the versions answering.
+    func metadata(_ name: String, version: String?) throws -> (model: ModelArtifact, versions: [String]) {
+        let serving = try served(name, version: version)
+        var model = serving.live.artifact
+        if let version, let canary = serving.canary?.artifact, canary.version == version { model = canary }
+        return (model, Self.versions(serving))
+    }
+
+    /// Scores the instances `inputs` hold with `version` of `name` (or, without one, as `/predict` picks) and
+    /// stores them. The caller counts refusals (`PredictRoutes.countingRefusals`) around reading the request.
+    func infer(_ name: String, version: String?, inputs: [InputTensor], requested: [String]?, started: Start)
+        async throws -> (model: ModelArtifact, outputs: [OutputTensor], stored: PredictionWriter.Outcome)
+    {
+        let serving = try served(name, version: version)
+        let models = predict.models
+        // The tensors are read against the version asked for, or live's schema (a canary serves the same
+        // features); the version that answers then validates every value, as for /predict.
+        let named = version.flatMap { models.pick(name, version: $0) }
+        let schema = named?.model.artifact ?? serving.live.artifact
+        let decoded: (instances: [JSONValue], keys: [String?]?)
+        do {
+            decoded = try InferenceTensors.instances(inputs, model: schema, maxInstances: predict.settings.maxInstances)
+            try InferenceTensors.checkOutputs(requested, model: schema)
+        } catch {
+            throw APIError(error.kind.status, error.message, path: error.path)
+        }
+        guard let pick = named ?? models.pick(name, for: started.firstID, key: decoded.keys?.lazy.compactMap { $0 }.first)
+        else { throw APIError(.notFound, "model '\(name)' version '\(version ?? "")' stopped answering requests") }
+        return try await predict.refused(by: pick.model) {
+            var scored: Scorer.Scored
+            do {
+                scored = try predict.score(decoded.instances, keys: decoded.keys, pick: pick, firstID: started.firstID,
+                                           now: started.now)
+            } catch let error as InputError {
+                throw APIError(.badRequest, String(error.description.dropFirst(error.path.count + 2)),
+                               path: InferenceTensors.inputPath(error.path))
+            }
+            let outputs = InferenceTensors.outputs(scored.predictions, model: pick.model.artifact, requested: requested)
+            let stored = await predict.store(&scored, started: started.clock)
+            return (pick.model.artifact, outputs, stored)
+        }
+    }
+}
