@@ -17,6 +17,10 @@ extension Target.Dependency {
     static let crypto = product(name: "Crypto", package: "swift-crypto")
     static let cryptoExtras = product(name: "CryptoExtras", package: "swift-crypto")
     static let dequeModule = product(name: "DequeModule", package: "swift-collections")
+    static let grpcCore = product(name: "GRPCCore", package: "grpc-swift-2")
+    static let grpcNIOTransport = product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport")
+    static let grpcProtobuf = product(name: "GRPCProtobuf", package: "grpc-swift-protobuf")
+    static let swiftProtobuf = product(name: "SwiftProtobuf", package: "swift-protobuf")
     static let httpTypes = product(name: "HTTPTypes", package: "swift-http-types")
     static let hummingbird = product(name: "Hummingbird", package: "hummingbird")
     static let hummingbirdTesting = product(name: "HummingbirdTesting", package: "hummingbird")
@@ -57,6 +61,12 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        // gRPC for the Open Inference Protocol's GRPCInferenceService (predict's GRPC_PORT); the messages and
+        // stubs are generated once (scripts/generate-grpc) and committed.
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         // Core: dependencies point down this list, never up.
@@ -81,6 +91,9 @@ let package = Package(
                 dependencies: ["CycloneModel", "CycloneRuntime", .configuration, .asyncHTTPClient, .nioCore, .nioHTTP1,
                                .crypto, .cryptoExtras, .compressNIO],
                 path: "Core/Cloud", swiftSettings: swiftSettings),
+        // The Open Inference Protocol's gRPC messages and stubs, generated from its .proto (scripts/generate-grpc).
+        .target(name: "CycloneGRPC", dependencies: [.grpcCore, .grpcProtobuf, .swiftProtobuf], path: "Core/GRPC",
+                exclude: ["grpc_predict_v2.proto"]),
         // Serving: models by name with their canary, the scorer that makes outputs and stored rows, the watcher
         // that swaps a new file in; no HTTP, so every protocol's edge shares it.
         .target(name: "CycloneServing",
@@ -107,7 +120,7 @@ let package = Package(
         // Functions: one thin executable each.
         .executableTarget(name: "Predict",
                           dependencies: ["CycloneModel", "CycloneServing", "CycloneStore", "CycloneHTTP", "CycloneRuntime",
-                                         .hummingbird, .httpTypes, .configuration, .logging, .metrics, .postgresNIO,
+                                         "CycloneGRPC", .grpcCore, .grpcNIOTransport, .swiftProtobuf, .hummingbird, .httpTypes, .configuration, .logging, .metrics, .postgresNIO,
                                          .serviceLifecycle],
                           path: "Functions/predict", swiftSettings: swiftSettings),
         .executableTarget(name: "LabelIngest",
@@ -190,7 +203,8 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "PredictTests",
                     dependencies: ["Predict", "CycloneTestSupport", "CycloneCloud", "CycloneMonitoring", "CycloneModel",
-                                   "CycloneRuntime", "CycloneServing", "CycloneStore", .hummingbirdTesting, .hummingbird, .httpTypes,
+                                   "CycloneRuntime", "CycloneServing", "CycloneStore", "CycloneGRPC", .grpcCore,
+                                   .grpcNIOTransport, .swiftProtobuf, .hummingbirdTesting, .hummingbird, .httpTypes,
                                    .asyncHTTPClient, .nioCore, .nioHTTP1, .configuration, .logging, .postgresNIO],
                     swiftSettings: swiftSettings),
         .testTarget(name: "InfraTests",

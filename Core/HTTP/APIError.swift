@@ -23,6 +23,21 @@ public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable {
     public var description: String { "\(status.code) \(path.map { "\($0): " } ?? "")\(message)" }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
+        response(flat: false)
+    }
+
+    /// The error's response: `{"error": {"status", "message", "path"}}`, or with `flat` the Open Inference
+    /// Protocol's and KServe's `{"error": "path: message"}`.
+    public func response(flat: Bool) -> Response {
+        var headers = self.headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        if flat {
+            var writer = JSONWriter(capacity: 32 + message.utf8.count)
+            writer.raw("{\"error\":")
+            writer.string(path.map { "\($0): \(message)" } ?? message)
+            writer.raw("}")
+            return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: writer.bytes)))
+        }
         var writer = JSONWriter(capacity: 128 + message.utf8.count)
         writer.raw("{\"error\":{\"status\":")
         writer.number(Double(status.code))
@@ -33,8 +48,6 @@ public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable {
             writer.string(path)
         }
         writer.raw("}}")
-        var headers = self.headers
-        headers[.contentType] = "application/json; charset=utf-8"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: writer.bytes)))
     }
 }
@@ -42,57 +55,38 @@ public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable {
 /// Turns every error into a JSON error response: `APIError` as it is, Hummingbird's `HTTPError` (unknown
 /// route, body too large…) with its status and message, an error `isUnavailable` recognises (the store out of
 /// reach) into a 503 with `Retry-After`, anything else into a 500 that names the request id after logging the
-/// error in full.
+/// error in full. Under the path prefixes `flatUnder` names (a protocol's, such as `/v2/`), the body is the
+/// flat `{"error": "…"}` that protocol uses.
 public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     let isUnavailable: @Sendable (any Error) -> Bool
+    let flatUnder: [String]
 
-    public init(isUnavailable: @escaping @Sendable (any Error) -> Bool = { _ in false }) {
+    public init(isUnavailable: @escaping @Sendable (any Error) -> Bool = { _ in false }, flatUnder: [String] = []) {
         self.isUnavailable = isUnavailable
+        self.flatUnder = flatUnder
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
+        let flat = flatUnder.contains { request.uri.path.hasPrefix($0) }
         do {
             return try await next(request, context)
         } catch let error as APIError {
-            return try error.response(from: request, context: context)
+            return error.response(flat: flat)
         } catch let error as HTTPError {
             let message = error.body ?? error.status.reasonPhrase
-            return try APIError(error.status, message, headers: error.headers).response(from: request, context: context)
+            return APIError(error.status, message, headers: error.headers).response(flat: flat)
         } catch let error as any HTTPResponseError {
-            return try APIError(error.status, error.status.reasonPhrase).response(from: request, context: context)
+            return APIError(error.status, error.status.reasonPhrase).response(flat: flat)
         } catch where isUnavailable(error) {
             context.logger.error("request failed: the store is unavailable", metadata: ["error": "\(String(reflecting: error))"])
-            return try APIError(.serviceUnavailable, "the store is unavailable; retry later", headers: [.retryAfter: "5"])
-                .response(from: request, context: context)
+            return APIError(.serviceUnavailable, "the store is unavailable; retry later", headers: [.retryAfter: "5"])
+                .response(flat: flat)
         } catch {
             // Hummingbird alone would log this at debug; a 500 deserves the whole story in the logs.
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
-            return try APIError(.internalServerError, "internal error (request \(context.id))")
-                .response(from: request, context: context)
-        }
-    }
-}
-
-/// Answers an `APIError` as `{"error": "path: message"}`, the error body the Open Inference Protocol and KServe
-/// use, with the same status and headers. Added to a protocol's route group, inside the router's own errors.
-public struct FlatErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    public init() {}
-
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
-        async throws -> Response
-    {
-        do {
-            return try await next(request, context)
-        } catch let error as APIError {
-            var writer = JSONWriter(capacity: 32 + error.message.utf8.count)
-            writer.raw("{\"error\":")
-            writer.string(error.path.map { "\($0): \(error.message)" } ?? error.message)
-            writer.raw("}")
-            var headers = error.headers
-            headers[.contentType] = "application/json; charset=utf-8"
-            return Response(status: error.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: writer.bytes)))
+            return APIError(.internalServerError, "internal error (request \(context.id))").response(flat: flat)
         }
     }
 }

@@ -3,8 +3,9 @@ import Hummingbird
 import Logging
 
 /// The router every HTTP function starts from: request metrics, trace-aware logging and JSON errors, then
-/// `/healthz`, `/readyz` and `/metrics`.
+/// `/healthz`, `/readyz` and `/metrics`. Errors under the prefixes `flatErrorsUnder` are `{"error": "…"}`.
 public func functionRouter(project: String?, isUnavailable: @escaping @Sendable (any Error) -> Bool,
+                           flatErrorsUnder: [String] = [],
                            readiness: @escaping OperationalRoutes<BasicRequestContext>.Readiness)
     -> Router<BasicRequestContext>
 {
@@ -14,7 +15,7 @@ public func functionRouter(project: String?, isUnavailable: @escaping @Sendable 
     router.addMiddleware {
         MetricsMiddleware()
         TraceLoggingMiddleware(project: project)
-        APIErrorMiddleware(isUnavailable: isUnavailable)
+        APIErrorMiddleware(isUnavailable: isUnavailable, flatUnder: flatErrorsUnder)
     }
     OperationalRoutes(readiness: readiness).register(on: router)
     return router

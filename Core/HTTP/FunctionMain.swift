@@ -25,13 +25,17 @@ public enum FunctionMain {
 
     /// Why a function stopped, in words an operator acts on.
     public static func reason(_ error: any Error, port: Int?) -> String {
-        if let error = error as? IOError, let port {
-            switch error.errnoCode {
-            case EADDRINUSE: return "port \(port) is already in use (PORT): stop what holds it or choose another"
-            case EACCES: return "port \(port) needs privileges this process lacks (PORT): choose one above 1023"
-            default: break
-            }
-        }
+        if let port, let problem = portProblem(error, port: port, variable: "PORT") { return problem }
         return "\(error)"
+    }
+
+    /// What is wrong with listening on `port` (set by `variable`) when `error` says it is taken or forbidden.
+    public static func portProblem(_ error: any Error, port: Int, variable: String) -> String? {
+        guard let error = error as? IOError else { return nil }
+        switch error.errnoCode {
+        case EADDRINUSE: return "port \(port) is already in use (\(variable)): stop what holds it or choose another"
+        case EACCES: return "port \(port) needs privileges this process lacks (\(variable)): choose one above 1023"
+        default: return nil
+        }
     }
 }

@@ -126,34 +126,67 @@ public enum InferenceTensors {
                              : [predictOutput, probabilitiesOutput, predictionIDOutput]
     }
 
-    /// The model's metadata (`GET /v2/models/{name}`, gRPC `ModelMetadata`): `versions` those that answer
-    /// requests (live, and a canary's), the inputs one per feature with `shape` [-1], the outputs, and for a
-    /// classifier `parameters.classes`, the classes in `predict_proba`'s column order as JSON text (a protocol
-    /// parameter is a scalar).
-    public static func metadata(_ model: ModelArtifact, versions: [String]) -> JSONValue {
-        var outputs: [JSONValue] = []
+    /// A tensor as a model's metadata describes it; -1 is a dimension of any size.
+    public struct TensorMetadata: Sendable, Equatable {
+        public var name: String
+        public var datatype: TensorDatatype
+        public var shape: [Int]
+    }
+
+    /// The model's inputs, one per feature, each `[-1]`.
+    public static func inputs(_ model: ModelArtifact) -> [TensorMetadata] {
+        model.features.map { TensorMetadata(name: $0.name, datatype: TensorDatatype($0.kind), shape: [-1]) }
+    }
+
+    /// The model's outputs, in `outputNames` order.
+    public static func outputs(_ model: ModelArtifact) -> [TensorMetadata] {
+        var outputs: [TensorMetadata] = []
         if let classes = model.classes {
-            outputs.append(tensorMetadata(predictOutput, .bytes, [-1]))
-            outputs.append(tensorMetadata(probabilitiesOutput, .fp64, [-1, Double(classes.count)]))
+            outputs.append(TensorMetadata(name: predictOutput, datatype: .bytes, shape: [-1]))
+            outputs.append(TensorMetadata(name: probabilitiesOutput, datatype: .fp64, shape: [-1, classes.count]))
         } else {
-            outputs.append(tensorMetadata(predictOutput, .fp64, [-1]))
+            outputs.append(TensorMetadata(name: predictOutput, datatype: .fp64, shape: [-1]))
         }
-        outputs.append(tensorMetadata(predictionIDOutput, .bytes, [-1]))
+        outputs.append(TensorMetadata(name: predictionIDOutput, datatype: .bytes, shape: [-1]))
+        return outputs
+    }
+
+    /// A classifier's classes in `predict_proba`'s column order as JSON text (a protocol parameter is a scalar).
+    public static func classesParameter(_ model: ModelArtifact) -> String? {
+        model.classes.map { JSONValue.array($0.map(JSONValue.string)).jsonText }
+    }
+
+    /// The model's metadata as REST answers it (`GET /v2/models/{name}`): `versions` those that answer
+    /// requests (live, and a canary's), `inputs`, `outputs`, and for a classifier `parameters.classes`.
+    public static func metadata(_ model: ModelArtifact, versions: [String]) -> JSONValue {
+        let tensor = { (tensor: TensorMetadata) -> JSONValue in
+            ["name": .string(tensor.name), "datatype": .string(tensor.datatype.rawValue),
+             "shape": .array(tensor.shape.map { .number(Double($0)) })]
+        }
         var metadata: [String: JSONValue] = [
             "name": .string(model.name),
             "versions": .array(versions.map(JSONValue.string)),
-            "platform": "cyclone",
-            "inputs": .array(model.features.map { tensorMetadata($0.name, TensorDatatype($0.kind), [-1]) }),
-            "outputs": .array(outputs),
+            "platform": .string(platform),
+            "inputs": .array(inputs(model).map(tensor)),
+            "outputs": .array(outputs(model).map(tensor)),
         ]
-        if let classes = model.classes {
-            metadata["parameters"] = ["classes": .string(JSONValue.array(classes.map(JSONValue.string)).jsonText)]
-        }
+        if let classes = classesParameter(model) { metadata["parameters"] = ["classes": .string(classes)] }
         return .object(metadata)
     }
 
-    private static func tensorMetadata(_ name: String, _ datatype: TensorDatatype, _ shape: [Double]) -> JSONValue {
-        ["name": .string(name), "datatype": .string(datatype.rawValue), "shape": .array(shape.map(JSONValue.number))]
+    /// The `platform` a model's metadata names.
+    public static let platform = "cyclone"
+
+    /// The instances a tensor of `shape` holds, N of [N] or [N, 1], at most `maxInstances`: an edge checks
+    /// this before it reads the tensor's data.
+    public static func instanceCount(shape: [Int], name: String, maxInstances: Int) throws(InferenceError) -> Int {
+        guard shape.count == 1 || (shape.count == 2 && shape[1] == 1) else {
+            throw InferenceError("input '\(name)' has shape \(shape); give [N] or [N, 1], one element per instance")
+        }
+        guard shape[0] <= maxInstances else {
+            throw InferenceError(.tooLarge, "input '\(name)' holds \(shape[0]) instances, more than the \(maxInstances) allowed per request (MAX_INSTANCES)")
+        }
+        return shape[0]
     }
 
     /// The instances (and caller keys) `inputs` describe for `model`: instance *i* holds element *i* of each
@@ -173,11 +206,12 @@ public enum InferenceTensors {
             guard seen.insert(input.name).inserted else {
                 throw InferenceError("input '\(input.name)' is given twice", path: path)
             }
-            guard input.shape.count == 1 || (input.shape.count == 2 && input.shape[1] == 1) else {
-                throw InferenceError("input '\(input.name)' has shape \(input.shape); give [N] or [N, 1], one element per instance",
-                                     path: path)
+            let n: Int
+            do {
+                n = try instanceCount(shape: input.shape, name: input.name, maxInstances: maxInstances)
+            } catch {
+                throw InferenceError(error.kind, error.message, path: path)
             }
-            let n = input.shape[0]
             if let count, n != count {
                 throw InferenceError("input '\(input.name)' holds \(n) instances, the inputs before it \(count); give every input the same N",
                                      path: path)
@@ -233,12 +267,16 @@ public enum InferenceTensors {
         return rest.hasPrefix(".") ? "input '\(rest.dropFirst())', instance \(row)" : "instance \(row)"
     }
 
-    /// Refuses an output name `model` does not answer with (`requested` as a request names them).
+    /// Refuses an output name `model` does not answer with, or one asked for twice.
     public static func checkOutputs(_ requested: [String]?, model: ModelArtifact) throws(InferenceError) {
         let available = outputNames(model)
-        for (index, name) in (requested ?? []).enumerated() where !available.contains(name) {
-            throw InferenceError("'\(name)' is not an output of model '\(model.name)' (outputs: \(available.joined(separator: ", ")))",
-                                 path: "outputs[\(index)]")
+        var seen = Set<String>()
+        for (index, name) in (requested ?? []).enumerated() {
+            guard available.contains(name) else {
+                throw InferenceError("'\(name)' is not an output of model '\(model.name)' (outputs: \(available.joined(separator: ", ")))",
+                                     path: "outputs[\(index)]")
+            }
+            guard seen.insert(name).inserted else { throw InferenceError("output '\(name)' is asked for twice", path: "outputs[\(index)]") }
         }
     }
 
@@ -300,11 +338,11 @@ extension InferenceTensors {
         case .uint8: 0...Double(UInt8.max)
         case .uint16: 0...Double(UInt16.max)
         case .uint32: 0...Double(UInt32.max)
-        case .uint64: 0...Double(UInt64.max)
+        case .uint64: 0...18_446_744_073_709_549_568  // the largest double below 2^64
         case .int8: Double(Int8.min)...Double(Int8.max)
         case .int16: Double(Int16.min)...Double(Int16.max)
         case .int32: Double(Int32.min)...Double(Int32.max)
-        case .int64: Double(Int64.min)...Double(Int64.max)
+        case .int64: Double(Int64.min)...9_223_372_036_854_774_784  // the largest double below 2^63
         default: nil
         }
     }
@@ -326,7 +364,7 @@ extension InferenceTensors {
         throws(InferenceError) -> [JSONValue]
     {
         var elements: [JSONValue] = []
-        elements.reserveCapacity(count)
+        elements.reserveCapacity(min(count, bytes.count))
         if datatype == .bytes {
             var offset = 0
             for index in 0..<count {
@@ -352,7 +390,7 @@ extension InferenceTensors {
         guard let width = datatype.width, datatype != .fp16 else {
             throw InferenceError("FP16 is not accepted; send FP32 or FP64")
         }
-        guard bytes.count == count * width else {
+        guard case (let size, false) = count.multipliedReportingOverflow(by: width), bytes.count == size else {
             throw InferenceError("its binary data is \(bytes.count) bytes; \(count) elements of \(datatype.rawValue) take \(count * width)")
         }
         for index in 0..<count {

@@ -29,11 +29,12 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
         return registration.schemaProblem.current
     }
     let router = functionRouter(project: settings.server.project, isUnavailable: { StoreProblem($0) == .unavailable },
-                                readiness: readiness)
+                                flatErrorsUnder: InferenceRoutes.prefixes, readiness: readiness)
     let models = ModelSet([model], canaryPercent: settings.canaryPercent)
     let routes = PredictRoutes(models: models, name: model.artifact.name, writer: writer, settings: settings)
     routes.register(on: router)
-    InferenceRoutes(inference: Inference(predict: routes, readiness: readiness)).register(on: router)
+    let inference = Inference(predict: routes, readiness: readiness)
+    InferenceRoutes(inference: inference).register(on: router)
     var app = functionApplication(router: router, port: settings.server.port, logger: logger)
     // Services start in this order and stop in reverse: the server stops first, then the writer flushes (through
     // a pool of its own), then the pool the registration and the model watcher use.
@@ -44,6 +45,9 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
                                      shadowPath: settings.shadowPath, interval: settings.modelReload, models: models,
                                      name: model.artifact.name, strictCategories: settings.strictCategories,
                                      registry: registry, logger: logger))
+    }
+    if let port = settings.grpcPort {
+        app.addServices(GRPCServerService(port: port, maxMessageBytes: settings.server.maxBodyBytes, inference: inference))
     }
     app.beforeServerStarts { running.set() }
     return app

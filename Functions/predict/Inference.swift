@@ -60,20 +60,30 @@ struct Inference: Sendable {
     {
         let serving = try served(name, version: version)
         let models = predict.models
-        // The tensors are read against the version asked for, or live's schema (a canary serves the same
-        // features); the version that answers then validates every value, as for /predict.
-        let named = version.flatMap { models.pick(name, version: $0) }
-        let schema = named?.model.artifact ?? serving.live.artifact
-        let decoded: (instances: [JSONValue], keys: [String?]?)
-        do {
-            decoded = try InferenceTensors.instances(inputs, model: schema, maxInstances: predict.settings.maxInstances)
-            try InferenceTensors.checkOutputs(requested, model: schema)
-        } catch {
-            throw APIError(error.kind.status, error.message, path: error.path)
+        // The version first, by the path's version or the first caller key (read before the schema is known:
+        // a canary may read other features than live), then the tensors against the version that answers.
+        let pick: ModelSet.Pick?
+        if let version {
+            pick = models.pick(name, version: version)
+        } else {
+            let keyIsFeature = serving.live.artifact.features.contains { $0.name == InferenceTensors.keyInput }
+            let keys = keyIsFeature ? nil : inputs.first { $0.name == InferenceTensors.keyInput }
+            let firstKey = keys?.elements.lazy.compactMap { element -> String? in
+                if case .string(let key) = element { return key }
+                return nil
+            }.first
+            pick = models.pick(name, for: started.firstID, key: firstKey)
         }
-        guard let pick = named ?? models.pick(name, for: started.firstID, key: decoded.keys?.lazy.compactMap { $0 }.first)
-        else { throw APIError(.notFound, "model '\(name)' version '\(version ?? "")' stopped answering requests") }
+        guard let pick else { throw APIError(.notFound, "model '\(name)' version '\(version ?? "")' stopped answering requests") }
         return try await predict.refused(by: pick.model) {
+            let schema = pick.model.artifact
+            let decoded: (instances: [JSONValue], keys: [String?]?)
+            do {
+                decoded = try InferenceTensors.instances(inputs, model: schema, maxInstances: predict.settings.maxInstances)
+                try InferenceTensors.checkOutputs(requested, model: schema)
+            } catch let error as InferenceError {
+                throw APIError(error.kind.status, error.message, path: error.path)
+            }
             var scored: Scorer.Scored
             do {
                 scored = try predict.score(decoded.instances, keys: decoded.keys, pick: pick, firstID: started.firstID,

@@ -23,10 +23,12 @@ struct InferenceRoutes: Sendable {
     let inference: Inference
 
     static let headerLength = HTTPField.Name("Inference-Header-Content-Length")!
+    /// The paths whose errors are the protocol's `{"error": "…"}`.
+    static let prefixes = ["/v1/", "/v2"]
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/") { _, _ in jsonResponse(#"{"status":"alive"}"#) }
-        let v2 = router.group("v2").add(middleware: FlatErrorMiddleware())
+        let v2 = router.group("v2")
         v2.get("") { _, _ in
             let metadata: JSONValue = ["name": .string(Inference.serverName), "version": .string(Inference.serverVersion),
                                        "extensions": ["binary_tensor_data"]]
@@ -53,7 +55,7 @@ struct InferenceRoutes: Sendable {
                             version: context.parameters.require("version"))
         }
 
-        let v1 = router.group("v1").add(middleware: FlatErrorMiddleware())
+        let v1 = router.group("v1")
         v1.get("models/:model") { _, context in
             let name = try context.parameters.require("model")
             _ = try inference.served(name, version: nil)
@@ -96,16 +98,17 @@ struct InferenceRoutes: Sendable {
 
     func infer(_ request: Request, name: String, version: String?) async throws -> Response {
         _ = try inference.served(name, version: version)
-        if let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
-            throw APIError(.unsupportedMediaType, "Content-Encoding \(encoding) is not accepted; send the body uncompressed")
-        }
         let headerLength = request.headers[Self.headerLength]
         let started = Inference.Start()
         let predict = inference.predict
         return try await predict.countingRefusals(firstID: started.firstID) {
-            try await request.withBody(limit: predict.settings.server.maxBodyBytes, anyType: headerLength != nil,
+            if let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
+                throw APIError(.unsupportedMediaType, "Content-Encoding \(encoding) is not accepted; send the body uncompressed")
+            }
+            return try await request.withBody(limit: predict.settings.server.maxBodyBytes, anyType: headerLength != nil,
                                        budget: predict.budget) { buffer in
-                let body = try InferenceRequestBody(buffer, headerLength: headerLength)
+                let body = try InferenceRequestBody(buffer, headerLength: headerLength,
+                                                    maxInstances: predict.settings.maxInstances)
                 let result = try await inference.infer(name, version: version, inputs: body.inputs,
                                                        requested: body.outputs?.map(\.name), started: started)
                 var response = body.response(result.outputs, model: result.model)
@@ -140,7 +143,8 @@ struct InferenceRequestBody {
     /// `parameters.binary_data_output`: every output in binary form unless it says otherwise.
     var binaryOutput = false
 
-    init(_ buffer: ByteBuffer, headerLength: String?) throws {
+    /// Reads the body; a tensor holding more than `maxInstances` instances is refused before its data is read.
+    init(_ buffer: ByteBuffer, headerLength: String?, maxInstances: Int) throws {
         var jsonPart = buffer
         var binary = ByteBuffer()
         if let headerLength {
@@ -167,13 +171,15 @@ struct InferenceRequestBody {
         }
         var binaryOffset = 0
         for (index, input) in inputs.enumerated() {
-            self.inputs.append(try Self.tensor(input, path: "inputs[\(index)]", binary: binary, offset: &binaryOffset))
+            self.inputs.append(try Self.tensor(input, path: "inputs[\(index)]", binary: binary, offset: &binaryOffset,
+                                               maxInstances: maxInstances))
         }
         guard binaryOffset == binary.readableBytes else {
             throw APIError(.badRequest, "the body holds \(binary.readableBytes - binaryOffset) bytes of binary data no input's binary_data_size claims")
         }
         switch top["outputs"] {
         case nil, .null?: break
+        case .array(let outputs)? where outputs.isEmpty: break
         case .array(let outputs)?:
             self.outputs = try outputs.enumerated().map { index, output in
                 guard case .object(let members) = output, case .string(let name)? = members["name"] else {
@@ -197,7 +203,9 @@ struct InferenceRequestBody {
         }
     }
 
-    private static func tensor(_ value: JSONValue, path: String, binary: ByteBuffer, offset: inout Int) throws -> InputTensor {
+    private static func tensor(_ value: JSONValue, path: String, binary: ByteBuffer, offset: inout Int, maxInstances: Int)
+        throws -> InputTensor
+    {
         guard case .object(let members) = value else {
             throw APIError(.badRequest, "an input must be an object {\"name\", \"datatype\", \"shape\", \"data\"}, found \(value.typeName)",
                            path: path)
@@ -216,13 +224,17 @@ struct InferenceRequestBody {
             throw APIError(.badRequest, "'shape' is required, an array of dimensions", path: "\(path).shape")
         }
         var shape: [Int] = []
-        var count = 1
         for (index, dimension) in dimensions.enumerated() {
             guard case .number(let size) = dimension, size >= 0, size == size.rounded(), size < 2_147_483_648 else {
                 throw APIError(.badRequest, "a dimension must be a non-negative integer", path: "\(path).shape[\(index)]")
             }
             shape.append(Int(size))
-            count = count.multipliedReportingOverflow(by: Int(size)).overflow ? .max : count * Int(size)
+        }
+        let count: Int
+        do {
+            count = try InferenceTensors.instanceCount(shape: shape, name: name, maxInstances: maxInstances)
+        } catch {
+            throw APIError(error.kind.status, error.message, path: path)
         }
         var binarySize: Int?
         if case .object(let parameters)? = members["parameters"], let size = parameters["binary_data_size"], size != .null {
@@ -241,7 +253,7 @@ struct InferenceRequestBody {
             do {
                 elements = try binary.withUnsafeReadableBytes { bytes throws(InferenceError) in
                     try InferenceTensors.elements(binary: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + binarySize]),
-                                                  datatype: datatype, count: count == .max ? 0 : count)
+                                                  datatype: datatype, count: count)
                 }
             } catch {
                 throw APIError(.badRequest, "input '\(name)': \(error.message)", path: path)
@@ -254,7 +266,7 @@ struct InferenceRequestBody {
             if datatype == .fp16 { throw APIError(.badRequest, "FP16 is not accepted; send FP32 or FP64", path: "\(path).datatype") }
             try flatten(data, datatype: datatype, into: &elements, path: "\(path).data")
             guard elements.count == count else {
-                throw APIError(.badRequest, "'data' holds \(elements.count) elements; shape \(shape) holds \(count == .max ? "more" : String(count))",
+                throw APIError(.badRequest, "'data' holds \(elements.count) elements; shape \(shape) holds \(count)",
                                path: "\(path).data")
             }
         }

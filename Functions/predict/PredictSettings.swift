@@ -36,6 +36,9 @@ struct PredictSettings: Sendable {
     var batchRows: Int
     /// `MAX_INSTANCES`: most instances in one request; 1000.
     var maxInstances: Int
+    /// `GRPC_PORT`: serve the Open Inference Protocol's gRPC service on this port too (HTTP/2 cleartext), its
+    /// messages bounded by `MAX_BODY_BYTES`. Unset: no gRPC.
+    var grpcPort: Int?
     /// `STRICT_CATEGORIES`: `true` rejects categories never seen in training (400) instead of serving them
     /// as unknown; `false` by default.
     var strictCategories: Bool
@@ -63,6 +66,12 @@ struct PredictSettings: Sendable {
                                        expected: "a positive integer", Int.positive)
         maxInstances = try reader.setting("max.instances", variable: "MAX_INSTANCES", default: 1_000,
                                           expected: "a positive integer", Int.positive)
+        grpcPort = try reader.setting("grpc.port", variable: "GRPC_PORT", default: nil, expected: "a port number") {
+            Int($0).flatMap { (0...65535).contains($0) ? $0 : nil }
+        }
+        if let grpcPort, grpcPort == server.port, grpcPort != 0 {
+            throw SettingError(variable: "GRPC_PORT", message: "is \(grpcPort), the port REST serves on (PORT); give gRPC a port of its own")
+        }
         strictCategories = try reader.setting("strict.categories", variable: "STRICT_CATEGORIES", default: false,
                                               expected: "true or false") { Bool($0.lowercased()) }
     }

@@ -83,6 +83,13 @@ import Testing
                 let outputs = try json(response.body)["outputs"] as! [[String: Any]]
                 #expect(outputs.map { $0["name"] as! String } == ["prediction_id"])
             }
+            // An empty list of outputs asks for all of them, as none does.
+            let none = #"{"inputs":[\#(Self.inputs(instances))],"outputs":[]}"#
+            try await client.execute(uri: "/v2/models/bikes/infer", method: .post, headers: Self.jsonHeaders,
+                                     body: body(none)) { response in
+                let outputs = try json(response.body)["outputs"] as! [[String: Any]]
+                #expect(outputs.map { $0["name"] as! String } == ["predict", "prediction_id"])
+            }
         }
     }
 
@@ -160,7 +167,9 @@ import Testing
         (#"{"instances":[]}"#, .badRequest, "inputs: 'inputs' is required"),
         (#"{"inputs":[{"name":"temp","datatype":"FP64","shape":[1],"data":[1]}],"outputs":[{"name":"proba"}]}"#, .badRequest,
          "outputs[0]: 'proba' is not an output of model 'bikes' (outputs: predict, prediction_id)"),
-        (#"{"inputs":[{"name":"temp","datatype":"FP64","shape":[3],"data":[1,2,3]}]}"#, .contentTooLarge, "3 instances is more than the 2 allowed"),
+        (#"{"inputs":[{"name":"temp","datatype":"FP64","shape":[3],"data":[1,2,3]}]}"#, .contentTooLarge, "inputs[0]: input 'temp' holds 3 instances, more than the 2 allowed"),
+        (#"{"inputs":[{"name":"temp","datatype":"FP64","shape":[1],"data":[1]}],"outputs":[{"name":"predict"},{"name":"predict"}]}"#,
+         .badRequest, "outputs[1]: output 'predict' is asked for twice"),
         (#"{"inputs":"#, .badRequest, "the body is not valid JSON"),
     ]
 
@@ -178,18 +187,26 @@ import Testing
             }
             // Binary data that does not add up.
             let header = #"{"inputs":[{"name":"temp","datatype":"FP64","shape":[1],"parameters":{"binary_data_size":8}}]}"#
-            for (extra, length, says) in [
-                (4, String(header.utf8.count), "no input's binary_data_size claims"),
-                (-4, String(header.utf8.count), "binary_data_size must be a byte count"),
-                (0, "-1", "Inference-Header-Content-Length is '-1'"),
+            // A shape far beyond MAX_INSTANCES is refused before its data is read (not a 20 GB allocation).
+            let huge = #"{"inputs":[{"name":"temp","datatype":"FP64","shape":[2147483647],"parameters":{"binary_data_size":8}}]}"#
+            for (header, extra, length, says) in [
+                (header, 4, String(header.utf8.count), "no input's binary_data_size claims"),
+                (header, -4, String(header.utf8.count), "binary_data_size must be a byte count"),
+                (header, 0, "-1", "Inference-Header-Content-Length is '-1'"),
+                (huge, 0, String(huge.utf8.count), "holds 2147483647 instances, more than the 2 allowed"),
             ] {
                 var request = ByteBuffer(string: header)
                 request.writeBytes([UInt8](repeating: 0, count: 8 + extra))
                 try await client.execute(uri: "/v2/models/bikes/infer", method: .post,
                                          headers: [.init("Inference-Header-Content-Length")!: length], body: request) { response in
-                    #expect(response.status == .badRequest)
+                    #expect(response.status == (header == huge ? .contentTooLarge : .badRequest))
                     #expect(((try? json(response.body))?["error"] as? String)?.contains(says) == true, "\(String(buffer: response.body))")
                 }
+            }
+            // The router's own errors under /v2 are the protocol's shape too.
+            try await client.execute(uri: "/v2/models/bikes/explain", method: .get) { response in
+                #expect(response.status == .notFound)
+                #expect((try? json(response.body))?["error"] is String)
             }
             try await client.execute(uri: "/v2/models/taxis/infer", method: .post, headers: Self.jsonHeaders, body: body("{}")) { response in
                 #expect(response.status == .notFound)
@@ -211,7 +228,7 @@ import Testing
             let window = try await EvaluationWindows(client: db.client, logger: .test)
                 .drift(of: model, bounds: WindowBounds(rows: 100, maxAge: .seconds(3_600)))
             #expect(window.rows == 1)
-            #expect(window.rejected == Self.refusals.count + 3, "every refused inference request is counted")
+            #expect(window.rejected == Self.refusals.count + 4 + 1, "every refused inference request is counted (a compressed one too)")
         }
     }
 

@@ -1,0 +1,246 @@
+import CycloneGRPC
+import CycloneHTTP
+import CycloneModel
+import CycloneServing
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import HTTPTypes
+import ServiceLifecycle
+import SwiftProtobuf
+
+/// The Open Inference Protocol's `inference.GRPCInferenceService` (ServerLive, ServerReady, ModelReady,
+/// ServerMetadata, ModelMetadata, ModelInfer) on `GRPC_PORT`, over HTTP/2 cleartext as Cloud Run carries it:
+/// the same inference as REST's (`Inference`), so the same models, canary and shadow, storage, limits and
+/// refusals. Inputs come as typed `contents` or as `raw_input_contents` (little-endian, BYTES length-prefixed);
+/// outputs go back as `raw_output_contents`, as Triton answers. Errors are gRPC statuses with the REST message:
+/// INVALID_ARGUMENT (400), NOT_FOUND (404), RESOURCE_EXHAUSTED (413), UNAVAILABLE (503).
+struct InferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
+    let inference: Inference
+
+    func serverLive(request: Inference_ServerLiveRequest, context: ServerContext) async throws -> Inference_ServerLiveResponse {
+        .with { $0.live = true }
+    }
+
+    func serverReady(request: Inference_ServerReadyRequest, context: ServerContext) async throws
+        -> Inference_ServerReadyResponse
+    {
+        let ready = await inference.isReady
+        return .with { $0.ready = ready }
+    }
+
+    func modelReady(request: Inference_ModelReadyRequest, context: ServerContext) async throws -> Inference_ModelReadyResponse {
+        try Self.mapped { _ = try inference.served(request.name, version: request.version.nonEmpty) }
+        let ready = await inference.isReady
+        return .with { $0.ready = ready }
+    }
+
+    func serverMetadata(request: Inference_ServerMetadataRequest, context: ServerContext) async throws
+        -> Inference_ServerMetadataResponse
+    {
+        .with {
+            $0.name = Inference.serverName
+            $0.version = Inference.serverVersion
+        }
+    }
+
+    func modelMetadata(request: Inference_ModelMetadataRequest, context: ServerContext) async throws
+        -> Inference_ModelMetadataResponse
+    {
+        let metadata = try Self.mapped { try inference.metadata(request.name, version: request.version.nonEmpty) }
+        let tensor = { (tensor: InferenceTensors.TensorMetadata) in
+            Inference_ModelMetadataResponse.TensorMetadata.with {
+                $0.name = tensor.name
+                $0.datatype = tensor.datatype.rawValue
+                $0.shape = tensor.shape.map(Int64.init)
+            }
+        }
+        return .with {
+            $0.name = metadata.model.name
+            $0.versions = metadata.versions
+            $0.platform = InferenceTensors.platform
+            $0.inputs = InferenceTensors.inputs(metadata.model).map(tensor)
+            $0.outputs = InferenceTensors.outputs(metadata.model).map(tensor)
+        }
+    }
+
+    func modelInfer(request: Inference_ModelInferRequest, context: ServerContext) async throws -> Inference_ModelInferResponse {
+        let version = request.modelVersion.nonEmpty
+        try Self.mapped { _ = try inference.served(request.modelName, version: version) }
+        let started = Inference.Start()
+        return try await Self.mapped {
+            try await inference.predict.countingRefusals(firstID: started.firstID) {
+                let inputs = try Self.tensors(request, maxInstances: inference.predict.settings.maxInstances)
+                let requested = request.outputs.isEmpty ? nil : request.outputs.map(\.name)
+                let result = try await inference.infer(request.modelName, version: version, inputs: inputs,
+                                                       requested: requested, started: started)
+                return Inference_ModelInferResponse.with { response in
+                    response.modelName = result.model.name
+                    response.modelVersion = result.model.version
+                    response.id = request.id
+                    for output in result.outputs {
+                        response.outputs.append(.with {
+                            $0.name = output.name
+                            $0.datatype = output.datatype.rawValue
+                            $0.shape = output.shape.map(Int64.init)
+                        })
+                        response.rawOutputContents.append(Data(InferenceTensors.binary(output.data)))
+                    }
+                    if let classes = InferenceTensors.classesParameter(result.model) {
+                        response.parameters["classes"] = .with { $0.stringParam = classes }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The request's input tensors: typed `contents`, or `raw_input_contents` (one per input, in order); one
+    /// holding more than `maxInstances` instances is refused before its data is read.
+    static func tensors(_ request: Inference_ModelInferRequest, maxInstances: Int) throws -> [InputTensor] {
+        let raw = request.rawInputContents
+        guard raw.isEmpty || raw.count == request.inputs.count else {
+            throw APIError(.badRequest, "raw_input_contents holds \(raw.count) tensors for \(request.inputs.count) inputs; give one per input, in order")
+        }
+        return try request.inputs.enumerated().map { index, input in
+            let path = "inputs[\(index)]"
+            guard let datatype = TensorDatatype(rawValue: input.datatype) else {
+                throw APIError(.badRequest, "'\(input.datatype)' is not a datatype (\(TensorDatatype.allCases.map(\.rawValue).joined(separator: ", ")))",
+                               path: "\(path).datatype")
+            }
+            for (axis, size) in input.shape.enumerated() where size < 0 || size >= 2_147_483_648 {
+                throw APIError(.badRequest, "a dimension must be a non-negative integer", path: "\(path).shape[\(axis)]")
+            }
+            let count: Int
+            do {
+                count = try InferenceTensors.instanceCount(shape: input.shape.map { Int($0) }, name: input.name,
+                                                           maxInstances: maxInstances)
+            } catch let error as InferenceError {
+                throw APIError(error.kind.status, error.message, path: path)
+            }
+            let elements: [JSONValue]
+            if !raw.isEmpty {
+                guard !input.hasContents else {
+                    throw APIError(.badRequest, "give contents or raw_input_contents, not both", path: "\(path).contents")
+                }
+                do {
+                    elements = try raw[index].withUnsafeBytes { bytes throws(InferenceError) in
+                        try InferenceTensors.elements(binary: bytes, datatype: datatype, count: count)
+                    }
+                } catch let error as InferenceError {
+                    throw APIError(.badRequest, "input '\(input.name)': \(error.message)", path: "raw_input_contents[\(index)]")
+                }
+            } else {
+                elements = try Self.elements(input.contents, datatype: datatype, path: "\(path).contents")
+                guard elements.count == count else {
+                    throw APIError(.badRequest, "its contents hold \(elements.count) elements of \(datatype.rawValue); shape \(input.shape) holds \(count)",
+                                   path: path)
+                }
+            }
+            // No element of a gRPC tensor can be null: an empty caller key is none.
+            let keys = input.name == InferenceTensors.keyInput && datatype == .bytes
+            return InputTensor(name: input.name, datatype: datatype, shape: input.shape.map { Int($0) },
+                               elements: keys ? elements.map { $0 == .string("") ? .null : $0 } : elements)
+        }
+    }
+
+    /// The typed contents of a `datatype` tensor as instance values; NaN is a missing value.
+    private static func elements(_ contents: Inference_InferTensorContents, datatype: TensorDatatype, path: String) throws
+        -> [JSONValue]
+    {
+        func numbers<T: BinaryInteger>(_ values: [T]) throws -> [JSONValue] {
+            try values.enumerated().map { index, value in
+                guard let element = InferenceTensors.element(.number(Double(value)), datatype: datatype) else {
+                    throw APIError(.badRequest, "\(value) is outside \(datatype.rawValue)'s range", path: "\(path)[\(index)]")
+                }
+                return element
+            }
+        }
+        switch datatype {
+        case .bool: return contents.boolContents.map(JSONValue.bool)
+        case .int8, .int16, .int32: return try numbers(contents.intContents)
+        case .int64: return contents.int64Contents.map { .number(Double($0)) }
+        case .uint8, .uint16, .uint32: return try numbers(contents.uintContents)
+        case .uint64: return contents.uint64Contents.map { .number(Double($0)) }
+        case .fp32: return contents.fp32Contents.map { $0.isNaN ? .null : .number(Double($0)) }
+        case .fp64: return contents.fp64Contents.map { $0.isNaN ? .null : .number($0) }
+        case .fp16: throw APIError(.badRequest, "FP16 is not accepted; send FP32 or FP64", path: path)
+        case .bytes:
+            return try contents.bytesContents.enumerated().map { index, bytes in
+                guard let text = String(data: bytes, encoding: .utf8) else {
+                    throw APIError(.badRequest, "element \(index) is not UTF-8 text", path: "\(path)[\(index)]")
+                }
+                return .string(text)
+            }
+        }
+    }
+
+    /// Runs `body`, answering an `APIError` as the gRPC status its HTTP status stands for, with its message.
+    static func mapped<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as APIError {
+            throw RPCError(code: error.status.rpcCode, message: error.path.map { "\($0): \(error.message)" } ?? error.message)
+        }
+    }
+
+    static func mapped<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as APIError {
+            throw RPCError(code: error.status.rpcCode, message: error.path.map { "\($0): \(error.message)" } ?? error.message)
+        }
+    }
+}
+
+extension HTTPResponse.Status {
+    /// The gRPC status code an HTTP status stands for.
+    var rpcCode: RPCError.Code {
+        switch code {
+        case 404: .notFound
+        case 413: .resourceExhausted
+        case 503: .unavailable
+        case 400..<500: .invalidArgument
+        default: .internalError
+        }
+    }
+}
+
+extension String {
+    /// `nil` for the empty string (proto3's unset).
+    var nonEmpty: String? { isEmpty ? nil : self }
+}
+
+/// predict's gRPC server as a service of its lifecycle: it serves until the graceful shutdown, which lets
+/// the RPCs under way finish.
+struct GRPCServerService: Service {
+    let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let port: Int
+
+    /// Why the gRPC server could not start, in one line.
+    struct StartFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    init(port: Int, maxMessageBytes: Int, inference: Inference) {
+        self.port = port
+        let transport = HTTP2ServerTransport.Posix(
+            address: .ipv4(host: "0.0.0.0", port: port), transportSecurity: .plaintext,
+            config: .defaults { $0.rpc.maxRequestPayloadSize = maxMessageBytes })
+        server = GRPCServer(transport: transport, services: [InferenceService(inference: inference)])
+    }
+
+    func run() async throws {
+        do {
+            try await withGracefulShutdownHandler {
+                try await server.serve()
+            } onGracefulShutdown: {
+                server.beginGracefulShutdown()
+            }
+        } catch let error as RuntimeError {
+            if let cause = error.cause, let problem = FunctionMain.portProblem(cause, port: port, variable: "GRPC_PORT") {
+                throw StartFailure(description: problem)
+            }
+            throw error
+        }
+    }
+}
