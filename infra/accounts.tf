@@ -76,11 +76,21 @@ resource "google_cloud_run_v2_job_iam_member" "evaluate_runs_retrain" {
   member   = google_service_account.function["evaluate"].member
 }
 
-# evaluate moves predict's traffic (promotion, rollback); retrain adds predict's revisions.
+# evaluate moves predict's traffic (promotion, rollback); retrain adds predict's revisions. Both do the same
+# on the gRPC predict.
 resource "google_cloud_run_v2_service_iam_member" "predict_developer" {
   for_each = toset(["evaluate", "retrain"])
 
   name     = google_cloud_run_v2_service.predict.name
+  location = var.region
+  role     = "roles/run.developer"
+  member   = google_service_account.function[each.value].member
+}
+
+resource "google_cloud_run_v2_service_iam_member" "predict_grpc_developer" {
+  for_each = toset(["evaluate", "retrain"])
+
+  name     = google_cloud_run_v2_service.predict_grpc.name
   location = var.region
   role     = "roles/run.developer"
   member   = google_service_account.function[each.value].member
@@ -176,22 +186,32 @@ resource "google_service_account_iam_member" "build_acts_as" {
   member             = google_service_account.build.member
 }
 
-# Who may call predict and label-ingest: anyone (predict_public) or the listed principals.
+# Who may call predict (REST and gRPC) and label-ingest: anyone (predict_public, predict only) or the listed
+# principals.
 resource "google_cloud_run_v2_service_iam_member" "predict_public" {
-  count = var.predict_public ? 1 : 0
+  for_each = toset(var.predict_public ? ["predict", "predict_grpc"] : [])
 
-  name     = google_cloud_run_v2_service.predict.name
+  name     = each.value == "predict" ? google_cloud_run_v2_service.predict.name : google_cloud_run_v2_service.predict_grpc.name
   location = var.region
   role     = "roles/run.invoker"
   member   = "allUsers"
 }
 
+moved {
+  from = google_cloud_run_v2_service_iam_member.predict_public[0]
+  to   = google_cloud_run_v2_service_iam_member.predict_public["predict"]
+}
+
 resource "google_cloud_run_v2_service_iam_member" "invokers" {
   for_each = {
-    for pair in setproduct(["predict", "labels"], var.predict_invokers) : "${pair[0]} ${pair[1]}" => pair
+    for pair in setproduct(["predict", "predict_grpc", "labels"], var.predict_invokers) : "${pair[0]} ${pair[1]}" => pair
   }
 
-  name     = each.value[0] == "predict" ? google_cloud_run_v2_service.predict.name : google_cloud_run_v2_service.labels.name
+  name = lookup({
+    predict      = google_cloud_run_v2_service.predict.name
+    predict_grpc = google_cloud_run_v2_service.predict_grpc.name
+    labels       = google_cloud_run_v2_service.labels.name
+  }, each.value[0])
   location = var.region
   role     = "roles/run.invoker"
   member   = each.value[1]

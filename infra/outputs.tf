@@ -3,6 +3,11 @@ output "predict_url" {
   value       = google_cloud_run_v2_service.predict.uri
 }
 
+output "predict_grpc_url" {
+  description = "predict's gRPC address (the Open Inference Protocol's GRPCInferenceService; port 443, TLS)."
+  value       = google_cloud_run_v2_service.predict_grpc.uri
+}
+
 output "label_ingest_url" {
   description = "label-ingest's URL: POST /labels."
   value       = google_cloud_run_v2_service.labels.uri

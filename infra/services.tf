@@ -1,9 +1,10 @@
 locals {
   connection = google_sql_database_instance.store.connection_name
   services = {
-    predict  = "${var.name}-predict"
-    labels   = "${var.name}-label-ingest"
-    evaluate = "${var.name}-evaluate"
+    predict      = "${var.name}-predict"
+    predict_grpc = "${var.name}-predict-grpc"
+    labels       = "${var.name}-label-ingest"
+    evaluate     = "${var.name}-evaluate"
   }
   jobs = {
     retrain    = "${var.name}-retrain"
@@ -18,6 +19,13 @@ locals {
     predict = {
       GOOGLE_CLOUD_PROJECT = var.project_id
     }
+    # The same predict, serving the Open Inference Protocol over gRPC on the port Cloud Run sends HTTP/2
+    # cleartext to (h2c, PORT); its REST port stays inside the container.
+    predict_grpc = {
+      GOOGLE_CLOUD_PROJECT = var.project_id
+      GRPC_PORT            = "8080"
+      REST_PORT            = "8081"
+    }
     labels = {
       GOOGLE_CLOUD_PROJECT = var.project_id
       DATABASE_POOL_SIZE   = "2"
@@ -27,6 +35,7 @@ locals {
       GOOGLE_CLOUD_PROJECT = var.project_id
       GOOGLE_CLOUD_REGION  = var.region
       PREDICT_SERVICE      = local.services.predict
+      PREDICT_GRPC_SERVICE = local.services.predict_grpc
       RETRAIN_JOB          = local.jobs.retrain
       ROLLOUT              = var.rollout
       SHADOW_ROWS          = var.shadow_rows
@@ -44,6 +53,7 @@ locals {
       GOOGLE_CLOUD_PROJECT   = var.project_id
       GOOGLE_CLOUD_REGION    = var.region
       PREDICT_SERVICE        = local.services.predict
+      PREDICT_GRPC_SERVICE   = local.services.predict_grpc
       RETRAIN_JOB            = local.jobs.retrain
       ROLLOUT                = var.rollout
       CANARY_PERCENT         = tostring(var.canary_percent)
@@ -136,6 +146,102 @@ resource "google_cloud_run_v2_service" "predict" {
         period_seconds = 30
         http_get {
           path = "/healthz"
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [
+      template[0].containers[0].image,
+      traffic,
+      client,
+      client_version,
+      launch_stage,
+    ]
+  }
+
+  depends_on = [
+    google_secret_manager_secret_version.database_url,
+    google_secret_manager_secret_iam_member.database_url,
+    google_project_iam_member.cloudsql_client,
+  ]
+}
+
+# predict over gRPC: the same image, models and store as predict, its container port declared h2c so
+# gRPC reaches it end to end. The loop deploys, promotes and rolls back on it as on predict
+# (PREDICT_GRPC_SERVICE), so both serve the same versions, canary and shadow.
+resource "google_cloud_run_v2_service" "predict_grpc" {
+  name                = local.services.predict_grpc
+  location            = var.region
+  ingress             = "INGRESS_TRAFFIC_ALL"
+  deletion_protection = var.deletion_protection
+
+  template {
+    service_account                  = google_service_account.function["predict"].email
+    timeout                          = "30s"
+    max_instance_request_concurrency = 80
+
+    scaling {
+      min_instance_count = 0
+      max_instance_count = var.predict_max_instances
+    }
+
+    volumes {
+      name = "cloudsql"
+      cloud_sql_instance {
+        instances = [local.connection]
+      }
+    }
+
+    containers {
+      image   = var.predict_image
+      command = ["predict"]
+
+      ports {
+        name           = "h2c"
+        container_port = 8080
+      }
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "512Mi"
+        }
+        cpu_idle          = true
+        startup_cpu_boost = true
+      }
+
+      env {
+        name = "DATABASE_URL"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.database_url.secret_id
+            version = "latest"
+          }
+        }
+      }
+
+      dynamic "env" {
+        for_each = { for key, value in local.env.predict_grpc : key => value if value != "" }
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      volume_mounts {
+        name       = "cloudsql"
+        mount_path = "/cloudsql"
+      }
+
+      # predict opens its gRPC port once the model is loaded and the writer runs.
+      startup_probe {
+        period_seconds    = 1
+        timeout_seconds   = 1
+        failure_threshold = 30
+        tcp_socket {
+          port = 8080
         }
       }
     }

@@ -21,14 +21,41 @@ public struct CloudRunPlatform: Platform {
     public var images: (@Sendable (_ model: ModelArtifact, _ live: ModelArtifact?) async throws -> ImageReference)?
     /// The share of traffic a canary gets, 1 to 99 (0 or 100 deploys to all traffic at once).
     public var canaryPercent: Int
+    /// Services serving the same models from the same images (predict over gRPC): each deploy, promotion and
+    /// rollback is made on each of them, with revisions of their own, once it is made on `service`.
+    public var mirrors: [String]
 
-    public init(cloudRun: CloudRun, service: String, job: String, canaryPercent: Int,
+    public init(cloudRun: CloudRun, service: String, job: String, canaryPercent: Int, mirrors: [String] = [],
                 images: (@Sendable (ModelArtifact, ModelArtifact?) async throws -> ImageReference)?) {
         self.cloudRun = cloudRun
         self.service = service
         self.job = job
         self.canaryPercent = canaryPercent
+        self.mirrors = mirrors
         self.images = images
+    }
+
+    /// This platform on each mirror instead of `service`.
+    private var mirrored: [CloudRunPlatform] {
+        mirrors.map { name in
+            var mirror = self
+            mirror.service = name
+            mirror.mirrors = []
+            return mirror
+        }
+    }
+
+    /// Runs `change` on `service`, then on each mirror; answers `service`'s deployment.
+    private func everywhere(_ change: (CloudRunPlatform) async throws -> Deployment?) async throws -> Deployment? {
+        let deployment = try await change(self)
+        for mirror in mirrored {
+            do {
+                _ = try await change(mirror)
+            } catch {
+                throw CloudError("\(service) is updated but its mirror \(mirror.service) is not: \(error)")
+            }
+        }
+        return deployment
     }
 
     public var deploys: Bool { true }
@@ -49,6 +76,10 @@ public struct CloudRunPlatform: Platform {
     static let challengerImageAnnotation = "cyclone.dev/challenger-image"
 
     public func deploy(_ model: ModelArtifact, as role: Role, beside live: ModelArtifact?) async throws -> Deployment? {
+        try await everywhere { try await $0.deployHere(model, as: role, beside: live) }
+    }
+
+    private func deployHere(_ model: ModelArtifact, as role: Role, beside live: ModelArtifact?) async throws -> Deployment? {
         guard let images else { throw CloudError("no serve image to build \(model.name)@\(model.version)'s image on (SERVE_IMAGE)") }
         let own = try await images(model, nil)
         guard role == .shadow else {
@@ -117,6 +148,10 @@ public struct CloudRunPlatform: Platform {
     }
 
     public func promote(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {
+        try await everywhere { try await $0.promoteHere(model, from: role) }
+    }
+
+    private func promoteHere(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {
         guard role != .shadow else {
             // A shadow's revision serves the live version: the challenger's own image, pushed with the shadow's,
             // gets a revision of its own.
@@ -135,6 +170,10 @@ public struct CloudRunPlatform: Platform {
     /// Gives all the traffic to the revision besides the canary's or shadow's that had the most (the live
     /// one; a shadow's stays listed at 0 %).
     public func rollback(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {
+        try await everywhere { try await $0.rollbackHere(model, from: role) }
+    }
+
+    private func rollbackHere(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {
         let revision = try await moveTraffic("rolling back \(model.name)@\(model.version) on \(service)") { service in
             let canary = try self.revision(of: model, in: service)
             let others = service["trafficStatuses"].array.filter { $0["revision"].string.map { $0 != canary } ?? false }

@@ -75,6 +75,9 @@ public struct CloudRunSettings: Sendable {
     /// `PREDICT_SERVICE` (predict) and `RETRAIN_JOB` (retrain).
     public var service: String
     public var job: String
+    /// `PREDICT_GRPC_SERVICE`: the service serving the same models over gRPC, which every deploy, promotion
+    /// and rollback updates after predict's. Unset: none.
+    public var grpcService: String?
     /// `SERVE_IMAGE`: the serve image without a model, which each model image extends. Only what deploys
     /// (retrain) needs it; without it a deploy fails saying so.
     public var serveImage: ImageReference?
@@ -89,6 +92,7 @@ public struct CloudRunSettings: Sendable {
         region = try reader.required("google.cloud.region", variable: "GOOGLE_CLOUD_REGION")
         service = reader.nonEmpty("predict.service") ?? "predict"
         job = reader.nonEmpty("retrain.job") ?? "retrain"
+        grpcService = reader.nonEmpty("predict.grpc.service")
         if let image = reader.nonEmpty("serve.image") {
             do { serveImage = try ImageReference(image) } catch {
                 throw SettingError(variable: "SERVE_IMAGE", message: "'\(image)': \(error)")
@@ -110,10 +114,13 @@ public struct CloudRunSettings: Sendable {
             host.hasSuffix(".pkg.dev") || host.hasSuffix("gcr.io") ? credentials : nil
         }
         let cloudRun = CloudRun(endpoint: endpoint, project: project, region: region, credentials: credentials)
+        let mirrors = grpcService.map { [$0] } ?? []
         guard let base = serveImage, let target = modelImages else {
-            return CloudRunPlatform(cloudRun: cloudRun, service: service, job: job, canaryPercent: canaryPercent, images: nil)
+            return CloudRunPlatform(cloudRun: cloudRun, service: service, job: job, canaryPercent: canaryPercent,
+                                    mirrors: mirrors, images: nil)
         }
-        return CloudRunPlatform(cloudRun: cloudRun, service: service, job: job, canaryPercent: canaryPercent) { model, live in
+        return CloudRunPlatform(cloudRun: cloudRun, service: service, job: job, canaryPercent: canaryPercent,
+                                mirrors: mirrors) { model, live in
             func tagged(_ tag: String) -> ImageReference {
                 var tagged = target
                 tagged.tag = String(tag.map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "-" }.prefix(128))

@@ -35,7 +35,7 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
     routes.register(on: router)
     let inference = Inference(predict: routes, readiness: readiness)
     InferenceRoutes(inference: inference).register(on: router)
-    var app = functionApplication(router: router, port: settings.server.port, logger: logger)
+    var app = functionApplication(router: router, port: settings.restPort, logger: logger)
     // Services start in this order and stop in reverse: the server stops first, then the writer flushes (through
     // a pool of its own), then the pool the registration and the model watcher use.
     app.addServices(runner, writer, registration)

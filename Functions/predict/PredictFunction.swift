@@ -11,7 +11,7 @@ struct PredictFunction {
         let logger = CloudLogging.bootstrap(label: "predict", reader: reader)
         await FunctionMain.run("predict", reader: reader, logger: logger) { reader in
             let settings = try PredictSettings(reader: reader)
-            return (try await buildApplication(settings, logger: logger), settings.server.port)
+            return (try await buildApplication(settings, logger: logger), settings.restPort)
         }
     }
 }

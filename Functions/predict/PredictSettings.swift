@@ -39,6 +39,9 @@ struct PredictSettings: Sendable {
     /// `GRPC_PORT`: serve the Open Inference Protocol's gRPC service on this port too (HTTP/2 cleartext), its
     /// messages bounded by `MAX_BODY_BYTES`. Unset: no gRPC.
     var grpcPort: Int?
+    /// `REST_PORT`: the port REST listens on, `PORT` by default. Cloud Run sets `PORT` to the container's
+    /// port; a service whose container port is gRPC's sets `GRPC_PORT` to it and moves REST aside.
+    var restPort: Int
     /// `STRICT_CATEGORIES`: `true` rejects categories never seen in training (400) instead of serving them
     /// as unknown; `false` by default.
     var strictCategories: Bool
@@ -69,8 +72,11 @@ struct PredictSettings: Sendable {
         grpcPort = try reader.setting("grpc.port", variable: "GRPC_PORT", default: nil, expected: "a port number") {
             Int($0).flatMap { (0...65535).contains($0) ? $0 : nil }
         }
-        if let grpcPort, grpcPort == server.port, grpcPort != 0 {
-            throw SettingError(variable: "GRPC_PORT", message: "is \(grpcPort), the port REST serves on (PORT); give gRPC a port of its own")
+        restPort = try reader.setting("rest.port", variable: "REST_PORT", default: server.port, expected: "a port number") {
+            Int($0).flatMap { (0...65535).contains($0) ? $0 : nil }
+        }
+        if let grpcPort, grpcPort == restPort, grpcPort != 0 {
+            throw SettingError(variable: "GRPC_PORT", message: "is \(grpcPort), the port REST serves on (REST_PORT, else PORT); give each its own")
         }
         strictCategories = try reader.setting("strict.categories", variable: "STRICT_CATEGORIES", default: false,
                                               expected: "true or false") { Bool($0.lowercased()) }

@@ -12,14 +12,19 @@ import Testing
 @Suite struct CloudRunTests {
     static let repository = "europe-west1-docker.pkg.dev/project/cyclone/predict"
 
-    func withPlatform(_ body: @Sendable (FakeCloudRun, CloudRunPlatform) async throws -> Void) async throws {
+    func withPlatform(mirrors: [String] = [], _ body: @Sendable (FakeCloudRun, CloudRunPlatform) async throws -> Void)
+        async throws
+    {
         let fake = FakeCloudRun()
-        fake.addService("predict", image: "\(Self.repository)@sha256:\(String(repeating: "0", count: 64))")
+        for service in ["predict"] + mirrors {
+            fake.addService(service, image: "\(Self.repository)@sha256:\(String(repeating: "0", count: 64))")
+        }
         try await fake.application().test(.live) { client in
             let port = try #require(client.port)
             let cloudRun = CloudRun(endpoint: "http://127.0.0.1:\(port)", project: fake.project, region: fake.region,
                                     credentials: nil, backoff: .milliseconds(5), attempts: 4)
-            let platform = CloudRunPlatform(cloudRun: cloudRun, service: "predict", job: "retrain", canaryPercent: 10) { model, live in
+            let platform = CloudRunPlatform(cloudRun: cloudRun, service: "predict", job: "retrain", canaryPercent: 10,
+                                            mirrors: mirrors) { model, live in
                 // An image per model version (and per live version it shadows), as ImageAppend would push it.
                 let digest = Digest.sha256(Array("\(model.name)@\(model.version)\(live.map { " beside \($0.version)" } ?? "")".utf8))
                 let repository = model.version == "99" ? Self.repository + "-broken" : Self.repository
@@ -29,8 +34,8 @@ import Testing
         }
     }
 
-    func traffic(_ fake: FakeCloudRun) -> [String: Int] {
-        let statuses = fake.state.withLock { $0.services["predict"]!.object["trafficStatuses"]?.array ?? [] }
+    func traffic(_ fake: FakeCloudRun, of service: String = "predict") -> [String: Int] {
+        let statuses = fake.state.withLock { $0.services[service]!.object["trafficStatuses"]?.array ?? [] }
         return Dictionary(uniqueKeysWithValues: statuses.compactMap { status in
             status["revision"].string.map { ($0, Int(status["percent"].number ?? 0)) }
         })
@@ -97,6 +102,26 @@ import Testing
             // The promoted revision carries no challenger annotation on to later ones.
             let template = fake.state.withLock { $0.services["predict"]!.object["template"] }
             #expect(template?["annotations"]["cyclone.dev/challenger-image"] == .null)
+        }
+    }
+
+    /// The gRPC predict (a mirror) gets every deploy, promotion and rollback after predict, with revisions of
+    /// its own: both serve the same versions at the same shares.
+    @Test func aMirrorFollowsEveryChange() async throws {
+        try await withPlatform(mirrors: ["predict-grpc"]) { fake, platform in
+            func shares(_ service: String) -> [Int] { traffic(fake, of: service).values.sorted() }
+            let (v1, v2) = (try TestModels.regression(version: "1"), try TestModels.regression(version: "2"))
+            _ = try await platform.deploy(v2, as: .canary)
+            #expect(shares("predict") == [10, 90] && shares("predict-grpc") == [10, 90])
+            #expect(traffic(fake, of: "predict-grpc").keys.contains { $0.hasPrefix("predict-grpc-bikes-v2-") })
+            _ = try await platform.rollback(v2, from: .canary)
+            #expect(shares("predict") == [100] && shares("predict-grpc") == [100])
+            _ = try await platform.deploy(v2, as: .shadow, beside: v1)
+            _ = try await platform.promote(v2, from: .shadow)
+            for service in ["predict", "predict-grpc"] {
+                let serving = traffic(fake, of: service).filter { $0.value == 100 }.keys
+                #expect(serving.count == 1 && serving.allSatisfy { $0.hasPrefix("\(service)-bikes-v2-") }, "\(service): \(serving)")
+            }
         }
     }
 

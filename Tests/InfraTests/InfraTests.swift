@@ -215,6 +215,10 @@ import Testing
             guard let account = workload.account else { continue }
             if workload.environment["DATABASE_URL"] != nil { needs[account, default: []].formUnion(database) }
         }
+        // The gRPC predict is updated with predict (CloudRunPlatform's mirrors) by both.
+        let mirrored = try source(["Core/Cloud"]).contains("grpcService = reader.nonEmpty(\"predict.grpc.service\")")
+            && Workload.all(terraform).contains { $0.environment["PREDICT_GRPC_SERVICE"] != nil }
+        let mirror: Set<Grant> = mirrored ? [Grant(role: "roles/run.developer", target: "service predict_grpc")] : []
         let evaluate = try source(["Functions/evaluate", "Core/Evaluation"])
         if evaluate.contains("platform.startRetrain(") {
             needs["evaluate", default: []].insert(Grant(role: "roles/run.developer", target: "job retrain"))
@@ -223,6 +227,7 @@ import Testing
             needs["evaluate", default: []].formUnion([Grant(role: "roles/run.developer", target: "service predict"),
                                                        Grant(role: "roles/iam.serviceAccountUser", target: "account predict")])
             needs["evaluate", default: []].formUnion(operations)
+            needs["evaluate", default: []].formUnion(mirror)
         }
         if evaluate.contains("alerts.send(") { needs["evaluate", default: []].insert(logs) }
         // retrain deploys through `Rollout` (Core/Evaluation), which asks the platform.
@@ -233,6 +238,7 @@ import Testing
                                                       Grant(role: "roles/artifactregistry.writer", target: "repository images"),
                                                       logs])
             needs["retrain", default: []].formUnion(operations)
+            needs["retrain", default: []].formUnion(mirror)
         }
         return needs
     }
