@@ -158,6 +158,10 @@ let package = Package(
                           dependencies: ["CycloneCloud", "CycloneModel", "CycloneRuntime", "CycloneTestSupport",
                                          .asyncHTTPClient, .configuration, .cryptoExtras, .hummingbird],
                           path: "Tests/Benchmarks/Deploy", swiftSettings: swiftSettings),
+        // The inference benchmark's load generator (scripts/bench-inference): REST and gRPC by the same client.
+        .executableTarget(name: "InferenceBenchmark",
+                          dependencies: [.asyncHTTPClient, .grpcCore, .grpcNIOTransport, .nioCore],
+                          path: "Tests/Benchmarks/Inference", swiftSettings: swiftSettings),
         .testTarget(name: "CycloneModelTests", dependencies: ["CycloneModel", "CycloneTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "CycloneTrainingTests",
