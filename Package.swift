@@ -160,7 +160,7 @@ let package = Package(
                           path: "Tests/Benchmarks/Deploy", swiftSettings: swiftSettings),
         // The inference benchmark's load generator (scripts/bench-inference): REST and gRPC by the same client.
         .executableTarget(name: "InferenceBenchmark",
-                          dependencies: [.asyncHTTPClient, .grpcCore, .grpcNIOTransport, .nioCore],
+                          dependencies: [.asyncHTTPClient, .grpcCore, .grpcNIOTransport, .nioCore, .nioHTTP1],
                           path: "Tests/Benchmarks/Inference", swiftSettings: swiftSettings),
         .testTarget(name: "CycloneModelTests", dependencies: ["CycloneModel", "CycloneTestSupport"],
                     swiftSettings: swiftSettings),

@@ -3,6 +3,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import NIOCore
+import NIOHTTP1
 
 /// The load generator of scripts/bench-inference: one request, sent again and again by CONCURRENCY tasks for
 /// DURATION seconds, over HTTP/1.1 (keep-alive connections, one per task) or gRPC (one HTTP/2 connection, a
@@ -84,7 +85,7 @@ if arguments[1] == "http" {
         _ = try await response.body.collect(upTo: 64 << 20)
         guard response.status == .ok else { throw HTTPClientError.invalidURL }
     }
-    try await client.shutdown()
+    try await client.shutdown().get()
 } else {
     let address = arguments[2].split(separator: ":")
     let method = arguments[3].split(separator: "/").map(String.init)
