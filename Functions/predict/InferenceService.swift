@@ -68,26 +68,38 @@ struct InferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
         let version = request.modelVersion.nonEmpty
         try Self.mapped { _ = try inference.served(request.modelName, version: version) }
         let started = Inference.Start()
+        // The message is read already (at most MAX_BODY_BYTES); its instances are built within the same budget
+        // of bytes in flight as REST bodies.
+        var size = request.rawInputContents.reduce(0) { $0 + $1.count }
+        for input in request.inputs {
+            let contents = input.contents
+            let numbers: [Int] = [contents.fp64Contents.count, contents.fp32Contents.count, contents.int64Contents.count,
+                                  contents.intContents.count, contents.uintContents.count, contents.uint64Contents.count,
+                                  contents.boolContents.count]
+            size += 8 * numbers.reduce(0, +) + contents.bytesContents.reduce(0) { $0 + $1.count + 8 }
+        }
         return try await Self.mapped {
-            try await inference.predict.countingRefusals(firstID: started.firstID) {
-                let inputs = try Self.tensors(request, maxInstances: inference.predict.settings.maxInstances)
-                let requested = request.outputs.isEmpty ? nil : request.outputs.map(\.name)
-                let result = try await inference.infer(request.modelName, version: version, inputs: inputs,
-                                                       requested: requested, started: started)
-                return Inference_ModelInferResponse.with { response in
-                    response.modelName = result.model.name
-                    response.modelVersion = result.model.version
-                    response.id = request.id
-                    for output in result.outputs {
-                        response.outputs.append(.with {
-                            $0.name = output.name
-                            $0.datatype = output.datatype.rawValue
-                            $0.shape = output.shape.map(Int64.init)
-                        })
-                        response.rawOutputContents.append(Data(InferenceTensors.binary(output.data)))
-                    }
-                    if let classes = InferenceTensors.classesParameter(result.model) {
-                        response.parameters["classes"] = .with { $0.stringParam = classes }
+            try await inference.predict.budget.withBudget(size) {
+                try await inference.predict.countingRefusals(firstID: started.firstID) {
+                    let inputs = try Self.tensors(request, maxInstances: inference.predict.settings.maxInstances)
+                    let requested = request.outputs.isEmpty ? nil : request.outputs.map(\.name)
+                    let result = try await inference.infer(request.modelName, version: version, inputs: inputs,
+                                                           requested: requested, started: started)
+                    return Inference_ModelInferResponse.with { response in
+                        response.modelName = result.model.name
+                        response.modelVersion = result.model.version
+                        response.id = request.id
+                        for output in result.outputs {
+                            response.outputs.append(.with {
+                                $0.name = output.name
+                                $0.datatype = output.datatype.rawValue
+                                $0.shape = output.shape.map(Int64.init)
+                            })
+                            response.rawOutputContents.append(Data(InferenceTensors.binary(output.data)))
+                        }
+                        if let classes = InferenceTensors.classesParameter(result.model) {
+                            response.parameters["classes"] = .with { $0.stringParam = classes }
+                        }
                     }
                 }
             }

@@ -51,39 +51,48 @@ enum OpenAPIDocument {
             ]
         }
         let errorResponse = OpenAPI.errorResponse
+        let predictOperation: JSONValue = [
+            "summary": "Score instances and store each prediction",
+            "requestBody": ["required": true, "content": ["application/json": ["schema": [
+                "type": "object", "required": ["instances"],
+                "properties": [
+                    "instances": ["type": "array", "minItems": 1, "maxItems": .number(Double(maxInstances)),
+                                  "items": ["$ref": "#/components/schemas/Instance"],
+                                  "description": .string("at most \(maxInstances) (MAX_INSTANCES)")],
+                    "keys": ["type": "array",
+                             "items": ["type": ["string", "null"], "minLength": 1, "pattern": "^[^\\u0000]*$"],
+                             "description": .string("optional caller ids, one per instance (as many as instances), to attach labels by: null for none, else a non-empty string of at most \(Storable.maxKeyBytes) bytes of UTF-8 without NUL")],
+                ],
+            ]]]],
+            "responses": [
+                "200": [
+                    "description": "One prediction per instance, in order. Header Cyclone-Stored says whether the rows are committed, buffered or dropped.",
+                    "content": ["application/json": ["schema": [
+                        "type": "object",
+                        "properties": [
+                            "predictions": ["type": "array", "items": ["$ref": "#/components/schemas/Prediction"]],
+                            "model": ["type": "object", "properties": ["name": ["type": "string"], "version": ["type": "string"]]],
+                        ],
+                    ]]],
+                ],
+                "400": errorResponse("The body or an instance is invalid; path names where."),
+                "413": errorResponse("Too many instances (MAX_INSTANCES) or too large a body (MAX_BODY_BYTES)."),
+                "415": errorResponse("A Content-Type other than application/json."),
+            ],
+        ]
+        var kserveV1 = predictOperation
+        if case .object(var operation) = predictOperation {
+            operation["summary"] = "KServe v1: the /predict body and answer"
+            operation["parameters"] = [["name": "name", "in": "path", "required": true,
+                                        "schema": ["type": "string", "enum": [.string(artifact.name)]]]]
+            kserveV1 = .object(operation)
+        }
         let document: JSONValue = [
             "openapi": "3.1.0",
             "info": ["title": .string("Cyclone predict: \(artifact.name)"), "version": .string(artifact.version)],
             "paths": .object([
-                "/predict": ["post": [
-                    "summary": "Score instances and store each prediction",
-                    "requestBody": ["required": true, "content": ["application/json": ["schema": [
-                        "type": "object", "required": ["instances"],
-                        "properties": [
-                            "instances": ["type": "array", "minItems": 1, "maxItems": .number(Double(maxInstances)),
-                                          "items": ["$ref": "#/components/schemas/Instance"],
-                                          "description": .string("at most \(maxInstances) (MAX_INSTANCES)")],
-                            "keys": ["type": "array",
-                                     "items": ["type": ["string", "null"], "minLength": 1, "pattern": "^[^\\u0000]*$"],
-                                     "description": .string("optional caller ids, one per instance (as many as instances), to attach labels by: null for none, else a non-empty string of at most \(Storable.maxKeyBytes) bytes of UTF-8 without NUL")],
-                        ],
-                    ]]]],
-                    "responses": [
-                        "200": [
-                            "description": "One prediction per instance, in order. Header Cyclone-Stored says whether the rows are committed, buffered or dropped.",
-                            "content": ["application/json": ["schema": [
-                                "type": "object",
-                                "properties": [
-                                    "predictions": ["type": "array", "items": ["$ref": "#/components/schemas/Prediction"]],
-                                    "model": ["type": "object", "properties": ["name": ["type": "string"], "version": ["type": "string"]]],
-                                ],
-                            ]]],
-                        ],
-                        "400": errorResponse("The body or an instance is invalid; path names where."),
-                        "413": errorResponse("Too many instances (MAX_INSTANCES) or too large a body (MAX_BODY_BYTES)."),
-                        "415": errorResponse("A Content-Type other than application/json."),
-                    ],
-                ]],
+                "/predict": ["post": predictOperation],
+                "/v1/models/{name}:predict": ["post": kserveV1],
                 "/model": ["get": ["summary": "What serves now: name, version and any canary or shadow",
                                    "responses": ["200": ["description": "the serving model"]]]],
             ].merging(inferencePaths(artifact)) { first, _ in first }),
@@ -102,7 +111,7 @@ enum OpenAPIDocument {
                                         "content": ["application/json": ["schema": [
                                             "type": "object", "required": ["error"], "properties": ["error": ["type": "string"]],
                                         ]]]]
-        let datatypes = JSONValue.array(TensorDatatype.allCases.map { .string($0.rawValue) })
+        let datatypes = JSONValue.array(TensorDatatype.allCases.filter { $0 != .fp16 }.map { .string($0.rawValue) })
         let tensor: JSONValue = [
             "type": "object", "required": ["name", "datatype", "shape"],
             "properties": [
@@ -149,7 +158,9 @@ enum OpenAPIDocument {
             "/v2/models/{name}/versions/{version}": get("Model metadata of one version", [name, version]),
             "/v2/models/{name}/infer": infer,
             "/v2/models/{name}/versions/{version}/infer": versioned,
+            "/v2/models/{name}/versions/{version}/ready": get("Readiness of one version", [name, version]),
             "/v1/models/{name}": get("KServe v1: {\"name\", \"ready\"}", [name]),
+            "/": get("KServe v1 liveness: {\"status\": \"alive\"}", []),
         ]
     }
 }
