@@ -45,7 +45,9 @@ public struct CloudRunPlatform: Platform {
         }
     }
 
-    /// Runs `change` on `service`, then on each mirror; answers `service`'s deployment.
+    /// Runs `change` on `service`, then on each mirror; answers `service`'s deployment. Promotion and rollback
+    /// are made so that a step already made is a step done: after a mirror failed, the evaluator's next cycle
+    /// passes over `service` and reaches the mirror again.
     private func everywhere(_ change: (CloudRunPlatform) async throws -> Deployment?) async throws -> Deployment? {
         let deployment = try await change(self)
         for mirror in mirrored {
@@ -75,8 +77,25 @@ public struct CloudRunPlatform: Platform {
     /// alone), which promoting the shadow deploys: evaluate, which promotes, builds no images.
     static let challengerImageAnnotation = "cyclone.dev/challenger-image"
 
+    /// Deploys on `service`, then on each mirror; when a mirror fails, `service` is rolled back (as far as it
+    /// can be) so the deployment fails whole and the registry, which records only what succeeded, stays true.
     public func deploy(_ model: ModelArtifact, as role: Role, beside live: ModelArtifact?) async throws -> Deployment? {
-        try await everywhere { try await $0.deployHere(model, as: role, beside: live) }
+        let deployment = try await deployHere(model, as: role, beside: live)
+        for mirror in mirrored {
+            do {
+                _ = try await mirror.deployHere(model, as: role, beside: live)
+            } catch {
+                let undone: String
+                do {
+                    _ = try await rollbackHere(model, from: role)
+                    undone = "rolled back on \(service)"
+                } catch let rollback {
+                    undone = "and rolling it back on \(service) failed too: \(rollback)"
+                }
+                throw CloudError("deploying \(model.name)@\(model.version) on the mirror \(mirror.service) failed (\(error)); \(undone)")
+            }
+        }
+        return deployment
     }
 
     private func deployHere(_ model: ModelArtifact, as role: Role, beside live: ModelArtifact?) async throws -> Deployment? {
@@ -158,7 +177,14 @@ public struct CloudRunPlatform: Platform {
             let current = try await cloudRun.service(service)
             let shadowRevision = try revision(of: model, in: current)
             guard let text = try await cloudRun.revision(shadowRevision, of: service)["annotations"][Self.challengerImageAnnotation].string
-            else { throw CloudError("revision \(shadowRevision) names no image of \(model.name)@\(model.version) of its own (\(Self.challengerImageAnnotation))") }
+            else {
+                // The challenger's own revision (no annotation) already serves all: promoted before.
+                let share = current["trafficStatuses"].array.first { $0["revision"].string == shadowRevision }?["percent"].number
+                guard share == 100 else {
+                    throw CloudError("revision \(shadowRevision) names no image of \(model.name)@\(model.version) of its own (\(Self.challengerImageAnnotation))")
+                }
+                return Deployment(location: shadowRevision, detail: "revision \(shadowRevision) serves all of \(service) already")
+            }
             return try await deploy(try ImageReference(text), of: model, canary: false)
         }
         let revision = try await moveTraffic("promoting \(model.name)@\(model.version) on \(service)") { service in
@@ -175,7 +201,8 @@ public struct CloudRunPlatform: Platform {
 
     private func rollbackHere(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {
         let revision = try await moveTraffic("rolling back \(model.name)@\(model.version) on \(service)") { service in
-            let canary = try self.revision(of: model, in: service)
+            // No revision of the version serves: rolled back before; the serving revision keeps everything.
+            guard let canary = try? self.revision(of: model, in: service) else { return try Self.liveRevision(service) }
             let others = service["trafficStatuses"].array.filter { $0["revision"].string.map { $0 != canary } ?? false }
             guard let other = others.max(by: { ($0["percent"].number ?? 0) < ($1["percent"].number ?? 0) })?["revision"].string
             else { throw CloudError("no revision besides \(canary) serves \(self.service) to roll back to") }

@@ -47,7 +47,10 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
                                      registry: registry, logger: logger))
     }
     if let port = settings.grpcPort {
-        app.addServices(GRPCServerService(port: port, maxMessageBytes: settings.server.maxBodyBytes, inference: inference))
+        // gRPC's usual 4 MiB at most per message: the transport buffers a whole message per call before the body
+        // budget sees it.
+        app.addServices(GRPCServerService(port: port, maxMessageBytes: min(settings.server.maxBodyBytes, 4 << 20),
+                                          inference: inference))
     }
     app.beforeServerStarts { running.set() }
     return app

@@ -81,7 +81,9 @@ struct InferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
         return try await Self.mapped {
             try await inference.predict.budget.withBudget(size) {
                 try await inference.predict.countingRefusals(firstID: started.firstID) {
-                    let inputs = try Self.tensors(request, maxInstances: inference.predict.settings.maxInstances)
+                    let features = inference.predict.models[request.modelName]?.live.artifact.features.count ?? 0
+                    let inputs = try Self.tensors(request, maxInstances: inference.predict.settings.maxInstances,
+                                                  maxInputs: features + 1)
                     let requested = request.outputs.isEmpty ? nil : request.outputs.map(\.name)
                     let result = try await inference.infer(request.modelName, version: version, inputs: inputs,
                                                            requested: requested, started: started)
@@ -108,8 +110,12 @@ struct InferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
 
     /// The request's input tensors: typed `contents`, or `raw_input_contents` (one per input, in order); one
     /// holding more than `maxInstances` instances is refused before its data is read.
-    static func tensors(_ request: Inference_ModelInferRequest, maxInstances: Int) throws -> [InputTensor] {
+    static func tensors(_ request: Inference_ModelInferRequest, maxInstances: Int, maxInputs: Int) throws -> [InputTensor] {
         let raw = request.rawInputContents
+        guard request.inputs.count <= maxInputs else {
+            throw APIError(.badRequest, "\(request.inputs.count) inputs is more than the model has (\(maxInputs - 1) features and '\(InferenceTensors.keyInput)')",
+                           path: "inputs")
+        }
         guard raw.isEmpty || raw.count == request.inputs.count else {
             throw APIError(.badRequest, "raw_input_contents holds \(raw.count) tensors for \(request.inputs.count) inputs; give one per input, in order")
         }
@@ -142,11 +148,7 @@ struct InferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
                     throw APIError(.badRequest, "input '\(input.name)': \(error.message)", path: "raw_input_contents[\(index)]")
                 }
             } else {
-                elements = try Self.elements(input.contents, datatype: datatype, path: "\(path).contents")
-                guard elements.count == count else {
-                    throw APIError(.badRequest, "its contents hold \(elements.count) elements of \(datatype.rawValue); shape \(input.shape) holds \(count)",
-                                   path: path)
-                }
+                elements = try Self.elements(input.contents, datatype: datatype, count: count, path: "\(path).contents")
             }
             // No element of a gRPC tensor can be null: an empty caller key is none.
             let keys = input.name == InferenceTensors.keyInput && datatype == .bytes
@@ -155,10 +157,28 @@ struct InferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
         }
     }
 
-    /// The typed contents of a `datatype` tensor as instance values; NaN is a missing value.
-    private static func elements(_ contents: Inference_InferTensorContents, datatype: TensorDatatype, path: String) throws
-        -> [JSONValue]
+    /// The typed contents of a `datatype` tensor as instance values; NaN is a missing value. The field the
+    /// datatype reads must hold `count` elements and every other field none, checked before anything is built.
+    private static func elements(_ contents: Inference_InferTensorContents, datatype: TensorDatatype, count: Int,
+                                 path: String) throws -> [JSONValue]
     {
+        let fields: [(name: String, count: Int, reads: Bool)] = [
+            ("bool_contents", contents.boolContents.count, datatype == .bool),
+            ("int_contents", contents.intContents.count, [.int8, .int16, .int32].contains(datatype)),
+            ("int64_contents", contents.int64Contents.count, datatype == .int64),
+            ("uint_contents", contents.uintContents.count, [.uint8, .uint16, .uint32].contains(datatype)),
+            ("uint64_contents", contents.uint64Contents.count, datatype == .uint64),
+            ("fp32_contents", contents.fp32Contents.count, datatype == .fp32),
+            ("fp64_contents", contents.fp64Contents.count, datatype == .fp64),
+            ("bytes_contents", contents.bytesContents.count, datatype == .bytes),
+        ]
+        if datatype == .fp16 { throw APIError(.badRequest, "FP16 is not accepted; send FP32 or FP64", path: path) }
+        for field in fields where field.count != (field.reads ? count : 0) {
+            throw APIError(.badRequest, field.reads
+                ? "its \(field.name) hold \(field.count) elements; the shape holds \(count)"
+                : "a tensor of \(datatype.rawValue) is read from \(fields.first { $0.reads }?.name ?? "?"), not \(field.name)",
+                path: path)
+        }
         func numbers<T: BinaryInteger>(_ values: [T]) throws -> [JSONValue] {
             try values.enumerated().map { index, value in
                 guard let element = InferenceTensors.element(.number(Double(value)), datatype: datatype) else {
@@ -174,8 +194,7 @@ struct InferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
         case .uint8, .uint16, .uint32: return try numbers(contents.uintContents)
         case .uint64: return contents.uint64Contents.map { .number(Double($0)) }
         case .fp32: return contents.fp32Contents.map { $0.isNaN ? .null : .number(Double($0)) }
-        case .fp64: return contents.fp64Contents.map { $0.isNaN ? .null : .number($0) }
-        case .fp16: throw APIError(.badRequest, "FP16 is not accepted; send FP32 or FP64", path: path)
+        case .fp64, .fp16: return contents.fp64Contents.map { $0.isNaN ? .null : .number($0) }
         case .bytes:
             return try contents.bytesContents.enumerated().map { index, bytes in
                 guard let text = String(data: bytes, encoding: .utf8) else {
@@ -222,11 +241,15 @@ extension String {
     var nonEmpty: String? { isEmpty ? nil : self }
 }
 
-/// predict's gRPC server as a service of its lifecycle: it serves until the graceful shutdown, which lets
-/// the RPCs under way finish.
+/// predict's gRPC server as a service of its lifecycle: it opens its port once predict is ready (so a TCP
+/// startup probe waits for the model, the writer and the schema), and serves until the graceful shutdown,
+/// which lets the RPCs under way finish. A connection carries at most `maxStreams` calls at once (advertised,
+/// so clients queue), each message at most `maxMessageBytes`.
 struct GRPCServerService: Service {
     let server: GRPCServer<HTTP2ServerTransport.Posix>
     let port: Int
+    let inference: Inference
+    static let maxStreams = 32
 
     /// Why the gRPC server could not start, in one line.
     struct StartFailure: Error, CustomStringConvertible {
@@ -235,13 +258,22 @@ struct GRPCServerService: Service {
 
     init(port: Int, maxMessageBytes: Int, inference: Inference) {
         self.port = port
+        self.inference = inference
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: "0.0.0.0", port: port), transportSecurity: .plaintext,
-            config: .defaults { $0.rpc.maxRequestPayloadSize = maxMessageBytes })
+            config: .defaults {
+                $0.rpc.maxRequestPayloadSize = maxMessageBytes
+                $0.http2.maxConcurrentStreams = Self.maxStreams
+            })
         server = GRPCServer(transport: transport, services: [InferenceService(inference: inference)])
     }
 
     func run() async throws {
+        // Not before predict can serve: until then the port stays closed.
+        while await !inference.isReady {
+            try? await Task.sleep(for: .milliseconds(20))
+            if Task.isCancelled || Task.isShuttingDownGracefully { return }
+        }
         do {
             try await withGracefulShutdownHandler {
                 try await server.serve()

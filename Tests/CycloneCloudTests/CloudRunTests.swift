@@ -125,6 +125,45 @@ import Testing
         }
     }
 
+    /// A mirror that fails leaves nothing stranded: a failed deploy is undone on predict (the registry records
+    /// none), and a rollback or shadow promotion made on predict but not on the mirror is finished by the
+    /// evaluator's next try.
+    @Test func aFailedMirrorStepIsUndoneOrFinishedOnTheNextTry() async throws {
+        try await withPlatform(mirrors: ["predict-grpc"]) { fake, platform in
+            func shares(_ service: String) -> [Int] { traffic(fake, of: service).values.sorted() }
+            func withoutMirror(_ body: () async throws -> Void) async throws {
+                let saved = fake.state.withLock { $0.services.removeValue(forKey: "predict-grpc") }
+                defer { fake.state.withLock { $0.services["predict-grpc"] = saved } }
+                try await body()
+            }
+            let (v1, v2, v3) = (try TestModels.regression(version: "1"), try TestModels.regression(version: "2"),
+                                try TestModels.regression(version: "3"))
+            try await withoutMirror {
+                await #expect { try await platform.deploy(v2, as: .canary) } throws: {
+                    "\($0)".contains("on the mirror predict-grpc failed") && "\($0)".contains("rolled back on predict")
+                }
+                #expect(shares("predict") == [0, 100] || shares("predict") == [100])
+            }
+            _ = try await platform.deploy(v2, as: .canary)
+            try await withoutMirror {
+                await #expect { try await platform.rollback(v2, from: .canary) } throws: { "\($0)".contains("mirror predict-grpc") }
+            }
+            #expect(shares("predict").last == 100 && shares("predict-grpc") == [10, 90])
+            _ = try await platform.rollback(v2, from: .canary)
+            #expect(shares("predict").last == 100 && shares("predict-grpc").last == 100)
+
+            _ = try await platform.deploy(v3, as: .shadow, beside: v1)
+            try await withoutMirror {
+                await #expect { try await platform.promote(v3, from: .shadow) } throws: { "\($0)".contains("mirror predict-grpc") }
+            }
+            _ = try await platform.promote(v3, from: .shadow)
+            for service in ["predict", "predict-grpc"] {
+                let serving = traffic(fake, of: service).filter { $0.value == 100 }.keys
+                #expect(serving.count == 1 && serving.allSatisfy { $0.hasPrefix("\(service)-bikes-v3-") }, "\(service): \(serving)")
+            }
+        }
+    }
+
     /// A revision that never becomes ready fails the deployment with Google's message; traffic stays.
     @Test func aRevisionThatNeverBecomesReadyFailsAndTrafficStays() async throws {
         try await withPlatform { fake, platform in

@@ -35,7 +35,13 @@ import Testing
             try await app.test(.live) { rest in
                 try await withGRPCClient(transport: try .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port),
                                                                        transportSecurity: .plaintext)) { client in
-                    try await test(Inference_GRPCInferenceService.Client(wrapping: client), rest, db)
+                    // predict opens its gRPC port once it is ready.
+                    let inference = Inference_GRPCInferenceService.Client(wrapping: client)
+                    var options = CallOptions.defaults
+                    options.waitForReady = true
+                    options.timeout = .seconds(10)
+                    _ = try await inference.serverLive(.init(), options: options)
+                    try await test(inference, rest, db)
                 }
             }
         }
@@ -168,17 +174,25 @@ import Testing
 
             var short = Self.typed([Self.bike])
             short.inputs[0].shape = [2]
-            #expect(try await refusal(short)?.message.contains("its contents hold 1 elements") == true)
+            #expect(try await refusal(short)?.message.contains("hold 1 elements; the shape holds 2") == true)
+
+            // Contents in a field the datatype does not read are refused before anything is built.
+            var elsewhere = Self.typed([Self.bike])
+            for index in elsewhere.inputs.indices where elsewhere.inputs[index].name == "temp" {
+                elsewhere.inputs[index].contents.int64Contents = Array(repeating: 1, count: 100_000)
+            }
+            #expect(try await refusal(elsewhere)?.message
+                .contains("a tensor of FP64 is read from fp64_contents, not int64_contents") == true)
 
             var fp16 = Self.typed([Self.bike])
             fp16.inputs[0].datatype = "FP16"
             #expect(try await refusal(fp16)?.message.contains("FP16 is not accepted") == true)
 
-            // Refusals are stored with the next batch of rows: 6 counted (not the two 404s).
+            // Refusals are stored with the next batch of rows: 7 counted (not the two 404s).
             _ = try await inference.modelInfer(Self.typed([Self.bike]))
             let window = try await EvaluationWindows(client: db.client, logger: .test)
                 .drift(of: try TestModels.regressionWithProfile(), bounds: WindowBounds(rows: 100, maxAge: .seconds(3_600)))
-            #expect(window.rows == 1 && window.rejected == 6)
+            #expect(window.rows == 1 && window.rejected == 7)
         }
     }
 }

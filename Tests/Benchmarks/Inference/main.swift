@@ -6,8 +6,9 @@ import NIOCore
 import NIOHTTP1
 
 /// The load generator of scripts/bench-inference: one request, sent again and again by CONCURRENCY tasks for
-/// DURATION seconds, over HTTP/1.1 (keep-alive connections, one per task) or gRPC (one HTTP/2 connection, a
-/// stream per call), so REST and gRPC are measured by the same client. Prints one JSON line: requests
+/// DURATION seconds, over HTTP/1.1 (keep-alive connections, one per task) or gRPC (CONNECTIONS HTTP/2
+/// connections, default 4, the tasks spread over them, a stream per call), so REST and gRPC are measured by
+/// the same client. Prints one JSON line: requests
 /// answered OK, errors, requests per second, p50 and p99 in milliseconds.
 ///
 ///   inference-load http URL BODY_FILE [HEADER=VALUE…]
@@ -44,14 +45,14 @@ let tally = Tally()
 let clock = ContinuousClock()
 let end = clock.now + .milliseconds(Int(duration * 1_000))
 
-func run(_ call: @escaping @Sendable () async throws -> Void) async {
+func run(_ call: @escaping @Sendable (_ worker: Int) async throws -> Void) async {
     await withTaskGroup(of: Void.self) { group in
-        for _ in 0..<concurrency {
+        for worker in 0..<concurrency {
             group.addTask {
                 while clock.now < end {
                     let start = clock.now
                     do {
-                        try await call()
+                        try await call(worker)
                         let elapsed = clock.now - start
                         await tally.add(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
                     } catch {
@@ -76,7 +77,7 @@ if arguments[1] == "http" {
         if parts.count == 2 { headers.append((parts[0], parts[1])) }
     }
     let sent = headers
-    await run {
+    await run { _ in
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         for (name, value) in sent { request.headers.replaceOrAdd(name: name, value: value) }
@@ -91,13 +92,21 @@ if arguments[1] == "http" {
     let method = arguments[3].split(separator: "/").map(String.init)
     let message = Array(try Data(contentsOf: URL(fileURLWithPath: arguments[4])))
     let descriptor = MethodDescriptor(fullyQualifiedService: method[0], method: method[1])
-    try await withGRPCClient(transport: try .http2NIOPosix(
-        target: .ipv4(address: String(address[0]), port: Int(address[1]) ?? 0), transportSecurity: .plaintext,
-        config: .defaults { $0.http2.maxFrameSize = 1 << 20 })) { client in
-        await run {
-            _ = try await client.unary(request: ClientRequest(message: message), descriptor: descriptor,
-                                       serializer: Bytes(), deserializer: Bytes(), options: .defaults) { try $0.message }
+    let connections = Int(environment["CONNECTIONS"] ?? "") ?? 4
+    var clients: [GRPCClient<HTTP2ClientTransport.Posix>] = []
+    for _ in 0..<connections {
+        clients.append(GRPCClient(transport: try .http2NIOPosix(
+            target: .ipv4(address: String(address[0]), port: Int(address[1]) ?? 0), transportSecurity: .plaintext)))
+    }
+    let all = clients
+    try await withThrowingDiscardingTaskGroup { group in
+        for client in all { group.addTask { try await client.runConnections() } }
+        await run { worker in
+            _ = try await all[worker % all.count].unary(
+                request: ClientRequest(message: message), descriptor: descriptor, serializer: Bytes(),
+                deserializer: Bytes(), options: .defaults) { try $0.message }
         }
+        for client in all { client.beginGracefulShutdown() }
     }
 }
 let elapsed = clock.now - started
