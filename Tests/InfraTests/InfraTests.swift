@@ -94,6 +94,26 @@ import Testing
         }
     }
 
+    /// The gRPC predict: gRPC on its container port, which is declared h2c, REST moved aside; and the two
+    /// functions that deploy name it as the mirror of predict, both.
+    @Test func theGRPCServiceServesGRPCOnItsH2CPortAndIsMirrored() async throws {
+        let terraform = try await Terraform.load()
+        let service = try #require(terraform.resources("google_cloud_run_v2_service").first { $0.name == "predict_grpc" }?.body)
+        let container = service["template"].array.first?["containers"].array.first ?? .null
+        let port = container["ports"].array.first ?? .null
+        #expect(port["name"].string == "h2c")
+        let workloads = Workload.all(terraform)
+        let grpc = try #require(workloads.first { $0.resource == "google_cloud_run_v2_service.predict_grpc" })
+        #expect(grpc.binary == "predict")
+        #expect(grpc.environment["GRPC_PORT"] == port["container_port"].number.map { String(Int($0)) })
+        #expect(grpc.environment["REST_PORT"] != nil && grpc.environment["REST_PORT"] != grpc.environment["GRPC_PORT"])
+        let name = terraform.resolve(try #require(service["name"].string))
+        for binary in ["evaluate", "retrain"] {
+            let workload = try #require(workloads.first { $0.binary == binary })
+            #expect(workload.environment["PREDICT_GRPC_SERVICE"] == name, "\(binary) mirrors onto \(name)")
+        }
+    }
+
     /// A variable its function requires and Terraform leaves out makes the check fail (the check can fail).
     @Test func aMissingRequiredVariableIsCaught() async throws {
         let terraform = try await Terraform.load()
