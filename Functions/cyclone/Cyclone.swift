@@ -7,13 +7,18 @@ struct Cyclone: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cyclone",
         abstract: "Operate Cyclone: train and register models, evaluate them, migrate and maintain the evaluation store.",
-        version: "cyclone \(Cyclone.version)",
         subcommands: [Demo.self, Train.self, Import.self, Score.self, Profile.self, ImageCommand.self, Migrate.self, PartitionsCommand.self, Register.self,
                       EvaluateCommand.self])
 
     /// Runs the command line; a first word that is neither an option nor a subcommand is named as such.
+    /// `cyclone --version` prints the version here: ArgumentParser's own flag would also answer a subcommand's
+    /// `--version` option (`train … --version 3`) whenever that command line has another fault.
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments == ["--version"] {
+            print("cyclone \(version)")
+            Foundation.exit(0)
+        }
         let names = configuration.subcommands.map { $0._commandName }
         if let first = arguments.first, !first.hasPrefix("-"), first != "help", !names.contains(first) {
             fail("'\(first)' is not a subcommand (one of: \(names.joined(separator: ", ")); cyclone --help says more)")
