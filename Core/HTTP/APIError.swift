@@ -20,7 +20,10 @@ public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable {
         self.headers = headers
     }
 
-    public var description: String { "\(status.code) \(path.map { "\($0): " } ?? "")\(message)" }
+    public var description: String { "\(status.code) \(flatMessage)" }
+
+    /// `path: message`, or the message alone: the Open Inference Protocol's error text.
+    public var flatMessage: String { path.map { "\($0): \(message)" } ?? message }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         response(flat: false)
@@ -34,7 +37,7 @@ public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable {
         if flat {
             var writer = JSONWriter(capacity: 32 + message.utf8.count)
             writer.raw("{\"error\":")
-            writer.string(path.map { "\($0): \(message)" } ?? message)
+            writer.string(flatMessage)
             writer.raw("}")
             return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: writer.bytes)))
         }

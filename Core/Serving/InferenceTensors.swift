@@ -36,6 +36,14 @@ public enum TensorDatatype: String, Sendable, CaseIterable {
 
     public var isFloatingPoint: Bool { self == .fp16 || self == .fp32 || self == .fp64 }
 
+    /// The datatype a request names, or why the name is none.
+    public static func named(_ text: String) throws(InferenceError) -> TensorDatatype {
+        guard let datatype = TensorDatatype(rawValue: text) else {
+            throw InferenceError("'\(text)' is not a datatype (\(allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        return datatype
+    }
+
     /// The datatype a feature of `kind` is described with in the model's metadata.
     public init(_ kind: Feature.Kind) {
         switch kind {

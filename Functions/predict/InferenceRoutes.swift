@@ -216,9 +216,9 @@ struct InferenceRequestBody {
         guard case .string(let typeName)? = members["datatype"] else {
             throw APIError(.badRequest, "'datatype' is required, a string", path: "\(path).datatype")
         }
-        guard let datatype = TensorDatatype(rawValue: typeName) else {
-            throw APIError(.badRequest, "'\(typeName)' is not a datatype (\(TensorDatatype.allCases.map(\.rawValue).joined(separator: ", ")))",
-                           path: "\(path).datatype")
+        let datatype: TensorDatatype
+        do { datatype = try TensorDatatype.named(typeName) } catch {
+            throw APIError(.badRequest, error.message, path: "\(path).datatype")
         }
         guard case .array(let dimensions)? = members["shape"] else {
             throw APIError(.badRequest, "'shape' is required, an array of dimensions", path: "\(path).shape")

@@ -121,9 +121,9 @@ struct InferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
         }
         return try request.inputs.enumerated().map { index, input in
             let path = "inputs[\(index)]"
-            guard let datatype = TensorDatatype(rawValue: input.datatype) else {
-                throw APIError(.badRequest, "'\(input.datatype)' is not a datatype (\(TensorDatatype.allCases.map(\.rawValue).joined(separator: ", ")))",
-                               path: "\(path).datatype")
+            let datatype: TensorDatatype
+            do { datatype = try TensorDatatype.named(input.datatype) } catch let error as InferenceError {
+                throw APIError(.badRequest, error.message, path: "\(path).datatype")
             }
             for (axis, size) in input.shape.enumerated() where size < 0 || size >= 2_147_483_648 {
                 throw APIError(.badRequest, "a dimension must be a non-negative integer", path: "\(path).shape[\(axis)]")
@@ -210,7 +210,7 @@ struct InferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
         do {
             return try await body()
         } catch let error as APIError {
-            throw RPCError(code: error.status.rpcCode, message: error.path.map { "\($0): \(error.message)" } ?? error.message)
+            throw RPCError(code: error.status.rpcCode, message: error.flatMessage)
         }
     }
 
@@ -218,7 +218,7 @@ struct InferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
         do {
             return try body()
         } catch let error as APIError {
-            throw RPCError(code: error.status.rpcCode, message: error.path.map { "\($0): \(error.message)" } ?? error.message)
+            throw RPCError(code: error.status.rpcCode, message: error.flatMessage)
         }
     }
 }

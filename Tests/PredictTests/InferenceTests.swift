@@ -296,14 +296,7 @@ import Testing
         try await withPredict(modelPath: folder.appendingPathComponent("bikes.json").path, environment: [
             "MODEL_RELOAD_INTERVAL": "10ms", "CANARY_MODEL_PATH": canary, "CANARY_PERCENT": "50",
         ]) { client, _ in
-            func status() async throws -> String {
-                try await client.execute(uri: "/model", method: .get) { String(buffer: $0.body) }
-            }
-            var waited = 0
-            while try await !status().contains("canary"), waited < 500 {
-                waited += 1
-                try await Task.sleep(for: .milliseconds(10))
-            }
+            try await waitForModelStatus(client, containing: "canary")
             let metadata = try await client.execute(uri: "/v2/models/bikes", method: .get) { try json($0.body) }
             #expect(metadata["versions"] as? [String] == ["7", "8"])
             func version(_ uri: String) async throws -> String? {
@@ -326,14 +319,7 @@ import Testing
         try await withPredict(modelPath: folder.appendingPathComponent("bikes.json").path, environment: [
             "MODEL_RELOAD_INTERVAL": "10ms", "SHADOW_MODEL_PATH": shadow,
         ]) { client, db in
-            func status() async throws -> String {
-                try await client.execute(uri: "/model", method: .get) { String(buffer: $0.body) }
-            }
-            var waited = 0
-            while try await !status().contains("shadow"), waited < 500 {
-                waited += 1
-                try await Task.sleep(for: .milliseconds(10))
-            }
+            try await waitForModelStatus(client, containing: "shadow")
             try await client.execute(uri: "/v2/models/bikes/versions/8/infer", method: .post, headers: Self.jsonHeaders,
                                      body: body(request)) { #expect($0.status == .notFound, "a shadow answers no request") }
             try await client.execute(uri: "/v2/models/bikes/infer", method: .post, headers: Self.jsonHeaders, body: body(request)) {

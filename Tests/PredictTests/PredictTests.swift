@@ -61,6 +61,18 @@ func twoVersions(eightPredictsMoreBy offset: Double) throws -> URL {
     return folder
 }
 
+/// Waits (up to 5 s) until predict's `GET /model` mentions `text` (a canary or shadow taking effect).
+func waitForModelStatus(_ client: any TestClientProtocol, containing text: String) async throws {
+    func status() async throws -> String {
+        try await client.execute(uri: "/model", method: .get) { String(buffer: $0.body) }
+    }
+    var waited = 0
+    while try await !status().contains(text), waited < 500 {
+        waited += 1
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
 /// A count shared by concurrent tasks.
 final class Count: Sendable {
     let value = Atomic(0)
