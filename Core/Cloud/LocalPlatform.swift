@@ -9,11 +9,12 @@ import Glibc
 /// `retrain` executable, say) with the request in its environment; without one it only acknowledges the
 /// request, which the evaluator has already written to the event trail.
 ///
-/// Models live in a folder, one file per version (`NAME-VERSION.json`), with `NAME.json` a symlink to the
-/// one in service: predict serves `MODEL_PATH=FOLDER/NAME.json` and swaps when the link is re-pointed. During
-/// a canary `NAME.canary.json` points to the canary, which predict (`CANARY_MODEL_PATH`) serves to
-/// `CANARY_PERCENT` of the requests; during a shadow evaluation `NAME.shadow.json` points to the challenger,
-/// which predict (`SHADOW_MODEL_PATH`) scores beside the live version.
+/// Models live in a `ModelFolder`, one file per version (`versions/NAME-VERSION.json`), with `NAME.json` a
+/// symlink to the one in service: predict serves the folder (`MODEL_DIR`, or one model's link as
+/// `MODEL_PATH`) and swaps when the link is re-pointed. During a canary `NAME.canary.json` points to the
+/// canary, which predict serves to `CANARY_PERCENT` of the requests; during a shadow evaluation
+/// `NAME.shadow.json` points to the challenger, which predict scores beside the live version. A deploy of
+/// one model touches its own entries only.
 public struct LocalPlatform: Platform {
     /// The executable and its arguments, or `nil` to record requests only.
     public var retrainCommand: [String]?
@@ -28,11 +29,11 @@ public struct LocalPlatform: Platform {
     public var deploys: Bool { modelDirectory != nil }
 
     /// The link predict serves for model `name`.
-    public static func servingPath(name: String, in directory: String) -> String { "\(directory)/\(name).json" }
+    public static func servingPath(name: String, in directory: String) -> String { path(name: name, .live, in: directory) }
 
     /// The link predict serves model `name` from in `role`: `NAME.json`, `NAME.canary.json`, `NAME.shadow.json`.
     public static func path(name: String, _ role: Role, in directory: String) -> String {
-        role == .live ? servingPath(name: name, in: directory) : "\(directory)/\(name).\(role.rawValue).json"
+        ModelFolder(directory).file(of: name, ModelFolder.Slot(role))
     }
 
     /// Writes the version's file (once; a version never changes) and points the model's link for `role` to it
@@ -40,7 +41,10 @@ public struct LocalPlatform: Platform {
     /// canary or shadow of another version (the registry supersedes them).
     public func deploy(_ model: ModelArtifact, as role: Role, beside live: ModelArtifact? = nil) async throws -> Deployment? {
         guard let directory = modelDirectory else { return nil }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if let problem = ModelFolder.nameProblem(model.name) { throw CocoaError(.fileWriteInvalidFileName, userInfo: [
+            NSFilePathErrorKey: directory, NSLocalizedDescriptionKey: problem]) }
+        try FileManager.default.createDirectory(atPath: "\(directory)/\(ModelFolder.versions)",
+                                                withIntermediateDirectories: true)
         let file = Self.fileName(model)
         let path = "\(directory)/\(file)"
         let bytes = try model.encoded()
@@ -61,7 +65,7 @@ public struct LocalPlatform: Platform {
         if role == .live {
             for challenger in [Role.canary, .shadow] {
                 let other = Self.path(name: model.name, challenger, in: directory)
-                if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: other), target != file {
+                if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: other), !Self.isLink(target, to: model) {
                     try FileManager.default.removeItem(atPath: other)
                 }
             }
@@ -84,13 +88,20 @@ public struct LocalPlatform: Platform {
         return Deployment(location: link, detail: "\(link) removed; the live version serves alone")
     }
 
-    private static func fileName(_ model: ModelArtifact) -> String { "\(model.name)-\(model.version).json" }
+    private static func fileName(_ model: ModelArtifact) -> String {
+        ModelFolder.versionFile(name: model.name, version: model.version)
+    }
+
+    /// Whether a link's `target` is `model`'s file (in `versions/`, or beside the link as before it existed).
+    private static func isLink(_ target: String, to model: ModelArtifact) -> Bool {
+        target.split(separator: "/").last.map(String.init) == "\(model.name)-\(model.version).json"
+    }
 
     /// Removes the canary or shadow link if it still points to `model` (a newer challenger keeps its own).
     private static func removeLink(of model: ModelArtifact, _ role: Role, in directory: String) throws {
         guard role != .live else { return }
         let link = path(name: model.name, role, in: directory)
-        if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == fileName(model) {
+        if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link), isLink(target, to: model) {
             try FileManager.default.removeItem(atPath: link)
         }
     }
@@ -123,5 +134,15 @@ public struct LocalPlatform: Platform {
         return RetrainExecution(id: "pid-\(process.pid)",
                                 detail: "started \(executable) as process \(process.pid)",
                                 exitStatus: { await process.wait() })
+    }
+}
+
+extension ModelFolder.Slot {
+    init(_ role: Role) {
+        switch role {
+        case .live: self = .live
+        case .canary: self = .canary
+        case .shadow: self = .shadow
+        }
     }
 }

@@ -311,9 +311,7 @@ public struct Backtest: Sendable {
         // variable left in the shell cannot change a replay's decisions).
         var environment = ProcessInfo.processInfo.environment.filter { ["PATH", "HOME", "TMPDIR", "LANG", "DATABASE_URL"].contains($0.key) }
         for (key, value) in [
-            "MODEL_PATH": LocalPlatform.servingPath(name: model.name, in: models),
-            "CANARY_MODEL_PATH": LocalPlatform.path(name: model.name, .canary, in: models),
-            "SHADOW_MODEL_PATH": LocalPlatform.path(name: model.name, .shadow, in: models),
+            // predict serves the model folder the local platform deploys into (its canary and shadow links too).
             "ROLLOUT": options.rollout.rawValue,
             "MODEL_DIR": models, "MODEL_RELOAD_INTERVAL": "50ms", "CANARY_PERCENT": "\(options.canaryPercent)",
             "CANARY_MIN_LABELS": "\(options.canaryLabels)",

@@ -4,57 +4,72 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// Registers the served model in the `model` table, so the evaluator finds its schema and reference profile:
-/// retried with backoff while PostgreSQL is unreachable, never holding up serving.
-public struct ModelRegistration: Service {
+/// Registers each version predict serves (live, canary, shadow; as a model set loads or swaps them in) in the
+/// `model` table, so the evaluator finds its schema and reference profile: one at a time, in order, retried
+/// with backoff while PostgreSQL is unreachable, never holding up serving. Before the first, it checks that
+/// the database has the schema, so readiness says so even before any model is loaded.
+public final class ModelRegistration: Service, Sendable {
     let runner: DatabaseRunner
     let registry: ModelRegistry
-    let artifact: ModelArtifact
     let logger: Logger
     /// Why predict is not ready, while the database lacks the schema (readiness reports it).
     public let schemaProblem = SchemaProblem()
+    private let queue: AsyncStream<(ModelArtifact, ModelRegistry.Status)>
+    private let continuation: AsyncStream<(ModelArtifact, ModelRegistry.Status)>.Continuation
+    /// The versions handed over already (`name\0version`): a version's row never changes once written.
+    private let handed = Mutex<Set<String>>([])
 
-    public init(runner: DatabaseRunner, registry: ModelRegistry, artifact: ModelArtifact, logger: Logger) {
+    public init(runner: DatabaseRunner, registry: ModelRegistry, logger: Logger) {
         self.runner = runner
         self.registry = registry
-        self.artifact = artifact
         self.logger = logger
+        (queue, continuation) = AsyncStream.makeStream()
+    }
+
+    /// Registers `artifact` in the background, unless this process has already asked for it.
+    public func register(_ artifact: ModelArtifact, status: ModelRegistry.Status) {
+        guard handed.withLock({ $0.insert(artifact.name + "\u{0}" + artifact.version).inserted }) else { return }
+        continuation.yield((artifact, status))
     }
 
     public func run() async throws {
         // Shutdown ends the retries at once rather than after the current wait.
-        await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown { [self] in
             await runner.running()
-            await Self.register(artifact, status: .live, in: registry, logger: logger, schemaProblem: schemaProblem)
+            await retrying("checking the database schema failed") { try await registry.checkSchema() }
+            for await (artifact, status) in queue {
+                await retrying("registering the model failed", ["model": "\(artifact.name)", "version": "\(artifact.version)"]) {
+                    let new = try await registry.register(artifact, status: status)
+                    logger.info(new ? "model registered" : "model already registered", metadata: [
+                        "model": "\(artifact.name)", "version": "\(artifact.version)", "status": "\(status.rawValue)"])
+                }
+            }
         }
         // A service that returns would stop the group: stay until shutdown.
         try? await gracefulShutdown()
     }
 
-    /// Registers `artifact` (unless known), retrying with backoff until it succeeds or the task is cancelled.
-    /// A database without the schema is said once, in one line, and in `schemaProblem` until it is migrated.
-    public static func register(_ artifact: ModelArtifact, status: ModelRegistry.Status, in registry: ModelRegistry,
-                         logger: Logger, schemaProblem: SchemaProblem? = nil) async {
+    /// Runs `operation` until it succeeds or the task is cancelled, with backoff. A database without the schema
+    /// is said once, in one line, and in `schemaProblem` until it is migrated.
+    private func retrying(_ failure: String, _ metadata: Logger.Metadata = [:], _ operation: () async throws -> Void) async {
         var delay = Duration.milliseconds(500)
         var said: String?
         while !Task.isCancelled {
             do {
-                let new = try await registry.register(artifact, status: status)
-                schemaProblem?.set(nil)
-                logger.info(new ? "model registered" : "model already registered", metadata: [
-                    "model": "\(artifact.name)", "version": "\(artifact.version)"])
-                break
+                try await operation()
+                schemaProblem.set(nil)
+                return
             } catch {
                 var wait = delay
                 if case .notMigrated = StoreProblem(error) {
                     let problem = StoreProblem(error).explanation
-                    schemaProblem?.set(problem)
+                    schemaProblem.set(problem)
                     if said != problem { logger.error("predict is not ready: \(problem)") }
                     said = problem
                     wait = .seconds(2)  // a migration is quick to notice once run
                 } else {
-                    logger.warning("registering the model failed; retrying", metadata: [
-                        "error": "\(error)", "retry_in": "\(delay)"])
+                    logger.warning("\(failure); retrying", metadata: metadata.merging([
+                        "error": "\(error)", "retry_in": "\(delay)"]) { $1 })
                     delay = min(delay * 2, .seconds(30))
                 }
                 guard (try? await Task.sleep(for: wait)) != nil else { return }

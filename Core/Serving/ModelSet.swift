@@ -1,57 +1,59 @@
 import CycloneModel
+import CycloneStore
 import Foundation
+import Logging
+import Metrics
 import Synchronization
 
 /// The models a process serves, by name: for each, the live version and, during a canary, a second version
 /// that answers a share of the requests, or, during a shadow evaluation, a challenger scored beside the live
-/// version on every request and answering none. A request takes its models once, at its start, and uses those
-/// to the end, so a swap never shows a request half of one model and half of another; a swap replaces a model
-/// whole.
+/// version on every request and answering none.
+///
+/// A set built from a `ModelSource` loads a model the first time a request names it, and keeps at most
+/// `capacity` models loaded, unloading the least recently used (as Ray Serve's model multiplexing does for
+/// many small models); `refresh()` swaps in the files that changed. A request takes its models once, at its
+/// start, and uses those to the end, so neither a swap nor an unload ever shows a request half of one model
+/// and half of another.
 public final class ModelSet: Sendable {
     /// What serves one model name now.
     public struct Serving: Sendable {
         public var live: ServedModel
         public var canary: ServedModel?
         public var shadow: ServedModel?
-    }
 
-    private let serving: Mutex<[String: Serving]>
-    /// The share of requests, in percent, a canary answers.
-    public let canaryPercent: Int
+        public init(live: ServedModel, canary: ServedModel? = nil, shadow: ServedModel? = nil) {
+            self.live = live
+            self.canary = canary
+            self.shadow = shadow
+        }
 
-    /// Serves `models`, one live version per name (a later model of the same name replaces an earlier one).
-    public init(_ models: [ServedModel], canaryPercent: Int = 0) {
-        serving = Mutex(Dictionary(models.map { ($0.artifact.name, Serving(live: $0)) }) { _, later in later })
-        self.canaryPercent = canaryPercent
-    }
+        /// The versions that answer requests: live, then a canary's.
+        public var versions: [String] { [live.artifact.version] + (canary.map { [$0.artifact.version] } ?? []) }
 
-    /// The names served, sorted.
-    public var names: [String] { serving.withLock { $0.keys.sorted() } }
+        subscript(slot: ModelFolder.Slot) -> ServedModel? {
+            get {
+                switch slot {
+                case .live: live
+                case .canary: canary
+                case .shadow: shadow
+                }
+            }
+            set {
+                switch slot {
+                case .live: if let newValue { live = newValue }
+                case .canary: canary = newValue
+                case .shadow: shadow = newValue
+                }
+            }
+        }
 
-    /// What serves `name` now; `nil` for a name not served.
-    public subscript(name: String) -> Serving? { serving.withLock { $0[name] } }
-
-    /// What a request of `name` is served by: the version that answers it and, when that is the live
-    /// version, the shadow scored beside it (a canary's requests are the canary's experiment).
-    public struct Pick: Sendable {
-        public var model: ServedModel
-        public var shadow: ServedModel?
-    }
-
-    /// The version of `name` that answers a request: during a canary, the canary for `canaryPercent` of the
-    /// caller's keys (by a hash of `key` with the canary's version, so a key always goes the same way during
-    /// one canary, a replay is repeatable, and each canary draws its own keys) or, for a request without a
-    /// key, of the prediction ids (by the random bits of `id`, its first one).
-    public func model(_ name: String, for id: UUID, key: String? = nil) -> ServedModel? {
-        pick(name, for: id, key: key)?.model
-    }
-
-    /// The version that answers a request of `name`, as `model(_:for:key:)` chooses it, with the shadow scored
-    /// beside it: read under one lock, so a swap never pairs a version with another's shadow.
-    public func pick(_ name: String, for id: UUID, key: String? = nil) -> Pick? {
-        serving.withLock { serving in
-            guard let models = serving[name] else { return nil }
-            guard let canary = models.canary else { return Pick(model: models.live, shadow: models.shadow) }
+        /// The version that answers a request: during a canary, the canary for `canaryPercent` of the caller's
+        /// keys (by a hash of `key` with the canary's version, so a key always goes the same way during one
+        /// canary, a replay is repeatable, and each canary draws its own keys) or, for a request without a key,
+        /// of the prediction ids (by the random bits of `id`, its first one); with the shadow scored beside the
+        /// live version (a canary's requests are the canary's experiment).
+        public func pick(for id: UUID, key: String? = nil, canaryPercent: Int) -> Pick {
+            guard let canary else { return Pick(model: live, shadow: shadow) }
             let bucket: UInt64
             if let key {
                 // FNV-1a, 64-bit, then SplitMix64's finaliser so that keys differing in a last digit spread:
@@ -65,50 +67,305 @@ public final class ModelSet: Sendable {
                 let u = id.uuid
                 bucket = [u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             }
-            return Int(bucket % 100) < canaryPercent ? Pick(model: canary, shadow: nil)
-                                                     : Pick(model: models.live, shadow: models.shadow)
+            return Int(bucket % 100) < canaryPercent ? Pick(model: canary, shadow: nil) : Pick(model: live, shadow: shadow)
+        }
+
+        /// The pick for a request that names `version`: the live version with its shadow, or the canary; `nil`
+        /// when no version of that name answers requests.
+        public func pick(version: String) -> Pick? {
+            if live.artifact.version == version { return Pick(model: live, shadow: shadow) }
+            if let canary, canary.artifact.version == version { return Pick(model: canary, shadow: nil) }
+            return nil
         }
     }
 
-    /// The pick for a request that names `version` of `name`: the live version with its shadow, or the canary;
-    /// `nil` when no version of that name answers requests.
-    public func pick(_ name: String, version: String) -> Pick? {
-        serving.withLock { serving in
-            guard let models = serving[name] else { return nil }
-            if models.live.artifact.version == version { return Pick(model: models.live, shadow: models.shadow) }
-            if let canary = models.canary, canary.artifact.version == version { return Pick(model: canary, shadow: nil) }
-            return nil
+    /// What a request is served by: the version that answers it and, when that is the live version, the shadow
+    /// scored beside it.
+    public struct Pick: Sendable {
+        public var model: ServedModel
+        public var shadow: ServedModel?
+    }
+
+    /// Why a model cannot be served.
+    public enum LoadError: Error, CustomStringConvertible {
+        /// No model of that name is served here; `names` are the ones that are.
+        case notFound(name: String, names: [String])
+        /// Its file is there but does not load.
+        case unloadable(name: String, problem: String)
+
+        public var description: String {
+            switch self {
+            case .notFound(let name, let names):
+                "model '\(name)' is not served here (models: \(names.isEmpty ? "none" : names.joined(separator: ", ")))"
+            case .unloadable(let name, let problem): "model '\(name)' does not load: \(problem)"
+            }
         }
+    }
+
+    /// One loaded model: what serves it, what its files were when read, and when a request last used it.
+    private struct Entry {
+        var serving: Serving
+        var seen: [ModelFolder.Slot: [Int]]
+        var used: UInt64
+    }
+
+    private struct State {
+        var entries: [String: Entry] = [:]
+        var clock: UInt64 = 0
+        var loading: [String: Task<Serving, any Error>] = [:]
+
+        mutating func touch(_ name: String) -> Serving? {
+            guard entries[name] != nil else { return nil }
+            clock += 1
+            entries[name]!.used = clock
+            return entries[name]!.serving
+        }
+    }
+
+    private let state: Mutex<State>
+    /// The share of requests, in percent, a canary answers.
+    public let canaryPercent: Int
+    /// The most models loaded at once.
+    public let capacity: Int
+    /// Where models come from; `nil` for a fixed set.
+    public let source: ModelSource?
+    /// Told of every version that starts serving (live, canary or shadow): predict registers it.
+    private let served: @Sendable (ModelArtifact, ModelRegistry.Status) -> Void
+
+    private let loaded = Gauge(label: "cyclone_models_loaded")
+    private let loads = Counter(label: "cyclone_model_loads_total")
+    private let evictions = Counter(label: "cyclone_model_evictions_total")
+
+    /// Serves `models`, one live version per name (a later model of the same name replaces an earlier one), and
+    /// nothing else.
+    public convenience init(_ models: [ServedModel], canaryPercent: Int = 0) {
+        self.init(source: nil, preloaded: models, canaryPercent: canaryPercent)
+    }
+
+    /// Serves the models of `source`, loading each when first asked for, at most `capacity` at once; `preloaded`
+    /// are loaded already (their challengers are read by the first `refresh()`).
+    public init(source: ModelSource?, preloaded: [ServedModel] = [], capacity: Int = .max, canaryPercent: Int,
+                served: @escaping @Sendable (ModelArtifact, ModelRegistry.Status) -> Void = { _, _ in })
+    {
+        precondition(capacity > 0, "a model set holds at least one model")
+        var state = State()
+        for model in preloaded {
+            let live = source?.path(of: model.artifact.name, .live).flatMap(ModelSource.identity(of:))
+            state.entries[model.artifact.name] = Entry(serving: Serving(live: model), seen: live.map { [.live: $0] } ?? [:],
+                                                       used: 0)
+        }
+        self.state = Mutex(state)
+        self.canaryPercent = canaryPercent
+        self.capacity = capacity
+        self.source = source
+        self.served = served
+        loaded.record(state.entries.count)
+    }
+
+    /// The names served, sorted: the source's, and those loaded.
+    public var names: [String] {
+        let loadedNames = self.loadedNames
+        return Set((source?.names() ?? []) + loadedNames).sorted()
+    }
+
+    /// The names loaded now, sorted.
+    public var loadedNames: [String] { state.withLock { $0.entries.keys.sorted() } }
+
+    /// What serves `name` now, if it is loaded.
+    public subscript(name: String) -> Serving? { state.withLock { $0.entries[name]?.serving } }
+
+    /// What serves `name`, loaded first when it is not (one load however many requests wait for it), which may
+    /// unload the least recently used model.
+    public func serving(_ name: String) async throws(LoadError) -> Serving {
+        enum Found { case serving(Serving), loading(Task<Serving, any Error>) }
+        let found: Found? = state.withLock { state in
+            if let serving = state.touch(name) { return .serving(serving) }
+            if let task = state.loading[name] { return .loading(task) }
+            guard source != nil else { return nil }
+            let task = Task { try self.load(name) }
+            state.loading[name] = task
+            return .loading(task)
+        }
+        switch found {
+        case nil: throw .notFound(name: name, names: names)
+        case .serving(let serving)?: return serving
+        case .loading(let task)?:
+            do { return try await task.value } catch let error as LoadError { throw error } catch {
+                throw .unloadable(name: name, problem: "\(error)")
+            }
+        }
+    }
+
+    /// Loads `name` from the source, adds it (unloading the least recently used beyond `capacity`) and tells of
+    /// its versions.
+    private func load(_ name: String) throws -> Serving {
+        do {
+            let (serving, seen) = try read(name)
+            let evicted: [String] = state.withLock { state in
+                state.loading[name] = nil
+                state.clock += 1
+                state.entries[name] = Entry(serving: serving, seen: seen, used: state.clock)
+                var evicted: [String] = []
+                while state.entries.count > capacity,
+                      let oldest = state.entries.filter({ $0.key != name }).min(by: { $0.value.used < $1.value.used })?.key
+                {
+                    state.entries[oldest] = nil
+                    evicted.append(oldest)
+                }
+                loaded.record(state.entries.count)
+                return evicted
+            }
+            loads.increment()
+            if !evicted.isEmpty { evictions.increment(by: evicted.count) }
+            let artifact = serving.live.artifact
+            source?.logger.info("model loaded", metadata: [
+                "model": "\(artifact.name)", "version": "\(artifact.version)", "unloaded": "\(evicted.joined(separator: ","))"])
+            served(artifact, .live)
+            if let canary = serving.canary { served(canary.artifact, .canary) }
+            if let shadow = serving.shadow { served(shadow.artifact, .shadow) }
+            return serving
+        } catch {
+            state.withLock { _ = $0.loading.removeValue(forKey: name) }
+            throw error
+        }
+    }
+
+    /// Reads `name`'s live version and challengers from the source, with what their files were before reading.
+    private func read(_ name: String) throws(LoadError) -> (Serving, [ModelFolder.Slot: [Int]]) {
+        guard let source, let livePath = source.path(of: name, .live),
+              let liveIdentity = ModelSource.identity(of: livePath)
+        else { throw .notFound(name: name, names: names) }
+        let live: ServedModel
+        do { live = try source.live(name, from: livePath) } catch {
+            throw .unloadable(name: name, problem: "\(error)")
+        }
+        var serving = Serving(live: live)
+        var seen: [ModelFolder.Slot: [Int]] = [.live: liveIdentity]
+        for slot in [ModelFolder.Slot.canary, .shadow] {
+            guard let path = source.path(of: name, slot), let identity = ModelSource.identity(of: path) else { continue }
+            seen[slot] = identity
+            serving[slot] = source.challenger(slot, from: path, live: live, current: nil)
+        }
+        return (serving, seen)
+    }
+
+    /// One look at the files of the models loaded: a live file renamed over or a link re-pointed is swapped in
+    /// (a file that does not load, or holds another model, is logged and the current version keeps serving); a
+    /// canary or shadow file that appears, changes or goes starts, replaces or ends it; a folder's model whose
+    /// file is gone is no longer served.
+    public func refresh() {
+        guard let source else { return }
+        let loaded = state.withLock { $0.entries.mapValues(\.seen) }
+        for (name, seen) in loaded.sorted(by: { $0.key < $1.key }) {
+            if let path = source.path(of: name, .live) {
+                let now = ModelSource.identity(of: path)
+                if now == nil, case .folder = source.location, seen[.live] != nil {
+                    unload(name, because: "its file is gone from the model folder", path: path)
+                    continue
+                }
+                if let now, now != seen[.live] { reloadLive(name, from: path, identity: now) }
+            }
+            for slot in [ModelFolder.Slot.canary, .shadow] {
+                guard let path = source.path(of: name, slot) else { continue }
+                let now = ModelSource.identity(of: path)
+                if now != seen[slot] { reload(slot, of: name, from: path, identity: now) }
+            }
+        }
+    }
+
+    private func unload(_ name: String, because reason: String, path: String) {
+        state.withLock { state in
+            state.entries[name] = nil
+            loaded.record(state.entries.count)
+        }
+        source?.logger.notice("model no longer served: \(reason)", metadata: ["model": "\(name)", "path": "\(path)"])
+    }
+
+    private func reloadLive(_ name: String, from path: String, identity: [Int]) {
+        guard let source, let current = self[name]?.live.artifact else { return }
+        state.withLock { $0.entries[name]?.seen[.live] = identity }
+        let new: ServedModel
+        do { new = try source.live(name, from: path) } catch {
+            source.logger.error("the new model file does not load; serving the current one", metadata: [
+                "path": "\(path)", "error": "\(String(reflecting: error))", "model": "\(name)",
+                "version": "\(current.version)"])
+            return
+        }
+        guard new.artifact != current else { return }
+        // Unloaded meanwhile: the next request reads the new file anyway.
+        let swapped = state.withLock { state in
+            guard state.entries[name] != nil else { return false }
+            Self.swap(&state, to: new)
+            return true
+        }
+        guard swapped else { return }
+        source.logger.notice("model swapped", metadata: [
+            "model": "\(name)", "from_version": "\(current.version)", "version": "\(new.artifact.version)"])
+        served(new.artifact, .live)
+        // The shadow is judged against the live version: the swap may have ended it (it no longer fits, or is
+        // now live) or let it fit again, so it is loaded and checked anew, saying why when it does not serve.
+        if let shadowPath = source.path(of: name, .shadow), let identity = ModelSource.identity(of: shadowPath) {
+            reload(.shadow, of: name, from: shadowPath, identity: identity)
+        }
+    }
+
+    private func reload(_ slot: ModelFolder.Slot, of name: String, from path: String, identity: [Int]?) {
+        guard let source, let serving = self[name] else { return }
+        state.withLock { $0.entries[name]?.seen[slot] = identity }
+        let current = serving[slot]
+        let challenger = identity == nil ? nil
+            : source.challenger(slot, from: path, live: serving.live, current: current)
+        state.withLock { $0.entries[name]?.serving[slot] = challenger }
+        guard let challenger else {
+            if identity == nil, let ended = current?.artifact {
+                source.logger.notice("\(slot.rawValue) ended", metadata: ["model": "\(name)", "version": "\(ended.version)"])
+            }
+            return
+        }
+        var metadata: Logger.Metadata = ["model": "\(name)", "version": "\(challenger.artifact.version)"]
+        if slot == .canary { metadata["percent"] = "\(canaryPercent)" }
+        source.logger.notice("\(slot.rawValue) serving", metadata: metadata)
+        served(challenger.artifact, slot == .canary ? .canary : .shadow)
+    }
+
+    /// The version of `name` that answers a request, as `Serving.pick(for:key:canaryPercent:)` chooses it;
+    /// `nil` for a name not loaded.
+    public func model(_ name: String, for id: UUID, key: String? = nil) -> ServedModel? {
+        self[name]?.pick(for: id, key: key, canaryPercent: canaryPercent).model
     }
 
     /// Makes `new` the live version of its name; returns the one it replaced. A canary or shadow of the same
     /// version is over: it has become the live one; so is a shadow whose schema no longer fits.
     @discardableResult
     public func swap(to new: ServedModel) -> ServedModel? {
-        serving.withLock { serving in
-            let name = new.artifact.name
-            let old = serving[name]
-            var models = Serving(live: new, canary: old?.canary, shadow: old?.shadow)
-            if models.canary?.artifact.version == new.artifact.version { models.canary = nil }
-            // A shadow is scored on live's requests: it ends when it becomes live, or no longer fits live's schema.
-            if let shadow = models.shadow?.artifact,
-               shadow.version == new.artifact.version || new.challengeProblem(shadow) != nil
-            {
-                models.shadow = nil
-            }
-            serving[name] = models
-            return old?.live
+        state.withLock { state in
+            let old = state.entries[new.artifact.name]?.serving.live
+            Self.swap(&state, to: new)
+            loaded.record(state.entries.count)
+            return old
         }
     }
 
-    /// Starts (or ends, with `nil`) the canary of `name`, a name already served.
+    private static func swap(_ state: inout State, to new: ServedModel) {
+        let name = new.artifact.name
+        let old = state.entries[name]
+        var models = Serving(live: new, canary: old?.serving.canary, shadow: old?.serving.shadow)
+        if models.canary?.artifact.version == new.artifact.version { models.canary = nil }
+        // A shadow is scored on live's requests: it ends when it becomes live, or no longer fits live's schema.
+        if let shadow = models.shadow?.artifact, shadow.version == new.artifact.version || new.challengeProblem(shadow) != nil {
+            models.shadow = nil
+        }
+        state.clock += 1
+        state.entries[name] = Entry(serving: models, seen: old?.seen ?? [:], used: old?.used ?? state.clock)
+    }
+
+    /// Starts (or ends, with `nil`) the canary of `name`, a name loaded.
     public func setCanary(_ canary: ServedModel?, of name: String) {
-        serving.withLock { $0[name]?.canary = canary }
+        state.withLock { $0.entries[name]?.serving.canary = canary }
     }
 
-    /// Starts (or ends, with `nil`) the shadow of `name`, a name already served.
+    /// Starts (or ends, with `nil`) the shadow of `name`, a name loaded.
     public func setShadow(_ shadow: ServedModel?, of name: String) {
-        serving.withLock { $0[name]?.shadow = shadow }
+        state.withLock { $0.entries[name]?.serving.shadow = shadow }
     }
-
 }

@@ -20,6 +20,11 @@ public struct ModelRegistry: Sendable {
         self.logger = logger
     }
 
+    /// Throws (a `StoreProblem.notMigrated` one) when the database lacks the `model` table's schema.
+    public func checkSchema() async throws {
+        try await client.query("SELECT name, version, status, artifact FROM model WHERE false", logger: logger)
+    }
+
     /// Registers a version unless it is already known (a version's artifact never changes). Returns whether it
     /// was new.
     @discardableResult

@@ -29,42 +29,36 @@ struct Inference: Sendable {
         init() { firstID = UUIDv7.make(at: now, sequence: 0) }
     }
 
-    /// What serves `name` (and, when `version` is given, that it answers requests): 404 otherwise.
-    func served(_ name: String, version: String?) throws -> ModelSet.Serving {
-        guard name == predict.name, let serving = predict.models[name] else {
-            throw APIError(.notFound, "model '\(name)' is not served here (models: \(predict.models.names.joined(separator: ", ")))")
-        }
-        if let version, serving.live.artifact.version != version, serving.canary?.artifact.version != version {
-            throw APIError(.notFound, "model '\(name)' has no version '\(version)' answering requests (versions: \(Self.versions(serving).joined(separator: ", ")))")
+    /// What serves `name` (loaded when it is not), and, when `version` is given, that it answers requests: 404
+    /// otherwise, naming the models or versions that do.
+    func served(_ name: String, version: String?) async throws -> ModelSet.Serving {
+        let serving = try await predict.serving(name)
+        if let version, !serving.versions.contains(version) {
+            throw APIError(.notFound, "model '\(name)' has no version '\(version)' answering requests (versions: \(serving.versions.joined(separator: ", ")))")
         }
         return serving
     }
 
-    /// The versions that answer requests: live, then a canary's.
-    static func versions(_ serving: ModelSet.Serving) -> [String] {
-        [serving.live.artifact.version] + (serving.canary.map { [$0.artifact.version] } ?? [])
-    }
-
     /// The model a metadata request describes (the version named, else live) and the versions answering.
-    func metadata(_ name: String, version: String?) throws -> (model: ModelArtifact, versions: [String]) {
-        let serving = try served(name, version: version)
+    func metadata(_ name: String, version: String?) async throws -> (model: ModelArtifact, versions: [String]) {
+        let serving = try await served(name, version: version)
         var model = serving.live.artifact
         if let version, let canary = serving.canary?.artifact, canary.version == version { model = canary }
-        return (model, Self.versions(serving))
+        return (model, serving.versions)
     }
 
-    /// Scores the instances `inputs` hold with `version` of `name` (or, without one, as `/predict` picks) and
-    /// stores them. The caller counts refusals (`PredictRoutes.countingRefusals`) around reading the request.
-    func infer(_ name: String, version: String?, inputs: [InputTensor], requested: [String]?, started: Start)
-        async throws -> (model: ModelArtifact, outputs: [OutputTensor], stored: PredictionWriter.Outcome)
+    /// Scores the instances `inputs` hold with `version` of the model `serving` serves (or, without one, as
+    /// `/predict` picks) and stores them. The caller counts refusals (`PredictRoutes.countingRefusals`) around
+    /// reading the request.
+    func infer(_ serving: ModelSet.Serving, version: String?, inputs: [InputTensor], requested: [String]?,
+               started: Start) async throws -> (model: ModelArtifact, outputs: [OutputTensor], stored: PredictionWriter.Outcome)
     {
-        let serving = try served(name, version: version)
-        let models = predict.models
+        let name = serving.live.artifact.name
         // The version first, by the path's version or the first caller key (read before the schema is known:
         // a canary may read other features than live), then the tensors against the version that answers.
         let pick: ModelSet.Pick?
         if let version {
-            pick = models.pick(name, version: version)
+            pick = serving.pick(version: version)
         } else {
             let keyIsFeature = serving.live.artifact.features.contains { $0.name == InferenceTensors.keyInput }
             let keys = keyIsFeature ? nil : inputs.first { $0.name == InferenceTensors.keyInput }
@@ -72,7 +66,7 @@ struct Inference: Sendable {
                 if case .string(let key) = element { return key }
                 return nil
             }.first
-            pick = models.pick(name, for: started.firstID, key: firstKey)
+            pick = serving.pick(for: started.firstID, key: firstKey, canaryPercent: predict.models.canaryPercent)
         }
         guard let pick else { throw APIError(.notFound, "model '\(name)' version '\(version ?? "")' stopped answering requests") }
         return try await predict.refused(by: pick.model) {

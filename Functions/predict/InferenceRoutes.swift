@@ -39,9 +39,9 @@ struct InferenceRoutes: Sendable {
             await inference.isReady ? jsonResponse(#"{"ready":true}"#)
                                     : jsonResponse(#"{"ready":false}"#, status: .serviceUnavailable)
         }
-        v2.get("models/:name") { _, context in try metadata(context, version: nil) }
+        v2.get("models/:name") { _, context in try await metadata(context, version: nil) }
         v2.get("models/:name/versions/:version") { _, context in
-            try metadata(context, version: context.parameters.require("version"))
+            try await metadata(context, version: context.parameters.require("version"))
         }
         v2.get("models/:name/ready") { _, context in try await ready(context, version: nil) }
         v2.get("models/:name/versions/:version/ready") { _, context in
@@ -58,7 +58,7 @@ struct InferenceRoutes: Sendable {
         let v1 = router.group("v1")
         v1.get("models/:model") { _, context in
             let name = try context.parameters.require("model")
-            _ = try inference.served(name, version: nil)
+            _ = try await inference.served(name, version: nil)
             return await modelReady(name)
         }
         v1.post("models/:model") { request, context in
@@ -67,19 +67,18 @@ struct InferenceRoutes: Sendable {
             guard let colon = segment.lastIndex(of: ":"), segment[colon...] == ":predict" else {
                 throw APIError(.notFound, "POST /v1/models/{name}:predict is served here; '\(segment)' names no verb it serves")
             }
-            _ = try inference.served(String(segment[..<colon]), version: nil)
-            return try await inference.predict.predict(request, context: context)
+            return try await inference.predict.predict(request, name: String(segment[..<colon]), context: context)
         }
     }
 
-    private func metadata(_ context: BasicRequestContext, version: String?) throws -> Response {
-        let metadata = try inference.metadata(try context.parameters.require("name"), version: version)
+    private func metadata(_ context: BasicRequestContext, version: String?) async throws -> Response {
+        let metadata = try await inference.metadata(try context.parameters.require("name"), version: version)
         return jsonResponse(InferenceTensors.metadata(metadata.model, versions: metadata.versions).jsonText)
     }
 
     private func ready(_ context: BasicRequestContext, version: String?) async throws -> Response {
         let name = try context.parameters.require("name")
-        _ = try inference.served(name, version: version)
+        _ = try await inference.served(name, version: version)
         return await modelReady(name)
     }
 
@@ -97,11 +96,11 @@ struct InferenceRoutes: Sendable {
     }
 
     func infer(_ request: Request, name: String, version: String?) async throws -> Response {
-        _ = try inference.served(name, version: version)
+        let serving = try await inference.served(name, version: version)
         let headerLength = request.headers[Self.headerLength]
         let started = Inference.Start()
         let predict = inference.predict
-        return try await predict.countingRefusals(firstID: started.firstID) {
+        return try await predict.countingRefusals(serving, firstID: started.firstID) {
             if let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
                 throw APIError(.unsupportedMediaType, "Content-Encoding \(encoding) is not accepted; send the body uncompressed")
             }
@@ -109,7 +108,7 @@ struct InferenceRoutes: Sendable {
                                        budget: predict.budget) { buffer in
                 let body = try InferenceRequestBody(buffer, headerLength: headerLength,
                                                     maxInstances: predict.settings.maxInstances)
-                let result = try await inference.infer(name, version: version, inputs: body.inputs,
+                let result = try await inference.infer(serving, version: version, inputs: body.inputs,
                                                        requested: body.outputs?.map(\.name), started: started)
                 var response = body.response(result.outputs, model: result.model)
                 response.headers[PredictRoutes.storedHeader] = result.stored.rawValue

@@ -30,7 +30,7 @@ struct InferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
     }
 
     func modelReady(request: Inference_ModelReadyRequest, context: ServerContext) async throws -> Inference_ModelReadyResponse {
-        try Self.mapped { _ = try inference.served(request.name, version: request.version.nonEmpty) }
+        _ = try await Self.mapped { try await inference.served(request.name, version: request.version.nonEmpty) }
         let ready = await inference.isReady
         return .with { $0.ready = ready }
     }
@@ -47,7 +47,7 @@ struct InferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
     func modelMetadata(request: Inference_ModelMetadataRequest, context: ServerContext) async throws
         -> Inference_ModelMetadataResponse
     {
-        let metadata = try Self.mapped { try inference.metadata(request.name, version: request.version.nonEmpty) }
+        let metadata = try await Self.mapped { try await inference.metadata(request.name, version: request.version.nonEmpty) }
         let tensor = { (tensor: InferenceTensors.TensorMetadata) in
             Inference_ModelMetadataResponse.TensorMetadata.with {
                 $0.name = tensor.name
@@ -66,7 +66,7 @@ struct InferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
 
     func modelInfer(request: Inference_ModelInferRequest, context: ServerContext) async throws -> Inference_ModelInferResponse {
         let version = request.modelVersion.nonEmpty
-        try Self.mapped { _ = try inference.served(request.modelName, version: version) }
+        let serving = try await Self.mapped { try await inference.served(request.modelName, version: version) }
         let started = Inference.Start()
         // The message is read already (at most MAX_BODY_BYTES); its instances are built within the same budget
         // of bytes in flight as REST bodies.
@@ -80,12 +80,12 @@ struct InferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
         }
         return try await Self.mapped {
             try await inference.predict.budget.withBudget(size) {
-                try await inference.predict.countingRefusals(firstID: started.firstID) {
-                    let features = inference.predict.models[request.modelName]?.live.artifact.features.count ?? 0
+                try await inference.predict.countingRefusals(serving, firstID: started.firstID) {
+                    let features = serving.live.artifact.features.count
                     let inputs = try Self.tensors(request, maxInstances: inference.predict.settings.maxInstances,
                                                   maxInputs: features + 1)
                     let requested = request.outputs.isEmpty ? nil : request.outputs.map(\.name)
-                    let result = try await inference.infer(request.modelName, version: version, inputs: inputs,
+                    let result = try await inference.infer(serving, version: version, inputs: inputs,
                                                            requested: requested, started: started)
                     return Inference_ModelInferResponse.with { response in
                         response.modelName = result.model.name
@@ -209,14 +209,6 @@ struct InferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
     static func mapped<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
-        } catch let error as APIError {
-            throw RPCError(code: error.status.rpcCode, message: error.flatMessage)
-        }
-    }
-
-    static func mapped<T>(_ body: () throws -> T) throws -> T {
-        do {
-            return try body()
         } catch let error as APIError {
             throw RPCError(code: error.status.rpcCode, message: error.flatMessage)
         }

@@ -3,7 +3,8 @@ import CycloneHTTP
 import CycloneRuntime
 import CycloneServing
 
-/// The OpenAPI 3.1 description of `predict`, with the request schema made from the model's features.
+/// The OpenAPI 3.1 description of `predict` for one of its models, with the request schema made from the
+/// model's features (`GET /openapi.json`, or `?model=NAME` when several are served).
 enum OpenAPIDocument {
     static func predict(_ artifact: ModelArtifact, maxInstances: Int) -> String {
         var properties: [String: JSONValue] = [:]
@@ -87,14 +88,30 @@ enum OpenAPIDocument {
                                         "schema": ["type": "string", "enum": [.string(artifact.name)]]]]
             kserveV1 = .object(operation)
         }
+        var named = predictOperation
+        if case .object(var operation) = predictOperation {
+            operation["summary"] = "/predict for the model named in the path"
+            operation["parameters"] = [["name": "name", "in": "path", "required": true,
+                                        "schema": ["type": "string", "enum": [.string(artifact.name)]]]]
+            named = .object(operation)
+        }
+        let status: JSONValue = ["summary": "What serves now: name, version and any canary or shadow",
+                                 "responses": ["200": ["description": "the serving model"]]]
+        var namedStatus = status
+        if case .object(var operation) = status {
+            operation["parameters"] = [["name": "name", "in": "path", "required": true,
+                                        "schema": ["type": "string", "enum": [.string(artifact.name)]]]]
+            namedStatus = .object(operation)
+        }
         let document: JSONValue = [
             "openapi": "3.1.0",
             "info": ["title": .string("Cyclone predict: \(artifact.name)"), "version": .string(artifact.version)],
             "paths": .object([
                 "/predict": ["post": predictOperation],
+                "/predict/{name}": ["post": named],
                 "/v1/models/{name}:predict": ["post": kserveV1],
-                "/model": ["get": ["summary": "What serves now: name, version and any canary or shadow",
-                                   "responses": ["200": ["description": "the serving model"]]]],
+                "/model": ["get": status],
+                "/model/{name}": ["get": namedStatus],
             ].merging(inferencePaths(artifact)) { first, _ in first }),
             "components": ["schemas": ["Instance": instance, "Prediction": prediction, "Error": OpenAPI.errorSchema]],
         ]

@@ -18,8 +18,6 @@ import Metrics
 /// far the rows got.
 struct PredictRoutes: Sendable {
     let models: ModelSet
-    /// The model served (predict serves one name).
-    let name: String
     let writer: PredictionWriter
     let settings: PredictSettings
     /// The request bodies handled at once (`MAX_BODY_BYTES_IN_FLIGHT`).
@@ -29,25 +27,32 @@ struct PredictRoutes: Sendable {
     private let rejected = Counter(label: "cyclone_rejected_requests_total")
     private let scorer = Scorer()
 
-    init(models: ModelSet, name: String, writer: PredictionWriter, settings: PredictSettings) {
+    init(models: ModelSet, writer: PredictionWriter, settings: PredictSettings) {
         self.models = models
-        self.name = name
         self.writer = writer
         self.settings = settings
         budget = BodyBudget(bytes: settings.server.maxBodyBytesInFlight)
     }
 
     func register(on router: Router<BasicRequestContext>) {
-        router.post("/predict") { request, context in try await predict(request, context: context) }
-        router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.predict(serving.live.artifact, maxInstances: settings.maxInstances)) }
-        router.get("/model") { _, _ in jsonResponse(modelStatus()) }
+        router.post("/predict") { request, context in try await predict(request, name: nil, context: context) }
+        router.post("/predict/:name") { request, context in
+            try await predict(request, name: context.parameters.require("name"), context: context)
+        }
+        router.get("/openapi.json") { request, _ in
+            let serving = try await serving(request.uri.queryParameters["model"].map(String.init))
+            return jsonResponse(OpenAPIDocument.predict(serving.live.artifact, maxInstances: settings.maxInstances))
+        }
+        router.get("/model") { _, _ in jsonResponse(modelStatus(try await serving(nil))) }
+        router.get("/model/:name") { _, context in
+            jsonResponse(modelStatus(try await serving(context.parameters.require("name"))))
+        }
     }
 
-    /// `GET /model`: what serves now, `{"name", "version", "canary": {"version", "percent"}, "shadow":
+    /// `GET /model[/NAME]`: what serves now, `{"name", "version", "canary": {"version", "percent"}, "shadow":
     /// {"version"}}` (`canary` and `shadow` only during one), so an operator or a deployment can see a swap, a
     /// canary or a shadow take effect.
-    func modelStatus() -> String {
-        let serving = serving
+    func modelStatus(_ serving: ModelSet.Serving) -> String {
         let (current, canary) = (serving.live.artifact, serving.canary?.artifact)
         var model: [String: JSONValue] = ["name": .string(current.name), "version": .string(current.version)]
         if let canary {
@@ -57,8 +62,28 @@ struct PredictRoutes: Sendable {
         return JSONValue.object(model).jsonText
     }
 
-    /// What serves the one model now (a model set never drops a name).
-    private var serving: ModelSet.Serving { models[name]! }
+    /// What serves model `name`, loading it when it is not loaded; without a name, the only model served.
+    /// 404 names the models served; 400 asks for a name when there are several; 503 when its file does not load.
+    func serving(_ name: String?) async throws -> ModelSet.Serving {
+        let name = try name ?? onlyName()
+        do { return try await models.serving(name) } catch {
+            switch error {
+            case .notFound: throw APIError(.notFound, error.description)
+            case .unloadable: throw APIError(.serviceUnavailable, error.description)
+            }
+        }
+    }
+
+    /// The one model a request without a model name is for.
+    private func onlyName() throws -> String {
+        let names = models.names
+        guard names.count == 1 else {
+            throw APIError(names.isEmpty ? .notFound : .badRequest, names.isEmpty
+                ? "no model is served here yet"
+                : "\(names.count) models are served here (\(names.joined(separator: ", "))): name one, as in /predict/\(names[0])")
+        }
+        return names[0]
+    }
 
     private struct Body {
         var instances: [JSONValue]
@@ -71,16 +96,17 @@ struct PredictRoutes: Sendable {
         var model: ServedModel
     }
 
-    /// Runs `handle`, counting a request it refuses (a 4xx): against the version a `Refusal` names, or, when it
-    /// was refused before a version was picked (no body, not JSON, no instances), the one its first id picks.
-    func countingRefusals<T>(firstID: UUID, _ handle: () async throws -> T) async throws -> T {
+    /// Runs `handle` for a request `serving` answers, counting a request it refuses (a 4xx): against the
+    /// version a `Refusal` names, or, when it was refused before a version was picked (no body, not JSON, no
+    /// instances), the one its first id picks.
+    func countingRefusals<T>(_ serving: ModelSet.Serving, firstID: UUID, _ handle: () async throws -> T) async throws -> T {
         do {
             return try await handle()
         } catch let refusal as Refusal {
             refuse(refusal.model)
             throw refusal.error
         } catch let error as APIError where error.status.code < 500 {
-            refuse(models.model(name, for: firstID, key: nil)!)
+            refuse(serving.pick(for: firstID, canaryPercent: models.canaryPercent).model)
             throw error
         }
     }
@@ -94,17 +120,20 @@ struct PredictRoutes: Sendable {
         }
     }
 
-    func predict(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    /// `POST /predict[/NAME]` (and KServe v1's `:predict`) for model `name`, or the only one.
+    func predict(_ request: Request, name: String?, context: BasicRequestContext) async throws -> Response {
         // One model for the whole request, whatever a swap does meanwhile: the live one, or during a canary the
         // one the request's first key picks (its first prediction id when it has none), once, as it is read.
         let now = Date(), started = ContinuousClock.now
         let firstID = UUIDv7.make(at: now, sequence: 0)
-        return try await countingRefusals(firstID: firstID) {
+        let serving = try await serving(name)
+        return try await countingRefusals(serving, firstID: firstID) {
             // Only `instances` and `keys` are built (Vertex AI's `parameters` and the like are checked, not kept).
             try await request.withJSONBody(limit: settings.server.maxBodyBytes, members: ["instances", "keys"],
                                            budget: budget) { json in
                 let body = try Self.decodeBody(json)
-                let pick = models.pick(name, for: firstID, key: body.keys?.lazy.compactMap { $0 }.first)!
+                let pick = serving.pick(for: firstID, key: body.keys?.lazy.compactMap { $0 }.first,
+                                        canaryPercent: models.canaryPercent)
                 return try await refused(by: pick.model) {
                     try await predict(body, pick: pick, firstID: firstID, now: now, started: started)
                 }

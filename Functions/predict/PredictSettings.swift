@@ -1,5 +1,6 @@
 import Configuration
 import CycloneHTTP
+import CycloneModel
 import CycloneRuntime
 import CycloneStore
 import PostgresNIO
@@ -10,8 +11,17 @@ struct PredictSettings: Sendable {
     var server: ServerSettings
     /// `DATABASE_URL`, `DATABASE_POOL_SIZE`.
     var database: DatabaseSettings
-    /// `MODEL_PATH`: the model artifact to serve. Required.
-    var modelPath: String
+    /// What predict serves: `MODEL_PATH`, one model artifact (with `CANARY_MODEL_PATH` and `SHADOW_MODEL_PATH`
+    /// beside it), or, without it, `MODEL_DIR`, a model folder of many (`ModelFolder`: `NAME.json`, `NAME.canary.json`,
+    /// `NAME.shadow.json`), each loaded when first asked for. One of the two is required.
+    var models: Models
+    enum Models {
+        case file(String)
+        case folder(ModelFolder)
+    }
+    /// `MODEL_CACHE_SIZE`: the most models of `MODEL_DIR` loaded at once (100); the least recently used is
+    /// unloaded to load another.
+    var modelCacheSize: Int
     /// `MODEL_RELOAD_INTERVAL`: how often `MODEL_PATH` is checked for a new model to swap in (a file renamed
     /// over it or a symlink re-pointed); `1s`, `0s` never.
     var modelReload: Duration?
@@ -48,13 +58,27 @@ struct PredictSettings: Sendable {
 
     init(reader: ConfigReader) throws {
         server = try ServerSettings(reader: reader)
-        modelPath = try reader.required("model.path", variable: "MODEL_PATH", hint: "the model file to serve")
+        // MODEL_DIR is also where the local platform deploys: a stack that sets it for every process may still
+        // point predict at one model's file.
+        switch (reader.nonEmpty("model.path"), reader.nonEmpty("model.dir")) {
+        case (let path?, _): models = .file(path)
+        case (nil, let folder?): models = .folder(ModelFolder(folder))
+        case (nil, nil):
+            throw SettingError(variable: "MODEL_PATH", message: "is not set (the model file to serve; or MODEL_DIR, a folder of models)")
+        }
+        modelCacheSize = try reader.setting("model.cache.size", variable: "MODEL_CACHE_SIZE", default: 100,
+                                            expected: "a positive integer", Int.positive)
         modelReload = try reader.setting("model.reload.interval", variable: "MODEL_RELOAD_INTERVAL", default: .seconds(1),
                                          expected: "a duration such as 1s or 500ms (0s: never)", Duration.setting)
         if modelReload == .zero { modelReload = nil }
         canaryPath = reader.nonEmpty("canary.model.path")
         canaryPercent = try reader.canaryPercent()
         shadowPath = reader.nonEmpty("shadow.model.path")
+        if case .folder = models, let variable = [("CANARY_MODEL_PATH", canaryPath), ("SHADOW_MODEL_PATH", shadowPath)]
+            .first(where: { $0.1 != nil })?.0
+        {
+            throw SettingError(variable: variable, message: "is for MODEL_PATH; in MODEL_DIR a model's canary and shadow are NAME.canary.json and NAME.shadow.json")
+        }
         shadowBudget = try reader.setting("shadow.budget", variable: "SHADOW_BUDGET", default: .milliseconds(5),
                                           expected: "a duration such as 5ms or 1s", Duration.setting)
         database = try DatabaseSettings(reader: reader)

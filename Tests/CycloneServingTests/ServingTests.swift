@@ -3,6 +3,7 @@ import CycloneServing
 import CycloneStore
 import CycloneTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 @Suite struct ScorerTests {
@@ -179,5 +180,109 @@ import Testing
         optional.features[0].required = false
         models.swap(to: ServedModel(artifact: optional, strictCategories: false))
         #expect(models["bikes"]?.shadow == nil)
+    }
+}
+
+/// A model set over a model folder: models loaded when first asked for, at most `capacity` at once, each with
+/// its own canary and shadow, and its files watched.
+@Suite struct ModelFolderTests {
+    /// A new folder holding `versions/NAME-VERSION.json` for each model and the link `NAME.json` to it, as the
+    /// local platform lays it out.
+    private func folder(_ models: [ModelArtifact]) throws -> ModelFolder {
+        let folder = ModelFolder(TestFiles.folder.appendingPathComponent("cyclone-folder-\(UUID().uuidString)").path)
+        try FileManager.default.createDirectory(atPath: "\(folder.path)/\(ModelFolder.versions)", withIntermediateDirectories: true)
+        for model in models { try deploy(model, in: folder) }
+        return folder
+    }
+
+    private func deploy(_ model: ModelArtifact, in folder: ModelFolder, as slot: ModelFolder.Slot = .live) throws {
+        let file = ModelFolder.versionFile(name: model.name, version: model.version)
+        try model.write(to: URL(fileURLWithPath: "\(folder.path)/\(file)"))
+        let link = folder.file(of: model.name, slot)
+        try? FileManager.default.removeItem(atPath: link + ".next")
+        try FileManager.default.createSymbolicLink(atPath: link + ".next", withDestinationPath: file)
+        #expect(rename(link + ".next", link) == 0)
+    }
+
+    private func models(_ folder: ModelFolder, capacity: Int = .max, canaryPercent: Int = 0,
+                        served: @escaping @Sendable (ModelArtifact, ModelRegistry.Status) -> Void = { _, _ in }) -> ModelSet {
+        ModelSet(source: ModelSource(.folder(folder), strictCategories: false, logger: .test), capacity: capacity,
+                 canaryPercent: canaryPercent, served: served)
+    }
+
+    @Test func theFolderListsItsModelsAndNothingElse() throws {
+        let folder = try folder([try TestModels.regression(name: "bikes"), try TestModels.regression(name: "taxis")])
+        try deploy(try TestModels.regression(name: "bikes", version: "8"), in: folder, as: .canary)
+        _ = FileManager.default.createFile(atPath: "\(folder.path)/.hidden.json", contents: Data("{}".utf8))
+        _ = FileManager.default.createFile(atPath: "\(folder.path)/notes.txt", contents: Data())
+        #expect(try folder.names() == ["bikes", "taxis"])
+        #expect(ModelFolder.nameProblem("bikes") == nil)
+        #expect(ModelFolder.nameProblem("a/b") != nil && ModelFolder.nameProblem(".x") != nil)
+        #expect(ModelFolder.nameProblem("bikes.canary") != nil && ModelFolder.nameProblem("") != nil)
+        #expect(throws: (any Error).self) { try ModelFolder("/nonexistent-\(UUID().uuidString)").names() }
+    }
+
+    @Test func modelsLoadWhenFirstAskedForAndTheLeastRecentlyUsedIsUnloaded() async throws {
+        let names = ["a", "b", "c"]
+        let folder = try folder(try names.map { try TestModels.regression(name: $0) })
+        let registered = Mutex<[String]>([])
+        let models = models(folder, capacity: 2) { artifact, status in
+            registered.withLock { $0.append("\(artifact.name)@\(artifact.version):\(status.rawValue)") }
+        }
+        #expect(models.names == names && models.loadedNames.isEmpty)
+        #expect(try await models.serving("a").live.artifact.name == "a")
+        #expect(try await models.serving("b").live.artifact.name == "b")
+        _ = try await models.serving("a")  // a is now more recent than b
+        #expect(try await models.serving("c").live.artifact.name == "c")
+        #expect(models.loadedNames == ["a", "c"], "b, the least recently used, is unloaded")
+        #expect(try await models.serving("b").live.artifact.name == "b")
+        #expect(models.loadedNames == ["b", "c"])
+        #expect(registered.withLock { $0 } == ["a@7:live", "b@7:live", "c@7:live", "b@7:live"])
+        // Concurrent first requests share one load.
+        let loads = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<20 { group.addTask { try await models.serving("a").live.artifact.name } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(loads == Array(repeating: "a", count: 20))
+        #expect(registered.withLock { $0.filter { $0.hasPrefix("a@") }.count } == 2)
+    }
+
+    @Test func aModelNotInTheFolderOrThatDoesNotLoadIsSaidSo() async throws {
+        let folder = try folder([try TestModels.regression(name: "bikes")])
+        try Data("{not json".utf8).write(to: URL(fileURLWithPath: folder.file(of: "broken")))
+        // A file holding another model than its name says.
+        try TestModels.regression(name: "bikes").write(to: URL(fileURLWithPath: folder.file(of: "taxis")))
+        let models = models(folder)
+        await #expect { try await models.serving("trains") } throws: {
+            "\($0)" == "model 'trains' is not served here (models: bikes, broken, taxis)"
+        }
+        await #expect { try await models.serving("broken") } throws: {
+            guard case .unloadable(name: "broken", _) = $0 as? ModelSet.LoadError else { return false }
+            return true
+        }
+        await #expect { try await models.serving("taxis") } throws: { "\($0)".contains("holds model 'bikes', not 'taxis'") }
+        await #expect { try await models.serving("../bikes") } throws: { "\($0)".contains("not served here") }
+        #expect(models.loadedNames.isEmpty)
+        #expect(try await models.serving("bikes").live.artifact.version == "7")
+    }
+
+    /// Each model's canary and shadow are its own links; a deploy of one model changes nothing of another's.
+    @Test func eachModelHasItsOwnChallengersAndSwaps() async throws {
+        let folder = try folder([try TestModels.regression(name: "a"), try TestModels.regression(name: "b")])
+        try deploy(try TestModels.regression(name: "a", version: "8"), in: folder, as: .canary)
+        let models = models(folder, canaryPercent: 50)
+        #expect(try await models.serving("a").canary?.artifact.version == "8")
+        #expect(try await models.serving("b").canary == nil)
+        try deploy(try TestModels.regression(name: "b", version: "9"), in: folder)
+        try deploy(try TestModels.regression(name: "b", version: "10"), in: folder, as: .shadow)
+        models.refresh()
+        #expect(models["b"]?.live.artifact.version == "9" && models["b"]?.shadow?.artifact.version == "10")
+        #expect(models["a"]?.live.artifact.version == "7" && models["a"]?.canary?.artifact.version == "8")
+        #expect(models["a"]?.shadow == nil)
+        // A model whose file leaves the folder is no longer served; the other stays.
+        try FileManager.default.removeItem(atPath: folder.file(of: "a"))
+        models.refresh()
+        #expect(models.loadedNames == ["b"])
+        await #expect(throws: ModelSet.LoadError.self) { try await models.serving("a") }
     }
 }

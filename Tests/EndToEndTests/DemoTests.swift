@@ -71,7 +71,7 @@ import FoundationNetworking
                 registered.insert(version)
             }
             #expect(versions.isSubset(of: registered) && registered.count >= 2, "\(versions) \(registered)")
-            #expect(FileManager.default.fileExists(atPath: "\(folder)/models/bikes-1.json"))
+            #expect(FileManager.default.fileExists(atPath: "\(folder)/models/versions/bikes-1.json"))
             #expect(FileManager.default.fileExists(atPath: "\(folder)/predict.log"))
 
             // The dashboard over what the demo stored, in a real browser, agrees with the API; every Grafana
@@ -177,7 +177,7 @@ import FoundationNetworking
             #expect(output.contains("backtest of \(data): 1680 rows, predicting 'y'"), "\(output)")
             #expect(output.contains("first model: sales@1 (gbdt) trained on"), "\(output)")
             #expect(output.contains("retrain requested for sales@1"), "\(output)")
-            let first = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: folder + "/run/models/sales-1.json"))
+            let first = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: folder + "/run/models/versions/sales-1.json"))
             #expect(first.training?.parameters["num_leaves"] == 8, "the train options reach the first model")
             #expect(output.contains(" deployed to all requests"), "\(output)")
             let table = Self.table(output)

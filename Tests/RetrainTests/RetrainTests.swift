@@ -122,8 +122,8 @@ struct WatchedPlatform: Platform {
             let report = try await job(db, ["MODEL_DIR": folder, "ROLLOUT": "direct"]).run()
             #expect(report.accepted && report.deployment != nil, "\(report)")
             #expect(try ModelArtifact.load(contentsOf: URL(fileURLWithPath: link)).version == "2")
-            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == "demand-2.json")
-            #expect(FileManager.default.fileExists(atPath: "\(folder)/demand-1.json"), "the old version stays for a rollback")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == "versions/demand-2.json")
+            #expect(FileManager.default.fileExists(atPath: "\(folder)/versions/demand-1.json"), "the old version stays for a rollback")
             #expect(try await modelRows(db).map(\.status) == ["retired", "live"])
             let kinds = try await db.client.query("SELECT kind FROM event ORDER BY id", logger: .test)
             var seen: [String] = []
@@ -143,8 +143,8 @@ struct WatchedPlatform: Platform {
             try await storeServed(db, live, n: 500, seed: 8, a: -3, b: 2)
             let report = try await job(db, ["MODEL_DIR": folder]).run()
             #expect(report.deployment?.hasPrefix("as the live version's shadow") == true, "\(report)")
-            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: LocalPlatform.servingPath(name: "demand", in: folder)) == "demand-1.json")
-            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: LocalPlatform.path(name: "demand", .shadow, in: folder)) == "demand-2.json")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: LocalPlatform.servingPath(name: "demand", in: folder)) == "versions/demand-1.json")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: LocalPlatform.path(name: "demand", .shadow, in: folder)) == "versions/demand-2.json")
             #expect(!FileManager.default.fileExists(atPath: LocalPlatform.path(name: "demand", .canary, in: folder)))
             #expect(try await modelRows(db).map(\.status) == ["live", "shadow"])
             let kinds = try await db.client.query("SELECT kind FROM event ORDER BY id", logger: .test)
@@ -165,8 +165,8 @@ struct WatchedPlatform: Platform {
             try await storeServed(db, live, n: 500, seed: 8, a: -3, b: 2)
             let report = try await job(db, ["MODEL_DIR": folder, "ROLLOUT": "canary"]).run()
             #expect(report.deployment?.hasPrefix("as a canary for 10 % of requests") == true, "\(report)")
-            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: LocalPlatform.servingPath(name: "demand", in: folder)) == "demand-1.json")
-            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: LocalPlatform.path(name: "demand", .canary, in: folder)) == "demand-2.json")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: LocalPlatform.servingPath(name: "demand", in: folder)) == "versions/demand-1.json")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: LocalPlatform.path(name: "demand", .canary, in: folder)) == "versions/demand-2.json")
             #expect(try await modelRows(db).map(\.status) == ["live", "canary"])
         }
     }
