@@ -24,15 +24,46 @@ public struct CloudRunPlatform: Platform {
     /// Services serving the same models from the same images (predict over gRPC): each deploy, promotion and
     /// rollback is made on each of them, with revisions of their own, once it is made on `service`.
     public var mirrors: [String]
+    /// The services of each model, by name, when each model has its own (`PREDICT_SERVICES`): a model's
+    /// deploys, promotions and rollbacks go to its services only, and a model without any is refused. Empty:
+    /// `service` and `mirrors` serve every model.
+    public var models: [String: Services]
+
+    /// A model's predict service and its mirrors.
+    public struct Services: Sendable, Equatable {
+        public var service: String
+        public var mirrors: [String]
+
+        public init(service: String, mirrors: [String] = []) {
+            self.service = service
+            self.mirrors = mirrors
+        }
+    }
 
     public init(cloudRun: CloudRun, service: String, job: String, canaryPercent: Int, mirrors: [String] = [],
+                models: [String: Services] = [:],
                 images: (@Sendable (ModelArtifact, ModelArtifact?) async throws -> ImageReference)?) {
         self.cloudRun = cloudRun
         self.service = service
         self.job = job
         self.canaryPercent = canaryPercent
         self.mirrors = mirrors
+        self.models = models
         self.images = images
+    }
+
+    /// This platform on `model`'s own services; throws when the models have services of their own and `model`
+    /// has none, so that no model is ever deployed onto another's service.
+    func serving(_ model: ModelArtifact) throws -> CloudRunPlatform {
+        guard !models.isEmpty else { return self }
+        guard let services = models[model.name] else {
+            throw CloudError("no predict service serves model '\(model.name)' (PREDICT_SERVICES names \(models.keys.sorted().joined(separator: ", "))): add its service before deploying it")
+        }
+        var platform = self
+        platform.service = services.service
+        platform.mirrors = services.mirrors
+        platform.models = [:]
+        return platform
     }
 
     /// This platform on each mirror instead of `service`.
@@ -80,6 +111,7 @@ public struct CloudRunPlatform: Platform {
     /// Deploys on `service`, then on each mirror; when a mirror fails, `service` is rolled back (as far as it
     /// can be) so the deployment fails whole and the registry, which records only what succeeded, stays true.
     public func deploy(_ model: ModelArtifact, as role: Role, beside live: ModelArtifact?) async throws -> Deployment? {
+        guard models.isEmpty else { return try await serving(model).deploy(model, as: role, beside: live) }
         let deployment = try await deployHere(model, as: role, beside: live)
         for mirror in mirrored {
             do {
@@ -167,7 +199,7 @@ public struct CloudRunPlatform: Platform {
     }
 
     public func promote(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {
-        try await everywhere { try await $0.promoteHere(model, from: role) }
+        try await serving(model).everywhere { try await $0.promoteHere(model, from: role) }
     }
 
     private func promoteHere(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {
@@ -196,7 +228,7 @@ public struct CloudRunPlatform: Platform {
     /// Gives all the traffic to the revision besides the canary's or shadow's that had the most (the live
     /// one; a shadow's stays listed at 0 %).
     public func rollback(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {
-        try await everywhere { try await $0.rollbackHere(model, from: role) }
+        try await serving(model).everywhere { try await $0.rollbackHere(model, from: role) }
     }
 
     private func rollbackHere(_ model: ModelArtifact, from role: Role) async throws -> Deployment? {

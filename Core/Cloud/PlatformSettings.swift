@@ -1,6 +1,7 @@
 import Configuration
 import CycloneModel
 import CycloneRuntime
+import Foundation
 
 /// Where the loop acts, from the environment (evaluate, `cyclone evaluate` and retrain read the same):
 /// `PLATFORM=local` (the default) runs retrains as child processes and deploys into a model folder;
@@ -78,6 +79,10 @@ public struct CloudRunSettings: Sendable {
     /// `PREDICT_GRPC_SERVICE`: the service serving the same models over gRPC, which every deploy, promotion
     /// and rollback updates after predict's. Unset: none.
     public var grpcService: String?
+    /// `PREDICT_SERVICES` and `PREDICT_GRPC_SERVICES`, `NAME=SERVICE` pairs separated by commas: each model's
+    /// own predict service (and its gRPC service), so that a model's deploys never touch another's. Set,
+    /// `PREDICT_SERVICE` and `PREDICT_GRPC_SERVICE` are not used and a model not named is not deployed.
+    public var models: [String: CloudRunPlatform.Services]
     /// `SERVE_IMAGE`: the serve image without a model, which each model image extends. Only what deploys
     /// (retrain) needs it; without it a deploy fails saying so.
     public var serveImage: ImageReference?
@@ -93,6 +98,13 @@ public struct CloudRunSettings: Sendable {
         service = reader.nonEmpty("predict.service") ?? "predict"
         job = reader.nonEmpty("retrain.job") ?? "retrain"
         grpcService = reader.nonEmpty("predict.grpc.service")
+        let rest = try Self.pairs(reader.nonEmpty("predict.services"), variable: "PREDICT_SERVICES")
+        let grpc = try Self.pairs(reader.nonEmpty("predict.grpc.services"), variable: "PREDICT_GRPC_SERVICES")
+        if let stray = grpc.keys.sorted().first(where: { rest[$0] == nil }) {
+            throw SettingError(variable: "PREDICT_GRPC_SERVICES", message: "names model '\(stray)', which PREDICT_SERVICES does not")
+        }
+        models = rest.mapValues { CloudRunPlatform.Services(service: $0) }
+        for (name, service) in grpc { models[name]?.mirrors = [service] }
         if let image = reader.nonEmpty("serve.image") {
             do { serveImage = try ImageReference(image) } catch {
                 throw SettingError(variable: "SERVE_IMAGE", message: "'\(image)': \(error)")
@@ -108,6 +120,22 @@ public struct CloudRunSettings: Sendable {
         endpoint = reader.nonEmpty("cloud.run.endpoint") ?? "https://run.googleapis.com"
     }
 
+    /// `NAME=SERVICE[,NAME=SERVICE…]` as a map; `nil` as an empty one.
+    static func pairs(_ text: String?, variable: String) throws(SettingError) -> [String: String] {
+        guard let text else { return [:] }
+        var pairs: [String: String] = [:]
+        for item in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw SettingError(variable: variable, message: "'\(item)' is not MODEL=SERVICE")
+            }
+            guard pairs.updateValue(parts[1], forKey: parts[0]) == nil else {
+                throw SettingError(variable: variable, message: "names model '\(parts[0])' twice")
+            }
+        }
+        return pairs
+    }
+
     func platform(canaryPercent: Int) throws -> CloudRunPlatform {
         let credentials = try GoogleCredentials.fromEnvironment()
         let google: @Sendable (String) -> GoogleCredentials? = { host in
@@ -117,10 +145,10 @@ public struct CloudRunSettings: Sendable {
         let mirrors = grpcService.map { [$0] } ?? []
         guard let base = serveImage, let target = modelImages else {
             return CloudRunPlatform(cloudRun: cloudRun, service: service, job: job, canaryPercent: canaryPercent,
-                                    mirrors: mirrors, images: nil)
+                                    mirrors: mirrors, models: models, images: nil)
         }
         return CloudRunPlatform(cloudRun: cloudRun, service: service, job: job, canaryPercent: canaryPercent,
-                                mirrors: mirrors) { model, live in
+                                mirrors: mirrors, models: models) { model, live in
             func tagged(_ tag: String) -> ImageReference {
                 var tagged = target
                 tagged.tag = String(tag.map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "-" }.prefix(128))

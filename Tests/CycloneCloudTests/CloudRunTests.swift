@@ -12,11 +12,11 @@ import Testing
 @Suite struct CloudRunTests {
     static let repository = "europe-west1-docker.pkg.dev/project/cyclone/predict"
 
-    func withPlatform(mirrors: [String] = [], _ body: @Sendable (FakeCloudRun, CloudRunPlatform) async throws -> Void)
-        async throws
+    func withPlatform(mirrors: [String] = [], models: [String: CloudRunPlatform.Services] = [:],
+                      _ body: @Sendable (FakeCloudRun, CloudRunPlatform) async throws -> Void) async throws
     {
         let fake = FakeCloudRun()
-        for service in ["predict"] + mirrors {
+        for service in ["predict"] + mirrors + models.values.flatMap({ [$0.service] + $0.mirrors }) {
             fake.addService(service, image: "\(Self.repository)@sha256:\(String(repeating: "0", count: 64))")
         }
         try await fake.application().test(.live) { client in
@@ -24,7 +24,7 @@ import Testing
             let cloudRun = CloudRun(endpoint: "http://127.0.0.1:\(port)", project: fake.project, region: fake.region,
                                     credentials: nil, backoff: .milliseconds(5), attempts: 4)
             let platform = CloudRunPlatform(cloudRun: cloudRun, service: "predict", job: "retrain", canaryPercent: 10,
-                                            mirrors: mirrors) { model, live in
+                                            mirrors: mirrors, models: models) { model, live in
                 // An image per model version (and per live version it shadows), as ImageAppend would push it.
                 let digest = Digest.sha256(Array("\(model.name)@\(model.version)\(live.map { " beside \($0.version)" } ?? "")".utf8))
                 let repository = model.version == "99" ? Self.repository + "-broken" : Self.repository
@@ -122,6 +122,40 @@ import Testing
                 let serving = traffic(fake, of: service).filter { $0.value == 100 }.keys
                 #expect(serving.count == 1 && serving.allSatisfy { $0.hasPrefix("\(service)-bikes-v2-") }, "\(service): \(serving)")
             }
+        }
+    }
+
+    /// With a service per model (`PREDICT_SERVICES`), a model's deploys, promotions and rollbacks reach its own
+    /// services and never another model's; a model with no service of its own is refused, not deployed onto
+    /// another's.
+    @Test func eachModelIsDeployedOnItsOwnServicesOnly() async throws {
+        let models = ["bikes": CloudRunPlatform.Services(service: "predict-bikes", mirrors: ["predict-bikes-grpc"]),
+                      "taxis": CloudRunPlatform.Services(service: "predict-taxis", mirrors: ["predict-taxis-grpc"])]
+        try await withPlatform(models: models) { fake, platform in
+            func snapshot(_ services: [String]) -> [JSONValue] {
+                fake.state.withLock { state in services.map { JSONValue.object(state.services[$0]!.object) } }
+            }
+            let bikes = ["predict-bikes", "predict-bikes-grpc", "predict"]
+            let before = snapshot(bikes)
+            let (t1, t2, t3) = (try TestModels.regression(name: "taxis", version: "1"),
+                                try TestModels.regression(name: "taxis", version: "2"),
+                                try TestModels.regression(name: "taxis", version: "3"))
+            _ = try await platform.deploy(t2, as: .canary)
+            _ = try await platform.promote(t2, from: .canary)
+            _ = try await platform.deploy(t3, as: .shadow, beside: t1)
+            _ = try await platform.rollback(t3, from: .shadow)
+            _ = try await platform.deploy(t3, as: .live)
+            #expect(snapshot(bikes) == before, "bikes' services are untouched by taxis' rollout")
+            for service in ["predict-taxis", "predict-taxis-grpc"] {
+                let serving = traffic(fake, of: service).filter { $0.value == 100 }.keys
+                #expect(serving.count == 1 && serving.allSatisfy { $0.hasPrefix("\(service)-taxis-v3-") }, "\(service): \(serving)")
+            }
+            _ = try await platform.deploy(try TestModels.regression(name: "bikes", version: "8"), as: .live)
+            #expect(traffic(fake, of: "predict-bikes").filter { $0.value == 100 }.keys.allSatisfy { $0.hasPrefix("predict-bikes-bikes-v8-") })
+            await #expect { try await platform.deploy(try TestModels.regression(name: "trains", version: "1"), as: .live) } throws: {
+                "\($0)".contains("no predict service serves model 'trains' (PREDICT_SERVICES names bikes, taxis)")
+            }
+            #expect(snapshot(["predict"]) == [before[2]], "the default service serves no model when each has its own")
         }
     }
 

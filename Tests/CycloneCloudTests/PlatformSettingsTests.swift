@@ -28,6 +28,18 @@ import Testing
         #expect(cloud.canaryPercent == 25)
     }
 
+    /// Each model's own services: `PREDICT_SERVICES` and `PREDICT_GRPC_SERVICES` pair model names with them.
+    @Test func eachModelsServicesAreRead() throws {
+        let cloud = try settings([
+            "PLATFORM": "cloudrun", "GOOGLE_CLOUD_PROJECT": "p", "GOOGLE_CLOUD_REGION": "r",
+            "PREDICT_SERVICES": "bikes=c-predict-bikes, taxis = c-predict-taxis",
+            "PREDICT_GRPC_SERVICES": "taxis=c-predict-taxis-grpc",
+        ])
+        guard case .cloudRun(let run) = cloud.kind else { Issue.record("not cloud run"); return }
+        #expect(run.models == ["bikes": .init(service: "c-predict-bikes"),
+                               "taxis": .init(service: "c-predict-taxis", mirrors: ["c-predict-taxis-grpc"])])
+    }
+
     /// A new version goes to shadow unless told otherwise; a `CANARY_PERCENT` set without `ROLLOUT` keeps
     /// what it meant before `ROLLOUT` existed (a canary, or at 0 a direct deploy).
     @Test(arguments: [
@@ -66,6 +78,12 @@ import Testing
          "SERVE_IMAGE 'serve:v1': 'serve:v1' names no registry host"),
         (["CANARY_PERCENT": "150"], "CANARY_PERCENT"),
         (["ROLLOUT": "blue-green"], "ROLLOUT 'blue-green' is not shadow, canary or direct"),
+        (["PLATFORM": "cloudrun", "GOOGLE_CLOUD_PROJECT": "p", "GOOGLE_CLOUD_REGION": "r", "PREDICT_SERVICES": "bikes"],
+         "PREDICT_SERVICES 'bikes' is not MODEL=SERVICE"),
+        (["PLATFORM": "cloudrun", "GOOGLE_CLOUD_PROJECT": "p", "GOOGLE_CLOUD_REGION": "r", "PREDICT_SERVICES": "a=x,a=y"],
+         "PREDICT_SERVICES names model 'a' twice"),
+        (["PLATFORM": "cloudrun", "GOOGLE_CLOUD_PROJECT": "p", "GOOGLE_CLOUD_REGION": "r", "PREDICT_SERVICES": "a=x",
+          "PREDICT_GRPC_SERVICES": "b=y"], "PREDICT_GRPC_SERVICES names model 'b', which PREDICT_SERVICES does not"),
     ])
     func badSettingsNameTheVariable(_ environment: [String: String], _ expected: String) {
         #expect { try settings(environment) } throws: { "\($0)".contains(expected) }

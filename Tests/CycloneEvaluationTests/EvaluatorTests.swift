@@ -204,6 +204,30 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
         }
     }
 
+    /// The one-retrain-at-a-time rule is per model: a running retrain of one model neither holds up nor is held
+    /// up by another model's, and each cools down on its own.
+    @Test func eachModelRetrainsOnItsOwn() async throws {
+        let demand = try trainedModel()
+        let supply = { var supply = demand; supply.name = "supply"; return supply }()
+        try await withTestDatabase { db in
+            let registry = ModelRegistry(client: db.client, logger: .test)
+            for model in [demand, supply] {
+                _ = try await registry.register(model, status: .live)
+                var stream = Stream(seed: 6)
+                try await db.store(try regressionRows(model, stream.rows(300, broken: true)), model: model)
+            }
+            let environment = ["RETRAIN_COOLDOWN": "0s"]
+            let first = try await evaluator(db, environment).run()
+            #expect(first.models.map(\.name).sorted() == ["demand", "supply"])
+            #expect(first.models.allSatisfy { $0.action.kind == .retrainStarted }, "\(first.models.map(\.action))")
+            // demand's retrain ends; supply's is still running, which does not stop demand's next one.
+            try await EvaluationStore(client: db.client, logger: .test).event(.retrainFinished, name: "demand", version: "1")
+            let second = try await evaluator(db, environment).run()
+            let actions = Dictionary(uniqueKeysWithValues: second.models.map { ($0.name, $0.action.kind) })
+            #expect(actions == ["demand": .retrainStarted, "supply": .retrainRunning])
+        }
+    }
+
     /// The webhook's server is down: the cycle still answers, with its decision taken.
     @Test func aWebhookThatIsDownDoesNotFailTheCycle() async throws {
         let model = try trainedModel()
