@@ -77,23 +77,30 @@ resource "google_cloud_run_v2_job_iam_member" "evaluate_runs_retrain" {
 }
 
 # evaluate moves predict's traffic (promotion, rollback); retrain adds predict's revisions. Both do the same
-# on the gRPC predict.
+# on the gRPC predict, for every model's services (keyed ACCOUNT/MODEL; the one model of predict_image keeps
+# the key ACCOUNT).
 resource "google_cloud_run_v2_service_iam_member" "predict_developer" {
-  for_each = toset(["evaluate", "retrain"])
+  for_each = {
+    for pair in setproduct(keys(local.predict), ["evaluate", "retrain"]) :
+    pair[0] == "_" ? pair[1] : "${pair[1]}/${pair[0]}" => { model = pair[0], account = pair[1] }
+  }
 
-  name     = google_cloud_run_v2_service.predict.name
+  name     = google_cloud_run_v2_service.predict[each.value.model].name
   location = var.region
   role     = "roles/run.developer"
-  member   = google_service_account.function[each.value].member
+  member   = google_service_account.function[each.value.account].member
 }
 
 resource "google_cloud_run_v2_service_iam_member" "predict_grpc_developer" {
-  for_each = toset(["evaluate", "retrain"])
+  for_each = {
+    for pair in setproduct(keys(local.predict), ["evaluate", "retrain"]) :
+    pair[0] == "_" ? pair[1] : "${pair[1]}/${pair[0]}" => { model = pair[0], account = pair[1] }
+  }
 
-  name     = google_cloud_run_v2_service.predict_grpc.name
+  name     = google_cloud_run_v2_service.predict_grpc[each.value.model].name
   location = var.region
   role     = "roles/run.developer"
-  member   = google_service_account.function[each.value].member
+  member   = google_service_account.function[each.value.account].member
 }
 
 # Updating predict means acting as its service account.
@@ -189,9 +196,9 @@ resource "google_service_account_iam_member" "build_acts_as" {
 # Who may call predict (REST and gRPC) and label-ingest: anyone (predict_public, predict only) or the listed
 # principals.
 resource "google_cloud_run_v2_service_iam_member" "predict_public" {
-  for_each = toset(var.predict_public ? ["predict", "predict_grpc"] : [])
+  for_each = var.predict_public ? { for key, service in local.invoked : key => service if key != "labels" } : {}
 
-  name     = each.value == "predict" ? google_cloud_run_v2_service.predict.name : google_cloud_run_v2_service.predict_grpc.name
+  name     = each.value
   location = var.region
   role     = "roles/run.invoker"
   member   = "allUsers"
@@ -204,17 +211,23 @@ moved {
 
 resource "google_cloud_run_v2_service_iam_member" "invokers" {
   for_each = {
-    for pair in setproduct(["predict", "predict_grpc", "labels"], var.predict_invokers) : "${pair[0]} ${pair[1]}" => pair
+    for pair in setproduct(keys(local.invoked), var.predict_invokers) : "${pair[0]} ${pair[1]}" => pair
   }
 
-  name = lookup({
-    predict      = google_cloud_run_v2_service.predict.name
-    predict_grpc = google_cloud_run_v2_service.predict_grpc.name
-    labels       = google_cloud_run_v2_service.labels.name
-  }, each.value[0])
+  name     = local.invoked[each.value[0]]
   location = var.region
   role     = "roles/run.invoker"
   member   = each.value[1]
+}
+
+locals {
+  # The services predict_invokers may call: every model's predict (REST and gRPC; keyed predict/MODEL, the one
+  # model of predict_image keeping the key predict) and label-ingest.
+  invoked = merge(
+    { for model, service in google_cloud_run_v2_service.predict : model == "_" ? "predict" : "predict/${model}" => service.name },
+    { for model, service in google_cloud_run_v2_service.predict_grpc : model == "_" ? "predict_grpc" : "predict_grpc/${model}" => service.name },
+    { labels = google_cloud_run_v2_service.labels.name },
+  )
 }
 
 # Waiting for a Cloud Run update means polling its long-running operation, which belongs to the project,

@@ -1,11 +1,21 @@
 output "predict_url" {
-  description = "predict's URL: POST /predict."
-  value       = google_cloud_run_v2_service.predict.uri
+  description = "predict's URL (POST /predict), for the one model of predict_image; null with models (predict_urls)."
+  value       = try(google_cloud_run_v2_service.predict["_"].uri, null)
 }
 
 output "predict_grpc_url" {
-  description = "predict's gRPC address (the Open Inference Protocol's GRPCInferenceService; port 443, TLS)."
-  value       = google_cloud_run_v2_service.predict_grpc.uri
+  description = "predict's gRPC address (the Open Inference Protocol's GRPCInferenceService; port 443, TLS), for the one model of predict_image."
+  value       = try(google_cloud_run_v2_service.predict_grpc["_"].uri, null)
+}
+
+output "predict_urls" {
+  description = "Each model's predict URLs, by model name (\"_\": the one model of predict_image): rest and grpc."
+  value = {
+    for model, service in google_cloud_run_v2_service.predict : model => {
+      rest = service.uri
+      grpc = google_cloud_run_v2_service.predict_grpc[model].uri
+    }
+  }
 }
 
 output "label_ingest_url" {

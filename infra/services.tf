@@ -6,6 +6,17 @@ locals {
     labels       = "${var.name}-label-ingest"
     evaluate     = "${var.name}-evaluate"
   }
+  # Each model's first predict image, by model name; "_" is the one model of predict_image (whatever its name),
+  # on the services of a one-model install. A model's services are NAME-predict-MODEL and
+  # NAME-predict-MODEL-grpc.
+  predict = length(var.models) > 0 ? var.models : { "_" = var.predict_image }
+  # Where the loop deploys each model (PlatformSettings): one service pair for every model, or each its own.
+  predict_targets = {
+    PREDICT_SERVICE       = length(var.models) > 0 ? "" : local.services.predict
+    PREDICT_GRPC_SERVICE  = length(var.models) > 0 ? "" : local.services.predict_grpc
+    PREDICT_SERVICES      = join(",", [for model in keys(var.models) : "${model}=${var.name}-predict-${model}"])
+    PREDICT_GRPC_SERVICES = join(",", [for model in keys(var.models) : "${model}=${var.name}-predict-${model}-grpc"])
+  }
   jobs = {
     retrain    = "${var.name}-retrain"
     migrate    = "${var.name}-migrate"
@@ -31,29 +42,33 @@ locals {
       DATABASE_POOL_SIZE   = "2"
     }
     evaluate = {
-      PLATFORM             = "cloudrun"
-      GOOGLE_CLOUD_PROJECT = var.project_id
-      GOOGLE_CLOUD_REGION  = var.region
-      PREDICT_SERVICE      = local.services.predict
-      PREDICT_GRPC_SERVICE = local.services.predict_grpc
-      RETRAIN_JOB          = local.jobs.retrain
-      ROLLOUT              = var.rollout
-      SHADOW_ROWS          = var.shadow_rows
-      CANARY_PERCENT       = tostring(var.canary_percent)
-      CANARY_MIN_LABELS    = tostring(var.canary_min_labels)
-      TRAINING_WINDOW_ROWS = tostring(var.training_window_rows)
-      RETRAIN_METRIC       = var.retrain_metric
-      RETRAIN_THRESHOLD    = var.retrain_threshold
-      MIN_LABELS           = tostring(var.min_labels)
-      RETRAIN_COOLDOWN     = var.retrain_cooldown
-      DATABASE_POOL_SIZE   = "2"
+      PLATFORM              = "cloudrun"
+      GOOGLE_CLOUD_PROJECT  = var.project_id
+      GOOGLE_CLOUD_REGION   = var.region
+      PREDICT_SERVICE       = local.predict_targets.PREDICT_SERVICE
+      PREDICT_GRPC_SERVICE  = local.predict_targets.PREDICT_GRPC_SERVICE
+      PREDICT_SERVICES      = local.predict_targets.PREDICT_SERVICES
+      PREDICT_GRPC_SERVICES = local.predict_targets.PREDICT_GRPC_SERVICES
+      RETRAIN_JOB           = local.jobs.retrain
+      ROLLOUT               = var.rollout
+      SHADOW_ROWS           = var.shadow_rows
+      CANARY_PERCENT        = tostring(var.canary_percent)
+      CANARY_MIN_LABELS     = tostring(var.canary_min_labels)
+      TRAINING_WINDOW_ROWS  = tostring(var.training_window_rows)
+      RETRAIN_METRIC        = var.retrain_metric
+      RETRAIN_THRESHOLD     = var.retrain_threshold
+      MIN_LABELS            = tostring(var.min_labels)
+      RETRAIN_COOLDOWN      = var.retrain_cooldown
+      DATABASE_POOL_SIZE    = "2"
     }
     retrain = {
       PLATFORM               = "cloudrun"
       GOOGLE_CLOUD_PROJECT   = var.project_id
       GOOGLE_CLOUD_REGION    = var.region
-      PREDICT_SERVICE        = local.services.predict
-      PREDICT_GRPC_SERVICE   = local.services.predict_grpc
+      PREDICT_SERVICE        = local.predict_targets.PREDICT_SERVICE
+      PREDICT_GRPC_SERVICE   = local.predict_targets.PREDICT_GRPC_SERVICE
+      PREDICT_SERVICES       = local.predict_targets.PREDICT_SERVICES
+      PREDICT_GRPC_SERVICES  = local.predict_targets.PREDICT_GRPC_SERVICES
       RETRAIN_JOB            = local.jobs.retrain
       ROLLOUT                = var.rollout
       CANARY_PERCENT         = tostring(var.canary_percent)
@@ -66,12 +81,15 @@ locals {
   }
 }
 
-# predict: the loop owns its image, revisions and traffic once it runs (retrain deploys, evaluate promotes
-# and rolls back); Terraform creates it with the first model image and leaves those alone. The revision
+# predict, one service per model (local.predict): the loop owns its image, revisions and traffic once it runs
+# (retrain deploys, evaluate promotes and rolls back); Terraform creates it with the model's first image and
+# leaves those alone. The revision
 # name is not ignored: a Terraform change to the template then makes an auto-named revision (with no
 # traffic, which the loop assigns by name) instead of resending the loop's last name (a 409).
 resource "google_cloud_run_v2_service" "predict" {
-  name                = local.services.predict
+  for_each = local.predict
+
+  name                = each.key == "_" ? local.services.predict : "${var.name}-predict-${each.key}"
   location            = var.region
   ingress             = "INGRESS_TRAFFIC_ALL"
   deletion_protection = var.deletion_protection
@@ -94,7 +112,7 @@ resource "google_cloud_run_v2_service" "predict" {
     }
 
     containers {
-      image   = var.predict_image
+      image   = each.value
       command = ["predict"]
 
       ports {
@@ -172,7 +190,9 @@ resource "google_cloud_run_v2_service" "predict" {
 # gRPC reaches it end to end. The loop deploys, promotes and rolls back on it as on predict
 # (PREDICT_GRPC_SERVICE), so both serve the same versions, canary and shadow.
 resource "google_cloud_run_v2_service" "predict_grpc" {
-  name                = local.services.predict_grpc
+  for_each = local.predict
+
+  name                = each.key == "_" ? local.services.predict_grpc : "${var.name}-predict-${each.key}-grpc"
   location            = var.region
   ingress             = "INGRESS_TRAFFIC_ALL"
   deletion_protection = var.deletion_protection
@@ -195,7 +215,7 @@ resource "google_cloud_run_v2_service" "predict_grpc" {
     }
 
     containers {
-      image   = var.predict_image
+      image   = each.value
       command = ["predict"]
 
       ports {
@@ -262,6 +282,17 @@ resource "google_cloud_run_v2_service" "predict_grpc" {
     google_secret_manager_secret_iam_member.database_url,
     google_project_iam_member.cloudsql_client,
   ]
+}
+
+# The predict services of an install from before models: the one model of predict_image.
+moved {
+  from = google_cloud_run_v2_service.predict
+  to   = google_cloud_run_v2_service.predict["_"]
+}
+
+moved {
+  from = google_cloud_run_v2_service.predict_grpc
+  to   = google_cloud_run_v2_service.predict_grpc["_"]
 }
 
 # label-ingest: authenticated callers only (predict_invokers).

@@ -26,8 +26,25 @@ variable "image_tag" {
 }
 
 variable "predict_image" {
-  description = "The first predict image: the serve image with the first model appended (scripts/deploy-gcp prints it, by digest). The loop owns predict's image afterwards."
+  description = "The first predict image of a one-model install (models empty): the serve image with the first model appended (scripts/deploy-gcp prints it, by digest). The loop owns predict's image afterwards."
   type        = string
+  default     = ""
+
+  validation {
+    condition     = (var.predict_image != "") != (length(var.models) > 0)
+    error_message = "Set predict_image (one model, on NAME-predict) or models (a service of its own per model), not both nor neither."
+  }
+}
+
+variable "models" {
+  description = "The models served, by name, each with its first predict image (the serve image with that model appended). Each model gets predict services of its own, NAME-predict-MODEL (REST) and NAME-predict-MODEL-grpc, which only its own retrains deploy to and its own verdicts promote or roll back on. The name is the model artifact's name."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for model in keys(var.models) : can(regex("^[a-z][a-z0-9-]{0,19}$", model))])
+    error_message = "A model name here names its services: 1 to 20 lowercase letters, digits and hyphens, starting with a letter."
+  }
 }
 
 variable "retrain_metric" {

@@ -52,8 +52,10 @@ import Testing
                                        "CLOUD_RUN_EXECUTION", "CLOUD_RUN_TASK_INDEX", "CLOUD_RUN_TASK_ATTEMPT",
                                        "CLOUD_RUN_TASK_COUNT"]
 
-    @Test func everyFunctionGetsWhatItReadsAndReadsWhatItGets() async throws {
-        let terraform = try await Terraform.load()
+    /// With one model (`predict_image`) and with a service per model (`models`).
+    @Test(arguments: [[:], ["bikes": "europe-west1-docker.pkg.dev/p/c/predict@sha256:1", "taxis": "…@sha256:2"]])
+    func everyFunctionGetsWhatItReadsAndReadsWhatItGets(_ models: [String: String]) async throws {
+        let terraform = try await Terraform.load().with(models: models)
         let workloads = Workload.all(terraform)
         #expect(Set(workloads.map(\.binary)) == ["predict", "label-ingest", "evaluate", "retrain", "cyclone"])
         let evaluate = try #require(workloads.first { $0.binary == "evaluate" })
@@ -95,10 +97,13 @@ import Testing
     }
 
     /// The gRPC predict: gRPC on its container port, which is declared h2c, REST moved aside; and the two
-    /// functions that deploy name it as the mirror of predict, both.
+    /// functions that deploy name it as the mirror of predict, both: for the one model of `predict_image`, or
+    /// for each model its own services.
     @Test func theGRPCServiceServesGRPCOnItsH2CPortAndIsMirrored() async throws {
         let terraform = try await Terraform.load()
-        let service = try #require(terraform.resources("google_cloud_run_v2_service").first { $0.name == "predict_grpc" }?.body)
+        let services = terraform.resources("google_cloud_run_v2_service")
+        let service = try #require(services.first { $0.name == "predict_grpc" }?.body)
+        let rest = try #require(services.first { $0.name == "predict" }?.body)
         let container = service["template"].array.first?["containers"].array.first ?? .null
         let port = container["ports"].array.first ?? .null
         #expect(port["name"].string == "h2c")
@@ -107,10 +112,27 @@ import Testing
         #expect(grpc.binary == "predict")
         #expect(grpc.environment["GRPC_PORT"] == port["container_port"].number.map { String(Int($0)) })
         #expect(grpc.environment["REST_PORT"] != nil && grpc.environment["REST_PORT"] != grpc.environment["GRPC_PORT"])
-        let name = terraform.resolve(try #require(service["name"].string))
+        let name = terraform.resolve(try #require(service["name"].string), each: "_")
+        #expect(name == "cyclone-predict-grpc")
         for binary in ["evaluate", "retrain"] {
             let workload = try #require(workloads.first { $0.binary == binary })
             #expect(workload.environment["PREDICT_GRPC_SERVICE"] == name, "\(binary) mirrors onto \(name)")
+            #expect(workload.environment["PREDICT_SERVICES"] == nil)
+        }
+
+        // A service per model: each model's deploys go to its own two services, and to no shared one.
+        let models = terraform.with(models: ["bikes": "a", "taxis": "b"])
+        let names = { (body: JSONValue, model: String) in models.resolve(body["name"].string ?? "", each: model) }
+        #expect(names(rest, "bikes") == "cyclone-predict-bikes" && names(service, "taxis") == "cyclone-predict-taxis-grpc")
+        for binary in ["evaluate", "retrain"] {
+            let environment = try #require(Workload.all(models).first { $0.binary == binary }).environment
+            #expect(environment["PREDICT_SERVICES"] == "bikes=\(names(rest, "bikes")),taxis=\(names(rest, "taxis"))")
+            #expect(environment["PREDICT_GRPC_SERVICES"] == "bikes=\(names(service, "bikes")),taxis=\(names(service, "taxis"))")
+            #expect(environment["PREDICT_SERVICE"] == nil && environment["PREDICT_GRPC_SERVICE"] == nil)
+            let read = try EvaluateSettings(reader: ConfigReader.cyclone(environment: environment.merging(
+                ["DATABASE_URL": "postgres://u:p@/db?host=/cloudsql/p:r:i"]) { $1 }))
+            guard case .cloudRun(let run) = read.evaluation.platform.kind else { Issue.record("not cloud run"); continue }
+            #expect(run.models["taxis"] == .init(service: "cyclone-predict-taxis", mirrors: ["cyclone-predict-taxis-grpc"]))
         }
     }
 
@@ -167,7 +189,7 @@ import Testing
         for type in types {
             for (_, body) in terraform.resources(type) {
                 guard var role = body["role"].string, let member = body["member"].string,
-                      let account = member.firstMatch(of: /google_service_account\.function\[(each\.value|"([a-z]+)")\]/)
+                      let account = member.firstMatch(of: /google_service_account\.function\[(each\.value(?:\.account)?|"([a-z]+)")\]/)
                 else { continue }
                 if let custom = role.firstMatch(of: /google_project_iam_custom_role\.([a-z_]+)\./) {
                     role = "custom \(custom.output.1)"
@@ -180,8 +202,11 @@ import Testing
         return grants
     }
 
-    /// The items of `toset([...])` or `toset(local.x)`.
+    /// The items of `toset([...])` or `toset(local.x)`, or the accounts of `setproduct(…, [...])`.
     static func forEach(_ expression: String, _ terraform: Terraform) -> [String] {
+        if let product = expression.firstMatch(of: /setproduct\([^\[]*\[([^\]]*)\]\)/) {
+            return product.output.1.split(separator: ",").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: " \"")) }
+        }
         if let local = expression.firstMatch(of: /toset\(local\.([a-z_]+)\)/) {
             return terraform.locals[String(local.output.1)]?.array.compactMap(\.string) ?? []
         }
@@ -193,7 +218,7 @@ import Testing
     static func target(_ type: String, _ body: JSONValue) -> String {
         func name(_ text: String?) -> String {
             guard let text else { return "?" }
-            if let match = text.firstMatch(of: /google_[a-z0-9_]+\.([a-z_]+)(?:\["([a-z]+)"\])?\./) {
+            if let match = text.firstMatch(of: /google_[a-z0-9_]+\.([a-z_]+)(?:\["([a-z]+)"\]|\[each\.[a-z.]+\])?\./) {
                 return String(match.output.2 ?? match.output.1)
             }
             return text

@@ -4,9 +4,13 @@ import Foundation
 
 /// infra/ as python-hcl2 parses it (scripts/hcl2json.py, in the virtual environment scripts/setup makes),
 /// with just enough evaluation for the tests: `${var.x}` (defaults, or samples for the required ones),
-/// `${tostring(…)}`, `${local.a.b}` and `${type.name.attribute}` references, and `${merge…}`-free maps.
+/// `${tostring(…)}`, `${local.a.b}` and `${type.name.attribute}` references, `${merge…}`-free maps, and the
+/// two forms that depend on `var.models`: `${length(var.models) > 0 ? A : B}` (or `each.key == "K" ? A : B`
+/// for one instance of a `for_each`) and `${join(",", [for m in keys(var.models) : "…${m}…"])}`.
 struct Terraform {
     var files: [String: JSONValue]
+    /// `var.models`, as an operator would pass it (empty: the one model of `predict_image`).
+    var models: [String: String] = [:]
     /// Values for the variables without a default, as an operator would pass them.
     static let required: [String: String] = [
         "project_id": "project", "image_tag": "abc123",
@@ -23,6 +27,13 @@ struct Terraform {
         return Terraform(files: try JSONParser.parse(Array(json.utf8)).object ?? [:])
     }
 
+    /// This Terraform with `models` passed (and, as the validation asks, no `predict_image`).
+    func with(models: [String: String]) -> Terraform {
+        var terraform = self
+        terraform.models = models
+        return terraform
+    }
+
     /// Every block of a top-level kind (`resource`, `locals`, `variable`) across the files.
     func blocks(_ kind: String) -> [JSONValue] { files.keys.sorted().flatMap { files[$0]![kind].array } }
 
@@ -36,6 +47,7 @@ struct Terraform {
     }
 
     func variable(_ name: String) -> String? {
+        if name == "predict_image", !models.isEmpty { return "" }
         for block in blocks("variable") {
             guard let body = block[name].object else { continue }
             switch body["default"] {
@@ -48,9 +60,23 @@ struct Terraform {
         return nil
     }
 
-    /// `text` with every reference this evaluator knows replaced, innermost first.
-    func resolve(_ text: String) -> String {
-        var text = text
+    /// `text` with every reference this evaluator knows replaced, innermost first; `each` is the `for_each`
+    /// key of the instance `text` belongs to.
+    func resolve(_ text: String, each: String? = nil) -> String {
+        if let choice = text.wholeMatch(of: /\$\{(length\(var\.models\) > 0|each\.key == "([^"]*)") \? (.+?) : (.+)\}/) {
+            let condition = choice.output.2.map { each == String($0) } ?? !models.isEmpty
+            let branch = String(condition ? choice.output.3 : choice.output.4)
+            if branch == #""""# { return "" }
+            let quoted = branch.wholeMatch(of: /"(.*)"/).map { String($0.output.1) }
+            return resolve(quoted ?? "${\(branch)}", each: each)
+        }
+        if let join = text.wholeMatch(of: /\$\{join\(",", \[for ([a-z]+) in keys\(var\.models\) : "(.*)"\]\)\}/) {
+            let (name, template) = (String(join.output.1), String(join.output.2))
+            return models.keys.sorted().map { model in
+                resolve(template.replacingOccurrences(of: "${\(name)}", with: model), each: each)
+            }.joined(separator: ",")
+        }
+        var text = each.map { text.replacingOccurrences(of: "${each.key}", with: $0) } ?? text
         let reference = /\$\{(?:tostring\()?([a-z_]+(?:\.[A-Za-z0-9_\-]+)+)\)?\}/
         while let match = text.firstMatch(of: reference) {
             guard let value = lookup(String(match.output.1)) else { break }
@@ -67,10 +93,10 @@ struct Terraform {
         case "local":
             var value: JSONValue? = locals[parts[1]]
             for part in parts.dropFirst(2) { value = value?[part] }
-            return value?.string.map(resolve)
+            return value?.string.map { resolve($0) }
         default:
             guard parts.count == 3, let body = resources(parts[0]).first(where: { $0.name == parts[1] })?.body else { return nil }
-            return body[parts[2]].string.map(resolve)
+            return body[parts[2]].string.map { resolve($0) }
         }
     }
 
