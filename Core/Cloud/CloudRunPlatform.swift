@@ -2,8 +2,8 @@ import CycloneModel
 import Foundation
 
 /// The platform in production: a model version becomes a serving image (the serve image plus the model's
-/// layer, pushed by `ImageAppend`) and a new revision of the predict service on Cloud Run, at the canary's
-/// share of the traffic or all of it; promotion and rollback move traffic between revisions by name; a
+/// layer, pushed by `ImageAppend`) and a new revision of its model's predict service on Cloud Run (one service
+/// for every model, or each model its own: `models`), at the canary's share of the traffic or all of it; promotion and rollback move traffic between revisions by name; a
 /// retrain is an execution of the retrain job.
 ///
 /// A shadow rides with the live version so traffic never splits: its image is the serve image, the live model
@@ -271,10 +271,17 @@ public struct CloudRunPlatform: Platform {
         throw CloudError("\(doing): the service kept changing under us (five etag conflicts)")
     }
 
+    /// Runs the retrain job for the request's model, unless an execution for that model still runs (one
+    /// retrain at a time per model; other models' executions run beside it).
     public func startRetrain(_ request: RetrainRequest) async throws -> RetrainExecution {
-        if let running = try await cloudRun.executions(job).first(where: { $0["completionTime"] == .null }),
-           let name = running["name"].string {
-            return RetrainExecution(id: name, detail: "execution \(name) of \(job) is still running; no second one started")
+        let running = try await cloudRun.executions(job).filter { $0["completionTime"] == .null }
+        if let same = running.first(where: { execution in
+            // An execution that does not say its model (not started by Cyclone) may be any model's.
+            let model = execution["template"]["containers"].array.first?["env"].array
+                .first { $0["name"].string == "RETRAIN_MODEL_NAME" }?["value"].string
+            return model == nil || model == request.modelName
+        }), let name = same["name"].string {
+            return RetrainExecution(id: name, detail: "execution \(name) of \(job) for \(request.modelName) is still running; no second one started")
         }
         let execution = try await cloudRun.runJob(job, environment: request.environment)
         return RetrainExecution(id: execution, detail: "started execution \(execution) of \(job)")

@@ -105,6 +105,18 @@ public struct CloudRunSettings: Sendable {
         }
         models = rest.mapValues { CloudRunPlatform.Services(service: $0) }
         for (name, service) in grpc { models[name]?.mirrors = [service] }
+        if !models.isEmpty {
+            // Each model's own: the shared variables would be ignored, and a service named twice is shared.
+            if let shared = [("PREDICT_SERVICE", "predict.service"), ("PREDICT_GRPC_SERVICE", "predict.grpc.service")]
+                .first(where: { reader.nonEmpty(ConfigKey($0.1)) != nil })?.0
+            {
+                throw SettingError(variable: shared, message: "is for every model's one service; with PREDICT_SERVICES each model names its own: unset it")
+            }
+            let all = models.values.flatMap { [$0.service] + $0.mirrors }
+            if let twice = Dictionary(grouping: all, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+                throw SettingError(variable: "PREDICT_SERVICES", message: "service \(twice) is named twice (with PREDICT_GRPC_SERVICES): each model needs services of its own")
+            }
+        }
         if let image = reader.nonEmpty("serve.image") {
             do { serveImage = try ImageReference(image) } catch {
                 throw SettingError(variable: "SERVE_IMAGE", message: "'\(image)': \(error)")

@@ -44,12 +44,19 @@ public struct ModelFolder: Sendable, Equatable {
     }
 
     /// The models the folder holds, sorted: the names of its `NAME.json` entries (files or links, hidden ones
-    /// and challengers' links left out). Throws when the folder cannot be read.
+    /// and challengers' links left out). A folder the local platform laid out before `versions/` existed keeps
+    /// its version files beside the links, as `NAME-VERSION.json`: a plain file so named next to a link
+    /// `NAME.json` is such a version, not a model. Throws when the folder cannot be read.
     public func names() throws -> [String] {
-        try FileManager.default.contentsOfDirectory(atPath: path).compactMap { entry -> String? in
+        let stems = try FileManager.default.contentsOfDirectory(atPath: path).compactMap { entry -> String? in
             guard entry.hasSuffix(".json"), !entry.hasPrefix(".") else { return nil }
             let name = String(entry.dropLast(5))
             return Self.nameProblem(name) == nil ? name : nil
+        }
+        let isLink = { (name: String) in (try? FileManager.default.destinationOfSymbolicLink(atPath: file(of: name))) != nil }
+        let links = Set(stems.filter(isLink))
+        return stems.filter { stem in
+            links.contains(stem) || !stem.indices.contains { stem[$0] == "-" && links.contains(String(stem[..<$0])) }
         }.sorted()
     }
 }

@@ -128,7 +128,9 @@ public struct LoopReplay: Sendable {
         for range in requests {
             let body = "{\"instances\": [" + range.map { stream.instances[$0] }.joined(separator: ",")
                 + "], \"keys\": [" + range.map { "\"row-\($0)\"" }.joined(separator: ",") + "]}"
-            let answer = try await servers.post(servers.predict, "/predict", body)
+            // By name: predict serves the model folder, which may hold other models.
+            let path = "/predict/" + (model.name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? model.name)
+            let answer = try await servers.post(servers.predict, path, body)
             guard answer["predictions"].array.count == range.count else {
                 throw ReplayError("predict answered \(answer["predictions"].array.count) predictions for \(range.count) instances")
             }

@@ -49,8 +49,10 @@ public final class ModelRegistration: Service, Sendable {
         try? await gracefulShutdown()
     }
 
-    /// Runs `operation` until it succeeds or the task is cancelled, with backoff. A database without the schema
-    /// is said once, in one line, and in `schemaProblem` until it is migrated.
+    /// Runs `operation` until it succeeds or the task is cancelled, with backoff, while PostgreSQL is out of
+    /// reach or lacks the schema; another failure (PostgreSQL refusing this artifact) is logged and given up,
+    /// so it holds up no other. A database without the schema is said once, in one line, and in
+    /// `schemaProblem` until it is migrated.
     private func retrying(_ failure: String, _ metadata: Logger.Metadata = [:], _ operation: () async throws -> Void) async {
         var delay = Duration.milliseconds(500)
         var said: String?
@@ -61,6 +63,12 @@ public final class ModelRegistration: Service, Sendable {
                 return
             } catch {
                 var wait = delay
+                switch StoreProblem(error) {
+                case .refused, .other:
+                    logger.error("\(failure); not retried", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                    return
+                case .unavailable, .notMigrated: break
+                }
                 if case .notMigrated = StoreProblem(error) {
                     let problem = StoreProblem(error).explanation
                     schemaProblem.set(problem)

@@ -102,22 +102,34 @@ public final class ModelSet: Sendable {
         }
     }
 
-    /// One loaded model: what serves it, what its files were when read, and when a request last used it.
+    /// One loaded model: what serves it, what its files were when read, when a request last used it, and which
+    /// load it is (a change read from the files is applied only to the load it was read for).
     private struct Entry {
         var serving: Serving
         var seen: [ModelFolder.Slot: [Int]]
         var used: UInt64
+        var generation: UInt64
+        /// Its folder entry was missing at the last look (a second look unloads it).
+        var missing = false
     }
 
     private struct State {
         var entries: [String: Entry] = [:]
         var clock: UInt64 = 0
         var loading: [String: Task<Serving, any Error>] = [:]
+        /// The last failed load of each name, by its file's identity: the same file is not read again.
+        var failed: [String: (identity: [Int], error: LoadError)] = [:]
+        /// The source's names at the last look.
+        var listed: [String]?
+
+        mutating func tick() -> UInt64 {
+            clock += 1
+            return clock
+        }
 
         mutating func touch(_ name: String) -> Serving? {
             guard entries[name] != nil else { return nil }
-            clock += 1
-            entries[name]!.used = clock
+            entries[name]!.used = tick()
             return entries[name]!.serving
         }
     }
@@ -131,6 +143,8 @@ public final class ModelSet: Sendable {
     public let source: ModelSource?
     /// Told of every version that starts serving (live, canary or shadow): predict registers it.
     private let served: @Sendable (ModelArtifact, ModelRegistry.Status) -> Void
+    /// Where model files are read and decoded: off the tasks' shared threads, which a large model would hold.
+    private static let reading = DispatchQueue(label: "cyclone.model-set.reading", attributes: .concurrent)
 
     private let loaded = Gauge(label: "cyclone_models_loaded")
     private let loads = Counter(label: "cyclone_model_loads_total")
@@ -152,7 +166,7 @@ public final class ModelSet: Sendable {
         for model in preloaded {
             let live = source?.path(of: model.artifact.name, .live).flatMap(ModelSource.identity(of:))
             state.entries[model.artifact.name] = Entry(serving: Serving(live: model), seen: live.map { [.live: $0] } ?? [:],
-                                                       used: 0)
+                                                       used: 0, generation: state.tick())
         }
         self.state = Mutex(state)
         self.canaryPercent = canaryPercent
@@ -162,10 +176,10 @@ public final class ModelSet: Sendable {
         loaded.record(state.entries.count)
     }
 
-    /// The names served, sorted: the source's, and those loaded.
+    /// The names served, sorted: the source's at the last look (`refresh()`), and those loaded.
     public var names: [String] {
-        let loadedNames = self.loadedNames
-        return Set((source?.names() ?? []) + loadedNames).sorted()
+        let (listed, loadedNames) = state.withLock { ($0.listed, Array($0.entries.keys)) }
+        return Set((listed ?? source?.names() ?? []) + loadedNames).sorted()
     }
 
     /// The names loaded now, sorted.
@@ -182,7 +196,11 @@ public final class ModelSet: Sendable {
             if let serving = state.touch(name) { return .serving(serving) }
             if let task = state.loading[name] { return .loading(task) }
             guard source != nil else { return nil }
-            let task = Task { try self.load(name) }
+            let task = Task {
+                try await withCheckedThrowingContinuation { continuation in
+                    Self.reading.async { continuation.resume(with: Result { try self.load(name) }) }
+                }
+            }
             state.loading[name] = task
             return .loading(task)
         }
@@ -203,8 +221,9 @@ public final class ModelSet: Sendable {
             let (serving, seen) = try read(name)
             let evicted: [String] = state.withLock { state in
                 state.loading[name] = nil
-                state.clock += 1
-                state.entries[name] = Entry(serving: serving, seen: seen, used: state.clock)
+                state.failed[name] = nil
+                let now = state.tick()
+                state.entries[name] = Entry(serving: serving, seen: seen, used: now, generation: now)
                 var evicted: [String] = []
                 while state.entries.count > capacity,
                       let oldest = state.entries.filter({ $0.key != name }).min(by: { $0.value.used < $1.value.used })?.key
@@ -231,13 +250,21 @@ public final class ModelSet: Sendable {
     }
 
     /// Reads `name`'s live version and challengers from the source, with what their files were before reading.
+    /// A live file that failed to load is not read again until it changes.
     private func read(_ name: String) throws(LoadError) -> (Serving, [ModelFolder.Slot: [Int]]) {
-        guard let source, let livePath = source.path(of: name, .live),
-              let liveIdentity = ModelSource.identity(of: livePath)
-        else { throw .notFound(name: name, names: names) }
+        guard let source, let livePath = source.path(of: name, .live) else { throw .notFound(name: name, names: names) }
+        guard let liveIdentity = ModelSource.identity(of: livePath) else {
+            if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: livePath) {
+                throw .unloadable(name: name, problem: "\(livePath) is a link to \(target), which does not exist")
+            }
+            throw .notFound(name: name, names: names)
+        }
+        if let failed = state.withLock({ $0.failed[name] }), failed.identity == liveIdentity { throw failed.error }
         let live: ServedModel
         do { live = try source.live(name, from: livePath) } catch {
-            throw .unloadable(name: name, problem: "\(error)")
+            let failure = LoadError.unloadable(name: name, problem: "\(error)")
+            state.withLock { $0.failed[name] = (liveIdentity, failure) }
+            throw failure
         }
         var serving = Serving(live: live)
         var seen: [ModelFolder.Slot: [Int]] = [.live: liveIdentity]
@@ -252,38 +279,62 @@ public final class ModelSet: Sendable {
     /// One look at the files of the models loaded: a live file renamed over or a link re-pointed is swapped in
     /// (a file that does not load, or holds another model, is logged and the current version keeps serving); a
     /// canary or shadow file that appears, changes or goes starts, replaces or ends it; a folder's model whose
-    /// file is gone is no longer served.
+    /// file is gone at two looks in a row is no longer served. The folder's names are listed anew.
     public func refresh() {
         guard let source else { return }
-        let loaded = state.withLock { $0.entries.mapValues(\.seen) }
-        for (name, seen) in loaded.sorted(by: { $0.key < $1.key }) {
+        let listed = source.names()
+        let loaded = state.withLock { state in
+            state.listed = listed
+            return state.entries.mapValues { (seen: $0.seen, generation: $0.generation, missing: $0.missing) }
+        }
+        for (name, entry) in loaded.sorted(by: { $0.key < $1.key }) {
+            var seen = entry.seen
             if let path = source.path(of: name, .live) {
                 let now = ModelSource.identity(of: path)
                 if now == nil, case .folder = source.location, seen[.live] != nil {
-                    unload(name, because: "its file is gone from the model folder", path: path)
+                    // A link re-pointed by unlinking first, or a network mount's blip, is not a removal yet.
+                    if entry.missing {
+                        unload(name, generation: entry.generation, because: "its file is gone from the model folder", path: path)
+                    } else {
+                        state.withLock { state in
+                            if state.entries[name]?.generation == entry.generation { state.entries[name]?.missing = true }
+                        }
+                    }
                     continue
                 }
-                if let now, now != seen[.live] { reloadLive(name, from: path, identity: now) }
+                if entry.missing { state.withLock { $0.entries[name]?.missing = false } }
+                if let now, now != seen[.live] {
+                    reloadLive(name, from: path, identity: now, generation: entry.generation)
+                    // The swap looked at the challengers anew.
+                    seen = state.withLock { $0.entries[name]?.seen } ?? seen
+                }
             }
             for slot in [ModelFolder.Slot.canary, .shadow] {
                 guard let path = source.path(of: name, slot) else { continue }
                 let now = ModelSource.identity(of: path)
-                if now != seen[slot] { reload(slot, of: name, from: path, identity: now) }
+                if now != seen[slot] { reload(slot, of: name, from: path, identity: now, generation: entry.generation) }
             }
         }
     }
 
-    private func unload(_ name: String, because reason: String, path: String) {
-        state.withLock { state in
+    private func unload(_ name: String, generation: UInt64, because reason: String, path: String) {
+        let unloaded = state.withLock { state in
+            guard state.entries[name]?.generation == generation else { return false }
             state.entries[name] = nil
             loaded.record(state.entries.count)
+            return true
         }
-        source?.logger.notice("model no longer served: \(reason)", metadata: ["model": "\(name)", "path": "\(path)"])
+        if unloaded {
+            source?.logger.notice("model no longer served: \(reason)", metadata: ["model": "\(name)", "path": "\(path)"])
+        }
     }
 
-    private func reloadLive(_ name: String, from path: String, identity: [Int]) {
+    /// Swaps in the live file of `name` that changed, if the load `generation` still serves it.
+    private func reloadLive(_ name: String, from path: String, identity: [Int], generation: UInt64) {
         guard let source, let current = self[name]?.live.artifact else { return }
-        state.withLock { $0.entries[name]?.seen[.live] = identity }
+        state.withLock { state in
+            if state.entries[name]?.generation == generation { state.entries[name]?.seen[.live] = identity }
+        }
         let new: ServedModel
         do { new = try source.live(name, from: path) } catch {
             source.logger.error("the new model file does not load; serving the current one", metadata: [
@@ -292,9 +343,9 @@ public final class ModelSet: Sendable {
             return
         }
         guard new.artifact != current else { return }
-        // Unloaded meanwhile: the next request reads the new file anyway.
+        // Unloaded meanwhile, or loaded anew from the files (which the new load read): nothing to swap.
         let swapped = state.withLock { state in
-            guard state.entries[name] != nil else { return false }
+            guard state.entries[name]?.generation == generation else { return false }
             Self.swap(&state, to: new)
             return true
         }
@@ -302,20 +353,35 @@ public final class ModelSet: Sendable {
         source.logger.notice("model swapped", metadata: [
             "model": "\(name)", "from_version": "\(current.version)", "version": "\(new.artifact.version)"])
         served(new.artifact, .live)
-        // The shadow is judged against the live version: the swap may have ended it (it no longer fits, or is
-        // now live) or let it fit again, so it is loaded and checked anew, saying why when it does not serve.
-        if let shadowPath = source.path(of: name, .shadow), let identity = ModelSource.identity(of: shadowPath) {
-            reload(.shadow, of: name, from: shadowPath, identity: identity)
+        // The challengers are judged against the live version: the swap may have ended one (it no longer fits,
+        // or is now live) or let one serve again, so each is loaded and checked anew, saying why when it does
+        // not serve.
+        for slot in [ModelFolder.Slot.canary, .shadow] {
+            if let challengerPath = source.path(of: name, slot), let identity = ModelSource.identity(of: challengerPath) {
+                reload(slot, of: name, from: challengerPath, identity: identity, generation: generation)
+            }
         }
     }
 
-    private func reload(_ slot: ModelFolder.Slot, of name: String, from path: String, identity: [Int]?) {
+    /// Starts, replaces or ends the canary or shadow of `name` from its file, if the load `generation` still
+    /// serves it.
+    private func reload(_ slot: ModelFolder.Slot, of name: String, from path: String, identity: [Int]?, generation: UInt64) {
         guard let source, let serving = self[name] else { return }
-        state.withLock { $0.entries[name]?.seen[slot] = identity }
+        state.withLock { state in
+            if state.entries[name]?.generation == generation { state.entries[name]?.seen[slot] = identity }
+        }
         let current = serving[slot]
         let challenger = identity == nil ? nil
             : source.challenger(slot, from: path, live: serving.live, current: current)
-        state.withLock { $0.entries[name]?.serving[slot] = challenger }
+        let applied = state.withLock { state in
+            // Checked against the live version it was read beside.
+            guard state.entries[name]?.generation == generation,
+                  state.entries[name]?.serving.live.artifact == serving.live.artifact
+            else { return false }
+            state.entries[name]?.serving[slot] = challenger
+            return true
+        }
+        guard applied else { return }
         guard let challenger else {
             if identity == nil, let ended = current?.artifact {
                 source.logger.notice("\(slot.rawValue) ended", metadata: ["model": "\(name)", "version": "\(ended.version)"])
@@ -355,8 +421,9 @@ public final class ModelSet: Sendable {
         if let shadow = models.shadow?.artifact, shadow.version == new.artifact.version || new.challengeProblem(shadow) != nil {
             models.shadow = nil
         }
-        state.clock += 1
-        state.entries[name] = Entry(serving: models, seen: old?.seen ?? [:], used: old?.used ?? state.clock)
+        let now = state.tick()
+        state.entries[name] = Entry(serving: models, seen: old?.seen ?? [:], used: old?.used ?? now,
+                                    generation: old?.generation ?? now)
     }
 
     /// Starts (or ends, with `nil`) the canary of `name`, a name loaded.

@@ -65,7 +65,8 @@ struct PredictRoutes: Sendable {
     /// What serves model `name`, loading it when it is not loaded; without a name, the only model served.
     /// 404 names the models served; 400 asks for a name when there are several; 503 when its file does not load.
     func serving(_ name: String?) async throws -> ModelSet.Serving {
-        let name = try name ?? onlyName()
+        // A path segment as sent: percent-encoded (the router leaves it so).
+        let name = try name.map { $0.removingPercentEncoding ?? $0 } ?? onlyName()
         do { return try await models.serving(name) } catch {
             switch error {
             case .notFound: throw APIError(.notFound, error.description)

@@ -22,8 +22,8 @@ struct PredictSettings: Sendable {
     /// `MODEL_CACHE_SIZE`: the most models of `MODEL_DIR` loaded at once (100); the least recently used is
     /// unloaded to load another.
     var modelCacheSize: Int
-    /// `MODEL_RELOAD_INTERVAL`: how often `MODEL_PATH` is checked for a new model to swap in (a file renamed
-    /// over it or a symlink re-pointed); `1s`, `0s` never.
+    /// `MODEL_RELOAD_INTERVAL`: how often `MODEL_PATH`, or each loaded model's entries of `MODEL_DIR`, are
+    /// checked for a new model to swap in (a file renamed over it or a symlink re-pointed); `1s`, `0s` never.
     var modelReload: Duration?
     /// `CANARY_MODEL_PATH`: a second model file (or symlink) that, while it exists, answers `CANARY_PERCENT`
     /// (10) percent of the requests, chosen by the request's first key (else its prediction id). Unset: no canary.

@@ -220,6 +220,13 @@ import Testing
         #expect(ModelFolder.nameProblem("a/b") != nil && ModelFolder.nameProblem(".x") != nil)
         #expect(ModelFolder.nameProblem("bikes.canary") != nil && ModelFolder.nameProblem("") != nil)
         #expect(throws: (any Error).self) { try ModelFolder("/nonexistent-\(UUID().uuidString)").names() }
+        // The layout before versions/: a plain file NAME-VERSION.json beside the link NAME.json is a version,
+        // not a model; a link so named is a model.
+        try TestModels.regression(name: "bikes", version: "6").write(to: URL(fileURLWithPath: "\(folder.path)/bikes-6.json"))
+        try TestModels.regression(name: "bikes-eu").write(to: URL(fileURLWithPath: "\(folder.path)/bikes-eu.json"))
+        try FileManager.default.createSymbolicLink(atPath: "\(folder.path)/taxis-eu.json",
+                                                   withDestinationPath: "versions/taxis-7.json")
+        #expect(try folder.names() == ["bikes", "taxis", "taxis-eu"])
     }
 
     @Test func modelsLoadWhenFirstAskedForAndTheLeastRecentlyUsedIsUnloaded() async throws {
@@ -279,10 +286,27 @@ import Testing
         #expect(models["b"]?.live.artifact.version == "9" && models["b"]?.shadow?.artifact.version == "10")
         #expect(models["a"]?.live.artifact.version == "7" && models["a"]?.canary?.artifact.version == "8")
         #expect(models["a"]?.shadow == nil)
-        // A model whose file leaves the folder is no longer served; the other stays.
+        // A model whose file is gone at two looks in a row is no longer served (one look may fall between an
+        // unlink and a new link); the other stays.
         try FileManager.default.removeItem(atPath: folder.file(of: "a"))
+        models.refresh()
+        #expect(models.loadedNames == ["a", "b"])
         models.refresh()
         #expect(models.loadedNames == ["b"])
         await #expect(throws: ModelSet.LoadError.self) { try await models.serving("a") }
+    }
+
+    /// A canary refused because it held the live version serves once live moves on; a link to a missing file
+    /// says so.
+    @Test func aChallengerIsJudgedAgainWhenLiveMovesOn() async throws {
+        let folder = try folder([try TestModels.regression(name: "a", version: "7")])
+        try deploy(try TestModels.regression(name: "a", version: "7"), in: folder, as: .canary)
+        let models = models(folder, canaryPercent: 50)
+        #expect(try await models.serving("a").canary == nil, "the canary is the live version")
+        try deploy(try TestModels.regression(name: "a", version: "9"), in: folder)
+        models.refresh()
+        #expect(models["a"]?.live.artifact.version == "9" && models["a"]?.canary?.artifact.version == "7")
+        try FileManager.default.createSymbolicLink(atPath: folder.file(of: "b"), withDestinationPath: "versions/b-1.json")
+        await #expect { try await models.serving("b") } throws: { "\($0)".contains("is a link to versions/b-1.json, which does not exist") }
     }
 }
