@@ -254,9 +254,14 @@ import Testing
             let second = try await platform.startRetrain(request)
             #expect(second.id == first.id && second.detail.contains("still running"))
             #expect(fake.state.withLock { $0.runs.count } == 1)
-            fake.finishExecution(of: "retrain")
+            // Another model's retrain runs beside it: the rule is one at a time per model.
+            var other = request
+            other.modelName = "taxis"
+            let beside = try await platform.startRetrain(other)
+            #expect(beside.id.hasSuffix("retrain-00002"), "\(beside.detail)")
+            fake.finishExecution(first.id, succeeded: true)
             let third = try await platform.startRetrain(request)
-            #expect(third.id.hasSuffix("retrain-00002"))
+            #expect(third.id.hasSuffix("retrain-00003"))
         }
     }
 }

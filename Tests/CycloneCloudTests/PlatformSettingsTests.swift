@@ -84,6 +84,10 @@ import Testing
          "PREDICT_SERVICES names model 'a' twice"),
         (["PLATFORM": "cloudrun", "GOOGLE_CLOUD_PROJECT": "p", "GOOGLE_CLOUD_REGION": "r", "PREDICT_SERVICES": "a=x",
           "PREDICT_GRPC_SERVICES": "b=y"], "PREDICT_GRPC_SERVICES names model 'b', which PREDICT_SERVICES does not"),
+        (["PLATFORM": "cloudrun", "GOOGLE_CLOUD_PROJECT": "p", "GOOGLE_CLOUD_REGION": "r", "PREDICT_SERVICES": "a=x,b=x"],
+         "service x is named twice"),
+        (["PLATFORM": "cloudrun", "GOOGLE_CLOUD_PROJECT": "p", "GOOGLE_CLOUD_REGION": "r", "PREDICT_SERVICES": "a=x",
+          "PREDICT_GRPC_SERVICE": "g"], "PREDICT_GRPC_SERVICE is for every model's one service"),
     ])
     func badSettingsNameTheVariable(_ environment: [String: String], _ expected: String) {
         #expect { try settings(environment) } throws: { "\($0)".contains(expected) }

@@ -350,7 +350,7 @@ public final class FakeCloudRun: Sendable {
     }
 
     /// Marks the execution finished, as Cloud Run reports it: a completion time and the task's outcome.
-    func finishExecution(_ name: String, succeeded: Bool) {
+    public func finishExecution(_ name: String, succeeded: Bool) {
         state.withLock { state in
             for (job, executions) in state.executions {
                 guard let index = executions.firstIndex(where: { $0["name"].string == name }),
