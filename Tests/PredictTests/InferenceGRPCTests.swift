@@ -195,4 +195,32 @@ import Testing
             #expect(window.rows == 1 && window.rejected == 7)
         }
     }
+
+    /// A model folder over gRPC: each model by its name in the request, stored under it; a name not served is
+    /// NOT_FOUND naming those that are.
+    @Test func eachModelOfAFolderIsServedByName() async throws {
+        let folder = TestFiles.folder.appendingPathComponent("cyclone-grpc-many-\(UUID().uuidString)").path
+        let platform = LocalPlatform(modelDirectory: folder)
+        _ = try await platform.deploy(try TestModels.regression(), as: .live)
+        _ = try await platform.deploy(try TestModels.regression(name: "taxis", version: "3"), as: .live)
+        try await withGRPC(environment: ["MODEL_PATH": "", "MODEL_DIR": folder]) { inference, _, db in
+            for name in ["bikes", "taxis"] {
+                var request = Self.typed([Self.bike])
+                request.modelName = name
+                let response = try await inference.modelInfer(request)
+                #expect(response.modelName == name)
+            }
+            var unknown = Self.typed([Self.bike])
+            unknown.modelName = "trains"
+            do {
+                _ = try await inference.modelInfer(unknown)
+                Issue.record("an unknown model was answered")
+            } catch let error as RPCError {
+                #expect(error.code == .notFound && error.message.contains("models: bikes, taxis"), "\(error)")
+            }
+            let metadata = try await inference.modelMetadata(.with { $0.name = "taxis" })
+            #expect(metadata.versions == ["3"])
+            #expect(try await db.predictions().map(\.modelName).sorted() == ["bikes", "taxis"])
+        }
+    }
 }
