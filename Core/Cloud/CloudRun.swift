@@ -113,8 +113,17 @@ public struct CloudRun: Sendable {
     }
 
     /// The job's executions, newest first (one page: the newest are what matter here).
-    public func executions(_ job: String) async throws -> [JSONValue] {
-        try await call(.GET, "/v2/\(location)/jobs/\(job)/executions?pageSize=20", doing: "listing executions of \(job)")["executions"].array
+    /// The job's executions, newest first: the first `pages` pages of 100.
+    public func executions(_ job: String, pages: Int = 5) async throws -> [JSONValue] {
+        var executions: [JSONValue] = [], token: String?
+        for _ in 0..<pages {
+            let query = "pageSize=100" + (token.map { "&pageToken=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? "")
+            let page = try await call(.GET, "/v2/\(location)/jobs/\(job)/executions?\(query)", doing: "listing executions of \(job)")
+            executions += page["executions"].array
+            guard let next = page["nextPageToken"].string, !next.isEmpty else { break }
+            token = next
+        }
+        return executions
     }
 
     func call(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, doing: String,

@@ -281,7 +281,7 @@ public struct CloudRunPlatform: Platform {
                 .first { $0["name"].string == "RETRAIN_MODEL_NAME" }?["value"].string
             return model == nil || model == request.modelName
         }), let name = same["name"].string {
-            return RetrainExecution(id: name, detail: "execution \(name) of \(job) for \(request.modelName) is still running; no second one started")
+            return RetrainExecution(id: name, detail: "execution \(name) of \(job) is still running (for \(request.modelName), or naming no model); no second one started")
         }
         let execution = try await cloudRun.runJob(job, environment: request.environment)
         return RetrainExecution(id: execution, detail: "started execution \(execution) of \(job)")

@@ -113,8 +113,8 @@ public struct CloudRunSettings: Sendable {
                 throw SettingError(variable: shared, message: "is for every model's one service; with PREDICT_SERVICES each model names its own: unset it")
             }
             let all = models.values.flatMap { [$0.service] + $0.mirrors }
-            if let twice = Dictionary(grouping: all, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
-                throw SettingError(variable: "PREDICT_SERVICES", message: "service \(twice) is named twice (with PREDICT_GRPC_SERVICES): each model needs services of its own")
+            if let twice = Dictionary(grouping: all, by: { $0 }).filter({ $0.value.count > 1 }).keys.min() {
+                throw SettingError(variable: "PREDICT_SERVICES", message: "service \(twice) is named twice (PREDICT_SERVICES and PREDICT_GRPC_SERVICES together): each model needs services of its own")
             }
         }
         if let image = reader.nonEmpty("serve.image") {

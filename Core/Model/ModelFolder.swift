@@ -44,19 +44,40 @@ public struct ModelFolder: Sendable, Equatable {
     }
 
     /// The models the folder holds, sorted: the names of its `NAME.json` entries (files or links, hidden ones
-    /// and challengers' links left out). A folder the local platform laid out before `versions/` existed keeps
-    /// its version files beside the links, as `NAME-VERSION.json`: a plain file so named next to a link
-    /// `NAME.json` is such a version, not a model. Throws when the folder cannot be read.
+    /// and challengers' links left out, and the version files of the layout before `versions/`). Throws when
+    /// the folder cannot be read.
     public func names() throws -> [String] {
         let stems = try FileManager.default.contentsOfDirectory(atPath: path).compactMap { entry -> String? in
             guard entry.hasSuffix(".json"), !entry.hasPrefix(".") else { return nil }
             let name = String(entry.dropLast(5))
             return Self.nameProblem(name) == nil ? name : nil
         }
-        let isLink = { (name: String) in (try? FileManager.default.destinationOfSymbolicLink(atPath: file(of: name))) != nil }
-        let links = Set(stems.filter(isLink))
-        return stems.filter { stem in
-            links.contains(stem) || !stem.indices.contains { stem[$0] == "-" && links.contains(String(stem[..<$0])) }
-        }.sorted()
+        let oldLayout = Set(stems.filter { isOldLayoutModel($0) })
+        return stems.filter { stem in !isOldVersionFile(stem, among: oldLayout) }.sorted()
+    }
+
+    /// Whether `NAME.json` is a version file of the layout the local platform used before `versions/`: a plain
+    /// file `MODEL-VERSION.json` beside a model `MODEL` whose links point to files beside them (as they did
+    /// then; now they point into `versions/`).
+    public func isOldVersionFile(_ name: String) -> Bool {
+        isOldVersionFile(name, among: nil)
+    }
+
+    private func isOldVersionFile(_ name: String, among oldLayout: Set<String>?) -> Bool {
+        guard (try? FileManager.default.destinationOfSymbolicLink(atPath: file(of: name))) == nil,
+              FileManager.default.fileExists(atPath: file(of: name))
+        else { return false }
+        return name.indices.contains { index in
+            guard name[index] == "-" else { return false }
+            let model = String(name[..<index])
+            return oldLayout.map { $0.contains(model) } ?? isOldLayoutModel(model)
+        }
+    }
+
+    /// Whether a link of `model` (live, canary or shadow) points to a file beside it.
+    private func isOldLayoutModel(_ model: String) -> Bool {
+        Slot.allCases.contains { slot in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: file(of: model, slot))).map { !$0.contains("/") } ?? false
+        }
     }
 }

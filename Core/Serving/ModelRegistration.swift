@@ -36,38 +36,42 @@ public final class ModelRegistration: Service, Sendable {
         // Shutdown ends the retries at once rather than after the current wait.
         await cancelWhenGracefulShutdown { [self] in
             await runner.running()
-            await retrying("checking the database schema failed") { try await registry.checkSchema() }
+            await retrying("checking the database schema failed", givingUp: false) { try await registry.checkSchema() }
             for await (artifact, status) in queue {
-                await retrying("registering the model failed", ["model": "\(artifact.name)", "version": "\(artifact.version)"]) {
+                let key = artifact.name + "\u{0}" + artifact.version
+                let done = await retrying("registering the model failed", ["model": "\(artifact.name)", "version": "\(artifact.version)"]) {
                     let new = try await registry.register(artifact, status: status)
                     logger.info(new ? "model registered" : "model already registered", metadata: [
                         "model": "\(artifact.name)", "version": "\(artifact.version)", "status": "\(status.rawValue)"])
                 }
+                // Given up: the next load of the version asks again.
+                if !done { _ = handed.withLock { $0.remove(key) } }
             }
         }
         // A service that returns would stop the group: stay until shutdown.
         try? await gracefulShutdown()
     }
 
-    /// Runs `operation` until it succeeds or the task is cancelled, with backoff, while PostgreSQL is out of
-    /// reach or lacks the schema; another failure (PostgreSQL refusing this artifact) is logged and given up,
-    /// so it holds up no other. A database without the schema is said once, in one line, and in
-    /// `schemaProblem` until it is migrated.
-    private func retrying(_ failure: String, _ metadata: Logger.Metadata = [:], _ operation: () async throws -> Void) async {
+    /// Runs `operation` until it succeeds (true) or the task is cancelled, with backoff. When `givingUp`, a
+    /// failure that is the artifact's (PostgreSQL refusing its data: SQLSTATE classes 22, 23 and 54) is logged
+    /// and given up (false), so it holds up no other registration. A database without the schema is said
+    /// once, in one line, and in `schemaProblem` until it is migrated.
+    @discardableResult
+    private func retrying(_ failure: String, _ metadata: Logger.Metadata = [:], givingUp: Bool = true,
+                          _ operation: () async throws -> Void) async -> Bool {
         var delay = Duration.milliseconds(500)
         var said: String?
         while !Task.isCancelled {
             do {
                 try await operation()
                 schemaProblem.set(nil)
-                return
+                return true
             } catch {
+                if Task.isCancelled { return false }
                 var wait = delay
-                switch StoreProblem(error) {
-                case .refused, .other:
+                if givingUp, StoreProblem.refusesData(error) {
                     logger.error("\(failure); not retried", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-                    return
-                case .unavailable, .notMigrated: break
+                    return false
                 }
                 if case .notMigrated = StoreProblem(error) {
                     let problem = StoreProblem(error).explanation
@@ -80,9 +84,10 @@ public final class ModelRegistration: Service, Sendable {
                         "error": "\(error)", "retry_in": "\(delay)"]) { $1 })
                     delay = min(delay * 2, .seconds(30))
                 }
-                guard (try? await Task.sleep(for: wait)) != nil else { return }
+                guard (try? await Task.sleep(for: wait)) != nil else { return false }
             }
         }
+        return false
     }
 }
 

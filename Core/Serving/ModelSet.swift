@@ -117,10 +117,13 @@ public final class ModelSet: Sendable {
         var entries: [String: Entry] = [:]
         var clock: UInt64 = 0
         var loading: [String: Task<Serving, any Error>] = [:]
-        /// The last failed load of each name, by its file's identity: the same file is not read again.
-        var failed: [String: (identity: [Int], error: LoadError)] = [:]
-        /// The source's names at the last look.
-        var listed: [String]?
+        /// The last failed load of each name, by its file's identity and when: the same file is not read again
+        /// for `failureMemory`.
+        var failed: [String: (identity: [Int], at: ContinuousClock.Instant, error: LoadError)] = [:]
+        /// The source's names, with the folder's identity when they were read.
+        var listed: (identity: [Int]?, names: [String])?
+        /// Whether a `refresh()` runs (one at a time).
+        var refreshing = false
 
         mutating func tick() -> UInt64 {
             clock += 1
@@ -145,6 +148,8 @@ public final class ModelSet: Sendable {
     private let served: @Sendable (ModelArtifact, ModelRegistry.Status) -> Void
     /// Where model files are read and decoded: off the tasks' shared threads, which a large model would hold.
     private static let reading = DispatchQueue(label: "cyclone.model-set.reading", attributes: .concurrent)
+    /// How long a file that failed to load is not read again while it stays the same.
+    static let failureMemory = Duration.seconds(10)
 
     private let loaded = Gauge(label: "cyclone_models_loaded")
     private let loads = Counter(label: "cyclone_model_loads_total")
@@ -176,10 +181,17 @@ public final class ModelSet: Sendable {
         loaded.record(state.entries.count)
     }
 
-    /// The names served, sorted: the source's at the last look (`refresh()`), and those loaded.
+    /// The names served, sorted: the source's (read again when its folder changed; the last list while the
+    /// folder cannot be read), and those loaded.
     public var names: [String] {
+        let identity = source?.listIdentity
         let (listed, loadedNames) = state.withLock { ($0.listed, Array($0.entries.keys)) }
-        return Set((listed ?? source?.names() ?? []) + loadedNames).sorted()
+        var names = listed?.names ?? []
+        if let source, listed == nil || identity == nil || listed?.identity != identity, let read = source.names() {
+            names = read
+            state.withLock { $0.listed = (identity, read) }
+        }
+        return Set(names + loadedNames).sorted()
     }
 
     /// The names loaded now, sorted.
@@ -253,17 +265,21 @@ public final class ModelSet: Sendable {
     /// A live file that failed to load is not read again until it changes.
     private func read(_ name: String) throws(LoadError) -> (Serving, [ModelFolder.Slot: [Int]]) {
         guard let source, let livePath = source.path(of: name, .live) else { throw .notFound(name: name, names: names) }
-        guard let liveIdentity = ModelSource.identity(of: livePath) else {
+        guard let liveIdentity = ModelSource.identity(of: livePath), source.holds(name) else {
             if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: livePath) {
                 throw .unloadable(name: name, problem: "\(livePath) is a link to \(target), which does not exist")
             }
             throw .notFound(name: name, names: names)
         }
-        if let failed = state.withLock({ $0.failed[name] }), failed.identity == liveIdentity { throw failed.error }
+        if let failed = state.withLock({ $0.failed[name] }), failed.identity == liveIdentity,
+           ContinuousClock.now - failed.at < Self.failureMemory
+        {
+            throw failed.error
+        }
         let live: ServedModel
         do { live = try source.live(name, from: livePath) } catch {
             let failure = LoadError.unloadable(name: name, problem: "\(error)")
-            state.withLock { $0.failed[name] = (liveIdentity, failure) }
+            state.withLock { $0.failed[name] = (liveIdentity, ContinuousClock.now, failure) }
             throw failure
         }
         var serving = Serving(live: live)
@@ -282,11 +298,15 @@ public final class ModelSet: Sendable {
     /// file is gone at two looks in a row is no longer served. The folder's names are listed anew.
     public func refresh() {
         guard let source else { return }
-        let listed = source.names()
-        let loaded = state.withLock { state in
-            state.listed = listed
+        let loaded = state.withLock { state -> [String: (seen: [ModelFolder.Slot: [Int]], generation: UInt64, missing: Bool)]? in
+            guard !state.refreshing else { return nil }
+            state.refreshing = true
+            let now = ContinuousClock.now
+            state.failed = state.failed.filter { now - $0.value.at < Self.failureMemory }
             return state.entries.mapValues { (seen: $0.seen, generation: $0.generation, missing: $0.missing) }
         }
+        guard let loaded else { return }
+        defer { state.withLock { $0.refreshing = false } }
         for (name, entry) in loaded.sorted(by: { $0.key < $1.key }) {
             var seen = entry.seen
             if let path = source.path(of: name, .live) {
@@ -317,6 +337,16 @@ public final class ModelSet: Sendable {
         }
     }
 
+    /// `refresh()` on the reading queue, off the tasks' shared threads.
+    public func refreshOffTasks() async {
+        await withCheckedContinuation { continuation in
+            Self.reading.async {
+                self.refresh()
+                continuation.resume()
+            }
+        }
+    }
+
     private func unload(_ name: String, generation: UInt64, because reason: String, path: String) {
         let unloaded = state.withLock { state in
             guard state.entries[name]?.generation == generation else { return false }
@@ -331,25 +361,28 @@ public final class ModelSet: Sendable {
 
     /// Swaps in the live file of `name` that changed, if the load `generation` still serves it.
     private func reloadLive(_ name: String, from path: String, identity: [Int], generation: UInt64) {
-        guard let source, let current = self[name]?.live.artifact else { return }
-        state.withLock { state in
-            if state.entries[name]?.generation == generation { state.entries[name]?.seen[.live] = identity }
+        guard let source, let before = self[name] else { return }
+        let current = before.live.artifact
+        /// Records the file as seen (and swaps in `new`) unless the model was loaded anew or swapped meanwhile.
+        func apply(_ new: ServedModel?) -> Bool {
+            state.withLock { state in
+                guard let entry = state.entries[name], entry.generation == generation,
+                      entry.serving.live.artifact == current
+                else { return false }
+                state.entries[name]?.seen[.live] = identity
+                if let new, new.artifact != current { Self.swap(&state, to: new) }
+                return true
+            }
         }
         let new: ServedModel
         do { new = try source.live(name, from: path) } catch {
+            guard apply(nil) else { return }
             source.logger.error("the new model file does not load; serving the current one", metadata: [
                 "path": "\(path)", "error": "\(String(reflecting: error))", "model": "\(name)",
                 "version": "\(current.version)"])
             return
         }
-        guard new.artifact != current else { return }
-        // Unloaded meanwhile, or loaded anew from the files (which the new load read): nothing to swap.
-        let swapped = state.withLock { state in
-            guard state.entries[name]?.generation == generation else { return false }
-            Self.swap(&state, to: new)
-            return true
-        }
-        guard swapped else { return }
+        guard apply(new), new.artifact != current else { return }
         source.logger.notice("model swapped", metadata: [
             "model": "\(name)", "from_version": "\(current.version)", "version": "\(new.artifact.version)"])
         served(new.artifact, .live)
@@ -358,26 +391,26 @@ public final class ModelSet: Sendable {
         // not serve.
         for slot in [ModelFolder.Slot.canary, .shadow] {
             if let challengerPath = source.path(of: name, slot), let identity = ModelSource.identity(of: challengerPath) {
-                reload(slot, of: name, from: challengerPath, identity: identity, generation: generation)
+                reload(slot, of: name, from: challengerPath, identity: identity, generation: generation, before: before[slot])
             }
         }
     }
 
     /// Starts, replaces or ends the canary or shadow of `name` from its file, if the load `generation` still
     /// serves it.
-    private func reload(_ slot: ModelFolder.Slot, of name: String, from path: String, identity: [Int]?, generation: UInt64) {
+    /// `before`: what served in `slot` before a swap that asks for this look (its log then tells of it).
+    private func reload(_ slot: ModelFolder.Slot, of name: String, from path: String, identity: [Int]?, generation: UInt64,
+                        before: ServedModel?? = nil) {
         guard let source, let serving = self[name] else { return }
-        state.withLock { state in
-            if state.entries[name]?.generation == generation { state.entries[name]?.seen[slot] = identity }
-        }
-        let current = serving[slot]
+        let current = before ?? serving[slot]
         let challenger = identity == nil ? nil
             : source.challenger(slot, from: path, live: serving.live, current: current)
         let applied = state.withLock { state in
-            // Checked against the live version it was read beside.
+            // Checked against the live version it was read beside; seen only when applied.
             guard state.entries[name]?.generation == generation,
                   state.entries[name]?.serving.live.artifact == serving.live.artifact
             else { return false }
+            state.entries[name]?.seen[slot] = identity
             state.entries[name]?.serving[slot] = challenger
             return true
         }

@@ -27,12 +27,25 @@ public struct ModelSource: Sendable {
         self.logger = logger
     }
 
-    /// The model names this source can serve now, sorted.
-    public func names() -> [String] {
+    /// The model names this source can serve now, sorted; `nil` when its folder cannot be read.
+    public func names() -> [String]? {
         switch location {
         case .files(let name, _, _, _): [name]
-        case .folder(let folder): (try? folder.names()) ?? []
+        case .folder(let folder): try? folder.names()
         }
+    }
+
+    /// What identifies the list of names now: the folder's identity, which any entry added, removed or renamed
+    /// changes (`nil` for a model given by its paths, whose name never changes).
+    var listIdentity: [Int]? {
+        guard case .folder(let folder) = location else { return nil }
+        return Self.identity(of: folder.path)
+    }
+
+    /// Whether the folder holds `name` as a model (not a version file of the layout before `versions/`).
+    func holds(_ name: String) -> Bool {
+        guard case .folder(let folder) = location else { return true }
+        return !folder.isOldVersionFile(name)
     }
 
     /// The file `name` serves from in `slot`, or `nil` when the source has none for it.
@@ -51,11 +64,12 @@ public struct ModelSource: Sendable {
     }
 
     /// What identifies the file behind `path` now (symlinks followed): it changes when a new file is renamed
-    /// over the path or a link re-pointed; `nil` when there is none.
+    /// over the path, a link re-pointed, or the file written or its permissions changed; `nil` when there is none.
     public static func identity(of path: String) -> [Int]? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
-        return [Int(info.st_dev), Int(info.st_ino), Int(info.st_size), Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec)]
+        return [Int(info.st_dev), Int(info.st_ino), Int(info.st_size), Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec),
+                Int(info.st_ctim.tv_sec), Int(info.st_ctim.tv_nsec)]
     }
 
     /// The live version of `name` from its file, which must hold that model.

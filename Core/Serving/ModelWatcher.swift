@@ -15,9 +15,9 @@ public struct ModelWatcher: Service {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            models.refresh()
+            await models.refreshOffTasks()
             guard let interval else { return }
-            while (try? await Task.sleep(for: interval)) != nil { models.refresh() }
+            while (try? await Task.sleep(for: interval)) != nil { await models.refreshOffTasks() }
         }
         // A service that returns would stop the group: stay until shutdown.
         try? await gracefulShutdown()

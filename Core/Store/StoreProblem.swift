@@ -36,6 +36,14 @@ public enum StoreProblem: Equatable, Sendable {
         }
     }
 
+    /// Whether PostgreSQL refused what a statement held (SQLSTATE classes 22, 23 and 54: data exceptions,
+    /// integrity constraints, program limits), which no retry mends, rather than being out of reach, busy
+    /// or behind on its schema.
+    public static func refusesData(_ error: any Error) -> Bool {
+        guard let state = (error as? PSQLError)?.serverInfo?[.sqlState] else { return false }
+        return ["22", "23", "54"].contains(state.prefix(2))
+    }
+
     /// One sentence for an operator.
     public var explanation: String {
         switch self {

@@ -48,22 +48,22 @@ struct InferenceRoutes: Sendable {
             try await ready(context, version: context.parameters.require("version"))
         }
         v2.post("models/:name/infer") { request, context in
-            try await infer(request, name: context.parameters.require("name"), version: nil)
+            try await infer(request, name: context.parameters.path("name"), version: nil)
         }
         v2.post("models/:name/versions/:version/infer") { request, context in
-            try await infer(request, name: context.parameters.require("name"),
+            try await infer(request, name: context.parameters.path("name"),
                             version: context.parameters.require("version"))
         }
 
         let v1 = router.group("v1")
         v1.get("models/:model") { _, context in
-            let name = try context.parameters.require("model")
+            let name = try context.parameters.path("model")
             _ = try await inference.served(name, version: nil)
             return await modelReady(name)
         }
         v1.post("models/:model") { request, context in
             // `{name}:predict` is one path segment.
-            let segment = try context.parameters.require("model")
+            let segment = try context.parameters.path("model")
             guard let colon = segment.lastIndex(of: ":"), segment[colon...] == ":predict" else {
                 throw APIError(.notFound, "POST /v1/models/{name}:predict is served here; '\(segment)' names no verb it serves")
             }
@@ -72,12 +72,12 @@ struct InferenceRoutes: Sendable {
     }
 
     private func metadata(_ context: BasicRequestContext, version: String?) async throws -> Response {
-        let metadata = try await inference.metadata(try context.parameters.require("name"), version: version)
+        let metadata = try await inference.metadata(try context.parameters.path("name"), version: version)
         return jsonResponse(InferenceTensors.metadata(metadata.model, versions: metadata.versions).jsonText)
     }
 
     private func ready(_ context: BasicRequestContext, version: String?) async throws -> Response {
-        let name = try context.parameters.require("name")
+        let name = try context.parameters.path("name")
         _ = try await inference.served(name, version: version)
         return await modelReady(name)
     }

@@ -37,7 +37,7 @@ struct PredictRoutes: Sendable {
     func register(on router: Router<BasicRequestContext>) {
         router.post("/predict") { request, context in try await predict(request, name: nil, context: context) }
         router.post("/predict/:name") { request, context in
-            try await predict(request, name: context.parameters.require("name"), context: context)
+            try await predict(request, name: context.parameters.path("name"), context: context)
         }
         router.get("/openapi.json") { request, _ in
             let serving = try await serving(request.uri.queryParameters["model"].map(String.init))
@@ -45,7 +45,7 @@ struct PredictRoutes: Sendable {
         }
         router.get("/model") { _, _ in jsonResponse(modelStatus(try await serving(nil))) }
         router.get("/model/:name") { _, context in
-            jsonResponse(modelStatus(try await serving(context.parameters.require("name"))))
+            jsonResponse(modelStatus(try await serving(context.parameters.path("name"))))
         }
     }
 
@@ -65,8 +65,7 @@ struct PredictRoutes: Sendable {
     /// What serves model `name`, loading it when it is not loaded; without a name, the only model served.
     /// 404 names the models served; 400 asks for a name when there are several; 503 when its file does not load.
     func serving(_ name: String?) async throws -> ModelSet.Serving {
-        // A path segment as sent: percent-encoded (the router leaves it so).
-        let name = try name.map { $0.removingPercentEncoding ?? $0 } ?? onlyName()
+        let name = try name ?? onlyName()
         do { return try await models.serving(name) } catch {
             switch error {
             case .notFound: throw APIError(.notFound, error.description)
@@ -244,5 +243,13 @@ struct PredictRoutes: Sendable {
             throw APIError(.badRequest, "must be an array of keys, found \(other.typeName)", path: "keys")
         }
         return Body(instances: instances, keys: keys)
+    }
+}
+
+extension Parameters {
+    /// The path parameter `name`, percent-decoded (the router leaves a segment as sent).
+    func path(_ name: String) throws -> String {
+        let segment = try require(name)
+        return segment.removingPercentEncoding ?? segment
     }
 }

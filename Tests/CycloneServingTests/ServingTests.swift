@@ -210,7 +210,7 @@ import Testing
                  canaryPercent: canaryPercent, served: served)
     }
 
-    @Test func theFolderListsItsModelsAndNothingElse() throws {
+    @Test func theFolderListsItsModelsAndNothingElse() async throws {
         let folder = try folder([try TestModels.regression(name: "bikes"), try TestModels.regression(name: "taxis")])
         try deploy(try TestModels.regression(name: "bikes", version: "8"), in: folder, as: .canary)
         _ = FileManager.default.createFile(atPath: "\(folder.path)/.hidden.json", contents: Data("{}".utf8))
@@ -220,13 +220,21 @@ import Testing
         #expect(ModelFolder.nameProblem("a/b") != nil && ModelFolder.nameProblem(".x") != nil)
         #expect(ModelFolder.nameProblem("bikes.canary") != nil && ModelFolder.nameProblem("") != nil)
         #expect(throws: (any Error).self) { try ModelFolder("/nonexistent-\(UUID().uuidString)").names() }
-        // The layout before versions/: a plain file NAME-VERSION.json beside the link NAME.json is a version,
-        // not a model; a link so named is a model.
-        try TestModels.regression(name: "bikes", version: "6").write(to: URL(fileURLWithPath: "\(folder.path)/bikes-6.json"))
+        // The layout before versions/: a model whose link points beside it keeps its versions there as plain
+        // files NAME-VERSION.json, which are not models; beside a model of today's layout, a plain file so
+        // named (put there by hand) is one, and so is a link.
+        for version in ["1", "2"] {
+            try TestModels.regression(name: "trams", version: version).write(to: URL(fileURLWithPath: "\(folder.path)/trams-\(version).json"))
+        }
+        try FileManager.default.createSymbolicLink(atPath: folder.file(of: "trams"), withDestinationPath: "trams-2.json")
         try TestModels.regression(name: "bikes-eu").write(to: URL(fileURLWithPath: "\(folder.path)/bikes-eu.json"))
         try FileManager.default.createSymbolicLink(atPath: "\(folder.path)/taxis-eu.json",
                                                    withDestinationPath: "versions/taxis-7.json")
-        #expect(try folder.names() == ["bikes", "taxis", "taxis-eu"])
+        #expect(try folder.names() == ["bikes", "bikes-eu", "taxis", "taxis-eu", "trams"])
+        #expect(folder.isOldVersionFile("trams-1") && !folder.isOldVersionFile("bikes-eu"))
+        let models = models(folder)
+        #expect(try await models.serving("trams").live.artifact.version == "2")
+        await #expect { try await models.serving("trams-1") } throws: { "\($0)".contains("not served here") }
     }
 
     @Test func modelsLoadWhenFirstAskedForAndTheLeastRecentlyUsedIsUnloaded() async throws {
@@ -271,6 +279,9 @@ import Testing
         await #expect { try await models.serving("../bikes") } throws: { "\($0)".contains("not served here") }
         #expect(models.loadedNames.isEmpty)
         #expect(try await models.serving("bikes").live.artifact.version == "7")
+        // A broken file mended is served at once (a new file, or the same one rewritten).
+        try TestModels.regression(name: "broken").write(to: URL(fileURLWithPath: folder.file(of: "broken")))
+        #expect(try await models.serving("broken").live.artifact.name == "broken")
     }
 
     /// Each model's canary and shadow are its own links; a deploy of one model changes nothing of another's.
