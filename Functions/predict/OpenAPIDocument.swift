@@ -81,37 +81,25 @@ enum OpenAPIDocument {
                 "415": errorResponse("A Content-Type other than application/json."),
             ],
         ]
-        var kserveV1 = predictOperation
-        if case .object(var operation) = predictOperation {
-            operation["summary"] = "KServe v1: the /predict body and answer"
-            operation["parameters"] = [["name": "name", "in": "path", "required": true,
-                                        "schema": ["type": "string", "enum": [.string(artifact.name)]]]]
-            kserveV1 = .object(operation)
-        }
-        var named = predictOperation
-        if case .object(var operation) = predictOperation {
-            operation["summary"] = "/predict for the model named in the path"
-            operation["parameters"] = [["name": "name", "in": "path", "required": true,
-                                        "schema": ["type": "string", "enum": [.string(artifact.name)]]]]
-            named = .object(operation)
+        /// `operation` for the path with the model's name in it (`{name}`), with another summary if given.
+        func named(_ operation: JSONValue, summary: String? = nil) -> JSONValue {
+            guard case .object(var members) = operation else { return operation }
+            if let summary { members["summary"] = .string(summary) }
+            members["parameters"] = [["name": "name", "in": "path", "required": true,
+                                      "schema": ["type": "string", "enum": [.string(artifact.name)]]]]
+            return .object(members)
         }
         let status: JSONValue = ["summary": "What serves now: name, version and any canary or shadow",
                                  "responses": ["200": ["description": "the serving model"]]]
-        var namedStatus = status
-        if case .object(var operation) = status {
-            operation["parameters"] = [["name": "name", "in": "path", "required": true,
-                                        "schema": ["type": "string", "enum": [.string(artifact.name)]]]]
-            namedStatus = .object(operation)
-        }
         let document: JSONValue = [
             "openapi": "3.1.0",
             "info": ["title": .string("Cyclone predict: \(artifact.name)"), "version": .string(artifact.version)],
             "paths": .object([
                 "/predict": ["post": predictOperation],
-                "/predict/{name}": ["post": named],
-                "/v1/models/{name}:predict": ["post": kserveV1],
+                "/predict/{name}": ["post": named(predictOperation, summary: "/predict for the model named in the path")],
+                "/v1/models/{name}:predict": ["post": named(predictOperation, summary: "KServe v1: the /predict body and answer")],
                 "/model": ["get": status],
-                "/model/{name}": ["get": namedStatus],
+                "/model/{name}": ["get": named(status)],
             ].merging(inferencePaths(artifact)) { first, _ in first }),
             "components": ["schemas": ["Instance": instance, "Prediction": prediction, "Error": OpenAPI.errorSchema]],
         ]

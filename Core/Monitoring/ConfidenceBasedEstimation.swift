@@ -1,0 +1,443 @@
+import Foundation
+
+/// Confidence-based performance estimation (CBPE) for a binary classifier, as NannyML 0.13 computes it: the
+/// performance of a window of predictions estimated from the model's own probabilities, before any label
+/// arrives. On the reference (labelled rows the model is trusted on) it decides whether the probabilities need
+/// calibrating (isotonic regression, kept only when it lowers the expected calibration error over ten seeded
+/// shuffle splits), fits the calibrator, measures each metric's sampling-error components and its alert
+/// thresholds (mean ± 3 std of the realised metric over the reference's chunks). A window is then estimated
+/// from the expected confusion matrix of the calibrated probabilities and the model's own predictions, with a
+/// band of ± 3 sampling errors clipped to [0, 1].
+///
+/// `scripts/fixtures/nannyml/NOTES.md` gives the algorithm with its sources; the tests check it against
+/// nannyml's own estimates on fixtures that `scripts/fixtures/nannyml` generates.
+public struct ConfidenceBasedEstimation: Sendable {
+    public enum Metric: String, CaseIterable, Sendable, Codable {
+        case rocAUC = "roc_auc", f1, precision, recall, specificity, accuracy
+    }
+
+    /// One labelled or unlabelled row: the model's probability of the positive class, its predicted class
+    /// (0 or 1, as the model decided it), and the label when known.
+    public struct Row: Sendable {
+        public var probability: Double
+        public var predicted: Int
+        public var label: Int?
+
+        public init(probability: Double, predicted: Int, label: Int? = nil) {
+            self.probability = probability
+            self.predicted = predicted
+            self.label = label
+        }
+    }
+
+    /// A metric estimated on one window.
+    public struct Estimate: Sendable, Equatable {
+        public var value: Double
+        public var samplingError: Double
+        /// `value` ± 3 sampling errors, clipped to [0, 1].
+        public var lower: Double
+        public var upper: Double
+        /// Outside the reference's thresholds.
+        public var alert: Bool
+    }
+
+    public let metrics: [Metric]
+    /// Whether the reference's probabilities are calibrated before estimating (the ECE test's verdict).
+    public let calibrates: Bool
+    /// The reference's expected calibration error before and after isotonic calibration (cross-validated).
+    public let calibrationError: (before: Double, after: Double)?
+    let calibrator: IsotonicRegression?
+    /// Per metric: the spread and the share of rows it is divided by (`samplingError`).
+    let components: [Metric: (spread: Double, share: Double)]
+    /// Per metric: the alert thresholds.
+    public let thresholds: [Metric: (lower: Double, upper: Double)]
+
+    /// Fits the estimation on labelled `reference` rows, its thresholds on chunks of `chunkSize` rows (the last
+    /// one shorter when the rows do not divide). Nil when the reference has no labels of one class.
+    public init?(reference: [Row], chunkSize: Int, metrics: [Metric] = Metric.allCases) {
+        let labelled = reference.compactMap { row in row.label.map { (row, $0) } }
+        guard labelled.count == reference.count, Set(labelled.map(\.1)).count == 2, chunkSize > 0 else { return nil }
+        self.metrics = metrics
+        let labels = labelled.map(\.1), probabilities = reference.map(\.probability), predicted = reference.map(\.predicted)
+        let decision = Self.needsCalibration(labels: labels, probabilities: probabilities)
+        calibrates = decision.needs
+        calibrationError = decision.errors
+        calibrator = calibrates ? IsotonicRegression(x: probabilities, y: labels.map(Double.init)) : nil
+        var components: [Metric: (Double, Double)] = [:]
+        var thresholds: [Metric: (Double, Double)] = [:]
+        let chunks = Self.chunks(reference.count, size: chunkSize)
+        for metric in metrics {
+            components[metric] = Self.components(metric, labels: labels, predicted: predicted, probabilities: probabilities)
+            let realised = chunks.map { range in
+                Self.realised(metric, labels: Array(labels[range]), predicted: Array(predicted[range]),
+                              probabilities: Array(probabilities[range]))
+            }
+            thresholds[metric] = Self.thresholds(realised)
+        }
+        self.components = components
+        self.thresholds = thresholds
+    }
+
+    /// The probabilities as the estimation reads them: calibrated when the reference needed it.
+    public func calibrated(_ probabilities: [Double]) -> [Double] {
+        calibrator.map { calibrator in probabilities.map(calibrator.predict) } ?? probabilities
+    }
+
+    /// Each metric estimated on one window of `rows` (their labels unused).
+    public func estimate(_ rows: [Row]) -> [Metric: Estimate] {
+        let probabilities = rows.map(\.probability), predicted = rows.map(\.predicted)
+        let calibrated = calibrated(probabilities)
+        var estimates: [Metric: Estimate] = [:]
+        for metric in metrics {
+            let value = Self.estimate(metric, predicted: predicted, calibrated: calibrated, probabilities: probabilities)
+            let (spread, share) = components[metric]!
+            let error = metric == .accuracy ? spread / Double(rows.count).squareRoot()
+                                            : spread / (Double(rows.count) * share).squareRoot()
+            let (lower, upper) = thresholds[metric]!
+            estimates[metric] = Estimate(value: value, samplingError: error, lower: max(0, value - 3 * error),
+                                         upper: min(1, value + 3 * error), alert: value < lower || value > upper)
+        }
+        return estimates
+    }
+
+    // MARK: - The calibration decision
+
+    /// Whether isotonic calibration lowers the expected calibration error of the probabilities, over ten
+    /// stratified shuffle splits (a tenth held out, seed 42) of the reference, as NannyML decides it; with the
+    /// two errors. A model already separating the classes (ROC AUC above 0.999) is left alone.
+    static func needsCalibration(labels: [Int], probabilities: [Double]) -> (needs: Bool, errors: (before: Double, after: Double)?) {
+        guard let auc = rocAUC(scores: probabilities, positives: labels.map { $0 == 1 }), auc <= 0.999 else {
+            return (false, nil)
+        }
+        var heldLabels: [Int] = [], heldProbabilities: [Double] = [], heldCalibrated: [Double] = []
+        for (train, test) in stratifiedShuffleSplits(labels, splits: 10, testShare: 0.1, seed: 42) {
+            let calibrator = IsotonicRegression(x: train.map { probabilities[$0] }, y: train.map { Double(labels[$0]) })
+            for index in test {
+                heldLabels.append(labels[index])
+                heldProbabilities.append(probabilities[index])
+                heldCalibrated.append(calibrator.predict(probabilities[index]))
+            }
+        }
+        let edges = binEdges(heldProbabilities.count, bins: 10)
+        let before = expectedCalibrationError(labels: heldLabels, probabilities: heldProbabilities, edges: edges)
+        let after = expectedCalibrationError(labels: heldLabels, probabilities: heldCalibrated, edges: edges)
+        return (before > after, (before, after))
+    }
+
+    /// NannyML's expected calibration error: the rows sorted by probability (stably) and cut into equal bins by
+    /// count; the mean gap between probability and label per bin, weighted by the bin's share.
+    static func expectedCalibrationError(labels: [Int], probabilities: [Double], edges: [Range<Int>]) -> Double {
+        let order = stableOrder(probabilities)
+        var total = 0.0
+        for bin in edges where !bin.isEmpty {
+            let meanProbability = bin.reduce(0.0) { $0 + probabilities[order[$1]] } / Double(bin.count)
+            let meanLabel = bin.reduce(0.0) { $0 + Double(labels[order[$1]]) } / Double(bin.count)
+            total += Double(bin.count) / Double(probabilities.count) * abs(meanProbability - meanLabel)
+        }
+        return total
+    }
+
+    /// Bins of `bins` rows' width (fewer bins for fewer than twice as many rows), the last one taking the rest.
+    static func binEdges(_ count: Int, bins: Int) -> [Range<Int>] {
+        let bins = count <= 2 * bins ? count / 2 : bins
+        guard bins > 0 else { return [0..<count] }
+        let width = count / bins
+        var edges = Array(stride(from: 0, through: count, by: width))
+        edges[edges.count - 1] = count
+        return zip(edges, edges.dropFirst()).map { $0..<$1 }
+    }
+
+    /// scikit-learn's `StratifiedShuffleSplit(n_splits, test_size, random_state=seed)`: the train and test
+    /// indices of each split, drawn with numpy's legacy MT19937 as scikit-learn draws them.
+    static func stratifiedShuffleSplits(_ labels: [Int], splits: Int, testShare: Double, seed: UInt32)
+        -> [(train: [Int], test: [Int])]
+    {
+        let n = labels.count
+        let testCount = Int((testShare * Double(n)).rounded(.up)), trainCount = n - testCount
+        let classes = Set(labels).sorted()
+        let members = classes.map { label in labels.indices.filter { labels[$0] == label } }
+        let counts = members.map(\.count)
+        var random = NumpyRandomState(seed: seed)
+        var result: [(train: [Int], test: [Int])] = []
+        for _ in 0..<splits {
+            let trainCounts = approximateMode(counts, draws: trainCount, random: &random)
+            let testCounts = approximateMode(zip(counts, trainCounts).map { $0 - $1 }, draws: testCount, random: &random)
+            var train: [Int] = [], test: [Int] = []
+            for (index, group) in members.enumerated() {
+                let shuffled = random.permutation(group.count).map { group[$0] }
+                train += shuffled[..<trainCounts[index]]
+                test += shuffled[trainCounts[index]..<(trainCounts[index] + testCounts[index])]
+            }
+            result.append((random.permutation(train.count).map { train[$0] }, random.permutation(test.count).map { test[$0] }))
+        }
+        return result
+    }
+
+    /// scikit-learn's `_approximate_mode`: `draws` spread over classes in proportion to `counts`, the remainder
+    /// going to the largest fractional parts, ties broken by a draw without replacement.
+    static func approximateMode(_ counts: [Int], draws: Int, random: inout NumpyRandomState) -> [Int] {
+        let total = Double(counts.reduce(0, +))
+        let continuous = counts.map { Double($0) / total * Double(draws) }
+        var floored = continuous.map { $0.rounded(.down) }
+        var needed = draws - Int(floored.reduce(0, +))
+        if needed > 0 {
+            let remainders = zip(continuous, floored).map { $0 - $1 }
+            for value in Set(remainders).sorted(by: >) {
+                let tied = remainders.indices.filter { remainders[$0] == value }
+                let adding = min(tied.count, needed)
+                for index in random.permutation(tied.count).prefix(adding).map({ tied[$0] }) { floored[index] += 1 }
+                needed -= adding
+                if needed == 0 { break }
+            }
+        }
+        return floored.map { Int($0) }
+    }
+
+    // MARK: - Metrics
+
+    /// A metric estimated from the calibrated probabilities: ROC AUC from the running sum of calibrated
+    /// probabilities in the order of the raw scores (rounded to 5 decimals, as NannyML does), the others from
+    /// the expected confusion matrix with the model's own predictions.
+    static func estimate(_ metric: Metric, predicted: [Int], calibrated: [Double], probabilities: [Double]) -> Double {
+        if metric == .rocAUC {
+            let order = stableOrder(probabilities).reversed()
+            var truePositives = [0.0], falsePositives = [0.0], sum = 0.0
+            for (k, index) in order.enumerated() {
+                sum += calibrated[index]
+                truePositives.append(sum)
+                falsePositives.append(Double(1 + k) - sum)
+            }
+            let tp = truePositives.map { roundHalfEven($0, decimals: 5) }
+            let fp = falsePositives.map { roundHalfEven($0, decimals: 5) }
+            let tpr = tp.map { $0 / tp.last! }, fpr = fp.map { $0 / fp.last! }
+            var area = 0.0
+            for i in 0..<(fpr.count - 1) {
+                let width = fpr[i + 1] - fpr[i]
+                area += width * (tpr[i + 1] + tpr[i]) / 2
+            }
+            return area
+        }
+        var tp = 0.0, fp = 0.0, fn = 0.0, tn = 0.0
+        for (label, p) in zip(predicted, calibrated) {
+            if label == 1 { tp += p; fp += 1 - p } else { fn += p; tn += 1 - p }
+        }
+        func ratio(_ a: Double, _ b: Double) -> Double { b != 0 ? a / b : 0 }
+        switch metric {
+        case .f1: return ratio(tp, tp + 0.5 * (fp + fn))
+        case .precision: return ratio(tp, tp + fp)
+        case .recall: return ratio(tp, tp + fn)
+        case .specificity: return ratio(tn, tn + fp)
+        case .accuracy, .rocAUC: return (tp + tn) / Double(predicted.count)
+        }
+    }
+
+    /// A metric on labelled rows, as NannyML reports it (NaN where it is undefined).
+    public static func realised(_ metric: Metric, labels: [Int], predicted: [Int], probabilities: [Double]) -> Double {
+        if metric == .rocAUC {
+            return rocAUC(scores: probabilities, positives: labels.map { $0 == 1 }) ?? .nan
+        }
+        let (tp, fp, fn, tn) = confusion(labels: labels, predicted: predicted)
+        switch metric {
+        case .accuracy: return Double(tp + tn) / Double(labels.count)
+        case .specificity: return tn + fp > 0 ? Double(tn) / Double(tn + fp) : .nan
+        default: break
+        }
+        guard Set(labels).count > 1, Set(predicted).count > 1 else { return .nan }
+        switch metric {
+        case .precision: return tp + fp > 0 ? Double(tp) / Double(tp + fp) : 0
+        case .recall: return tp + fn > 0 ? Double(tp) / Double(tp + fn) : 0
+        default: return tp + fp + fn > 0 ? Double(2 * tp) / Double(2 * tp + fp + fn) : 0
+        }
+    }
+
+    /// The sampling error's components of a metric on the reference: a spread (the population standard
+    /// deviation of per-row contributions) and the share of rows it is divided by.
+    static func components(_ metric: Metric, labels: [Int], predicted: [Int], probabilities: [Double]) -> (Double, Double) {
+        let n = Double(labels.count)
+        func spread(ones: Int, value: Double = 1, zeros: Int) -> Double {
+            populationStandardDeviation(Array(repeating: value, count: ones) + Array(repeating: 0, count: zeros))
+        }
+        let (tp, fp, fn, tn) = confusion(labels: labels, predicted: predicted)
+        switch metric {
+        case .rocAUC:
+            // The ranks of the positives among the scores (the minority class taken as positive), their gaps
+            // to the positives below them, as NannyML computes it (a positive ranked lowest is dropped).
+            var positives = labels, scores = probabilities
+            if Double(labels.reduce(0, +)) / n > 0.5 {
+                positives = labels.map { 1 - $0 }
+                scores = probabilities.map { 1 - $0 }
+            }
+            let order = stableOrder(scores)
+            let ranked = order.map { positives[$0] }
+            let ranks = Set(ranked.indices.map { ranked[$0] * $0 }).sorted().dropFirst()
+            let positiveCount = ranked.reduce(0, +), negativeCount = ranked.count - positiveCount
+            let gaps = ranks.enumerated().map { Double($1 - $0) / Double(negativeCount) }
+            return (populationStandardDeviation(gaps), Double(positiveCount) / n)
+        case .f1:
+            let m = tp + fp + fn
+            return (spread(ones: tp, value: Double(m) / (Double(fn + fp) * 0.5 + Double(tp)), zeros: fn + fp), Double(m) / n)
+        case .precision: return (spread(ones: tp, zeros: fp), Double(predicted.reduce(0, +)) / n)
+        case .recall: return (spread(ones: tp, zeros: fn), Double(labels.reduce(0, +)) / n)
+        case .specificity: return (spread(ones: tn, zeros: fp), Double(tn + fp) / n)
+        case .accuracy: return (spread(ones: tp + tn, zeros: fp + fn), 1)
+        }
+    }
+
+    /// The confusion matrix's counts: true and false positives, false and true negatives.
+    static func confusion(labels: [Int], predicted: [Int]) -> (Int, Int, Int, Int) {
+        var tp = 0, fp = 0, fn = 0, tn = 0
+        for (label, prediction) in zip(labels, predicted) {
+            switch (label, prediction) {
+            case (1, 1): tp += 1
+            case (0, 1): fp += 1
+            case (1, 0): fn += 1
+            default: tn += 1
+            }
+        }
+        return (tp, fp, fn, tn)
+    }
+
+    /// The reference's alert thresholds: mean ± 3 population standard deviations of the chunks' realised
+    /// values (NaN left out), clipped to [0, 1].
+    static func thresholds(_ values: [Double]) -> (Double, Double) {
+        let present = values.filter { !$0.isNaN }
+        guard !present.isEmpty else { return (0, 1) }
+        let mean = present.reduce(0, +) / Double(present.count)
+        let deviation = populationStandardDeviation(present)
+        return (max(0, mean - 3 * deviation), min(1, mean + 3 * deviation))
+    }
+
+    /// NannyML's chunks of `size` rows, the last one shorter when `count` does not divide.
+    public static func chunks(_ count: Int, size: Int) -> [Range<Int>] {
+        stride(from: 0, to: count, by: size).map { $0..<min($0 + size, count) }
+    }
+
+    static func populationStandardDeviation(_ values: [Double]) -> Double {
+        guard !values.isEmpty else { return .nan }
+        let mean = values.reduce(0, +) / Double(values.count)
+        return (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)).squareRoot()
+    }
+
+    /// The indices that sort `values` ascending, ties in index order.
+    static func stableOrder(_ values: [Double]) -> [Int] {
+        values.indices.sorted { (values[$0], $0) < (values[$1], $1) }
+    }
+
+    /// numpy's `round`: scaled by 10^decimals, rounded half to even, scaled back.
+    static func roundHalfEven(_ value: Double, decimals: Int) -> Double {
+        let scale = pow(10, Double(decimals))
+        return (value * scale).rounded(.toNearestOrEven) / scale
+    }
+}
+
+/// scikit-learn's `IsotonicRegression(increasing=True, out_of_bounds="clip")`: the non-decreasing step
+/// function closest to `y` in least squares, linear between its thresholds.
+struct IsotonicRegression: Sendable {
+    let x: [Double]
+    let y: [Double]
+
+    init(x values: [Double], y targets: [Double]) {
+        // Sorted by x then y (numpy's lexsort), equal x merged into their mean (within 1e-15 of a group's first).
+        let order = values.indices.sorted { (values[$0], targets[$0], $0) < (values[$1], targets[$1], $1) }
+        var xs: [Double] = [], ys: [Double] = [], weights: [Double] = []
+        var currentX = values[order[0]], sum = 0.0, weight = 0.0
+        for index in order {
+            if values[index] - currentX >= 1e-15 {
+                xs.append(currentX); ys.append(sum / weight); weights.append(weight)
+                currentX = values[index]; sum = targets[index]; weight = 1
+            } else {
+                sum += targets[index]; weight += 1
+            }
+        }
+        xs.append(currentX); ys.append(sum / weight); weights.append(weight)
+        // Pool adjacent violators, weighted.
+        var blocks: [(value: Double, weight: Double, count: Int)] = []
+        for (value, weight) in zip(ys, weights) {
+            blocks.append((value, weight, 1))
+            while blocks.count > 1, blocks[blocks.count - 2].value >= blocks[blocks.count - 1].value {
+                let b = blocks.removeLast(), a = blocks.removeLast()
+                blocks.append(((a.value * a.weight + b.value * b.weight) / (a.weight + b.weight), a.weight + b.weight,
+                               a.count + b.count))
+            }
+        }
+        let fitted = blocks.flatMap { Array(repeating: $0.value, count: $0.count) }
+        // Only the ends of each flat run are kept as thresholds.
+        var keptX: [Double] = [], keptY: [Double] = []
+        for i in fitted.indices where i == 0 || i == fitted.count - 1 || fitted[i] != fitted[i - 1] || fitted[i] != fitted[i + 1] {
+            keptX.append(xs[i]); keptY.append(fitted[i])
+        }
+        x = keptX
+        y = keptY
+    }
+
+    /// The fitted value at `value`, clipped to the fitted range of x.
+    func predict(_ value: Double) -> Double {
+        let v = min(max(value, x[0]), x[x.count - 1])
+        guard x.count > 1 else { return y[0] }
+        // The last threshold at or below v.
+        var low = 0, high = x.count
+        while low < high {
+            let mid = (low + high) / 2
+            if x[mid] <= v { low = mid + 1 } else { high = mid }
+        }
+        let j = low - 1
+        if j >= x.count - 1 { return y[y.count - 1] }
+        if x[j] == v { return y[j] }
+        return (y[j + 1] - y[j]) / (x[j + 1] - x[j]) * (v - x[j]) + y[j]
+    }
+}
+
+/// numpy's legacy `RandomState` (MT19937) as far as scikit-learn's shuffle splits use it: `permutation`.
+struct NumpyRandomState: Sendable {
+    private var state = [UInt32](repeating: 0, count: 624)
+    private var index = 624
+
+    init(seed: UInt32) {
+        state[0] = seed
+        for i in 1..<624 { state[i] = 1_812_433_253 &* (state[i - 1] ^ (state[i - 1] >> 30)) &+ UInt32(i) }
+    }
+
+    private mutating func twist() {
+        for i in 0..<624 {
+            let y = (state[i] & 0x8000_0000) | (state[(i + 1) % 624] & 0x7FFF_FFFF)
+            var v = state[(i + 397) % 624] ^ (y >> 1)
+            if y & 1 != 0 { v ^= 0x9908_B0DF }
+            state[i] = v
+        }
+        index = 0
+    }
+
+    mutating func next() -> UInt32 {
+        if index >= 624 { twist() }
+        var y = state[index]
+        index += 1
+        y ^= y >> 11
+        y ^= (y << 7) & 0x9D2C_5680
+        y ^= (y << 15) & 0xEFC6_0000
+        y ^= y >> 18
+        return y
+    }
+
+    /// A uniform integer in 0...max, by masked rejection (numpy's `random_interval`).
+    mutating func interval(_ max: UInt32) -> UInt32 {
+        guard max > 0 else { return 0 }
+        var mask = max
+        for shift in [1, 2, 4, 8, 16] as [UInt32] { mask |= mask >> shift }
+        while true {
+            let v = next() & mask
+            if v <= max { return v }
+        }
+    }
+
+    /// `permutation(count)`: 0..<count shuffled by Fisher–Yates from the top.
+    mutating func permutation(_ count: Int) -> [Int] {
+        var values = Array(0..<count)
+        var i = count - 1
+        while i > 0 {
+            let j = Int(interval(UInt32(i)))
+            values.swapAt(i, j)
+            i -= 1
+        }
+        return values
+    }
+}

@@ -1,0 +1,101 @@
+import CycloneModel
+import CycloneTestSupport
+import Foundation
+import Testing
+
+@testable import CycloneMonitoring
+
+/// CBPE against nannyml 0.13.1 on the fixtures `scripts/fixtures/nannyml/run_all.sh` generates (a reference
+/// of 5,000 labelled rows, an analysis of 5,250 in chunks of 500): one set of probabilities nannyml calibrates,
+/// one it leaves alone.
+@Suite struct ConfidenceBasedEstimationTests {
+    struct Scenario {
+        var reference: [ConfidenceBasedEstimation.Row]
+        var analysis: [ConfidenceBasedEstimation.Row]
+        var calibrated: [Double]
+        var expected: [String: Any]
+
+        init(_ name: String) throws {
+            func csv(_ file: String) throws -> (header: [String], rows: [[String]]) {
+                let table = try CSV(contentsOf: Fixture.url("nannyml/\(name)/\(file)"))
+                return (table.header, table.rows)
+            }
+            func rows(_ table: (header: [String], rows: [[String]]), labels: [Int]?) -> [ConfidenceBasedEstimation.Row] {
+                let p = table.header.firstIndex(of: "y_pred_proba")!, y = table.header.firstIndex(of: "y_pred")!
+                let t = table.header.firstIndex(of: "y_true")
+                return table.rows.enumerated().map { index, row in
+                    ConfidenceBasedEstimation.Row(probability: Double(row[p])!, predicted: Int(row[y])!,
+                                                  label: labels?[index] ?? t.map { Int(row[$0])! })
+                }
+            }
+            reference = rows(try csv("reference.csv"), labels: nil)
+            let labels = try csv("analysis_labels.csv").rows.map { Int($0[0])! }
+            analysis = rows(try csv("analysis.csv"), labels: labels)
+            calibrated = try csv("calibrated_analysis.csv").rows.map { Double($0[0])! }
+            expected = try JSONSerialization.jsonObject(with: Fixture.data("nannyml/\(name)/expected.json")) as! [String: Any]
+        }
+    }
+
+    @Test(arguments: ["binary_miscalibrated", "binary_wellcalibrated"])
+    func estimatesEqualNannyML(_ name: String) throws {
+        let scenario = try Scenario(name)
+        let estimation = try #require(ConfidenceBasedEstimation(reference: scenario.reference, chunkSize: 500))
+        let calibration = scenario.expected["calibration"] as! [String: Any]
+        #expect(estimation.calibrates == calibration["needs_calibration"] as? Bool)
+        let diagnostics = calibration["diagnostics"] as! [String: Any]
+        if let before = diagnostics["ece_before"] as? Double {
+            #expect(abs(estimation.calibrationError!.before - before) < 1e-12)
+        }
+        // The calibrated probabilities, to the bit nearly.
+        let calibrated = estimation.calibrated(scenario.analysis.map(\.probability))
+        #expect(zip(calibrated, scenario.calibrated).allSatisfy { abs($0 - $1) < 1e-12 })
+
+        let thresholds = scenario.expected["thresholds"] as! [String: [String: Double]]
+        for metric in ConfidenceBasedEstimation.Metric.allCases {
+            let (lower, upper) = estimation.thresholds[metric]!
+            #expect(abs(lower - thresholds[metric.rawValue]!["lower"]!) < 1e-9, "\(metric)")
+            #expect(abs(upper - thresholds[metric.rawValue]!["upper"]!) < 1e-9, "\(metric)")
+        }
+        var checked = 0
+        for (period, rows) in [("reference_chunks", scenario.reference), ("analysis_chunks_with_labels", scenario.analysis)] {
+            let chunks = scenario.expected[period] as! [[String: Any]]
+            let ranges = ConfidenceBasedEstimation.chunks(rows.count, size: 500)
+            #expect(ranges.count == chunks.count)
+            for (range, chunk) in zip(ranges, chunks) {
+                #expect(chunk["key"] as? String == "[\(range.lowerBound):\(range.upperBound - 1)]")
+                let window = Array(rows[range])
+                let estimates = estimation.estimate(window)
+                let metrics = chunk["metrics"] as! [String: [String: Any]]
+                for metric in ConfidenceBasedEstimation.Metric.allCases {
+                    let want = metrics[metric.rawValue]!, got = estimates[metric]!
+                    for (field, value) in [("value", got.value), ("sampling_error", got.samplingError),
+                                           ("lower_confidence_boundary", got.lower), ("upper_confidence_boundary", got.upper)] {
+                        #expect(abs(value - (want[field] as! Double)) < 1e-6, "\(period) \(chunk["key"]!) \(metric) \(field)")
+                    }
+                    #expect(got.alert == want["alert"] as? Bool, "\(period) \(chunk["key"]!) \(metric) alert")
+                    let realised = ConfidenceBasedEstimation.realised(metric, labels: window.map { $0.label! },
+                                                                      predicted: window.map(\.predicted),
+                                                                      probabilities: window.map(\.probability))
+                    if let want = want["realized"] as? Double {
+                        #expect(abs(realised - want) < 1e-12, "\(period) \(chunk["key"]!) \(metric) realised")
+                    } else {
+                        #expect(realised.isNaN)
+                    }
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked == 6 * 21)
+    }
+
+    /// numpy's RandomState(42).permutation(10), pinned from numpy itself.
+    @Test func theShuffleIsNumpys() {
+        var random = NumpyRandomState(seed: 42)
+        #expect(random.permutation(10) == [8, 1, 5, 0, 7, 2, 9, 4, 3, 6])
+    }
+
+    @Test func aReferenceWithoutBothClassesIsRefused() {
+        let rows = (0..<100).map { ConfidenceBasedEstimation.Row(probability: Double($0) / 100, predicted: 1, label: 1) }
+        #expect(ConfidenceBasedEstimation(reference: rows, chunkSize: 10) == nil)
+    }
+}
