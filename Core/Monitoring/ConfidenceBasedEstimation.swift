@@ -441,3 +441,147 @@ struct NumpyRandomState: Sendable {
         return values
     }
 }
+
+/// CBPE for a multiclass classifier, as NannyML 0.13 computes it: each class's probabilities calibrated on
+/// its own one-vs-rest labels (when the ECE test asks for it), every row's probabilities then renormalised;
+/// ROC AUC, F1, precision, recall and specificity the macro average over classes of the binary estimates;
+/// accuracy the mean calibrated probability of the predicted class. Sampling errors combine the classes'
+/// components (ROC AUC's widened by 1.2, as NannyML does).
+public struct MulticlassConfidenceBasedEstimation: Sendable {
+    public typealias Metric = ConfidenceBasedEstimation.Metric
+    public typealias Estimate = ConfidenceBasedEstimation.Estimate
+
+    /// One row: the probability of each class (in the classes' order), the predicted class's index, and the
+    /// label's index when known.
+    public struct Row: Sendable {
+        public var probabilities: [Double]
+        public var predicted: Int
+        public var label: Int?
+
+        public init(probabilities: [Double], predicted: Int, label: Int? = nil) {
+            self.probabilities = probabilities
+            self.predicted = predicted
+            self.label = label
+        }
+    }
+
+    public let metrics: [Metric]
+    public let classCount: Int
+    /// Per class: whether its probabilities are calibrated.
+    public var calibrates: [Bool] { calibrators.map { $0 != nil } }
+    let calibrators: [IsotonicRegression?]
+    /// Per metric and class: a variance and the share of rows it is divided by; accuracy's spread alone.
+    let components: [Metric: [(variance: Double, share: Double)]]
+    let accuracySpread: Double
+    public let thresholds: [Metric: (lower: Double, upper: Double)]
+
+    /// Fits on labelled `reference` rows of `classCount` classes (at least three; two are a binary model),
+    /// thresholds on chunks of `chunkSize`. Nil when a label is missing or a class is absent.
+    public init?(reference: [Row], classCount: Int, chunkSize: Int, metrics: [Metric] = Metric.allCases) {
+        guard classCount >= 3, chunkSize > 0, reference.allSatisfy({ $0.label != nil && $0.probabilities.count == classCount }),
+              Set(reference.map { $0.label! }).count == classCount
+        else { return nil }
+        self.metrics = metrics
+        self.classCount = classCount
+        let labels = reference.map { $0.label! }, predicted = reference.map(\.predicted)
+        let columns = (0..<classCount).map { k in reference.map { $0.probabilities[k] } }
+        calibrators = (0..<classCount).map { k in
+            let oneVsRest = labels.map { $0 == k ? 1 : 0 }
+            return ConfidenceBasedEstimation.needsCalibration(labels: oneVsRest, probabilities: columns[k]).needs
+                ? IsotonicRegression(x: columns[k], y: oneVsRest.map(Double.init)) : nil
+        }
+        var components: [Metric: [(Double, Double)]] = [:]
+        for metric in metrics where metric != .accuracy {
+            components[metric] = (0..<classCount).map { k in
+                let truth = labels.map { $0 == k ? 1 : 0 }, said = predicted.map { $0 == k ? 1 : 0 }
+                if metric == .rocAUC {
+                    let (spread, share) = ConfidenceBasedEstimation.components(.rocAUC, labels: truth, predicted: said,
+                                                                                probabilities: columns[k])
+                    return (spread * spread, share)
+                }
+                let (tp, fp, fn, tn) = ConfidenceBasedEstimation.confusion(labels: truth, predicted: said)
+                let n = Double(labels.count)
+                func variance(ones: Int, zeros: Int) -> Double {
+                    let spread = ConfidenceBasedEstimation.populationStandardDeviation(
+                        Array(repeating: 1, count: ones) + Array(repeating: 0, count: zeros))
+                    return spread * spread
+                }
+                switch metric {
+                case .f1: return (variance(ones: tp, zeros: fn + fp), Double(tp + fn + fp) / n)
+                case .precision: return (variance(ones: tp, zeros: fp), Double(said.reduce(0, +)) / n)
+                case .recall: return (variance(ones: tp, zeros: fn), Double(truth.reduce(0, +)) / n)
+                default: return (variance(ones: tn, zeros: fp), Double(tn + fp) / n)
+                }
+            }
+        }
+        self.components = components
+        accuracySpread = ConfidenceBasedEstimation.populationStandardDeviation(zip(labels, predicted).map { $0 == $1 ? 1 : 0 })
+        var thresholds: [Metric: (Double, Double)] = [:]
+        let chunks = ConfidenceBasedEstimation.chunks(reference.count, size: chunkSize)
+        for metric in metrics {
+            thresholds[metric] = ConfidenceBasedEstimation.thresholds(chunks.map { Self.realised(metric, Array(reference[$0]), classCount: classCount) })
+        }
+        self.thresholds = thresholds
+    }
+
+    /// Each row's probabilities calibrated per class, then renormalised to sum to one (all classes alike when
+    /// they sum to zero).
+    public func calibrated(_ rows: [Row]) -> [[Double]] {
+        rows.map { row in
+            let values = (0..<classCount).map { k in calibrators[k].map { $0.predict(row.probabilities[k]) } ?? row.probabilities[k] }
+            let sum = values.reduce(0, +)
+            return sum != 0 ? values.map { $0 / sum } : Array(repeating: 1 / Double(classCount), count: classCount)
+        }
+    }
+
+    /// Each metric estimated on one window of `rows` (their labels unused).
+    public func estimate(_ rows: [Row]) -> [Metric: Estimate] {
+        let calibrated = calibrated(rows)
+        let n = Double(rows.count)
+        var estimates: [Metric: Estimate] = [:]
+        for metric in metrics {
+            let value: Double, error: Double
+            if metric == .accuracy {
+                value = zip(rows, calibrated).reduce(0.0) { $0 + $1.1[$1.0.predicted] } / n
+                error = accuracySpread / n.squareRoot()
+            } else {
+                value = (0..<classCount).reduce(0.0) { sum, k in
+                    sum + ConfidenceBasedEstimation.estimate(metric, predicted: rows.map { $0.predicted == k ? 1 : 0 },
+                                                             calibrated: calibrated.map { $0[k] },
+                                                             probabilities: rows.map { $0.probabilities[k] })
+                } / Double(classCount)
+                let combined = components[metric]!.reduce(0.0) { $0 + $1.variance / (n * $1.share) }.squareRoot() / Double(classCount)
+                error = metric == .rocAUC ? combined * 1.2 : combined
+            }
+            let (lower, upper) = thresholds[metric]!
+            estimates[metric] = Estimate(value: value, samplingError: error, lower: max(0, value - 3 * error),
+                                         upper: min(1, value + 3 * error), alert: value < lower || value > upper)
+        }
+        return estimates
+    }
+
+    /// A metric on labelled rows, macro-averaged over the classes as NannyML reports it (NaN where undefined:
+    /// ROC AUC unless every class is among the labels; the others when labels or predictions hold one class).
+    public static func realised(_ metric: Metric, _ rows: [Row], classCount: Int) -> Double {
+        let labels = rows.map { $0.label! }, predicted = rows.map(\.predicted)
+        if metric == .rocAUC {
+            guard Set(labels).count == classCount else { return .nan }
+            return (0..<classCount).reduce(0.0) { sum, k in
+                sum + (rocAUC(scores: rows.map { $0.probabilities[k] }, positives: labels.map { $0 == k }) ?? .nan)
+            } / Double(classCount)
+        }
+        guard Set(labels).count > 1, Set(predicted).count > 1 else { return .nan }
+        if metric == .accuracy { return Double(zip(labels, predicted).filter { $0 == $1 }.count) / Double(rows.count) }
+        return (0..<classCount).reduce(0.0) { sum, k in
+            let (tp, fp, fn, tn) = ConfidenceBasedEstimation.confusion(labels: labels.map { $0 == k ? 1 : 0 },
+                                                                       predicted: predicted.map { $0 == k ? 1 : 0 })
+            let value: Double = switch metric {
+            case .precision: tp + fp > 0 ? Double(tp) / Double(tp + fp) : 0
+            case .recall: tp + fn > 0 ? Double(tp) / Double(tp + fn) : 0
+            case .f1: tp + fp + fn > 0 ? Double(2 * tp) / Double(2 * tp + fp + fn) : 0
+            default: Double(tn) / Double(tn + fp)
+            }
+            return sum + value
+        } / Double(classCount)
+    }
+}

@@ -88,6 +88,60 @@ import Testing
         #expect(checked == 6 * 21)
     }
 
+    /// Three classes: each calibrated on its own, renormalised, macro-averaged.
+    @Test func multiclassEstimatesEqualNannyML() throws {
+        func csv(_ file: String) throws -> CSV { try CSV(contentsOf: Fixture.url("nannyml/multiclass/\(file)")) }
+        let expected = try JSONSerialization.jsonObject(with: Fixture.data("nannyml/multiclass/expected.json")) as! [String: Any]
+        let config = expected["config"] as! [String: Any]
+        let classes = config["classes_sorted"] as! [String]
+        let columnOf = config["y_pred_proba"] as! [String: String]
+        func rows(_ table: CSV, labels: [String]?) -> [MulticlassConfidenceBasedEstimation.Row] {
+            let columns = classes.map { table.header.firstIndex(of: columnOf[$0]!)! }
+            let predicted = table.header.firstIndex(of: "y_pred")!, truth = table.header.firstIndex(of: "y_true")
+            return table.rows.enumerated().map { index, row in
+                MulticlassConfidenceBasedEstimation.Row(
+                    probabilities: columns.map { Double(row[$0])! }, predicted: classes.firstIndex(of: row[predicted])!,
+                    label: (labels?[index] ?? truth.map { row[$0] }).flatMap { classes.firstIndex(of: $0) })
+            }
+        }
+        let reference = rows(try csv("reference.csv"), labels: nil)
+        let analysis = rows(try csv("analysis.csv"), labels: try csv("analysis_labels.csv").rows.map { $0[0] })
+        let estimation = try #require(MulticlassConfidenceBasedEstimation(reference: reference, classCount: 3, chunkSize: 500))
+        let calibration = expected["calibration"] as! [String: [String: Any]]
+        #expect(estimation.calibrates == classes.map { calibration[$0]?["calibrator"] as? String == "IsotonicCalibrator" })
+        let calibratedTable = try csv("calibrated_analysis.csv")
+        let calibrated = estimation.calibrated(analysis)
+        for (k, name) in classes.enumerated() {
+            let column = calibratedTable.header.firstIndex(of: columnOf[name]!)!
+            #expect(zip(calibrated, calibratedTable.rows).allSatisfy { abs($0[k] - Double($1[column])!) < 1e-12 }, "\(name)")
+        }
+        var checked = 0
+        for (period, rows) in [("reference_chunks", reference), ("analysis_chunks_with_labels", analysis)] {
+            let chunks = expected[period] as! [[String: Any]]
+            for (range, chunk) in zip(ConfidenceBasedEstimation.chunks(rows.count, size: 500), chunks) {
+                let window = Array(rows[range])
+                let estimates = estimation.estimate(window)
+                let metrics = chunk["metrics"] as! [String: [String: Any]]
+                for metric in ConfidenceBasedEstimation.Metric.allCases {
+                    let want = metrics[metric.rawValue]!, got = estimates[metric]!
+                    for (field, value) in [("value", got.value), ("sampling_error", got.samplingError),
+                                           ("lower_confidence_boundary", got.lower), ("upper_confidence_boundary", got.upper)] {
+                        #expect(abs(value - (want[field] as! Double)) < 1e-6, "\(period) \(chunk["key"]!) \(metric) \(field)")
+                    }
+                    #expect(got.alert == want["alert"] as? Bool, "\(period) \(chunk["key"]!) \(metric) alert")
+                    let realised = MulticlassConfidenceBasedEstimation.realised(metric, window, classCount: 3)
+                    if let want = want["realized"] as? Double {
+                        #expect(abs(realised - want) < 1e-12, "\(period) \(chunk["key"]!) \(metric) realised")
+                    } else {
+                        #expect(realised.isNaN)
+                    }
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked == 6 * (12 + 13))
+    }
+
     /// numpy's RandomState(42).permutation(10), pinned from numpy itself.
     @Test func theShuffleIsNumpys() {
         var random = NumpyRandomState(seed: 42)
