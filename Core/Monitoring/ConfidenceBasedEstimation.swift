@@ -34,11 +34,25 @@ public struct ConfidenceBasedEstimation: Sendable {
     public struct Estimate: Sendable, Equatable {
         public var value: Double
         public var samplingError: Double
-        /// `value` ± 3 sampling errors, clipped to [0, 1].
+        /// `value` ± 3 sampling errors, clipped to [0, 1]; NaN when the value or its error is.
         public var lower: Double
         public var upper: Double
-        /// Outside the reference's thresholds.
+        /// Outside the reference's thresholds (never for a NaN value).
         public var alert: Bool
+
+        init(value: Double, samplingError: Double, thresholds: (lower: Double, upper: Double)) {
+            self.value = value
+            self.samplingError = samplingError
+            if value.isNaN || samplingError.isNaN {
+                (lower, upper) = (.nan, .nan)
+            } else {
+                (lower, upper) = (max(0, value - 3 * samplingError), min(1, value + 3 * samplingError))
+            }
+            alert = value < thresholds.lower || value > thresholds.upper
+        }
+
+        /// The estimate of an empty window: nothing known, nothing alerted.
+        static let none = Estimate(value: .nan, samplingError: .nan, thresholds: (0, 1))
     }
 
     public let metrics: [Metric]
@@ -53,10 +67,16 @@ public struct ConfidenceBasedEstimation: Sendable {
     public let thresholds: [Metric: (lower: Double, upper: Double)]
 
     /// Fits the estimation on labelled `reference` rows, its thresholds on chunks of `chunkSize` rows (the last
-    /// one shorter when the rows do not divide). Nil when the reference has no labels of one class.
+    /// one shorter when the rows do not divide). Nil unless every row has a finite probability and a label and
+    /// prediction of 0 or 1, and each class has at least two of at least 20 rows (as scikit-learn's shuffle
+    /// splits need).
     public init?(reference: [Row], chunkSize: Int, metrics: [Metric] = Metric.allCases) {
         let labelled = reference.compactMap { row in row.label.map { (row, $0) } }
-        guard labelled.count == reference.count, Set(labelled.map(\.1)).count == 2, chunkSize > 0 else { return nil }
+        guard labelled.count == reference.count, reference.count >= 20, chunkSize > 0,
+              reference.allSatisfy({ $0.probability.isFinite && ($0.predicted == 0 || $0.predicted == 1) }),
+              labelled.allSatisfy({ $0.1 == 0 || $0.1 == 1 }),
+              (0...1).allSatisfy({ label in labelled.filter { $0.1 == label }.count >= 2 })
+        else { return nil }
         self.metrics = metrics
         let labels = labelled.map(\.1), probabilities = reference.map(\.probability), predicted = reference.map(\.predicted)
         let decision = Self.needsCalibration(labels: labels, probabilities: probabilities)
@@ -83,8 +103,11 @@ public struct ConfidenceBasedEstimation: Sendable {
         calibrator.map { calibrator in probabilities.map(calibrator.predict) } ?? probabilities
     }
 
-    /// Each metric estimated on one window of `rows` (their labels unused).
+    /// Each metric estimated on one window of `rows` (their labels unused); rows without a finite probability
+    /// or with a prediction other than 0 or 1 are left out, as nannyml leaves them out of every cell.
     public func estimate(_ rows: [Row]) -> [Metric: Estimate] {
+        let rows = rows.filter { $0.probability.isFinite && ($0.predicted == 0 || $0.predicted == 1) }
+        guard !rows.isEmpty else { return Dictionary(uniqueKeysWithValues: metrics.map { ($0, Estimate.none) }) }
         let probabilities = rows.map(\.probability), predicted = rows.map(\.predicted)
         let calibrated = calibrated(probabilities)
         var estimates: [Metric: Estimate] = [:]
@@ -93,9 +116,7 @@ public struct ConfidenceBasedEstimation: Sendable {
             let (spread, share) = components[metric]!
             let error = metric == .accuracy ? spread / Double(rows.count).squareRoot()
                                             : spread / (Double(rows.count) * share).squareRoot()
-            let (lower, upper) = thresholds[metric]!
-            estimates[metric] = Estimate(value: value, samplingError: error, lower: max(0, value - 3 * error),
-                                         upper: min(1, value + 3 * error), alert: value < lower || value > upper)
+            estimates[metric] = Estimate(value: value, samplingError: error, thresholds: thresholds[metric]!)
         }
         return estimates
     }
@@ -336,7 +357,9 @@ struct IsotonicRegression: Sendable {
     let x: [Double]
     let y: [Double]
 
+    /// Fits `targets` against `values` (at least one pair; NaN-free).
     init(x values: [Double], y targets: [Double]) {
+        precondition(!values.isEmpty && values.count == targets.count, "isotonic regression needs pairs to fit")
         // Sorted by x then y (numpy's lexsort), equal x merged into their mean (within 1e-15 of a group's first).
         let order = values.indices.sorted { (values[$0], targets[$0], $0) < (values[$1], targets[$1], $1) }
         var xs: [Double] = [], ys: [Double] = [], weights: [Double] = []
@@ -372,6 +395,7 @@ struct IsotonicRegression: Sendable {
 
     /// The fitted value at `value`, clipped to the fitted range of x.
     func predict(_ value: Double) -> Double {
+        guard !value.isNaN else { return .nan }
         let v = min(max(value, x[0]), x[x.count - 1])
         guard x.count > 1 else { return y[0] }
         // The last threshold at or below v.
@@ -478,8 +502,12 @@ public struct MulticlassConfidenceBasedEstimation: Sendable {
     /// Fits on labelled `reference` rows of `classCount` classes (at least three; two are a binary model),
     /// thresholds on chunks of `chunkSize`. Nil when a label is missing or a class is absent.
     public init?(reference: [Row], classCount: Int, chunkSize: Int, metrics: [Metric] = Metric.allCases) {
-        guard classCount >= 3, chunkSize > 0, reference.allSatisfy({ $0.label != nil && $0.probabilities.count == classCount }),
-              Set(reference.map { $0.label! }).count == classCount
+        guard classCount >= 3, chunkSize > 0, reference.count >= 20,
+              reference.allSatisfy({ row in
+                  row.probabilities.count == classCount && row.probabilities.allSatisfy(\.isFinite)
+                      && (0..<classCount).contains(row.predicted) && row.label.map { (0..<classCount).contains($0) } == true
+              }),
+              (0..<classCount).allSatisfy({ k in reference.filter { $0.label == k }.count >= 2 })
         else { return nil }
         self.metrics = metrics
         self.classCount = classCount
@@ -534,15 +562,20 @@ public struct MulticlassConfidenceBasedEstimation: Sendable {
         }
     }
 
-    /// Each metric estimated on one window of `rows` (their labels unused).
+    /// Each metric estimated on one window of `rows` (their labels unused); rows without `classCount` finite
+    /// probabilities are left out, and a predicted class outside the classes counts as no class's.
     public func estimate(_ rows: [Row]) -> [Metric: Estimate] {
+        let rows = rows.filter { $0.probabilities.count == classCount && $0.probabilities.allSatisfy(\.isFinite) }
+        guard !rows.isEmpty else { return Dictionary(uniqueKeysWithValues: metrics.map { ($0, Estimate.none) }) }
         let calibrated = calibrated(rows)
         let n = Double(rows.count)
         var estimates: [Metric: Estimate] = [:]
         for metric in metrics {
             let value: Double, error: Double
             if metric == .accuracy {
-                value = zip(rows, calibrated).reduce(0.0) { $0 + $1.1[$1.0.predicted] } / n
+                value = zip(rows, calibrated).reduce(0.0) { sum, pair in
+                    sum + ((0..<classCount).contains(pair.0.predicted) ? pair.1[pair.0.predicted] : 0)
+                } / n
                 error = accuracySpread / n.squareRoot()
             } else {
                 value = (0..<classCount).reduce(0.0) { sum, k in
@@ -553,16 +586,17 @@ public struct MulticlassConfidenceBasedEstimation: Sendable {
                 let combined = components[metric]!.reduce(0.0) { $0 + $1.variance / (n * $1.share) }.squareRoot() / Double(classCount)
                 error = metric == .rocAUC ? combined * 1.2 : combined
             }
-            let (lower, upper) = thresholds[metric]!
-            estimates[metric] = Estimate(value: value, samplingError: error, lower: max(0, value - 3 * error),
-                                         upper: min(1, value + 3 * error), alert: value < lower || value > upper)
+            estimates[metric] = Estimate(value: value, samplingError: error, thresholds: thresholds[metric]!)
         }
         return estimates
     }
 
     /// A metric on labelled rows, macro-averaged over the classes as NannyML reports it (NaN where undefined:
     /// ROC AUC unless every class is among the labels; the others when labels or predictions hold one class).
+    /// Rows without a label or without `classCount` probabilities are left out.
     public static func realised(_ metric: Metric, _ rows: [Row], classCount: Int) -> Double {
+        let rows = rows.filter { $0.label != nil && $0.probabilities.count == classCount }
+        guard !rows.isEmpty else { return .nan }
         let labels = rows.map { $0.label! }, predicted = rows.map(\.predicted)
         if metric == .rocAUC {
             guard Set(labels).count == classCount else { return .nan }

@@ -148,8 +148,44 @@ import Testing
         #expect(random.permutation(10) == [8, 1, 5, 0, 7, 2, 9, 4, 3, 6])
     }
 
-    @Test func aReferenceWithoutBothClassesIsRefused() {
+    @Test func aReferenceItCannotFitOnIsRefused() {
         let rows = (0..<100).map { ConfidenceBasedEstimation.Row(probability: Double($0) / 100, predicted: 1, label: 1) }
-        #expect(ConfidenceBasedEstimation(reference: rows, chunkSize: 10) == nil)
+        #expect(ConfidenceBasedEstimation(reference: rows, chunkSize: 10) == nil, "one class")
+        let twos = rows.enumerated().map { index, row in
+            ConfidenceBasedEstimation.Row(probability: row.probability, predicted: 1, label: index % 2 + 1)
+        }
+        #expect(ConfidenceBasedEstimation(reference: twos, chunkSize: 10) == nil, "labels 1 and 2")
+        var nan = twos.map { ConfidenceBasedEstimation.Row(probability: $0.probability, predicted: 1, label: $0.label! - 1) }
+        #expect(ConfidenceBasedEstimation(reference: nan, chunkSize: 10) != nil)
+        nan[3].probability = .nan
+        #expect(ConfidenceBasedEstimation(reference: nan, chunkSize: 10) == nil, "a NaN probability")
+    }
+
+    /// Bad rows in a window are left out, never trap; an empty window estimates nothing and alerts nothing.
+    @Test func badRowsAreLeftOutAndAnEmptyWindowAlertsNothing() throws {
+        let scenario = try Scenario("binary_miscalibrated")
+        let estimation = try #require(ConfidenceBasedEstimation(reference: scenario.reference, chunkSize: 500))
+        let window = Array(scenario.analysis.prefix(500))
+        var spoilt = window
+        spoilt.append(.init(probability: .nan, predicted: 1))
+        spoilt.append(.init(probability: .infinity, predicted: 0))
+        spoilt.append(.init(probability: 0.5, predicted: 7))
+        #expect(estimation.estimate(spoilt) == estimation.estimate(window))
+        let empty = estimation.estimate([])
+        #expect(empty.values.allSatisfy { $0.value.isNaN && !$0.alert && $0.lower.isNaN })
+        // Every calibrated probability 0: ROC AUC is undefined, and so is its band.
+        let zeros = (0..<10).map { _ in ConfidenceBasedEstimation.Row(probability: 0, predicted: 0) }
+        let auc = try #require(estimation.estimate(zeros)[.rocAUC])
+        #expect(!auc.alert && (auc.value.isNaN == auc.lower.isNaN))
+
+        var rows = (0..<60).map { index in
+            MulticlassConfidenceBasedEstimation.Row(probabilities: [0.2, 0.3, 0.5].shuffled(), predicted: index % 3, label: index % 3)
+        }
+        let multiclass = try #require(MulticlassConfidenceBasedEstimation(reference: rows, classCount: 3, chunkSize: 20))
+        rows.append(.init(probabilities: [0.1, 0.9], predicted: 1))
+        rows.append(.init(probabilities: [0.1, 0.1, 0.8], predicted: 9))
+        rows.append(.init(probabilities: [.nan, 0.1, 0.8], predicted: 0))
+        #expect(multiclass.estimate(rows)[.accuracy]?.value.isFinite == true)
+        #expect(MulticlassConfidenceBasedEstimation.realised(.accuracy, rows, classCount: 3).isFinite)
     }
 }
