@@ -108,10 +108,14 @@ public struct CloudRunPlatform: Platform {
     /// alone), which promoting the shadow deploys: evaluate, which promotes, builds no images.
     static let challengerImageAnnotation = "cyclone.dev/challenger-image"
 
-    /// Deploys on `service`, then on each mirror; when a mirror fails, `service` is rolled back (as far as it
-    /// can be) so the deployment fails whole and the registry, which records only what succeeded, stays true.
+    /// Deploys on the model's `service`, then on each mirror; when a mirror fails, `service` is rolled back (as
+    /// far as it can be) so the deployment fails whole and the registry, which records only what succeeded,
+    /// stays true.
     public func deploy(_ model: ModelArtifact, as role: Role, beside live: ModelArtifact?) async throws -> Deployment? {
-        guard models.isEmpty else { return try await serving(model).deploy(model, as: role, beside: live) }
+        try await serving(model).deployEverywhere(model, as: role, beside: live)
+    }
+
+    private func deployEverywhere(_ model: ModelArtifact, as role: Role, beside live: ModelArtifact?) async throws -> Deployment? {
         let deployment = try await deployHere(model, as: role, beside: live)
         for mirror in mirrored {
             do {

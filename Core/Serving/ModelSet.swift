@@ -181,13 +181,13 @@ public final class ModelSet: Sendable {
         loaded.record(state.entries.count)
     }
 
-    /// The names served, sorted: the source's (read again when its folder changed; the last list while the
-    /// folder cannot be read), and those loaded.
+    /// The names served, sorted: the source's (read again when its folder changed, never for a model given by
+    /// its paths; the last list while the folder cannot be read), and those loaded.
     public var names: [String] {
         let identity = source?.listIdentity
         let (listed, loadedNames) = state.withLock { ($0.listed, Array($0.entries.keys)) }
         var names = listed?.names ?? []
-        if let source, listed == nil || identity == nil || listed?.identity != identity, let read = source.names() {
+        if let source, listed == nil || listed?.identity != identity, let read = source.names() {
             names = read
             state.withLock { $0.listed = (identity, read) }
         }

@@ -36,6 +36,21 @@ import Testing
         }
     }
 
+    /// One metric of one chunk against nannyml's record of it: value, sampling error and band to 1e-6, the
+    /// alert, and the realised value to 1e-12 (NaN where nannyml has none).
+    static func check(_ got: ConfidenceBasedEstimation.Estimate, realised: Double, against want: [String: Any], _ what: String) {
+        for (field, value) in [("value", got.value), ("sampling_error", got.samplingError),
+                               ("lower_confidence_boundary", got.lower), ("upper_confidence_boundary", got.upper)] {
+            #expect(abs(value - (want[field] as! Double)) < 1e-6, "\(what) \(field)")
+        }
+        #expect(got.alert == want["alert"] as? Bool, "\(what) alert")
+        if let want = want["realized"] as? Double {
+            #expect(abs(realised - want) < 1e-12, "\(what) realised")
+        } else {
+            #expect(realised.isNaN)
+        }
+    }
+
     @Test(arguments: ["binary_miscalibrated", "binary_wellcalibrated"])
     func estimatesEqualNannyML(_ name: String) throws {
         let scenario = try Scenario(name)
@@ -67,20 +82,11 @@ import Testing
                 let estimates = estimation.estimate(window)
                 let metrics = chunk["metrics"] as! [String: [String: Any]]
                 for metric in ConfidenceBasedEstimation.Metric.allCases {
-                    let want = metrics[metric.rawValue]!, got = estimates[metric]!
-                    for (field, value) in [("value", got.value), ("sampling_error", got.samplingError),
-                                           ("lower_confidence_boundary", got.lower), ("upper_confidence_boundary", got.upper)] {
-                        #expect(abs(value - (want[field] as! Double)) < 1e-6, "\(period) \(chunk["key"]!) \(metric) \(field)")
-                    }
-                    #expect(got.alert == want["alert"] as? Bool, "\(period) \(chunk["key"]!) \(metric) alert")
                     let realised = ConfidenceBasedEstimation.realised(metric, labels: window.map { $0.label! },
                                                                       predicted: window.map(\.predicted),
                                                                       probabilities: window.map(\.probability))
-                    if let want = want["realized"] as? Double {
-                        #expect(abs(realised - want) < 1e-12, "\(period) \(chunk["key"]!) \(metric) realised")
-                    } else {
-                        #expect(realised.isNaN)
-                    }
+                    Self.check(estimates[metric]!, realised: realised, against: metrics[metric.rawValue]!,
+                               "\(period) \(chunk["key"]!) \(metric)")
                     checked += 1
                 }
             }
@@ -123,18 +129,8 @@ import Testing
                 let estimates = estimation.estimate(window)
                 let metrics = chunk["metrics"] as! [String: [String: Any]]
                 for metric in ConfidenceBasedEstimation.Metric.allCases {
-                    let want = metrics[metric.rawValue]!, got = estimates[metric]!
-                    for (field, value) in [("value", got.value), ("sampling_error", got.samplingError),
-                                           ("lower_confidence_boundary", got.lower), ("upper_confidence_boundary", got.upper)] {
-                        #expect(abs(value - (want[field] as! Double)) < 1e-6, "\(period) \(chunk["key"]!) \(metric) \(field)")
-                    }
-                    #expect(got.alert == want["alert"] as? Bool, "\(period) \(chunk["key"]!) \(metric) alert")
-                    let realised = MulticlassConfidenceBasedEstimation.realised(metric, window, classCount: 3)
-                    if let want = want["realized"] as? Double {
-                        #expect(abs(realised - want) < 1e-12, "\(period) \(chunk["key"]!) \(metric) realised")
-                    } else {
-                        #expect(realised.isNaN)
-                    }
+                    Self.check(estimates[metric]!, realised: MulticlassConfidenceBasedEstimation.realised(metric, window, classCount: 3),
+                               against: metrics[metric.rawValue]!, "\(period) \(chunk["key"]!) \(metric)")
                     checked += 1
                 }
             }
