@@ -94,12 +94,26 @@ public final class ModelSet: Sendable {
         case unloadable(name: String, problem: String)
 
         public var description: String {
+            let shown = name.count > 200 ? name.prefix(200) + "…" : name
             switch self {
-            case .notFound(let name, let names):
-                "model '\(name)' is not served here (models: \(names.isEmpty ? "none" : names.joined(separator: ", ")))"
-            case .unloadable(let name, let problem): "model '\(name)' does not load: \(problem)"
+            case .notFound(_, let names):
+                return "model '\(shown)' is not served here (models: \(ModelSet.listing(names)))"
+            case .unloadable(_, let problem): return "model '\(shown)' does not load: \(problem)"
             }
         }
+
+        public var name: String {
+            switch self {
+            case .notFound(let name, _), .unloadable(let name, _): name
+            }
+        }
+    }
+
+    /// Model names for a message: the first 20, then how many more (a folder may hold thousands).
+    public static func listing(_ names: [String]) -> String {
+        guard !names.isEmpty else { return "none" }
+        let more = names.count > 20 ? ", and \(names.count - 20) more" : ""
+        return names.prefix(20).joined(separator: ", ") + more
     }
 
     /// One loaded model: what serves it, what its files were when read, when a request last used it, and which
@@ -268,6 +282,10 @@ public final class ModelSet: Sendable {
         guard let liveIdentity = ModelSource.identity(of: livePath), source.holds(name) else {
             if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: livePath) {
                 throw .unloadable(name: name, problem: "\(livePath) is a link to \(target), which does not exist")
+            }
+            // A folder gone for a moment (a mount's blip, a link swapped) is no answer about the model.
+            if case .folder(let folder) = source.location, ModelSource.identity(of: folder.path) == nil {
+                throw .unloadable(name: name, problem: "the model folder \(folder.path) cannot be read")
             }
             throw .notFound(name: name, names: names)
         }

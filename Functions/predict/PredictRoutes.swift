@@ -80,7 +80,7 @@ struct PredictRoutes: Sendable {
         guard names.count == 1 else {
             throw APIError(names.isEmpty ? .notFound : .badRequest, names.isEmpty
                 ? "no model is served here yet"
-                : "\(names.count) models are served here (\(names.joined(separator: ", "))): name one, as in /predict/\(names[0])")
+                : "\(names.count) models are served here (\(ModelSet.listing(names))): name one, as in /predict/\(names[0])")
         }
         return names[0]
     }

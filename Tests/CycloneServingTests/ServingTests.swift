@@ -277,6 +277,12 @@ import Testing
         }
         await #expect { try await models.serving("taxis") } throws: { "\($0)".contains("holds model 'bikes', not 'taxis'") }
         await #expect { try await models.serving("../bikes") } throws: { "\($0)".contains("not served here") }
+        // A long list is cut, a long name too; a folder that cannot be read is no answer about a model.
+        #expect(ModelSet.listing((0..<25).map { "m\($0)" }).hasSuffix("m19, and 5 more"))
+        await #expect { try await models.serving(String(repeating: "x", count: 5_000)) } throws: { "\($0)".count < 400 }
+        try FileManager.default.moveItem(atPath: folder.path, toPath: folder.path + ".away")
+        await #expect { try await models.serving("trains") } throws: { "\($0)".contains("the model folder \(folder.path) cannot be read") }
+        try FileManager.default.moveItem(atPath: folder.path + ".away", toPath: folder.path)
         #expect(models.loadedNames.isEmpty)
         #expect(try await models.serving("bikes").live.artifact.version == "7")
         // A broken file mended is served at once (a new file, or the same one rewritten).
