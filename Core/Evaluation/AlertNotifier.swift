@@ -14,6 +14,9 @@ public struct Alert: Sendable, Equatable {
         case datasetDrift = "dataset_drift"
         /// The model's outputs drifted.
         case predictionDrift = "prediction_drift"
+        /// A data-quality check breached (missing, wrongly typed, out-of-range or unseen values, refused
+        /// requests): the input pipeline needs a look.
+        case dataQuality = "data_quality"
         /// A retrain was asked for but could not be started.
         case retrainFailed = "retrain_failed"
     }
@@ -25,10 +28,10 @@ public struct Alert: Sendable, Equatable {
     /// Extra fields for the log line and the webhook body (metric, value, threshold…).
     public var fields: [String: JSONValue]
 
-    /// Performance breaches and failed retrains are errors; drift is a warning.
+    /// Performance breaches, data-quality breaches and failed retrains are errors; drift is a warning.
     public var level: Logger.Level {
         switch kind {
-        case .performanceBreach, .retrainFailed: .error
+        case .performanceBreach, .retrainFailed, .dataQuality: .error
         case .datasetDrift, .predictionDrift: .warning
         }
     }

@@ -89,11 +89,14 @@ public struct ModelEvaluation: Sendable, Codable, Equatable {
     public var note: String?
     public var performance: Performance?
     public var drift: Drift?
+    /// The data-quality verdicts of the drift window (with the reference profile that drift needs).
+    public var dataQuality: DataQualityReport?
     public var judgement: Judgement?
     public var action: Action
 
     enum CodingKeys: String, CodingKey {
-        case name, version, serving, lastPrediction = "last_prediction", note, performance, drift, judgement, action
+        case name, version, serving, lastPrediction = "last_prediction", note, performance, drift,
+             dataQuality = "data_quality", judgement, action
     }
 }
 
@@ -123,6 +126,12 @@ extension ModelEvaluation {
             for feature in report.features + (report.prediction.map { [$0] } ?? []) {
                 lines.append("    " + feature.text)
             }
+        }
+        if let dataQuality {
+            let breaches = dataQuality.breaches
+            lines.append("  data quality: " + (breaches.isEmpty ? "\(dataQuality.checks.count) checks passed"
+                                                                : "\(breaches.count) of \(dataQuality.checks.count) checks BREACHED"))
+            for check in breaches { lines.append("    " + check.text) }
         }
         if let judgement { lines.append("  policy: \(judgement.reason)") }
         lines.append("  action: \(action.kind.rawValue)\(action.detail.isEmpty ? "" : " — \(action.detail)")")

@@ -14,6 +14,10 @@ public struct EvaluationSettings: Sendable {
     /// (2), `RETRAIN_METRIC`,
     /// `RETRAIN_THRESHOLD`, `MIN_LABELS` (100), `RETRAIN_COOLDOWN` (1h), `RETRAIN_ON_DRIFT` (false).
     public var policy: RetrainPolicy
+    /// `DATA_QUALITY_MISSING` (0.1), `DATA_QUALITY_INVALID` (0.01), `DATA_QUALITY_OUT_OF_RANGE` (0.05),
+    /// `DATA_QUALITY_UNSEEN` (0.05), `DATA_QUALITY_REFUSED` (0.05): the share that breaches each check, `off`,
+    /// and exceptions by feature (`0.1,income=0.5`); `RETRAIN_ON_DATA_QUALITY` (false) is in `policy`.
+    public var dataQuality: DataQualityOptions
     /// `RETRAIN_TIMEOUT` (2h): a requested retrain that has not reported by then no longer blocks the next.
     public var retrainTimeout: Duration
     /// `PLATFORM` and its settings: where retrains run and canaries are promoted or rolled back.
@@ -81,7 +85,23 @@ public struct EvaluationSettings: Sendable {
         }
         policy.retrainOnDrift = try reader.setting("retrain.on.drift", variable: "RETRAIN_ON_DRIFT", default: false,
                                                    expected: "true or false") { ["true": true, "false": false][$0] }
+        policy.retrainOnDataQuality = try reader.setting(
+            "retrain.on.data.quality", variable: "RETRAIN_ON_DATA_QUALITY", default: false,
+            expected: "true or false") { ["true": true, "false": false][$0] }
         self.policy = policy
+        var dataQuality = DataQualityOptions()
+        for (check, key, variable) in [(\DataQualityOptions.missing, "data.quality.missing", "DATA_QUALITY_MISSING"),
+                                       (\.invalid, "data.quality.invalid", "DATA_QUALITY_INVALID"),
+                                       (\.outOfRange, "data.quality.out.of.range", "DATA_QUALITY_OUT_OF_RANGE"),
+                                       (\.unseen, "data.quality.unseen", "DATA_QUALITY_UNSEEN"),
+                                       (\.refused, "data.quality.refused", "DATA_QUALITY_REFUSED")]
+        {
+            dataQuality[keyPath: check] = try reader.setting(
+                ConfigKey(key), variable: variable, default: dataQuality[keyPath: check],
+                expected: "a share from 0 to 1 or off, then optionally feature=share pairs, such as 0.1,income=0.5",
+                DataQualityOptions.Limit.init)
+        }
+        self.dataQuality = dataQuality
         retrainTimeout = try reader.setting("retrain.timeout", variable: "RETRAIN_TIMEOUT", default: .seconds(7_200),
                                             expected: "a duration such as 30m or 2h", Duration.setting)
         platform = try PlatformSettings(reader: reader)

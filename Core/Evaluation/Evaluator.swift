@@ -94,14 +94,17 @@ public struct Evaluator: Sendable {
                                        windowStart: performance.start, windowEnd: performance.end,
                                        metrics: performance.metrics)
 
-        var driftReport: DriftReport?
+        var driftReport: DriftReport?, dataQuality: DataQualityReport?
         if let profile = artifact.profile, let window = try await driftWindow {
             let report = profile.drift(against: window.columns, prediction: window.prediction,
                                        order: artifact.features.map(\.name), options: driftOptions)
+            let quality = report.dataQuality(refused: window.rejected, rows: window.rows, options: settings.dataQuality)
             try await store.record(report, window: window, name: served.name, version: served.version, at: now,
-                                   datasetShare: driftOptions.datasetShare)
+                                   datasetShare: driftOptions.datasetShare, dataQuality: quality)
             evaluation.drift = .init(rows: window.rows, rejectedRequests: window.rejected, windowStart: window.start,
                                      windowEnd: window.end, report: report)
+            evaluation.dataQuality = quality
+            dataQuality = quality
             if window.otherProfileRows > 0 {
                 evaluation.note = "\(window.otherProfileRows) predictions in the drift window were counted against another reference profile than the registered one (the model file predict serves differs from the registry's); they are left out of drift"
             }
@@ -133,7 +136,7 @@ public struct Evaluator: Sendable {
         let judgement = settings.policy.judge(task: artifact.task, metrics: performance.metrics,
                                               labels: performance.labels,
                                               holdout: artifact.training?.holdoutMetrics, drift: driftReport,
-                                              lossShift: lossShift, referenceLabels: referenceLabels,
+                                              dataQuality: dataQuality, lossShift: lossShift, referenceLabels: referenceLabels,
                                               referenceSize: referenceSize, newData: newData)
         evaluation.judgement = judgement
         await raiseAlerts(for: evaluation, judgement: judgement)
@@ -231,6 +234,19 @@ public struct Evaluator: Sendable {
                 fields: ["metric": .string(judgement.metric), "value": judgement.value.map(JSONValue.number) ?? .null,
                          "threshold": judgement.limit.map(JSONValue.number) ?? .null,
                          "labels": .number(Double(judgement.labels))]))
+        }
+        if let quality = evaluation.dataQuality, let summary = quality.summary {
+            let breaches = quality.breaches
+            await alerts.send(Alert(
+                kind: .dataQuality, modelName: name, modelVersion: version,
+                message: "\(name)@\(version): data quality: \(summary)",
+                fields: ["breaches": .array(breaches.map { check in
+                    .object(["feature": .string(check.feature), "check": .string(check.check.rawValue),
+                             "count": .number(Double(check.count)), "of": .number(Double(check.of)),
+                             "share": check.share.map(JSONValue.number) ?? .null,
+                             "reference_share": .number(check.referenceShare),
+                             "threshold": .number(check.threshold)])
+                })]))
         }
         guard let drift = evaluation.drift?.report else { return }
         if drift.datasetDrift {

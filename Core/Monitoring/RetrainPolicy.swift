@@ -100,6 +100,9 @@ public struct RetrainPolicy: Sendable, Equatable {
     /// After a deploy or a retrain request, no new retrain is asked for during this long.
     public var cooldown: Duration = .seconds(3_600)
     public var retrainOnDrift = false
+    /// Whether a data-quality breach alone asks for a retrain. Off by default: a broken pipeline is not
+    /// mended by retraining on its output; the breach is an alert.
+    public var retrainOnDataQuality = false
     public var trigger = Trigger.loss
     /// The loss test's level: its false-alarm rate on a model whose error has not changed.
     public var alpha = 0.01
@@ -151,12 +154,13 @@ public struct RetrainPolicy: Sendable, Equatable {
     ///   - newData: the labels since the version was trained (or its last challenger was turned down) and the
     ///     rows it was trained on, for `dataGrowth`.
     public func judge(task: ModelArtifact.Task, metrics: [String: Double], labels: Int, holdout: [String: Double]?,
-                      drift: DriftReport?, lossShift: LossShift? = nil, referenceLabels: Int = 0, referenceSize: Int = 0,
+                      drift: DriftReport?, dataQuality: DataQualityReport? = nil, lossShift: LossShift? = nil,
+                      referenceLabels: Int = 0, referenceSize: Int = 0,
                       newData: (labels: Int, trainingRows: Int)? = nil) -> Judgement
     {
         if trigger == .loss {
             var judgement = judgeLoss(task: task, metrics: metrics, labels: labels, holdout: holdout, drift: drift,
-                                      lossShift: lossShift, referenceLabels: referenceLabels,
+                                      dataQuality: dataQuality, lossShift: lossShift, referenceLabels: referenceLabels,
                                       referenceSize: referenceSize)
             if !judgement.retrain, let growth = dataGrowth, let newData, newData.trainingRows > 0,
                Double(newData.labels) >= max((growth - 1) * Double(newData.trainingRows), Double(max(referenceSize, minimumLabels)))
@@ -191,27 +195,35 @@ public struct RetrainPolicy: Sendable, Equatable {
         judgement.breached = breached
         let comparison = metric.higherIsBetter ? (breached ? "<" : "≥") : (breached ? ">" : "≤")
         let statement = "\(metric.rawValue) \(formatted(value)) \(comparison) \(formatted(limit)) on \(labels) labels"
-        conclude(&judgement, fired: breached, statement: statement, drift: drift)
+        conclude(&judgement, fired: breached, statement: statement, drift: drift, dataQuality: dataQuality)
         return judgement
     }
 
-    /// Asks for a retrain when the trigger `fired`, else on dataset drift when `retrainOnDrift` is set, and
-    /// says why in `reason`.
-    private func conclude(_ judgement: inout Judgement, fired: Bool, statement: String, drift: DriftReport?) {
+    /// Asks for a retrain when the trigger `fired`, else on dataset drift when `retrainOnDrift` is set, else
+    /// on a data-quality breach when `retrainOnDataQuality` is set, and says why in `reason`.
+    private func conclude(_ judgement: inout Judgement, fired: Bool, statement: String, drift: DriftReport?,
+                          dataQuality: DataQualityReport?)
+    {
         let drifted = drift?.datasetDrift ?? false
+        let broken = dataQuality?.summary
+        judgement.dataQualityBreached = dataQuality?.breached
         if fired {
             judgement.retrain = true
             judgement.reason = statement
         } else if drifted && retrainOnDrift {
             judgement.retrain = true
             judgement.reason = "dataset drift (\(drift?.drifted ?? 0) of \(drift?.tested ?? 0) features); \(statement)"
+        } else if let broken, retrainOnDataQuality {
+            judgement.retrain = true
+            judgement.reason = "data quality (\(broken)); \(statement)"
         } else {
             judgement.reason = statement + (drifted ? "; dataset drift, but RETRAIN_ON_DRIFT is off" : "")
+                + (broken != nil ? "; data quality breached, an alert and no retrain (RETRAIN_ON_DATA_QUALITY is off)" : "")
         }
     }
 
     private func judgeLoss(task: ModelArtifact.Task, metrics: [String: Double], labels: Int, holdout: [String: Double]?,
-                           drift: DriftReport?, lossShift: LossShift?, referenceLabels: Int, referenceSize: Int)
+                           drift: DriftReport?, dataQuality: DataQualityReport?, lossShift: LossShift?, referenceLabels: Int, referenceSize: Int)
         -> Judgement
     {
         let metric = resolved(for: task).metric
@@ -254,7 +266,8 @@ public struct RetrainPolicy: Sendable, Equatable {
         }
         if let floor { statement = floor + "; " + statement }
         judgement.breached = fired || floor != nil
-        conclude(&judgement, fired: fired || floor != nil, statement: statement, drift: drift)
+        conclude(&judgement, fired: fired || floor != nil, statement: statement, drift: drift,
+                 dataQuality: dataQuality)
         return judgement
     }
 }
@@ -270,6 +283,8 @@ public struct Judgement: Sendable, Equatable, Codable {
     /// `nil` when no decision could be taken.
     public var breached: Bool?
     public var datasetDrift = false
+    /// Whether a data-quality check of the window breached (`nil`: not checked, no reference profile).
+    public var dataQualityBreached: Bool?
     public var retrain = false
     public var reason = ""
     /// `loss` or `threshold` (absent: `threshold`, as before the loss trigger).
@@ -284,8 +299,8 @@ public struct Judgement: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case metric, threshold, labels, limit, value, breached, datasetDrift = "dataset_drift", retrain, reason, trigger,
-             lossShift = "loss_shift"
+        case metric, threshold, labels, limit, value, breached, datasetDrift = "dataset_drift",
+             dataQualityBreached = "data_quality_breached", retrain, reason, trigger, lossShift = "loss_shift"
     }
 }
 

@@ -58,14 +58,19 @@ public struct EvaluationStore: Sendable {
     }
 
     /// One `drift` row per feature, one for the prediction (`prediction`) and one for the dataset
-    /// (`dataset`: the drifted share against the required share, and the requests predict refused).
+    /// (`dataset`: the drifted share against the required share, and the requests predict refused). The
+    /// data-quality checks that breached are in each row's `detail.quality_breaches`.
     public func record(_ report: DriftReport, window: DriftWindow, name: String, version: String, at time: Date,
-                       datasetShare: Double) async throws
+                       datasetShare: Double, dataQuality: DataQualityReport? = nil) async throws
     {
         var rows = report.features
         if let prediction = report.prediction { rows.append(prediction) }
-        let details = rows.map { drift -> String in
+        func breaches(_ feature: String) -> JSONValue {
+            .array((dataQuality?.breaches(of: feature) ?? []).map(JSONValue.string))
+        }
+        let details = rows.enumerated().map { i, drift -> String in
             var detail: [String: JSONValue] = ["kind": .string(drift.kind.rawValue)]
+            if i < report.features.count { detail["quality_breaches"] = breaches(drift.feature) }
             if let stability = drift.stability { detail["stability"] = .string(stability.rawValue) }
             if let unseen = drift.unseenCategories { detail["unseen_categories"] = .object(unseen.mapValues { .number(Double($0)) }) }
             if let note = drift.note { detail["note"] = .string(note) }
@@ -91,7 +96,8 @@ public struct EvaluationStore: Sendable {
             SELECT \(name), \(version), 'dataset', 'drifted_share', \(report.driftedShare), NULL, \(datasetShare),
                    \(report.datasetDrift), NULL, \(window.rows), NULL, NULL, NULL, NULL, NULL, NULL,
                    jsonb_build_object('tested', \(report.tested)::int, 'drifted', \(report.drifted)::int,
-                                      'rejected_requests', \(window.rejected)::bigint),
+                                      'rejected_requests', \(window.rejected)::bigint,
+                                      'quality_breaches', \(breaches("dataset").jsonText)::jsonb),
                    \(window.start)::timestamptz, \(window.end)::timestamptz, \(time)
             """, logger: logger)
     }
@@ -258,6 +264,10 @@ extension EvaluationStore {
         public var missingRate: Double?
         /// Data quality in the window: values missing, invalid, outside the training range, unseen categories.
         public var missing: Int?, invalid: Int?, outOfRange: Int?, unseen: Int?
+        /// The dataset row's requests predict refused in the window.
+        public var refused: Int?
+        /// The data-quality checks that breached (`missing`, `out_of_range`…; `refused` on the dataset row).
+        public var qualityBreaches: [String]
         public var at: Date
     }
 
@@ -283,7 +293,10 @@ extension EvaluationStore {
     public func driftSeries(_ filter: SeriesFilter) async throws -> [DriftPoint] {
         let rows = try await client.query("""
             SELECT model_name, model_version, feature, test, statistic, p_value, threshold, psi, drifted, rows,
-                   missing_rate, missing, invalid, out_of_range, unseen, computed_at FROM (
+                   missing_rate, missing, invalid, out_of_range, unseen, (detail->>'rejected_requests')::bigint,
+                   ARRAY(SELECT jsonb_array_elements_text(CASE jsonb_typeof(detail->'quality_breaches')
+                                                          WHEN 'array' THEN detail->'quality_breaches' END)),
+                   computed_at FROM (
                 SELECT * FROM drift
                 WHERE computed_at >= \(filter.since) AND (\(filter.model)::text IS NULL OR model_name = \(filter.model))
                   AND (\(filter.version)::text IS NULL OR model_version = \(filter.version))
@@ -293,12 +306,12 @@ extension EvaluationStore {
             """, logger: logger)
         var points: [DriftPoint] = []
         for try await row in rows.decode((String, String, String, String, Double?, Double?, Double?, Double?, Bool, Int,
-                                          Double?, Int?, Int?, Int?, Int?, Date).self)
+                                          Double?, Int?, Int?, Int?, Int?, Int?, [String], Date).self)
         {
             points.append(DriftPoint(model: row.0, version: row.1, feature: row.2, test: row.3, statistic: row.4,
                                      pValue: row.5, threshold: row.6, psi: row.7, drifted: row.8, rows: row.9,
                                      missingRate: row.10, missing: row.11, invalid: row.12, outOfRange: row.13,
-                                     unseen: row.14, at: row.15))
+                                     unseen: row.14, refused: row.15, qualityBreaches: row.16, at: row.17))
         }
         return points
     }

@@ -1,5 +1,6 @@
 import CycloneModel
 import CycloneHTTP
+import CycloneMonitoring
 import CycloneRuntime
 
 /// The OpenAPI 3.1 description of `evaluate`: the cycle, the dashboard and the JSON API the dashboard reads.
@@ -91,6 +92,8 @@ enum EvaluateOpenAPI {
                                       "threshold": number, "drifted": ["type": "boolean"], "psi": number,
                                       "rows": ["type": "integer"], "missing_rate": number, "missing": count,
                                       "invalid": count, "out_of_range": count, "unseen": count,
+                                      "refused": count,
+                                      "quality_breaches": ["type": "array", "items": ["type": "string", "enum": .array(DataQualityCheck.Kind.allCases.map { .string($0.rawValue) })]],
                                   ]))),
                 "/api/volume": get("Predictions, labelled predictions and predict's latency per time bucket",
                                    common.filter { $0["name"] != "limit" } + [

@@ -179,7 +179,8 @@ struct EvaluateRoutes: Sendable {
             DriftSeries(model: first.model, version: first.version, feature: first.feature, points: run.map {
                 .init(at: $0.at, test: $0.test, statistic: $0.statistic, pValue: $0.pValue, threshold: $0.threshold,
                       drifted: $0.drifted, psi: $0.psi, rows: $0.rows, missingRate: $0.missingRate, missing: $0.missing,
-                      invalid: $0.invalid, outOfRange: $0.outOfRange, unseen: $0.unseen)
+                      invalid: $0.invalid, outOfRange: $0.outOfRange, unseen: $0.unseen, refused: $0.refused,
+                      qualityBreaches: $0.qualityBreaches)
             })
         }
         return try Self.json(["series": series])
@@ -258,11 +259,12 @@ struct DriftSeries: Encodable {
         var psi: Double?
         var rows: Int
         var missingRate: Double?
-        var missing: Int?, invalid: Int?, outOfRange: Int?, unseen: Int?
+        var missing: Int?, invalid: Int?, outOfRange: Int?, unseen: Int?, refused: Int?
+        var qualityBreaches: [String]
 
         enum CodingKeys: String, CodingKey {
             case at, test, statistic, pValue = "p_value", threshold, drifted, psi, rows, missingRate = "missing_rate"
-            case missing, invalid, outOfRange = "out_of_range", unseen
+            case missing, invalid, outOfRange = "out_of_range", unseen, refused, qualityBreaches = "quality_breaches"
         }
     }
     var model: String

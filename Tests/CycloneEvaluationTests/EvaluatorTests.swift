@@ -282,6 +282,83 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
         #expect(calls.withLock { $0 } == bodies.count + 1, "the first POST was refused and retried")
     }
 
+    /// A pipeline that loses x2 and sends an unknown colour, while predict refuses some requests: each breach is
+    /// a verdict in the report, in the stored drift rows and in one `data_quality` alert (an error), and asks
+    /// for no retrain until `RETRAIN_ON_DATA_QUALITY` is set. The clean hour before breaches nothing.
+    @Test func aBrokenPipelineIsADataQualityAlertAndNoRetrainByDefault() async throws {
+        let received = Mutex<[String]>([])
+        let router = Router()
+        router.post("/alerts") { request, _ -> HTTPResponse.Status in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            let text = String(buffer: body)
+            received.withLock { $0.append(text) }
+            return .noContent
+        }
+        let receiver = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        let model = try trainedModel()
+        try await receiver.test(.live) { client in
+            let port = try #require(client.port)
+            try await withTestDatabase { db in
+                _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+                var stream = Stream(seed: 21)
+                let environment = ["PERFORMANCE_WINDOW_ROWS": "300", "DRIFT_WINDOW_ROWS": "300",
+                                   "RETRAIN_COOLDOWN": "0s", "ALERT_WEBHOOK_URL": "http://127.0.0.1:\(port)/alerts"]
+                try await db.store(try regressionRows(model, stream.rows(300)), model: model, endingAgo: 900)
+                let clean = try #require(try await evaluator(db, environment).run().models.first)
+                #expect(clean.dataQuality?.breached == false, "\(clean.dataQuality?.breaches ?? [])")
+                #expect(clean.judgement?.dataQualityBreached == false)
+
+                // x2 gone, one colour in five unknown, and 40 requests refused.
+                let broken = try stream.rows(300).enumerated().map { i, row in
+                    var instance = try regressionRows(model, [row])[0]
+                    guard case .object(var values) = instance.input else { fatalError() }
+                    values["x2"] = nil
+                    if i % 5 == 0 { values["colour"] = .string("purple") }
+                    instance.input = .object(values)
+                    return instance
+                }
+                try await db.store(broken, model: model)
+                try await db.client.query("""
+                    INSERT INTO drift_rollup (model_name, model_version, layout, first_at, last_at, rows, rejected)
+                    VALUES ('demand', '1', NULL, now(), now(), 0, 40)
+                    """, logger: .test)
+                let alerts = AlertNotifier(webhook: "http://127.0.0.1:\(port)/alerts", logger: .test)
+                let report = try await evaluator(db, environment, alerts: alerts).run()
+                await alerts.drain(timeout: .seconds(30))
+                let evaluation = try #require(report.models.first)
+                let quality = try #require(evaluation.dataQuality)
+                #expect(quality.breaches.map { "\($0.feature) \($0.check.rawValue)" }
+                    == ["x2 missing", "colour unseen", "dataset refused"])
+                #expect(quality.checks.last?.count == 40 && quality.checks.last?.of == 340)
+                #expect(evaluation.judgement?.dataQualityBreached == true && evaluation.action.kind == .none)
+                #expect(evaluation.judgement?.reason.contains("RETRAIN_ON_DATA_QUALITY is off") == true)
+                #expect(report.text.contains("3 of") && report.text.contains("x2: 300 of 300 missing (100 %)"),
+                        "\(report.text)")
+
+                let store = EvaluationStore(client: db.client, logger: .test)
+                let series = try await store.driftSeries(.init(model: "demand", since: .distantPast, limit: 100))
+                func newest(_ feature: String) -> EvaluationStore.DriftPoint? { series.last { $0.feature == feature } }
+                #expect(newest("x2")?.qualityBreaches == ["missing"] && newest("colour")?.qualityBreaches == ["unseen"])
+                #expect(newest("x1")?.qualityBreaches == [] && newest("prediction")?.qualityBreaches == [])
+                #expect(newest("dataset")?.qualityBreaches == ["refused"] && newest("dataset")?.refused == 40)
+                #expect(series.filter { $0.feature == "x2" }.map(\.qualityBreaches) == [[], ["missing"]])
+
+                let bodies = try received.withLock { $0 }.map {
+                    try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:]
+                }
+                let alert = try #require(bodies.first { $0["alert"] as? String == "data_quality" })
+                #expect(alert["severity"] as? String == "ERROR")
+                #expect((alert["breaches"] as? [[String: Any]])?.compactMap { $0["check"] as? String }
+                    == ["missing", "unseen", "refused"])
+
+                let acting = try await evaluator(db, environment.merging(["RETRAIN_ON_DATA_QUALITY": "true"]) { $1 }).run()
+                let retrained = try #require(acting.models.first)
+                #expect(retrained.action.kind == .retrainStarted, "\(retrained.action)")
+                #expect(retrained.judgement?.reason.hasPrefix("data quality (x2: 300 of 300 missing") == true)
+            }
+        }
+    }
+
     /// A canary is judged against the live version on the labels since it started: while either side has too
     /// few it waits (and the live version asks for no retrain meanwhile); a canary worse than live is rolled
     /// back — its link removed, its status `rejected` with the reason, a `rolled_back` event.

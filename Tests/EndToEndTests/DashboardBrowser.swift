@@ -206,6 +206,20 @@ extension DashboardBrowser {
             let rows = quality.elements("tr", having: ["data-feature": feature])
             #expect(rows.first?["data-missing"] == "\(missing)", "missing values of \(feature)")
         }
+        // The checks breached in each feature's newest window (over all its versions' series), and the refused
+        // requests on the dataset row.
+        let byFeature = Dictionary(grouping: drift) { $0["feature"] as? String ?? "" }
+        for (feature, series) in byFeature {
+            let points = series.flatMap { $0["points"] as? [[String: Any]] ?? [] }
+            let timed = points.compactMap { point in (point["at"] as? String).flatMap(Self.date).map { (point, $0) } }
+            guard let newest = timed.map(\.1).max() else { continue }
+            let breaches = Set(timed.filter { $0.1 == newest }.flatMap { $0.0["quality_breaches"] as? [String] ?? [] })
+            let row = quality.elements("tr", having: ["data-feature": feature]).first
+            #expect(row?["data-breaches"] == breaches.sorted().joined(separator: " "), "breaches of \(feature)")
+            if feature == "dataset" {
+                #expect(row?["data-refused"] == "\(points.compactMap { $0["refused"] as? Int }.reduce(0, +))")
+            }
+        }
 
         let events = try await api("/api/events?\(since)")["events"] as? [[String: Any]] ?? []
         let listed = try #require(dom.panel("events")).elements("li", having: ["class": "event"])
