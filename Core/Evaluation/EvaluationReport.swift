@@ -37,7 +37,8 @@ public struct ModelEvaluation: Sendable, Codable, Equatable {
 
     public struct Drift: Sendable, Codable, Equatable {
         public var rows: Int
-        /// Requests predict refused as bad input in the window's time (data quality).
+        /// Instances predict refused as bad input in the window's time (data quality): a refused request counts
+        /// the instances it carried, 1 when it could not be read.
         public var rejectedRequests: Int
         public var windowStart: Date?
         public var windowEnd: Date?
@@ -121,7 +122,7 @@ extension ModelEvaluation {
         if let drift {
             let report = drift.report
             lines.append("  drift: \(report.drifted) of \(report.tested) features drifted over \(drift.rows) predictions" +
-                         (drift.rejectedRequests > 0 ? " (\(drift.rejectedRequests) requests refused)" : "") +
+                         (drift.rejectedRequests > 0 ? " (\(drift.rejectedRequests) instances refused)" : "") +
                          "; dataset drift \(report.datasetDrift ? "YES" : "no")")
             for feature in report.features + (report.prediction.map { [$0] } ?? []) {
                 lines.append("    " + feature.text)
@@ -129,8 +130,7 @@ extension ModelEvaluation {
         }
         if let dataQuality {
             let breaches = dataQuality.breaches
-            lines.append("  data quality: " + (breaches.isEmpty ? "\(dataQuality.checks.count) checks passed"
-                                                                : "\(breaches.count) of \(dataQuality.checks.count) checks BREACHED"))
+            lines.append("  data quality: " + dataQuality.verdict)
             for check in breaches { lines.append("    " + check.text) }
         }
         if let judgement { lines.append("  policy: \(judgement.reason)") }
@@ -140,7 +140,8 @@ extension ModelEvaluation {
 }
 
 extension FeatureDrift {
-    var text: String {
+    /// One line: the feature, its test, statistic, p-value, verdict, PSI and data-quality counts.
+    public var text: String {
         var parts = [feature.padding(toLength: max(feature.count, 14), withPad: " ", startingAt: 0), test.rawValue]
         if let statistic { parts.append("statistic \(number(statistic))") }
         if let pValue { parts.append("p \(number(pValue))") }

@@ -89,19 +89,7 @@ public struct EvaluationSettings: Sendable {
             "retrain.on.data.quality", variable: "RETRAIN_ON_DATA_QUALITY", default: false,
             expected: "true or false") { ["true": true, "false": false][$0] }
         self.policy = policy
-        var dataQuality = DataQualityOptions()
-        for (check, key, variable) in [(\DataQualityOptions.missing, "data.quality.missing", "DATA_QUALITY_MISSING"),
-                                       (\.invalid, "data.quality.invalid", "DATA_QUALITY_INVALID"),
-                                       (\.outOfRange, "data.quality.out.of.range", "DATA_QUALITY_OUT_OF_RANGE"),
-                                       (\.unseen, "data.quality.unseen", "DATA_QUALITY_UNSEEN"),
-                                       (\.refused, "data.quality.refused", "DATA_QUALITY_REFUSED")]
-        {
-            dataQuality[keyPath: check] = try reader.setting(
-                ConfigKey(key), variable: variable, default: dataQuality[keyPath: check],
-                expected: "a share from 0 to 1 or off, then optionally feature=share pairs, such as 0.1,income=0.5",
-                DataQualityOptions.Limit.init)
-        }
-        self.dataQuality = dataQuality
+        dataQuality = try DataQualityOptions(reader: reader)
         retrainTimeout = try reader.setting("retrain.timeout", variable: "RETRAIN_TIMEOUT", default: .seconds(7_200),
                                             expected: "a duration such as 30m or 2h", Duration.setting)
         platform = try PlatformSettings(reader: reader)
@@ -126,5 +114,24 @@ public struct EvaluationSettings: Sendable {
                                       expected: "a whole number from 1 to 20") { Int($0).flatMap { (1...20).contains($0) ? $0 : nil } })
         canaryTolerance = try reader.setting("canary.tolerance", variable: "CANARY_TOLERANCE", default: 0,
                                              expected: "a share of at least 0, such as 0.02", Double.nonNegative)
+    }
+}
+
+extension DataQualityOptions {
+    /// `DATA_QUALITY_MISSING`, `DATA_QUALITY_INVALID`, `DATA_QUALITY_OUT_OF_RANGE`, `DATA_QUALITY_UNSEEN` and
+    /// `DATA_QUALITY_REFUSED`, each over its default.
+    public init(reader: ConfigReader) throws {
+        self.init()
+        for (check, key, variable) in [(\DataQualityOptions.missing, "data.quality.missing", "DATA_QUALITY_MISSING"),
+                                       (\.invalid, "data.quality.invalid", "DATA_QUALITY_INVALID"),
+                                       (\.outOfRange, "data.quality.out.of.range", "DATA_QUALITY_OUT_OF_RANGE"),
+                                       (\.unseen, "data.quality.unseen", "DATA_QUALITY_UNSEEN"),
+                                       (\.refused, "data.quality.refused", "DATA_QUALITY_REFUSED")]
+        {
+            self[keyPath: check] = try reader.setting(
+                ConfigKey(key), variable: variable, default: self[keyPath: check],
+                expected: "a share from 0 to 1 or off, then optionally feature=share pairs, such as 0.1,income=0.5",
+                DataQualityOptions.Limit.init)
+        }
     }
 }

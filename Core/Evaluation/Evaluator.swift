@@ -98,7 +98,9 @@ public struct Evaluator: Sendable {
         if let profile = artifact.profile, let window = try await driftWindow {
             let report = profile.drift(against: window.columns, prediction: window.prediction,
                                        order: artifact.features.map(\.name), options: driftOptions)
-            let quality = report.dataQuality(refused: window.rejected, rows: window.rows, options: settings.dataQuality)
+            // Refusals count for the version whatever profile its rows were counted against: so do the rows.
+            let quality = report.dataQuality(refused: window.rejected, rows: window.rows + window.otherProfileRows,
+                                             options: settings.dataQuality)
             try await store.record(report, window: window, name: served.name, version: served.version, at: now,
                                    datasetShare: driftOptions.datasetShare, dataQuality: quality)
             evaluation.drift = .init(rows: window.rows, rejectedRequests: window.rejected, windowStart: window.start,

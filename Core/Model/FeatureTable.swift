@@ -99,6 +99,22 @@ public struct FeatureTable: Sendable {
         }
     }
 
+    /// One cell read as `kind`, by the rules of `parse`, a cell of another type being `.invalid` rather than an
+    /// error: how a file of new rows is counted against a reference (`cyclone drift`).
+    public static func read(_ cell: String, as kind: Feature.Kind) -> Feature.Kind.Reading {
+        if cell.isEmpty { return .missing }
+        switch kind {
+        case .numeric:
+            return parseNumber(cell).map { .number($0) } ?? .invalid
+        case .boolean:
+            if let flag = parseBool(cell) { return .flag(flag) }
+            if let number = parseNumber(cell), number == 0 || number == 1 { return .flag(number == 1) }
+            return .invalid
+        case .categorical:
+            return .category(cell)
+        }
+    }
+
     static func parseNumber(_ text: String) -> Double? {
         // Most cells have no spaces around them: parse them as they are (trimming goes through NSString).
         let value: Double?

@@ -1,3 +1,4 @@
+import CycloneModel
 import Foundation
 
 /// When a window's data counts as broken: a share per check, above which (with 99 % confidence) the check
@@ -5,14 +6,20 @@ import Foundation
 ///
 /// The shares, and the defaults:
 /// - `missing` (0.1): values absent or `null`, as a rise over the reference's own missing share;
-/// - `invalid` (0.01): values of the wrong type (a string for a number);
+/// - `invalid` (0.01): values of the wrong type (a string for a number); predict refuses such a request, so
+///   through predict they count as `refused`, and as `invalid` in a file compared by `cyclone drift`;
 /// - `outOfRange` (0.05): numeric values outside the reference's minimum and maximum, of the values present;
-/// - `unseen` (0.05): categories the reference never saw, of the values present;
-/// - `refused` (0.05): requests predict refused as bad input, of those refused and the instances stored.
+/// - `unseen` (0.05): categories the reference never saw, of a categorical feature's values present (for a
+///   boolean, a value the reference never had is drift, not broken data);
+/// - `refused` (0.05): instances predict refused as bad input (a refused request counts the instances it
+///   carried, 1 when it could not be read), of those refused and those stored.
+///
+/// The prediction is not checked: it is the model's output, not input data.
 ///
 /// A share is judged by its Wilson score lower bound at `confidence` (one-sided), so that one missing value
 /// in a window of three is no breach while a feature gone missing in ten rows is one. With a threshold of 0,
-/// any occurrence breaches.
+/// any occurrence breaches (for `missing`, any rise over the reference's share). Feature names in
+/// exceptions are taken as written, trimmed of spaces; a name with a comma cannot have one.
 public struct DataQualityOptions: Sendable, Equatable {
     /// A threshold for every feature, with exceptions by feature name; `nil` turns the check off.
     public struct Limit: Sendable, Equatable {
@@ -135,6 +142,14 @@ public struct DataQualityReport: Sendable, Equatable, Codable {
         return breaches.isEmpty ? nil : breaches.map(\.text).joined(separator: "; ")
     }
 
+    /// `3 checks passed`, `2 of 9 checks BREACHED`, or `nothing to check` (an empty window): only checks
+    /// with rows count.
+    public var verdict: String {
+        let made = checks.filter { $0.of > 0 }.count
+        let breaches = breaches.count
+        return made == 0 ? "nothing to check" : breaches == 0 ? "\(made) checks passed" : "\(breaches) of \(made) checks BREACHED"
+    }
+
     /// The breached checks of one feature, by name (`missing`, `out_of_range`…).
     public func breaches(of feature: String) -> [String] {
         checks.filter { $0.breached && $0.feature == feature }.map(\.check.rawValue)
@@ -162,7 +177,9 @@ extension DriftReport {
             judge(feature.feature, .invalid, count: feature.invalid, of: feature.rows)
             let present = max(0, feature.rows - feature.missing - feature.invalid)
             if let outOfRange = feature.outOfRange { judge(feature.feature, .outOfRange, count: outOfRange, of: present) }
-            if let unseen = feature.unseen { judge(feature.feature, .unseen, count: unseen, of: present) }
+            if let unseen = feature.unseen, feature.kind == .categorical {
+                judge(feature.feature, .unseen, count: unseen, of: present)
+            }
         }
         judge("dataset", .refused, count: refused, of: refused + rows)
         return DataQualityReport(checks: checks)
@@ -183,5 +200,5 @@ public func wilsonLowerBound(successes: Int, trials: Int, confidence: Double) ->
 
 private func percent(_ share: Double) -> String {
     let value = 100 * share
-    return (value == value.rounded() ? String(Int(value)) : String(format: "%.2g", value)) + " %"
+    return (value == value.rounded() ? String(Int(value)) : String(format: "%.3g", value)) + " %"
 }

@@ -174,7 +174,8 @@ func regularizedUpperGamma(_ a: Double, _ x: Double) -> Double {
 }
 
 /// The standard normal quantile (`scipy.stats.norm.ppf`) for 0 < `p` < 1: Acklam's rational approximation,
-/// refined by one Halley step on `erfc`, to within a few ulps. ±infinity at 0 and 1, NaN outside.
+/// refined by one Halley step on `erfc`; within 1e-13 relative of SciPy's on the fixtures (the tails
+/// included), and about 1e-9 just beside p = 0.5, where Φ(x) − p cancels. ±infinity at 0 and 1, NaN outside.
 public func standardNormalQuantile(_ p: Double) -> Double {
     guard p > 0, p < 1 else { return p == 0 ? -.infinity : p == 1 ? .infinity : .nan }
     // The upper half by symmetry: 1 − p is exact there, while Φ(x) − p near 1 would cancel.
@@ -200,6 +201,6 @@ public func standardNormalQuantile(_ p: Double) -> Double {
     // Halley's step on Φ(x) − p, with Φ(x) = erfc(−x/√2)/2.
     let e = erfc(-x / 2.0.squareRoot()) / 2 - p
     let u = e * (2 * Double.pi).squareRoot() * exp(x * x / 2)
-    x -= u / (1 + x * u / 2)
+    if u.isFinite { x -= u / (1 + x * u / 2) }  // exp overflows below p ≈ 1e-300: keep the approximation
     return x
 }

@@ -173,6 +173,7 @@ public struct RetrainPolicy: Sendable, Equatable {
         let (metric, threshold) = resolved(for: task)
         var judgement = Judgement(metric: metric.rawValue, threshold: threshold.description, labels: labels)
         judgement.datasetDrift = drift?.datasetDrift ?? false
+        judgement.dataQualityBreached = dataQuality?.breached
         guard PerformanceMetric.available(for: task).contains(metric) else {
             judgement.reason = "\(metric.rawValue) is not a \(task.rawValue) metric; choose one of \(PerformanceMetric.available(for: task).map(\.rawValue).joined(separator: ", "))"
             return judgement
@@ -206,7 +207,6 @@ public struct RetrainPolicy: Sendable, Equatable {
     {
         let drifted = drift?.datasetDrift ?? false
         let broken = dataQuality?.summary
-        judgement.dataQualityBreached = dataQuality?.breached
         if fired {
             judgement.retrain = true
             judgement.reason = statement
@@ -230,6 +230,7 @@ public struct RetrainPolicy: Sendable, Equatable {
         var judgement = Judgement(metric: metric.rawValue, threshold: threshold?.description ?? "", labels: labels)
         judgement.trigger = trigger.rawValue
         judgement.datasetDrift = drift?.datasetDrift ?? false
+        judgement.dataQualityBreached = dataQuality?.breached
         judgement.value = metrics[metric.rawValue]
         guard PerformanceMetric.available(for: task).contains(metric) else {
             judgement.reason = "\(metric.rawValue) is not a \(task.rawValue) metric; choose one of \(PerformanceMetric.available(for: task).map(\.rawValue).joined(separator: ", "))"

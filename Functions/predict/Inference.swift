@@ -69,7 +69,8 @@ struct Inference: Sendable {
             pick = serving.pick(for: started.firstID, key: firstKey, canaryPercent: predict.models.canaryPercent)
         }
         guard let pick else { throw APIError(.notFound, "model '\(name)' version '\(version ?? "")' stopped answering requests") }
-        return try await predict.refused(by: pick.model) {
+        // A refusal counts the instances the inputs' shapes claim (the first dimension; at most MAX_INSTANCES).
+        return try await predict.refused(by: pick.model, instances: inputs.compactMap(\.shape.first).max() ?? 1) {
             let schema = pick.model.artifact
             let decoded: (instances: [JSONValue], keys: [String?]?)
             do {

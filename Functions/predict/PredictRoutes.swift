@@ -90,10 +90,11 @@ struct PredictRoutes: Sendable {
         var keys: [String?]?
     }
 
-    /// A refused request and the version it was refused by.
+    /// A refused request, the version it was refused by, and the instances it carried (1 when unread).
     struct Refusal: Error {
         var error: APIError
         var model: ServedModel
+        var instances = 1
     }
 
     /// Runs `handle` for a request `serving` answers, counting a request it refuses (a 4xx): against the
@@ -103,7 +104,7 @@ struct PredictRoutes: Sendable {
         do {
             return try await handle()
         } catch let refusal as Refusal {
-            refuse(refusal.model)
+            refuse(refusal.model, instances: refusal.instances)
             throw refusal.error
         } catch let error as APIError where error.status.code < 500 {
             refuse(serving.pick(for: firstID, canaryPercent: models.canaryPercent).model)
@@ -111,12 +112,13 @@ struct PredictRoutes: Sendable {
         }
     }
 
-    /// Runs `handle` for a request `model` serves: a 4xx it throws becomes a `Refusal` by that version.
-    func refused<T>(by model: ServedModel, _ handle: () async throws -> T) async throws -> T {
+    /// Runs `handle` for a request of `instances` instances that `model` serves: a 4xx it throws becomes a
+    /// `Refusal` by that version.
+    func refused<T>(by model: ServedModel, instances: Int, _ handle: () async throws -> T) async throws -> T {
         do {
             return try await handle()
         } catch let error as APIError where error.status.code < 500 {
-            throw Refusal(error: error, model: model)
+            throw Refusal(error: error, model: model, instances: min(max(1, instances), settings.maxInstances))
         }
     }
 
@@ -134,7 +136,7 @@ struct PredictRoutes: Sendable {
                 let body = try Self.decodeBody(json)
                 let pick = serving.pick(for: firstID, key: body.keys?.lazy.compactMap { $0 }.first,
                                         canaryPercent: models.canaryPercent)
-                return try await refused(by: pick.model) {
+                return try await refused(by: pick.model, instances: body.instances.count) {
                     try await predict(body, pick: pick, firstID: firstID, now: now, started: started)
                 }
             }
@@ -210,10 +212,11 @@ struct PredictRoutes: Sendable {
         return await writer.append(scored.rows, waitForCommit: settings.durable)
     }
 
-    /// Counts a refused request: in the metrics, and in the store for the evaluator's data-quality report.
-    private func refuse(_ model: ServedModel) {
+    /// Counts a refused request: in the metrics, and in the store (its instances) for the evaluator's
+    /// data-quality report.
+    private func refuse(_ model: ServedModel, instances: Int = 1) {
         rejected.increment()
-        writer.reject(model: model.artifact.name, version: model.artifact.version)
+        writer.reject(model: model.artifact.name, version: model.artifact.version, count: instances)
     }
 
     /// Reads `{"instances": [...], "keys": [...]}`; other top-level members (Vertex AI's `parameters`) are ignored.

@@ -51,6 +51,9 @@ import Testing
         (["train", "--data", "LINEAR", "--target", "count", "--family", "ridge", "--out", "/nonexistent/m.json"],
          "cannot write /nonexistent/m.json: the folder /nonexistent does not exist"),
         (["frobnicate"], "'frobnicate' is not a subcommand (one of: demo, train"),
+        (["drift", "--reference", "LINEAR", "--current", "/nonexistent.csv"], "/nonexistent.csv: cannot read the file"),
+        (["drift", "--reference", "LINEAR", "--current", "LINEAR", "--columns", "nope"], "has no column 'nope' (its columns: "),
+        (["drift", "--reference", "LINEAR", "--current", "LINEAR", "--numeric", "season"], "the reference's column 'season': row"),
         (["demo", "--fast", "--database-url", "postgres://u@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"], "cannot reach PostgreSQL"),
     ])
     func failuresAreOneReadableLine(_ arguments: [String], _ expected: String) async throws {
@@ -134,6 +137,22 @@ import Testing
     }
 
     /// `--version` answers; list options take commas as well as repeats.
+    /// `cyclone drift` on two files: the text report, and the JSON an Evidently user would read.
+    @Test func driftComparesTwoFiles() async throws {
+        let data = Fixture.url("linear/ridge_mixed-train.csv").path
+        let text = try await CycloneCommand.run(["drift", "--reference", data, "--current", data, "--ignore", "count"])
+        #expect(text.status == 0)
+        #expect(text.output.contains("0 of ") && text.output.contains("dataset drift no") && text.output.contains("checks passed"),
+                "\(text.output)")
+        let json = try await CycloneCommand.run(["drift", "--reference", data, "--current", data, "--json"])
+        #expect(json.status == 0)
+        let line = try #require(json.output.split(separator: "\n").first { $0.hasPrefix("{") })
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let columns = try #require(object["columns"] as? [[String: Any]])
+        #expect(object["dataset_drift"] as? Bool == false && !columns.isEmpty)
+        #expect(columns.allSatisfy { $0["drifted"] as? Bool == false && $0["feature"] is String && $0["test"] is String })
+    }
+
     @Test func versionAndCommaLists() async throws {
         let (status, output) = try await CycloneCommand.run(["--version"])
         #expect(status == 0 && output.hasPrefix("cyclone "), "\(output)")

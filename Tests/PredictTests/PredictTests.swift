@@ -205,12 +205,17 @@ struct Answer: Sendable {
             try await client.execute(uri: "/predict", method: .post, body: body(#"{"instances": []}"#)) { response in
                 #expect(response.status == .badRequest)
             }
+            // A refused request counts the instances it carried: here 2 (one of them wrongly typed).
+            let wrong = #"{"instances": [\#(TestModels.bikeInstance.jsonText), {"temp": "hot"}]}"#
+            try await client.execute(uri: "/predict", method: .post, body: body(wrong)) { response in
+                #expect(response.status == .badRequest)
+            }
             try await client.execute(uri: "/predict", method: .post, body: body(request)) { response in
                 #expect(response.status == .ok)
             }
             let window = try await EvaluationWindows(client: db.client, logger: .test)
                 .drift(of: model, bounds: WindowBounds(rows: 100, maxAge: .seconds(3_600)))
-            #expect(window.rows == 2 && window.rejected == 1)
+            #expect(window.rows == 2 && window.rejected == 1 + 2)
             #expect(window.columns["season"]?.categories == ["summer": 1, "monsoon": 1])
             #expect(window.columns["temp"]?.count == 2 && window.prediction?.count == 2)
         }

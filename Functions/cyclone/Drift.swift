@@ -1,0 +1,84 @@
+import ArgumentParser
+import Configuration
+import CycloneEvaluation
+import CycloneModel
+import CycloneMonitoring
+import CycloneRuntime
+import Foundation
+
+struct DriftCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drift",
+        abstract: "Compare two CSV files column by column: drift tests, PSI, data-quality checks and the dataset verdict.",
+        discussion: """
+            The same tests the evaluator runs on a window against its model's reference, chosen as Evidently \
+            chooses them: up to 1,000 reference rows, Kolmogorov–Smirnov (numeric), the Z-test (two categories) \
+            or chi-squared (p < 0.05); above that, the Wasserstein distance in reference standard deviations \
+            (≥ 0.1) or the Jensen–Shannon distance (≥ 0.1). The dataset drifts when half the columns tested do. \
+            Column types are inferred from the reference as cyclone train infers them; the current file is read \
+            with those types, and a cell of another type counts as invalid. Data-quality thresholds come from \
+            DATA_QUALITY_MISSING, DATA_QUALITY_INVALID, DATA_QUALITY_OUT_OF_RANGE and DATA_QUALITY_UNSEEN, as for \
+            the evaluator.
+            """)
+
+    @Option(help: "The reference data (for example the training data), a CSV file with a header row.") var reference: String
+    @Option(help: "The data to compare with it, a CSV file with the reference's columns.") var current: String
+    @Option(parsing: .upToNextOption, help: "Columns to compare (several, or a,b; default: every column of the reference).")
+    var columns: [String] = []
+    @Option(parsing: .upToNextOption, help: "Columns to leave out (several, or a,b).") var ignore: [String] = []
+    @Option(parsing: .upToNextOption, help: "Columns to read as categorical (several, or a,b).") var categorical: [String] = []
+    @Option(parsing: .upToNextOption, help: "Columns to read as numeric (several, or a,b).") var numeric: [String] = []
+    @Option(parsing: .upToNextOption, help: "Columns to read as boolean (several, or a,b).") var boolean: [String] = []
+    @Flag(help: "Print the comparison as JSON.") var json = false
+
+    mutating func validate() throws {
+        func split(_ names: [String]) -> [String] {
+            names.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+        }
+        (columns, ignore, categorical, numeric, boolean) = (split(columns), split(ignore), split(categorical),
+                                                            split(numeric), split(boolean))
+    }
+
+    func run() throws {
+        let quality: DataQualityOptions
+        do { quality = try DataQualityOptions(reader: ConfigReader.cyclone()) } catch {
+            Cyclone.fail("\(error)")
+        }
+        let clock = ContinuousClock(), start = clock.now
+        let referenceFile = Cyclone.csv(at: reference)
+        let currentFile = Cyclone.csv(at: current)
+        let chosen = (columns.isEmpty ? referenceFile.header : columns).filter { !ignore.contains($0) }
+        for name in columns + ignore + categorical + numeric + boolean where !referenceFile.header.contains(name) {
+            Cyclone.fail("\(reference) has no column '\(name)' (its columns: \(referenceFile.header.prefix(20).joined(separator: ", ")))")
+        }
+        guard !chosen.isEmpty else { Cyclone.fail("no column left to compare") }
+        var kinds: [String: Feature.Kind] = [:]
+        for name in categorical { kinds[name] = .categorical }
+        for name in numeric { kinds[name] = .numeric }
+        for name in boolean { kinds[name] = .boolean }
+        let comparison: FileDrift
+        do {
+            comparison = try FileDrift(reference: referenceFile, current: currentFile, columns: chosen, kinds: kinds,
+                                       quality: quality)
+        } catch {
+            Cyclone.fail(error.description)
+        }
+        let elapsed = clock.now - start
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity",
+                                                                          negativeInfinity: "-Infinity", nan: "NaN")
+            do { print(String(decoding: try encoder.encode(comparison), as: UTF8.self)) } catch { Cyclone.fail("\(error)") }
+            return
+        }
+        let report = comparison.drift
+        print("\(comparison.currentRows) current rows against \(comparison.referenceRows) reference rows: "
+              + "\(report.drifted) of \(report.tested) columns drifted; dataset drift \(report.datasetDrift ? "YES" : "no")")
+        for feature in report.features { print("  " + feature.text) }
+        let breaches = comparison.dataQuality.breaches
+        print("data quality: " + comparison.dataQuality.verdict)
+        for check in breaches { print("  " + check.text) }
+        print("compared in \(String(format: "%.2f", elapsed.seconds)) s")
+    }
+}

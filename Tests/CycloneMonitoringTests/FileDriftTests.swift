@@ -1,0 +1,74 @@
+import CycloneModel
+import CycloneMonitoring
+import CycloneTestSupport
+import Foundation
+import Testing
+
+/// `cyclone drift`'s comparison of two files: Evidently's choice of test, exact statistics from the raw
+/// values, the data-quality checks, and clear refusals.
+@Suite struct FileDriftTests {
+    static func csv(_ rows: Int, seed: UInt64, shift: Double = 0, colours: [String] = ["red", "blue", "green"],
+                    blank: (Int) -> Bool = { _ in false }, oddFlag: (Int) -> Bool = { _ in false }) -> CSV
+    {
+        var generator = SplitMix64(seed: seed)
+        return CSV(header: ["x", "colour", "flag", "id"], rows: (0..<rows).map { i in
+            let x = generator.normal() + shift
+            let colour = colours[Int(generator.uniform() * Double(colours.count))]
+            let flag = generator.uniform() < 0.3 ? "true" : "false"
+            return [blank(i) ? "" : "\(x)", colour, oddFlag(i) ? "maybe" : flag, "\(i)"]
+        })
+    }
+
+    @Test func aSmallReferenceIsTestedForSignificanceWithExactStatistics() throws {
+        // The shifted file is the calm one with x moved: its other columns are the calm file's.
+        let reference = Self.csv(800, seed: 1), calm = Self.csv(600, seed: 2), shifted = Self.csv(600, seed: 2, shift: 0.4)
+        let same = try FileDrift(reference: reference, current: calm, columns: ["x", "colour", "flag"])
+        #expect(same.drift.features.map(\.test) == [.kolmogorovSmirnov, .chiSquared, .zTest])
+        #expect(!same.drift.datasetDrift && same.drift.drifted == 0, "\(same.drift.features)")
+        #expect(!same.dataQuality.breached)
+
+        let moved = try FileDrift(reference: reference, current: shifted, columns: ["x", "colour", "flag"])
+        let x = try #require(moved.drift.features.first)
+        let exact = try #require(kolmogorovSmirnovTest(reference: reference.column("x")!.map { Double($0)! },
+                                                       current: shifted.column("x")!.map { Double($0)! }))
+        #expect(x.statistic == exact.statistic && x.pValue == exact.pValue && x.drifted)
+        #expect(moved.drift.features.map(\.drifted) == [true, false, false] && !moved.drift.datasetDrift)
+        #expect(moved.drift.drifted == 1 && moved.drift.driftedShare == 1.0 / 3)
+    }
+
+    @Test func aLargeReferenceIsJudgedByDistanceAndBrokenCellsAreDataQuality() throws {
+        let reference = Self.csv(5_000, seed: 4)
+        let current = Self.csv(2_000, seed: 5, shift: 0.5, colours: ["red", "blue", "purple"],
+                               blank: { $0 % 4 == 0 }, oddFlag: { $0 % 20 == 0 })
+        let comparison = try FileDrift(reference: reference, current: current, columns: ["x", "colour", "flag"])
+        let features = comparison.drift.features
+        #expect(features.map(\.test) == [.wasserstein, .jensenShannon, .jensenShannon])
+        let raw = { (file: CSV) in file.column("x")!.compactMap { Double($0) } }
+        let std = try #require(FeatureProfile.numeric(raw(reference)).std)
+        #expect(features[0].statistic == wassersteinDistance(reference: raw(reference), current: raw(current)) / std)
+        #expect(features[0].drifted && features[1].drifted && comparison.drift.datasetDrift)
+        #expect(features[0].missing == 500 && features[2].invalid == 100 && features[1].unseen ?? 0 > 500)
+        #expect(comparison.dataQuality.breaches.map { "\($0.feature) \($0.check.rawValue)" }
+            == ["x missing", "colour unseen", "flag invalid"])
+        #expect(!comparison.dataQuality.checks.contains { $0.check == .refused }, "a file has no refused requests")
+
+        let json = try JSONEncoder().encode(comparison)
+        let object = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+        #expect(object["dataset_drift"] as? Bool == true && object["current_rows"] as? Int == 2_000)
+        let first = try #require((object["columns"] as? [[String: Any]])?.first)
+        for key in ["feature", "test", "statistic", "threshold", "drifted", "psi"] { #expect(first[key] != nil, "\(key)") }
+        #expect(try JSONDecoder().decode(FileDrift.self, from: json) == comparison)
+    }
+
+    @Test func columnsTheCurrentFileLacksOrTheReferenceCannotTypeAreRefused() throws {
+        let reference = Self.csv(50, seed: 6)
+        let lacking = CSV(header: ["x", "flag"], rows: [["1", "true"]])
+        let error = #expect(throws: FileDrift.Failure.self) {
+            try FileDrift(reference: reference, current: lacking, columns: ["x", "colour"])
+        }
+        #expect(error?.description == "column 'colour' is in the reference but not in the current file (its columns: x, flag)")
+        #expect(throws: FileDrift.Failure.self) {
+            try FileDrift(reference: reference, current: reference, columns: ["colour"], kinds: ["colour": .numeric])
+        }
+    }
+}
