@@ -7,7 +7,7 @@ struct Cyclone: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cyclone",
         abstract: "Operate Cyclone: train and register models, evaluate them, migrate and maintain the evaluation store.",
-        subcommands: [Demo.self, Train.self, Import.self, Score.self, Profile.self, DriftCommand.self, ImageCommand.self, Migrate.self, PartitionsCommand.self, Register.self,
+        subcommands: [Demo.self, Train.self, Import.self, Score.self, Profile.self, DriftCommand.self, EstimateCommand.self, ImageCommand.self, Migrate.self, PartitionsCommand.self, Register.self,
                       EvaluateCommand.self])
 
     /// Runs the command line; a first word that is neither an option nor a subcommand is named as such.

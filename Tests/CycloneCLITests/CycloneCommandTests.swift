@@ -1,4 +1,6 @@
 import CycloneModel
+import CycloneMonitoring
+import CycloneTraining
 import CycloneTestSupport
 import Foundation
 import Logging
@@ -136,7 +138,6 @@ import Testing
         }
     }
 
-    /// `--version` answers; list options take commas as well as repeats.
     /// `cyclone drift` on two files: the text report, and the JSON an Evidently user would read.
     @Test func driftComparesTwoFiles() async throws {
         let data = Fixture.url("linear/ridge_mixed-train.csv").path
@@ -153,6 +154,69 @@ import Testing
         #expect(columns.allSatisfy { $0["drifted"] as? Bool == false && $0["feature"] is String && $0["test"] is String })
     }
 
+    /// `cyclone estimate` on a logistic model: per chunk, the CBPE estimates the library makes from the model's
+    /// own outputs (the library equals nannyml's on its fixtures), with the realised values of labelled rows.
+    @Test func estimatePrintsCBPEPerChunk() async throws {
+        let train = Fixture.url("linear/logistic_binary-train.csv").path, test = Fixture.url("linear/logistic_binary-test.csv").path
+        let out = CycloneCommand.temporary("model.json")
+        let trained = try await CycloneCommand.run(["train", "--data", train, "--target", "churned", "--family", "logistic",
+                                                    "--out", out])
+        #expect(trained.status == 0, "\(trained.output)")
+        let run = try await CycloneCommand.run(["estimate", "--model", out, "--reference", train, "--current", test,
+                                                "--chunk-size", "40", "--json"])
+        #expect(run.status == 0, "\(run.output)")
+        let line = try #require(run.output.split(separator: "\n").first { $0.hasPrefix("{") })
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let chunks = try #require(object["chunks"] as? [[String: Any]])
+        #expect(chunks.map { $0["end"] as? Int } == [40, 60] && object["method"] as? String == "cbpe")
+
+        // The same estimates from the library, on the outputs the model gives both files.
+        let model = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: out))
+        func rows(_ path: String) throws -> [ConfidenceBasedEstimation.Row] {
+            let csv = try CSV(contentsOf: URL(fileURLWithPath: path))
+            let kinds = Dictionary(uniqueKeysWithValues: model.features.map { ($0.name, $0.kind) })
+            let outputs = model.outputs(for: try FeatureTable(csv: csv, columns: model.features.map(\.name), kinds: kinds))
+            return zip(outputs, csv.column("churned")!).map { output, label in
+                guard case .classification(let predicted, let probabilities) = output else { fatalError() }
+                return .init(probability: probabilities[1], predicted: predicted, label: model.classes!.firstIndex(of: label))
+            }
+        }
+        let estimation = try #require(ConfidenceBasedEstimation(reference: try rows(train), chunkSize: 40))
+        let current = try rows(test)
+        for (chunk, range) in zip(chunks, [0..<40, 40..<60]) {
+            let expected = estimation.estimate(Array(current[range]))
+            let printed = try #require(chunk["estimates"] as? [String: [String: Any]])
+            for (metric, estimate) in expected {
+                let values = try #require(printed[metric.rawValue])
+                // To 1e-12: the printed number is read back by Foundation, which may differ in the last bit.
+                for (key, expected) in [("value", estimate.value), ("lower", estimate.lower), ("upper", estimate.upper)] {
+                    let printed = try #require(values[key] as? Double, "\(metric).\(key) at \(range)")
+                    #expect(abs(printed - expected) <= 1e-12, "\(metric).\(key) at \(range): \(printed) against \(expected)")
+                }
+                #expect(values["alert"] as? Bool == estimate.alert && values["realised"] is Double)
+            }
+        }
+
+        let text = try await CycloneCommand.run(["estimate", "--model", out, "--reference", train, "--current", test])
+        #expect(text.status == 0 && text.output.contains("CBPE on 400 labelled reference rows") && text.output.contains("rows 1–40:"),
+                "\(text.output)")
+        let regressor = CycloneCommand.temporary("ridge.json")
+        _ = try await CycloneCommand.run(["train", "--data", Fixture.url("linear/ridge_mixed-train.csv").path, "--target", "count",
+                                          "--family", "ridge", "--out", regressor])
+        for (arguments, says) in [
+            (["--model", regressor, "--reference", train, "--current", test], "is a regressor: only classifiers"),
+            (["--model", out, "--reference", test, "--current", test, "--target", "tenure"], "label '"),
+            (["--model", out, "--reference", train, "--current", Fixture.url("linear/ridge_mixed-train.csv").path],
+             "the model's feature 'tenure' is not a column of"),
+            (["--model", out, "--reference", train, "--current", test, "--chunk-size", "0"], "--chunk-size must be at least 1"),
+        ] {
+            let failed = try await CycloneCommand.run(["estimate"] + arguments)
+            #expect(failed.status != 0 && failed.output.contains(says) && failed.output.split(separator: "\n").count == 1,
+                    "\(failed.output)")
+        }
+    }
+
+    /// `--version` answers; list options take commas as well as repeats.
     @Test func versionAndCommaLists() async throws {
         let (status, output) = try await CycloneCommand.run(["--version"])
         #expect(status == 0 && output.hasPrefix("cyclone "), "\(output)")
