@@ -333,7 +333,8 @@ public struct ConfidenceBasedEstimation: Sendable {
         stride(from: 0, to: count, by: size).map { $0..<min($0 + size, count) }
     }
 
-    static func populationStandardDeviation(_ values: [Double]) -> Double {
+    /// The population (ddof 0) standard deviation, NaN for no values.
+    public static func populationStandardDeviation(_ values: [Double]) -> Double {
         guard !values.isEmpty else { return .nan }
         let mean = values.reduce(0, +) / Double(values.count)
         return (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)).squareRoot()

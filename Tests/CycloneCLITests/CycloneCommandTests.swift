@@ -200,11 +200,25 @@ import Testing
         let text = try await CycloneCommand.run(["estimate", "--model", out, "--reference", train, "--current", test])
         #expect(text.status == 0 && text.output.contains("CBPE on 400 labelled reference rows") && text.output.contains("rows 1–40:"),
                 "\(text.output)")
+        // A regressor is estimated by DLE: MAE and RMSE per chunk, with the realised values where labels are.
         let regressor = CycloneCommand.temporary("ridge.json")
-        _ = try await CycloneCommand.run(["train", "--data", Fixture.url("linear/ridge_mixed-train.csv").path, "--target", "count",
-                                          "--family", "ridge", "--out", regressor])
+        let ridgeTrain = Fixture.url("linear/ridge_mixed-train.csv").path, ridgeTest = Fixture.url("linear/ridge_mixed-test.csv").path
+        _ = try await CycloneCommand.run(["train", "--data", ridgeTrain, "--target", "count", "--family", "ridge", "--out", regressor])
+        let dle = try await CycloneCommand.run(["estimate", "--model", regressor, "--reference", ridgeTrain, "--current", ridgeTest,
+                                                "--json"])
+        let dleLine = try #require(dle.output.split(separator: "\n").first { $0.hasPrefix("{") }, "\(dle.output)")
+        let dleObject = try #require(try JSONSerialization.jsonObject(with: Data(dleLine.utf8)) as? [String: Any])
+        #expect(dleObject["method"] as? String == "dle" && dleObject["chunk_size"] as? Int == 40)
+        for chunk in dleObject["chunks"] as? [[String: Any]] ?? [] {
+            let estimates = try #require(chunk["estimates"] as? [String: [String: Any]])
+            #expect(Set(estimates.keys) == ["mae", "rmse"])
+            for (_, figures) in estimates {
+                let value = try #require(figures["value"] as? Double), lower = try #require(figures["lower"] as? Double)
+                #expect(value > 0 && lower <= value && figures["realised"] is Double)
+            }
+        }
         for (arguments, says) in [
-            (["--model", regressor, "--reference", train, "--current", test], "is a regressor: only classifiers"),
+            (["--model", regressor, "--reference", ridgeTrain, "--current", test], "the model's feature"),
             (["--model", out, "--reference", test, "--current", test, "--target", "tenure"], "label '"),
             (["--model", out, "--reference", train, "--current", Fixture.url("linear/ridge_mixed-train.csv").path],
              "the model's feature 'tenure' is not a column of"),
