@@ -107,8 +107,9 @@ let package = Package(
         // The evaluation cycle: Store's windows judged by Monitoring's policy, retrains and rollouts through
         // Cloud's Platform.
         .target(name: "CycloneEvaluation",
-                dependencies: ["CycloneModel", "CycloneMonitoring", "CycloneStore", "CycloneCloud", "CycloneRuntime",
-                               .postgresNIO, .asyncHTTPClient, .nioCore, .nioHTTP1, .configuration, .logging],
+                dependencies: ["CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneCloud",
+                               "CycloneRuntime", .postgresNIO, .asyncHTTPClient, .nioCore, .nioHTTP1, .configuration,
+                               .logging],
                 path: "Core/Evaluation", swiftSettings: swiftSettings),
         // Replay: the loop's backtest over a labelled stream, with the real servers and retrain job as child
         // processes, and its baselines (`cyclone demo` parses options around it).

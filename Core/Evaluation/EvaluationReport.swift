@@ -92,12 +92,15 @@ public struct ModelEvaluation: Sendable, Codable, Equatable {
     public var drift: Drift?
     /// The data-quality verdicts of the drift window (with the reference profile that drift needs).
     public var dataQuality: DataQualityReport?
+    /// Performance estimated on the newest predictions before their labels (CBPE, DLE), once the version's
+    /// reference window is full.
+    public var estimate: PerformanceEstimate?
     public var judgement: Judgement?
     public var action: Action
 
     enum CodingKeys: String, CodingKey {
         case name, version, serving, lastPrediction = "last_prediction", note, performance, drift,
-             dataQuality = "data_quality", judgement, action
+             dataQuality = "data_quality", estimate, judgement, action
     }
 }
 
@@ -128,6 +131,7 @@ extension ModelEvaluation {
                 lines.append("    " + feature.text)
             }
         }
+        if let estimate { lines.append("  " + estimate.text) }
         if let dataQuality {
             let breaches = dataQuality.breaches
             lines.append("  data quality: " + dataQuality.verdict)

@@ -12,7 +12,8 @@ public struct EvaluationSettings: Sendable {
     public var drift: WindowBounds
     /// `RETRAIN_TRIGGER` (`loss`), `RETRAIN_ALPHA` (0.01), `RETRAIN_MIN_LOSS_RATIO` (1.1), `RETRAIN_DATA_GROWTH`
     /// (2), `RETRAIN_METRIC`,
-    /// `RETRAIN_THRESHOLD`, `MIN_LABELS` (100), `RETRAIN_COOLDOWN` (1h), `RETRAIN_ON_DRIFT` (false).
+    /// `RETRAIN_THRESHOLD`, `MIN_LABELS` (100), `RETRAIN_COOLDOWN` (1h), `RETRAIN_ON_DRIFT` (false),
+    /// `PERFORMANCE_SOURCE` (`realised`; `estimated`, `auto`).
     public var policy: RetrainPolicy
     /// `DATA_QUALITY_MISSING` (0.1), `DATA_QUALITY_INVALID` (0.01), `DATA_QUALITY_OUT_OF_RANGE` (0.05),
     /// `DATA_QUALITY_UNSEEN` (0.05), `DATA_QUALITY_REFUSED` (0.05): the share that breaches each check, `off`,
@@ -85,6 +86,9 @@ public struct EvaluationSettings: Sendable {
         }
         policy.retrainOnDrift = try reader.setting("retrain.on.drift", variable: "RETRAIN_ON_DRIFT", default: false,
                                                    expected: "true or false") { ["true": true, "false": false][$0] }
+        policy.source = try reader.setting(
+            "performance.source", variable: "PERFORMANCE_SOURCE", default: .realised,
+            expected: "realised, estimated or auto") { RetrainPolicy.Source(rawValue: $0) }
         policy.retrainOnDataQuality = try reader.setting(
             "retrain.on.data.quality", variable: "RETRAIN_ON_DATA_QUALITY", default: false,
             expected: "true or false") { ["true": true, "false": false][$0] }

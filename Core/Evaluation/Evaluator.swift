@@ -18,6 +18,8 @@ public struct Evaluator: Sendable {
     public let platform: any Platform
     public let alerts: AlertNotifier
     public let logger: Logger
+    /// Performance estimated before labels; it keeps a regressor's loss models from cycle to cycle.
+    public let estimator = PerformanceEstimator()
 
     public init(client: PostgresClient, settings: EvaluationSettings, platform: any Platform, alerts: AlertNotifier,
                 logger: Logger)
@@ -115,9 +117,18 @@ public struct Evaluator: Sendable {
             evaluation.note = "the model has no reference profile, so drift is not measured (add one with cyclone profile)"
         }
 
+        // Performance estimated before labels (CBPE, DLE): the newest predictions against the reference window.
+        let referenceSize = settings.performance.rows
+        let estimationRows = try await windows.estimationRows(of: artifact, referenceRows: referenceSize,
+                                                              bounds: settings.performance, now: now)
+        let estimate = await estimator.estimate(artifact, rows: estimationRows, referenceSize: referenceSize)
+        if let estimate {
+            try await store.record(estimate, name: served.name, version: served.version, at: now)
+            evaluation.estimate = estimate
+        }
+
         // The loss test: the window's per-row losses against the version's reference window (its first full one).
         var lossShift: LossShift?, referenceLabels = 0
-        let referenceSize = settings.performance.rows
         if settings.policy.trigger == .loss {
             let losses = try await windows.losses(of: artifact, rows: referenceSize, bounds: settings.performance, now: now)
             referenceLabels = losses.reference.count
@@ -139,7 +150,7 @@ public struct Evaluator: Sendable {
                                               labels: performance.labels,
                                               holdout: artifact.training?.holdoutMetrics, drift: driftReport,
                                               dataQuality: dataQuality, lossShift: lossShift, referenceLabels: referenceLabels,
-                                              referenceSize: referenceSize, newData: newData)
+                                              referenceSize: referenceSize, newData: newData, estimate: estimate)
         evaluation.judgement = judgement
         await raiseAlerts(for: evaluation, judgement: judgement)
         guard judgement.retrain else { return evaluation }
@@ -167,6 +178,7 @@ public struct Evaluator: Sendable {
             "value": judgement.value.map(JSONValue.number) ?? .null,
             "limit": judgement.limit.map(JSONValue.number) ?? .null,
             "labels": .number(Double(judgement.labels)), "dataset_drift": .bool(judgement.datasetDrift),
+            "estimated": .bool(judgement.estimated == true),
         ])
         let claim = try await store.claimRetrain(name: artifact.name, version: artifact.version,
                                                  cooldown: settings.policy.cooldown,
@@ -234,6 +246,7 @@ public struct Evaluator: Sendable {
                 kind: .performanceBreach, modelName: name, modelVersion: version,
                 message: "\(name)@\(version): \(judgement.reason)",
                 fields: ["metric": .string(judgement.metric), "value": judgement.value.map(JSONValue.number) ?? .null,
+                         "estimated": .bool(judgement.estimated == true),
                          "threshold": judgement.limit.map(JSONValue.number) ?? .null,
                          "labels": .number(Double(judgement.labels))]))
         }

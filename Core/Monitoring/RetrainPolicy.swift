@@ -66,6 +66,12 @@ public struct RetrainPolicy: Sendable, Equatable {
         case threshold
     }
 
+    /// What the policy judges by: the labels' realised performance, the estimate (CBPE, DLE) of the newest
+    /// predictions, or the estimate while too few labels have arrived.
+    public enum Source: String, Sendable, Equatable, CaseIterable {
+        case realised, estimated, auto
+    }
+
     public enum Threshold: Sendable, Equatable, CustomStringConvertible {
         case absolute(Double)
         /// A factor of the model's holdout value of the metric (of its magnitude, for a negative value).
@@ -104,6 +110,9 @@ public struct RetrainPolicy: Sendable, Equatable {
     /// mended by retraining on its output; the breach is an alert.
     public var retrainOnDataQuality = false
     public var trigger = Trigger.loss
+    /// `realised`: decisions on labels only; `estimated`: on the estimate whenever there is one; `auto`: on the
+    /// estimate while the window has fewer than `minimumLabels` labels.
+    public var source = Source.realised
     /// The loss test's level: its false-alarm rate on a model whose error has not changed.
     public var alpha = 0.01
     /// The least growth of the mean loss, against the reference's, that asks for a retrain.
@@ -156,11 +165,12 @@ public struct RetrainPolicy: Sendable, Equatable {
     public func judge(task: ModelArtifact.Task, metrics: [String: Double], labels: Int, holdout: [String: Double]?,
                       drift: DriftReport?, dataQuality: DataQualityReport? = nil, lossShift: LossShift? = nil,
                       referenceLabels: Int = 0, referenceSize: Int = 0,
-                      newData: (labels: Int, trainingRows: Int)? = nil) -> Judgement
+                      newData: (labels: Int, trainingRows: Int)? = nil, estimate: PerformanceEstimate? = nil) -> Judgement
     {
         if trigger == .loss {
             var judgement = judgeLoss(task: task, metrics: metrics, labels: labels, holdout: holdout, drift: drift,
-                                      dataQuality: dataQuality, lossShift: lossShift, referenceLabels: referenceLabels,
+                                      dataQuality: dataQuality, estimate: estimate, lossShift: lossShift,
+                                      referenceLabels: referenceLabels,
                                       referenceSize: referenceSize)
             if !judgement.retrain, let growth = dataGrowth, let newData, newData.trainingRows > 0,
                Double(newData.labels) >= max((growth - 1) * Double(newData.trainingRows), Double(max(referenceSize, minimumLabels)))
@@ -178,8 +188,14 @@ public struct RetrainPolicy: Sendable, Equatable {
             judgement.reason = "\(metric.rawValue) is not a \(task.rawValue) metric; choose one of \(PerformanceMetric.available(for: task).map(\.rawValue).joined(separator: ", "))"
             return judgement
         }
-        guard labels >= minimumLabels else {
+        let estimated = estimate.flatMap { estimate in
+            estimate.metrics[metric.rawValue].flatMap { $0.value.isFinite ? (estimate, $0.value) : nil }
+        }
+        let onEstimate = estimated != nil && (source == .estimated || (source == .auto && labels < minimumLabels))
+        guard labels >= minimumLabels || onEstimate else {
             judgement.reason = "\(labels) labels, fewer than the \(minimumLabels) needed for a decision"
+                + (source == .realised ? "" : estimate == nil ? "; no estimate (the reference window is not full)"
+                                                              : "; \(metric.rawValue) cannot be estimated")
             return judgement
         }
         guard let limit = limit(task: task, holdout: holdout) else {
@@ -187,15 +203,18 @@ public struct RetrainPolicy: Sendable, Equatable {
             return judgement
         }
         judgement.limit = limit
-        guard let value = metrics[metric.rawValue] else {
+        guard let value = onEstimate ? estimated?.1 : metrics[metric.rawValue] else {
             judgement.reason = "\(metric.rawValue) is undefined on this window"
             return judgement
         }
         judgement.value = value
+        judgement.estimated = onEstimate ? true : nil
         let breached = metric.higherIsBetter ? value < limit : value > limit
         judgement.breached = breached
         let comparison = metric.higherIsBetter ? (breached ? "<" : "≥") : (breached ? ">" : "≤")
-        let statement = "\(metric.rawValue) \(formatted(value)) \(comparison) \(formatted(limit)) on \(labels) labels"
+        let statement = onEstimate
+            ? "estimated \(metric.rawValue) \(formatted(value)) \(comparison) \(formatted(limit)) (\(estimated!.0.method.uppercased()) on \(estimated!.0.rows) predictions, \(labels) labels)"
+            : "\(metric.rawValue) \(formatted(value)) \(comparison) \(formatted(limit)) on \(labels) labels"
         conclude(&judgement, fired: breached, statement: statement, drift: drift, dataQuality: dataQuality)
         return judgement
     }
@@ -223,7 +242,8 @@ public struct RetrainPolicy: Sendable, Equatable {
     }
 
     private func judgeLoss(task: ModelArtifact.Task, metrics: [String: Double], labels: Int, holdout: [String: Double]?,
-                           drift: DriftReport?, dataQuality: DataQualityReport?, lossShift: LossShift?, referenceLabels: Int, referenceSize: Int)
+                           drift: DriftReport?, dataQuality: DataQualityReport?, estimate: PerformanceEstimate?,
+                           lossShift: LossShift?, referenceLabels: Int, referenceSize: Int)
         -> Judgement
     {
         let metric = resolved(for: task).metric
@@ -265,6 +285,20 @@ public struct RetrainPolicy: Sendable, Equatable {
         } else {
             statement = "no labels since the reference window"
         }
+        // Labels short (or estimates preferred): the estimate's expected loss against the reference's.
+        let labelsShort = (lossShift?.currentRows ?? 0) < minimumLabels
+        if let estimate, let loss = estimate.loss, source == .estimated || (source == .auto && labelsShort) {
+            judgement.estimated = true
+            fired = loss.pValue < alpha && loss.ratio >= minimumLossRatio
+            statement = "estimated (\(estimate.method.uppercased()) on \(estimate.rows) predictions, \(estimate.labelled) labelled): mean loss ×\(formatted(loss.ratio)) the reference's (z-test p = \(String(format: "%.2g", loss.pValue)))"
+            if !fired {
+                statement += loss.pValue < alpha
+                    ? "; below the least growth of ×\(formatted(minimumLossRatio))"
+                    : "; not significant at \(formatted(alpha))"
+            }
+        } else if source == .estimated {
+            statement += "; no estimate (the reference window is not full, or the window is empty)"
+        }
         if let floor { statement = floor + "; " + statement }
         judgement.breached = fired || floor != nil
         conclude(&judgement, fired: fired || floor != nil, statement: statement, drift: drift,
@@ -290,6 +324,8 @@ public struct Judgement: Sendable, Equatable, Codable {
     public var reason = ""
     /// `loss` or `threshold` (absent: `threshold`, as before the loss trigger).
     public var trigger: String?
+    /// True when the decision rested on an estimate (CBPE, DLE) rather than on labels.
+    public var estimated: Bool?
     /// The loss test, under the loss trigger once the reference window is full.
     public var lossShift: LossShift?
 
@@ -301,7 +337,8 @@ public struct Judgement: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case metric, threshold, labels, limit, value, breached, datasetDrift = "dataset_drift",
-             dataQualityBreached = "data_quality_breached", retrain, reason, trigger, lossShift = "loss_shift"
+             dataQualityBreached = "data_quality_breached", retrain, reason, trigger, estimated,
+             lossShift = "loss_shift"
     }
 }
 

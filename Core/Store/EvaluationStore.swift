@@ -57,6 +57,21 @@ public struct EvaluationStore: Sendable {
             """, logger: logger)
     }
 
+    /// One `metric` row per estimated metric, named `estimated_<metric>`, with its band; over the window the
+    /// estimate read.
+    public func record(_ estimate: PerformanceEstimate, name: String, version: String, at time: Date) async throws {
+        let metrics = estimate.metrics.filter { $0.value.value.isFinite }.sorted { $0.key < $1.key }
+        guard !metrics.isEmpty else { return }
+        try await client.query("""
+            INSERT INTO metric (model_name, model_version, name, value, rows, window_start, window_end, computed_at,
+                                lower, upper)
+            SELECT \(name), \(version), m, v, \(estimate.rows), \(estimate.windowStart)::timestamptz,
+                   \(estimate.windowEnd)::timestamptz, \(time), NULLIF(lo, 'NaN'), NULLIF(hi, 'NaN')
+            FROM UNNEST(\(metrics.map { "estimated_" + $0.key })::text[], \(metrics.map(\.value.value))::float8[],
+                        \(metrics.map(\.value.lower))::float8[], \(metrics.map(\.value.upper))::float8[]) AS t(m, v, lo, hi)
+            """, logger: logger)
+    }
+
     /// One `drift` row per feature, one for the prediction (`prediction`) and one for the dataset
     /// (`dataset`: the drifted share against the required share, and the requests predict refused). The
     /// data-quality checks that breached are in each row's `detail.quality_breaches`.
@@ -253,6 +268,8 @@ extension EvaluationStore {
         public var model: String, version: String, metric: String
         public var value: Double?
         public var rows: Int
+        /// An estimate's band (`estimated_…` metrics); `nil` for realised ones.
+        public var lower: Double?, upper: Double?
         public var at: Date
     }
 
@@ -274,7 +291,7 @@ extension EvaluationStore {
     /// `metric` rows in time order (the oldest first), at most `limit` of the newest.
     public func metricSeries(_ filter: SeriesFilter) async throws -> [MetricPoint] {
         let rows = try await client.query("""
-            SELECT model_name, model_version, name, value, rows, computed_at FROM (
+            SELECT model_name, model_version, name, value, rows, lower, upper, computed_at FROM (
                 SELECT * FROM metric
                 WHERE computed_at >= \(filter.since) AND (\(filter.model)::text IS NULL OR model_name = \(filter.model))
                   AND (\(filter.version)::text IS NULL OR model_version = \(filter.version))
@@ -283,8 +300,11 @@ extension EvaluationStore {
             ORDER BY model_name, model_version, name, computed_at, id
             """, logger: logger)
         var points: [MetricPoint] = []
-        for try await (model, version, metric, value, count, at) in rows.decode((String, String, String, Double?, Int, Date).self) {
-            points.append(MetricPoint(model: model, version: version, metric: metric, value: value, rows: count, at: at))
+        for try await (model, version, metric, value, count, lower, upper, at)
+            in rows.decode((String, String, String, Double?, Int, Double?, Double?, Date).self)
+        {
+            points.append(MetricPoint(model: model, version: version, metric: metric, value: value, rows: count,
+                                      lower: lower, upper: upper, at: at))
         }
         return points
     }

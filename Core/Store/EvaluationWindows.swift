@@ -259,6 +259,15 @@ public struct EvaluationWindows: Sendable {
         return window
     }
 
+    /// The rows performance estimation reads: the version's reference (its first `referenceRows` labelled
+    /// predictions) and its newest `bounds.rows` predictions after it (`EstimationRows`).
+    public func estimationRows(of artifact: ModelArtifact, referenceRows: Int, bounds: WindowBounds, now: Date = Date())
+        async throws -> EstimationRows
+    {
+        try await EstimationRows.read(of: artifact, referenceRows: referenceRows, bounds: bounds, client: client,
+                                      logger: logger, now: now)
+    }
+
     /// Per-row losses of a version, for the loss-shift trigger: its reference window (its first `rows`
     /// labelled predictions, whenever they were; after a challenger to it was turned down, its first `rows`
     /// made since) and its current one (its newest `rows` labelled predictions after the reference, no older

@@ -64,7 +64,7 @@ extension LabelledRows {
 }
 
 /// One typed column being read.
-private struct ColumnBuilder {
+struct ColumnBuilder {
     let kind: Feature.Kind
     var numbers: [Double] = []
     var categories: [String?] = []
@@ -84,6 +84,14 @@ private struct ColumnBuilder {
             if kind == .categorical { categories.append(nil) } else { numbers.append(.nan) }
         }
         return true
+    }
+
+    var values: FeatureTable.Values {
+        switch kind {
+        case .numeric: .numeric(numbers)
+        case .boolean: .boolean(numbers)
+        case .categorical: .categorical(categories)
+        }
     }
 
     var reversed: FeatureTable.Values {

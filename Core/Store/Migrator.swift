@@ -32,6 +32,8 @@ public struct Migrator: Sendable {
                   sql: String(decoding: PackageResources._005_typed_outcomes_sql, as: UTF8.self)),
         Migration(version: 6, name: "latency", sql: String(decoding: PackageResources._006_latency_sql, as: UTF8.self)),
         Migration(version: 7, name: "shadow", sql: String(decoding: PackageResources._007_shadow_sql, as: UTF8.self)),
+        Migration(version: 8, name: "estimates",
+                  sql: String(decoding: PackageResources._008_estimates_sql, as: UTF8.self)),
     ]
 
     /// Functions with one definition each, in `Core/Store/Routines/`: created anew after the migrations (see

@@ -82,9 +82,10 @@ enum EvaluateOpenAPI {
                 ]],
                 "/api/models": get("Every registered version, with its lineage, holdout metrics, status, traffic share and policy limit", [],
                                    object(["models": ["type": "array", "items": model]])),
-                "/api/metrics": get("Performance metrics per evaluation window",
-                                    common + [parameter("metric", "only this metric, such as rmse or roc_auc")],
-                                    series("series", "metric", object(["at": time, "value": number, "rows": ["type": "integer"]]))),
+                "/api/metrics": get("Performance metrics per evaluation window; `estimated_<metric>` is the metric estimated before labels (CBPE, DLE) with its band",
+                                    common + [parameter("metric", "only this metric, such as rmse, roc_auc or estimated_mae")],
+                                    series("series", "metric", object(["at": time, "value": number, "rows": ["type": "integer"],
+                                                                       "lower": number, "upper": number]))),
                 "/api/drift": get("Drift and data quality per feature and evaluation window (feature `prediction` is the prediction's drift, `dataset` the dataset verdict)",
                                   common + [parameter("feature", "only this feature")],
                                   series("series", "feature", object([

@@ -168,7 +168,7 @@ struct EvaluateRoutes: Sendable {
         let points = try await evaluator.store.metricSeries(try Self.filter(request, name: "metric"))
         let series = Self.series(points, key: { [$0.model, $0.version, $0.metric] }) { first, run in
             MetricSeries(model: first.model, version: first.version, metric: first.metric,
-                         points: run.map { .init(at: $0.at, value: $0.value, rows: $0.rows) })
+                         points: run.map { .init(at: $0.at, value: $0.value, rows: $0.rows, lower: $0.lower, upper: $0.upper) })
         }
         return try Self.json(["series": series])
     }
@@ -241,6 +241,8 @@ struct MetricSeries: Encodable {
         var at: Date
         var value: Double?
         var rows: Int
+        /// An estimate's band (`estimated_…` metrics).
+        var lower: Double?, upper: Double?
     }
     var model: String
     var version: String

@@ -1,0 +1,98 @@
+import CycloneModel
+import Foundation
+import Logging
+import PostgresNIO
+
+/// What performance estimation reads for one model version: its reference (its first labelled predictions,
+/// as the loss trigger's reference: after a challenger to it was turned down, its first made since) and the
+/// window to estimate (its newest predictions after the reference, labelled or not, no older than the
+/// bounds' age). Each row comes typed: its features, its label (missing where none), what was served.
+public struct EstimationRows: Sendable {
+    public var reference: LabelledPredictions
+    public var window: LabelledPredictions
+    /// The oldest and newest prediction of the window.
+    public var windowStart: Date?
+    public var windowEnd: Date?
+
+    /// Reads the first `referenceRows` labelled predictions of the version and its newest `bounds.rows`
+    /// predictions after them. Labels that do not fit the task count as missing.
+    public static func read(of artifact: ModelArtifact, referenceRows: Int, bounds: WindowBounds, client: PostgresClient,
+                            logger: Logger, now: Date = Date()) async throws -> EstimationRows
+    {
+        var bindings = PostgresBindings()
+        bindings.append(artifact.name)
+        bindings.append(artifact.version)
+        bindings.append(referenceRows)
+        bindings.append(bounds.since(now))
+        bindings.append(bounds.rows)
+        let sql = """
+            WITH turned_down AS (
+                SELECT coalesce(max(created_at), '-infinity'::timestamptz) AS at FROM event
+                WHERE model_name = $1
+                  AND ((kind IN ('discarded', 'rolled_back') AND detail->>'live_version' = $2)
+                       OR (kind = 'retrain_finished' AND detail->>'status' = 'rejected' AND detail->>'parent' = $2))),
+            reference AS (
+                SELECT created_at, id, input, label, prediction FROM prediction
+                WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL
+                  AND created_at > (SELECT at FROM turned_down)
+                ORDER BY created_at, id LIMIT $3),
+            current AS (
+                SELECT created_at, id, input, label, prediction FROM prediction
+                WHERE model_name = $1 AND model_version = $2 AND created_at >= $4
+                  AND (created_at, id) > (SELECT created_at, id FROM reference ORDER BY created_at DESC, id DESC LIMIT 1)
+                ORDER BY created_at DESC, id DESC LIMIT $5)
+            SELECT is_reference, input::text, label::text, prediction::text, created_at FROM (
+                SELECT true AS is_reference, created_at, id, input, label, prediction FROM reference
+                UNION ALL
+                SELECT false, created_at, id, input, label, prediction FROM current) rows
+            ORDER BY created_at, id
+            """
+        var sides = [Side(artifact), Side(artifact)]
+        var start: Date?, end: Date?
+        let result = try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
+        for try await (isReference, input, label, prediction, time) in result.decode((Bool, String, String?, String, Date).self) {
+            sides[isReference ? 0 : 1].append(input: input, label: label, prediction: prediction)
+            if !isReference {
+                start = start ?? time
+                end = time
+            }
+        }
+        return EstimationRows(reference: sides[0].rows, window: sides[1].rows, windowStart: start, windowEnd: end)
+    }
+
+    /// One side's typed columns as they are read.
+    private struct Side {
+        let features: [Feature]
+        let codec: PredictionJSON
+        let regression: Bool
+        var builders: [ColumnBuilder]
+        var labels: ColumnBuilder
+        var served: [Output?] = []
+
+        init(_ artifact: ModelArtifact) {
+            features = artifact.features
+            codec = PredictionJSON(classes: artifact.classes)
+            regression = artifact.task == .regression
+            builders = artifact.features.map { ColumnBuilder(kind: $0.kind) }
+            labels = ColumnBuilder(kind: regression ? .numeric : .categorical)
+        }
+
+        mutating func append(input: String, label: String?, prediction: String) {
+            var labelValue = label.flatMap { try? JSONParser.parse($0.utf8) }
+            // A class label sent as JSON true/false is the class "true"/"false", as the SQL windows read it.
+            if !regression, case .bool(let flag)? = labelValue { labelValue = .string(flag ? "true" : "false") }
+            labels.append(labelValue, lenient: true)
+            let values: [String: JSONValue]
+            if case .object(let object)? = try? JSONParser.parse(input.utf8) { values = object } else { values = [:] }
+            for (i, feature) in features.enumerated() { builders[i].append(values[feature.name], lenient: true) }
+            served.append(codec.output(prediction))
+        }
+
+        var rows: LabelledPredictions {
+            LabelledPredictions(
+                features: FeatureTable(columns: zip(features, builders).map { .init(name: $0.name, values: $1.values) }),
+                target: .init(name: "label", values: labels.values), served: served,
+                versions: [String](repeating: "", count: served.count))
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import CycloneEvaluation
+import CycloneModel
+import CycloneMonitoring
+import CycloneStore
+import CycloneTestSupport
+import CycloneTraining
+import Foundation
+import PostgresNIO
+import Testing
+
+/// Performance estimated before labels in the evaluation cycle: CBPE for a classifier, DLE for a regressor,
+/// on the version's newest predictions against its reference window, reported, stored, and acted upon when
+/// `PERFORMANCE_SOURCE` says so.
+@Suite struct EstimationTests {
+    /// Calibrated predictions: each row's probability of `yes` drawn from `probability`, its label from it.
+    static func served(_ n: Int, seed: UInt64, labelled: Bool, probability: (inout SplitMix64) -> Double)
+        -> [ServedInstance]
+    {
+        var generator = SplitMix64(seed: seed)
+        return (0..<n).map { _ in
+            let p = probability(&generator)
+            let yes = generator.uniform() < p
+            return ServedInstance(input: ["tenure": .number(1)], output: .classification(classIndex: p >= 0.5 ? 1 : 0, probabilities: [1 - p, p]),
+                                  label: labelled ? .string(yes ? "yes" : "no") : nil)
+        }
+    }
+
+    /// A confident reference, then unlabelled predictions near the boundary: the estimate (equal to the
+    /// library's CBPE on the same rows) sees the accuracy fall and the log loss grow; `realised` waits for
+    /// labels, `auto` asks for a retrain on the estimate and says so in the judgement, the event and the report.
+    @Test func aClassifierIsJudgedOnItsEstimateWhileLabelsAreLate() async throws {
+        let model = try TestModels.binary()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+            let reference = Self.served(400, seed: 1, labelled: true) { g in
+                g.uniform() < 0.5 ? 0.02 + 0.2 * g.uniform() : 0.78 + 0.2 * g.uniform()
+            }
+            let window = Self.served(300, seed: 2, labelled: false) { g in 0.35 + 0.3 * g.uniform() }
+            try await db.store(reference, model: model, endingAgo: 900)
+            try await db.store(window, model: model)
+            let environment = ["RETRAIN_TRIGGER": "loss", "PERFORMANCE_WINDOW_ROWS": "400", "RETRAIN_DATA_GROWTH": "off",
+                               "RETRAIN_COOLDOWN": "0s"]
+
+            let waiting = try #require(try await evaluator(db, environment).run().models.first)
+            let estimate = try #require(waiting.estimate)
+            #expect(estimate.method == "cbpe" && estimate.rows == 300 && estimate.labelled == 0 && estimate.referenceRows == 400)
+            // The library's CBPE on the same rows.
+            func rows(_ served: [ServedInstance]) -> [ConfidenceBasedEstimation.Row] {
+                served.map { instance in
+                    guard case .classification(let predicted, let probabilities) = instance.output else { fatalError() }
+                    return .init(probability: probabilities[1], predicted: predicted,
+                                 label: instance.label.map { $0 == .string("yes") ? 1 : 0 })
+                }
+            }
+            let library = try #require(ConfidenceBasedEstimation(reference: rows(reference), chunkSize: 400))
+            let expected = library.estimate(rows(window))
+            for (metric, value) in expected {
+                let got = try #require(estimate.metrics[metric.rawValue])
+                #expect(abs(got.value - value.value) < 1e-12 && abs(got.samplingError - value.samplingError) < 1e-12, "\(metric)")
+            }
+            let accuracy = try #require(estimate.metrics["accuracy"])
+            #expect(accuracy.value < 0.6 && accuracy.reference > 0.8 && accuracy.alert)
+            let loss = try #require(estimate.loss)
+            #expect(loss.ratio > 2 && loss.pValue < 1e-6)
+            #expect(waiting.judgement?.retrain == false && waiting.judgement?.estimated == nil)
+            #expect(waiting.action.kind == .none)
+
+            let acting = try #require(try await evaluator(db, environment.merging(["PERFORMANCE_SOURCE": "auto"]) { $1 })
+                .run().models.first)
+            #expect(acting.judgement?.estimated == true && acting.judgement?.retrain == true)
+            #expect(acting.judgement?.reason.hasPrefix("estimated (CBPE on 300 predictions, 0 labelled): mean loss ×") == true,
+                    "\(acting.judgement?.reason ?? "")")
+            #expect(acting.action.kind == .retrainStarted)
+            let detail = try await db.client.query("SELECT detail->>'estimated' FROM event WHERE kind = 'retrain_requested'",
+                                                   logger: .test)
+            var flags: [String?] = []
+            for try await flag in detail.decode(String?.self) { flags.append(flag) }
+            #expect(flags == ["true"])
+            let stored = try await EvaluationStore(client: db.client, logger: .test)
+                .metricSeries(.init(model: "churn", name: "estimated_accuracy", since: .distantPast, limit: 10))
+            #expect(stored.count == 2 && stored.allSatisfy { abs(($0.value ?? 0) - accuracy.value) < 1e-12 && $0.rows == 300 })
+        }
+    }
+
+    /// A regressor's estimate comes from DLE's loss models, close to the realised errors when the window's labels
+    /// are there to compare, and stored with its band.
+    @Test func aRegressorIsEstimatedByItsLossModels() async throws {
+        let model = try trainedModel()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+            var stream = Stream(seed: 31)
+            let reference = stream.rows(600), window = stream.rows(400)
+            try await db.store(try regressionRows(model, reference), model: model, endingAgo: 2_000)
+            try await db.store(try regressionRows(model, window), model: model)
+            let evaluation = try #require(try await evaluator(db, ["PERFORMANCE_WINDOW_ROWS": "600"]).run().models.first)
+            let estimate = try #require(evaluation.estimate)
+            #expect(estimate.method == "dle" && estimate.rows == 400 && estimate.labelled == 400)
+            let mae = try #require(estimate.metrics["mae"]), rmse = try #require(estimate.metrics["rmse"])
+            let realised = try window.map { abs($0.y - (try predicted(model, $0))) }.reduce(0, +) / 400
+            #expect(abs(mae.value - realised) < 0.1 * realised, "estimated MAE \(mae.value), realised \(realised)")
+            #expect(!mae.alert && mae.lower < mae.value && mae.value < mae.upper && rmse.value >= mae.value)
+            let stored = try await db.client.query(
+                "SELECT name, lower, upper FROM metric WHERE name LIKE 'estimated_%' ORDER BY name", logger: .test)
+            var names: [String] = []
+            for try await (name, lower, upper) in stored.decode((String, Double?, Double?).self) {
+                names.append(name)
+                #expect(lower != nil && upper != nil && lower! <= upper!)
+            }
+            #expect(names == ["estimated_mae", "estimated_rmse"])
+        }
+    }
+}
