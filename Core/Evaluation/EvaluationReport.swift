@@ -149,7 +149,8 @@ extension FeatureDrift {
         var parts = [feature.padding(toLength: max(feature.count, 14), withPad: " ", startingAt: 0), test.rawValue]
         if let statistic { parts.append("statistic \(number(statistic))") }
         if let pValue { parts.append("p \(number(pValue))") }
-        parts.append(drifted ? "DRIFT" : "ok")
+        if let adjustedPValue, adjustedPValue != pValue { parts.append("adjusted \(number(adjustedPValue))") }
+        parts.append(drifted ? "DRIFT" : signal == true ? "drifted \(consecutive ?? 1) window(s) in a row, not yet reported" : "ok")
         if let psi, let stability { parts.append("psi \(number(psi)) (\(stability.rawValue))") }
         if let missingRate, missing > 0 || referenceMissingRate > 0 {
             parts.append("missing \(number(100 * missingRate))% (reference \(number(100 * referenceMissingRate))%)")

@@ -19,6 +19,9 @@ public struct EvaluationSettings: Sendable {
     /// `DATA_QUALITY_UNSEEN` (0.05), `DATA_QUALITY_REFUSED` (0.05): the share that breaches each check, `off`,
     /// and exceptions by feature (`0.1,income=0.5`); `RETRAIN_ON_DATA_QUALITY` (false) is in `policy`.
     public var dataQuality: DataQualityOptions
+    /// `DRIFT_CORRECTION` (`bh`: Benjamini–Hochberg over a window's p-values; `none`) and `DRIFT_PERSISTENCE`
+    /// (1): the windows in a row a column's test must drift before it is reported as drifting.
+    public var driftOptions = DriftOptions()
     /// `RETRAIN_TIMEOUT` (2h): a requested retrain that has not reported by then no longer blocks the next.
     public var retrainTimeout: Duration
     /// `PLATFORM` and its settings: where retrains run and canaries are promoted or rolled back.
@@ -94,6 +97,14 @@ public struct EvaluationSettings: Sendable {
             expected: "true or false") { ["true": true, "false": false][$0] }
         self.policy = policy
         dataQuality = try DataQualityOptions(reader: reader)
+        driftOptions.correction = try reader.setting(
+            "drift.correction", variable: "DRIFT_CORRECTION", default: .benjaminiHochberg, expected: "bh or none") {
+            DriftOptions.Correction(rawValue: $0)
+        }
+        driftOptions.persistence = try reader.setting(
+            "drift.persistence", variable: "DRIFT_PERSISTENCE", default: 1, expected: "a whole number from 1 to 100") {
+            Int($0).flatMap { (1...100).contains($0) ? $0 : nil }
+        }
         retrainTimeout = try reader.setting("retrain.timeout", variable: "RETRAIN_TIMEOUT", default: .seconds(7_200),
                                             expected: "a duration such as 30m or 2h", Duration.setting)
         platform = try PlatformSettings(reader: reader)

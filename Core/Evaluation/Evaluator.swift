@@ -11,7 +11,6 @@ import PostgresNIO
 /// the policy, raises alerts and, when the serving version needs it, claims and starts one retrain.
 public struct Evaluator: Sendable {
     public var settings: EvaluationSettings
-    public var driftOptions = DriftOptions()
     public let windows: EvaluationWindows
     public let store: EvaluationStore
     public let registry: ModelRegistry
@@ -98,13 +97,20 @@ public struct Evaluator: Sendable {
 
         var driftReport: DriftReport?, dataQuality: DataQualityReport?
         if let profile = artifact.profile, let window = try await driftWindow {
-            let report = profile.drift(against: window.columns, prediction: window.prediction,
-                                       order: artifact.features.map(\.name), options: driftOptions)
+            let options = settings.driftOptions
+            var report = profile.drift(against: window.columns, prediction: window.prediction,
+                                       order: artifact.features.map(\.name), options: options)
+            if options.persistence > 1 {
+                let columns = report.features.map(\.feature) + (report.prediction.map { [$0.feature] } ?? [])
+                let previous = try await store.driftRuns(name: served.name, version: served.version, columns: columns,
+                                                         windows: options.persistence - 1)
+                report.applyPersistence(previous: previous, options: options)
+            }
             // Refusals count for the version whatever profile its rows were counted against: so do the rows.
             let quality = report.dataQuality(refused: window.rejected, rows: window.rows + window.otherProfileRows,
                                              options: settings.dataQuality)
             try await store.record(report, window: window, name: served.name, version: served.version, at: now,
-                                   datasetShare: driftOptions.datasetShare, dataQuality: quality)
+                                   datasetShare: options.datasetShare, dataQuality: quality)
             evaluation.drift = .init(rows: window.rows, rejectedRequests: window.rejected, windowStart: window.start,
                                      windowEnd: window.end, report: report)
             evaluation.dataQuality = quality

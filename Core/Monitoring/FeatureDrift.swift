@@ -14,6 +14,17 @@ public struct DriftOptions: Sendable, Equatable {
     public var jensenShannon = 0.1
     /// The dataset drifts when at least this share of its features (with values in the window) drift.
     public var datasetShare = 0.5
+    /// How the p-values of the features tested for significance are corrected for testing many at once.
+    public var correction = Correction.benjaminiHochberg
+    /// A column is reported as drifting once its test has drifted in this many consecutive windows.
+    public var persistence = 1
+
+    public enum Correction: String, Sendable, Equatable, CaseIterable {
+        /// Each feature at `pValue` alone: with many features some drift by chance in every window.
+        case none
+        /// Benjamini and Hochberg's false discovery rate at `pValue` over the features of one window.
+        case benjaminiHochberg = "bh"
+    }
 
     public init() {}
 }
@@ -77,12 +88,22 @@ public struct FeatureDrift: Sendable, Equatable, Codable {
     public var unseenCategories: [String: Int]?
     /// Why there is no verdict, when there is none.
     public var note: String?
+    /// The p-value adjusted for the window's other tests (Benjamini–Hochberg), which `drifted` then compares.
+    public var adjustedPValue: Double?
+    /// This window's verdict of the test alone; `drifted` is it once it has held `DriftOptions.persistence`
+    /// windows in a row (`consecutive`). `nil`: the same as `drifted`.
+    public var signal: Bool?
+    public var consecutive: Int?
 
     enum CodingKeys: String, CodingKey {
         case feature, kind, test, statistic, pValue = "p_value", threshold, drifted, psi, stability, rows, missing,
              invalid, missingRate = "missing_rate", referenceMissingRate = "reference_missing_rate",
-             outOfRange = "out_of_range", unseen, unseenCategories = "unseen_categories", note
+             outOfRange = "out_of_range", unseen, unseenCategories = "unseen_categories", note,
+             adjustedPValue = "p_value_adjusted", signal, consecutive
     }
+
+    /// This window's verdict, before persistence.
+    public var windowVerdict: Bool { signal ?? drifted }
 
     /// Whether the column had values on both sides, so that it counts towards dataset drift.
     public var isTested: Bool { statistic != nil }
@@ -286,15 +307,71 @@ extension ReferenceProfile {
             return profile.drift(against: columns[name] ?? WindowColumn(binning: NumericBinning(profile)),
                                  feature: name, referenceRows: rows, options: options)
         }
-        let tested = features.filter(\.isTested)
-        let drifted = tested.filter(\.drifted).count
-        let share = tested.isEmpty ? nil : Double(drifted) / Double(tested.count)
         var predictionDrift: FeatureDrift?
         if let reference = self.prediction, let prediction {
             predictionDrift = reference.drift(against: prediction, feature: "prediction", referenceRows: rows,
                                               options: options)
         }
-        return DriftReport(features: features, prediction: predictionDrift, tested: tested.count, drifted: drifted,
-                           driftedShare: share, datasetDrift: share.map { $0 >= options.datasetShare } ?? false)
+        var report = DriftReport(features: features, prediction: predictionDrift, tested: 0, drifted: 0,
+                                 driftedShare: nil, datasetDrift: false)
+        report.correct(options: options)
+        return report
     }
+}
+
+extension DriftReport {
+    /// Applies `options.correction` to the features' p-values (those tested for significance; distances
+    /// have none), then counts the verdicts again. The prediction is judged alone.
+    public mutating func correct(options: DriftOptions) {
+        if options.correction == .benjaminiHochberg {
+            let tested = features.indices.filter { features[$0].pValue != nil }
+            let adjusted = benjaminiHochberg(tested.map { features[$0].pValue! })
+            for (k, index) in tested.enumerated() {
+                features[index].adjustedPValue = adjusted[k]
+                features[index].drifted = adjusted[k] < options.pValue
+            }
+        }
+        recount(options: options)
+    }
+
+    /// Reports a column as drifting only once its test has drifted `options.persistence` windows in a row:
+    /// `previous` holds, per column (`prediction` for the prediction), how many windows in a row before this
+    /// one its test drifted.
+    public mutating func applyPersistence(previous: [String: Int], options: DriftOptions) {
+        func apply(_ drift: inout FeatureDrift) {
+            let signal = drift.windowVerdict
+            let run = signal ? (previous[drift.feature] ?? 0) + 1 : 0
+            drift.signal = signal
+            drift.consecutive = run
+            drift.drifted = signal && run >= options.persistence
+        }
+        for index in features.indices { apply(&features[index]) }
+        if prediction != nil { apply(&prediction!) }
+        recount(options: options)
+    }
+
+    /// Counts the tested and drifted features and the dataset verdict from the features' verdicts.
+    public mutating func recount(options: DriftOptions) {
+        let tested = features.filter(\.isTested)
+        self.tested = tested.count
+        drifted = tested.filter(\.drifted).count
+        driftedShare = tested.isEmpty ? nil : Double(drifted) / Double(tested.count)
+        datasetDrift = driftedShare.map { $0 >= options.datasetShare } ?? false
+    }
+}
+
+/// Benjamini and Hochberg's adjusted p-values (as `scipy.stats.false_discovery_control(ps, method="bh")`), in
+/// the input's order: the p-value of rank k of m times m/k, made monotone from the largest down, at most 1.
+public func benjaminiHochberg(_ pValues: [Double]) -> [Double] {
+    let m = pValues.count
+    guard m > 0 else { return [] }
+    let order = pValues.indices.sorted { pValues[$0] < pValues[$1] }
+    var adjusted = [Double](repeating: 1, count: m)
+    var smallest = 1.0
+    for rank in stride(from: m, through: 1, by: -1) {
+        let index = order[rank - 1]
+        smallest = min(smallest, pValues[index] * Double(m) / Double(rank))
+        adjusted[index] = smallest
+    }
+    return adjusted
 }

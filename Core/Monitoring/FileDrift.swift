@@ -91,10 +91,7 @@ public struct FileDrift: Sendable, Equatable, Codable {
             }
             drift.features[k] = exact
         }
-        let tested = drift.features.filter(\.isTested)
-        drift.drifted = tested.filter(\.drifted).count
-        drift.driftedShare = tested.isEmpty ? nil : Double(drift.drifted) / Double(tested.count)
-        drift.datasetDrift = drift.driftedShare.map { $0 >= options.datasetShare } ?? false
+        drift.correct(options: options)
         self.init(referenceRows: reference.rows.count, currentRows: current.rows.count, drift: drift,
                   dataQuality: drift.dataQuality(refused: 0, rows: current.rows.count, options: quality))
         // No requests were refused: a file has no such thing.

@@ -89,6 +89,9 @@ public struct EvaluationStore: Sendable {
             if let stability = drift.stability { detail["stability"] = .string(stability.rawValue) }
             if let unseen = drift.unseenCategories { detail["unseen_categories"] = .object(unseen.mapValues { .number(Double($0)) }) }
             if let note = drift.note { detail["note"] = .string(note) }
+            if let adjusted = drift.adjustedPValue { detail["p_value_adjusted"] = .number(adjusted) }
+            if let signal = drift.signal { detail["signal"] = .bool(signal) }
+            if let consecutive = drift.consecutive { detail["consecutive"] = .number(Double(consecutive)) }
             return JSONValue.object(detail).jsonText
         }
         try await client.query("""
@@ -115,6 +118,26 @@ public struct EvaluationStore: Sendable {
                                       'quality_breaches', \(breaches("dataset").jsonText)::jsonb),
                    \(window.start)::timestamptz, \(window.end)::timestamptz, \(time)
             """, logger: logger)
+    }
+
+    /// Per column (`prediction` too), how many of the version's newest evaluations in a row, up to `windows`,
+    /// its test drifted (the window's own verdict, before persistence). Reads at most `windows` rows a column.
+    public func driftRuns(name: String, version: String, columns: [String], windows: Int) async throws -> [String: Int] {
+        let rows = try await client.query("""
+            SELECT f, coalesce(array_agg(newest.signal ORDER BY newest.computed_at DESC, newest.id DESC)
+                              FILTER (WHERE newest.id IS NOT NULL), '{}')
+            FROM unnest(\(columns)::text[]) AS f
+            LEFT JOIN LATERAL (
+                SELECT id, computed_at, coalesce((detail->>'signal')::boolean, drifted) AS signal FROM drift
+                WHERE model_name = \(name) AND feature = f AND model_version = \(version)
+                ORDER BY computed_at DESC, id DESC LIMIT \(windows)) newest ON true
+            GROUP BY f
+            """, logger: logger)
+        var runs: [String: Int] = [:]
+        for try await (feature, signals) in rows.decode((String, [Bool]).self) {
+            runs[feature] = signals.prefix { $0 }.count
+        }
+        return runs
     }
 
     /// Appends an `event` row; returns its id.

@@ -282,6 +282,26 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
         #expect(calls.withLock { $0 } == bodies.count + 1, "the first POST was refused and retried")
     }
 
+    /// With `DRIFT_PERSISTENCE=2` a shifted feature is reported from its second drifted evaluation in a row: the
+    /// first records the signal (stored, so the next cycle reads the run back), the second the drift.
+    @Test func persistenceReportsDriftFromTheSecondWindowInARow() async throws {
+        let model = try trainedModel()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+            var stream = Stream(seed: 41)
+            try await db.store(try regressionRows(model, stream.rows(300, shift: 1.5)), model: model)
+            let environment = ["DRIFT_WINDOW_ROWS": "300", "DRIFT_PERSISTENCE": "2"]
+            let first = try #require(try await evaluator(db, environment).run().models.first?.drift?.report)
+            let x1 = try #require(first.features.first { $0.feature == "x1" })
+            #expect(x1.signal == true && x1.consecutive == 1 && !x1.drifted && first.drifted == 0)
+            #expect(first.prediction?.signal == true && first.prediction?.drifted == false)
+            let second = try #require(try await evaluator(db, environment).run().models.first?.drift?.report)
+            #expect(second.features.filter(\.drifted).map(\.feature) == ["x1"])
+            #expect(second.features.first { $0.feature == "x1" }?.consecutive == 2 && second.prediction?.drifted == true)
+            #expect(second.features.filter { $0.feature != "x1" }.allSatisfy { $0.consecutive == 0 && $0.signal == false })
+        }
+    }
+
     /// A pipeline that loses x2 and sends an unknown colour, while predict refuses some requests: each breach is
     /// a verdict in the report, in the stored drift rows and in one `data_quality` alert (an error), and asks
     /// for no retrain until `RETRAIN_ON_DATA_QUALITY` is set. The clean hour before breaches nothing.

@@ -1,0 +1,129 @@
+import CycloneModel
+import CycloneMonitoring
+import CycloneTestSupport
+import Foundation
+import Testing
+
+/// `Tests/Fixtures/drift/fdr.json`, made by `scripts/fixtures/fdr.py` with SciPy.
+struct FDRCases: Decodable {
+    struct Case: Decodable, CustomTestStringConvertible {
+        var p, adjusted: [Double]
+        var testDescription: String { "\(p.count) p-values" }
+    }
+    var cases: [Case]
+}
+
+/// How often drift is reported on a stream that does not drift, and how soon on one that does, for the
+/// correction and persistence settings: streams with a known answer, windows judged as the evaluator judges
+/// them (a reference of 800 rows, so each column is tested for significance at p < 0.05).
+@Suite struct DriftAlarmTests {
+    @Test(arguments: try Fixture.load(FDRCases.self, "drift/fdr.json").cases)
+    func benjaminiHochbergMatchesSciPy(_ c: FDRCases.Case) {
+        for (got, want) in zip(benjaminiHochberg(c.p), c.adjusted) { #expect(abs(got - want) <= 1e-15 * max(1, want)) }
+    }
+
+    static let numeric = 8, categories = ["a", "b", "c", "d"]
+
+    /// Eight numeric columns (standard normal, the first moved by `shift` standard deviations) and two
+    /// categorical ones (four equally likely categories).
+    static func columns(_ rows: Int, _ generator: inout SplitMix64, shift: Double = 0) -> [(String, [Double]?, [String?]?)] {
+        var columns: [(String, [Double]?, [String?]?)] = []
+        for k in 0..<numeric {
+            columns.append(("x\(k)", (0..<rows).map { _ in generator.normal() + (k == 0 ? shift : 0) }, nil))
+        }
+        for k in 0..<2 {
+            columns.append(("c\(k)", nil, (0..<rows).map { _ in categories[Int(generator.uniform() * 4)] }))
+        }
+        return columns
+    }
+
+    static func profile(seed: UInt64) -> ReferenceProfile {
+        var generator = SplitMix64(seed: seed)
+        let table = FeatureTable(columns: columns(800, &generator).map { name, numbers, texts in
+            .init(name: name, values: numbers.map { .numeric($0) } ?? .categorical(texts!))
+        })
+        return ReferenceProfile(table: table)
+    }
+
+    static func window(_ profile: ReferenceProfile, _ generator: inout SplitMix64, shift: Double) -> [String: WindowColumn] {
+        var windows: [String: WindowColumn] = [:]
+        for (name, numbers, texts) in columns(200, &generator, shift: shift) {
+            if let numbers {
+                windows[name] = numericWindow(numbers, against: profile.features[name]!)
+            } else {
+                windows[name] = categoricalWindow(texts!)
+            }
+        }
+        return windows
+    }
+
+    struct Rates: CustomStringConvertible {
+        var windowsAlarmed = 0.0, columnAlarms = 0.0, datasetAlarms = 0.0, delay = 0.0, missed = 0
+        var description: String {
+            String(format: "windows with a false alarm %.1f %%, columns %.2f %%, dataset %.1f %%; detection after %.2f windows, %d missed",
+                   100 * windowsAlarmed, 100 * columnAlarms, 100 * datasetAlarms, delay, missed)
+        }
+    }
+
+    /// 16 stationary streams of 40 windows of 200 rows, and 16 streams whose x0 moves by half a standard
+    /// deviation from the first window; the same streams for every setting.
+    static func measure(_ options: DriftOptions) -> Rates {
+        let order = (0..<numeric).map { "x\($0)" } + ["c0", "c1"]
+        var rates = Rates()
+        var windows = 0, delays = 0
+        for stream in 0..<16 {
+            let profile = Self.profile(seed: UInt64(1_000 + stream))
+            for shifted in [false, true] {
+                var generator = SplitMix64(seed: UInt64(stream * 2 + (shifted ? 1 : 0)))
+                var previous: [String: Int] = [:]
+                var detected: Int?
+                for index in 0..<40 {
+                    var report = profile.drift(against: window(profile, &generator, shift: shifted ? 0.5 : 0),
+                                               prediction: nil, order: order, options: options)
+                    report.applyPersistence(previous: previous, options: options)
+                    for feature in report.features { previous[feature.feature] = feature.consecutive ?? 0 }
+                    if shifted {
+                        if detected == nil, report.features[0].drifted { detected = index }
+                    } else {
+                        windows += 1
+                        let alarms = report.features.filter(\.drifted).count
+                        if alarms > 0 { rates.windowsAlarmed += 1 }
+                        rates.columnAlarms += Double(alarms) / Double(order.count)
+                        if report.datasetDrift { rates.datasetAlarms += 1 }
+                    }
+                }
+                if shifted {
+                    if let detected { rates.delay += Double(detected); delays += 1 } else { rates.missed += 1 }
+                }
+            }
+        }
+        rates.windowsAlarmed /= Double(windows)
+        rates.columnAlarms /= Double(windows)
+        rates.datasetAlarms /= Double(windows)
+        rates.delay /= Double(max(1, delays))
+        return rates
+    }
+
+    /// Uncorrected, one window in three raises a false alarm on ten columns; Benjamini–Hochberg brings that near
+    /// the 5 % level for the window, and two windows in a row to a fraction of a percent, while a half-standard-
+    /// deviation shift is still caught in its first window (or, with persistence K, K − 1 windows later).
+    @Test func falseAlarmsFallAndShiftsAreStillFound() {
+        var settings: [(String, DriftOptions)] = []
+        for (correction, persistence) in [(DriftOptions.Correction.none, 1), (.benjaminiHochberg, 1), (.benjaminiHochberg, 2),
+                                          (.benjaminiHochberg, 3)] {
+            var options = DriftOptions()
+            options.correction = correction
+            options.persistence = persistence
+            settings.append(("\(correction.rawValue), persistence \(persistence)", options))
+        }
+        let rates = settings.map { Self.measure($0.1) }
+        for ((name, _), rate) in zip(settings, rates) { print("drift alarms (\(name)): \(rate)") }
+        #expect(rates[0].windowsAlarmed > 0.25, "uncorrected: \(rates[0])")
+        #expect(rates[1].windowsAlarmed < 0.09, "bh: \(rates[1])")
+        #expect(rates[2].windowsAlarmed < 0.02 && rates[3].windowsAlarmed <= rates[2].windowsAlarmed, "persistence: \(rates[2]) \(rates[3])")
+        #expect(rates.allSatisfy { $0.datasetAlarms == 0 })
+        #expect(rates.allSatisfy { $0.missed == 0 })
+        #expect(rates[0].delay < 0.5 && rates[1].delay < 0.5, "\(rates[0]) \(rates[1])")
+        #expect(abs(rates[2].delay - rates[1].delay - 1) < 0.5 && abs(rates[3].delay - rates[1].delay - 2) < 0.5)
+    }
+}
