@@ -172,20 +172,33 @@ public struct Evaluator: Sendable {
             evaluation.action = .init(kind: .awaitingLabels, detail: "the last challenger was discarded at \(discard.at.formatted(.iso8601)); \(discard.labels) of the \(referenceSize) labels needed since (PERFORMANCE_WINDOW_ROWS)")
             return evaluation
         }
-        evaluation.action = try await requestRetrain(artifact, reason: judgement.reason, judgement: judgement)
+        evaluation.action = try await requestRetrain(artifact, reason: judgement.reason, judgement: judgement,
+                                                     estimate: judgement.estimated == true ? estimate : nil)
         return evaluation
     }
 
-    private func requestRetrain(_ artifact: ModelArtifact, reason: String, judgement: Judgement) async throws
-        -> ModelEvaluation.Action
+    private func requestRetrain(_ artifact: ModelArtifact, reason: String, judgement: Judgement,
+                                estimate: PerformanceEstimate?) async throws -> ModelEvaluation.Action
     {
-        let detail: JSONValue = .object([
+        var detail: JSONValue = .object([
             "reason": .string(reason), "metric": .string(judgement.metric),
             "value": judgement.value.map(JSONValue.number) ?? .null,
             "limit": judgement.limit.map(JSONValue.number) ?? .null,
             "labels": .number(Double(judgement.labels)), "dataset_drift": .bool(judgement.datasetDrift),
             "estimated": .bool(judgement.estimated == true),
         ])
+        if let estimate, case .object(var fields) = detail {
+            // The figures the decision rested on: the estimate's method, rows and expected loss.
+            fields["estimate"] = .object([
+                "method": .string(estimate.method), "rows": .number(Double(estimate.rows)),
+                "labelled": .number(Double(estimate.labelled)),
+                "estimated_loss": estimate.loss.map { .number($0.estimated) } ?? .null,
+                "reference_loss": estimate.loss.map { .number($0.reference) } ?? .null,
+                "loss_ratio": estimate.loss.flatMap { $0.ratio.isFinite ? .number($0.ratio) : nil } ?? .null,
+                "p_value": estimate.loss.map { .number($0.pValue) } ?? .null,
+            ])
+            detail = .object(fields)
+        }
         let claim = try await store.claimRetrain(name: artifact.name, version: artifact.version,
                                                  cooldown: settings.policy.cooldown,
                                                  timeout: settings.retrainTimeout, detail: detail)

@@ -7,7 +7,11 @@ import Foundation
 /// Fits and applies the estimations. A regressor's loss models are trained once per reference and kept
 /// (an evaluate process judges the same versions cycle after cycle).
 public actor PerformanceEstimator {
-    private var lossModels: [String: DirectLossEstimation] = [:]
+    /// A regressor's fitted estimation by version and reference (`nil`: it could not be fitted), the most
+    /// recently used last; at most `kept` are kept.
+    private var lossModels: [String: DirectLossEstimation?] = [:]
+    private var used: [String] = []
+    static let kept = 64
 
     public init() {}
 
@@ -39,9 +43,10 @@ public actor PerformanceEstimator {
         let reference = side(rows.reference).filter { $0.label != nil }, window = side(rows.window)
         guard !reference.isEmpty, !window.isEmpty else { return nil }
         let clip = { (p: Double) in min(max(p, 2.220446049250313e-16), 1 - 2.220446049250313e-16) }
-        let referenceLosses = reference.map { -log(clip($0.probabilities[$0.label!])) }
         var metrics: [String: PerformanceEstimate.Metric] = [:]
-        let expectedLosses: [Double]
+        // The log loss each row is expected to have under the calibrated probabilities, on both sides: the
+        // reference's realised loss would differ from its expected one by the calibration's own error.
+        let expectedLosses: [Double], referenceLosses: [Double]
         if classes.count == 2 {
             typealias Row = ConfidenceBasedEstimation.Row
             let referenceRows = reference.map { Row(probability: $0.probabilities[1], predicted: $0.predicted, label: $0.label) }
@@ -54,10 +59,12 @@ public actor PerformanceEstimator {
                     probabilities: referenceRows.map(\.probability))
                 metrics[metric.rawValue] = .init(estimate, reference: realised)
             }
-            let calibrated = estimation.calibrated(windowRows.map(\.probability))
-            expectedLosses = zip(windowRows, calibrated).map { row, q in
-                -(q * log(clip(row.probability)) + (1 - q) * log(clip(1 - row.probability)))
+            func expected(_ rows: [Row]) -> [Double] {
+                zip(rows, estimation.calibrated(rows.map(\.probability))).map { row, q in
+                    -(q * log(clip(row.probability)) + (1 - q) * log(clip(1 - row.probability)))
+                }
             }
+            (expectedLosses, referenceLosses) = (expected(windowRows), expected(referenceRows))
         } else {
             typealias Row = MulticlassConfidenceBasedEstimation.Row
             let referenceRows = reference.map { Row(probabilities: $0.probabilities, predicted: $0.predicted, label: $0.label) }
@@ -67,11 +74,15 @@ public actor PerformanceEstimator {
             let windowRows = window.map { Row(probabilities: $0.probabilities, predicted: $0.predicted) }
             for (metric, estimate) in estimation.estimate(windowRows) {
                 let realised = MulticlassConfidenceBasedEstimation.realised(metric, referenceRows, classCount: classes.count)
-                metrics[metric.rawValue] = .init(estimate, reference: realised)
+                // Macro-averaged, as the policy's multiclass metric is named.
+                metrics[metric == .f1 ? "macro_f1" : metric.rawValue] = .init(estimate, reference: realised)
             }
-            expectedLosses = zip(windowRows, estimation.calibrated(windowRows)).map { row, q in
-                -zip(q, row.probabilities).reduce(0) { $0 + $1.0 * log(clip($1.1)) }
+            func expected(_ rows: [Row]) -> [Double] {
+                zip(rows, estimation.calibrated(rows)).map { row, q in
+                    -zip(q, row.probabilities).reduce(0) { $0 + $1.0 * log(clip($1.1)) }
+                }
             }
+            (expectedLosses, referenceLosses) = (expected(windowRows), expected(referenceRows))
         }
         return PerformanceEstimate(method: "cbpe", rows: window.count, labelled: window.filter { $0.label != nil }.count,
                                    referenceRows: reference.count, metrics: metrics,
@@ -88,20 +99,22 @@ public actor PerformanceEstimator {
             return (predictions, labels)
         }
         let reference = values(rows.reference), window = values(rows.window)
-        // One fit per version and reference: the key names its rows by their count and sums.
+        // One fit per version and reference: a reference is its first rows, named by their count and the time
+        // of the last (it changes only when a turned-down challenger restarts it).
         let key = "\(artifact.name)\u{1f}\(artifact.version)\u{1f}\(reference.labels.count)\u{1f}"
-            + "\(reference.labels.reduce(0, +).bitPattern)\u{1f}\(reference.predictions.reduce(0, +).bitPattern)"
-        let estimation: DirectLossEstimation
+            + "\(rows.referenceEnd?.timeIntervalSince1970.bitPattern ?? 0)"
+        let fitted: DirectLossEstimation?
         if let known = lossModels[key] {
-            estimation = known
+            fitted = known
+            used.removeAll { $0 == key }
         } else {
-            guard let fitted = try? DirectLossEstimation(reference: rows.reference.features, predictions: reference.predictions,
-                                                         labels: reference.labels, chunkSize: reference.labels.count)
-            else { return nil }
-            if lossModels.count >= 64 { lossModels.removeAll() }
-            lossModels[key] = fitted
-            estimation = fitted
+            fitted = try? DirectLossEstimation(reference: rows.reference.features, predictions: reference.predictions,
+                                               labels: reference.labels, chunkSize: reference.labels.count)
+            lossModels[key] = .some(fitted)
+            if used.count >= Self.kept { lossModels[used.removeFirst()] = nil }
         }
+        used.append(key)
+        guard let estimation = fitted else { return nil }
         var metrics: [String: PerformanceEstimate.Metric] = [:]
         for (metric, estimate) in estimation.estimate(rows.window.features, predictions: window.predictions) {
             let realised = DirectLossEstimation.realised(metric, predictions: reference.predictions, labels: reference.labels)

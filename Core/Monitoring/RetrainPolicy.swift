@@ -188,8 +188,10 @@ public struct RetrainPolicy: Sendable, Equatable {
             judgement.reason = "\(metric.rawValue) is not a \(task.rawValue) metric; choose one of \(PerformanceMetric.available(for: task).map(\.rawValue).joined(separator: ", "))"
             return judgement
         }
+        // An estimate counts on at least `minimumLabels` predictions, as labels do.
         let estimated = estimate.flatMap { estimate in
-            estimate.metrics[metric.rawValue].flatMap { $0.value.isFinite ? (estimate, $0.value) : nil }
+            estimate.rows >= minimumLabels
+                ? estimate.metrics[metric.rawValue].flatMap { $0.value.isFinite ? (estimate, $0) : nil } : nil
         }
         let onEstimate = estimated != nil && (source == .estimated || (source == .auto && labels < minimumLabels))
         guard labels >= minimumLabels || onEstimate else {
@@ -203,17 +205,19 @@ public struct RetrainPolicy: Sendable, Equatable {
             return judgement
         }
         judgement.limit = limit
-        guard let value = onEstimate ? estimated?.1 : metrics[metric.rawValue] else {
+        guard let value = onEstimate ? estimated?.1.value : metrics[metric.rawValue] else {
             judgement.reason = "\(metric.rawValue) is undefined on this window"
             return judgement
         }
         judgement.value = value
         judgement.estimated = onEstimate ? true : nil
-        let breached = metric.higherIsBetter ? value < limit : value > limit
+        // An estimate breaches only when its whole band (± 3 sampling errors) is past the limit.
+        let band = onEstimate ? estimated!.1 : nil
+        let breached = metric.higherIsBetter ? (band?.upper ?? value) < limit : (band?.lower ?? value) > limit
         judgement.breached = breached
         let comparison = metric.higherIsBetter ? (breached ? "<" : "≥") : (breached ? ">" : "≤")
         let statement = onEstimate
-            ? "estimated \(metric.rawValue) \(formatted(value)) \(comparison) \(formatted(limit)) (\(estimated!.0.method.uppercased()) on \(estimated!.0.rows) predictions, \(labels) labels)"
+            ? "estimated \(metric.rawValue) \(formatted(value)) [\(formatted(band!.lower)), \(formatted(band!.upper))] \(comparison) \(formatted(limit)) (\(estimated!.0.method.uppercased()) on \(estimated!.0.rows) predictions, \(labels) labels)"
             : "\(metric.rawValue) \(formatted(value)) \(comparison) \(formatted(limit)) on \(labels) labels"
         conclude(&judgement, fired: breached, statement: statement, drift: drift, dataQuality: dataQuality)
         return judgement
@@ -286,17 +290,21 @@ public struct RetrainPolicy: Sendable, Equatable {
             statement = "no labels since the reference window"
         }
         // Labels short (or estimates preferred): the estimate's expected loss against the reference's.
+        // `estimated` fires on either the labels' test or the estimate's; `auto` takes the estimate alone.
         let labelsShort = (lossShift?.currentRows ?? 0) < minimumLabels
-        if let estimate, let loss = estimate.loss, source == .estimated || (source == .auto && labelsShort) {
+        if let estimate, let loss = estimate.loss, estimate.rows >= minimumLabels,
+           source == .estimated || (source == .auto && labelsShort), !(source == .estimated && fired)
+        {
             judgement.estimated = true
             fired = loss.pValue < alpha && loss.ratio >= minimumLossRatio
-            statement = "estimated (\(estimate.method.uppercased()) on \(estimate.rows) predictions, \(estimate.labelled) labelled): mean loss ×\(formatted(loss.ratio)) the reference's (z-test p = \(String(format: "%.2g", loss.pValue)))"
+            let figures = "estimated (\(estimate.method.uppercased()) on \(estimate.rows) predictions, \(estimate.labelled) labelled): mean loss ×\(formatted(loss.ratio)) the reference's (z-test p = \(String(format: "%.2g", loss.pValue)))"
+            statement = labelsShort ? figures : statement + "; " + figures
             if !fired {
                 statement += loss.pValue < alpha
                     ? "; below the least growth of ×\(formatted(minimumLossRatio))"
                     : "; not significant at \(formatted(alpha))"
             }
-        } else if source == .estimated {
+        } else if source == .estimated, !fired {
             statement += "; no estimate (the reference window is not full, or the window is empty)"
         }
         if let floor { statement = floor + "; " + statement }

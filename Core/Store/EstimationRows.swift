@@ -13,9 +13,12 @@ public struct EstimationRows: Sendable {
     /// The oldest and newest prediction of the window.
     public var windowStart: Date?
     public var windowEnd: Date?
+    /// The newest prediction of the reference: with its row count, it names the reference.
+    public var referenceEnd: Date?
 
     /// Reads the first `referenceRows` labelled predictions of the version and its newest `bounds.rows`
-    /// predictions after them. Labels that do not fit the task count as missing.
+    /// predictions after them. The reference takes only rows whose label fits the task (as the loss trigger's
+    /// does); in the window a label that does not fit counts as missing.
     public static func read(of artifact: ModelArtifact, referenceRows: Int, bounds: WindowBounds, client: PostgresClient,
                             logger: Logger, now: Date = Date()) async throws -> EstimationRows
     {
@@ -34,6 +37,7 @@ public struct EstimationRows: Sendable {
             reference AS (
                 SELECT created_at, id, input, label, prediction FROM prediction
                 WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL
+                  AND \(EvaluationWindows.loss(artifact.task)) IS NOT NULL
                   AND created_at > (SELECT at FROM turned_down)
                 ORDER BY created_at, id LIMIT $3),
             current AS (
@@ -48,16 +52,19 @@ public struct EstimationRows: Sendable {
             ORDER BY created_at, id
             """
         var sides = [Side(artifact), Side(artifact)]
-        var start: Date?, end: Date?
+        var start: Date?, end: Date?, referenceEnd: Date?
         let result = try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
         for try await (isReference, input, label, prediction, time) in result.decode((Bool, String, String?, String, Date).self) {
             sides[isReference ? 0 : 1].append(input: input, label: label, prediction: prediction)
-            if !isReference {
+            if isReference {
+                referenceEnd = time
+            } else {
                 start = start ?? time
                 end = time
             }
         }
-        return EstimationRows(reference: sides[0].rows, window: sides[1].rows, windowStart: start, windowEnd: end)
+        return EstimationRows(reference: sides[0].rows, window: sides[1].rows, windowStart: start, windowEnd: end,
+                              referenceEnd: referenceEnd)
     }
 
     /// One side's typed columns as they are read.

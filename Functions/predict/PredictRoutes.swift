@@ -118,7 +118,9 @@ struct PredictRoutes: Sendable {
         do {
             return try await handle()
         } catch let error as APIError where error.status.code < 500 {
-            throw Refusal(error: error, model: model, instances: min(max(1, instances), settings.maxInstances))
+            // Too many instances is one refusal, not a count the request only claimed.
+            let counted = error.status == .contentTooLarge ? 1 : min(max(1, instances), settings.maxInstances)
+            throw Refusal(error: error, model: model, instances: counted)
         }
     }
 

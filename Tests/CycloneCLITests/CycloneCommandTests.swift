@@ -209,7 +209,9 @@ import Testing
         let dleLine = try #require(dle.output.split(separator: "\n").first { $0.hasPrefix("{") }, "\(dle.output)")
         let dleObject = try #require(try JSONSerialization.jsonObject(with: Data(dleLine.utf8)) as? [String: Any])
         #expect(dleObject["method"] as? String == "dle" && dleObject["chunk_size"] as? Int == 40)
-        for chunk in dleObject["chunks"] as? [[String: Any]] ?? [] {
+        let dleChunks = try #require(dleObject["chunks"] as? [[String: Any]])
+        #expect(dleChunks.count == 2)
+        for chunk in dleChunks {
             let estimates = try #require(chunk["estimates"] as? [String: [String: Any]])
             #expect(Set(estimates.keys) == ["mae", "rmse"])
             for (_, figures) in estimates {
