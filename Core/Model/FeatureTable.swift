@@ -49,7 +49,9 @@ public struct FeatureTable: Sendable {
     }
 
     /// Types the named CSV columns: a column is numeric when every non-empty cell is a number, boolean when
-    /// every non-empty cell is `true` or `false` (any case), categorical otherwise. An empty cell is missing.
+    /// every non-empty cell is `true` or `false` (any case), categorical otherwise. An empty cell is missing,
+    /// and so, in a numeric or boolean column, is a token pandas reads as missing (`NA`, `NaN`, `null`,
+    /// `None`, `N/A`…; `missingTokens`); in a categorical column such a token is a category like any other.
     /// `kinds` overrides the inference per column.
     public init(csv: CSV, columns names: [String], kinds: [String: Feature.Kind] = [:]) throws(TypingError) {
         var columns: [Column] = []
@@ -63,8 +65,14 @@ public struct FeatureTable: Sendable {
         self.columns = columns
     }
 
+    /// The cells pandas' `read_csv` takes for missing values besides an empty one.
+    public static let missingTokens: Set<String> = [
+        "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+        "NULL", "NaN", "None", "n/a", "nan", "null",
+    ]
+
     public static func inferKind(_ cells: [String]) -> Feature.Kind {
-        let present = cells.lazy.filter { !$0.isEmpty }
+        let present = cells.lazy.filter { !$0.isEmpty && !missingTokens.contains($0) }
         if present.isEmpty { return .numeric }
         if present.allSatisfy({ parseNumber($0) != nil }) { return .numeric }
         if present.allSatisfy({ parseBool($0) != nil }) { return .boolean }
@@ -75,7 +83,7 @@ public struct FeatureTable: Sendable {
         switch kind {
         case .numeric:
             var values = [Double](repeating: .nan, count: cells.count)
-            for (i, cell) in cells.enumerated() where !cell.isEmpty {
+            for (i, cell) in cells.enumerated() where !cell.isEmpty && !missingTokens.contains(cell) {
                 guard let number = parseNumber(cell), number.isFinite else {
                     throw TypingError(column: column, message: "row \(i + 1): '\(cell)' is not a finite number")
                 }
@@ -84,7 +92,7 @@ public struct FeatureTable: Sendable {
             return .numeric(values)
         case .boolean:
             var values = [Double](repeating: .nan, count: cells.count)
-            for (i, cell) in cells.enumerated() where !cell.isEmpty {
+            for (i, cell) in cells.enumerated() where !cell.isEmpty && !missingTokens.contains(cell) {
                 if let flag = parseBool(cell) {
                     values[i] = flag ? 1 : 0
                 } else if let number = parseNumber(cell), number == 0 || number == 1 {
@@ -102,7 +110,7 @@ public struct FeatureTable: Sendable {
     /// One cell read as `kind`, by the rules of `parse`, a cell of another type being `.invalid` rather than an
     /// error: how a file of new rows is counted against a reference (`cyclone drift`).
     public static func read(_ cell: String, as kind: Feature.Kind) -> Feature.Kind.Reading {
-        if cell.isEmpty { return .missing }
+        if cell.isEmpty || (kind != .categorical && missingTokens.contains(cell)) { return .missing }
         switch kind {
         case .numeric:
             return parseNumber(cell).map { .number($0) } ?? .invalid

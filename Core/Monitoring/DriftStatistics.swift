@@ -71,15 +71,17 @@ public func wassersteinDistance(reference: [Double], current: [Double]) -> Doubl
     guard !reference.isEmpty, !current.isEmpty else { return 0 }
     let a = reference.sorted()
     let b = current.sorted()
-    let all = (a + b).sorted()
+    // One pass over both sorted samples: between consecutive values the CDFs are flat.
     var distance = 0.0
-    var i = 0
-    var j = 0
-    for k in 0..<(all.count - 1) {
-        // CDFs just right of all[k]: how many values are <= all[k].
-        while i < a.count, a[i] <= all[k] { i += 1 }
-        while j < b.count, b[j] <= all[k] { j += 1 }
-        distance += abs(Double(i) / Double(a.count) - Double(j) / Double(b.count)) * (all[k + 1] - all[k])
+    var i = 0, j = 0
+    var x = min(a[0], b[0])
+    while i < a.count || j < b.count {
+        while i < a.count, a[i] <= x { i += 1 }
+        while j < b.count, b[j] <= x { j += 1 }
+        let next = min(i < a.count ? a[i] : .infinity, j < b.count ? b[j] : .infinity)
+        guard next.isFinite else { break }
+        distance += abs(Double(i) / Double(a.count) - Double(j) / Double(b.count)) * (next - x)
+        x = next
     }
     return distance
 }

@@ -110,12 +110,16 @@ public struct FeatureDrift: Sendable, Equatable, Codable {
 }
 
 extension FeatureProfile {
+    /// The least standard deviation a distance is divided by (`max(std, 0.001)`, as Evidently).
+    public static let smallestScale = 0.001
+
     /// Compares the window's column with this reference column.
-    /// - Parameter referenceRows: rows in the whole reference (`ReferenceProfile.rows`); it chooses the test.
+    /// - Parameter referenceRows: rows in the whole reference (`ReferenceProfile.rows`). The test is chosen, as
+    ///   Evidently chooses it, by the column's values in the reference (its rows less those missing).
     public func drift(against window: WindowColumn, feature: String, referenceRows: Int,
                       options: DriftOptions = DriftOptions()) -> FeatureDrift
     {
-        let small = referenceRows <= options.smallReference
+        let small = Swift.min(referenceRows, count) <= options.smallReference
         var result = FeatureDrift(
             feature: feature, kind: kind, test: .kolmogorovSmirnov, statistic: nil, pValue: nil,
             threshold: options.pValue, drifted: false, psi: nil, stability: nil, rows: window.rows,
@@ -175,9 +179,9 @@ extension FeatureProfile {
                 currentMasses.append((window.binSums[k] / Double(current[k]), Double(current[k])))
             }
             let distance = weightedWassersteinDistance(referenceMasses, currentMasses)
-            // A constant reference has no scale: any distance at all is drift, measured in the feature's units.
-            let scale = (std ?? 0) > 0 ? std! : 1
-            if (std ?? 0) == 0 { result.note = "the reference is constant; the distance is in the feature's units" }
+            // Evidently's floor on the scale: a constant reference drifts at a tenth of a thousandth.
+            let scale = Swift.max(std ?? 0, Self.smallestScale)
+            if (std ?? 0) < Self.smallestScale { result.note = "the reference hardly varies; the distance is over 0.001, as Evidently takes it" }
             result.statistic = distance / scale
             result.drifted = distance / scale >= options.wasserstein
         }
@@ -202,7 +206,9 @@ extension FeatureProfile {
     {
         let referenceCategories = categories ?? [:]
         let names = referenceCategories.keys.sorted()
-        let twoValued = kind == .boolean || names.count <= 2
+        // Evidently counts the categories of both sides: a new one makes a two-valued column a many-valued one.
+        let seen = Set(names).union(window.categories.keys).count + (window.unnamedUnseen > 0 ? 1 : 0)
+        let twoValued = kind == .boolean || seen <= 2
         result.test = small ? (twoValued ? .zTest : .chiSquared) : .jensenShannon
         result.threshold = small ? options.pValue : options.jensenShannon
         let unseen = window.categories.filter { referenceCategories[$0.key] == nil }

@@ -84,7 +84,8 @@ public struct FileDrift: Sendable, Equatable, Codable {
                 exact.drifted = test.pValue < options.pValue
             case .wasserstein:
                 let std = profile.features[feature.feature]?.std ?? 0
-                let distance = wassersteinDistance(reference: reference, current: current) / (std > 0 ? std : 1)
+                let distance = wassersteinDistance(reference: reference, current: current)
+                    / max(std, FeatureProfile.smallestScale)
                 exact.statistic = distance
                 exact.drifted = distance >= options.wasserstein
             default: continue

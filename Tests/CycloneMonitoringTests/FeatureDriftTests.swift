@@ -96,8 +96,13 @@ func categoricalWindow(_ values: [String?]) -> WindowColumn {
         expectClose(try #require(small.pValue), c.p_value, relative: 1e-9, "p")
         #expect(small.drifted == (c.p_value < 0.05))
 
-        let large = profile.drift(against: window, feature: "f", referenceRows: 1_001)
+        // The test is chosen by the column's reference values, so a lower limit stands in for a large reference.
+        var options = DriftOptions()
+        options.smallReference = profile.count - 1
+        let large = profile.drift(against: window, feature: "f", referenceRows: 1_001, options: options)
         #expect(large.test == .jensenShannon)
+        #expect(profile.drift(against: window, feature: "f", referenceRows: 1_001).test == .chiSquared,
+                "the column's values, not the rows, choose the test")
         let p = c.reference_counts.map(Double.init) + [0], q = c.current_counts.map(Double.init) + [0]
         expectClose(try #require(large.statistic), jensenShannonDistance(p, q), relative: 1e-12, "js")
 

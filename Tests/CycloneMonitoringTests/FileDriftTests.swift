@@ -60,6 +60,33 @@ import Testing
         #expect(try JSONDecoder().decode(FileDrift.self, from: json) == comparison)
     }
 
+    /// Cases where Evidently's choices and pandas' reading decide the verdict: `NA` cells in a numeric column
+    /// are missing values (a text column keeps them as a category), a constant reference that moves drifts
+    /// (distance over 0.001), a category only the current file has makes chi-squared of a two-valued column,
+    /// and the test is chosen by the column's values, not the file's rows.
+    @Test func evidentlysChoicesAndPandasMissingValues() throws {
+        var generator = SplitMix64(seed: 9)
+        let rows = 1_050
+        let reference = CSV(header: ["x", "code", "level", "pair"], rows: (0..<rows).map { i in
+            [i % 10 == 0 ? "NA" : "\(generator.normal())", i % 7 == 0 ? "NA" : "EU", "5", i % 2 == 0 ? "a" : "b"]
+        })
+        let current = CSV(header: ["x", "code", "level", "pair"], rows: (0..<500).map { i in
+            [i % 9 == 0 ? "nan" : "\(generator.normal())", "EU", "5.05", i % 30 == 0 ? "c" : i % 2 == 0 ? "a" : "b"]
+        })
+        let comparison = try FileDrift(reference: reference, current: current)
+        let x = comparison.drift.features[0], code = comparison.drift.features[1]
+        let level = comparison.drift.features[2], pair = comparison.drift.features[3]
+        #expect(x.kind == .numeric && x.missing == 56 && abs(x.referenceMissingRate - 0.1) < 0.001)
+        // 945 values of x: Kolmogorov–Smirnov, though the file has 1,050 rows.
+        #expect(x.test == .kolmogorovSmirnov && !x.drifted, "\(x)")
+        #expect(code.kind == .categorical && code.missing == 0)
+        #expect(level.test == .wasserstein && level.drifted && abs((level.statistic ?? 0) - 50) < 1e-9, "\(level)")
+        #expect(pair.test == .jensenShannon)
+        let small = try FileDrift(reference: CSV(header: reference.header, rows: Array(reference.rows.prefix(500))),
+                                  current: current, columns: ["pair"])
+        #expect(small.drift.features[0].test == .chiSquared && small.drift.features[0].drifted, "\(small.drift.features[0])")
+    }
+
     @Test func columnsTheCurrentFileLacksOrTheReferenceCannotTypeAreRefused() throws {
         let reference = Self.csv(50, seed: 6)
         let lacking = CSV(header: ["x", "flag"], rows: [["1", "true"]])
