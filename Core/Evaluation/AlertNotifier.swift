@@ -14,6 +14,8 @@ public struct Alert: Sendable, Equatable {
         case datasetDrift = "dataset_drift"
         /// The model's outputs drifted.
         case predictionDrift = "prediction_drift"
+        /// The labels drifted against the reference window's.
+        case targetDrift = "target_drift"
         /// A data-quality check breached (missing, wrongly typed, out-of-range or unseen values, refused
         /// requests): the input pipeline needs a look.
         case dataQuality = "data_quality"
@@ -32,7 +34,7 @@ public struct Alert: Sendable, Equatable {
     public var level: Logger.Level {
         switch kind {
         case .performanceBreach, .retrainFailed, .dataQuality: .error
-        case .datasetDrift, .predictionDrift: .warning
+        case .datasetDrift, .predictionDrift, .targetDrift: .warning
         }
     }
 

@@ -95,12 +95,14 @@ public struct ModelEvaluation: Sendable, Codable, Equatable {
     /// Performance estimated on the newest predictions before their labels (CBPE, DLE), once the version's
     /// reference window is full.
     public var estimate: PerformanceEstimate?
+    /// The labels of the newest predictions against the reference window's, once `MIN_LABELS` have arrived.
+    public var targetDrift: FeatureDrift?
     public var judgement: Judgement?
     public var action: Action
 
     enum CodingKeys: String, CodingKey {
         case name, version, serving, lastPrediction = "last_prediction", note, performance, drift,
-             dataQuality = "data_quality", estimate, judgement, action
+             dataQuality = "data_quality", estimate, targetDrift = "target_drift", judgement, action
     }
 }
 
@@ -132,6 +134,7 @@ extension ModelEvaluation {
             }
         }
         if let estimate { lines.append("  " + estimate.text) }
+        if let targetDrift { lines.append("  target drift: " + targetDrift.text) }
         if let dataQuality {
             let breaches = dataQuality.breaches
             lines.append("  data quality: " + dataQuality.verdict)

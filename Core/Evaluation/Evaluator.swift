@@ -132,6 +132,21 @@ public struct Evaluator: Sendable {
             try await store.record(estimate, name: served.name, version: served.version, at: now)
             evaluation.estimate = estimate
         }
+        // Target drift: the labels that have arrived for those predictions against the reference's labels.
+        if var target = FeatureDrift.target(reference: estimationRows.reference.target.values,
+                                            current: estimationRows.window.target.values,
+                                            minimumLabels: settings.policy.minimumLabels, options: settings.driftOptions)
+        {
+            if settings.driftOptions.persistence > 1 {
+                target.applyPersistence(
+                    previous: try await store.driftRuns(name: served.name, version: served.version, columns: ["target"],
+                                                        windows: settings.driftOptions.persistence - 1),
+                    options: settings.driftOptions)
+            }
+            try await store.record(target: target, name: served.name, version: served.version,
+                                   start: estimationRows.windowStart, end: estimationRows.windowEnd, at: now)
+            evaluation.targetDrift = target
+        }
 
         // The loss test: the window's per-row losses against the version's reference window (its first full one).
         var lossShift: LossShift?, referenceLabels = 0
@@ -281,6 +296,13 @@ public struct Evaluator: Sendable {
                              "reference_share": .number(check.referenceShare),
                              "threshold": .number(check.threshold)])
                 })]))
+        }
+        if let target = evaluation.targetDrift, target.drifted {
+            await alerts.send(Alert(
+                kind: .targetDrift, modelName: name, modelVersion: version,
+                message: "\(name)@\(version): the labels drifted (\(target.test.rawValue) \(target.statistic ?? 0))",
+                fields: ["test": .string(target.test.rawValue),
+                         "statistic": target.statistic.map(JSONValue.number) ?? .null]))
         }
         guard let drift = evaluation.drift?.report else { return }
         if drift.datasetDrift {

@@ -105,6 +105,41 @@ public struct FeatureDrift: Sendable, Equatable, Codable {
     /// This window's verdict, before persistence.
     public var windowVerdict: Bool { signal ?? drifted }
 
+    /// Drifting only once the test has drifted `options.persistence` windows in a row; `previous[feature]` is
+    /// the run before this window.
+    public mutating func applyPersistence(previous: [String: Int], options: DriftOptions) {
+        let signal = windowVerdict
+        let run = signal ? (previous[feature] ?? 0) + 1 : 0
+        self.signal = signal
+        consecutive = run
+        drifted = signal && run >= options.persistence
+    }
+
+    /// Target drift: the labels of a window against the labels of the reference window, by the test a
+    /// feature of their kind gets (numbers for a regression, classes for a classifier). `nil` with fewer than
+    /// `minimumLabels` labels in the window, or none in the reference.
+    public static func target(reference: FeatureTable.Values, current: FeatureTable.Values, minimumLabels: Int = 1,
+                              options: DriftOptions = DriftOptions()) -> FeatureDrift?
+    {
+        switch (reference, current) {
+        case (.numeric(let reference), .numeric(let current)):
+            let profile = FeatureProfile.numeric(reference)
+            guard profile.count > 0, let binning = NumericBinning(profile) else { return nil }
+            var window = WindowColumn(binning: binning)
+            for value in current where !value.isNaN { window.add(value, binning: binning) }
+            guard window.count >= max(1, minimumLabels) else { return nil }
+            return profile.drift(against: window, feature: "target", referenceRows: profile.count, options: options)
+        case (.categorical(let reference), .categorical(let current)):
+            let profile = FeatureProfile.categorical(reference.filter { $0 != nil })
+            var window = WindowColumn()
+            for value in current { if let value { window.add(category: value) } }
+            guard profile.count > 0, window.count >= max(1, minimumLabels) else { return nil }
+            return profile.drift(against: window, feature: "target", referenceRows: profile.count, options: options)
+        default:
+            return nil
+        }
+    }
+
     /// Whether the column had values on both sides, so that it counts towards dataset drift.
     public var isTested: Bool { statistic != nil }
 }
@@ -344,15 +379,8 @@ extension DriftReport {
     /// `previous` holds, per column (`prediction` for the prediction), how many windows in a row before this
     /// one its test drifted.
     public mutating func applyPersistence(previous: [String: Int], options: DriftOptions) {
-        func apply(_ drift: inout FeatureDrift) {
-            let signal = drift.windowVerdict
-            let run = signal ? (previous[drift.feature] ?? 0) + 1 : 0
-            drift.signal = signal
-            drift.consecutive = run
-            drift.drifted = signal && run >= options.persistence
-        }
-        for index in features.indices { apply(&features[index]) }
-        if prediction != nil { apply(&prediction!) }
+        for index in features.indices { features[index].applyPersistence(previous: previous, options: options) }
+        prediction?.applyPersistence(previous: previous, options: options)
         recount(options: options)
     }
 

@@ -78,29 +78,59 @@ public struct EvaluationStore: Sendable {
     public func record(_ report: DriftReport, window: DriftWindow, name: String, version: String, at time: Date,
                        datasetShare: Double, dataQuality: DataQualityReport? = nil) async throws
     {
-        var rows = report.features
-        if let prediction = report.prediction { rows.append(prediction) }
         func breaches(_ feature: String) -> JSONValue {
             .array((dataQuality?.breaches(of: feature) ?? []).map(JSONValue.string))
         }
-        let details = rows.enumerated().map { i, drift -> String in
-            var detail: [String: JSONValue] = ["kind": .string(drift.kind.rawValue)]
-            if i < report.features.count { detail["quality_breaches"] = breaches(drift.feature) }
-            if let stability = drift.stability { detail["stability"] = .string(stability.rawValue) }
-            if let unseen = drift.unseenCategories { detail["unseen_categories"] = .object(unseen.mapValues { .number(Double($0)) }) }
-            if let note = drift.note { detail["note"] = .string(note) }
-            if let adjusted = drift.adjustedPValue { detail["p_value_adjusted"] = .number(adjusted) }
-            if let signal = drift.signal { detail["signal"] = .bool(signal) }
-            if let consecutive = drift.consecutive { detail["consecutive"] = .number(Double(consecutive)) }
-            return JSONValue.object(detail).jsonText
-        }
+        let details = report.features.map { Self.detail($0, breaches: breaches($0.feature)) }
+            + (report.prediction.map { [Self.detail($0)] } ?? [])
+        try await insert(report.features + (report.prediction.map { [$0] } ?? []), details: details, name: name,
+                         version: version, start: window.start, end: window.end, at: time)
+        try await client.query("""
+            INSERT INTO drift (model_name, model_version, feature, test, statistic, p_value, threshold, drifted, psi,
+                               rows, missing, invalid, missing_rate, reference_missing_rate, out_of_range, unseen,
+                               detail, window_start, window_end, computed_at)
+            VALUES (\(name), \(version), 'dataset', 'drifted_share', \(report.driftedShare), NULL, \(datasetShare),
+                    \(report.datasetDrift), NULL, \(window.rows), NULL, NULL, NULL, NULL, NULL, NULL,
+                    jsonb_build_object('tested', \(report.tested)::int, 'drifted', \(report.drifted)::int,
+                                       'rejected_requests', \(window.rejected)::bigint,
+                                       'quality_breaches', \(breaches("dataset").jsonText)::jsonb),
+                    \(window.start)::timestamptz, \(window.end)::timestamptz, \(time))
+            """, logger: logger)
+    }
+
+    /// The `target` row: the labels of the window against the reference window's (`FeatureDrift.target`).
+    public func record(target: FeatureDrift, name: String, version: String, start: Date?, end: Date?, at time: Date)
+        async throws
+    {
+        try await insert([target], details: [Self.detail(target)], name: name, version: version, start: start, end: end,
+                         at: time)
+    }
+
+    /// A column's `detail`: its kind, stability, unseen categories, note, adjusted p-value, persistence run, and
+    /// its breached data-quality checks when it is a feature.
+    private static func detail(_ drift: FeatureDrift, breaches: JSONValue? = nil) -> String {
+        var detail: [String: JSONValue] = ["kind": .string(drift.kind.rawValue)]
+        if let breaches { detail["quality_breaches"] = breaches }
+        if let stability = drift.stability { detail["stability"] = .string(stability.rawValue) }
+        if let unseen = drift.unseenCategories { detail["unseen_categories"] = .object(unseen.mapValues { .number(Double($0)) }) }
+        if let note = drift.note { detail["note"] = .string(note) }
+        if let adjusted = drift.adjustedPValue { detail["p_value_adjusted"] = .number(adjusted) }
+        if let signal = drift.signal { detail["signal"] = .bool(signal) }
+        if let consecutive = drift.consecutive { detail["consecutive"] = .number(Double(consecutive)) }
+        return JSONValue.object(detail).jsonText
+    }
+
+    private func insert(_ rows: [FeatureDrift], details: [String], name: String, version: String, start: Date?,
+                        end: Date?, at time: Date) async throws
+    {
+        guard !rows.isEmpty else { return }
         try await client.query("""
             INSERT INTO drift (model_name, model_version, feature, test, statistic, p_value, threshold, drifted, psi,
                                rows, missing, invalid, missing_rate, reference_missing_rate, out_of_range, unseen,
                                detail, window_start, window_end, computed_at)
             SELECT \(name), \(version), f, t, NULLIF(s, '')::float8, NULLIF(p, '')::float8, th, d,
                    NULLIF(psi, '')::float8, r, m, i, NULLIF(mr, '')::float8, rmr, NULLIF(o, '')::bigint,
-                   NULLIF(u, '')::bigint, dt::jsonb, \(window.start)::timestamptz, \(window.end)::timestamptz, \(time)
+                   NULLIF(u, '')::bigint, dt::jsonb, \(start)::timestamptz, \(end)::timestamptz, \(time)
             FROM UNNEST(\(rows.map(\.feature))::text[], \(rows.map(\.test.rawValue))::text[],
                         \(rows.map { text($0.statistic) })::text[], \(rows.map { text($0.pValue) })::text[],
                         \(rows.map(\.threshold))::float8[], \(rows.map(\.drifted))::bool[],
@@ -110,13 +140,6 @@ public struct EvaluationStore: Sendable {
                         \(rows.map { text($0.outOfRange) })::text[], \(rows.map { text($0.unseen) })::text[],
                         \(details)::text[])
                  AS t(f, t, s, p, th, d, psi, r, m, i, mr, rmr, o, u, dt)
-            UNION ALL
-            SELECT \(name), \(version), 'dataset', 'drifted_share', \(report.driftedShare), NULL, \(datasetShare),
-                   \(report.datasetDrift), NULL, \(window.rows), NULL, NULL, NULL, NULL, NULL, NULL,
-                   jsonb_build_object('tested', \(report.tested)::int, 'drifted', \(report.drifted)::int,
-                                      'rejected_requests', \(window.rejected)::bigint,
-                                      'quality_breaches', \(breaches("dataset").jsonText)::jsonb),
-                   \(window.start)::timestamptz, \(window.end)::timestamptz, \(time)
             """, logger: logger)
     }
 

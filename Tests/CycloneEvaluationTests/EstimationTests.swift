@@ -120,6 +120,32 @@ import Testing
         #expect(judge(estimate(0.70, error: 0.02)).estimated == nil)
     }
 
+    /// Target drift: the labels of the newest predictions against the reference window's, once `MIN_LABELS`
+    /// have arrived; calm labels do not drift, labels of a changed world do, stored as the `target` row.
+    @Test func theLabelsAreComparedWithTheReferenceWindows() async throws {
+        let model = try trainedModel()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+            var stream = Stream(seed: 51)
+            try await db.store(try regressionRows(model, stream.rows(300)), model: model, endingAgo: 3_000)
+            try await db.store(try regressionRows(model, stream.rows(300)), model: model, endingAgo: 1_000)
+            let environment = ["PERFORMANCE_WINDOW_ROWS": "300"]
+            let calm = try #require(try await evaluator(db, environment).run().models.first?.targetDrift)
+            #expect(calm.feature == "target" && calm.test == .kolmogorovSmirnov && !calm.drifted && calm.rows == 300, "\(calm)")
+            try await db.store(try regressionRows(model, stream.rows(300, shift: 1, broken: true)), model: model)
+            let report = try await evaluator(db, environment).run()
+            let changed = try #require(report.models.first?.targetDrift)
+            #expect(changed.drifted && (changed.pValue ?? 1) < 1e-6, "\(changed)")
+            #expect(report.text.contains("target drift: target"), "\(report.text)")
+            let stored = try await EvaluationStore(client: db.client, logger: .test)
+                .driftSeries(.init(model: "demand", name: "target", since: .distantPast, limit: 10))
+            #expect(stored.map(\.drifted) == [false, true])
+            // Without enough labels in the window there is no verdict.
+            let few = try await evaluator(db, environment.merging(["MIN_LABELS": "1000"]) { $1 }).run()
+            #expect(few.models.first?.targetDrift == nil)
+        }
+    }
+
     /// A regressor's estimate comes from DLE's loss models, close to the realised errors when the window's labels
     /// are there to compare, and stored with its band.
     @Test func aRegressorIsEstimatedByItsLossModels() async throws {
