@@ -30,23 +30,26 @@ public struct ConfidenceBasedEstimation: Sendable {
         }
     }
 
-    /// A metric estimated on one window.
+    /// A metric estimated on one window (by CBPE, or by DLE).
     public struct Estimate: Sendable, Equatable {
         public var value: Double
         public var samplingError: Double
-        /// `value` ± 3 sampling errors, clipped to [0, 1]; NaN when the value or its error is.
+        /// `value` ± 3 sampling errors, clipped to [0, `upperLimit`]; NaN when the value or its error is.
         public var lower: Double
         public var upper: Double
         /// Outside the reference's thresholds (never for a NaN value).
         public var alert: Bool
 
-        init(value: Double, samplingError: Double, thresholds: (lower: Double, upper: Double)) {
+        /// - Parameter upperLimit: 1 for CBPE's shares; a loss (DLE) has none.
+        public init(value: Double, samplingError: Double, thresholds: (lower: Double, upper: Double),
+                    upperLimit: Double = 1)
+        {
             self.value = value
             self.samplingError = samplingError
             if value.isNaN || samplingError.isNaN {
                 (lower, upper) = (.nan, .nan)
             } else {
-                (lower, upper) = (max(0, value - 3 * samplingError), min(1, value + 3 * samplingError))
+                (lower, upper) = (max(0, value - 3 * samplingError), min(upperLimit, value + 3 * samplingError))
             }
             alert = value < thresholds.lower || value > thresholds.upper
         }

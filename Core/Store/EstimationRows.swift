@@ -29,11 +29,7 @@ public struct EstimationRows: Sendable {
         bindings.append(bounds.since(now))
         bindings.append(bounds.rows)
         let sql = """
-            WITH turned_down AS (
-                SELECT coalesce(max(created_at), '-infinity'::timestamptz) AS at FROM event
-                WHERE model_name = $1
-                  AND ((kind IN ('discarded', 'rolled_back') AND detail->>'live_version' = $2)
-                       OR (kind = 'retrain_finished' AND detail->>'status' = 'rejected' AND detail->>'parent' = $2))),
+            WITH \(EvaluationWindows.turnedDown),
             reference AS (
                 SELECT created_at, id, input, label, prediction FROM prediction
                 WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL

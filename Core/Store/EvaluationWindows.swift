@@ -286,11 +286,7 @@ public struct EvaluationWindows: Sendable {
         bindings.append(rows)
         bindings.append(bounds.since(now))
         let sql = """
-            WITH turned_down AS (
-                SELECT coalesce(max(created_at), '-infinity'::timestamptz) AS at FROM event
-                WHERE model_name = $1
-                  AND ((kind IN ('discarded', 'rolled_back') AND detail->>'live_version' = $2)
-                       OR (kind = 'retrain_finished' AND detail->>'status' = 'rejected' AND detail->>'parent' = $2))),
+            WITH \(Self.turnedDown),
             reference AS (
                 SELECT created_at, id, \(loss) AS loss FROM prediction
                 WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL AND \(loss) IS NOT NULL
@@ -315,6 +311,16 @@ public struct EvaluationWindows: Sendable {
         }
         return (reference, current)
     }
+
+    /// The CTE `turned_down(at)`: when a challenger to version `$2` of model `$1` was last turned down
+    /// (discarded, rolled back, or a candidate rejected), `-infinity` if never; its reference starts after it.
+    static let turnedDown = """
+        turned_down AS (
+            SELECT coalesce(max(created_at), '-infinity'::timestamptz) AS at FROM event
+            WHERE model_name = $1
+              AND ((kind IN ('discarded', 'rolled_back') AND detail->>'live_version' = $2)
+                   OR (kind = 'retrain_finished' AND detail->>'status' = 'rejected' AND detail->>'parent' = $2)))
+        """
 
     /// The per-row loss of a stored prediction (`prediction`, `value_number`) or of its shadow's, as SQL: the
     /// absolute error for a regression, the log loss (probabilities clipped as for the metrics) for a

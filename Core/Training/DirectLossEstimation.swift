@@ -23,27 +23,8 @@ public struct DirectLossEstimation: Sendable {
         var squared: Bool { self != .mae }
     }
 
-    /// A metric estimated on one window.
-    public struct Estimate: Sendable, Equatable {
-        public var value: Double
-        public var samplingError: Double
-        /// `value` − 3 sampling errors, at least 0, and `value` + 3 sampling errors.
-        public var lower: Double
-        public var upper: Double
-        /// Outside the reference's thresholds (never for a NaN value).
-        public var alert: Bool
-
-        init(value: Double, samplingError: Double, thresholds: (lower: Double, upper: Double)) {
-            self.value = value
-            self.samplingError = samplingError
-            if value.isNaN || samplingError.isNaN {
-                (lower, upper) = (.nan, .nan)
-            } else {
-                (lower, upper) = (max(0, value - 3 * samplingError), value + 3 * samplingError)
-            }
-            alert = value < thresholds.lower || value > thresholds.upper
-        }
-    }
+    /// A metric estimated on one window: `value` ± 3 sampling errors, at least 0 and without upper limit.
+    public typealias Estimate = ConfidenceBasedEstimation.Estimate
 
     /// Why an estimation cannot be fitted.
     public struct Failure: Error, CustomStringConvertible, Equatable {
@@ -139,15 +120,17 @@ public struct DirectLossEstimation: Sendable {
         let thresholds = thresholds[metric] ?? (0, .infinity)
         let n = Double(predictedLosses.count)
         guard n > 0, let (deviation, mean) = components[metric] else {
-            return Estimate(value: .nan, samplingError: .nan, thresholds: thresholds)
+            return Estimate(value: .nan, samplingError: .nan, thresholds: thresholds, upperLimit: .infinity)
         }
         let average = predictedLosses.reduce(0) { $0 + max(0, $1) } / n
         switch metric {
         case .mae, .mse:
-            return Estimate(value: average, samplingError: deviation / n.squareRoot(), thresholds: thresholds)
+            return Estimate(value: average, samplingError: deviation / n.squareRoot(), thresholds: thresholds,
+                            upperLimit: .infinity)
         case .rmse:
             return Estimate(value: average.squareRoot(),
-                            samplingError: (deviation * deviation / (4 * n * mean)).squareRoot(), thresholds: thresholds)
+                            samplingError: (deviation * deviation / (4 * n * mean)).squareRoot(), thresholds: thresholds,
+                            upperLimit: .infinity)
         }
     }
 
