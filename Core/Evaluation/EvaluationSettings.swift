@@ -22,6 +22,9 @@ public struct EvaluationSettings: Sendable {
     /// `DRIFT_CORRECTION` (`bh`: Benjamini–Hochberg over a window's p-values; `none`) and `DRIFT_PERSISTENCE`
     /// (1): the windows in a row a column's test must drift before it is reported as drifting.
     public var driftOptions = DriftOptions()
+    /// `DRIFT_SEASON` (off): compare the drift window with the same window this long earlier (`1d`, `7d`)
+    /// rather than with the training profile, where the version served then.
+    public var driftSeason: Duration?
     /// `RETRAIN_TIMEOUT` (2h): a requested retrain that has not reported by then no longer blocks the next.
     public var retrainTimeout: Duration
     /// `PLATFORM` and its settings: where retrains run and canaries are promoted or rolled back.
@@ -100,6 +103,13 @@ public struct EvaluationSettings: Sendable {
         driftOptions.correction = try reader.setting(
             "drift.correction", variable: "DRIFT_CORRECTION", default: .benjaminiHochberg, expected: "bh or none") {
             DriftOptions.Correction(rawValue: $0)
+        }
+        driftSeason = try reader.setting(
+            "drift.season", variable: "DRIFT_SEASON", default: nil,
+            expected: "a duration such as 1d or 7d, or off") { text -> Duration?? in
+            if text == "off" { return .some(nil) }
+            guard let season = Duration.setting(text), season > .zero else { return nil }
+            return .some(season)
         }
         driftOptions.persistence = try reader.setting(
             "drift.persistence", variable: "DRIFT_PERSISTENCE", default: 1, expected: "a whole number from 1 to 100") {

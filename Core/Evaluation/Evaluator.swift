@@ -1,6 +1,7 @@
 import CycloneCloud
 import CycloneModel
 import CycloneMonitoring
+import CycloneRuntime
 import CycloneStore
 import Foundation
 import Logging
@@ -17,6 +18,8 @@ public struct Evaluator: Sendable {
     public let platform: any Platform
     public let alerts: AlertNotifier
     public let logger: Logger
+    /// The fewest predictions a window one season earlier needs to stand in for the training profile.
+    public static let seasonalRows = 100
     /// Performance estimated before labels; it keeps a regressor's loss models from cycle to cycle.
     public let estimator = PerformanceEstimator()
 
@@ -98,8 +101,25 @@ public struct Evaluator: Sendable {
         var driftReport: DriftReport?, dataQuality: DataQualityReport?
         if let profile = artifact.profile, let window = try await driftWindow {
             let options = settings.driftOptions
+            // A seasonal reference: the same window one season earlier, where the version served enough then.
+            var seasonal: DriftWindow?, seasonNote: String?
+            if let season = settings.driftSeason {
+                let then = now.addingTimeInterval(-season.seconds)
+                let earlier = try await windows.drift(of: artifact, bounds: settings.drift, now: then, until: then)
+                if earlier.rows >= Self.seasonalRows {
+                    seasonal = earlier
+                } else {
+                    seasonNote = "the same window \(season.settingText) earlier holds \(earlier.rows) predictions, fewer than \(Self.seasonalRows): compared with the training profile"
+                }
+            }
             var report = profile.drift(against: window.columns, prediction: window.prediction,
-                                       order: artifact.features.map(\.name), options: options)
+                                       order: artifact.features.map(\.name), options: options,
+                                       seasonal: seasonal.map { ($0.columns, $0.prediction) })
+            if let seasonal, let season = settings.driftSeason {
+                report.reference = "the same window \(season.settingText) earlier (\(seasonal.rows) predictions)"
+            } else {
+                report.reference = seasonNote
+            }
             if options.persistence > 1 {
                 let columns = report.features.map(\.feature) + (report.prediction.map { [$0.feature] } ?? [])
                 let previous = try await store.driftRuns(name: served.name, version: served.version, columns: columns,

@@ -149,21 +149,27 @@ extension FeatureProfile {
     public static let smallestScale = 0.001
 
     /// Compares the window's column with this reference column.
-    /// - Parameter referenceRows: rows in the whole reference (`ReferenceProfile.rows`). The test is chosen, as
-    ///   Evidently chooses it, by the column's values in the reference (its rows less those missing).
+    /// - Parameters:
+    ///   - referenceRows: rows in the whole reference (`ReferenceProfile.rows`). The test is chosen, as
+    ///     Evidently chooses it, by the column's values in the reference (its rows less those missing).
+    ///   - seasonal: a window of the same column one season earlier (counted on this profile's bins), which
+    ///     then stands in for the profile as the reference: its values, categories and missing share. The
+    ///     profile still gives the bins, the range and the scale of a distance.
     public func drift(against window: WindowColumn, feature: String, referenceRows: Int,
-                      options: DriftOptions = DriftOptions()) -> FeatureDrift
+                      options: DriftOptions = DriftOptions(), seasonal: WindowColumn? = nil) -> FeatureDrift
     {
-        let small = Swift.min(referenceRows, count) <= options.smallReference
+        let referenceCount = seasonal?.count ?? Swift.min(referenceRows, count)
+        let small = referenceCount <= options.smallReference
         var result = FeatureDrift(
             feature: feature, kind: kind, test: .kolmogorovSmirnov, statistic: nil, pValue: nil,
             threshold: options.pValue, drifted: false, psi: nil, stability: nil, rows: window.rows,
             missing: window.missing, invalid: window.invalid,
             missingRate: window.rows == 0 ? nil : Double(window.missing) / Double(window.rows),
-            referenceMissingRate: missingRate)
+            referenceMissingRate: seasonal.map { $0.rows == 0 ? 0 : Double($0.missing) / Double($0.rows) } ?? missingRate)
         switch kind {
-        case .numeric: numericDrift(window, small: small, options: options, into: &result)
-        case .categorical, .boolean: categoricalDrift(window, small: small, options: options, into: &result)
+        case .numeric: numericDrift(window, small: small, options: options, seasonal: seasonal, into: &result)
+        case .categorical, .boolean:
+            categoricalDrift(window, small: small, options: options, seasonal: seasonal, into: &result)
         }
         if result.statistic == nil, result.note == nil {
             result.note = window.count == 0 ? "no values in the window" : "no values in the reference"
@@ -171,7 +177,7 @@ extension FeatureProfile {
         return result
     }
 
-    private func numericDrift(_ window: WindowColumn, small: Bool, options: DriftOptions,
+    private func numericDrift(_ window: WindowColumn, small: Bool, options: DriftOptions, seasonal: WindowColumn?,
                               into result: inout FeatureDrift)
     {
         result.test = small ? .kolmogorovSmirnov : .wasserstein
@@ -182,9 +188,10 @@ extension FeatureProfile {
             return
         }
         result.outOfRange = window.binCounts[0] + window.binCounts[binning.binCount - 1]
-        let n1 = count, n2 = window.count
+        if let seasonal, seasonal.binCounts.count != binning.binCount { return }
+        let n1 = seasonal?.count ?? count, n2 = window.count
         guard n1 > 0, n2 > 0 else { return }
-        let reference = binning.referenceCounts
+        let reference = seasonal?.binCounts ?? binning.referenceCounts
         let current = window.binCounts
 
         if small {
@@ -202,7 +209,11 @@ extension FeatureProfile {
             result.drifted = p < options.pValue
         } else {
             var referenceMasses: [(Double, Double)] = []
-            if let values {
+            if let seasonal {
+                for k in 0..<binning.binCount where reference[k] > 0 {
+                    referenceMasses.append((seasonal.binSums[k] / Double(reference[k]), Double(reference[k])))
+                }
+            } else if let values {
                 referenceMasses = values.map { ($0, 1) }
             } else if let edges {
                 for k in 1...(edges.count - 1) where reference[k] > 0 {
@@ -236,42 +247,47 @@ extension FeatureProfile {
         result.stability = .init(psi: psi)
     }
 
-    private func categoricalDrift(_ window: WindowColumn, small: Bool, options: DriftOptions,
+    private func categoricalDrift(_ window: WindowColumn, small: Bool, options: DriftOptions, seasonal: WindowColumn?,
                                   into result: inout FeatureDrift)
     {
-        let referenceCategories = categories ?? [:]
+        // Unseen categories (data quality) are those the training profile never saw; the test compares with
+        // the reference, the profile's categories or, with a seasonal reference, those of the earlier window.
+        let trained = categories ?? [:]
+        let unseen = window.categories.filter { trained[$0.key] == nil }
+        result.unseen = unseen.values.reduce(0, +) + window.unnamedUnseen
+        if !unseen.isEmpty {
+            let commonest = unseen.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.prefix(10)
+            result.unseenCategories = Dictionary(uniqueKeysWithValues: commonest.map { ($0.key, $0.value) })
+        }
+        let referenceCategories = seasonal?.categories ?? trained
+        let referenceCount = seasonal.map { $0.count } ?? count
         let names = referenceCategories.keys.sorted()
         // Evidently counts the categories of both sides: a new one makes a two-valued column a many-valued one.
         let seen = Set(names).union(window.categories.keys).count + (window.unnamedUnseen > 0 ? 1 : 0)
         let twoValued = kind == .boolean || seen <= 2
         result.test = small ? (twoValued ? .zTest : .chiSquared) : .jensenShannon
         result.threshold = small ? options.pValue : options.jensenShannon
-        let unseen = window.categories.filter { referenceCategories[$0.key] == nil }
-        let unseenTotal = unseen.values.reduce(0, +) + window.unnamedUnseen
-        result.unseen = unseenTotal
-        if !unseen.isEmpty {
-            let commonest = unseen.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.prefix(10)
-            result.unseenCategories = Dictionary(uniqueKeysWithValues: commonest.map { ($0.key, $0.value) })
-        }
-        guard count > 0, window.count > 0 else { return }
-        // The categories the reference saw, then one bin for everything it did not.
+        guard referenceCount > 0, window.count > 0 else { return }
+        // The reference's categories, then one bin for everything it did not have.
+        let newToReference = window.categories.filter { referenceCategories[$0.key] == nil }.values.reduce(0, +)
+            + window.unnamedUnseen
         let reference = names.map { referenceCategories[$0]! } + [0]
-        let current = names.map { window.categories[$0] ?? 0 } + [unseenTotal]
+        let current = names.map { window.categories[$0] ?? 0 } + [newToReference]
 
         if small, twoValued {
-            // The share of the first category (for booleans, of `true`), unseen categories counting against it.
+            // The share of the first category (for booleans, of `true`), new categories counting against it.
             let first = kind == .boolean ? "true" : names.first ?? ""
             let test = twoProportionZTest(
-                referenceSuccesses: referenceCategories[first] ?? 0, referenceCount: count,
+                referenceSuccesses: referenceCategories[first] ?? 0, referenceCount: referenceCount,
                 currentSuccesses: window.categories[first] ?? 0, currentCount: window.count)!
             result.statistic = test.statistic
             result.pValue = test.pValue
             result.drifted = test.pValue < options.pValue
         } else if small {
-            // An unseen category is expected at the PSI floor's share: seeing it at all counts heavily.
+            // A new category is expected at the PSI floor's share: seeing it at all counts heavily.
             var weights = reference.map(Double.init)
-            weights[weights.count - 1] = Double(count) * psiFloor
-            let used = unseenTotal > 0 ? weights.count : weights.count - 1
+            weights[weights.count - 1] = Double(referenceCount) * psiFloor
+            let used = newToReference > 0 ? weights.count : weights.count - 1
             if let test = chiSquaredTest(referenceWeights: Array(weights.prefix(used)),
                                          currentCounts: Array(current.prefix(used)))
             {
@@ -320,6 +336,8 @@ public struct DriftReport: Sendable, Equatable, Codable {
     /// `drifted / tested`, `nil` when no feature could be tested.
     public var driftedShare: Double?
     public var datasetDrift: Bool
+    /// What the window was compared with when not the training profile: `the same window 7d earlier (N rows)`.
+    public var reference: String?
 
     public init(features: [FeatureDrift], prediction: FeatureDrift?, tested: Int, drifted: Int, driftedShare: Double?,
                 datasetDrift: Bool)
@@ -333,25 +351,31 @@ public struct DriftReport: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case features, prediction, tested, drifted, driftedShare = "drifted_share", datasetDrift = "dataset_drift"
+        case features, prediction, tested, drifted, driftedShare = "drifted_share", datasetDrift = "dataset_drift",
+             reference
     }
 }
 
 extension ReferenceProfile {
     /// Compares every feature of the window with this reference, in `order` (features the profile lacks are
     /// left out), and the window's predictions with the reference predictions.
+    /// - Parameter seasonal: the same columns one season earlier, to compare with instead of the profile
+    ///   (`FeatureProfile.drift(against:feature:referenceRows:options:seasonal:)`).
     public func drift(against columns: [String: WindowColumn], prediction: WindowColumn?, order: [String],
-                      options: DriftOptions = DriftOptions()) -> DriftReport
+                      options: DriftOptions = DriftOptions(),
+                      seasonal: (features: [String: WindowColumn], prediction: WindowColumn?)? = nil) -> DriftReport
     {
         let features = order.compactMap { name -> FeatureDrift? in
             guard let profile = self.features[name] else { return nil }
-            return profile.drift(against: columns[name] ?? WindowColumn(binning: NumericBinning(profile)),
-                                 feature: name, referenceRows: rows, options: options)
+            let empty = WindowColumn(binning: NumericBinning(profile))
+            return profile.drift(against: columns[name] ?? empty, feature: name, referenceRows: rows, options: options,
+                                 seasonal: seasonal.map { $0.features[name] ?? empty })
         }
         var predictionDrift: FeatureDrift?
         if let reference = self.prediction, let prediction {
             predictionDrift = reference.drift(against: prediction, feature: "prediction", referenceRows: rows,
-                                              options: options)
+                                              options: options,
+                                              seasonal: seasonal.map { $0.prediction ?? WindowColumn(binning: NumericBinning(reference)) })
         }
         var report = DriftReport(features: features, prediction: predictionDrift, tested: 0, drifted: 0,
                                  driftedShare: nil, datasetDrift: false)

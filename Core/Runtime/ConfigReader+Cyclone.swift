@@ -1,4 +1,5 @@
 import Configuration
+import CycloneModel
 
 extension ConfigReader {
     /// The process environment: key `model.path` is `MODEL_PATH`, `port` is `PORT`. `accessReporter` hears
@@ -76,6 +77,15 @@ extension Double {
 }
 
 extension Duration {
+    /// The duration as a setting writes it: `7d`, `12h`, `30m`, `45s` (the largest unit that divides it).
+    public var settingText: String {
+        let seconds = seconds
+        for (suffix, unit) in [("d", 86_400.0), ("h", 3_600.0), ("m", 60.0)] where seconds >= unit && seconds.truncatingRemainder(dividingBy: unit) == 0 {
+            return "\(Int(seconds / unit))\(suffix)"
+        }
+        return seconds == seconds.rounded() ? "\(Int(seconds))s" : "\(seconds)s"
+    }
+
     /// The longest duration a setting or a query may name: 100 years (longer ones are typos, and would
     /// overflow the milliseconds a `Duration` is built from).
     public static let longestSetting: Double = 100 * 365.25 * 86_400

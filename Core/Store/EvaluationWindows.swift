@@ -208,12 +208,14 @@ public struct EvaluationWindows: Sendable {
     /// bins of its reference profile: the sum of the drift rollups predict stored with them, newest first,
     /// until `bounds.rows` rows or `bounds.maxAge` (in whole rollups: a merged block holds at most a minute
     /// and `DriftRollups.blockRows` rows). One statement, so one snapshot, whatever merging runs meanwhile.
-    public func drift(of artifact: ModelArtifact, bounds: WindowBounds, now: Date = Date()) async throws
-        -> DriftWindow
+    /// `until` ends the window there instead of at the newest rollup (a window one season earlier).
+    public func drift(of artifact: ModelArtifact, bounds: WindowBounds, now: Date = Date(), until: Date? = nil)
+        async throws -> DriftWindow
     {
         var window = DriftWindow()
         guard let layout = DriftLayout(artifact) else { return window }
         let since = bounds.since(now)
+        let until = until ?? .distantFuture
         // Rollups with cells count only against this layout; those without (refusals) count for any.
         let rows = try await client.query("""
             WITH ranked AS (
@@ -221,14 +223,14 @@ public struct EvaluationWindows: Sendable {
                        sum(rows) OVER (ORDER BY last_at DESC, id DESC) AS upto
                 FROM drift_rollup
                 WHERE model_name = \(artifact.name) AND model_version = \(artifact.version) AND last_at >= \(since)
-                  AND (layout = \(layout.fingerprint) OR (layout IS NULL AND rows = 0))),
+                  AND last_at <= \(until) AND (layout = \(layout.fingerprint) OR (layout IS NULL AND rows = 0))),
             w AS MATERIALIZED (SELECT * FROM ranked WHERE upto - rows < \(bounds.rows))
             SELECT 0, NULL::int, sum(rows)::bigint, sum(rejected)::bigint, NULL::float8, min(first_at), max(last_at), NULL::text
             FROM w
             UNION ALL
             SELECT 3, NULL, sum(rows)::bigint, sum(rejected)::bigint, NULL, NULL, NULL, NULL FROM drift_rollup
             WHERE model_name = \(artifact.name) AND model_version = \(artifact.version) AND last_at >= \(since)
-              AND rows > 0 AND layout IS DISTINCT FROM \(layout.fingerprint)
+              AND last_at <= \(until) AND rows > 0 AND layout IS DISTINCT FROM \(layout.fingerprint)
             UNION ALL
             SELECT 1, u.c, sum(u.n)::bigint, NULL, sum(u.s), NULL, NULL, NULL
             FROM w, unnest(cells, counts, sums) AS u(c, n, s) GROUP BY u.c

@@ -302,6 +302,30 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
         }
     }
 
+    /// `DRIFT_SEASON`: a window like the one a day earlier does not drift, though both differ from the
+    /// training profile; without rows a season earlier the profile stays the reference, and the report says so.
+    @Test func aSeasonalReferenceComparesWithTheSameWindowADayEarlier() async throws {
+        let model = try trainedModel()
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+            var stream = Stream(seed: 61)
+            try await db.store(try regressionRows(model, stream.rows(300, shift: 1.5)), model: model, endingAgo: 86_400 + 60)
+            try await db.store(try regressionRows(model, stream.rows(300, shift: 1.5)), model: model)
+            let environment = ["DRIFT_WINDOW_ROWS": "300", "DRIFT_WINDOW": "1h"]
+            let plain = try #require(try await evaluator(db, environment).run().models.first?.drift?.report)
+            func x1(_ report: DriftReport) -> Bool { report.features.first { $0.feature == "x1" }?.drifted == true }
+            #expect(x1(plain) && plain.reference == nil)
+            let daily = try #require(try await evaluator(db, environment.merging(["DRIFT_SEASON": "1d"]) { $1 })
+                .run().models.first?.drift?.report)
+            #expect(daily.reference == "the same window 1d earlier (300 predictions)", "\(daily.reference ?? "")")
+            #expect(!x1(daily), "x1 moved the same a day earlier: \(daily.features.map { ($0.feature, $0.pValue ?? -1) })")
+            let weekly = try #require(try await evaluator(db, environment.merging(["DRIFT_SEASON": "7d"]) { $1 })
+                .run().models.first?.drift?.report)
+            #expect(weekly.reference?.contains("holds 0 predictions, fewer than 100: compared with the training profile") == true)
+            #expect(x1(weekly))
+        }
+    }
+
     /// A pipeline that loses x2 and sends an unknown colour, while predict refuses some requests: each breach is
     /// a verdict in the report, in the stored drift rows and in one `data_quality` alert (an error), and asks
     /// for no retrain until `RETRAIN_ON_DATA_QUALITY` is set. The clean hour before breaches nothing.

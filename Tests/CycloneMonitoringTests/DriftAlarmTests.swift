@@ -126,4 +126,56 @@ struct FDRCases: Decodable {
         #expect(rates[0].delay < 0.5 && rates[1].delay < 0.5, "\(rates[0]) \(rates[1])")
         #expect(abs(rates[2].delay - rates[1].delay - 1) < 0.5 && abs(rates[3].delay - rates[1].delay - 2) < 0.5)
     }
+
+    /// An hourly stream whose features follow the hour of day: `load` = 3·sin(2πh/24) + N(0, 1), and `shift`
+    /// = day or night by the hour, mostly. A training profile over every hour (2,400 rows, so distances)
+    /// against one hour's 200 rows drifts by construction; the same hour a day earlier does not, and a
+    /// shift of one noise standard deviation in `load` is still found.
+    @Test func aSeasonalReferenceCutsTheAlarmsOfADailyCycle() {
+        func rows(_ n: Int, hour: Int, _ generator: inout SplitMix64, shift: Double = 0) -> (load: [Double], part: [String?]) {
+            let level = 3 * sin(2 * Double.pi * Double(hour) / 24)
+            let day = (7..<19).contains(hour)
+            return ((0..<n).map { _ in level + generator.normal() + shift },
+                    (0..<n).map { _ in generator.uniform() < (day ? 0.9 : 0.1) ? "day" : "night" })
+        }
+        var generator = SplitMix64(seed: 77)
+        var load: [Double] = [], part: [String?] = []
+        for hour in 0..<24 {
+            let r = rows(100, hour: hour, &generator)
+            load += r.load
+            part += r.part
+        }
+        let profile = ReferenceProfile(table: FeatureTable(columns: [.init(name: "load", values: .numeric(load)),
+                                                                    .init(name: "part", values: .categorical(part))]))
+        func window(_ r: (load: [Double], part: [String?])) -> [String: WindowColumn] {
+            ["load": numericWindow(r.load, against: profile.features["load"]!), "part": categoricalWindow(r.part)]
+        }
+        var againstProfile = 0, againstSeason = 0, windows = 0, found = 0, foundAgainstProfile = 0
+        var yesterday = (0..<24).map { window(rows(200, hour: $0, &generator)) }
+        for _ in 0..<10 {
+            for hour in 0..<24 {
+                let today = window(rows(200, hour: hour, &generator))
+                let plain = profile.drift(against: today, prediction: nil, order: ["load", "part"])
+                let seasonal = profile.drift(against: today, prediction: nil, order: ["load", "part"],
+                                             seasonal: (yesterday[hour], nil))
+                windows += 1
+                if plain.features.contains(where: \.drifted) { againstProfile += 1 }
+                if seasonal.features.contains(where: \.drifted) { againstSeason += 1 }
+                let moved = window(rows(200, hour: hour, &generator, shift: 1))
+                let shifted = profile.drift(against: moved, prediction: nil, order: ["load", "part"],
+                                            seasonal: (yesterday[hour], nil))
+                if shifted.features[0].drifted { found += 1 }
+                if profile.drift(against: moved, prediction: nil, order: ["load", "part"]).features[0].drifted {
+                    foundAgainstProfile += 1
+                }
+                yesterday[hour] = today
+            }
+        }
+        print(String(format: "seasonal drift: windows with a false alarm %.1f %% against the profile, %.1f %% against the same hour a day earlier; a 1-sigma shift found in %.0f %% (%.0f %% against the profile)",
+                     100 * Double(againstProfile) / Double(windows), 100 * Double(againstSeason) / Double(windows),
+                     100 * Double(found) / Double(windows), 100 * Double(foundAgainstProfile) / Double(windows)))
+        #expect(Double(againstProfile) / Double(windows) > 0.9)
+        #expect(Double(againstSeason) / Double(windows) < 0.05)
+        #expect(Double(found) / Double(windows) > 0.95)
+    }
 }
