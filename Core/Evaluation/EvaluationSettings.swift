@@ -111,6 +111,9 @@ public struct EvaluationSettings: Sendable {
             guard let season = Duration.setting(text), season > .zero else { return nil }
             return .some(season)
         }
+        if let season = driftSeason, season < drift.maxAge {
+            throw SettingError(variable: "DRIFT_SEASON", message: "(\(season.settingText)) is shorter than DRIFT_WINDOW (\(drift.maxAge.settingText)): the window a season earlier would overlap the current one")
+        }
         driftOptions.persistence = try reader.setting(
             "drift.persistence", variable: "DRIFT_PERSISTENCE", default: 1, expected: "a whole number from 1 to 100") {
             Int($0).flatMap { (1...100).contains($0) ? $0 : nil }

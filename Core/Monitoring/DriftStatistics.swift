@@ -48,6 +48,26 @@ public func chiSquaredTest(referenceWeights: [Double], currentCounts: [Int]) -> 
     return (statistic, regularizedUpperGamma(Double(k - 1) / 2, statistic / 2))
 }
 
+/// Pearson's chi-squared test of independence of two samples' category counts (a 2 × k contingency table),
+/// as `scipy.stats.chi2_contingency([a, b], correction=False)`: expected counts from the margins, k − 1
+/// degrees of freedom over the categories either sample has. `nil` with fewer than two such categories or
+/// an empty sample.
+public func chiSquaredContingency(_ a: [Int], _ b: [Int]) -> (statistic: Double, pValue: Double)? {
+    let columns = zip(a, b).filter { $0.0 + $0.1 > 0 }
+    let totalA = Double(columns.reduce(0) { $0 + $1.0 }), totalB = Double(columns.reduce(0) { $0 + $1.1 })
+    guard columns.count >= 2, totalA > 0, totalB > 0 else { return nil }
+    let total = totalA + totalB
+    var statistic = 0.0
+    for (x, y) in columns {
+        let column = Double(x + y)
+        for (observed, row) in [(Double(x), totalA), (Double(y), totalB)] {
+            let expected = row * column / total
+            statistic += (observed - expected) * (observed - expected) / expected
+        }
+    }
+    return (statistic, regularizedUpperGamma(Double(columns.count - 1) / 2, statistic / 2))
+}
+
 /// Two-sided two-proportion Z-test with a pooled proportion (Evidently's test for two-valued features).
 /// When the pooled proportion is 0 or 1 both samples agree exactly: statistic 0, p-value 1.
 public func twoProportionZTest(

@@ -165,7 +165,7 @@ extension FeatureProfile {
             threshold: options.pValue, drifted: false, psi: nil, stability: nil, rows: window.rows,
             missing: window.missing, invalid: window.invalid,
             missingRate: window.rows == 0 ? nil : Double(window.missing) / Double(window.rows),
-            referenceMissingRate: seasonal.map { $0.rows == 0 ? 0 : Double($0.missing) / Double($0.rows) } ?? missingRate)
+            referenceMissingRate: missingRate)
         switch kind {
         case .numeric: numericDrift(window, small: small, options: options, seasonal: seasonal, into: &result)
         case .categorical, .boolean:
@@ -265,9 +265,24 @@ extension FeatureProfile {
         // Evidently counts the categories of both sides: a new one makes a two-valued column a many-valued one.
         let seen = Set(names).union(window.categories.keys).count + (window.unnamedUnseen > 0 ? 1 : 0)
         let twoValued = kind == .boolean || seen <= 2
-        result.test = small ? (twoValued ? .zTest : .chiSquared) : .jensenShannon
-        result.threshold = small ? options.pValue : options.jensenShannon
+        // Against a window a season earlier both sides are samples: two-valued columns keep the (two-sample)
+        // Z-test, the others take the two-sample chi-squared test of independence, whatever their size.
+        result.test = seasonal != nil && !twoValued ? .chiSquared : small ? (twoValued ? .zTest : .chiSquared) : .jensenShannon
+        result.threshold = result.test == .jensenShannon ? options.jensenShannon : options.pValue
         guard referenceCount > 0, window.count > 0 else { return }
+        if let seasonal, !twoValued {
+            let all = Set(referenceCategories.keys).union(window.categories.keys).sorted()
+            let then = all.map { seasonal.categories[$0] ?? 0 } + [seasonal.unnamedUnseen]
+            let now = all.map { window.categories[$0] ?? 0 } + [window.unnamedUnseen]
+            let test = chiSquaredContingency(then, now) ?? (0, 1)
+            result.statistic = test.statistic
+            result.pValue = test.pValue
+            result.drifted = test.pValue < options.pValue
+            let psi = populationStabilityIndex(referenceShares: psiShares(then), currentShares: psiShares(now))
+            result.psi = psi
+            result.stability = .init(psi: psi)
+            return
+        }
         // The reference's categories, then one bin for everything it did not have.
         let newToReference = window.categories.filter { referenceCategories[$0.key] == nil }.values.reduce(0, +)
             + window.unnamedUnseen

@@ -83,27 +83,35 @@ public struct EvaluationStore: Sendable {
         }
         let details = report.features.map { Self.detail($0, breaches: breaches($0.feature)) }
             + (report.prediction.map { [Self.detail($0)] } ?? [])
-        try await insert(report.features + (report.prediction.map { [$0] } ?? []), details: details, name: name,
-                         version: version, start: window.start, end: window.end, at: time)
-        try await client.query("""
-            INSERT INTO drift (model_name, model_version, feature, test, statistic, p_value, threshold, drifted, psi,
-                               rows, missing, invalid, missing_rate, reference_missing_rate, out_of_range, unseen,
-                               detail, window_start, window_end, computed_at)
-            VALUES (\(name), \(version), 'dataset', 'drifted_share', \(report.driftedShare), NULL, \(datasetShare),
-                    \(report.datasetDrift), NULL, \(window.rows), NULL, NULL, NULL, NULL, NULL, NULL,
-                    jsonb_build_object('tested', \(report.tested)::int, 'drifted', \(report.drifted)::int,
-                                       'rejected_requests', \(window.rejected)::bigint,
-                                       'quality_breaches', \(breaches("dataset").jsonText)::jsonb),
-                    \(window.start)::timestamptz, \(window.end)::timestamptz, \(time))
-            """, logger: logger)
+        // One transaction: an evaluation's columns and its dataset row are stored together or not at all.
+        let columns = report.features + (report.prediction.map { [$0] } ?? [])
+        let logger = logger, datasetBreaches = breaches("dataset").jsonText
+        try await client.committing(logger: logger) { connection in
+            try await Self.insert(columns, details: details, name: name, version: version, start: window.start,
+                                  end: window.end, at: time, on: connection, logger: logger)
+            try await connection.query("""
+                INSERT INTO drift (model_name, model_version, feature, test, statistic, p_value, threshold, drifted, psi,
+                                   rows, missing, invalid, missing_rate, reference_missing_rate, out_of_range, unseen,
+                                   detail, window_start, window_end, computed_at)
+                VALUES (\(name), \(version), 'dataset', 'drifted_share', \(report.driftedShare), NULL, \(datasetShare),
+                        \(report.datasetDrift), NULL, \(window.rows), NULL, NULL, NULL, NULL, NULL, NULL,
+                        jsonb_build_object('tested', \(report.tested)::int, 'drifted', \(report.drifted)::int,
+                                           'rejected_requests', \(window.rejected)::bigint,
+                                           'quality_breaches', \(datasetBreaches)::jsonb),
+                        \(window.start)::timestamptz, \(window.end)::timestamptz, \(time))
+                """, logger: logger)
+        }
     }
 
     /// The `target` row: the labels of the window against the reference window's (`FeatureDrift.target`).
     public func record(target: FeatureDrift, name: String, version: String, start: Date?, end: Date?, at time: Date)
         async throws
     {
-        try await insert([target], details: [Self.detail(target)], name: name, version: version, start: start, end: end,
-                         at: time)
+        let logger = logger
+        try await client.withConnection { connection in
+            try await Self.insert([target], details: [Self.detail(target)], name: name, version: version, start: start,
+                                  end: end, at: time, on: connection, logger: logger)
+        }
     }
 
     /// A column's `detail`: its kind, stability, unseen categories, note, adjusted p-value, persistence run, and
@@ -120,11 +128,11 @@ public struct EvaluationStore: Sendable {
         return JSONValue.object(detail).jsonText
     }
 
-    private func insert(_ rows: [FeatureDrift], details: [String], name: String, version: String, start: Date?,
-                        end: Date?, at time: Date) async throws
+    private static func insert(_ rows: [FeatureDrift], details: [String], name: String, version: String, start: Date?,
+                               end: Date?, at time: Date, on connection: PostgresConnection, logger: Logger) async throws
     {
         guard !rows.isEmpty else { return }
-        try await client.query("""
+        try await connection.query("""
             INSERT INTO drift (model_name, model_version, feature, test, statistic, p_value, threshold, drifted, psi,
                                rows, missing, invalid, missing_rate, reference_missing_rate, out_of_range, unseen,
                                detail, window_start, window_end, computed_at)

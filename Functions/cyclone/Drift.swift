@@ -13,7 +13,7 @@ struct DriftCommand: ParsableCommand {
         discussion: """
             The same tests the evaluator runs on a window against its model's reference, chosen as Evidently \
             chooses them: up to 1,000 reference rows, Kolmogorov–Smirnov (numeric), the Z-test (two categories) \
-            or chi-squared (p < 0.05); above that, the Wasserstein distance in reference standard deviations \
+            or chi-squared (p < 0.05, the columns' p-values corrected together unless --correction none); above that, the Wasserstein distance in reference standard deviations \
             (≥ 0.1) or the Jensen–Shannon distance (≥ 0.1). The dataset drifts when half the columns tested do. \
             Column types are inferred from the reference as cyclone train infers them; the current file is read \
             with those types, and a cell of another type counts as invalid. Data-quality thresholds come from \
@@ -29,6 +29,8 @@ struct DriftCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Columns to read as categorical (several, or a,b).") var categorical: [String] = []
     @Option(parsing: .upToNextOption, help: "Columns to read as numeric (several, or a,b).") var numeric: [String] = []
     @Option(parsing: .upToNextOption, help: "Columns to read as boolean (several, or a,b).") var boolean: [String] = []
+    @Option(help: "bh: the columns' p-values corrected together (Benjamini–Hochberg), as the evaluator does; none: each at 0.05, as Evidently.")
+    var correction: String = "bh"
     @Flag(help: "Print the comparison as JSON.") var json = false
 
     mutating func validate() throws {
@@ -52,6 +54,11 @@ struct DriftCommand: ParsableCommand {
             Cyclone.fail("\(reference) has no column '\(name)' (its columns: \(referenceFile.header.prefix(20).joined(separator: ", ")))")
         }
         guard !chosen.isEmpty else { Cyclone.fail("no column left to compare") }
+        var options = DriftOptions()
+        guard let correction = DriftOptions.Correction(rawValue: correction) else {
+            Cyclone.fail("--correction must be bh or none, not '\(correction)'")
+        }
+        options.correction = correction
         var kinds: [String: Feature.Kind] = [:]
         for name in categorical { kinds[name] = .categorical }
         for name in numeric { kinds[name] = .numeric }
@@ -59,7 +66,7 @@ struct DriftCommand: ParsableCommand {
         let comparison: FileDrift
         do {
             comparison = try FileDrift(reference: referenceFile, current: currentFile, columns: chosen, kinds: kinds,
-                                       quality: quality)
+                                       options: options, quality: quality)
         } catch {
             Cyclone.fail(error.description)
         }

@@ -47,7 +47,7 @@ struct Train: ParsableCommand {
             let targetKind: Feature.Kind = switch family {
             case .ridge: .numeric
             case .logistic: .categorical
-            case .gbdt: classify || !csv.column(target)!.allSatisfy({ $0.isEmpty || Double($0) != nil }) ? .categorical : .numeric
+            case .gbdt: classify || FeatureTable.inferKind(csv.column(target)!) != .numeric ? .categorical : .numeric
             }
             let labels = FeatureTable.Column(
                 name: target, values: try FeatureTable.parse(csv.column(target)!, as: targetKind, column: target))

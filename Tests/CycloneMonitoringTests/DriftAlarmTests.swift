@@ -22,6 +22,44 @@ struct FDRCases: Decodable {
         for (got, want) in zip(benjaminiHochberg(c.p), c.adjusted) { #expect(abs(got - want) <= 1e-15 * max(1, want)) }
     }
 
+    struct ContingencyCase: Decodable, CustomTestStringConvertible {
+        var a, b: [Int]
+        var statistic, p_value: Double
+        var testDescription: String { "\(a) against \(b)" }
+    }
+    struct ContingencyCases: Decodable { var cases: [ContingencyCase] }
+
+    /// The seasonal reference's test for categories, against `scripts/fixtures/contingency.py`.
+    @Test(arguments: try Fixture.load(ContingencyCases.self, "drift/contingency.json").cases)
+    func chiSquaredContingencyMatchesSciPy(_ c: ContingencyCase) throws {
+        let test = try #require(chiSquaredContingency(c.a, c.b))
+        expectClose(test.statistic, c.statistic, relative: 1e-12, "statistic")
+        expectClose(test.pValue, c.p_value, relative: 1e-9, "p")
+    }
+
+    /// Against a window a season earlier, a categorical column of five categories (one rare) is compared as two
+    /// samples: on stationary windows of 200 against 150 rows its false alarms stay near the 5 % level.
+    @Test func seasonalCategoriesAreComparedAsTwoSamples() {
+        let shares = [0.4, 0.3, 0.2, 0.09, 0.01], names = ["a", "b", "c", "d", "e"]
+        func draw(_ n: Int, _ generator: inout SplitMix64) -> [String?] {
+            (0..<n).map { _ in
+                var u = generator.uniform(), k = 0
+                while k < shares.count - 1, u >= shares[k] { u -= shares[k]; k += 1 }
+                return names[k]
+            }
+        }
+        var generator = SplitMix64(seed: 5)
+        let profile = FeatureProfile.categorical(draw(2_000, &generator))
+        var alarms = 0
+        for _ in 0..<400 {
+            let drift = profile.drift(against: categoricalWindow(draw(200, &generator)), feature: "k", referenceRows: 2_000,
+                                      seasonal: categoricalWindow(draw(150, &generator)))
+            #expect(drift.test == .chiSquared)
+            if drift.drifted { alarms += 1 }
+        }
+        #expect(Double(alarms) / 400 < 0.08, "\(alarms) of 400 stationary windows drifted")
+    }
+
     static let numeric = 8, categories = ["a", "b", "c", "d"]
 
     /// Eight numeric columns (standard normal, the first moved by `shift` standard deviations) and two
