@@ -42,6 +42,8 @@ public struct Backtest: Sendable {
         public var threshold: String?
         /// What asks for a retrain: the loss test (default) or the threshold.
         public var trigger = RetrainPolicy.Trigger.loss
+        /// What the policy judges by (`PERFORMANCE_SOURCE`): the labels, or the estimate while labels are late.
+        public var source = RetrainPolicy.Source.realised
         /// How a retrained version goes into service (shadow by default; a canary at `canaryPercent` until
         /// `canaryLabels` labels each).
         public var rollout = PlatformSettings.RolloutMode.shadow
@@ -279,7 +281,8 @@ public struct Backtest: Sendable {
             \(error) \(holdout?[error].map(ReplayOutput.number) ?? "–")
             policy: \(policy); \
             \(rolloutText); \
-            evaluate every \(Self.duration(options.evaluateEvery)), labels after \(Self.duration(options.labelDelay))
+            evaluate every \(Self.duration(options.evaluateEvery)), labels after \(Self.duration(options.labelDelay)), \
+            judged by \(options.source == .realised ? "the labels" : options.source == .auto ? "the estimate while labels are short" : "labels and estimates")
             models and logs: \(folder)
             """
     }
@@ -320,6 +323,7 @@ public struct Backtest: Sendable {
             "PERFORMANCE_WINDOW_ROWS": "\(options.window)", "PERFORMANCE_WINDOW_MAX_AGE": "3650d",
             "DRIFT_WINDOW_ROWS": "\(options.window)", "DRIFT_WINDOW": "3650d",
             "RETRAIN_METRIC": metric, "RETRAIN_TRIGGER": options.trigger.rawValue,
+            "PERFORMANCE_SOURCE": options.source.rawValue,
             "MIN_LABELS": "\(max(1, options.window / 2))",
             // Stream time waits for the loop, and evaluate runs once a stream day: no cooldown is needed.
             "RETRAIN_COOLDOWN": "0s", "RETRAIN_COMMAND": "\(options.binaries)/retrain",

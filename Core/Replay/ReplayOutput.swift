@@ -42,6 +42,11 @@ public struct ReplayOutput: Sendable {
         } else if let labels = live.performance?.labelled {
             parts.append("\(labels) labels so far")
         }
+        // The estimate of the newest predictions, before their labels (DLE's rmse, CBPE's metric).
+        if let estimate = live.estimate, let value = estimate.metrics[error] ?? estimate.metrics[metric] {
+            let name = estimate.metrics[error] != nil ? error : metric
+            parts.append("estimated \(name) \(Self.number(value.value)) on the newest \(estimate.rows) (\(estimate.labelled) labelled)")
+        }
         if let drift = live.drift?.report {
             let drifted = drift.features.filter(\.drifted).map(\.feature)
             parts.append(drifted.isEmpty ? "no drift" : "drift: " + drifted.joined(separator: ", "))

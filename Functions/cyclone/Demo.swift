@@ -41,6 +41,8 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Months of the stream the first model is trained on.") var trainMonths = 1
     @Option(help: "How long after its prediction a label arrives (stream time).") var labelDelay = "1d"
     @Option(help: "How often evaluate runs (stream time).") var evaluateEvery = "1d"
+    @Option(help: "What the policy judges by (PERFORMANCE_SOURCE): realised (the labels), estimated, or auto (the estimate while labels are short).")
+    var performanceSource = "realised"
     @Option(help: "Labelled rows in the performance window, and rows in the drift window.") var window = 168
     @Option(help: "Newest labelled rows a retrain trains on (TRAINING_WINDOW_ROWS).") var trainingRows = 720
     @Option(help: "The metric the policy watches (default: r2, or roc_auc for a classifier).") var metric: String?
@@ -104,6 +106,10 @@ struct Demo: AsyncParsableCommand {
         var options = Backtest.Options(binaries: try Self.binaries())
         options.labelDelay = try seconds(labelDelay, "--label-delay")
         options.evaluateEvery = try seconds(evaluateEvery, "--evaluate-every")
+        guard let source = RetrainPolicy.Source(rawValue: performanceSource) else {
+            throw ReplayError("--performance-source must be realised, estimated or auto, not '\(performanceSource)'")
+        }
+        options.source = source
         if let data {
             guard !fast, days == 365 else { throw ReplayError("--fast and --days are for the synthetic stream, not --data") }
             options.data = data
