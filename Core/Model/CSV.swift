@@ -31,7 +31,8 @@ public struct CSV: Sendable {
     }
 
     /// Parses CSV text. Fields may be quoted with `"` (a doubled `""` inside is one quote); line ends may be
-    /// `\n` or `\r\n`; blank lines are skipped. Every row must have as many cells as the header.
+    /// `\n` or `\r\n`; blank lines are skipped; a UTF-8 byte order mark (as Excel writes) is dropped. Every row
+    /// must have as many cells as the header.
     public init(parsing text: String) throws {
         var records: [[String]] = []
         var record: [String] = []
@@ -41,7 +42,7 @@ public struct CSV: Sendable {
         var line = 1
         var recordLine = 1
         let bytes = Array(text.utf8)
-        var i = 0
+        var i = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
         func endField() {
             record.append(String(decoding: field, as: UTF8.self))
             field.removeAll(keepingCapacity: true)

@@ -49,7 +49,10 @@ struct DriftCommand: ParsableCommand {
         let clock = ContinuousClock(), start = clock.now
         let referenceFile = Cyclone.csv(at: reference)
         let currentFile = Cyclone.csv(at: current)
-        let chosen = (columns.isEmpty ? referenceFile.header : columns).filter { !ignore.contains($0) }
+        guard !referenceFile.rows.isEmpty else { Cyclone.fail("\(reference) has a header and no rows: nothing to compare with") }
+        guard !currentFile.rows.isEmpty else { Cyclone.fail("\(current) has a header and no rows: nothing to compare") }
+        var named = Set<String>()
+        let chosen = (columns.isEmpty ? referenceFile.header : columns).filter { !ignore.contains($0) && named.insert($0).inserted }
         for name in columns + ignore + categorical + numeric + boolean where !referenceFile.header.contains(name) {
             Cyclone.fail("\(reference) has no column '\(name)' (its columns: \(referenceFile.header.prefix(20).joined(separator: ", ")))")
         }

@@ -52,6 +52,7 @@ struct EstimateCommand: ParsableCommand {
         }
         let labelled = zip(referenceOutputs, labels).compactMap { output, label in label.map { (output, $0) } }
         let size = chunkSize ?? max(1, labelled.count / 10)
+        Self.checkChunks(size, referenceRows: labelled.count)
         let counts = (0..<classes.count).map { k in labelled.filter { $0.1 == k }.count }
         guard labelled.count >= 20, counts.allSatisfy({ $0 >= 2 }) else {
             Cyclone.fail("the reference needs at least 20 labelled rows and 2 of each class; it has \(labelled.count) (\(zip(classes, counts).map { "\($0) \($1)" }.joined(separator: ", ")))")
@@ -137,6 +138,7 @@ struct EstimateCommand: ParsableCommand {
         let currentPredictions = values(artifact.outputs(for: currentTable))
         let realisedLabels = currentFile.column(target).map { numbers($0, current) }
         let size = chunkSize ?? max(1, labels.filter(\.isFinite).count / 10)
+        Self.checkChunks(size, referenceRows: labels.filter(\.isFinite).count)
         let estimation: DirectLossEstimation
         do {
             estimation = try DirectLossEstimation(reference: referenceTable, predictions: referencePredictions,
@@ -160,6 +162,14 @@ struct EstimateCommand: ParsableCommand {
         print(artifact, method: "dle", detail: "loss models: gradient boosting on the features and the prediction",
               referenceRows: referenceRows, size: size, metrics: estimation.metrics.map(\.rawValue), thresholds: thresholds,
               chunks: chunks, results: results)
+    }
+
+    /// The alert thresholds are the spread of the metric over reference chunks: fewer than two chunks have
+    /// none, and a band of zero width would alert on everything.
+    static func checkChunks(_ size: Int, referenceRows: Int) {
+        guard referenceRows / size >= 2 else {
+            Cyclone.fail("--chunk-size \(size) leaves \(referenceRows / size) whole chunk(s) of the \(referenceRows) labelled reference rows; the alert thresholds need at least 2 (at most \(max(1, referenceRows / 2)) rows a chunk)")
+        }
     }
 
     /// One chunk's estimate of one metric: value, sampling error, band, alert and the realised value if known.

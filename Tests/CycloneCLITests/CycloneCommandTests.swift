@@ -152,6 +152,19 @@ import Testing
         let columns = try #require(object["columns"] as? [[String: Any]])
         #expect(object["dataset_drift"] as? Bool == false && !columns.isEmpty)
         #expect(columns.allSatisfy { $0["drifted"] as? Bool == false && $0["feature"] is String && $0["test"] is String })
+
+        // A column named twice is compared once; a file with a header and no rows is refused; an Excel byte
+        // order mark is no part of the first column's name.
+        let twice = try await CycloneCommand.run(["drift", "--reference", data, "--current", data, "--columns", "temp,temp"])
+        #expect(twice.status == 0 && twice.output.contains("0 of 1 columns drifted"), "\(twice.output)")
+        let empty = CycloneCommand.temporary("empty.csv")
+        try "temp,humidity\n".write(toFile: empty, atomically: true, encoding: .utf8)
+        let refused = try await CycloneCommand.run(["drift", "--reference", empty, "--current", data])
+        #expect(refused.status != 0 && refused.output.contains("has a header and no rows"), "\(refused.output)")
+        let marked = CycloneCommand.temporary("bom.csv")
+        try ("\u{FEFF}" + String(contentsOfFile: data, encoding: .utf8)).write(toFile: marked, atomically: true, encoding: .utf8)
+        let bom = try await CycloneCommand.run(["drift", "--reference", data, "--current", marked, "--ignore", "count"])
+        #expect(bom.status == 0 && bom.output.contains("dataset drift no"), "\(bom.output)")
     }
 
     /// `cyclone estimate` on a logistic model: per chunk, the CBPE estimates the library makes from the model's
@@ -225,6 +238,8 @@ import Testing
             (["--model", out, "--reference", train, "--current", Fixture.url("linear/ridge_mixed-train.csv").path],
              "the model's feature 'tenure' is not a column of"),
             (["--model", out, "--reference", train, "--current", test, "--chunk-size", "0"], "--chunk-size must be at least 1"),
+            (["--model", out, "--reference", train, "--current", test, "--chunk-size", "300"],
+             "--chunk-size 300 leaves 1 whole chunk(s) of the 400 labelled reference rows"),
         ] {
             let failed = try await CycloneCommand.run(["estimate"] + arguments)
             #expect(failed.status != 0 && failed.output.contains(says) && failed.output.split(separator: "\n").count == 1,
