@@ -16,6 +16,8 @@ public struct Alert: Sendable, Equatable {
         case predictionDrift = "prediction_drift"
         /// The labels drifted against the reference window's.
         case targetDrift = "target_drift"
+        /// The features drifted together: the PCA reconstruction error left the reference's band.
+        case multivariateDrift = "multivariate_drift"
         /// A data-quality check breached (missing, wrongly typed, out-of-range or unseen values, refused
         /// requests): the input pipeline needs a look.
         case dataQuality = "data_quality"
@@ -34,7 +36,7 @@ public struct Alert: Sendable, Equatable {
     public var level: Logger.Level {
         switch kind {
         case .performanceBreach, .retrainFailed, .dataQuality: .error
-        case .datasetDrift, .predictionDrift, .targetDrift: .warning
+        case .datasetDrift, .predictionDrift, .targetDrift, .multivariateDrift: .warning
         }
     }
 

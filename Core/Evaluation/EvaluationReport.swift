@@ -97,12 +97,16 @@ public struct ModelEvaluation: Sendable, Codable, Equatable {
     public var estimate: PerformanceEstimate?
     /// The labels of the newest predictions against the reference window's, once `MIN_LABELS` have arrived.
     public var targetDrift: FeatureDrift?
+    /// The same predictions' PCA reconstruction error against the reference window's, once the reference is
+    /// full and the window holds `MIN_LABELS` predictions.
+    public var multivariateDrift: ReconstructionDrift?
     public var judgement: Judgement?
     public var action: Action
 
     enum CodingKeys: String, CodingKey {
         case name, version, serving, lastPrediction = "last_prediction", note, performance, drift,
-             dataQuality = "data_quality", estimate, targetDrift = "target_drift", judgement, action
+             dataQuality = "data_quality", estimate, targetDrift = "target_drift",
+             multivariateDrift = "multivariate_drift", judgement, action
     }
 }
 
@@ -135,6 +139,7 @@ extension ModelEvaluation {
         }
         if let estimate { lines.append("  " + estimate.text) }
         if let targetDrift { lines.append("  target drift: " + targetDrift.text) }
+        if let multivariateDrift { lines.append("  multivariate drift: " + multivariateDrift.text) }
         if let dataQuality {
             let breaches = dataQuality.breaches
             lines.append("  data quality: " + dataQuality.verdict)

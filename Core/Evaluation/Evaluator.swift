@@ -163,9 +163,27 @@ public struct Evaluator: Sendable {
                                                         windows: settings.driftOptions.persistence - 1),
                     options: settings.driftOptions)
             }
-            try await store.record(target: target, name: served.name, version: served.version,
+            try await store.record(target, name: served.name, version: served.version,
                                    start: estimationRows.windowStart, end: estimationRows.windowEnd, at: now)
             evaluation.targetDrift = target
+        }
+        // Multivariate drift: the same rows' PCA reconstruction error against the reference window's.
+        if estimationRows.reference.served.count >= referenceSize,
+           estimationRows.window.served.count >= settings.policy.minimumLabels,
+           var multivariate = ReconstructionDrift(reference: estimationRows.reference.features,
+                                                  window: estimationRows.window.features)
+        {
+            if settings.driftOptions.persistence > 1 {
+                multivariate.applyPersistence(
+                    previous: try await store.driftRuns(name: served.name, version: served.version,
+                                                        columns: [ReconstructionDrift.column],
+                                                        windows: settings.driftOptions.persistence - 1),
+                    options: settings.driftOptions)
+            }
+            try await store.record(multivariate.row, detail: multivariate.detail, name: served.name,
+                                   version: served.version, start: estimationRows.windowStart,
+                                   end: estimationRows.windowEnd, at: now)
+            evaluation.multivariateDrift = multivariate
         }
 
         // The loss test: the window's per-row losses against the version's reference window (its first full one).
@@ -323,6 +341,13 @@ public struct Evaluator: Sendable {
                 message: "\(name)@\(version): the labels drifted (\(target.test.rawValue) \(target.statistic ?? 0))",
                 fields: ["test": .string(target.test.rawValue),
                          "statistic": target.statistic.map(JSONValue.number) ?? .null]))
+        }
+        if let multivariate = evaluation.multivariateDrift, multivariate.drifted {
+            await alerts.send(Alert(
+                kind: .multivariateDrift, modelName: name, modelVersion: version,
+                message: "\(name)@\(version): the features drifted together: " + multivariate.text,
+                fields: ["reconstruction_error": .number(multivariate.value), "upper": .number(multivariate.upper),
+                         "reference": .number(multivariate.reference)]))
         }
         guard let drift = evaluation.drift?.report else { return }
         if drift.datasetDrift {

@@ -47,6 +47,8 @@ public struct FeatureDrift: Sendable, Equatable, Codable {
         case zTest = "z_test"
         case wasserstein = "wasserstein_normed"
         case jensenShannon = "jensen_shannon"
+        /// The multivariate check's mean PCA reconstruction error (`ReconstructionDrift`).
+        case reconstruction = "pca_reconstruction"
     }
 
     public enum Stability: String, Sendable, Codable {

@@ -13,6 +13,9 @@ public struct FileDrift: Sendable, Equatable, Codable {
     public var currentRows: Int
     public var drift: DriftReport
     public var dataQuality: DataQualityReport
+    /// The multivariate check (PCA reconstruction error, `ReconstructionDrift`) over the compared columns,
+    /// the current file as one window; `nil` with fewer than two columns with values.
+    public var multivariate: ReconstructionDrift?
 
     /// Why the files cannot be compared.
     public struct Failure: Error, CustomStringConvertible, Equatable {
@@ -21,14 +24,18 @@ public struct FileDrift: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case referenceRows = "reference_rows", currentRows = "current_rows", columns, tested, drifted,
-             driftedShare = "drifted_share", datasetDrift = "dataset_drift", dataQuality = "data_quality"
+             driftedShare = "drifted_share", datasetDrift = "dataset_drift", dataQuality = "data_quality",
+             multivariate = "multivariate_drift"
     }
 
-    public init(referenceRows: Int, currentRows: Int, drift: DriftReport, dataQuality: DataQualityReport) {
+    public init(referenceRows: Int, currentRows: Int, drift: DriftReport, dataQuality: DataQualityReport,
+                multivariate: ReconstructionDrift? = nil)
+    {
         self.referenceRows = referenceRows
         self.currentRows = currentRows
         self.drift = drift
         self.dataQuality = dataQuality
+        self.multivariate = multivariate
     }
 
     /// Compares `columns` of the two files (by default every column of the reference).
@@ -48,26 +55,41 @@ public struct FileDrift: Sendable, Equatable, Codable {
         let profile = ReferenceProfile(table: table)
         var windows: [String: WindowColumn] = [:]
         var currentValues: [String: [Double]] = [:]
+        // The current file typed as the reference (a cell of another type missing), for the multivariate check.
+        var currentColumns: [FeatureTable.Column] = []
         for column in table.columns {
             let cells = current.column(column.name)!
             let kind = column.values.kind
             let binning = profile.features[column.name].flatMap { kind == .numeric ? NumericBinning($0) : nil }
             var window = WindowColumn(binning: binning)
-            var values: [Double] = []
+            var values: [Double] = [], typed: [Double] = [], categories: [String?] = []
+            if kind == .categorical { categories.reserveCapacity(cells.count) } else { typed.reserveCapacity(cells.count) }
             if kind == .numeric { values.reserveCapacity(cells.count) }
+            func gap() { if kind == .categorical { categories.append(nil) } else { typed.append(.nan) } }
             for cell in cells {
                 switch FeatureTable.read(cell, as: kind) {
-                case .missing: window.missing += 1
-                case .invalid: window.invalid += 1
+                case .missing:
+                    window.missing += 1
+                    gap()
+                case .invalid:
+                    window.invalid += 1
+                    gap()
                 case .number(let x):
                     if let binning { window.add(x, binning: binning) } else { window.count += 1 }
                     values.append(x)
-                case .flag(let flag): window.add(category: flag ? "true" : "false")
-                case .category(let text): window.add(category: text)
+                    typed.append(x)
+                case .flag(let flag):
+                    window.add(category: flag ? "true" : "false")
+                    typed.append(flag ? 1 : 0)
+                case .category(let text):
+                    window.add(category: text)
+                    categories.append(text)
                 }
             }
             windows[column.name] = window
             if kind == .numeric { currentValues[column.name] = values }
+            currentColumns.append(.init(name: column.name, values: kind == .categorical ? .categorical(categories)
+                                        : kind == .boolean ? .boolean(typed) : .numeric(typed)))
         }
         var drift = profile.drift(against: windows, prediction: nil, order: names, options: options)
         for (k, feature) in drift.features.enumerated() where feature.kind == .numeric && feature.isTested {
@@ -94,7 +116,8 @@ public struct FileDrift: Sendable, Equatable, Codable {
         }
         drift.correct(options: options)
         self.init(referenceRows: reference.rows.count, currentRows: current.rows.count, drift: drift,
-                  dataQuality: drift.dataQuality(refused: 0, rows: current.rows.count, options: quality))
+                  dataQuality: drift.dataQuality(refused: 0, rows: current.rows.count, options: quality),
+                  multivariate: ReconstructionDrift(reference: table, window: FeatureTable(columns: currentColumns)))
         // No requests were refused: a file has no such thing.
         dataQuality.checks.removeAll { $0.check == .refused }
     }
@@ -109,10 +132,11 @@ public struct FileDrift: Sendable, Equatable, Codable {
                             driftedShare: try container.decodeIfPresent(Double.self, forKey: .driftedShare),
                             datasetDrift: try container.decode(Bool.self, forKey: .datasetDrift))
         dataQuality = try container.decode(DataQualityReport.self, forKey: .dataQuality)
+        multivariate = try container.decodeIfPresent(ReconstructionDrift.self, forKey: .multivariate)
     }
 
     /// `{"reference_rows", "current_rows", "columns": [FeatureDrift…], "tested", "drifted", "drifted_share",
-    /// "dataset_drift", "data_quality"}`.
+    /// "dataset_drift", "data_quality", "multivariate_drift"}` (`multivariate_drift` `null` when there is no check).
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(referenceRows, forKey: .referenceRows)
@@ -123,5 +147,6 @@ public struct FileDrift: Sendable, Equatable, Codable {
         try container.encode(drift.driftedShare, forKey: .driftedShare)
         try container.encode(drift.datasetDrift, forKey: .datasetDrift)
         try container.encode(dataQuality, forKey: .dataQuality)
+        try container.encode(multivariate, forKey: .multivariate)
     }
 }

@@ -39,6 +39,18 @@ public func studentTSurvival(_ t: Double, degreesOfFreedom nu: Double) -> Double
     return t > 0 ? tail : 1 - tail
 }
 
+/// The t with P(T > t) = `tail` for Student's t with `degreesOfFreedom`, by bisection on `studentTSurvival`
+/// (`scipy.stats.t.isf(tail, df)`), for a tail below ½.
+public func studentTQuantile(_ tail: Double, degreesOfFreedom nu: Double) -> Double {
+    var (low, high) = (0.0, 1.0)
+    while studentTSurvival(high, degreesOfFreedom: nu) > tail, high < 1e12 { high *= 2 }
+    for _ in 0..<200 where high - low > 1e-14 * high {
+        let middle = (low + high) / 2
+        if studentTSurvival(middle, degreesOfFreedom: nu) > tail { low = middle } else { high = middle }
+    }
+    return (low + high) / 2
+}
+
 /// I_x(a, b), by the continued fraction of Numerical Recipes (§6.4, modified Lentz), on the side where it
 /// converges fast.
 func regularizedIncompleteBeta(_ x: Double, a: Double, b: Double) -> Double {

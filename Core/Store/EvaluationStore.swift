@@ -103,21 +103,23 @@ public struct EvaluationStore: Sendable {
         }
     }
 
-    /// The `target` row: the labels of the window against the reference window's (`FeatureDrift.target`).
-    public func record(target: FeatureDrift, name: String, version: String, start: Date?, end: Date?, at time: Date)
-        async throws
+    /// A row of the estimation window that is no feature: `target` (the labels against the reference window's,
+    /// `FeatureDrift.target`) or `multivariate` (`ReconstructionDrift`), with its own `detail` fields.
+    public func record(_ row: FeatureDrift, detail: [String: JSONValue] = [:], name: String, version: String,
+                       start: Date?, end: Date?, at time: Date) async throws
     {
         let logger = logger
         try await client.withConnection { connection in
-            try await Self.insert([target], details: [Self.detail(target)], name: name, version: version, start: start,
-                                  end: end, at: time, on: connection, logger: logger)
+            try await Self.insert([row], details: [Self.detail(row, extra: detail)], name: name, version: version,
+                                  start: start, end: end, at: time, on: connection, logger: logger)
         }
     }
 
     /// A column's `detail`: its kind, stability, unseen categories, note, adjusted p-value, persistence run, and
     /// its breached data-quality checks when it is a feature.
-    private static func detail(_ drift: FeatureDrift, breaches: JSONValue? = nil) -> String {
-        var detail: [String: JSONValue] = ["kind": .string(drift.kind.rawValue)]
+    private static func detail(_ drift: FeatureDrift, breaches: JSONValue? = nil, extra: [String: JSONValue] = [:]) -> String {
+        var detail = extra
+        detail["kind"] = .string(drift.kind.rawValue)
         if let breaches { detail["quality_breaches"] = breaches }
         if let stability = drift.stability { detail["stability"] = .string(stability.rawValue) }
         if let unseen = drift.unseenCategories { detail["unseen_categories"] = .object(unseen.mapValues { .number(Double($0)) }) }

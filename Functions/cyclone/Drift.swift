@@ -18,7 +18,10 @@ struct DriftCommand: ParsableCommand {
             Column types are inferred from the reference as cyclone train infers them; the current file is read \
             with those types, and a cell of another type counts as invalid. Data-quality thresholds come from \
             DATA_QUALITY_MISSING, DATA_QUALITY_INVALID, DATA_QUALITY_OUT_OF_RANGE and DATA_QUALITY_UNSEEN, as for \
-            the evaluator.
+            the evaluator. The multivariate check fits a PCA on the reference's columns (standardised; a category \
+            as its share of the reference) and compares the current file's mean reconstruction error with the \
+            reference's, as NannyML's data reconstruction drift does: it sees a change in how the columns move \
+            together that no single column shows.
             """)
 
     @Option(help: "The reference data (for example the training data), a CSV file with a header row.") var reference: String
@@ -63,9 +66,14 @@ struct DriftCommand: ParsableCommand {
         }
         options.correction = correction
         var kinds: [String: Feature.Kind] = [:]
-        for name in categorical { kinds[name] = .categorical }
-        for name in numeric { kinds[name] = .numeric }
-        for name in boolean { kinds[name] = .boolean }
+        for (names, kind) in [(categorical, Feature.Kind.categorical), (numeric, .numeric), (boolean, .boolean)] {
+            for name in names {
+                if let other = kinds[name], other != kind {
+                    Cyclone.fail("column '\(name)' is named as both \(other.rawValue) and \(kind.rawValue)")
+                }
+                kinds[name] = kind
+            }
+        }
         let comparison: FileDrift
         do {
             comparison = try FileDrift(reference: referenceFile, current: currentFile, columns: chosen, kinds: kinds,
@@ -89,6 +97,7 @@ struct DriftCommand: ParsableCommand {
         let breaches = comparison.dataQuality.breaches
         print("data quality: " + comparison.dataQuality.verdict)
         for check in breaches { print("  " + check.text) }
+        if let multivariate = comparison.multivariate { print("multivariate: " + multivariate.text) }
         print("compared in \(String(format: "%.2f", elapsed.seconds)) s")
     }
 }

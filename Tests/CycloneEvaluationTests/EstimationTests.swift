@@ -146,6 +146,40 @@ import Testing
         }
     }
 
+    /// Multivariate drift: x1 and x2 move together in the reference and turn their correlation around in the
+    /// window, each keeping its own distribution (x2 stays standard normal). No univariate test sees it; the
+    /// PCA reconstruction error does, reported and stored as the `multivariate` row.
+    @Test func aTurnedCorrelationIsMultivariateDrift() async throws {
+        let model = try trainedModel()
+        @Sendable func correlated(_ rows: [Stream.Row], _ sign: Double) -> [Stream.Row] {
+            rows.map { row in
+                var row = row
+                row.x2 = sign * 0.8 * row.x1 + 0.6 * row.x2
+                return row
+            }
+        }
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+            var stream = Stream(seed: 61)
+            try await db.store(try regressionRows(model, correlated(stream.rows(400), 1)), model: model, endingAgo: 3_000)
+            try await db.store(try regressionRows(model, correlated(stream.rows(400), 1)), model: model, endingAgo: 1_000)
+            let environment = ["PERFORMANCE_WINDOW_ROWS": "400"]
+            let calm = try #require(try await evaluator(db, environment).run().models.first?.multivariateDrift)
+            #expect(!calm.drifted && calm.rows == 400 && calm.features == ["x1", "x2", "x3", "colour", "flag"], "\(calm)")
+            try await db.store(try regressionRows(model, correlated(stream.rows(400), -1)), model: model)
+            let report = try await evaluator(db, environment).run()
+            let evaluation = try #require(report.models.first)
+            let turned = try #require(evaluation.multivariateDrift)
+            #expect(turned.drifted && turned.value > turned.upper, "\(turned)")
+            let univariate = try #require(evaluation.drift?.report)
+            #expect(!univariate.features.contains { ["x1", "x2"].contains($0.feature) && $0.drifted }, "\(univariate)")
+            #expect(report.text.contains("multivariate drift: mean reconstruction error"), "\(report.text)")
+            let stored = try await EvaluationStore(client: db.client, logger: .test)
+                .driftSeries(.init(model: "demand", name: "multivariate", since: .distantPast, limit: 10))
+            #expect(stored.map(\.drifted) == [false, true] && stored.allSatisfy { $0.test == "pca_reconstruction" })
+        }
+    }
+
     /// A regressor's estimate comes from DLE's loss models, close to the realised errors when the window's labels
     /// are there to compare, and stored with its band.
     @Test func aRegressorIsEstimatedByItsLossModels() async throws {

@@ -1,0 +1,328 @@
+import CycloneModel
+import Foundation
+
+/// NannyML's multivariate drift check (`DataReconstructionDriftCalculator`): a PCA fitted on the reference,
+/// and each row's distance from its own reconstruction through the components kept. A change in how the
+/// features move together (a correlation turned around) raises the error even where every feature's own
+/// distribution, and so every univariate test, stays the same.
+///
+/// As NannyML 0.13 prepares the rows: a missing number takes the reference mean, a missing category the
+/// reference's most frequent one (the least of equally frequent ones); a category becomes its share of the
+/// reference rows (0 for one the reference never had), a boolean a category of its own; every column is
+/// standardised by the reference (population standard deviation; 1 where it is 0), and the PCA keeps the
+/// fewest components whose explained variance exceeds `varianceShare`. A column without a value in the
+/// reference is left out, as scikit-learn's imputer leaves it out.
+public struct DataReconstruction: Sendable {
+    /// The columns used, in the reference's order.
+    public let features: [String]
+    /// Components kept, and the share of the reference's variance each explains (all of them).
+    public let components: Int
+    public let explainedVarianceRatio: [Double]
+
+    private enum Encoding: Sendable {
+        /// A missing value becomes the mean.
+        case numeric(mean: Double)
+        /// A category becomes its share of the reference; a missing one is `mode`.
+        case categorical(shares: [String: Double], mode: String)
+    }
+    private let encodings: [Encoding]
+    private let scaleMean: [Double], scale: [Double]
+    /// The PCA's centre (of the standardised reference: zero up to rounding, kept as scikit-learn keeps it)
+    /// and its kept axes, `components` rows of `features.count`.
+    private let centre: [Double]
+    private let axes: [[Double]]
+
+    /// Fits on the reference; `nil` when fewer than two columns have values, or fewer than two rows.
+    public init?(reference: FeatureTable, varianceShare: Double = 0.65) {
+        var names: [String] = [], encodings: [Encoding] = []
+        for column in reference.columns {
+            switch Self.categories(column.values) {
+            case .some(let cells):
+                var counts: [String: Int] = [:]
+                for case let cell? in cells { counts[cell, default: 0] += 1 }
+                // scikit-learn's most_frequent: the least (by code points) of the commonest.
+                guard let top = counts.values.max(),
+                      let mode = counts.filter({ $0.value == top }).keys.min(by: Self.codePointOrder)
+                else { continue }
+                counts[mode, default: 0] += cells.count - counts.values.reduce(0, +)
+                let total = Double(cells.count)
+                encodings.append(.categorical(shares: counts.mapValues { Double($0) / total }, mode: mode))
+            case .none:
+                guard case .numeric(let values) = column.values else { continue }
+                let present = values.filter { !$0.isNaN }
+                guard !present.isEmpty else { continue }
+                encodings.append(.numeric(mean: present.reduce(0, +) / Double(present.count)))
+            }
+            names.append(column.name)
+        }
+        let rows = reference.rowCount, p = names.count
+        guard p >= 2, rows >= 2 else { return nil }
+        self.features = names
+        self.encodings = encodings
+        // The encoded reference, row-major, then standardised column by column.
+        var x = Self.encode(reference, names: names, encodings: encodings)
+        var scaleMean = [Double](repeating: 0, count: p), scale = [Double](repeating: 1, count: p)
+        for j in 0..<p {
+            var sum = 0.0
+            for i in 0..<rows { sum += x[i * p + j] }
+            let mean = sum / Double(rows)
+            var squares = 0.0
+            for i in 0..<rows { squares += (x[i * p + j] - mean) * (x[i * p + j] - mean) }
+            let deviation = (squares / Double(rows)).squareRoot()
+            scaleMean[j] = mean
+            // scikit-learn's StandardScaler leaves a constant column unscaled.
+            scale[j] = deviation < 10 * Double.ulpOfOne * max(abs(mean), 1) ? 1 : deviation
+            for i in 0..<rows { x[i * p + j] = (x[i * p + j] - mean) / scale[j] }
+        }
+        (self.scaleMean, self.scale) = (scaleMean, scale)
+        var centre = [Double](repeating: 0, count: p)
+        for i in 0..<rows { for j in 0..<p { centre[j] += x[i * p + j] } }
+        centre = centre.map { $0 / Double(rows) }
+        var covariance = [Double](repeating: 0, count: p * p)
+        for i in 0..<rows {
+            for a in 0..<p {
+                let da = x[i * p + a] - centre[a]
+                for b in a..<p { covariance[a * p + b] += da * (x[i * p + b] - centre[b]) }
+            }
+        }
+        for a in 0..<p { for b in a..<p { covariance[b * p + a] = covariance[a * p + b] } }
+        let (values, vectors) = symmetricEigen(covariance, n: p)
+        let total = values.reduce(0) { $0 + max($1, 0) }
+        let ratios = values.map { total > 0 ? max($0, 0) / total : 0 }
+        // scikit-learn: the fewest components whose cumulative ratio exceeds the share (searchsorted, right).
+        var kept = 0, cumulative = 0.0
+        while kept < p {
+            cumulative += ratios[kept]
+            kept += 1
+            if cumulative > varianceShare { break }
+        }
+        self.components = kept
+        self.explainedVarianceRatio = ratios
+        self.centre = centre
+        self.axes = (0..<kept).map { k in (0..<p).map { vectors[$0 * p + k] } }
+    }
+
+    /// Each row's reconstruction error: the Euclidean distance between its standardised values and their
+    /// projection back from the components. Columns are found by name; an absent one counts as missing.
+    public func errors(_ table: FeatureTable) -> [Double] {
+        let p = features.count, rows = table.rowCount
+        var x = Self.encode(table, names: features, encodings: encodings)
+        var errors = [Double](repeating: 0, count: rows)
+        var scores = [Double](repeating: 0, count: components)
+        for i in 0..<rows {
+            for j in 0..<p { x[i * p + j] = (x[i * p + j] - scaleMean[j]) / scale[j] - centre[j] }
+            for k in 0..<components {
+                var score = 0.0
+                for j in 0..<p { score += axes[k][j] * x[i * p + j] }
+                scores[k] = score
+            }
+            var squared = 0.0
+            for j in 0..<p {
+                var back = 0.0
+                for k in 0..<components { back += scores[k] * axes[k][j] }
+                squared += (x[i * p + j] - back) * (x[i * p + j] - back)
+            }
+            errors[i] = squared.squareRoot()
+        }
+        return errors
+    }
+
+    /// A column's cells as categories (categorical and boolean columns), `nil` for a numeric one.
+    private static func categories(_ values: FeatureTable.Values) -> [String?]? {
+        switch values {
+        case .categorical(let cells): cells
+        case .boolean(let flags): flags.map { $0.isNaN ? nil : $0 != 0 ? "true" : "false" }
+        case .numeric: nil
+        }
+    }
+
+    private static func codePointOrder(_ a: String, _ b: String) -> Bool {
+        a.unicodeScalars.lexicographicallyPrecedes(b.unicodeScalars)
+    }
+
+    /// The rows encoded and imputed, row-major over `names`.
+    private static func encode(_ table: FeatureTable, names: [String], encodings: [Encoding]) -> [Double] {
+        let rows = table.rowCount, p = names.count
+        var x = [Double](repeating: 0, count: rows * p)
+        for (j, name) in names.enumerated() {
+            let values = table.columns.first { $0.name == name }?.values
+            switch encodings[j] {
+            case .numeric(let mean):
+                let numbers: [Double]?
+                if case .numeric(let v)? = values { numbers = v } else { numbers = nil }
+                for i in 0..<rows {
+                    let value = numbers?[i] ?? .nan
+                    x[i * p + j] = value.isNaN ? mean : value
+                }
+            case .categorical(let shares, let mode):
+                let cells = values.flatMap(categories)
+                for i in 0..<rows { x[i * p + j] = shares[cells?[i] ?? mode] ?? 0 }
+            }
+        }
+        return x
+    }
+}
+
+/// A window's mean reconstruction error against the reference's, as a drift verdict.
+///
+/// NannyML draws its band from the reference cut into chunks of the window's size: the mean of the chunks'
+/// errors ± 3 standard deviations of them (`nannyMLBand`). That needs a reference many windows long; the
+/// evaluator's is one window. So the band here is the same idea made to hold for any reference of m rows
+/// against a window of n:
+/// - the reference is cut into chunks of n rows when it holds ten of them, else into ten batches; their
+///   spread, scaled to n rows by √(batch / n), is the batch-means estimate of a mean's spread, which also
+///   holds for rows correlated over less than a batch (hourly data);
+/// - the reference's own mean is a sample too: the spread of the difference is √(1 + n/m) times that;
+/// - the band's half-width takes Student's t quantile with (chunks − 1) degrees of freedom at the two-sided
+///   level of 3 standard deviations (0.27 %), since the spread is estimated from few chunks (4.09 for ten).
+/// With a reference of ten windows or more this is NannyML's band, widened by at most 5 % for the
+/// reference mean's error and by the t quantile's excess over 3. The lower end is dropped when it falls to 0
+/// or below, as NannyML drops it.
+public struct ReconstructionDrift: Sendable, Codable, Equatable {
+    public var features: [String]
+    public var components: Int
+    /// Rows in the window.
+    public var rows: Int
+    /// The window's mean error, and its standard error (the window's own spread over √rows).
+    public var value: Double
+    public var samplingError: Double
+    /// The mean error of the reference's rows, and the band around it.
+    public var reference: Double
+    public var lower: Double?
+    public var upper: Double
+    public var drifted: Bool
+    /// This window's verdict before persistence, and how many windows in a row it has held (as `FeatureDrift`).
+    public var signal: Bool?
+    public var consecutive: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case features, components, rows, value, samplingError = "sampling_error", reference, lower, upper, drifted,
+             signal, consecutive
+    }
+
+    /// The storage row's name among the drift rows, beside the features, `prediction` and `target`.
+    public static let column = "multivariate"
+
+    /// The fewest chunks a reference is cut into.
+    static let batches = 10
+
+    /// The window's errors against the reference's (`DataReconstruction.errors` of each); `nil` when the
+    /// reference has fewer than ten rows or the window fewer than two.
+    public init?(_ reconstruction: DataReconstruction, referenceErrors: [Double], windowErrors: [Double]) {
+        let m = referenceErrors.count, n = windowErrors.count
+        guard m >= Self.batches, n >= 2 else { return nil }
+        let means = m / n >= Self.batches
+            ? ConfidenceBasedEstimation.chunks(m, size: n).map { Self.mean(referenceErrors[$0]) }
+            : batchMeans(referenceErrors, batches: Self.batches)
+        let batch = Double(m) / Double(means.count)
+        let centre = Self.mean(referenceErrors[...])
+        let spread = ConfidenceBasedEstimation.populationStandardDeviation(means) * (batch / Double(n)).squareRoot()
+            * (1 + Double(n) / Double(m)).squareRoot()
+        let halfWidth = studentTQuantile(Self.threeSigmaTail, degreesOfFreedom: Double(means.count - 1)) * spread
+        let mean = Self.mean(windowErrors[...])
+        let variance = windowErrors.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(n - 1)
+        self.features = reconstruction.features
+        self.components = reconstruction.components
+        self.rows = n
+        self.value = mean
+        self.samplingError = variance.squareRoot() / Double(n).squareRoot()
+        self.reference = centre
+        self.lower = centre - halfWidth > 0 ? centre - halfWidth : nil
+        self.upper = centre + halfWidth
+        self.drifted = !((self.lower ?? -.infinity) < mean && mean < upper)
+    }
+
+    /// The upper tail beyond 3 standard deviations of a normal distribution.
+    static let threeSigmaTail = erfc(3 / 2.0.squareRoot()) / 2
+
+    static func mean(_ values: ArraySlice<Double>) -> Double { values.reduce(0, +) / Double(values.count) }
+
+    /// NannyML's band for chunks of `chunkSize` rows: the mean of the reference chunks' mean errors ± 3 of
+    /// their population standard deviations, the lower end `nil` at 0 or below.
+    public static func nannyMLBand(referenceErrors: [Double], chunkSize: Int) -> (lower: Double?, upper: Double) {
+        let means = ConfidenceBasedEstimation.chunks(referenceErrors.count, size: chunkSize).map { mean(referenceErrors[$0]) }
+        let centre = means.reduce(0, +) / Double(means.count)
+        let deviation = ConfidenceBasedEstimation.populationStandardDeviation(means)
+        return (centre - 3 * deviation > 0 ? centre - 3 * deviation : nil, centre + 3 * deviation)
+    }
+
+    /// The check of `window` against `reference`, fitted on the reference; `nil` when it cannot be fitted or
+    /// either side is too short.
+    public init?(reference: FeatureTable, window: FeatureTable, varianceShare: Double = 0.65) {
+        guard let reconstruction = DataReconstruction(reference: reference, varianceShare: varianceShare) else { return nil }
+        self.init(reconstruction, referenceErrors: reconstruction.errors(reference),
+                  windowErrors: reconstruction.errors(window))
+    }
+
+    /// Drifting only once the check has drifted `options.persistence` windows in a row.
+    public mutating func applyPersistence(previous: [String: Int], options: DriftOptions) {
+        var row = self.row
+        row.applyPersistence(previous: previous, options: options)
+        (signal, consecutive, drifted) = (row.signal, row.consecutive, row.drifted)
+    }
+
+    /// The verdict as a drift row: the mean error as its statistic, the upper band as its threshold.
+    public var row: FeatureDrift {
+        var row = FeatureDrift(feature: Self.column, kind: .numeric, test: .reconstruction, statistic: value, pValue: nil,
+                               threshold: upper, drifted: drifted, psi: nil, stability: nil, rows: rows, missing: 0,
+                               invalid: 0, missingRate: nil, referenceMissingRate: 0)
+        (row.signal, row.consecutive) = (signal, consecutive)
+        return row
+    }
+
+    /// What the drift row's `detail` adds: the reference's mean, the band's lower end, the window's standard
+    /// error, and the PCA's columns and components.
+    public var detail: [String: JSONValue] {
+        ["reference": .number(reference), "lower": lower.map(JSONValue.number) ?? .null,
+         "sampling_error": .number(samplingError), "components": .number(Double(components)),
+         "features": .array(features.map(JSONValue.string))]
+    }
+
+    public var text: String {
+        String(format: "mean reconstruction error %.4g over %d rows (PCA, %d of %d components) against the reference's %.4g, band [%@, %.4g]: %@",
+               value, rows, components, features.count, reference, lower.map { String(format: "%.4g", $0) } ?? "–", upper,
+               drifted ? "DRIFT" : signal == true ? "drifted \(consecutive ?? 1) window(s) in a row, not yet reported" : "ok")
+    }
+}
+
+/// The eigenvalues of a symmetric `n × n` matrix (row-major), largest first, and its eigenvectors as the
+/// columns of a row-major matrix, by cyclic Jacobi rotations (exact to rounding for the small matrices here).
+public func symmetricEigen(_ matrix: [Double], n: Int) -> (values: [Double], vectors: [Double]) {
+    var a = matrix
+    var v = [Double](repeating: 0, count: n * n)
+    for i in 0..<n { v[i * n + i] = 1 }
+    for _ in 0..<100 {
+        var off = 0.0
+        for p in 0..<n { for q in (p + 1)..<n { off += a[p * n + q] * a[p * n + q] } }
+        var diagonal = 0.0
+        for i in 0..<n { diagonal += a[i * n + i] * a[i * n + i] }
+        if off <= 1e-30 * max(diagonal, Double.leastNormalMagnitude) { break }
+        for p in 0..<n {
+            for q in (p + 1)..<n where a[p * n + q] != 0 {
+                let apq = a[p * n + q]
+                let theta = (a[q * n + q] - a[p * n + p]) / (2 * apq)
+                let t = (theta >= 0 ? 1 : -1) / (abs(theta) + (theta * theta + 1).squareRoot())
+                let c = 1 / (t * t + 1).squareRoot(), s = t * c
+                for k in 0..<n {
+                    let akp = a[k * n + p], akq = a[k * n + q]
+                    a[k * n + p] = c * akp - s * akq
+                    a[k * n + q] = s * akp + c * akq
+                }
+                for k in 0..<n {
+                    let apk = a[p * n + k], aqk = a[q * n + k]
+                    a[p * n + k] = c * apk - s * aqk
+                    a[q * n + k] = s * apk + c * aqk
+                }
+                for k in 0..<n {
+                    let vkp = v[k * n + p], vkq = v[k * n + q]
+                    v[k * n + p] = c * vkp - s * vkq
+                    v[k * n + q] = s * vkp + c * vkq
+                }
+            }
+        }
+    }
+    let order = (0..<n).sorted { a[$0 * n + $0] > a[$1 * n + $1] }
+    var vectors = [Double](repeating: 0, count: n * n)
+    for (column, k) in order.enumerated() { for i in 0..<n { vectors[i * n + column] = v[i * n + k] } }
+    return (order.map { a[$0 * n + $0] }, vectors)
+}

@@ -1,0 +1,124 @@
+import CycloneModel
+import CycloneMonitoring
+import CycloneTestSupport
+import Foundation
+import Testing
+
+/// The multivariate check against nannyml 0.13.1's `DataReconstructionDriftCalculator` on the fixture
+/// `scripts/fixtures/nannyml/reconstruction_fixture.py` writes: 5,000 reference rows (x1…x4 numeric, x3 with
+/// gaps, `colour` categorical with gaps), 5,250 analysis rows in chunks of 500 whose second half turns the
+/// correlation of x1 and x2 around and brings an unseen colour.
+@Suite struct ReconstructionDriftTests {
+    static let features = ["x1", "x2", "x3", "x4", "colour"]
+
+    struct Scenario {
+        var reference: FeatureTable, analysis: FeatureTable
+        nonisolated(unsafe) var expected: [String: Any]
+
+        init() throws {
+            func table(_ file: String) throws -> FeatureTable {
+                try FeatureTable(csv: try CSV(contentsOf: Fixture.url("nannyml/reconstruction/\(file)")),
+                                 columns: ReconstructionDriftTests.features)
+            }
+            reference = try table("reference.csv")
+            analysis = try table("analysis.csv")
+            expected = try JSONSerialization.jsonObject(with: Fixture.data("nannyml/reconstruction/expected.json"))
+                as! [String: Any]
+        }
+
+        func chunks(_ period: String) -> [[String: Any]] {
+            (expected[period] as! [[String: Any]]).map {
+                ($0["metrics"] as! [String: Any])["reconstruction_error"] as! [String: Any]
+            }
+        }
+    }
+
+    static func mean(_ values: ArraySlice<Double>) -> Double { values.reduce(0, +) / Double(values.count) }
+
+    @Test func thePCAEqualsScikitLearns() throws {
+        let s = try Scenario()
+        let fitted = try #require(DataReconstruction(reference: s.reference))
+        let pca = s.expected["pca"] as! [String: Any]
+        #expect(fitted.components == pca["components"] as! Int)
+        let ratios = pca["explained_variance_ratio"] as! [Double]
+        for (got, want) in zip(fitted.explainedVarianceRatio, ratios) { #expect(abs(got - want) < 1e-12) }
+        #expect(fitted.features == Self.features)
+    }
+
+    /// Every chunk's mean error, sampling error and alert, and the reference's band, equal nannyml's.
+    @Test func everyChunkEqualsNannyML() throws {
+        let s = try Scenario()
+        let fitted = try #require(DataReconstruction(reference: s.reference))
+        let referenceErrors = fitted.errors(s.reference), analysisErrors = fitted.errors(s.analysis)
+        let ranges = ConfidenceBasedEstimation.chunks(referenceErrors.count, size: 500)
+        let referenceChunks = s.chunks("reference_chunks")
+        #expect(ranges.count == referenceChunks.count)
+        for (range, want) in zip(ranges, referenceChunks) {
+            #expect(abs(Self.mean(referenceErrors[range]) - (want["value"] as! Double)) < 1e-9, "reference \(range)")
+        }
+        let thresholds = s.expected["thresholds"] as! [String: Any]
+        let band = ReconstructionDrift.nannyMLBand(referenceErrors: referenceErrors, chunkSize: 500)
+        #expect(abs(band.upper - (thresholds["upper"] as! Double)) < 1e-9)
+        #expect(abs(try #require(band.lower) - (thresholds["lower"] as! Double)) < 1e-9)
+        let analysisChunks = s.chunks("analysis_chunks")
+        let analysisRanges = ConfidenceBasedEstimation.chunks(analysisErrors.count, size: 500)
+        #expect(analysisRanges.count == analysisChunks.count && analysisRanges.count == 11)
+        var alerts = 0
+        for (range, want) in zip(analysisRanges, analysisChunks) {
+            let drift = try #require(ReconstructionDrift(fitted, referenceErrors: referenceErrors,
+                                                         windowErrors: Array(analysisErrors[range])))
+            #expect(abs(drift.value - (want["value"] as! Double)) < 1e-9, "value at \(range)")
+            #expect(abs(drift.samplingError - (want["sampling_error"] as! Double)) < 1e-9, "sampling error at \(range)")
+            // The band here is NannyML's widened for the reference mean's own error and the t quantile of ten
+            // chunks; on these chunks the verdicts are the same.
+            #expect(drift.upper > band.upper && drift.upper < band.upper + 0.5 * (band.upper - (band.lower ?? 0)))
+            #expect(drift.drifted == (want["alert"] as! Bool), "alert at \(range)")
+            alerts += drift.drifted ? 1 : 0
+        }
+        // The correlation turned around in the second half: the check sees it, and only there.
+        #expect(alerts == 6)
+    }
+
+    /// Each feature keeps its distribution while x1 and x2 turn their correlation around: the univariate tests
+    /// see nothing, the multivariate check sees it (`cyclone drift` on the two files).
+    @Test func aTurnedCorrelationIsSeenOnlyByTheMultivariateCheck() throws {
+        let reference = try CSV(contentsOf: Fixture.url("nannyml/reconstruction/reference.csv"))
+        let analysis = try CSV(contentsOf: Fixture.url("nannyml/reconstruction/analysis.csv"))
+        let numeric = ["x1", "x2", "x3", "x4"]
+        let turned = CSV(header: analysis.header, rows: Array(analysis.rows[2625...]))
+        let drift = try FileDrift(reference: reference, current: turned, columns: numeric)
+        #expect(drift.drift.drifted == 0)
+        let multivariate = try #require(drift.multivariate)
+        #expect(multivariate.drifted && multivariate.value > multivariate.upper)
+        let same = CSV(header: analysis.header, rows: Array(analysis.rows[..<2625]))
+        let stationary = try #require(try FileDrift(reference: reference, current: same, columns: numeric).multivariate)
+        #expect(!stationary.drifted)
+    }
+
+    @Test func oneColumnOrAnEmptyReferenceIsNoCheck() throws {
+        let one = FeatureTable(columns: [.init(name: "x", values: .numeric([1, 2, 3, 4]))])
+        #expect(DataReconstruction(reference: one) == nil)
+        let allMissing = FeatureTable(columns: [.init(name: "x", values: .numeric([1, 2, 3, 4])),
+                                                .init(name: "y", values: .numeric([.nan, .nan, .nan, .nan]))])
+        #expect(DataReconstruction(reference: allMissing) == nil)
+    }
+
+    /// The band's t quantile inverts the t survival function (itself checked against SciPy in PairedLossTests).
+    @Test func theTQuantileInvertsTheSurvival() {
+        for df in [1.0, 4, 9, 30, 1_000] {
+            for tail in [0.0013498980316301, 0.025, 0.3] {
+                let t = studentTQuantile(tail, degreesOfFreedom: df)
+                #expect(abs(studentTSurvival(t, degreesOfFreedom: df) - tail) < 1e-12 * max(1, 1 / tail) * tail + 1e-15)
+            }
+        }
+        #expect(abs(studentTQuantile(0.0013498980316301, degreesOfFreedom: 1e7) - 3) < 1e-4)
+    }
+
+    /// The eigen-decomposition against a matrix with known eigenvalues.
+    @Test func jacobiFindsKnownEigenvalues() {
+        // [[2, 1], [1, 2]]: eigenvalues 3 and 1, vectors (1, 1)/√2 and (1, −1)/√2.
+        let (values, vectors) = symmetricEigen([2, 1, 1, 2], n: 2)
+        #expect(abs(values[0] - 3) < 1e-12 && abs(values[1] - 1) < 1e-12)
+        #expect(abs(abs(vectors[0]) - 0.5.squareRoot()) < 1e-12 && abs(vectors[0] - vectors[2]) < 1e-12)
+    }
+}
