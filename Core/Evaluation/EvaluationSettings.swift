@@ -47,6 +47,9 @@ public struct EvaluationSettings: Sendable {
     /// `TRAINING_WINDOW_ROWS`, `TRAINING_WINDOW_MAX_AGE`, `TRAINING_WINDOWS` and `TRAINING_MAX_ROWS` when set
     /// here: passed on to each retrain started.
     public var trainingWindow: [String: String]
+    /// `EVALUATE_MODELS` (every model): the model names this evaluator judges, comma-separated; the others'
+    /// predictions are left to another evaluator (one with its own policy, or another replay in the database).
+    public var models: Set<String>?
 
     public init(reader: ConfigReader) throws {
         performance = WindowBounds(
@@ -140,6 +143,11 @@ public struct EvaluationSettings: Sendable {
                                        expected: "a duration such as 3d or 12h", Duration.setting),
             looks: try reader.setting("shadow.looks", variable: "SHADOW_LOOKS", default: 4,
                                       expected: "a whole number from 1 to 20") { Int($0).flatMap { (1...20).contains($0) ? $0 : nil } })
+        models = try reader.setting("evaluate.models", variable: "EVALUATE_MODELS", default: nil,
+                                    expected: "model names separated by commas") { text -> Set<String>?? in
+            let names = text.split(separator: ",", omittingEmptySubsequences: false).map { String($0.filter { !$0.isWhitespace }) }
+            return names.contains(where: \.isEmpty) ? nil : .some(Set(names))
+        }
         canaryTolerance = try reader.setting("canary.tolerance", variable: "CANARY_TOLERANCE", default: 0,
                                              expected: "a share of at least 0, such as 0.02", Double.nonNegative)
     }

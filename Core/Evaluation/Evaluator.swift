@@ -38,6 +38,7 @@ public struct Evaluator: Sendable {
     public func run(now: Date = Date()) async throws -> EvaluationReport {
         let oldest = max(settings.performance.maxAge, settings.drift.maxAge)
         let versions = try await windows.servedVersions(since: now.addingTimeInterval(-oldest.seconds))
+            .filter { settings.models?.contains($0.name) ?? true }
         // Challengers first: a canary or shadow judged this cycle changes which version is live.
         var canaries: [CanaryDecision] = [], shadows: [ShadowDecision] = []
         var challengerRunning: Set<String> = []

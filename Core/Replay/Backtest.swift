@@ -238,12 +238,18 @@ public struct Backtest: Sendable {
     /// The closing table: the metric per month of the replay for the first model left alone, the loop as it
     /// served, and the two calendar baselines, a retrain at every month's start on the newest window and on
     /// every row so far (both trained here: seconds to minutes).
-    public func table(_ replay: LoopReplay.Outcome) -> MonthlyTable {
+    /// - Parameter labelsOnly: the same replay judged by the labels alone (`PERFORMANCE_SOURCE=realised`), when
+    ///   this one acted on estimates: its column shows what acting before the labels bought.
+    public func table(_ replay: LoopReplay.Outcome, labelsOnly: LoopReplay.Outcome? = nil) -> MonthlyTable {
         let monthly = monthlyBaseline(), expanding = monthlyBaseline(expanding: true)
+        func loop(_ name: String, _ outcome: LoopReplay.Outcome) -> MonthlyTable.Strategy {
+            .init(name: name, outputs: outcome.served, retrains: outcome.retrains, fits: outcome.fits,
+                  deploys: outcome.deployments)
+        }
         return MonthlyTable(metric: error, model: model, stream: stream, rows: replayRows, strategies: [
             .init(name: "first model", outputs: firstModelOutputs, retrains: 0, deploys: 0),
-            .init(name: "Cyclone loop", outputs: replay.served, retrains: replay.retrains, fits: replay.fits,
-                  deploys: replay.deployments),
+            loop("Cyclone loop", replay),
+        ] + (labelsOnly.map { [loop("labels only", $0)] } ?? []) + [
             .init(name: "every month", outputs: monthly.outputs, retrains: monthly.retrains, deploys: monthly.retrains),
             .init(name: "expanding", outputs: expanding.outputs, retrains: expanding.retrains,
                   deploys: expanding.retrains),
@@ -291,7 +297,7 @@ public struct Backtest: Sendable {
     public func closing(_ replay: LoopReplay.Outcome, table: MonthlyTable) -> String {
         let seconds = { (duration: Duration) in String(format: "%.1f s", duration.seconds) }
         return """
-            \(table.text)
+            \(table.text)\(table.earlyActionText.map { "\n\n" + $0 } ?? "")
 
             replayed \(replayRows.count) rows in \(replay.requests) requests: predict \(seconds(replay.predicting)), \
             labels \(seconds(replay.labelling)), evaluate \(seconds(replay.evaluating)), retrains and swaps \(seconds(replay.waiting))
@@ -324,6 +330,8 @@ public struct Backtest: Sendable {
             "DRIFT_WINDOW_ROWS": "\(options.window)", "DRIFT_WINDOW": "3650d",
             "RETRAIN_METRIC": metric, "RETRAIN_TRIGGER": options.trigger.rawValue,
             "PERFORMANCE_SOURCE": options.source.rawValue,
+            // Only this replay's model: the database may hold another replay's, which is not ours to judge.
+            "EVALUATE_MODELS": model.name,
             "MIN_LABELS": "\(max(1, options.window / 2))",
             // Stream time waits for the loop, and evaluate runs once a stream day: no cooldown is needed.
             "RETRAIN_COOLDOWN": "0s", "RETRAIN_COMMAND": "\(options.binaries)/retrain",

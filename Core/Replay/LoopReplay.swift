@@ -42,6 +42,9 @@ public struct LoopReplay: Sendable {
 
     func run() async throws -> Outcome {
         var outcome = Outcome(served: Array(repeating: nil, count: stream.count))
+        // Each row's prediction id, which its label names: a key would label every prediction stored with it,
+        // and the database may hold another replay of the same stream.
+        var ids = [String?](repeating: nil, count: stream.count)
         var cursor = stream.rows(in: start..<Date.distantFuture).lowerBound
         var labelled = cursor
         var lastEvent = try await latestEventID()
@@ -62,11 +65,11 @@ public struct LoopReplay: Sendable {
                 defer { mark = clock.now }
                 return clock.now - mark
             }
-            outcome.requests += try await predict(segment, into: &outcome.served)
+            outcome.requests += try await predict(segment, into: &outcome.served, ids: &ids)
             outcome.predicting += lap()
             cursor = max(cursor, segment.upperBound)
             let due = labelled..<max(labelled, min(cursor, stream.rows(in: Date.distantPast..<next.addingTimeInterval(-labelDelay)).upperBound))
-            try await label(due)
+            try await label(due, ids: ids)
             labelled = due.upperBound
             outcome.labelling += lap()
 
@@ -113,7 +116,7 @@ public struct LoopReplay: Sendable {
     }
 
     /// Sends the rows to predict, a request per time step (at most 100 rows); returns the number of requests.
-    private func predict(_ rows: Range<Int>, into served: inout [Output?]) async throws -> Int {
+    private func predict(_ rows: Range<Int>, into served: inout [Output?], ids: inout [String?]) async throws -> Int {
         var requests: [Range<Int>] = []
         var lower = rows.lowerBound
         while lower < rows.upperBound {
@@ -135,6 +138,7 @@ public struct LoopReplay: Sendable {
                 throw ReplayError("predict answered \(answer["predictions"].array.count) predictions for \(range.count) instances")
             }
             for (row, prediction) in zip(range, answer["predictions"].array) {
+                ids[row] = prediction["id"].string
                 if let value = prediction["value"].number {
                     served[row] = .value(value)
                 } else if let name = prediction["class"].string, let index = classes.firstIndex(of: name) {
@@ -146,13 +150,16 @@ public struct LoopReplay: Sendable {
         return requests.count
     }
 
-    /// Sends the labels of the rows that have one, a thousand a request; every one must find its prediction.
-    private func label(_ rows: Range<Int>) async throws {
+    /// Sends the labels of the rows that have one, a thousand a request, each to its prediction's id; every one
+    /// must find its prediction.
+    private func label(_ rows: Range<Int>, ids: [String?]) async throws {
         let rows = rows.filter { stream.labelled[$0] }
         for chunk in stride(from: 0, to: rows.count, by: 1_000) {
             let batch = rows[chunk..<min(rows.count, chunk + 1_000)]
-            let body = "{\"labels\": [" + batch.map { "{\"key\": \"row-\($0)\", \"label\": \(stream.labels[$0])}" }
-                .joined(separator: ",") + "]}"
+            let body = try "{\"labels\": [" + batch.map { row in
+                guard let id = ids[row] else { throw ReplayError("predict answered no id for row \(row)") }
+                return "{\"id\": \"\(id)\", \"label\": \(stream.labels[row])}"
+            }.joined(separator: ",") + "]}"
             let answer = try await servers.post(servers.labels, "/labels", body)
             guard answer["notFound"].array.isEmpty else {
                 throw ReplayError("label-ingest found no prediction for \(answer["notFound"].array.count) of the labels sent")

@@ -115,6 +115,25 @@ public struct MonthlyTable: Sendable {
         }))
     }
 
+    /// What acting on estimates bought, when the table holds the loop (`Cyclone loop`) and the same replay
+    /// judged by the labels alone (`labels only`): the metric over all rows and on the mean of months, each
+    /// beside the other, and the retrains and deploys it took.
+    public var earlyActionText: String? {
+        guard let loop = columns.firstIndex(of: "Cyclone loop"), let labels = columns.firstIndex(of: "labels only"),
+              let all = rows.first(where: { $0.month == "all" }), let mean = rows.first(where: { $0.month == "mean" })
+        else { return nil }
+        func pair(_ row: Row) -> String {
+            "\(row.values[loop].map(ReplayOutput.number) ?? "–") against \(row.values[labels].map(ReplayOutput.number) ?? "–")"
+        }
+        var verdict = ""
+        if let acted = all.values[loop], let waited = all.values[labels] {
+            let higher = PerformanceMetric(rawValue: metric)?.higherIsBetter == true
+            verdict = acted == waited ? " (the same)" : (higher ? acted > waited : acted < waited) ? " (better)" : " (worse)"
+        }
+        return "acting on the estimate before the labels: \(metric) \(pair(all)) over all rows\(verdict), \(pair(mean)) on the mean of months, "
+            + "with \(retrains[loop]) retrains and \(deploys[loop]) deploys against \(retrains[labels]) and \(deploys[labels]) judged by the labels alone"
+    }
+
     public var text: String {
         let width = max(14, columns.map { $0.count + 2 }.max() ?? 0)
         func cell(_ text: String) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }

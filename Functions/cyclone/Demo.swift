@@ -23,7 +23,9 @@ struct Demo: AsyncParsableCommand {
             new model serves, before the next rows are sent.
 
             It prints a line a week and one per event of the loop, then the metric per month for the first \
-            model left alone, for the loop, and for a retrain at the start of every month.
+            model left alone, for the loop, and for a retrain at the start of every month. With \
+            --performance-source estimated or auto the loop is replayed a second time judged by the labels \
+            alone, and the table shows both.
             """)
 
     @OptionGroup var database: DatabaseOptions
@@ -93,7 +95,24 @@ struct Demo: AsyncParsableCommand {
         let (replay, servers) = await database.withClient { client, logger in
             try await backtest.run(client: client, logger: logger, output: output, dashboardPort: dashboardPort)
         }
-        output.say("\n" + backtest.closing(replay, table: backtest.table(replay)))
+        // Judged by an estimate: the same replay once more by the labels alone, so the table shows what acting
+        // before the labels bought.
+        var labelsOnly: LoopReplay.Outcome?
+        if backtest.options.source != .realised {
+            var options = backtest.options
+            options.source = .realised
+            options.name = backtest.model.name + "-labels"
+            options.folder = backtest.folder + "/labels-only"
+            output.say("\nthe same replay judged by the labels alone (PERFORMANCE_SOURCE=realised, model \(options.name!)), for the table's \"labels only\" column:")
+            let second: Backtest
+            do { second = try Backtest(options) } catch { Cyclone.fail("\(error)") }
+            let (outcome, labelServers) = await database.withClient { client, logger in
+                try await second.run(client: client, logger: logger, output: output)
+            }
+            await labelServers.stop()
+            labelsOnly = outcome
+        }
+        output.say("\n" + backtest.closing(replay, table: backtest.table(replay, labelsOnly: labelsOnly)))
         if serve ?? (isatty(STDIN_FILENO) == 1) {
             output.say("\nthe dashboard stays up at \(servers.evaluate.base)/dashboard: Ctrl-C to stop")
             for await _ in await UnixSignalsSequence(trapping: [.sigint, .sigterm]) { break }

@@ -225,6 +225,11 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
             let second = try await evaluator(db, environment).run()
             let actions = Dictionary(uniqueKeysWithValues: second.models.map { ($0.name, $0.action.kind) })
             #expect(actions == ["demand": .retrainStarted, "supply": .retrainRunning])
+            // An evaluator told to judge one model leaves the other's predictions alone; a name list with a gap
+            // is refused.
+            let only = try await evaluator(db, environment.merging(["EVALUATE_MODELS": "supply, other"]) { $1 }).run()
+            #expect(only.models.map(\.name) == ["supply"])
+            #expect(throws: SettingError.self) { try evaluator(db, ["EVALUATE_MODELS": "supply,,demand "]) }
         }
     }
 

@@ -95,6 +95,38 @@ import FoundationNetworking
         }
     }
 
+    /// Judged by the estimate with labels a week late, the demo replays the stream a second time judged by the
+    /// labels alone (a model of its own in the same database) and the table sets the two side by side. The
+    /// second replay's evaluate judges only its own model (EVALUATE_MODELS), and its labels reach only its own
+    /// predictions (sent by prediction id, not by the stream's keys, which both replays share).
+    @Test func anEstimatedLoopIsSetBesideTheLabelsAlone() async throws {
+        let folder = CycloneCommand.temporary("estimated")
+        try await withTestDatabase { db in
+            let (status, output) = try await CycloneCommand.run([
+                "demo", "--fast", "--database-url", db.url, "--folder", folder, "--no-serve", "--label-delay", "7d",
+                "--performance-source", "estimated",
+            ])
+            #expect(status == 0, "\(output)")
+            #expect(output.contains("judged by the labels alone (PERFORMANCE_SOURCE=realised, model bikes-labels)"), "\(output)")
+            #expect(output.contains("retrain requested for bikes@1: estimated (DLE"), "\(output)")
+            let header = try #require(output.split(separator: "\n").first { $0.hasPrefix("month ") })
+            #expect(header.contains("Cyclone loop   labels only   every month"), "\(header)")
+            #expect(Self.table(output).allSatisfy { $0.values.count == 5 }, "\(output)")
+            #expect(output.contains("acting on the estimate before the labels: rmse "), "\(output)")
+            var labels: [String: Int] = [:], last: [String: Date] = [:], first: [String: Date] = [:]
+            for try await (model, count) in try await db.client.query(
+                "SELECT model_name, count(label)::int FROM prediction GROUP BY 1", logger: .test).decode((String, Int).self)
+            { labels[model] = count }
+            #expect(labels.count == 2 && labels["bikes"] == labels["bikes-labels"] && (labels["bikes"] ?? 0) > 800, "\(labels)")
+            for try await (model, earliest, latest) in try await db.client.query(
+                "SELECT model_name, min(computed_at), max(computed_at) FROM metric GROUP BY 1", logger: .test)
+                .decode((String, Date, Date).self)
+            { (first[model], last[model]) = (earliest, latest) }
+            let secondStarted = try #require(first["bikes-labels"]), firstEnded = try #require(last["bikes"])
+            #expect(firstEnded < secondStarted, "the second replay's evaluate judged the first one's model too")
+        }
+    }
+
     /// The same stream and settings give the same table, to the digit, however loaded the machine: three
     /// short runs (a canary at 50 %, so the keyed split is exercised) print one table.
     @Test func aReplayGivesTheSameTableEveryRun() async throws {
