@@ -27,67 +27,87 @@ public struct CSV: Sendable {
         do { data = try Data(contentsOf: url) } catch {
             throw ParseError(line: 0, message: "cannot read the file (\(error.localizedDescription))")
         }
-        try self.init(parsing: String(decoding: data, as: UTF8.self))
+        self = try data.withUnsafeBytes { try CSV(bytes: $0.bindMemory(to: UInt8.self)) }
     }
 
     /// Parses CSV text. Fields may be quoted with `"` (a doubled `""` inside is one quote); line ends may be
     /// `\n` or `\r\n`; blank lines are skipped; a UTF-8 byte order mark (as Excel writes) is dropped. Every row
     /// must have as many cells as the header.
     public init(parsing text: String) throws {
+        var text = text
+        self = try text.withUTF8 { try CSV(bytes: $0) }
+    }
+
+    /// The parser, over the file's bytes (invalid UTF-8 is repaired cell by cell). A plain cell is made from its
+    /// slice of the bytes; one with quotes or a carriage return is copied out as it is read.
+    private init(bytes: UnsafeBufferPointer<UInt8>) throws {
+        let comma = UInt8(ascii: ","), newline = UInt8(ascii: "\n"), quote = UInt8(ascii: "\""), carriageReturn = UInt8(ascii: "\r")
         var records: [[String]] = []
         var record: [String] = []
         var field: [UInt8] = []
+        // Whether the field so far is bytes[start..<i] as it stands (else it is in `field`).
+        var plain = true
         var inQuotes = false
         var wasQuoted = false
         var line = 1
         var recordLine = 1
-        let bytes = Array(text.utf8)
         var i = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
-        func endField() {
-            record.append(String(decoding: field, as: UTF8.self))
+        var start = i
+        func copyOut() {
+            guard plain else { return }
             field.removeAll(keepingCapacity: true)
+            field.append(contentsOf: bytes[start..<i])
+            plain = false
+        }
+        func endField() {
+            record.append(plain ? String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
+                                : String(decoding: field, as: UTF8.self))
+            plain = true
             wasQuoted = false
+            start = i + 1
         }
         func endRecord() {
             endField()
             if !(record.count == 1 && record[0].isEmpty) { records.append(record) }
             record = []
+            record.reserveCapacity(records.first?.count ?? 0)
         }
         while i < bytes.count {
             let b = bytes[i]
             if inQuotes {
-                if b == UInt8(ascii: "\"") {
-                    if i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "\"") {
+                if b == quote {
+                    if i + 1 < bytes.count, bytes[i + 1] == quote {
                         field.append(b)
                         i += 1
                     } else {
                         inQuotes = false
                     }
                 } else {
-                    if b == UInt8(ascii: "\n") { line += 1 }
+                    if b == newline { line += 1 }
                     field.append(b)
                 }
             } else {
                 switch b {
-                case UInt8(ascii: ","): endField()
-                case UInt8(ascii: "\n"):
+                case comma: endField()
+                case newline:
                     endRecord()
                     line += 1
                     recordLine = line
-                case UInt8(ascii: "\r"): break
-                case UInt8(ascii: "\""):
-                    guard field.isEmpty, !wasQuoted else {
+                case carriageReturn: copyOut()
+                case quote:
+                    guard plain ? i == start : field.isEmpty, !wasQuoted else {
                         throw ParseError(line: line, message: "a quote inside an unquoted field")
                     }
+                    copyOut()
                     inQuotes = true
                     wasQuoted = true
-                default: field.append(b)
+                default: if !plain { field.append(b) }
                 }
             }
             i += 1
         }
         if inQuotes { throw ParseError(line: recordLine, message: "a quoted field is not closed") }
-        if !field.isEmpty || !record.isEmpty { endRecord() }
+        if (plain ? i > start : !field.isEmpty) || !record.isEmpty { endRecord() }
         guard let header = records.first else { throw ParseError(line: 1, message: "the file is empty") }
         for (index, name) in header.enumerated() where name.isEmpty {
             throw ParseError(line: 1, message: "column \(index + 1) has no name")

@@ -59,8 +59,13 @@ public struct FeatureTable: Sendable {
             guard let cells = csv.column(name) else {
                 throw TypingError(column: name, message: "not in the file (columns: \(csv.header.joined(separator: ", ")))")
             }
-            let kind = kinds[name] ?? Self.inferKind(cells)
-            columns.append(Column(name: name, values: try Self.parse(cells, as: kind, column: name)))
+            let values: Values
+            if let kind = kinds[name] {
+                values = try Self.parse(cells, as: kind, column: name)
+            } else {
+                values = try Self.inferAndParse(cells, column: name)
+            }
+            columns.append(Column(name: name, values: values))
         }
         self.columns = columns
     }
@@ -70,6 +75,20 @@ public struct FeatureTable: Sendable {
         "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
         "NULL", "NaN", "None", "n/a", "nan", "null",
     ]
+
+    /// `parse(cells, as: inferKind(cells))`, reading the numbers of a numeric column once. No missing token is a
+    /// number, so a cell that reads as one is not looked up among them.
+    static func inferAndParse(_ cells: [String], column: String) throws(TypingError) -> Values {
+        var values = [Double](repeating: .nan, count: cells.count)
+        for (i, cell) in cells.enumerated() where !cell.isEmpty {
+            if let number = parseNumber(cell) {
+                values[i] = number
+            } else if !missingTokens.contains(cell) {
+                return try parse(cells, as: inferKind(cells), column: column)
+            }
+        }
+        return .numeric(values)
+    }
 
     public static func inferKind(_ cells: [String]) -> Feature.Kind {
         let present = cells.lazy.filter { !$0.isEmpty && !missingTokens.contains($0) }
@@ -83,11 +102,12 @@ public struct FeatureTable: Sendable {
         switch kind {
         case .numeric:
             var values = [Double](repeating: .nan, count: cells.count)
-            for (i, cell) in cells.enumerated() where !cell.isEmpty && !missingTokens.contains(cell) {
-                guard let number = parseNumber(cell), number.isFinite else {
+            for (i, cell) in cells.enumerated() where !cell.isEmpty {
+                if let number = parseNumber(cell) {
+                    values[i] = number
+                } else if !missingTokens.contains(cell) {
                     throw TypingError(column: column, message: "row \(i + 1): '\(cell)' is not a finite number")
                 }
-                values[i] = number
             }
             return .numeric(values)
         case .boolean:
@@ -110,10 +130,12 @@ public struct FeatureTable: Sendable {
     /// One cell read as `kind`, by the rules of `parse`, a cell of another type being `.invalid` rather than an
     /// error: how a file of new rows is counted against a reference (`cyclone drift`).
     public static func read(_ cell: String, as kind: Feature.Kind) -> Feature.Kind.Reading {
-        if cell.isEmpty || (kind != .categorical && missingTokens.contains(cell)) { return .missing }
+        if cell.isEmpty { return .missing }
+        if kind == .numeric, let number = parseNumber(cell) { return .number(number) }
+        if kind != .categorical, missingTokens.contains(cell) { return .missing }
         switch kind {
         case .numeric:
-            return parseNumber(cell).map { .number($0) } ?? .invalid
+            return .invalid
         case .boolean:
             if let flag = parseBool(cell) { return .flag(flag) }
             if let number = parseNumber(cell), number == 0 || number == 1 { return .flag(number == 1) }

@@ -55,7 +55,7 @@ public struct FeatureProfile: Codable, Sendable, Equatable {
 
     /// Profiles numeric values; NaN counts as missing.
     public static func numeric(_ values: [Double]) -> FeatureProfile {
-        let present = values.filter { !$0.isNaN }.sorted()
+        let present = sortedNumbers(values.filter { !$0.isNaN })
         var profile = FeatureProfile(kind: .numeric, count: present.count, missing: values.count - present.count)
         guard !present.isEmpty else { return profile }
         let n = Double(present.count)

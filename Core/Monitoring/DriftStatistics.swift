@@ -9,8 +9,8 @@ import Foundation
 /// evaluating both CDFs after each distinct value. Empty input gives 0. Cost: two sorts.
 public func kolmogorovSmirnovStatistic(reference: [Double], current: [Double]) -> Double {
     guard !reference.isEmpty, !current.isEmpty else { return 0 }
-    let a = reference.sorted()
-    let b = current.sorted()
+    let a = sortedNumbers(reference)
+    let b = sortedNumbers(current)
     var i = 0
     var j = 0
     var largest = 0.0
@@ -89,8 +89,8 @@ public func twoProportionZTest(
 /// reference's standard deviation. Empty input gives 0.
 public func wassersteinDistance(reference: [Double], current: [Double]) -> Double {
     guard !reference.isEmpty, !current.isEmpty else { return 0 }
-    let a = reference.sorted()
-    let b = current.sorted()
+    let a = sortedNumbers(reference)
+    let b = sortedNumbers(current)
     // One pass over both sorted samples: between consecutive values the CDFs are flat.
     var distance = 0.0
     var i = 0, j = 0
@@ -130,7 +130,7 @@ public func jensenShannonDistance(_ p: [Double], _ q: [Double]) -> Double {
 /// major one.
 public func populationStabilityIndex(reference: [Double], current: [Double]) -> (psi: Double, edges: [Double])? {
     guard !reference.isEmpty, !current.isEmpty else { return nil }
-    let sorted = reference.sorted()
+    let sorted = sortedNumbers(reference)
     let edges = (0...10).map { linearQuantile(sorted, $0 == 10 ? 1 : Double($0) * 0.1) }
     let inner = Array(edges[1...9])
     func shares(_ values: [Double]) -> [Double] {

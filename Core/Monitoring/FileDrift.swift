@@ -1,5 +1,6 @@
 import CycloneModel
 import Foundation
+import Synchronization
 
 /// Two CSV files compared as the evaluator compares a window with its reference (`cyclone drift`): the same
 /// per-column tests with the same choice of test and threshold, the same PSI and the same data-quality
@@ -48,78 +49,102 @@ public struct FileDrift: Sendable, Equatable, Codable {
         if let absent = names.first(where: { !current.header.contains($0) }) {
             throw Failure(description: "column '\(absent)' is in the reference but not in the current file (its columns: \(current.header.prefix(20).joined(separator: ", ")))")
         }
-        let table: FeatureTable
-        do { table = try FeatureTable(csv: reference, columns: names, kinds: kinds) } catch {
-            throw Failure(description: "the reference's \(error)")
-        }
-        let profile = ReferenceProfile(table: table)
-        var windows: [String: WindowColumn] = [:]
-        var currentValues: [String: [Double]] = [:]
-        // The current file typed as the reference (a cell of another type missing), for the multivariate check.
-        var currentColumns: [FeatureTable.Column] = []
-        for column in table.columns {
-            let cells = current.column(column.name)!
-            let kind = column.values.kind
-            let binning = profile.features[column.name].flatMap { kind == .numeric ? NumericBinning($0) : nil }
-            var window = WindowColumn(binning: binning)
-            var values: [Double] = [], typed: [Double] = [], categories: [String?] = []
-            if kind == .categorical { categories.reserveCapacity(cells.count) } else { typed.reserveCapacity(cells.count) }
-            if kind == .numeric { values.reserveCapacity(cells.count) }
-            func gap() { if kind == .categorical { categories.append(nil) } else { typed.append(.nan) } }
-            for cell in cells {
-                switch FeatureTable.read(cell, as: kind) {
-                case .missing:
-                    window.missing += 1
-                    gap()
-                case .invalid:
-                    window.invalid += 1
-                    gap()
-                case .number(let x):
-                    if let binning { window.add(x, binning: binning) } else { window.count += 1 }
-                    values.append(x)
-                    typed.append(x)
-                case .flag(let flag):
-                    window.add(category: flag ? "true" : "false")
-                    typed.append(flag ? 1 : 0)
-                case .category(let text):
-                    window.add(category: text)
-                    categories.append(text)
-                }
+        // A job a column (typed, profiled, counted against the reference, tested), spread over the cores.
+        let jobs = Mutex<[Int: Result<Compared, Failure>]>([:])
+        DispatchQueue.concurrentPerform(iterations: names.count) { k in
+            let result = Result { () throws(Failure) in
+                try Self.compare(column: names[k], reference: reference, current: current, kind: kinds[names[k]],
+                                 options: options)
             }
-            windows[column.name] = window
-            if kind == .numeric { currentValues[column.name] = values }
-            currentColumns.append(.init(name: column.name, values: kind == .categorical ? .categorical(categories)
-                                        : kind == .boolean ? .boolean(typed) : .numeric(typed)))
+            jobs.withLock { $0[k] = result }
         }
-        var drift = profile.drift(against: windows, prediction: nil, order: names, options: options)
-        for (k, feature) in drift.features.enumerated() where feature.kind == .numeric && feature.isTested {
-            guard let column = table.columns.first(where: { $0.name == feature.feature }),
-                  case .numeric(let raw) = column.values, let current = currentValues[feature.feature]
-            else { continue }
-            let reference = raw.filter { !$0.isNaN }
-            var exact = feature
-            switch feature.test {
-            case .kolmogorovSmirnov:
-                guard let test = kolmogorovSmirnovTest(reference: reference, current: current) else { continue }
-                exact.statistic = test.statistic
-                exact.pValue = test.pValue
-                exact.drifted = test.pValue < options.pValue
-            case .wasserstein:
-                let std = profile.features[feature.feature]?.std ?? 0
-                let distance = wassersteinDistance(reference: reference, current: current)
-                    / max(std, FeatureProfile.smallestScale)
-                exact.statistic = distance
-                exact.drifted = distance >= options.wasserstein
-            default: continue
+        var compared: [Compared] = []
+        for result in jobs.withLock({ $0 }).sorted(by: { $0.key < $1.key }).map(\.value) {
+            switch result {
+            case .success(let column): compared.append(column)
+            case .failure(let failure): throw failure
             }
-            drift.features[k] = exact
         }
+        var drift = DriftReport(features: compared.map(\.drift), prediction: nil, tested: 0, drifted: 0, driftedShare: nil,
+                                datasetDrift: false)
         drift.correct(options: options)
         self.init(referenceRows: reference.rows.count, currentRows: current.rows.count, drift: drift,
                   dataQuality: drift.dataQuality(refused: 0, rows: current.rows.count, options: quality),
-                  multivariate: ReconstructionDrift(reference: table, window: FeatureTable(columns: currentColumns)))
+                  multivariate: ReconstructionDrift(reference: FeatureTable(columns: compared.map(\.reference)),
+                                                    window: FeatureTable(columns: compared.map(\.current))))
         // No requests were refused: a file has no such thing.
         dataQuality.checks.removeAll { $0.check == .refused }
+    }
+
+    /// One column compared: the reference's typed, the current file's typed as the reference's (a cell of another
+    /// type missing), and the test.
+    private struct Compared: Sendable {
+        var reference: FeatureTable.Column
+        var current: FeatureTable.Column
+        var drift: FeatureDrift
+    }
+
+    /// Types the reference's column (as `kind`, or inferred), profiles it, reads the current file's column
+    /// with its type into a window and tests the two; numeric statistics from the raw values.
+    private static func compare(column name: String, reference: CSV, current: CSV, kind: Feature.Kind?,
+                                options: DriftOptions) throws(Failure) -> Compared
+    {
+        let column: FeatureTable.Column
+        do {
+            column = try FeatureTable(csv: reference, columns: [name], kinds: kind.map { [name: $0] } ?? [:]).columns[0]
+        } catch {
+            throw Failure(description: "the reference's \(error)")
+        }
+        let profile = ReferenceProfile(table: FeatureTable(columns: [column])).features[name]!
+        let cells = current.column(name)!
+        let kind = column.values.kind
+        let binning = kind == .numeric ? NumericBinning(profile) : nil
+        var window = WindowColumn(binning: binning)
+        var values: [Double] = [], typed: [Double] = [], categories: [String?] = []
+        if kind == .categorical { categories.reserveCapacity(cells.count) } else { typed.reserveCapacity(cells.count) }
+        if kind == .numeric { values.reserveCapacity(cells.count) }
+        func gap() { if kind == .categorical { categories.append(nil) } else { typed.append(.nan) } }
+        for cell in cells {
+            switch FeatureTable.read(cell, as: kind) {
+            case .missing:
+                window.missing += 1
+                gap()
+            case .invalid:
+                window.invalid += 1
+                gap()
+            case .number(let x):
+                if let binning { window.add(x, binning: binning) } else { window.count += 1 }
+                values.append(x)
+                typed.append(x)
+            case .flag(let flag):
+                window.add(category: flag ? "true" : "false")
+                typed.append(flag ? 1 : 0)
+            case .category(let text):
+                window.add(category: text)
+                categories.append(text)
+            }
+        }
+        let currentColumn = FeatureTable.Column(
+            name: name, values: kind == .categorical ? .categorical(categories) : kind == .boolean ? .boolean(typed) : .numeric(typed))
+        var drift = profile.drift(against: window, feature: name, referenceRows: reference.rows.count, options: options)
+        if kind == .numeric, drift.isTested, case .numeric(let raw) = column.values {
+            let present = raw.filter { !$0.isNaN }
+            switch drift.test {
+            case .kolmogorovSmirnov:
+                if let test = kolmogorovSmirnovTest(reference: present, current: values) {
+                    drift.statistic = test.statistic
+                    drift.pValue = test.pValue
+                    drift.drifted = test.pValue < options.pValue
+                }
+            case .wasserstein:
+                let distance = wassersteinDistance(reference: present, current: values)
+                    / max(profile.std ?? 0, FeatureProfile.smallestScale)
+                drift.statistic = distance
+                drift.drifted = distance >= options.wasserstein
+            default: break
+            }
+        }
+        return Compared(reference: column, current: currentColumn, drift: drift)
     }
 
     public init(from decoder: any Decoder) throws {

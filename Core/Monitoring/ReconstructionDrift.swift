@@ -156,7 +156,12 @@ public struct DataReconstruction: Sendable {
                 }
             case .categorical(let shares, let mode):
                 let cells = values.flatMap(categories)
-                for i in 0..<rows { x[i * p + j] = shares[cells?[i] ?? mode] ?? 0 }
+                // A few categories are found faster by comparing than by hashing.
+                let few = shares.count <= 16 ? Array(shares) : nil
+                for i in 0..<rows {
+                    let cell = cells?[i] ?? mode
+                    x[i * p + j] = few.map { few in few.first { $0.key == cell }?.value ?? 0 } ?? shares[cell] ?? 0
+                }
             }
         }
         return x

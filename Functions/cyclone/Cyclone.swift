@@ -1,6 +1,7 @@
 import ArgumentParser
 import CycloneModel
 import Foundation
+import Synchronization
 
 @main
 struct Cyclone: AsyncParsableCommand {
@@ -68,4 +69,27 @@ struct Cyclone: AsyncParsableCommand {
     static func csv(at path: String) -> CSV {
         do { return try CSV(contentsOf: URL(fileURLWithPath: path)) } catch { fail("\(path): \(error)") }
     }
+
+    /// The CSV files at `first` and `second`, read side by side (a core each), or a failure naming the first
+    /// that cannot be read.
+    static func csvs(at first: String, _ second: String) -> (CSV, CSV) {
+        let read = Mutex<[Int: Result<CSV, CSVFailure>]>([:])
+        let paths = [first, second]
+        DispatchQueue.concurrentPerform(iterations: 2) { index in
+            let result: Result<CSV, CSVFailure>
+            do { result = .success(try CSV(contentsOf: URL(fileURLWithPath: paths[index]))) } catch {
+                result = .failure(CSVFailure(description: "\(paths[index]): \(error)"))
+            }
+            read.withLock { $0[index] = result }
+        }
+        let files = read.withLock { $0 }.sorted { $0.key < $1.key }.map { file -> CSV in
+            switch file.value {
+            case .success(let csv): return csv
+            case .failure(let failure): fail(failure.description)
+            }
+        }
+        return (files[0], files[1])
+    }
+
+    struct CSVFailure: Error { var description: String }
 }

@@ -50,8 +50,7 @@ struct DriftCommand: ParsableCommand {
             Cyclone.fail("\(error)")
         }
         let clock = ContinuousClock(), start = clock.now
-        let referenceFile = Cyclone.csv(at: reference)
-        let currentFile = Cyclone.csv(at: current)
+        let (referenceFile, currentFile) = Cyclone.csvs(at: reference, current)
         guard !referenceFile.rows.isEmpty else { Cyclone.fail("\(reference) has a header and no rows: nothing to compare with") }
         guard !currentFile.rows.isEmpty else { Cyclone.fail("\(current) has a header and no rows: nothing to compare") }
         var named = Set<String>()

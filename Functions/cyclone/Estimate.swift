@@ -32,7 +32,7 @@ struct EstimateCommand: ParsableCommand {
         if let chunkSize, chunkSize < 1 { Cyclone.fail("--chunk-size must be at least 1, not \(chunkSize)") }
         if artifact.task == .regression { return estimateRegression(artifact, target: target) }
         let classes = artifact.classes ?? []
-        let referenceFile = Cyclone.csv(at: reference), currentFile = Cyclone.csv(at: current)
+        let (referenceFile, currentFile) = Cyclone.csvs(at: reference, current)
         guard let labelCells = referenceFile.column(target) else {
             Cyclone.fail("--target '\(target)' is not a column of \(reference): the reference needs its labels")
         }
@@ -116,7 +116,7 @@ struct EstimateCommand: ParsableCommand {
 
     /// A regressor: direct loss estimation of MAE and RMSE per chunk.
     private func estimateRegression(_ artifact: ModelArtifact, target: String) {
-        let referenceFile = Cyclone.csv(at: reference), currentFile = Cyclone.csv(at: current)
+        let (referenceFile, currentFile) = Cyclone.csvs(at: reference, current)
         guard let labelCells = referenceFile.column(target) else {
             Cyclone.fail("--target '\(target)' is not a column of \(reference): the reference needs its labels")
         }

@@ -8,6 +8,22 @@ import Testing
         #expect(csv.rows == [["x, y", "say \"hi\""], ["1", ""]])
     }
 
+    /// The reader's corners: a quoted newline, a carriage return inside a field (dropped), text after a closing
+    /// quote (kept), a byte order mark, blank lines, a last line without its newline, an empty quoted field.
+    @Test func cornersOfTheFormat() throws {
+        #expect(try CSV(parsing: "a,b\n\"x\ny\",z").rows == [["x\ny", "z"]])
+        #expect(try CSV(parsing: "a\r\nb\rc\n").rows == [["bc"]])
+        #expect(try CSV(parsing: "a,b\n\"ab\"cd,1\n").rows == [["abcd", "1"]])
+        let marked = try CSV(parsing: "\u{FEFF}a,b\n1,2")
+        #expect(marked.header == ["a", "b"] && marked.rows == [["1", "2"]])
+        #expect(try CSV(parsing: "a\n\n\n1\n\n").rows == [["1"]])
+        #expect(try CSV(parsing: "a,b\n1,\"\"").rows == [["1", ""]])
+        #expect(try CSV(parsing: "a,b\n\"\",\"\"\n").rows == [["", ""]])
+        #expect(try CSV(parsing: "a,é\nü,\"ß\"\n").rows == [["ü", "ß"]])
+        #expect(throws: CSV.ParseError(line: 2, message: "a quote inside an unquoted field")) { try CSV(parsing: "a\nb\"c\n") }
+        #expect(throws: CSV.ParseError(line: 2, message: "a quoted field is not closed")) { try CSV(parsing: "a,b\n\"1") }
+    }
+
     @Test func raggedRowNamesItsLine() {
         #expect(throws: CSV.ParseError(line: 3, message: "has 1 cells, the header has 2")) {
             try CSV(parsing: "a,b\n1,2\n3\n")
