@@ -336,12 +336,14 @@ public struct Evaluator: Sendable {
                              "threshold": .number(check.threshold)])
                 })]))
         }
+        // The labels or the predictions, one column tested as a feature is.
+        func columnDrift(_ kind: Alert.Kind, _ what: String, _ column: FeatureDrift) -> Alert {
+            Alert(kind: kind, modelName: name, modelVersion: version,
+                  message: "\(name)@\(version): \(what) drifted (\(column.test.rawValue) \(column.statistic ?? 0))",
+                  fields: ["test": .string(column.test.rawValue), "statistic": column.statistic.map(JSONValue.number) ?? .null])
+        }
         if let target = evaluation.targetDrift, target.drifted {
-            await alerts.send(Alert(
-                kind: .targetDrift, modelName: name, modelVersion: version,
-                message: "\(name)@\(version): the labels drifted (\(target.test.rawValue) \(target.statistic ?? 0))",
-                fields: ["test": .string(target.test.rawValue),
-                         "statistic": target.statistic.map(JSONValue.number) ?? .null]))
+            await alerts.send(columnDrift(.targetDrift, "the labels", target))
         }
         if let multivariate = evaluation.multivariateDrift, multivariate.drifted {
             await alerts.send(Alert(
@@ -360,11 +362,7 @@ public struct Evaluator: Sendable {
                          "features": .array(features.map(JSONValue.string))]))
         }
         if let prediction = drift.prediction, prediction.drifted {
-            await alerts.send(Alert(
-                kind: .predictionDrift, modelName: name, modelVersion: version,
-                message: "\(name)@\(version): the predictions drifted (\(prediction.test.rawValue) \(prediction.statistic ?? 0))",
-                fields: ["test": .string(prediction.test.rawValue),
-                         "statistic": prediction.statistic.map(JSONValue.number) ?? .null]))
+            await alerts.send(columnDrift(.predictionDrift, "the predictions", prediction))
         }
     }
 }

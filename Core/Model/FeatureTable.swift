@@ -146,6 +146,7 @@ public struct FeatureTable: Sendable {
     }
 
     static func parseNumber(_ text: String) -> Double? {
+        if let value = text.utf8.withContiguousStorageIfAvailable(fastDecimal) ?? nil { return value }
         // Most cells have no spaces around them: parse them as they are (trimming goes through NSString).
         let value: Double?
         if let first = text.utf8.first, let last = text.utf8.last, first != 0x20, first != 0x09, last != 0x20, last != 0x09 {
@@ -157,6 +158,62 @@ public struct FeatureTable: Sendable {
         // "nan" and "inf" parse as Double but are not data.
         return value.isFinite ? value : nil
     }
+
+    /// A plain decimal (`-12.5`, `3e-4`) of at most 15 significant digits whose power of ten is within ±22,
+    /// read exactly: its digits and the power of ten are both exact doubles, so one multiplication or division
+    /// rounds correctly (Clinger's fast path) and gives what `strtod` gives. `nil` for anything else, which
+    /// then takes the full parser.
+    static func fastDecimal(_ bytes: UnsafeBufferPointer<UInt8>) -> Double? {
+        var i = 0
+        let n = bytes.count
+        guard n > 0, n < 40 else { return nil }
+        var negative = false
+        if bytes[0] == UInt8(ascii: "-") || bytes[0] == UInt8(ascii: "+") {
+            negative = bytes[0] == UInt8(ascii: "-")
+            i = 1
+        }
+        var mantissa: UInt64 = 0, digits = 0, exponent = 0, seen = false, point = false
+        while i < n {
+            let b = bytes[i]
+            if b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") {
+                seen = true
+                if mantissa != 0 || b != UInt8(ascii: "0") { digits += 1 }
+                guard digits <= 15 else { return nil }
+                mantissa = mantissa * 10 + UInt64(b - UInt8(ascii: "0"))
+                if point { exponent -= 1 }
+            } else if b == UInt8(ascii: "."), !point {
+                point = true
+            } else {
+                break
+            }
+            i += 1
+        }
+        guard seen else { return nil }
+        if i < n {
+            guard bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E"), i + 1 < n else { return nil }
+            i += 1
+            var negativeExponent = false
+            if bytes[i] == UInt8(ascii: "-") || bytes[i] == UInt8(ascii: "+") {
+                negativeExponent = bytes[i] == UInt8(ascii: "-")
+                i += 1
+            }
+            var value = 0
+            guard i < n else { return nil }
+            while i < n {
+                let b = bytes[i]
+                guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9"), value < 1_000 else { return nil }
+                value = value * 10 + Int(b - UInt8(ascii: "0"))
+                i += 1
+            }
+            exponent += negativeExponent ? -value : value
+        }
+        guard (-22...22).contains(exponent) else { return mantissa == 0 ? (negative ? -0.0 : 0) : nil }
+        let magnitude = exponent >= 0 ? Double(mantissa) * powersOfTen[exponent] : Double(mantissa) / powersOfTen[-exponent]
+        return negative ? -magnitude : magnitude
+    }
+
+    /// 10⁰ … 10²², each exact.
+    static let powersOfTen: [Double] = (0...22).map { k in (0..<k).reduce(1.0) { value, _ in value * 10 } }
 
     static func parseBool(_ text: String) -> Bool? {
         switch text.lowercased() {

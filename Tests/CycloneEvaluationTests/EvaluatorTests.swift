@@ -84,6 +84,36 @@ func evaluator(_ db: TestDatabase, _ environment: [String: String] = [:], platfo
                      alerts: alerts ?? AlertNotifier(webhook: settings.alertWebhook, logger: .test), logger: .test)
 }
 
+/// What a test webhook received: every POST counted, the bodies it took kept in order.
+final class Webhook: Sendable {
+    let bodies = Mutex<[String]>([])
+    let calls = Mutex(0)
+
+    /// The bodies taken, as JSON objects.
+    func objects() throws -> [[String: Any]] {
+        try bodies.withLock { $0 }.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:] }
+    }
+}
+
+/// A webhook on a free port for the length of `body`, which gets its URL and what it receives: it refuses the
+/// first `refusing` posts with 503 and takes the rest.
+@discardableResult
+func withWebhook(refusing: Int = 0, _ body: @Sendable (String, Webhook) async throws -> Void) async throws -> Webhook {
+    let webhook = Webhook()
+    let router = Router()
+    router.post("/alerts") { request, _ -> HTTPResponse.Status in
+        let text = String(buffer: try await request.body.collect(upTo: 1 << 20))
+        guard webhook.calls.withLock({ $0 += 1; return $0 }) > refusing else { return .serviceUnavailable }
+        webhook.bodies.withLock { $0.append(text) }
+        return .noContent
+    }
+    let receiver = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    try await receiver.test(.live) { client in
+        try await body("http://127.0.0.1:\(try #require(client.port))/alerts", webhook)
+    }
+    return webhook
+}
+
 /// A new model folder with `live` serving and `canary` beside it, as the local platform deploys them.
 func deployCanary(_ canary: ModelArtifact, beside live: ModelArtifact) async throws -> (String, LocalPlatform) {
     let folder = TestFiles.folder.appendingPathComponent("cyclone-canary-\(UUID().uuidString)").path
@@ -251,40 +281,25 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
 
     /// A breach reaches a live webhook as JSON, retried past a 503: the alert kind, the model, the metric.
     @Test func aBreachIsPostedToTheWebhookAndRetried() async throws {
-        let received = Mutex<[String]>([])
-        let calls = Mutex(0)
-        let router = Router()
-        router.post("/alerts") { request, _ -> HTTPResponse.Status in
-            let body = try await request.body.collect(upTo: 1 << 20)
-            guard calls.withLock({ $0 += 1; return $0 }) > 1 else { return .serviceUnavailable }
-            let text = String(buffer: body)
-            received.withLock { $0.append(text) }
-            return .noContent
-        }
-        let receiver = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         let model = try trainedModel()
-        try await receiver.test(.live) { client in
-            let port = try #require(client.port)
+        let webhook = try await withWebhook(refusing: 1) { url, _ in
             try await withTestDatabase { db in
                 _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
                 var stream = Stream(seed: 8)
                 try await db.store(try regressionRows(model, stream.rows(300, broken: true)), model: model)
-                let alerts = AlertNotifier(webhook: "http://127.0.0.1:\(port)/alerts", logger: .test, attempts: 3,
-                                           retryDelay: .milliseconds(50))
+                let alerts = AlertNotifier(webhook: url, logger: .test, attempts: 3, retryDelay: .milliseconds(50))
                 let report = try await evaluator(db, alerts: alerts).run()
                 #expect(report.models.first?.judgement?.breached == true)
                 await alerts.drain(timeout: .seconds(30))
             }
         }
-        let bodies = try received.withLock { $0 }.map {
-            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:]
-        }
+        let bodies = try webhook.objects()
         let breach = try #require(bodies.first { $0["alert"] as? String == "performance_breach" }, "\(bodies)")
         #expect(breach["severity"] as? String == "ERROR")
         #expect(breach["model"] as? String == "demand" && breach["version"] as? String == "1")
         #expect(breach["metric"] as? String == "r2")
         #expect((breach["message"] as? String)?.isEmpty == false)
-        #expect(calls.withLock { $0 } == bodies.count + 1, "the first POST was refused and retried")
+        #expect(webhook.calls.withLock { $0 } == bodies.count + 1, "the first POST was refused and retried")
     }
 
     /// With `DRIFT_PERSISTENCE=2` a shifted feature is reported from its second drifted evaluation in a row: the
@@ -335,23 +350,13 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
     /// a verdict in the report, in the stored drift rows and in one `data_quality` alert (an error), and asks
     /// for no retrain until `RETRAIN_ON_DATA_QUALITY` is set. The clean hour before breaches nothing.
     @Test func aBrokenPipelineIsADataQualityAlertAndNoRetrainByDefault() async throws {
-        let received = Mutex<[String]>([])
-        let router = Router()
-        router.post("/alerts") { request, _ -> HTTPResponse.Status in
-            let body = try await request.body.collect(upTo: 1 << 20)
-            let text = String(buffer: body)
-            received.withLock { $0.append(text) }
-            return .noContent
-        }
-        let receiver = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         let model = try trainedModel()
-        try await receiver.test(.live) { client in
-            let port = try #require(client.port)
+        try await withWebhook { url, webhook in
             try await withTestDatabase { db in
                 _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
                 var stream = Stream(seed: 21)
                 let environment = ["PERFORMANCE_WINDOW_ROWS": "300", "DRIFT_WINDOW_ROWS": "300",
-                                   "RETRAIN_COOLDOWN": "0s", "ALERT_WEBHOOK_URL": "http://127.0.0.1:\(port)/alerts"]
+                                   "RETRAIN_COOLDOWN": "0s", "ALERT_WEBHOOK_URL": url]
                 try await db.store(try regressionRows(model, stream.rows(300)), model: model, endingAgo: 900)
                 let clean = try #require(try await evaluator(db, environment).run().models.first)
                 #expect(clean.dataQuality?.breached == false, "\(clean.dataQuality?.breaches ?? [])")
@@ -371,7 +376,7 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
                     INSERT INTO drift_rollup (model_name, model_version, layout, first_at, last_at, rows, rejected)
                     VALUES ('demand', '1', NULL, now(), now(), 0, 40)
                     """, logger: .test)
-                let alerts = AlertNotifier(webhook: "http://127.0.0.1:\(port)/alerts", logger: .test)
+                let alerts = AlertNotifier(webhook: url, logger: .test)
                 let report = try await evaluator(db, environment, alerts: alerts).run()
                 await alerts.drain(timeout: .seconds(30))
                 let evaluation = try #require(report.models.first)
@@ -392,9 +397,7 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
                 #expect(newest("dataset")?.qualityBreaches == ["refused"] && newest("dataset")?.refused == 40)
                 #expect(series.filter { $0.feature == "x2" }.map(\.qualityBreaches) == [[], ["missing"]])
 
-                let bodies = try received.withLock { $0 }.map {
-                    try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:]
-                }
+                let bodies = try webhook.objects()
                 let alert = try #require(bodies.first { $0["alert"] as? String == "data_quality" })
                 #expect(alert["severity"] as? String == "ERROR")
                 #expect((alert["breaches"] as? [[String: Any]])?.compactMap { $0["check"] as? String }
