@@ -47,8 +47,9 @@ public struct EvaluationSettings: Sendable {
     /// `TRAINING_WINDOW_ROWS`, `TRAINING_WINDOW_MAX_AGE`, `TRAINING_WINDOWS` and `TRAINING_MAX_ROWS` when set
     /// here: passed on to each retrain started.
     public var trainingWindow: [String: String]
-    /// `EVALUATE_MODELS` (every model): the model names this evaluator judges, comma-separated; the others'
-    /// predictions are left to another evaluator (one with its own policy, or another replay in the database).
+    /// `EVALUATE_MODELS` (every model): the model names this evaluator judges, comma-separated (spaces around a
+    /// name dropped); the others' predictions are left to another evaluator (one with its own policy, or another
+    /// replay in the database).
     public var models: Set<String>?
 
     public init(reader: ConfigReader) throws {
@@ -145,7 +146,10 @@ public struct EvaluationSettings: Sendable {
                                       expected: "a whole number from 1 to 20") { Int($0).flatMap { (1...20).contains($0) ? $0 : nil } })
         models = try reader.setting("evaluate.models", variable: "EVALUATE_MODELS", default: nil,
                                     expected: "model names separated by commas") { text -> Set<String>?? in
-            let names = text.split(separator: ",", omittingEmptySubsequences: false).map { String($0.filter { !$0.isWhitespace }) }
+            // Spaces around a name go; a name may hold spaces of its own (a model named after its file).
+            let names = text.split(separator: ",", omittingEmptySubsequences: false).map { name in
+                String(name.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+            }
             return names.contains(where: \.isEmpty) ? nil : .some(Set(names))
         }
         canaryTolerance = try reader.setting("canary.tolerance", variable: "CANARY_TOLERANCE", default: 0,

@@ -1,5 +1,5 @@
-/// `values` in ascending order, for numbers without NaN: the same array `sorted()` gives (equal values are
-/// equal, so their order cannot show; −0 comes before 0, which compare equal), in linear time. A least
+/// `values` in ascending order, for numbers without NaN: what `sorted()` gives, but that −0 always comes
+/// before 0 (which compare equal, so `sorted()` keeps their input order), in linear time. A least
 /// significant digit radix sort on the numbers' bits turned into unsigned integers that order as the numbers
 /// do, 11 bits a pass, skipping the passes whose digit every number shares (the high bits of numbers of one
 /// sign and magnitude). Drift statistics sort each numeric column of a file whole; this is several times

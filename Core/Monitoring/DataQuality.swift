@@ -67,6 +67,16 @@ public struct DataQualityOptions: Sendable, Equatable {
 
     public init() {}
 
+    /// The first exception (by check, then name) that names none of `features`, with its check: a misspelt
+    /// name would otherwise leave its feature at the overall threshold without a word.
+    public func unknownException(among features: [String]) -> (check: DataQualityCheck.Kind, feature: String)? {
+        let known = Set(features)
+        for check in DataQualityCheck.Kind.allCases {
+            if let name = limit(check).features.keys.sorted().first(where: { !known.contains($0) }) { return (check, name) }
+        }
+        return nil
+    }
+
     public func limit(_ check: DataQualityCheck.Kind) -> Limit {
         switch check {
         case .missing: missing

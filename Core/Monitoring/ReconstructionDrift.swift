@@ -68,10 +68,11 @@ public struct DataReconstruction: Sendable {
             let mean = sum / Double(rows)
             var squares = 0.0
             for i in 0..<rows { squares += (x[i * p + j] - mean) * (x[i * p + j] - mean) }
-            let deviation = (squares / Double(rows)).squareRoot()
+            let variance = squares / Double(rows)
             scaleMean[j] = mean
-            // scikit-learn's StandardScaler leaves a constant column unscaled.
-            scale[j] = deviation < 10 * Double.ulpOfOne * max(abs(mean), 1) ? 1 : deviation
+            // scikit-learn's StandardScaler leaves a constant column unscaled (`_is_constant_feature`).
+            let n = Double(rows), eps = Double.ulpOfOne
+            scale[j] = variance <= n * eps * variance + (n * mean * eps) * (n * mean * eps) ? 1 : variance.squareRoot()
             for i in 0..<rows { x[i * p + j] = (x[i * p + j] - mean) / scale[j] }
         }
         (self.scaleMean, self.scale) = (scaleMean, scale)
@@ -86,6 +87,8 @@ public struct DataReconstruction: Sendable {
             }
         }
         for a in 0..<p { for b in a..<p { covariance[b * p + a] = covariance[a * p + b] } }
+        // A reference with values beyond a double's square (1e200) has no finite spread to fit.
+        guard covariance.allSatisfy(\.isFinite), scale.allSatisfy(\.isFinite) else { return nil }
         let (values, vectors) = symmetricEigen(covariance, n: p)
         let total = values.reduce(0) { $0 + max($1, 0) }
         let ratios = values.map { total > 0 ? max($0, 0) / total : 0 }
@@ -110,7 +113,9 @@ public struct DataReconstruction: Sendable {
         var errors = [Double](repeating: 0, count: rows)
         var scores = [Double](repeating: 0, count: components)
         for i in 0..<rows {
-            for j in 0..<p { x[i * p + j] = (x[i * p + j] - scaleMean[j]) / scale[j] - centre[j] }
+            // A value a hundred orders of magnitude out (a sentinel such as the largest double) counts as that
+            // far: its square must stay a number, so the mean error can be reported.
+            for j in 0..<p { x[i * p + j] = min(max((x[i * p + j] - scaleMean[j]) / scale[j] - centre[j], -1e100), 1e100) }
             for k in 0..<components {
                 var score = 0.0
                 for j in 0..<p { score += axes[k][j] * x[i * p + j] }
@@ -174,9 +179,9 @@ public struct DataReconstruction: Sendable {
 /// errors ± 3 standard deviations of them (`nannyMLBand`). That needs a reference many windows long; the
 /// evaluator's is one window. So the band here is the same idea made to hold for any reference of m rows
 /// against a window of n:
-/// - the reference is cut into chunks of n rows when it holds ten of them, else into ten batches; their
-///   spread, scaled to n rows by √(batch / n), is the batch-means estimate of a mean's spread, which also
-///   holds for rows correlated over less than a batch (hourly data);
+/// - the reference is cut into m / n equal batches (chunks of the window's size) when it holds ten windows,
+///   else into ten; their spread, scaled to n rows by √(batch / n), is the batch-means estimate of a mean's
+///   spread, which also holds for rows correlated over less than a batch (hourly data);
 /// - the reference's own mean is a sample too: the spread of the difference is √(1 + n/m) times that;
 /// - the band's half-width takes Student's t quantile with (chunks − 1) degrees of freedom at the two-sided
 ///   level of 3 standard deviations (0.27 %), since the spread is estimated from few chunks (4.09 for ten).
@@ -216,9 +221,9 @@ public struct ReconstructionDrift: Sendable, Codable, Equatable {
     public init?(_ reconstruction: DataReconstruction, referenceErrors: [Double], windowErrors: [Double]) {
         let m = referenceErrors.count, n = windowErrors.count
         guard m >= Self.batches, n >= 2 else { return nil }
-        let means = m / n >= Self.batches
-            ? ConfidenceBasedEstimation.chunks(m, size: n).map { Self.mean(referenceErrors[$0]) }
-            : batchMeans(referenceErrors, batches: Self.batches)
+        // Equal batches (numpy's array_split): NannyML's chunks of the window's size when they divide the
+        // reference, never a short last one whose mean would spread the band.
+        let means = batchMeans(referenceErrors, batches: max(Self.batches, m / n))
         let batch = Double(m) / Double(means.count)
         let centre = Self.mean(referenceErrors[...])
         let spread = ConfidenceBasedEstimation.populationStandardDeviation(means) * (batch / Double(n)).squareRoot()

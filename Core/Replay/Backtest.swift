@@ -118,6 +118,10 @@ public struct Backtest: Sendable {
             description = "synthetic hourly bike-rental demand, \(options.days) days from 2025-01-01"
                 + (changes.isEmpty ? "" : " (\(changes.joined(separator: ", ")))")
         }
+        // The replay's evaluate judges this model alone (EVALUATE_MODELS, a list separated by commas).
+        guard !name.contains(","), name.first?.isWhitespace != true, name.last?.isWhitespace != true else {
+            throw ReplayError("the model's name '\(name)' holds a comma or starts or ends with a space: pass --name")
+        }
         let targetCells = try ReplayStream.column(targetColumn, of: csv, option: "--target")
         let numericTarget = FeatureTable.inferKind(targetCells) == .numeric
         let family = options.family ?? .gbdt

@@ -105,9 +105,18 @@ struct Demo: AsyncParsableCommand {
             options.folder = backtest.folder + "/labels-only"
             output.say("\nthe same replay judged by the labels alone (PERFORMANCE_SOURCE=realised, model \(options.name!)), for the table's \"labels only\" column:")
             let second: Backtest
-            do { second = try Backtest(options) } catch { Cyclone.fail("\(error)") }
+            do { second = try Backtest(options) } catch {
+                await servers.stop([servers.evaluate])
+                Cyclone.fail("\(error)")
+            }
             let (outcome, labelServers) = await database.withClient { client, logger in
-                try await second.run(client: client, logger: logger, output: output)
+                do {
+                    return try await second.run(client: client, logger: logger, output: output)
+                } catch {
+                    // The first replay's evaluate still serves its dashboard: it must not outlive a failure.
+                    await servers.stop([servers.evaluate])
+                    throw error
+                }
             }
             await labelServers.stop()
             labelsOnly = outcome

@@ -59,6 +59,9 @@ struct DriftCommand: ParsableCommand {
             Cyclone.fail("\(reference) has no column '\(name)' (its columns: \(referenceFile.header.prefix(20).joined(separator: ", ")))")
         }
         guard !chosen.isEmpty else { Cyclone.fail("no column left to compare") }
+        if let (check, name) = quality.unknownException(among: chosen) {
+            Cyclone.fail("DATA_QUALITY_\(check.rawValue.uppercased()) names '\(name)', which is not a compared column (\(chosen.prefix(20).joined(separator: ", ")))")
+        }
         var options = DriftOptions()
         guard let correction = DriftOptions.Correction(rawValue: correction) else {
             Cyclone.fail("--correction must be bh or none, not '\(correction)'")

@@ -70,6 +70,20 @@ import Testing
         #expect(message.contains(expected), "\(message)")
     }
 
+    /// `cyclone drift` refuses a data-quality exception for a column it does not compare (a misspelt name would
+    /// leave the column at the overall threshold unsaid), and a column named under two types.
+    @Test func driftRefusesUnknownExceptionsAndTwoTypes() async throws {
+        let data = Fixture.url("linear/ridge_mixed-train.csv").path
+        let unknown = try await CycloneCommand.run(["drift", "--reference", data, "--current", data],
+                                                   environment: ["DATA_QUALITY_MISSING": "0.1,sesaon=0.5"])
+        #expect(unknown.status != 0 && unknown.output.contains("DATA_QUALITY_MISSING names 'sesaon', which is not a compared column"),
+                "\(unknown.output)")
+        let twice = try await CycloneCommand.run(["drift", "--reference", data, "--current", data, "--numeric", "count",
+                                                  "--categorical", "count"])
+        #expect(twice.status != 0 && twice.output.contains("column 'count' is named as both categorical and numeric"),
+                "\(twice.output)")
+    }
+
     /// A LightGBM model imported with its training CSV (missing cells, a categorical column of codes): the
     /// profile comes from the rows, and its metrics there are the library's, here offset by exactly 0.1.
     @Test func importMakesAnArtifactOfALightGBMModel() async throws {

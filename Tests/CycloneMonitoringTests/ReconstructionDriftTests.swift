@@ -95,6 +95,31 @@ import Testing
         #expect(!stationary.drifted)
     }
 
+    /// A reference one row longer than ten windows is cut into ten equal batches, not ten windows and a row:
+    /// the band stays as wide as with ten windows exactly (a one-row chunk would spread it tenfold).
+    @Test func aShortLastChunkDoesNotWidenTheBand() throws {
+        let s = try Scenario()
+        let fitted = try #require(DataReconstruction(reference: s.reference))
+        let errors = fitted.errors(s.reference), window = Array(fitted.errors(s.analysis)[..<500])
+        let even = try #require(ReconstructionDrift(fitted, referenceErrors: errors, windowErrors: window))
+        let longer = try #require(ReconstructionDrift(fitted, referenceErrors: errors + [errors[0]], windowErrors: window))
+        let width = { (drift: ReconstructionDrift) in drift.upper - drift.reference }
+        #expect(abs(width(longer) / width(even) - 1) < 0.05, "\(width(even)) \(width(longer))")
+    }
+
+    /// A sentinel value (the largest double) in the window is an error a hundred orders of magnitude out, not
+    /// an infinity: the check drifts and its figures stay numbers a report can carry.
+    @Test func aHugeValueIsDriftNotInfinity() throws {
+        let s = try Scenario()
+        var columns = s.analysis.columns
+        guard case .numeric(var x1) = columns[0].values else { Issue.record("x1 is not numeric"); return }
+        x1[0] = .greatestFiniteMagnitude
+        columns[0].values = .numeric(x1)
+        let drift = try #require(ReconstructionDrift(reference: s.reference, window: FeatureTable(columns: columns)))
+        #expect(drift.drifted && drift.value.isFinite && drift.samplingError.isFinite)
+        _ = try JSONEncoder().encode(drift)
+    }
+
     @Test func oneColumnOrAnEmptyReferenceIsNoCheck() throws {
         let one = FeatureTable(columns: [.init(name: "x", values: .numeric([1, 2, 3, 4]))])
         #expect(DataReconstruction(reference: one) == nil)
