@@ -1,3 +1,4 @@
+import CycloneModel
 import Foundation
 
 /// Confidence-based performance estimation (CBPE) for a binary classifier, as NannyML 0.13 computes it: the
@@ -345,7 +346,7 @@ public struct ConfidenceBasedEstimation: Sendable {
 
     /// The indices that sort `values` ascending, ties in index order.
     static func stableOrder(_ values: [Double]) -> [Int] {
-        values.indices.sorted { (values[$0], $0) < (values[$1], $1) }
+        sortedOrder(values)
     }
 
     /// numpy's `round`: scaled by 10^decimals, rounded half to even, scaled back.
@@ -365,7 +366,15 @@ struct IsotonicRegression: Sendable {
     init(x values: [Double], y targets: [Double]) {
         precondition(!values.isEmpty && values.count == targets.count, "isotonic regression needs pairs to fit")
         // Sorted by x then y (numpy's lexsort), equal x merged into their mean (within 1e-15 of a group's first).
-        let order = values.indices.sorted { (values[$0], targets[$0], $0) < (values[$1], targets[$1], $1) }
+        var order = sortedOrder(values)
+        // Equal x (in index order) then by y.
+        var start = 0
+        while start < order.count {
+            var end = start + 1
+            while end < order.count, values[order[end]] == values[order[start]] { end += 1 }
+            if end - start > 1 { order[start..<end].sort { (targets[$0], $0) < (targets[$1], $1) } }
+            start = end
+        }
         var xs: [Double] = [], ys: [Double] = [], weights: [Double] = []
         var currentX = values[order[0]], sum = 0.0, weight = 0.0
         for index in order {

@@ -24,6 +24,20 @@ import Testing
         #expect(zip(got, got.dropFirst()).allSatisfy { $0.bitPattern == $1.bitPattern || $0 < $1 || ($0 == 0 && $1 == 0) })
     }
 
+    /// The radix order of indices is the stable comparison sort's, ties (−0 and 0 among them) in index order.
+    @Test(arguments: [100, 5_000, 50_000])
+    func itOrdersIndicesAsTheStableSort(count: Int) {
+        var generator = SplitMix64(seed: UInt64(count) + 1)
+        let values = (0..<count).map { i -> Double in
+            switch i % 3 {
+            case 0: Double(Int(generator.uniform() * 50)) / 50  // probabilities with many ties
+            case 1: generator.uniform() < 0.5 ? 0.0 : -0.0
+            default: generator.normal()
+            }
+        }
+        #expect(sortedOrder(values) == values.indices.sorted { (values[$0], $0) < (values[$1], $1) })
+    }
+
     /// Numbers that share their high bits (one sign, one scale) skip those passes and still sort.
     @Test func numbersOfOneScaleSort() {
         var generator = SplitMix64(seed: 3)
