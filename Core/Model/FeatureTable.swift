@@ -154,7 +154,8 @@ public struct FeatureTable: Sendable {
         } else {
             value = Double(text.trimmingCharacters(in: .whitespaces))
         }
-        guard let value else { return nil }
+        // Hexadecimal ("0x1A", "0x1p3") parses as Double but is text to pandas.
+        guard let value, !text.utf8.contains(UInt8(ascii: "x")), !text.utf8.contains(UInt8(ascii: "X")) else { return nil }
         // "nan" and "inf" parse as Double but are not data.
         return value.isFinite ? value : nil
     }

@@ -32,7 +32,8 @@ public struct DataReconstruction: Sendable {
     private let centre: [Double]
     private let axes: [[Double]]
 
-    /// Fits on the reference; `nil` when fewer than two columns have values, or fewer than two rows.
+    /// Fits on the reference; `nil` when fewer than two columns have values, fewer than two rows, a spread that is
+    /// no finite number, or when the PCA keeps every component (nothing is left for an error to measure).
     public init?(reference: FeatureTable, varianceShare: Double = 0.65) {
         var names: [String] = [], encodings: [Encoding] = []
         for column in reference.columns {
@@ -99,6 +100,8 @@ public struct DataReconstruction: Sendable {
             kept += 1
             if cumulative > varianceShare { break }
         }
+        // Every component kept reconstructs every row: the error is rounding, not a measure.
+        guard kept < p else { return nil }
         self.components = kept
         self.explainedVarianceRatio = ratios
         self.centre = centre

@@ -78,6 +78,9 @@ public struct Backtest: Sendable {
     /// The options the first model was trained with (optional features added), which the baselines share.
     let trainingOptions: TrainingOptions
 
+    /// The model the same replay judged by the labels alone is named (`cyclone demo` with an estimate).
+    public var labelsOnlyName: String { model.name + "-labels" }
+
     /// The local platform's model folder.
     public var models: String { "\(folder)/models" }
 
@@ -214,11 +217,14 @@ public struct Backtest: Sendable {
             throw ReplayError("cannot write the first model to \(models): \(error.localizedDescription)")
         }
         try await Migrator(client: client, logger: logger).migrate()
-        var known = 0
-        for try await count in try await client.query("SELECT count(*)::int FROM model WHERE name = \(model.name)",
-                                                      logger: logger).decode(Int.self) { known = count }
-        guard known == 0 else {
-            throw ReplayError("this database already holds a model named '\(model.name)'; pass --name or use a fresh database")
+        // Judged by an estimate, the demo replays again as `<name>-labels`: that name must be free too, before
+        // the first replay rather than after it.
+        let names = [model.name] + (options.source == .realised ? [] : [labelsOnlyName])
+        var taken: [String] = []
+        for try await name in try await client.query("SELECT DISTINCT name FROM model WHERE name = ANY(\(names))",
+                                                     logger: logger).decode(String.self) { taken.append(name) }
+        if let name = names.first(where: taken.contains) {
+            throw ReplayError("this database already holds a model named '\(name)'; pass --name or use a fresh database")
         }
         let servers = try await LoopServers.start(binaries: options.binaries, folder: folder, environment: environment,
                                                   evaluatePort: dashboardPort)

@@ -101,7 +101,7 @@ struct Demo: AsyncParsableCommand {
         if backtest.options.source != .realised {
             var options = backtest.options
             options.source = .realised
-            options.name = backtest.model.name + "-labels"
+            options.name = backtest.labelsOnlyName
             options.folder = backtest.folder + "/labels-only"
             output.say("\nthe same replay judged by the labels alone (PERFORMANCE_SOURCE=realised, model \(options.name!)), for the table's \"labels only\" column:")
             let second: Backtest
@@ -131,6 +131,9 @@ struct Demo: AsyncParsableCommand {
 
     /// The options in the backtest's terms; a combination that cannot go together is refused here.
     private func options() throws -> Backtest.Options {
+        if let dashboardPort, !(1...65_535).contains(dashboardPort) {
+            throw ReplayError("--dashboard-port must be 1 to 65535, not \(dashboardPort)")
+        }
         var options = Backtest.Options(binaries: try Self.binaries())
         options.labelDelay = try seconds(labelDelay, "--label-delay")
         options.evaluateEvery = try seconds(evaluateEvery, "--evaluate-every")

@@ -99,7 +99,11 @@ struct DriftCommand: ParsableCommand {
         let breaches = comparison.dataQuality.breaches
         print("data quality: " + comparison.dataQuality.verdict)
         for check in breaches { print("  " + check.text) }
-        if let multivariate = comparison.multivariate { print("multivariate: " + multivariate.text) }
+        if let multivariate = comparison.multivariate {
+            print("multivariate: " + multivariate.text)
+        } else {
+            print("multivariate: no check (it needs two columns with values in ten reference rows and two current ones, a finite spread, and a PCA that keeps fewer components than columns)")
+        }
         print("compared in \(String(format: "%.2f", elapsed.seconds)) s")
     }
 }

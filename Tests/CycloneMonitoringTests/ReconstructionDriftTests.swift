@@ -126,6 +126,11 @@ import Testing
         let allMissing = FeatureTable(columns: [.init(name: "x", values: .numeric([1, 2, 3, 4])),
                                                 .init(name: "y", values: .numeric([.nan, .nan, .nan, .nan]))])
         #expect(DataReconstruction(reference: allMissing) == nil)
+        // Two independent columns: the PCA keeps both, and every row is reconstructed to rounding.
+        var generator = SplitMix64(seed: 4)
+        let independent = FeatureTable(columns: [.init(name: "a", values: .numeric((0..<300).map { _ in generator.normal() })),
+                                                 .init(name: "b", values: .numeric((0..<300).map { _ in generator.normal() }))])
+        #expect(DataReconstruction(reference: independent) == nil)
     }
 
     /// The band's t quantile inverts the t survival function (itself checked against SciPy in PairedLossTests).

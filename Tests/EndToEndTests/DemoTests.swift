@@ -124,6 +124,14 @@ import FoundationNetworking
             { (first[model], last[model]) = (earliest, latest) }
             let secondStarted = try #require(first["bikes-labels"]), firstEnded = try #require(last["bikes"])
             #expect(firstEnded < secondStarted, "the second replay's evaluate judged the first one's model too")
+            // A name whose labels-only twin is taken is refused before the first replay, not after it.
+            _ = try await db.client.query("UPDATE model SET name = 'other-labels' WHERE name = 'bikes-labels'", logger: .test)
+            let clash = try await CycloneCommand.run([
+                "demo", "--fast", "--database-url", db.url, "--folder", folder + "-clash", "--no-serve", "--name", "other",
+                "--performance-source", "estimated",
+            ])
+            #expect(clash.status != 0 && clash.output.contains("already holds a model named 'other-labels'")
+                    && !clash.output.contains("rmse per month"), "\(clash.output)")
         }
     }
 
@@ -231,6 +239,7 @@ import FoundationNetworking
         (["demo", "--data", "BAD", "--target", "y", "--time", "t", "--fast"], "--fast and --days are for the synthetic stream"),
         (["demo", "--training-rows", "100"], "--training-rows must be at least 125"),
         (["demo", "--days", "7"], "--days must be 45 to 365"),
+        (["demo", "--dashboard-port", "99999"], "--dashboard-port must be 1 to 65535, not 99999"),
         (["demo", "--evaluate-every", "soon"], "--evaluate-every must be a duration such as 12h or 1d, not 'soon'"),
         (["demo", "--metric", "accuracy"], "--metric must be one of rmse, mae, mape, r2 for a regression model"),
         (["demo", "--data", "BAD", "--target", "y", "--time", "t"], "row 2, column 't': 'yesterday' is not a time"),
