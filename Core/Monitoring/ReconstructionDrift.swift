@@ -9,7 +9,8 @@ import Foundation
 /// As NannyML 0.13 prepares the rows: a missing number takes the reference mean, a missing category the
 /// reference's most frequent one (the least of equally frequent ones); a category becomes its share of the
 /// reference rows (0 for one the reference never had), a boolean a category of its own; every column is
-/// standardised by the reference (population standard deviation; 1 where it is 0), and the PCA keeps the
+/// standardised by the reference (population standard deviation; 1 for a column scikit-learn's StandardScaler
+/// deems constant), and the PCA keeps the
 /// fewest components whose explained variance exceeds `varianceShare`. A column without a value in the
 /// reference is left out, as scikit-learn's imputer leaves it out.
 public struct DataReconstruction: Sendable {
