@@ -266,7 +266,10 @@ struct FDRCases: Decodable {
                                                               windowErrors: fitted.errors(window))
                         else { Issue.record("no verdict"); return }
                         if turned {
-                            if detected == nil, drift.drifted { detected = index }
+                            if drift.drifted {
+                                detected = index
+                                break
+                            }
                         } else {
                             windows += 1
                             alarms += drift.drifted ? 1 : 0
