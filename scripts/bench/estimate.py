@@ -19,18 +19,18 @@ both files, fit, estimate); Cyclone's is the process's wall clock.
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 import warnings
 from pathlib import Path
 
+from drift import load, save, timed  # the drift benchmark's timing (REPEAT) and result files
+
 warnings.filterwarnings("ignore")
 
 FEATURES = ["x1", "x2", "x3", "x4", "segment"]
 METRICS = ["roc_auc", "f1", "precision", "recall", "specificity", "accuracy"]
-REPEAT = int(os.environ.get("REPEAT", "1"))
 SEED = 20261206
 
 
@@ -81,16 +81,6 @@ def generate(binary, folder, cases):
             typed.to_csv(paths[f"{name}-scored.csv"], index=False, float_format="%.17g")
 
 
-def timed(run):
-    """Runs `run` REPEAT times; returns the median seconds and the last result."""
-    times, result = [], None
-    for _ in range(REPEAT):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
 def run_cyclone(binary, folder, case):
     paths = files(folder, case)
     args = [binary, "estimate", "--model", str(Path(folder) / "model.json"), "--reference", str(paths["reference.csv"]),
@@ -121,16 +111,6 @@ def run_nannyml(folder, case):
     seconds, frame = timed(run)
     chunks = [{metric: float(frame[(metric, "value")].iloc[k]) for metric in METRICS} for k in range(len(frame))]
     save(folder, case, "nannyml", {"seconds": seconds, "imports": imports, "version": nml.__version__, "chunks": chunks})
-
-
-def save(folder, case, tool, result):
-    with open(Path(folder) / f"{case}-{tool}.json", "w") as f:
-        json.dump(result, f, indent=1)
-
-
-def load(folder, case, tool):
-    with open(Path(folder) / f"{case}-{tool}.json") as f:
-        return json.load(f)
 
 
 def report(folder, cases):
