@@ -56,7 +56,7 @@ public struct FeatureTable: Sendable {
     public init(csv: CSV, columns names: [String], kinds: [String: Feature.Kind] = [:]) throws(TypingError) {
         var columns: [Column] = []
         for name in names {
-            guard let cells = csv.column(name) else {
+            guard let cells = csv.cells(name) else {
                 throw TypingError(column: name, message: "not in the file (columns: \(csv.header.joined(separator: ", ")))")
             }
             let values: Values
@@ -76,88 +76,108 @@ public struct FeatureTable: Sendable {
         "NULL", "NaN", "None", "n/a", "nan", "null",
     ]
 
+    /// Whether a cell is one of `missingTokens` (most cells are not, and are told so by their length or first byte).
+    static func isMissingToken(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard (2...8).contains(bytes.count) else { return false }
+        switch bytes[0] {
+        case UInt8(ascii: "#"), UInt8(ascii: "-"), UInt8(ascii: "1"), UInt8(ascii: "<"), UInt8(ascii: "N"), UInt8(ascii: "n"): break
+        default: return false
+        }
+        return missingTokens.contains(String(decoding: bytes, as: UTF8.self))
+    }
+
     /// `parse(cells, as: inferKind(cells))`, reading the numbers of a numeric column once. No missing token is a
     /// number, so a cell that reads as one is not looked up among them.
-    static func inferAndParse(_ cells: [String], column: String) throws(TypingError) -> Values {
+    static func inferAndParse(_ cells: some CellColumn, column: String) throws(TypingError) -> Values {
         var values = [Double](repeating: .nan, count: cells.count)
-        for (i, cell) in cells.enumerated() where !cell.isEmpty {
-            if let number = parseNumber(cell) {
-                values[i] = number
-            } else if !missingTokens.contains(cell) {
-                return try parse(cells, as: inferKind(cells), column: column)
+        var numeric = true
+        cells.withBytes { row, bytes in
+            guard numeric, !bytes.isEmpty else { return }
+            if let number = parseNumber(bytes) {
+                values[row] = number
+            } else if !isMissingToken(bytes) {
+                numeric = false
             }
         }
-        return .numeric(values)
+        return numeric ? .numeric(values) : try parse(cells, as: inferKind(cells), column: column)
     }
 
-    public static func inferKind(_ cells: [String]) -> Feature.Kind {
-        let present = cells.lazy.filter { !$0.isEmpty && !missingTokens.contains($0) }
-        if present.isEmpty { return .numeric }
-        if present.allSatisfy({ parseNumber($0) != nil }) { return .numeric }
-        if present.allSatisfy({ parseBool($0) != nil }) { return .boolean }
-        return .categorical
+    public static func inferKind(_ cells: some CellColumn) -> Feature.Kind {
+        // Whether every present cell so far is a number, and whether every one is true or false.
+        var numbers = true, flags = true
+        cells.withBytes { _, bytes in
+            guard numbers || flags, !bytes.isEmpty, !isMissingToken(bytes) else { return }
+            if numbers, parseNumber(bytes) == nil { numbers = false }
+            if flags, parseBool(bytes) == nil { flags = false }
+        }
+        return numbers ? .numeric : flags ? .boolean : .categorical
     }
 
-    public static func parse(_ cells: [String], as kind: Feature.Kind, column: String) throws(TypingError) -> Values {
+    public static func parse(_ cells: some CellColumn, as kind: Feature.Kind, column: String) throws(TypingError) -> Values {
+        var failure: TypingError?
         switch kind {
-        case .numeric:
+        case .numeric, .boolean:
             var values = [Double](repeating: .nan, count: cells.count)
-            for (i, cell) in cells.enumerated() where !cell.isEmpty {
-                if let number = parseNumber(cell) {
-                    values[i] = number
-                } else if !missingTokens.contains(cell) {
-                    throw TypingError(column: column, message: "row \(i + 1): '\(cell)' is not a finite number")
+            cells.withBytes { row, bytes in
+                guard failure == nil else { return }
+                switch read(bytes, as: kind) {
+                case .number(let number): values[row] = number
+                case .flag(let flag): values[row] = flag ? 1 : 0
+                case .missing, .category: break
+                case .invalid:
+                    let cell = String(decoding: bytes, as: UTF8.self)
+                    failure = TypingError(column: column, message: "row \(row + 1): '\(cell)' is \(kind == .numeric ? "not a finite number" : "not true or false")")
                 }
             }
-            return .numeric(values)
-        case .boolean:
-            var values = [Double](repeating: .nan, count: cells.count)
-            for (i, cell) in cells.enumerated() where !cell.isEmpty && !missingTokens.contains(cell) {
-                if let flag = parseBool(cell) {
-                    values[i] = flag ? 1 : 0
-                } else if let number = parseNumber(cell), number == 0 || number == 1 {
-                    values[i] = number
-                } else {
-                    throw TypingError(column: column, message: "row \(i + 1): '\(cell)' is not true or false")
-                }
-            }
-            return .boolean(values)
+            if let failure { throw failure }
+            return kind == .numeric ? .numeric(values) : .boolean(values)
         case .categorical:
-            return .categorical(cells.map { $0.isEmpty ? nil : $0 })
+            var values: [String?] = []
+            values.reserveCapacity(cells.count)
+            cells.withBytes { _, bytes in values.append(bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)) }
+            return .categorical(values)
         }
     }
 
     /// One cell read as `kind`, by the rules of `parse`, a cell of another type being `.invalid` rather than an
     /// error: how a file of new rows is counted against a reference (`cyclone drift`).
-    public static func read(_ cell: String, as kind: Feature.Kind) -> Feature.Kind.Reading {
-        if cell.isEmpty { return .missing }
-        if kind == .numeric, let number = parseNumber(cell) { return .number(number) }
-        if kind != .categorical, missingTokens.contains(cell) { return .missing }
+    public static func read(_ bytes: UnsafeBufferPointer<UInt8>, as kind: Feature.Kind) -> Feature.Kind.Reading {
+        if bytes.isEmpty { return .missing }
+        if kind == .numeric, let number = parseNumber(bytes) { return .number(number) }
+        if kind != .categorical, isMissingToken(bytes) { return .missing }
         switch kind {
         case .numeric:
             return .invalid
         case .boolean:
-            if let flag = parseBool(cell) { return .flag(flag) }
-            if let number = parseNumber(cell), number == 0 || number == 1 { return .flag(number == 1) }
+            if let flag = parseBool(bytes) { return .flag(flag) }
+            if let number = parseNumber(bytes), number == 0 || number == 1 { return .flag(number == 1) }
             return .invalid
         case .categorical:
-            return .category(cell)
+            return .category(String(decoding: bytes, as: UTF8.self))
         }
     }
 
-    static func parseNumber(_ text: String) -> Double? {
-        if let value = text.utf8.withContiguousStorageIfAvailable(fastDecimal) ?? nil { return value }
+    /// `read(_:as:)` of a cell's text.
+    public static func read(_ cell: String, as kind: Feature.Kind) -> Feature.Kind.Reading {
+        var cell = cell
+        return cell.withUTF8 { read($0, as: kind) }
+    }
+
+    /// A cell's number, or `nil` when it is not a finite number pandas would read.
+    static func parseNumber(_ bytes: UnsafeBufferPointer<UInt8>) -> Double? {
+        if let value = fastDecimal(bytes) { return value }
+        // Hexadecimal ("0x1A", "0x1p3") parses as Double but is text to pandas.
+        guard !bytes.contains(UInt8(ascii: "x")), !bytes.contains(UInt8(ascii: "X")) else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self)
         // Most cells have no spaces around them: parse them as they are (trimming goes through NSString).
         let value: Double?
-        if let first = text.utf8.first, let last = text.utf8.last, first != 0x20, first != 0x09, last != 0x20, last != 0x09 {
+        if let first = bytes.first, let last = bytes.last, first != 0x20, first != 0x09, last != 0x20, last != 0x09 {
             value = Double(text)
         } else {
             value = Double(text.trimmingCharacters(in: .whitespaces))
         }
-        // Hexadecimal ("0x1A", "0x1p3") parses as Double but is text to pandas.
-        guard let value, !text.utf8.contains(UInt8(ascii: "x")), !text.utf8.contains(UInt8(ascii: "X")) else { return nil }
         // "nan" and "inf" parse as Double but are not data.
-        return value.isFinite ? value : nil
+        return value.flatMap { $0.isFinite ? $0 : nil }
     }
 
     /// A plain decimal (`-12.5`, `3e-4`) of at most 15 significant digits whose power of ten is within ±22,
@@ -216,11 +236,11 @@ public struct FeatureTable: Sendable {
     /// 10⁰ … 10²², each exact.
     static let powersOfTen: [Double] = (0...22).map { k in (0..<k).reduce(1.0) { value, _ in value * 10 } }
 
-    static func parseBool(_ text: String) -> Bool? {
-        switch text.lowercased() {
-        case "true": true
-        case "false": false
-        default: nil
+    static func parseBool(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool? {
+        // ASCII letters lower-cased by setting bit 5; no other byte in a 4- or 5-byte cell matches then.
+        func matches(_ word: StaticString) -> Bool {
+            bytes.count == word.utf8CodeUnitCount && zip(bytes, UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)).allSatisfy { $0 | 0x20 == $1 }
         }
+        return matches("true") ? true : matches("false") ? false : nil
     }
 }

@@ -1,5 +1,6 @@
 import CycloneModel
 import Foundation
+import Synchronization
 
 /// Confidence-based performance estimation (CBPE) for a binary classifier, as NannyML 0.13 computes it: the
 /// performance of a window of predictions estimated from the model's own probabilities, before any label
@@ -134,15 +135,18 @@ public struct ConfidenceBasedEstimation: Sendable {
         guard let auc = rocAUC(scores: probabilities, positives: labels.map { $0 == 1 }), auc <= 0.999 else {
             return (false, nil)
         }
-        var heldLabels: [Int] = [], heldProbabilities: [Double] = [], heldCalibrated: [Double] = []
-        for (train, test) in stratifiedShuffleSplits(labels, splits: 10, testShare: 0.1, seed: 42) {
+        // The splits' calibrators are fitted side by side, and their held-out rows put together in split order.
+        let splits = stratifiedShuffleSplits(labels, splits: 10, testShare: 0.1, seed: 42)
+        let fitted = Mutex<[Int: [Double]]>([:])
+        DispatchQueue.concurrentPerform(iterations: splits.count) { split in
+            let (train, test) = splits[split]
             let calibrator = IsotonicRegression(x: train.map { probabilities[$0] }, y: train.map { Double(labels[$0]) })
-            for index in test {
-                heldLabels.append(labels[index])
-                heldProbabilities.append(probabilities[index])
-                heldCalibrated.append(calibrator.predict(probabilities[index]))
-            }
+            let calibrated = test.map { calibrator.predict(probabilities[$0]) }
+            fitted.withLock { $0[split] = calibrated }
         }
+        let heldCalibrated = fitted.withLock { $0 }.sorted { $0.key < $1.key }.flatMap(\.value)
+        let heldLabels = splits.flatMap { $0.test.map { labels[$0] } }
+        let heldProbabilities = splits.flatMap { $0.test.map { probabilities[$0] } }
         let edges = binEdges(heldProbabilities.count, bins: 10)
         let before = expectedCalibrationError(labels: heldLabels, probabilities: heldProbabilities, edges: edges)
         let after = expectedCalibrationError(labels: heldLabels, probabilities: heldCalibrated, edges: edges)

@@ -68,8 +68,8 @@ public struct FileDrift: Sendable, Equatable, Codable {
         var drift = DriftReport(features: compared.map(\.drift), prediction: nil, tested: 0, drifted: 0, driftedShare: nil,
                                 datasetDrift: false)
         drift.correct(options: options)
-        self.init(referenceRows: reference.rows.count, currentRows: current.rows.count, drift: drift,
-                  dataQuality: drift.dataQuality(refused: 0, rows: current.rows.count, options: quality),
+        self.init(referenceRows: reference.rowCount, currentRows: current.rowCount, drift: drift,
+                  dataQuality: drift.dataQuality(refused: 0, rows: current.rowCount, options: quality),
                   multivariate: ReconstructionDrift(reference: FeatureTable(columns: compared.map(\.reference)),
                                                     window: FeatureTable(columns: compared.map(\.current))))
         // No requests were refused: a file has no such thing.
@@ -96,7 +96,7 @@ public struct FileDrift: Sendable, Equatable, Codable {
             throw Failure(description: "the reference's \(error)")
         }
         let profile = ReferenceProfile(table: FeatureTable(columns: [column])).features[name]!
-        let cells = current.column(name)!
+        let cells = current.cells(name)!
         let kind = column.values.kind
         let binning = kind == .numeric ? NumericBinning(profile) : nil
         var window = WindowColumn(binning: binning)
@@ -104,7 +104,7 @@ public struct FileDrift: Sendable, Equatable, Codable {
         if kind == .categorical { categories.reserveCapacity(cells.count) } else { typed.reserveCapacity(cells.count) }
         if kind == .numeric { values.reserveCapacity(cells.count) }
         func gap() { if kind == .categorical { categories.append(nil) } else { typed.append(.nan) } }
-        for cell in cells {
+        cells.withBytes { _, cell in
             switch FeatureTable.read(cell, as: kind) {
             case .missing:
                 window.missing += 1
@@ -126,7 +126,7 @@ public struct FileDrift: Sendable, Equatable, Codable {
         }
         let currentColumn = FeatureTable.Column(
             name: name, values: kind == .categorical ? .categorical(categories) : kind == .boolean ? .boolean(typed) : .numeric(typed))
-        var drift = profile.drift(against: window, feature: name, referenceRows: reference.rows.count, options: options)
+        var drift = profile.drift(against: window, feature: name, referenceRows: reference.rowCount, options: options)
         if kind == .numeric, drift.isTested, case .numeric(let raw) = column.values {
             let present = raw.filter { !$0.isNaN }
             switch drift.test {

@@ -106,7 +106,7 @@ public struct Backtest: Sendable {
             do { csv = try CSV(contentsOf: URL(fileURLWithPath: data)) } catch { throw ReplayError("\(data): \(error)") }
             (targetColumn, timeColumn) = (target, time)
             name = options.name ?? URL(fileURLWithPath: data).deletingPathExtension().lastPathComponent
-            description = "backtest of \(data): \(csv.rows.count) rows, predicting '\(target)'"
+            description = "backtest of \(data): \(csv.rowCount) rows, predicting '\(target)'"
             let named = Array(kinds.keys) + options.ignore + Array(options.training.optionalFeatures)
             if let column = named.sorted().first(where: { !csv.header.contains($0) }) {
                 throw ReplayError("'\(column)' is not a column of \(data)")

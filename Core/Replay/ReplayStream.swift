@@ -40,7 +40,7 @@ public struct ReplayStream: Sendable {
             parsed.append(date)
         }
         let order = parsed.indices.sorted { (parsed[$0], $0) < (parsed[$1], $1) }
-        let sorted = CSV(header: csv.header, rows: order.map { csv.rows[$0] })
+        let sorted = csv.selecting(rows: order)
         let names = csv.header.filter { $0 != time && $0 != target && !ignore.contains($0) }
         guard !names.isEmpty else { throw ReplayError("no feature columns left besides --time and --target") }
         features = try FeatureTable(csv: sorted, columns: names, kinds: kinds)

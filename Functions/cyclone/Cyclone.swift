@@ -73,23 +73,36 @@ struct Cyclone: AsyncParsableCommand {
     /// The CSV files at `first` and `second`, read side by side (a core each), or a failure naming the first
     /// that cannot be read.
     static func csvs(at first: String, _ second: String) -> (CSV, CSV) {
-        let read = Mutex<[Int: Result<CSV, CSVFailure>]>([:])
-        let paths = [first, second]
-        DispatchQueue.concurrentPerform(iterations: 2) { index in
-            let result: Result<CSV, CSVFailure>
-            do { result = .success(try CSV(contentsOf: URL(fileURLWithPath: paths[index]))) } catch {
-                result = .failure(CSVFailure(description: "\(paths[index]): \(error)"))
+        let files = sideBySide([first, second].map { path in
+            { () throws -> CSV in
+                do { return try CSV(contentsOf: URL(fileURLWithPath: path)) } catch {
+                    throw Failure(description: "\(path): \(error)")
+                }
             }
-            read.withLock { $0[index] = result }
-        }
-        let files = read.withLock { $0 }.sorted { $0.key < $1.key }.map { file -> CSV in
-            switch file.value {
-            case .success(let csv): return csv
-            case .failure(let failure): fail(failure.description)
-            }
-        }
+        })
         return (files[0], files[1])
     }
 
-    struct CSVFailure: Error { var description: String }
+    /// Why a job run by `sideBySide` failed: the one line to fail with.
+    struct Failure: Error { var description: String }
+
+    /// Runs `jobs` side by side (a core each) and returns their results in order, or fails with the first
+    /// job's failure in that order (whichever finished first). A job fails by throwing a `Failure`.
+    static func sideBySide<T: Sendable>(_ jobs: [@Sendable () throws -> T]) -> [T] {
+        let results = Mutex<[Int: Result<T, Failure>]>([:])
+        DispatchQueue.concurrentPerform(iterations: jobs.count) { index in
+            let result: Result<T, Failure>
+            do { result = .success(try jobs[index]()) } catch {
+                result = .failure(error as? Failure ?? Failure(description: "\(error)"))
+            }
+            results.withLock { $0[index] = result }
+        }
+        return results.withLock { $0 }.sorted { $0.key < $1.key }.map { job -> T in
+            switch job.value {
+            case .success(let value): return value
+            case .failure(let failure): fail(failure.description)
+            }
+        }
+    }
 }
+

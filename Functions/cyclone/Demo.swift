@@ -81,7 +81,7 @@ struct Demo: AsyncParsableCommand {
                 do { try text.write(toFile: export, atomically: true, encoding: .utf8) } catch {
                     throw ReplayError("cannot write \(export): \(error.localizedDescription)")
                 }
-                print("wrote \(csv.rows.count) rows of the stream to \(export)")
+                print("wrote \(csv.rowCount) rows of the stream to \(export)")
                 return
             } catch { Cyclone.fail("\(error)") }
         }

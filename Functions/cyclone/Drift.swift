@@ -51,8 +51,8 @@ struct DriftCommand: ParsableCommand {
         }
         let clock = ContinuousClock(), start = clock.now
         let (referenceFile, currentFile) = Cyclone.csvs(at: reference, current)
-        guard !referenceFile.rows.isEmpty else { Cyclone.fail("\(reference) has a header and no rows: nothing to compare with") }
-        guard !currentFile.rows.isEmpty else { Cyclone.fail("\(current) has a header and no rows: nothing to compare") }
+        guard referenceFile.rowCount > 0 else { Cyclone.fail("\(reference) has a header and no rows: nothing to compare with") }
+        guard currentFile.rowCount > 0 else { Cyclone.fail("\(current) has a header and no rows: nothing to compare") }
         var named = Set<String>()
         let chosen = (columns.isEmpty ? referenceFile.header : columns).filter { !ignore.contains($0) && named.insert($0).inserted }
         for name in columns + ignore + categorical + numeric + boolean where !referenceFile.header.contains(name) {

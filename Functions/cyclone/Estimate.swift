@@ -36,8 +36,10 @@ struct EstimateCommand: ParsableCommand {
         guard let labelCells = referenceFile.column(target) else {
             Cyclone.fail("--target '\(target)' is not a column of \(reference): the reference needs its labels")
         }
-        let referenceOutputs = outputs(of: artifact, in: referenceFile, path: reference)
-        let currentOutputs = outputs(of: artifact, in: currentFile, path: current)
+        let scored = Cyclone.sideBySide([(referenceFile, reference), (currentFile, current)].map { file, path in
+            { () throws in artifact.outputs(for: try Self.table(of: artifact, in: file, path: path)) }
+        })
+        let (referenceOutputs, currentOutputs) = (scored[0], scored[1])
         // Labels as class indices; a reference row without one is left out, one outside the classes is an error.
         var labels: [Int?] = []
         for (row, cell) in labelCells.enumerated() {
@@ -129,13 +131,13 @@ struct EstimateCommand: ParsableCommand {
             }
         }
         let labels = numbers(labelCells, reference)
-        let referenceTable = table(of: artifact, in: referenceFile, path: reference)
-        let currentTable = table(of: artifact, in: currentFile, path: current)
-        func values(_ outputs: [Output]) -> [Double] {
-            outputs.map { if case .value(let value) = $0 { value } else { .nan } }
-        }
-        let referencePredictions = values(artifact.outputs(for: referenceTable))
-        let currentPredictions = values(artifact.outputs(for: currentTable))
+        let scored = Cyclone.sideBySide([(referenceFile, reference), (currentFile, current)].map { file, path in
+            { () throws -> (FeatureTable, [Double]) in
+                let table = try Self.table(of: artifact, in: file, path: path)
+                return (table, artifact.outputs(for: table).map { if case .value(let value) = $0 { value } else { Double.nan } })
+            }
+        })
+        let (referenceTable, referencePredictions) = scored[0], (currentTable, currentPredictions) = scored[1]
         let realisedLabels = currentFile.column(target).map { numbers($0, current) }
         let size = chunkSize ?? max(1, labels.filter(\.isFinite).count / 10)
         Self.checkChunks(size, referenceRows: labels.filter(\.isFinite).count)
@@ -222,20 +224,15 @@ struct EstimateCommand: ParsableCommand {
     }
 
     /// The model's features in a file, typed as in training, or a failure naming the file.
-    private func table(of artifact: ModelArtifact, in file: CSV, path: String) -> FeatureTable {
+    private static func table(of artifact: ModelArtifact, in file: CSV, path: String) throws(Cyclone.Failure) -> FeatureTable {
         if let absent = artifact.features.first(where: { !file.header.contains($0.name) }) {
-            Cyclone.fail("the model's feature '\(absent.name)' is not a column of \(path)")
+            throw Cyclone.Failure(description: "the model's feature '\(absent.name)' is not a column of \(path)")
         }
         do {
             let kinds = Dictionary(uniqueKeysWithValues: artifact.features.map { ($0.name, $0.kind) })
             return try FeatureTable(csv: file, columns: artifact.features.map(\.name), kinds: kinds)
         } catch {
-            Cyclone.fail("\(path): \(error)")
+            throw Cyclone.Failure(description: "\(path): \(error)")
         }
-    }
-
-    /// The model's outputs on every row of a file, or a failure naming the file.
-    private func outputs(of artifact: ModelArtifact, in file: CSV, path: String) -> [Output] {
-        artifact.outputs(for: table(of: artifact, in: file, path: path))
     }
 }

@@ -24,6 +24,23 @@ import Testing
         #expect(throws: CSV.ParseError(line: 2, message: "a quoted field is not closed")) { try CSV(parsing: "a,b\n\"1") }
     }
 
+    /// A column read by its bytes gives the same cells as its text, quoted ones unescaped; rows can be picked
+    /// and reordered without reading the file again.
+    @Test func columnsByTheirBytesAndRowsPicked() throws {
+        let csv = try CSV(parsing: "id,note\n1,plain\n2,\"a, \"\"quoted\"\"\"\r\n3,\n4,\"two\nlines\"\n")
+        #expect(csv.rowCount == 4)
+        var read: [String] = []
+        csv.cells("note")!.withBytes { row, bytes in
+            #expect(row == read.count)
+            read.append(String(decoding: bytes, as: UTF8.self))
+        }
+        #expect(read == ["plain", "a, \"quoted\"", "", "two\nlines"])
+        #expect(read == csv.column("note"))
+        let picked = csv.selecting(rows: [3, 0, 0])
+        #expect(picked.rows == [["4", "two\nlines"], ["1", "plain"], ["1", "plain"]])
+        #expect(CSV(header: ["a", "b"], rows: [["x", "y"], ["", "z"]]).column("b") == ["y", "z"])
+    }
+
     @Test func raggedRowNamesItsLine() {
         #expect(throws: CSV.ParseError(line: 3, message: "has 1 cells, the header has 2")) {
             try CSV(parsing: "a,b\n1,2\n3\n")
