@@ -68,8 +68,10 @@ public struct CloudRun: Sendable {
         try await call(.GET, "/v2/\(location)/services/\(service)/revisions/\(name)", doing: "reading revision \(name)")
     }
 
-    /// PATCHes the service and returns the operation. Without `updateMask` the body replaces the whole
-    /// writable state, so it must be a whole service as read.
+    /// PATCHes the service and returns the operation. With `updateMask` (comma-separated field paths,
+    /// `template,traffic`) only those fields change, as the body has them; without, the body replaces the whole
+    /// writable state, so it must be a whole service as read. Output-only fields in the body (`etag`,
+    /// `generation`, …) are ignored: services.patch takes no precondition.
     public func patchService(_ name: String, _ service: JSONValue, updateMask: String? = nil) async throws -> JSONValue {
         try await call(.PATCH, "/v2/\(location)/services/\(name)" + (updateMask.map { "?updateMask=\($0)" } ?? ""),
                        body: service, doing: "updating service \(name)")

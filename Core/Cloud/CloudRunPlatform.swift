@@ -148,13 +148,14 @@ public struct CloudRunPlatform: Platform {
         var liveRevision = ""
         let ready = try await update("deploying \(model.name)@\(model.version) as the shadow of \(live.version) on \(service)") { service in
             liveRevision = try Self.liveRevision(service)
-            var object = try Self.withImage(image, revision: revision, in: service, annotation: own.description)
-            object["traffic"] = [Self.target(revision, percent: 100), Self.target(liveRevision, percent: 0, tag: "live")]
-            return (.object(object), nil)
+            return ["template": try Self.template(service, image: image, revision: revision, annotation: own.description),
+                    "traffic": [Self.target(revision, percent: 100), Self.target(liveRevision, percent: 0, tag: "live")]]
         }
         try check(ready, revision: revision)
+        // The version's own image (what serves it once promoted) is the one the registry names.
         return Deployment(location: image.description,
-                          detail: "revision \(revision) serves all of \(service): \(live.version) with \(model.version) in shadow (\(liveRevision) kept at 0 %)")
+                          detail: "revision \(revision) serves all of \(service): \(live.version) with \(model.version) in shadow (\(liveRevision) kept at 0 %)",
+                          imageDigest: own.digest)
     }
 
     /// Deploys `image`, the image of `model`, as a new revision: with all the traffic, or as a canary.
@@ -163,21 +164,21 @@ public struct CloudRunPlatform: Platform {
         let revision = revisionName(model, image: image)
         let ready = try await update("deploying \(model.name)@\(model.version) to \(service)") { service in
             let live = try Self.liveRevision(service)
-            var object = try Self.withImage(image, revision: revision, in: service, annotation: nil)
-            object["traffic"] = canary
-                ? [Self.target(live, percent: 100 - canaryPercent), Self.target(revision, percent: canaryPercent, tag: "canary")]
-                : [Self.target(revision, percent: 100)]
-            return (.object(object), nil)
+            return ["template": try Self.template(service, image: image, revision: revision, annotation: nil),
+                    "traffic": canary
+                        ? [Self.target(live, percent: 100 - canaryPercent), Self.target(revision, percent: canaryPercent, tag: "canary")]
+                        : [Self.target(revision, percent: 100)]]
         }
         try check(ready, revision: revision)
         return Deployment(location: image.description,
-                          detail: "revision \(revision) serves \(canary ? "\(canaryPercent) %" : "all") of \(service)")
+                          detail: "revision \(revision) serves \(canary ? "\(canaryPercent) %" : "all") of \(service)",
+                          imageDigest: image.digest)
     }
 
-    /// The service with `image` in its container, a new revision named `revision`, and the challenger-image
-    /// annotation set (or cleared).
-    private static func withImage(_ image: ImageReference, revision: String, in service: JSONValue, annotation: String?)
-        throws -> [String: JSONValue]
+    /// The service's revision template with `image` in its container, a new revision named `revision`, and the
+    /// challenger-image annotation set (or cleared).
+    private static func template(_ service: JSONValue, image: ImageReference, revision: String, annotation: String?)
+        throws -> JSONValue
     {
         guard case .object(var template) = service["template"], case .array(var containers) = template["containers"] ?? .null,
               case .object(var container) = containers.first ?? .null
@@ -189,9 +190,7 @@ public struct CloudRunPlatform: Platform {
         var annotations = template["annotations"]?.object ?? [:]
         annotations[challengerImageAnnotation] = annotation.map(JSONValue.string)
         template["annotations"] = annotations.isEmpty ? nil : .object(annotations)
-        var object = service.object ?? [:]
-        object["template"] = .object(template)
-        return object
+        return .object(template)
     }
 
     private func check(_ ready: JSONValue, revision: String) throws {
@@ -253,26 +252,41 @@ public struct CloudRunPlatform: Platform {
         _ = try await update(doing) { service in
             let revision = try choose(service)
             chosen = revision
-            var object = service.object ?? [:]
-            object["traffic"] = [Self.target(revision, percent: 100)]
-            return (.object(object), "traffic")
+            return ["traffic": [Self.target(revision, percent: 100)]]
         }
         return chosen
     }
 
-    /// GET, change, PATCH with the etag, wait; a conflicting writer (409 ABORTED) means read again and redo.
-    private func update(_ doing: String, change: (JSONValue) throws -> (JSONValue, String?)) async throws -> JSONValue {
+    /// GET, change, PATCH the changed fields (named in `updateMask`), wait, and read the service back; returns
+    /// the patch operation's service. `change` gives the fields to set from the service as read.
+    ///
+    /// services.patch takes no precondition (the service's `etag` is output only, ignored in a body), so a
+    /// concurrent writer is not refused: whoever writes last wins. Reading back after the operation notices a
+    /// writer that moved the traffic after us; the change is then made again from a fresh read, five times at
+    /// most before giving up. A writer that lands between our read and our PATCH is overwritten unnoticed.
+    private func update(_ doing: String, change: (JSONValue) throws -> [String: JSONValue]) async throws -> JSONValue {
         for _ in 0..<5 {
-            let current = try await cloudRun.service(service)
-            let (body, mask) = try change(current)
-            do {
-                let operation = try await cloudRun.patchService(service, body, updateMask: mask)
-                return try await cloudRun.wait(operation, doing: doing)
-            } catch let error as GoogleAPIError where error.code == 409 && error.status != "ALREADY_EXISTS" {
+            let fields = try change(try await cloudRun.service(service))
+            let operation = try await cloudRun.patchService(service, .object(fields),
+                                                            updateMask: fields.keys.sorted().joined(separator: ","))
+            let done = try await cloudRun.wait(operation, doing: doing)
+            if let traffic = fields["traffic"], !Self.sameTraffic(try await cloudRun.service(service)["traffic"], traffic) {
                 continue
             }
+            return done
         }
-        throw CloudError("\(doing): the service kept changing under us (five etag conflicts)")
+        throw CloudError("\(doing): the service kept changing under us (its traffic was not as asked after five tries)")
+    }
+
+    /// Whether two `traffic` lists are the same targets, as Cloud Run echoes them: default values (a 0 %
+    /// share, an empty tag) are left out of its JSON.
+    static func sameTraffic(_ a: JSONValue, _ b: JSONValue) -> Bool {
+        func targets(_ traffic: JSONValue) -> [JSONValue] {
+            traffic.array.map { target in
+                .object((target.object ?? [:]).filter { $0.value != .number(0) && $0.value != .string("") && $0.value != .bool(false) })
+            }
+        }
+        return targets(a) == targets(b)
     }
 
     /// Runs the retrain job for the request's model, unless an execution for that model still runs (one

@@ -45,10 +45,13 @@ public struct Deployment: Sendable, Equatable {
     public var location: String
     /// A sentence for the event trail.
     public var detail: String
+    /// The digest of the image it serves from (`sha256:…`), when it serves from an image.
+    public var imageDigest: String?
 
-    public init(location: String, detail: String) {
+    public init(location: String, detail: String, imageDigest: String? = nil) {
         self.location = location
         self.detail = detail
+        self.imageDigest = imageDigest
     }
 }
 

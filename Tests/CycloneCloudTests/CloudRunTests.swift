@@ -8,7 +8,7 @@ import Synchronization
 import Testing
 
 /// The Cloud Run platform against the fake Admin API: canary, promotion, rollback, a revision that never
-/// becomes ready, etag conflicts, retried 503s, Google's errors, and the retrain job.
+/// becomes ready, another writer's traffic move, retried 503s, Google's errors, and the retrain job.
 @Suite struct CloudRunTests {
     static let repository = "europe-west1-docker.pkg.dev/project/cyclone/predict"
 
@@ -211,17 +211,30 @@ import Testing
         }
     }
 
-    /// Someone else writes between our read and our PATCH: the etag no longer matches, so we read again.
-    /// A 503 is retried.
-    @Test func etagConflictsAndUnavailabilityAreRetried() async throws {
+    /// services.patch takes no precondition (a service's etag is output only, ignored in a body), so another
+    /// writer that moves the traffic after our PATCH wins: the platform notices by reading the service back,
+    /// makes its change again from a fresh read (no second revision), and reports a service that keeps changing.
+    /// Deploys name what they change in `updateMask`. A 503 is retried.
+    @Test func anotherWritersTrafficMoveIsNoticedAndRedoneAndUnavailabilityIsRetried() async throws {
         try await withPlatform { fake, platform in
             fake.state.withLock {
-                $0.conflicts = 1
+                $0.concurrentWrites = 1
                 $0.unavailable = 2
             }
-            _ = try await platform.deploy(try TestModels.regression(version: "2"), as: .live)
-            #expect(fake.state.withLock { $0.patches } == 2)
-            #expect(traffic(fake).values.sorted() == [100])
+            let v2 = try TestModels.regression(version: "2")
+            let deployed = try await platform.deploy(v2, as: .live)
+            let revision2 = platform.revisionName(v2, image: try ImageReference(try #require(deployed?.location)))
+            #expect(fake.state.withLock { $0.updateMasks } == ["template,traffic", "template,traffic"])
+            #expect(traffic(fake) == [revision2: 100])
+            #expect(fake.state.withLock { $0.services["predict"]!.revisions.count } == 2)
+
+            fake.state.withLock { $0.concurrentWrites = 5 }
+            await #expect { try await platform.deploy(try TestModels.regression(version: "3"), as: .live) } throws: {
+                "\($0)".contains("the service kept changing under us")
+            }
+            #expect(fake.state.withLock { $0.patches } == 7)
+            #expect(traffic(fake) == [revision2: 100], "the other writer's, last")
+            #expect(fake.state.withLock { $0.services["predict"]!.revisions.count } == 3)
         }
     }
 

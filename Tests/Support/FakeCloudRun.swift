@@ -6,12 +6,18 @@ import NIOCore
 import Synchronization
 
 /// The Cloud Run Admin API v2 as gcp-contracts.md §1 has it, for one project and region: services with
-/// generation, etag and revision bookkeeping (a new revision only when the template changes; an explicit
+/// generation and revision bookkeeping (a new revision only when the template changes; an explicit
 /// revision name reused for another template is a 409; traffic must sum to 100 and name existing
 /// revisions), long-running operations that are not done at the first poll, an image containing `broken`
 /// whose revision never becomes ready, jobs.run with its execution in the operation's metadata (run by the
 /// `JobRunner` a test gives, as Cloud Run runs the job's container), and Google's error envelope. int64
 /// fields are strings and default values are left out.
+///
+/// Every request first goes through `CloudRunSchema`, Google's published schema, as through Google's front
+/// end: an unknown query parameter or field, a wrong type or an enum value the schema does not list is a 400
+/// in Google's words, and output-only fields in a body or `updateMask` are ignored (AIP-203), never stored.
+/// services.patch has no precondition: `etag` is output only, so a stale one in a body changes nothing, and a
+/// client notices another writer only by reading the service back (`concurrentWrites` plays one).
 public final class FakeCloudRun: Sendable {
     public struct Service: Sendable {
         public var object: [String: JSONValue]
@@ -24,6 +30,8 @@ public final class FakeCloudRun: Sendable {
         var polls = 0
         var result: JSONValue  // the final Service or Execution
         var error: JSONValue?
+        /// The revision the simulated concurrent writer gives all the traffic to once this operation is done.
+        var concurrentMove: String?
     }
 
     public struct State: Sendable {
@@ -33,8 +41,13 @@ public final class FakeCloudRun: Sendable {
         public var patches = 0
         /// When each PATCH arrived.
         public var patchedAt: [ContinuousClock.Instant] = []
-        /// Conflicting writes to inject: the next PATCHes answer 409 ABORTED as if someone else had written.
-        public var conflicts = 0
+        /// Each PATCH's `updateMask` as sent (nil: none).
+        public var updateMasks: [String?] = []
+        /// A simulated concurrent writer (someone with gcloud, say): once each of the next this many PATCHes'
+        /// operations is done, another client gives all the traffic back to the revision that served most
+        /// before that PATCH, with a traffic-only update of its own. Not a 409: services.patch takes no
+        /// precondition, so the writer that finishes last wins and the other sees it only by reading back.
+        public var concurrentWrites = 0
         /// Answers to inject before the next call succeeds (503, say).
         public var unavailable = 0
         public var runs: [JSONValue] = []
@@ -50,9 +63,12 @@ public final class FakeCloudRun: Sendable {
     /// The prefix a request's Bearer token must have, as the fake metadata server issues them; `nil` takes
     /// requests without one.
     public let tokenPrefix: String?
+    /// What every request is checked against before the fake acts on it.
+    public let schema: CloudRunSchema
 
-    public init(tokenPrefix: String? = nil) {
+    public init(tokenPrefix: String? = nil, schema: CloudRunSchema = .runV2) {
         self.tokenPrefix = tokenPrefix
+        self.schema = schema
     }
     var location: String { "projects/\(project)/locations/\(region)" }
 
@@ -75,32 +91,30 @@ public final class FakeCloudRun: Sendable {
         let router = Router()
         let base = "/v2/projects/\(project)/locations/\(region)"
         router.get("\(base)/services/:service") { request, context in
-            try self.answer(request) { try self.readService(context.parameters.require("service")) }
+            try await self.answer(request, "services.get") { _ in try self.readService(context.parameters.require("service")) }
         }
         router.get("\(base)/services/:service/revisions/:revision") { request, context in
-            try self.answer(request) {
+            try await self.answer(request, "services.revisions.get") { _ in
                 try self.readRevision(context.parameters.require("service"), context.parameters.require("revision"))
             }
         }
         router.patch("\(base)/services/:service") { request, context in
-            let body = try JSONParser.parse(Array(try await request.body.collect(upTo: 1 << 20).readableBytesView))
             let mask = request.uri.queryParameters.get("updateMask")
-            return try self.answer(request) { try self.patch(context.parameters.require("service"), body, mask: mask) }
+            return try await self.answer(request, "services.patch") { checked in
+                try self.patch(context.parameters.require("service"), checked, sentMask: mask)
+            }
         }
         router.get("\(base)/operations/:operation") { request, context in
-            try self.answer(request) { try self.poll(context.parameters.require("operation")) }
+            try await self.answer(request, "operations.get") { _ in try self.poll(context.parameters.require("operation")) }
         }
         router.post("\(base)/jobs/:job") { request, context in
             let job = try context.parameters.require("job")
-            let body = try JSONParser.parse(Array(try await request.body.collect(upTo: 1 << 20).readableBytesView))
-            return try self.answer(request) {
-                guard job.hasSuffix(":run") else { throw FakeError(404, "NOT_FOUND", "no such method") }
-                return self.run(String(job.dropLast(4)), body)
-            }
+            guard job.hasSuffix(":run") else { return Self.error(FakeError(404, "NOT_FOUND", "no such method")) }
+            return try await self.answer(request, "jobs.run") { checked in self.run(String(job.dropLast(4)), checked.body ?? [:]) }
         }
         router.get("\(base)/jobs/:job/executions") { request, context in
             let job = try context.parameters.require("job")
-            return try self.answer(request) {
+            return try await self.answer(request, "jobs.executions.list") { _ in
                 let executions = self.state.withLock { $0.executions[job] ?? [] }
                 return executions.isEmpty ? [:] : ["executions": .array(executions)]
             }
@@ -108,18 +122,26 @@ public final class FakeCloudRun: Sendable {
         return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
     }
 
+    /// An error as Google answers it: HTTP status, canonical code name, message, and `details`.
     struct FakeError: Error {
         var code: Int
         var status: String
         var message: String
-        init(_ code: Int, _ status: String, _ message: String) {
+        var details: [JSONValue]
+        init(_ code: Int, _ status: String, _ message: String, details: [JSONValue] = []) {
             self.code = code
             self.status = status
             self.message = message
+            self.details = details
         }
     }
 
-    private func answer(_ request: Request, _ body: () throws -> JSONValue) throws -> Response {
+    /// Answers a call of `method` (`services.patch`: run v2's `run.projects.locations.services.patch`) as Google
+    /// does: 401 without a token (when tokens are required), an injected 503, 400 for a request the schema
+    /// refuses; otherwise `act` on the request as the schema check passes it on.
+    private func answer(_ request: Request, _ method: String,
+                        _ act: (CloudRunSchema.Request) throws -> JSONValue) async throws -> Response {
+        let bytes = try await request.body.collect(upTo: 1 << 20)
         if let tokenPrefix, request.headers[.authorization]?.hasPrefix("Bearer \(tokenPrefix)") != true {
             state.withLock { $0.unauthenticated += 1 }
             return Self.error(FakeError(401, "UNAUTHENTICATED", "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential."))
@@ -132,18 +154,29 @@ public final class FakeCloudRun: Sendable {
             return Self.error(FakeError(503, "UNAVAILABLE", "The service is currently unavailable."))
         }
         do {
+            let body: JSONValue?
+            do {
+                body = bytes.readableBytes == 0 ? nil : try JSONParser.parse(Array(bytes.readableBytesView))
+            } catch {
+                throw FakeError(400, "INVALID_ARGUMENT", "Invalid JSON payload received. \(error)")
+            }
+            let query = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
+            let checked = try schema.validate("run.projects.locations.\(method)", query: query, body: body)
             return Response(status: .ok, headers: [.contentType: "application/json; charset=UTF-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: try body().jsonText)))
+                            body: .init(byteBuffer: ByteBuffer(string: try act(checked).jsonText)))
+        } catch let error as CloudRunSchema.BadRequest {
+            return Self.error(FakeError(400, "INVALID_ARGUMENT", error.description, details: [error.detail]))
         } catch let error as FakeError {
             return Self.error(error)
         }
     }
 
     private static func error(_ error: FakeError) -> Response {
-        let envelope: JSONValue = ["error": ["code": .number(Double(error.code)), "message": .string(error.message),
-                                             "status": .string(error.status)]]
+        var body: [String: JSONValue] = ["code": .number(Double(error.code)), "message": .string(error.message),
+                                         "status": .string(error.status)]
+        if !error.details.isEmpty { body["details"] = .array(error.details) }
         return Response(status: HTTPResponse.Status(code: error.code), headers: [.contentType: "application/json; charset=UTF-8"],
-                        body: .init(byteBuffer: ByteBuffer(string: envelope.jsonText)))
+                        body: .init(byteBuffer: ByteBuffer(string: JSONValue.object(["error": .object(body)]).jsonText)))
     }
 
     /// revisions.get: the Revision, its template's fields (`containers`, `scaling`…) at the top level.
@@ -164,29 +197,25 @@ public final class FakeCloudRun: Sendable {
         return .object(service.object)
     }
 
-    private func patch(_ name: String, _ body: JSONValue, mask: String?) throws -> JSONValue {
+    /// services.patch with the request as the schema check passed it on (output-only fields gone from body and
+    /// mask); `sentMask` is the `updateMask` as sent, for the record.
+    private func patch(_ name: String, _ request: CloudRunSchema.Request, sentMask: String?) throws -> JSONValue {
         try state.withLock { state in
             guard var service = state.services[name] else {
                 throw FakeError(404, "NOT_FOUND", "Resource '\(name)' of kind 'SERVICE' does not exist.")
             }
             state.patches += 1
             state.patchedAt.append(ContinuousClock.now)
-            if state.conflicts > 0 {
-                state.conflicts -= 1
-                service.generation += 1
-                service.object["etag"] = .string("\"etag-\(service.generation)-other\"")
-                state.services[name] = service
-            }
-            if let etag = body["etag"].string, etag != service.object["etag"]?.string {
-                throw FakeError(409, "ABORTED", "Precondition failed: etag mismatch.")
-            }
-            // Without a mask the body replaces every writable field (§1.3); with one, the listed paths only.
-            let writable = ["description", "labels", "annotations", "client", "clientVersion", "ingress", "launchStage",
-                            "template", "traffic", "scaling", "invokerIamDisabled", "defaultUriDisabled",
-                            "customAudiences", "binaryAuthorization"]
-            let fields = mask.map { $0.split(separator: ",").map(String.init) } ?? writable
+            state.updateMasks.append(sentMask)
+            let serving = Self.servingRevision(service.object)
+            // Without a mask the body replaces every writable field (§1.5); with one, the listed paths only.
+            // The name is the URL's.
+            let body = request.body?.object ?? [:]
             var desired = service.object
-            for field in fields { desired[field] = body[field] == .null ? nil : body[field] }
+            for path in request.updateMask ?? schema.writableFields(of: "GoogleCloudRunV2Service") {
+                desired = Self.replacing(path.split(separator: ".")[...], in: desired, from: body)
+            }
+            desired["name"] = service.object["name"]
             let template = desired["template"] ?? .null
             let explicit = template["revision"].string
             func bare(_ template: JSONValue?) -> JSONValue {
@@ -245,11 +274,38 @@ public final class FakeCloudRun: Sendable {
             result["@type"] = "type.googleapis.com/google.cloud.run.v2.Service"
             result["etag"] = .string("\"etag-\(service.generation)\"")
             let id = UUID().uuidString.lowercased()
-            state.operations[id] = Operation(result: .object(result), error: error)
+            var operation = Operation(result: .object(result), error: error)
+            if state.concurrentWrites > 0, error == nil, let serving {
+                state.concurrentWrites -= 1
+                operation.concurrentMove = serving
+            }
+            state.operations[id] = operation
             var metadata = service.object
             metadata["@type"] = "type.googleapis.com/google.cloud.run.v2.Service"
             return ["name": .string("\(location)/operations/\(id)"), "metadata": .object(metadata)]
         }
+    }
+
+    /// `object` with the field at `path` (JSON names) as in `source`, or without it when `source` has none: one
+    /// path of an update mask applied.
+    static func replacing(_ path: ArraySlice<Substring>, in object: [String: JSONValue], from source: [String: JSONValue])
+        -> [String: JSONValue]
+    {
+        guard let key = path.first.map(String.init) else { return object }
+        var object = object
+        if path.count == 1 {
+            object[key] = source[key]
+        } else {
+            let inner = replacing(path.dropFirst(), in: object[key]?.object ?? [:], from: source[key]?.object ?? [:])
+            object[key] = inner.isEmpty ? nil : .object(inner)
+        }
+        return object
+    }
+
+    /// The revision with the largest share of the service's traffic (the latest ready one for LATEST).
+    static func servingRevision(_ service: [String: JSONValue]) -> String? {
+        let top = (service["trafficStatuses"]?.array ?? []).max { ($0["percent"].number ?? 0) < ($1["percent"].number ?? 0) }
+        return top?["revision"].string ?? service["latestReadyRevision"]?.string?.split(separator: "/").last.map(String.init)
     }
 
     /// The state of a reconciled service: generation observed, the new revision ready, traffic as desired.
@@ -284,6 +340,15 @@ public final class FakeCloudRun: Sendable {
             if let serviceName = operation.result["name"].string?.split(separator: "/").last.map(String.init),
                var service = state.services[serviceName], operation.result["@type"].string?.hasSuffix("Service") == true {
                 service.object["reconciling"] = nil
+                if let revision = operation.concurrentMove {
+                    // The other writer's traffic-only update lands once ours is done, and wins.
+                    service.object["traffic"] = [["type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": .string(revision),
+                                                  "percent": 100]]
+                    service.generation += 1
+                    settle(&service, ready: nil)
+                    operation.concurrentMove = nil
+                    state.operations[id] = operation
+                }
                 state.services[serviceName] = service
             }
             if let error = operation.error { return ["name": name, "done": true, "error": error] }
