@@ -38,6 +38,9 @@ public struct Rollout: Sendable {
         } catch {
             throw DeploymentFailed(underlying: error)
         }
+        if let digest = deployment.imageDigest {
+            try await registry.setImageDigest(name: candidate.name, version: candidate.version, digest)
+        }
         switch role {
         case .live: try await registry.markLive(name: candidate.name, version: candidate.version)
         case .canary: try await registry.startChallenger(name: candidate.name, version: candidate.version, as: .canary)
@@ -45,6 +48,7 @@ public struct Rollout: Sendable {
         }
         var detail: [String: JSONValue] = ["parent": .string(parent.version), "location": .string(deployment.location),
                                            "detail": .string(deployment.detail)]
+        if let digest = deployment.imageDigest { detail["image_digest"] = .string(digest) }
         if role == .canary { detail["percent"] = .number(Double(canaryPercent)) }
         let kind: EvaluationStore.EventKind = switch role {
         case .live: .deployed

@@ -95,6 +95,13 @@ public struct ModelRegistry: Sendable {
             """, logger: logger)
     }
 
+    /// Records the digest of the image a version serves from, so the registry names what runs.
+    public func setImageDigest(name: String, version: String, _ digest: String) async throws {
+        try await client.query("""
+            UPDATE model SET image_digest = \(digest), updated_at = now() WHERE name = \(name) AND version = \(version)
+            """, logger: logger)
+    }
+
     /// Sets a version's status, with the reason when there is one.
     public func setStatus(name: String, version: String, _ status: Status, reason: String? = nil) async throws {
         try await client.query("""

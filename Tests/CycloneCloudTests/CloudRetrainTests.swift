@@ -52,10 +52,14 @@ import Testing
                         #expect(config["config"]["Env"].array.compactMap(\.string).contains("MODEL_VERSION=2"))
                         #expect(config["config"]["Labels"]["dev.cyclone.model.parent"].string == "1")
                         #expect(auth.state.withLock { $0.issued } == 1)
-                        var status = ""
-                        for try await value in try await db.client.query(
-                            "SELECT status FROM model WHERE version = '2'", logger: .test).decode(String.self) { status = value }
+                        // The registry of models names the image the version serves from, by its digest.
+                        var status = "", digest: String?
+                        for try await (value, recorded) in try await db.client.query(
+                            "SELECT status, image_digest FROM model WHERE version = '2'", logger: .test).decode((String, String?).self) {
+                            (status, digest) = (value, recorded)
+                        }
                         #expect(status == "canary")
+                        #expect(digest.map { image.hasSuffix("@" + $0) } == true, "\(digest ?? "nil") against \(image)")
                     }
                 }
             }
@@ -119,10 +123,14 @@ import Testing
                         let ownEnvironment = ownConfig["config"]["Env"].array.compactMap(\.string)
                         #expect(ownEnvironment.contains("MODEL_VERSION=2") && !ownEnvironment.contains { $0.hasPrefix("SHADOW_") },
                                 "\(ownEnvironment)")
-                        var status = ""
-                        for try await value in try await db.client.query(
-                            "SELECT status FROM model WHERE version = '2'", logger: .test).decode(String.self) { status = value }
+                        // The registry names the version's own image (what serves it once promoted), not the shared one.
+                        var status = "", digest: String?
+                        for try await (value, recorded) in try await db.client.query(
+                            "SELECT status, image_digest FROM model WHERE version = '2'", logger: .test).decode((String, String?).self) {
+                            (status, digest) = (value, recorded)
+                        }
                         #expect(status == "shadow")
+                        #expect(digest.map { own.hasSuffix("@" + $0) } == true, "\(digest ?? "nil") against \(own)")
                     }
                 }
             }
