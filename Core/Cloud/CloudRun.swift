@@ -15,10 +15,53 @@ public struct GoogleAPIError: Error, CustomStringConvertible, Equatable {
     /// What was being done.
     public var doing: String
 
-    /// One line: Google's messages may hold line breaks (a "Logs URL" after two of them).
+    public init(code: Int, status: String, message: String, doing: String) {
+        self.code = code
+        self.status = status
+        self.message = message
+        self.doing = doing
+    }
+
+    /// One line: Google's messages may hold line breaks (a "Logs URL" after two of them). A refused permission
+    /// ends with the role that grants it.
     public var description: String {
         let text = message.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        return "\(doing) failed: \(text) (\(code)\(status.isEmpty ? "" : " \(status)"))"
+        return "\(doing) failed: \(text) (\(code)\(status.isEmpty ? "" : " \(status)"))" + (missingRole.map { ": \($0)" } ?? "")
+    }
+
+    /// For a refused permission (403, or a revision that failed because the service agent cannot pull its image),
+    /// who needs which role: the predefined role infra/ grants for it.
+    public var missingRole: String? {
+        let lower = message.lowercased()
+        // Cloud Run's words for an image its service agent may not read (a failed revision's condition).
+        if lower.contains("permission to read the image") || lower.contains("must have permission to read") {
+            return "the Cloud Run service agent (service-PROJECT_NUMBER@serverless-robot-prod.iam.gserviceaccount.com) needs roles/artifactregistry.reader on the image's repository"
+        }
+        guard code == 403 || status == "PERMISSION_DENIED" else { return nil }
+        // "Permission 'iam.serviceaccounts.actAs' denied on service account …", "… lacks permission run.jobs.run …"
+        guard let permission = Self.permission(in: message) else { return nil }
+        let role: String
+        switch permission.lowercased() {
+        case "iam.serviceaccounts.actas":
+            return "the caller needs roles/iam.serviceAccountUser on the service account the workload runs as (permission iam.serviceAccounts.actAs)"
+        case let p where p.hasPrefix("artifactregistry.") && (p.hasSuffix("upload") || p.hasSuffix("uploadartifacts")):
+            role = "roles/artifactregistry.writer"
+        case let p where p.hasPrefix("artifactregistry."): role = "roles/artifactregistry.reader"
+        case let p where p.hasPrefix("run."): role = "roles/run.developer"
+        case let p where p.hasPrefix("cloudsql."): role = "roles/cloudsql.client"
+        case let p where p.hasPrefix("secretmanager."): role = "roles/secretmanager.secretAccessor"
+        default: return "the caller's service account needs a role with permission \(permission)"
+        }
+        return "the caller's service account needs \(role) (permission \(permission))"
+    }
+
+    /// The permission a refusal names: `Permission 'X' denied`, or `permission X` / `X permission`.
+    static func permission(in message: String) -> String? {
+        let words = message.split(whereSeparator: { $0.isWhitespace || $0 == "'" || $0 == "\"" || $0 == "," || $0 == "(" || $0 == ")" })
+        return words.first { word in
+            let parts = word.split(separator: ".")
+            return parts.count >= 3 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy { $0.isLetter } }
+        }.map(String.init)
     }
 
     static let grpc: [Int: (Int, String)] = [

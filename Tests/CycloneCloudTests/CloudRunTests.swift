@@ -27,7 +27,8 @@ import Testing
                                             mirrors: mirrors, models: models) { model, live in
                 // An image per model version (and per live version it shadows), as ImageAppend would push it.
                 let digest = Digest.sha256(Array("\(model.name)@\(model.version)\(live.map { " beside \($0.version)" } ?? "")".utf8))
-                let repository = model.version == "99" ? Self.repository + "-broken" : Self.repository
+                let repository = model.version == "99" ? Self.repository + "-broken"
+                    : model.version == "98" ? Self.repository + "-unreadable" : Self.repository
                 return try ImageReference("\(repository)@\(digest)")
             }
             try await body(fake, platform)
@@ -235,6 +236,34 @@ import Testing
             #expect(fake.state.withLock { $0.patches } == 7)
             #expect(traffic(fake) == [revision2: 100], "the other writer's, last")
             #expect(fake.state.withLock { $0.services["predict"]!.revisions.count } == 3)
+        }
+    }
+
+    /// A refused permission reaches the operator as one line that ends with who needs which role: the caller
+    /// refused a PATCH, the caller unable to act as the runtime service account, the Cloud Run service agent
+    /// unable to read an image in another project's repository.
+    @Test func aRefusedPermissionNamesTheRoleThatGrantsIt() async throws {
+        try await withPlatform { fake, platform in
+            let before = traffic(fake)
+            fake.state.withLock { $0.deniedPermission = "run.services.update" }
+            await #expect { try await platform.deploy(try TestModels.regression(version: "2"), as: .live) } throws: {
+                let line = "\($0)"
+                return ($0 as? GoogleAPIError)?.code == 403 && !line.contains("\n")
+                    && line.hasSuffix("(403 PERMISSION_DENIED): the caller's service account needs roles/run.developer (permission run.services.update)")
+            }
+            fake.state.withLock { $0.deniedPermission = "iam.serviceaccounts.actAs" }
+            await #expect { try await platform.deploy(try TestModels.regression(version: "2"), as: .live) } throws: {
+                "\($0)".hasSuffix("the caller needs roles/iam.serviceAccountUser on the service account the workload runs as (permission iam.serviceAccounts.actAs)")
+            }
+            fake.state.withLock { $0.deniedPermission = nil }
+            await #expect { try await platform.deploy(try TestModels.regression(version: "98"), as: .live) } throws: {
+                "\($0)".hasSuffix("needs roles/artifactregistry.reader on the image's repository")
+            }
+            #expect(traffic(fake) == before)
+            // A refusal of something else names its permission; an error that is not a refusal adds nothing.
+            #expect(GoogleAPIError(code: 403, status: "PERMISSION_DENIED", message: "Permission 'storage.objects.get' denied on resource.",
+                                   doing: "reading").missingRole == "the caller's service account needs a role with permission storage.objects.get")
+            #expect(GoogleAPIError(code: 404, status: "NOT_FOUND", message: "Permission 'run.services.get' on nothing", doing: "x").missingRole == nil)
         }
     }
 

@@ -50,6 +50,8 @@ public final class FakeCloudRun: Sendable {
         public var concurrentWrites = 0
         /// Answers to inject before the next call succeeds (503, say).
         public var unavailable = 0
+        /// A permission the caller lacks: every PATCH is refused with Google's 403 naming it.
+        public var deniedPermission: String?
         public var runs: [JSONValue] = []
         var runner: JobRunner?
         var running: [Task<Void, Never>] = []
@@ -204,6 +206,9 @@ public final class FakeCloudRun: Sendable {
             guard var service = state.services[name] else {
                 throw FakeError(404, "NOT_FOUND", "Resource '\(name)' of kind 'SERVICE' does not exist.")
             }
+            if let denied = state.deniedPermission {
+                throw FakeError(403, "PERMISSION_DENIED", "Permission '\(denied)' denied on resource '\(location)/services/\(name)' (or resource may not exist).")
+            }
             state.patches += 1
             state.patchedAt.append(ContinuousClock.now)
             state.updateMasks.append(sentMask)
@@ -248,7 +253,8 @@ public final class FakeCloudRun: Sendable {
             }
             service.generation += 1
             service.object = desired
-            let broken = template["containers"].array.first?["image"].string?.contains("broken") == true && newRevision != nil
+            let image = template["containers"].array.first?["image"].string ?? ""
+            let broken = (image.contains("broken") || image.contains("unreadable")) && newRevision != nil
             var error: JSONValue?
             if let newRevision {
                 service.revisions[newRevision] = sent
@@ -262,7 +268,9 @@ public final class FakeCloudRun: Sendable {
                                                        "revisionReason": "HEALTH_CHECK_CONTAINER_ERROR",
                                                        "message": .string("Revision '\(newRevision)' is not ready and cannot serve traffic.")]
                 service.object["reconciling"] = nil
-                error = ["code": 9, "message": .string("Revision '\(newRevision)' is not ready and cannot serve traffic. The user-provided container failed to start and listen on the port defined provided by the PORT=8080 environment variable.\n\nLogs URL: https://console.cloud.google.com/logs/viewer?project=project")]
+                error = image.contains("unreadable")
+                    ? ["code": 9, "message": .string("Revision '\(newRevision)' is not ready and cannot serve traffic. Google Cloud Run Service Agent service-123456789@serverless-robot-prod.iam.gserviceaccount.com must have permission to read the image, \(image). Ensure that the provided container image URL is correct and that the above account has permission to access the image. If you just enabled the Cloud Run API, the permissions might take a few minutes to propagate. Note that the image is from project [other-project], which is not the same as this project [project]. Permission must be granted to the Google Cloud Run Service Agent service-123456789@serverless-robot-prod.iam.gserviceaccount.com from this project.")]
+                    : ["code": 9, "message": .string("Revision '\(newRevision)' is not ready and cannot serve traffic. The user-provided container failed to start and listen on the port defined provided by the PORT=8080 environment variable.\n\nLogs URL: https://console.cloud.google.com/logs/viewer?project=project")]
             } else {
                 settle(&service, ready: newRevision)
             }
