@@ -112,6 +112,15 @@ resource "google_service_account_iam_member" "act_as_predict" {
   member             = google_service_account.function[each.value].member
 }
 
+# Promoting a shadow makes a revision of the challenger's own image: evaluate deploys that image, and whoever
+# deploys an image reads it. A traffic move (a canary's promotion, any rollback) reads none.
+resource "google_artifact_registry_repository_iam_member" "evaluate_reader" {
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.reader"
+  member     = google_service_account.function["evaluate"].member
+}
+
 # retrain reads the serve image and pushes model images.
 resource "google_artifact_registry_repository_iam_member" "retrain_writer" {
   location   = google_artifact_registry_repository.images.location

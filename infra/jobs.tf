@@ -14,10 +14,13 @@ resource "google_cloud_run_v2_job" "retrain" {
       timeout         = "3600s"
       max_retries     = 0
 
-      volumes {
-        name = "cloudsql"
-        cloud_sql_instance {
-          instances = [local.connection]
+      dynamic "volumes" {
+        for_each = local.database.volumes
+        content {
+          name = volumes.key
+          cloud_sql_instance {
+            instances = volumes.value.instances
+          }
         }
       }
 
@@ -32,12 +35,15 @@ resource "google_cloud_run_v2_job" "retrain" {
           }
         }
 
-        env {
-          name = "DATABASE_URL"
-          value_source {
-            secret_key_ref {
-              secret  = google_secret_manager_secret.database_url.secret_id
-              version = "latest"
+        dynamic "env" {
+          for_each = local.database.secrets
+          content {
+            name = env.key
+            value_source {
+              secret_key_ref {
+                secret  = env.value.secret
+                version = env.value.version
+              }
             }
           }
         }
@@ -50,9 +56,12 @@ resource "google_cloud_run_v2_job" "retrain" {
           }
         }
 
-        volume_mounts {
-          name       = "cloudsql"
-          mount_path = "/cloudsql"
+        dynamic "volume_mounts" {
+          for_each = local.database.volumes
+          content {
+            name       = volume_mounts.key
+            mount_path = volume_mounts.value.mount_path
+          }
         }
       }
     }
@@ -84,10 +93,13 @@ resource "google_cloud_run_v2_job" "migrate" {
       timeout         = "900s"
       max_retries     = 1
 
-      volumes {
-        name = "cloudsql"
-        cloud_sql_instance {
-          instances = [local.connection]
+      dynamic "volumes" {
+        for_each = local.database.volumes
+        content {
+          name = volumes.key
+          cloud_sql_instance {
+            instances = volumes.value.instances
+          }
         }
       }
 
@@ -96,19 +108,25 @@ resource "google_cloud_run_v2_job" "migrate" {
         command = ["cyclone"]
         args    = ["migrate"]
 
-        env {
-          name = "DATABASE_URL"
-          value_source {
-            secret_key_ref {
-              secret  = google_secret_manager_secret.database_url.secret_id
-              version = "latest"
+        dynamic "env" {
+          for_each = local.database.secrets
+          content {
+            name = env.key
+            value_source {
+              secret_key_ref {
+                secret  = env.value.secret
+                version = env.value.version
+              }
             }
           }
         }
 
-        volume_mounts {
-          name       = "cloudsql"
-          mount_path = "/cloudsql"
+        dynamic "volume_mounts" {
+          for_each = local.database.volumes
+          content {
+            name       = volume_mounts.key
+            mount_path = volume_mounts.value.mount_path
+          }
         }
       }
     }
@@ -139,10 +157,13 @@ resource "google_cloud_run_v2_job" "partitions" {
       timeout         = "900s"
       max_retries     = 2
 
-      volumes {
-        name = "cloudsql"
-        cloud_sql_instance {
-          instances = [local.connection]
+      dynamic "volumes" {
+        for_each = local.database.volumes
+        content {
+          name = volumes.key
+          cloud_sql_instance {
+            instances = volumes.value.instances
+          }
         }
       }
 
@@ -151,19 +172,25 @@ resource "google_cloud_run_v2_job" "partitions" {
         command = ["cyclone"]
         args    = concat(["partitions"], var.retain_days > 0 ? ["--retain-days", tostring(var.retain_days)] : [])
 
-        env {
-          name = "DATABASE_URL"
-          value_source {
-            secret_key_ref {
-              secret  = google_secret_manager_secret.database_url.secret_id
-              version = "latest"
+        dynamic "env" {
+          for_each = local.database.secrets
+          content {
+            name = env.key
+            value_source {
+              secret_key_ref {
+                secret  = env.value.secret
+                version = env.value.version
+              }
             }
           }
         }
 
-        volume_mounts {
-          name       = "cloudsql"
-          mount_path = "/cloudsql"
+        dynamic "volume_mounts" {
+          for_each = local.database.volumes
+          content {
+            name       = volume_mounts.key
+            mount_path = volume_mounts.value.mount_path
+          }
         }
       }
     }

@@ -1,5 +1,17 @@
 locals {
   connection = google_sql_database_instance.store.connection_name
+  # How every service and job reaches the store, defined once: DATABASE_URL from Secret Manager, and the
+  # Cloud SQL volume (the instance's unix socket, which DATABASE_URL's host names) mounted at /cloudsql.
+  # Each workload takes them through the same three dynamic blocks (volumes, env, volume_mounts), the
+  # secret before its other variables; Tests/InfraTests expands them.
+  database = {
+    secrets = {
+      DATABASE_URL = { secret = google_secret_manager_secret.database_url.secret_id, version = "latest" }
+    }
+    volumes = {
+      cloudsql = { instances = [local.connection], mount_path = "/cloudsql" }
+    }
+  }
   services = {
     predict      = "${var.name}-predict"
     predict_grpc = "${var.name}-predict-grpc"
@@ -23,7 +35,7 @@ locals {
     partitions = "${var.name}-partitions"
   }
 
-  # Each function's environment besides DATABASE_URL (a secret), written out whole so each reads on its
+  # Each function's environment besides DATABASE_URL (local.database), written out whole so each reads on its
   # own; empty values are left unset, so the code's defaults apply. Tests/InfraTests checks these against
   # what each function reads. evaluate and retrain share where the loop acts (PlatformSettings).
   env = {
@@ -104,10 +116,13 @@ resource "google_cloud_run_v2_service" "predict" {
       max_instance_count = var.predict_max_instances
     }
 
-    volumes {
-      name = "cloudsql"
-      cloud_sql_instance {
-        instances = [local.connection]
+    dynamic "volumes" {
+      for_each = local.database.volumes
+      content {
+        name = volumes.key
+        cloud_sql_instance {
+          instances = volumes.value.instances
+        }
       }
     }
 
@@ -128,12 +143,15 @@ resource "google_cloud_run_v2_service" "predict" {
         startup_cpu_boost = true
       }
 
-      env {
-        name = "DATABASE_URL"
-        value_source {
-          secret_key_ref {
-            secret  = google_secret_manager_secret.database_url.secret_id
-            version = "latest"
+      dynamic "env" {
+        for_each = local.database.secrets
+        content {
+          name = env.key
+          value_source {
+            secret_key_ref {
+              secret  = env.value.secret
+              version = env.value.version
+            }
           }
         }
       }
@@ -146,9 +164,12 @@ resource "google_cloud_run_v2_service" "predict" {
         }
       }
 
-      volume_mounts {
-        name       = "cloudsql"
-        mount_path = "/cloudsql"
+      dynamic "volume_mounts" {
+        for_each = local.database.volumes
+        content {
+          name       = volume_mounts.key
+          mount_path = volume_mounts.value.mount_path
+        }
       }
 
       startup_probe {
@@ -207,10 +228,13 @@ resource "google_cloud_run_v2_service" "predict_grpc" {
       max_instance_count = var.predict_max_instances
     }
 
-    volumes {
-      name = "cloudsql"
-      cloud_sql_instance {
-        instances = [local.connection]
+    dynamic "volumes" {
+      for_each = local.database.volumes
+      content {
+        name = volumes.key
+        cloud_sql_instance {
+          instances = volumes.value.instances
+        }
       }
     }
 
@@ -232,12 +256,15 @@ resource "google_cloud_run_v2_service" "predict_grpc" {
         startup_cpu_boost = true
       }
 
-      env {
-        name = "DATABASE_URL"
-        value_source {
-          secret_key_ref {
-            secret  = google_secret_manager_secret.database_url.secret_id
-            version = "latest"
+      dynamic "env" {
+        for_each = local.database.secrets
+        content {
+          name = env.key
+          value_source {
+            secret_key_ref {
+              secret  = env.value.secret
+              version = env.value.version
+            }
           }
         }
       }
@@ -250,9 +277,12 @@ resource "google_cloud_run_v2_service" "predict_grpc" {
         }
       }
 
-      volume_mounts {
-        name       = "cloudsql"
-        mount_path = "/cloudsql"
+      dynamic "volume_mounts" {
+        for_each = local.database.volumes
+        content {
+          name       = volume_mounts.key
+          mount_path = volume_mounts.value.mount_path
+        }
       }
 
       # predict opens its gRPC port once the model is loaded and the writer runs.
@@ -311,10 +341,13 @@ resource "google_cloud_run_v2_service" "labels" {
       max_instance_count = var.max_instances
     }
 
-    volumes {
-      name = "cloudsql"
-      cloud_sql_instance {
-        instances = [local.connection]
+    dynamic "volumes" {
+      for_each = local.database.volumes
+      content {
+        name = volumes.key
+        cloud_sql_instance {
+          instances = volumes.value.instances
+        }
       }
     }
 
@@ -334,12 +367,15 @@ resource "google_cloud_run_v2_service" "labels" {
         cpu_idle = true
       }
 
-      env {
-        name = "DATABASE_URL"
-        value_source {
-          secret_key_ref {
-            secret  = google_secret_manager_secret.database_url.secret_id
-            version = "latest"
+      dynamic "env" {
+        for_each = local.database.secrets
+        content {
+          name = env.key
+          value_source {
+            secret_key_ref {
+              secret  = env.value.secret
+              version = env.value.version
+            }
           }
         }
       }
@@ -352,9 +388,12 @@ resource "google_cloud_run_v2_service" "labels" {
         }
       }
 
-      volume_mounts {
-        name       = "cloudsql"
-        mount_path = "/cloudsql"
+      dynamic "volume_mounts" {
+        for_each = local.database.volumes
+        content {
+          name       = volume_mounts.key
+          mount_path = volume_mounts.value.mount_path
+        }
       }
 
       startup_probe {
@@ -392,10 +431,13 @@ resource "google_cloud_run_v2_service" "evaluate" {
       max_instance_count = var.max_instances
     }
 
-    volumes {
-      name = "cloudsql"
-      cloud_sql_instance {
-        instances = [local.connection]
+    dynamic "volumes" {
+      for_each = local.database.volumes
+      content {
+        name = volumes.key
+        cloud_sql_instance {
+          instances = volumes.value.instances
+        }
       }
     }
 
@@ -415,12 +457,15 @@ resource "google_cloud_run_v2_service" "evaluate" {
         cpu_idle = true
       }
 
-      env {
-        name = "DATABASE_URL"
-        value_source {
-          secret_key_ref {
-            secret  = google_secret_manager_secret.database_url.secret_id
-            version = "latest"
+      dynamic "env" {
+        for_each = local.database.secrets
+        content {
+          name = env.key
+          value_source {
+            secret_key_ref {
+              secret  = env.value.secret
+              version = env.value.version
+            }
           }
         }
       }
@@ -433,9 +478,12 @@ resource "google_cloud_run_v2_service" "evaluate" {
         }
       }
 
-      volume_mounts {
-        name       = "cloudsql"
-        mount_path = "/cloudsql"
+      dynamic "volume_mounts" {
+        for_each = local.database.volumes
+        content {
+          name       = volume_mounts.key
+          mount_path = volume_mounts.value.mount_path
+        }
       }
 
       startup_probe {

@@ -136,6 +136,26 @@ import Testing
         }
     }
 
+    /// Every service and job reaches the store alike, from one definition (`local.database`): DATABASE_URL from
+    /// the secret, and the Cloud SQL instance's volume mounted where DATABASE_URL's socket lies.
+    @Test func everyWorkloadReachesTheDatabaseAlike() async throws {
+        let terraform = try await Terraform.load()
+        let workloads = Workload.all(terraform)
+        #expect(workloads.count == 7)
+        let secret = terraform.resolve("${google_secret_manager_secret.database_url.secret_id}")
+        let url = try #require(terraform.resources("google_secret_manager_secret_version").first { $0.name == "database_url" }?
+            .body["secret_data"].string)
+        for workload in workloads {
+            #expect(workload.environment["DATABASE_URL"] == "<secret \(secret)>", "\(workload.resource)")
+            #expect(workload.volumes == ["cloudsql": [terraform.resolve("${local.connection}")]], "\(workload.resource)")
+            #expect(workload.mounts == ["cloudsql": "/cloudsql"], "\(workload.resource)")
+            for (name, instances) in workload.volumes {
+                let path = try #require(workload.mounts[name], "\(workload.resource) mounts no \(name)")
+                #expect(instances.allSatisfy { url.hasSuffix("?host=\(path)/\($0)") }, "DATABASE_URL's socket is not in \(path)")
+            }
+        }
+    }
+
     /// A variable its function requires and Terraform leaves out makes the check fail (the check can fail).
     @Test func aMissingRequiredVariableIsCaught() async throws {
         let terraform = try await Terraform.load()
@@ -273,6 +293,13 @@ import Testing
                                                        Grant(role: "roles/iam.serviceAccountUser", target: "account predict")])
             needs["evaluate", default: []].formUnion(operations)
             needs["evaluate", default: []].formUnion(mirror)
+        }
+        // Promoting a shadow deploys the challenger's own image as a new revision: whoever deploys an image
+        // needs to read it (Artifact Registry's Cloud Run guide), so evaluate does then.
+        if evaluate.contains("platform.promote("),
+           try source(["Core/Cloud"]).contains("return try await deploy(try ImageReference(text), of: model, canary: false)")
+        {
+            needs["evaluate", default: []].insert(Grant(role: "roles/artifactregistry.reader", target: "repository images"))
         }
         if evaluate.contains("alerts.send(") { needs["evaluate", default: []].insert(logs) }
         // retrain deploys through `Rollout` (Core/Evaluation), which asks the platform.

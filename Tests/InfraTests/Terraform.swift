@@ -100,11 +100,11 @@ struct Terraform {
         }
     }
 
-    /// A container's environment: its `env` blocks (a secret's value as `<secret NAME>`) and the map its
-    /// `dynamic "env"` iterates, empty values left out as the filter does.
+    /// A container's environment: its `env` blocks, written out or made by its `dynamic "env"` blocks (the
+    /// secret's from `local.database`, the rest from `local.env`), a secret's value as `<secret NAME>`.
     func environment(_ container: JSONValue) -> [String: String] {
         var environment: [String: String] = [:]
-        for entry in container["env"].array {
+        for entry in blocks("env", in: container) {
             guard let name = entry["name"].string else { continue }
             if let secret = entry["value_source"].array.first?["secret_key_ref"].array.first?["secret"].string {
                 environment[name] = "<secret \(resolve(secret))>"
@@ -112,25 +112,68 @@ struct Terraform {
                 environment[name] = resolve(entry["value"].string ?? "")
             }
         }
-        for dynamic in container["dynamic"].array {
-            guard let source = dynamic["env"]["for_each"].string,
-                  let match = source.firstMatch(of: /local\.env\.([a-z_]+)/) else { continue }
-            for (name, value) in locals["env"]?[String(match.output.1)].object ?? [:] {
-                let text = resolve(value.string ?? "")
-                if !text.isEmpty { environment[name] = text }
+        return environment
+    }
+
+    /// The blocks of a kind in `body` (`env`, `volumes`, `volume_mounts`): those written out, then those each
+    /// `dynamic "KIND"` makes, in the key order Terraform iterates a map in. A dynamic block here iterates a
+    /// local map, `${local.a.b}`, or its entries whose value is not empty,
+    /// `${{for key , value in local.a.b : key => value if value != ""}}`; its content gets `KIND.key`,
+    /// `KIND.value` and `KIND.value.ATTRIBUTE` put in.
+    func blocks(_ kind: String, in body: JSONValue) -> [JSONValue] {
+        var blocks = body[kind].array
+        for dynamic in body["dynamic"].array {
+            guard let source = dynamic[kind]["for_each"].string, let content = dynamic[kind]["content"].array.first
+            else { continue }
+            let path: Substring, nonEmpty: Bool
+            if let plain = source.wholeMatch(of: /\$\{local\.([a-z_.]+)\}/) {
+                (path, nonEmpty) = (plain.output.1, false)
+            } else if let filtered = source.wholeMatch(
+                of: /\$\{\{for ([a-z_]+) , ([a-z_]+) in local\.([a-z_.]+) : ([a-z_]+) => ([a-z_]+) if ([a-z_]+) != ""\}\}/),
+                filtered.output.1 == filtered.output.4, filtered.output.2 == filtered.output.5, filtered.output.2 == filtered.output.6 {
+                (path, nonEmpty) = (filtered.output.3, true)
+            } else {
+                continue
+            }
+            var map = locals[String(path.split(separator: ".").first ?? "")]
+            for part in path.split(separator: ".").dropFirst() { map = map?[String(part)] }
+            for (key, value) in (map?.object ?? [:]).sorted(by: { $0.key < $1.key }) {
+                if nonEmpty, let text = value.string, resolve(text).isEmpty { continue }
+                blocks.append(Self.substitute(content, kind, key: key, value: value))
             }
         }
-        return environment
+        return blocks
+    }
+
+    /// `node` with a dynamic block's iterator (`NAME.key`, `NAME.value`, `NAME.value.ATTRIBUTE`) put in: a
+    /// whole reference by the value itself (a list stays a list), the key within text as text.
+    static func substitute(_ node: JSONValue, _ iterator: String, key: String, value: JSONValue) -> JSONValue {
+        switch node {
+        case .object(let members): return .object(members.mapValues { substitute($0, iterator, key: key, value: value) })
+        case .array(let items): return .array(items.map { substitute($0, iterator, key: key, value: value) })
+        case .string(let text):
+            if text == "${\(iterator).key}" { return .string(key) }
+            if text == "${\(iterator).value}" { return value }
+            let prefix = "${\(iterator).value."
+            if text.hasPrefix(prefix), text.hasSuffix("}") {
+                return text.dropFirst(prefix.count).dropLast().split(separator: ".").reduce(value) { $0[String($1)] }
+            }
+            return .string(text.replacingOccurrences(of: "${\(iterator).key}", with: key))
+        default: return node
+        }
     }
 }
 
-/// A Cloud Run service or job as declared: its function (the binary its command names), its container and
-/// its service account's key in `google_service_account.function`.
+/// A Cloud Run service or job as declared: its function (the binary its command names), its container, its
+/// volumes (name → Cloud SQL instances) and their mounts (name → path), and its service account's key in
+/// `google_service_account.function`.
 struct Workload {
     var resource: String
     var binary: String
     var arguments: [String]
     var environment: [String: String]
+    var volumes: [String: [String]]
+    var mounts: [String: String]
     var account: String?
     var isJob: Bool
 
@@ -141,7 +184,15 @@ struct Workload {
             return Workload(resource: resource, binary: container["command"].array.first?.string ?? "",
                             arguments: container["args"].array.compactMap(\.string)
                                 + (container["args"].string.map { [$0] } ?? []),
-                            environment: terraform.environment(container), account: account, isJob: isJob)
+                            environment: terraform.environment(container),
+                            volumes: terraform.blocks("volumes", in: template).reduce(into: [:]) { volumes, volume in
+                                volumes[volume["name"].string ?? ""] = volume["cloud_sql_instance"].array.first?["instances"].array
+                                    .map { terraform.resolve($0.string ?? "") } ?? []
+                            },
+                            mounts: terraform.blocks("volume_mounts", in: container).reduce(into: [:]) { mounts, mount in
+                                mounts[mount["name"].string ?? ""] = mount["mount_path"].string ?? ""
+                            },
+                            account: account, isJob: isJob)
         }
         return terraform.resources("google_cloud_run_v2_service").map {
             workload("google_cloud_run_v2_service.\($0.name)", template: $0.body["template"].array.first ?? .null, isJob: false)
