@@ -145,9 +145,10 @@ public struct CloudRunPlatform: Platform {
         // and the challenger beside it; the live revision stays listed, at 0 %, to come back to.
         let image = try await images(model, live)
         let revision = revisionName(model, image: image)
+        // Decided on the first read: a redo reads the service with our own revision on top.
         var liveRevision = ""
         let ready = try await update("deploying \(model.name)@\(model.version) as the shadow of \(live.version) on \(service)") { service in
-            liveRevision = try Self.liveRevision(service)
+            if liveRevision.isEmpty { liveRevision = try Self.liveRevision(service) }
             return ["template": try Self.template(service, image: image, revision: revision, annotation: own.description),
                     "traffic": [Self.target(revision, percent: 100), Self.target(liveRevision, percent: 0, tag: "live")]]
         }
@@ -162,8 +163,10 @@ public struct CloudRunPlatform: Platform {
     private func deploy(_ image: ImageReference, of model: ModelArtifact, canary: Bool) async throws -> Deployment {
         guard image.digest != nil else { throw CloudError("the image of \(model.name)@\(model.version) has no digest; revisions deploy by digest") }
         let revision = revisionName(model, image: image)
+        // The live revision is decided on the first read: a redo reads the service with our own revision in it.
+        var live = ""
         let ready = try await update("deploying \(model.name)@\(model.version) to \(service)") { service in
-            let live = try Self.liveRevision(service)
+            if live.isEmpty { live = try Self.liveRevision(service) }
             return ["template": try Self.template(service, image: image, revision: revision, annotation: nil),
                     "traffic": canary
                         ? [Self.target(live, percent: 100 - canaryPercent), Self.target(revision, percent: canaryPercent, tag: "canary")]
@@ -248,27 +251,31 @@ public struct CloudRunPlatform: Platform {
 
     /// A traffic-only update giving the chosen revision everything.
     private func moveTraffic(_ doing: String, choose: @escaping @Sendable (JSONValue) throws -> String) async throws -> String {
+        // Chosen on the first read: another writer may have moved the traffic away from it before a redo. The
+        // template goes as it was read (the field is required on a Service; the mask keeps it unchanged).
         var chosen = ""
-        _ = try await update(doing) { service in
-            let revision = try choose(service)
-            chosen = revision
-            return ["traffic": [Self.target(revision, percent: 100)]]
+        _ = try await update(doing, mask: "traffic") { service in
+            if chosen.isEmpty { chosen = try choose(service) }
+            return ["template": service["template"], "traffic": [Self.target(chosen, percent: 100)]]
         }
         return chosen
     }
 
-    /// GET, change, PATCH the changed fields (named in `updateMask`), wait, and read the service back; returns
-    /// the patch operation's service. `change` gives the fields to set from the service as read.
+    /// GET, change, PATCH the changed fields (named in `updateMask`, or `mask` when given), wait, and read the
+    /// service back; returns the patch operation's service. `change` gives the fields to set from the service
+    /// as read.
     ///
     /// services.patch takes no precondition (the service's `etag` is output only, ignored in a body), so a
     /// concurrent writer is not refused: whoever writes last wins. Reading back after the operation notices a
     /// writer that moved the traffic after us; the change is then made again from a fresh read, five times at
     /// most before giving up. A writer that lands between our read and our PATCH is overwritten unnoticed.
-    private func update(_ doing: String, change: (JSONValue) throws -> [String: JSONValue]) async throws -> JSONValue {
+    private func update(_ doing: String, mask: String? = nil, change: (JSONValue) throws -> [String: JSONValue])
+        async throws -> JSONValue
+    {
         for _ in 0..<5 {
             let fields = try change(try await cloudRun.service(service))
             let operation = try await cloudRun.patchService(service, .object(fields),
-                                                            updateMask: fields.keys.sorted().joined(separator: ","))
+                                                            updateMask: mask ?? fields.keys.sorted().joined(separator: ","))
             let done = try await cloudRun.wait(operation, doing: doing)
             if let traffic = fields["traffic"], !Self.sameTraffic(try await cloudRun.service(service)["traffic"], traffic) {
                 continue

@@ -267,6 +267,24 @@ import Testing
         }
     }
 
+    /// A redo reads the service with our own revision on top: the live revision it keeps is the one chosen on
+    /// the first read, not the one serving most by then (which would drop live from the service).
+    @Test func aRedoKeepsTheLiveRevisionChosenFirst() async throws {
+        try await withPlatform { fake, platform in
+            let live = "predict-00001-abc"
+            fake.state.withLock { $0.concurrentTagWrites = 1 }
+            let shadow = try TestModels.regression(version: "2")
+            _ = try await platform.deploy(shadow, as: .shadow, beside: try TestModels.regression(version: "1"))
+            #expect(fake.state.withLock { $0.patches } == 2, "the tag noticed and the change made again")
+            let targets = fake.state.withLock { $0.services["predict"]!.object["traffic"]?.array ?? [] }
+            #expect(targets.contains { $0["revision"].string == live && $0["tag"].string == "live" }, "\(targets)")
+            fake.state.withLock { $0.concurrentTagWrites = 1 }
+            _ = try await platform.rollback(shadow, from: .shadow)
+            #expect(traffic(fake) == [live: 100])
+            #expect(fake.state.withLock { $0.updateMasks.last } == "traffic")
+        }
+    }
+
     @Test func googleErrorsSurfaceWithTheirMessageAndStatus() async throws {
         try await withPlatform { fake, platform in
             await #expect { try await platform.cloudRun.service("nope") } throws: {

@@ -32,6 +32,8 @@ public final class FakeCloudRun: Sendable {
         var error: JSONValue?
         /// The revision the simulated concurrent writer gives all the traffic to once this operation is done.
         var concurrentMove: String?
+        /// Whether the simulated concurrent writer tags the top revision once this operation is done.
+        var concurrentTag = false
     }
 
     public struct State: Sendable {
@@ -48,6 +50,10 @@ public final class FakeCloudRun: Sendable {
         /// before that PATCH, with a traffic-only update of its own. Not a 409: services.patch takes no
         /// precondition, so the writer that finishes last wins and the other sees it only by reading back.
         public var concurrentWrites = 0
+        /// Another simulated writer: once each of the next this many PATCHes' operations is done, it tags the
+        /// revision with the most traffic `by-hand` (`gcloud run services update-traffic --update-tags`), which
+        /// leaves that revision on top.
+        public var concurrentTagWrites = 0
         /// Answers to inject before the next call succeeds (503, say).
         public var unavailable = 0
         /// A permission the caller lacks: every PATCH is refused with Google's 403 naming it.
@@ -286,6 +292,9 @@ public final class FakeCloudRun: Sendable {
             if state.concurrentWrites > 0, error == nil, let serving {
                 state.concurrentWrites -= 1
                 operation.concurrentMove = serving
+            } else if state.concurrentTagWrites > 0, error == nil {
+                state.concurrentTagWrites -= 1
+                operation.concurrentTag = true
             }
             state.operations[id] = operation
             var metadata = service.object
@@ -355,6 +364,16 @@ public final class FakeCloudRun: Sendable {
                     service.generation += 1
                     settle(&service, ready: nil)
                     operation.concurrentMove = nil
+                    state.operations[id] = operation
+                } else if operation.concurrentTag, var traffic = service.object["traffic"]?.array,
+                          let top = traffic.indices.max(by: { (traffic[$0]["percent"].number ?? 0) < (traffic[$1]["percent"].number ?? 0) }),
+                          case .object(var target) = traffic[top] {
+                    target["tag"] = "by-hand"
+                    traffic[top] = .object(target)
+                    service.object["traffic"] = .array(traffic)
+                    service.generation += 1
+                    settle(&service, ready: nil)
+                    operation.concurrentTag = false
                     state.operations[id] = operation
                 }
                 state.services[serviceName] = service
