@@ -41,12 +41,15 @@ public struct GoogleAPIError: Error, CustomStringConvertible, Equatable {
         // "Permission 'iam.serviceaccounts.actAs' denied on service account …", "… lacks permission run.jobs.run …"
         guard let permission = Self.permission(in: message) else { return nil }
         let role: String
-        switch permission.lowercased() {
+        let name = permission.lowercased(), verb = name.split(separator: ".").last ?? ""
+        switch name {
         case "iam.serviceaccounts.actas":
             return "the caller needs roles/iam.serviceAccountUser on the service account the workload runs as (permission iam.serviceAccounts.actAs)"
-        case let p where p.hasPrefix("artifactregistry.") && (p.hasSuffix("upload") || p.hasSuffix("uploadartifacts")):
-            role = "roles/artifactregistry.writer"
-        case let p where p.hasPrefix("artifactregistry."): role = "roles/artifactregistry.reader"
+        case let p where p.hasSuffix("iampolicy"):
+            return "the caller's service account needs an admin role of the resource (permission \(permission))"
+        case let p where p.hasPrefix("artifactregistry."):
+            let reads = verb.hasPrefix("get") || verb.hasPrefix("list") || verb == "downloadartifacts" || verb == "read"
+            role = reads ? "roles/artifactregistry.reader" : "roles/artifactregistry.writer"
         case let p where p.hasPrefix("run."): role = "roles/run.developer"
         case let p where p.hasPrefix("cloudsql."): role = "roles/cloudsql.client"
         case let p where p.hasPrefix("secretmanager."): role = "roles/secretmanager.secretAccessor"
@@ -55,13 +58,21 @@ public struct GoogleAPIError: Error, CustomStringConvertible, Equatable {
         return "the caller's service account needs \(role) (permission \(permission))"
     }
 
-    /// The permission a refusal names: `Permission 'X' denied`, or `permission X` / `X permission`.
+    /// The permission a refusal names, next to the word: `Permission 'X' denied`, `lacks permission X`, `the X
+    /// permission`. A permission is three or more dotted parts of letters (`run.services.update`).
     static func permission(in message: String) -> String? {
-        let words = message.split(whereSeparator: { $0.isWhitespace || $0 == "'" || $0 == "\"" || $0 == "," || $0 == "(" || $0 == ")" })
-        return words.first { word in
-            let parts = word.split(separator: ".")
-            return parts.count >= 3 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy { $0.isLetter } }
-        }.map(String.init)
+        let words = message.split(whereSeparator: { $0.isWhitespace || "'\"`,;:()[]".contains($0) })
+            .map { $0.hasSuffix(".") ? $0.dropLast() : $0 }
+        func isPermission(_ word: Substring) -> Bool {
+            let parts = word.split(separator: ".", omittingEmptySubsequences: false)
+            return parts.count >= 3 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isLetter) }
+        }
+        for (index, word) in words.enumerated() where word.lowercased().hasPrefix("permission") {
+            for neighbour in [index + 1, index - 1] where words.indices.contains(neighbour) && isPermission(words[neighbour]) {
+                return String(words[neighbour])
+            }
+        }
+        return nil
     }
 
     static let grpc: [Int: (Int, String)] = [

@@ -177,12 +177,12 @@ public struct CSV: Sendable {
             }
         }
 
-        /// Reads a field with a quote or carriage return (at `at`) byte by byte from `start`, into `copied`;
+        /// Reads a field with a quote or carriage return (at `special`) byte by byte from `start`, into `copied`;
         /// returns where it ends (its comma or line end, or the end of the bytes).
-        mutating func copyOut(from start: Int, at at: Int) throws -> Int {
+        mutating func copyOut(from start: Int, at special: Int) throws -> Int {
             let bytes = self.bytes, copiedStart = copied.count
-            copied.append(contentsOf: bytes[start..<at])
-            var i = at, inQuotes = false, wasQuoted = false
+            copied.append(contentsOf: bytes[start..<special])
+            var i = special, inQuotes = false, wasQuoted = false
             scan: while i < end {
                 let b = bytes[i]
                 if inQuotes {
@@ -244,10 +244,11 @@ public struct CSV: Sendable {
                                                     : String(decoding: copied[(from - end)..<(to - end)], as: UTF8.self)
                 }
                 for (index, name) in names.enumerated() where name.isEmpty {
-                    throw ParseError(line: 1, message: "column \(index + 1) has no name")
+                    throw ParseError(line: recordLine, message: "column \(index + 1) has no name")
                 }
-                if let duplicate = Dictionary(grouping: names, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
-                    throw ParseError(line: 1, message: "column '\(duplicate)' appears twice")
+                var seen: Set<String> = []
+                if let duplicate = names.first(where: { !seen.insert($0).inserted }) {
+                    throw ParseError(line: recordLine, message: "column '\(duplicate)' appears twice")
                 }
                 self.header = names
                 return

@@ -62,11 +62,11 @@ import Testing
     @Test func anEnumValueOutsideTheSchemaIsRefused() async throws {
         try await withFake { fake, client in
             let (status, answer) = try await send(client, .patch, "\(Self.services)/predict?updateMask=ingress,traffic", #"""
-                {"ingress": "BOGUS", "traffic": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": "100"}]}
+                {"ingress": "BOGUS", "traffic": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": "all"}]}
                 """#)
             #expect(status == .badRequest)
             let ingress = #"Invalid value at 'service.ingress' (type.googleapis.com/google.cloud.run.v2.IngressTraffic), "BOGUS""#
-            let percent = #"Invalid value at 'service.traffic[0].percent' (TYPE_INT32), "100""#
+            let percent = #"Invalid value at 'service.traffic[0].percent' (TYPE_INT32), "all""#
             #expect(answer["error"]["message"] == .string(ingress + "\n" + percent))
             #expect(answer["error"]["status"] == "INVALID_ARGUMENT")
             #expect(answer["error"]["details"].array.first?["fieldViolations"] == [
@@ -133,8 +133,9 @@ import Testing
         (#"{"generation": "3", "observedGeneration": 3}"#, nil),  // int64: a string of digits or a number
         (#"{"generation": "3x"}"#, #"Invalid value at 'service.generation' (TYPE_INT64), "3x""#),
         (#"{"template": {"maxInstanceRequestConcurrency": 80, "timeout": "300s"}}"#, nil),
-        (#"{"template": {"maxInstanceRequestConcurrency": "80"}}"#,  // int32: a number only
-         #"Invalid value at 'service.template.max_instance_request_concurrency' (TYPE_INT32), "80""#),
+        (#"{"template": {"maxInstanceRequestConcurrency": "80"}}"#, nil),  // int32: a number, or a string of one
+        (#"{"template": {"maxInstanceRequestConcurrency": "eighty"}}"#,
+         #"Invalid value at 'service.template.max_instance_request_concurrency' (TYPE_INT32), "eighty""#),
         (#"{"template": {"maxInstanceRequestConcurrency": 80.5}}"#,
          #"Invalid value at 'service.template.max_instance_request_concurrency' (TYPE_INT32), 80.5"#),
         (#"{"template": {"timeout": "5m"}}"#,

@@ -264,6 +264,15 @@ import Testing
             #expect(GoogleAPIError(code: 403, status: "PERMISSION_DENIED", message: "Permission 'storage.objects.get' denied on resource.",
                                    doing: "reading").missingRole == "the caller's service account needs a role with permission storage.objects.get")
             #expect(GoogleAPIError(code: 404, status: "NOT_FOUND", message: "Permission 'run.services.get' on nothing", doing: "x").missingRole == nil)
+            // Only a word beside "permission" is one: not a domain elsewhere in the message, nor its last full stop.
+            func role(_ message: String) -> String? {
+                GoogleAPIError(code: 403, status: "PERMISSION_DENIED", message: message, doing: "x").missingRole
+            }
+            #expect(role("Cloud Run Admin API (run.googleapis.com) refused the caller; see cloud.google.com.") == nil)
+            #expect(role("The caller lacks permission run.jobs.runWithOverrides.")
+                == "the caller's service account needs roles/run.developer (permission run.jobs.runWithOverrides)")
+            #expect(role("The caller does not have the artifactregistry.tags.create permission")
+                == "the caller's service account needs roles/artifactregistry.writer (permission artifactregistry.tags.create)")
         }
     }
 

@@ -45,6 +45,14 @@ import Testing
         #expect(throws: CSV.ParseError(line: 3, message: "has 1 cells, the header has 2")) {
             try CSV(parsing: "a,b\n1,2\n3\n")
         }
+        // Lines as a text editor counts them: blank lines and a quoted line break count.
+        #expect(throws: CSV.ParseError(line: 5, message: "has 3 cells, the header has 2")) {
+            try CSV(parsing: "a,b\n\n\"x\ny\",2\n1,2,3\n")
+        }
+        // The first name met again, from the left, on the header's own line.
+        #expect(throws: CSV.ParseError(line: 2, message: "column 'a' appears twice")) {
+            try CSV(parsing: "\nb,a,a,b,c,c\n")
+        }
     }
 
     @Test func inference() throws {

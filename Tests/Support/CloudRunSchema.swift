@@ -301,6 +301,11 @@ private struct Check {
             ok = number == number.rounded() && Double(Int32.min) <= number && number <= Double(Int32.max)
         case ("uint32", .number(let number)):
             ok = number == number.rounded() && 0 <= number && number <= Double(UInt32.max)
+        // proto3's JSON mapping: "JSON value will be a decimal number. Either numbers or strings are accepted."
+        case ("int32", .string(let text)), ("sint32", .string(let text)):
+            ok = Int32(text) != nil
+        case ("uint32", .string(let text)):
+            ok = UInt32(text) != nil
         case ("int64", .number(let number)), ("sint64", .number(let number)):
             ok = number == number.rounded() && abs(number) < 0x1p63
         case ("uint64", .number(let number)):
@@ -312,7 +317,9 @@ private struct Check {
         case ("double", .number), ("float", .number):
             ok = true
         case ("double", .string(let text)), ("float", .string(let text)):
-            ok = Double(text) != nil || ["NaN", "Infinity", "-Infinity"].contains(text)
+            // A decimal number, or one of the three names (not "inf", "nan" or hexadecimal, which Double takes).
+            ok = ["NaN", "Infinity", "-Infinity"].contains(text)
+                || text.wholeMatch(of: #/-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?/#) != nil
         case ("enum", .string(let name)):
             ok = field.values.contains(name)
         case ("enum", .number(let number)):
@@ -383,7 +390,8 @@ private struct Check {
     static func matches(_ text: String, format: String?) -> Bool {
         switch format {
         case "google-datetime":
-            text.wholeMatch(of: #/\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})/#) != nil
+            // Upper-case T and Z only (protobuf's conformance suite refuses the lower-case ones).
+            text.wholeMatch(of: #/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})/#) != nil
         case "google-duration":
             text.wholeMatch(of: #/-?\d+(\.\d{1,9})?s/#) != nil
         default:
