@@ -116,22 +116,30 @@ public struct DataReconstruction: Sendable {
         var x = Self.encode(table, names: features, encodings: encodings)
         var errors = [Double](repeating: 0, count: rows)
         var scores = [Double](repeating: 0, count: components)
-        for i in 0..<rows {
-            // A value a hundred orders of magnitude out (a sentinel such as the largest double) counts as that
-            // far: its square must stay a number, so the mean error can be reported.
-            for j in 0..<p { x[i * p + j] = min(max((x[i * p + j] - scaleMean[j]) / scale[j] - centre[j], -1e100), 1e100) }
-            for k in 0..<components {
-                var score = 0.0
-                for j in 0..<p { score += axes[k][j] * x[i * p + j] }
-                scores[k] = score
+        let axes = self.axes.prefix(components).flatMap { $0 }  // component after component, p values each
+        x.withUnsafeMutableBufferPointer { x in
+            axes.withUnsafeBufferPointer { axes in
+                scores.withUnsafeMutableBufferPointer { scores in
+                    for i in 0..<rows {
+                        let row = UnsafeMutableBufferPointer(rebasing: x[(i * p)..<((i + 1) * p)])
+                        // A value a hundred orders of magnitude out (a sentinel such as the largest double) counts
+                        // as that far: its square must stay a number, so the mean error can be reported.
+                        for j in 0..<p { row[j] = min(max((row[j] - scaleMean[j]) / scale[j] - centre[j], -1e100), 1e100) }
+                        for k in 0..<components {
+                            var score = 0.0
+                            for j in 0..<p { score += axes[k * p + j] * row[j] }
+                            scores[k] = score
+                        }
+                        var squared = 0.0
+                        for j in 0..<p {
+                            var back = 0.0
+                            for k in 0..<components { back += scores[k] * axes[k * p + j] }
+                            squared += (row[j] - back) * (row[j] - back)
+                        }
+                        errors[i] = squared.squareRoot()
+                    }
+                }
             }
-            var squared = 0.0
-            for j in 0..<p {
-                var back = 0.0
-                for k in 0..<components { back += scores[k] * axes[k][j] }
-                squared += (x[i * p + j] - back) * (x[i * p + j] - back)
-            }
-            errors[i] = squared.squareRoot()
         }
         return errors
     }
