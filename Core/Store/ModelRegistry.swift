@@ -95,7 +95,8 @@ public struct ModelRegistry: Sendable {
             """, logger: logger)
     }
 
-    /// Records the digest of the image a version serves from, so the registry names what runs.
+    /// Records the digest of a version's own image (for a shadow, which rides in a shared image, the one a
+    /// promotion serves), so the registry names the image of each version.
     public func setImageDigest(name: String, version: String, _ digest: String) async throws {
         try await client.query("""
             UPDATE model SET image_digest = \(digest), updated_at = now() WHERE name = \(name) AND version = \(version)
