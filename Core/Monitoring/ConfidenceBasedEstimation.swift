@@ -1,6 +1,5 @@
 import CycloneModel
 import Foundation
-import Synchronization
 
 /// Confidence-based performance estimation (CBPE) for a binary classifier, as NannyML 0.13 computes it: the
 /// performance of a window of predictions estimated from the model's own probabilities, before any label
@@ -137,14 +136,11 @@ public struct ConfidenceBasedEstimation: Sendable {
         }
         // The splits' calibrators are fitted side by side, and their held-out rows put together in split order.
         let splits = stratifiedShuffleSplits(labels, splits: 10, testShare: 0.1, seed: 42)
-        let fitted = Mutex<[Int: [Double]]>([:])
-        DispatchQueue.concurrentPerform(iterations: splits.count) { split in
+        let heldCalibrated = concurrentMap(splits.count) { split in
             let (train, test) = splits[split]
             let calibrator = IsotonicRegression(x: train.map { probabilities[$0] }, y: train.map { Double(labels[$0]) })
-            let calibrated = test.map { calibrator.predict(probabilities[$0]) }
-            fitted.withLock { $0[split] = calibrated }
-        }
-        let heldCalibrated = fitted.withLock { $0 }.sorted { $0.key < $1.key }.flatMap(\.value)
+            return test.map { calibrator.predict(probabilities[$0]) }
+        }.flatMap { $0 }
         let heldLabels = splits.flatMap { $0.test.map { labels[$0] } }
         let heldProbabilities = splits.flatMap { $0.test.map { probabilities[$0] } }
         let edges = binEdges(heldProbabilities.count, bins: 10)

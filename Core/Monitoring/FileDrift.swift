@@ -1,6 +1,5 @@
 import CycloneModel
 import Foundation
-import Synchronization
 
 /// Two CSV files compared as the evaluator compares a window with its reference (`cyclone drift`): the same
 /// per-column tests with the same choice of test and threshold, the same PSI and the same data-quality
@@ -50,16 +49,14 @@ public struct FileDrift: Sendable, Equatable, Codable {
             throw Failure(description: "column '\(absent)' is in the reference but not in the current file (its columns: \(current.header.prefix(20).joined(separator: ", ")))")
         }
         // A job a column (typed, profiled, counted against the reference, tested), spread over the cores.
-        let jobs = Mutex<[Int: Result<Compared, Failure>]>([:])
-        DispatchQueue.concurrentPerform(iterations: names.count) { k in
-            let result = Result { () throws(Failure) in
+        let results = concurrentMap(names.count) { k in
+            Result { () throws(Failure) in
                 try Self.compare(column: names[k], reference: reference, current: current, kind: kinds[names[k]],
                                  options: options)
             }
-            jobs.withLock { $0[k] = result }
         }
         var compared: [Compared] = []
-        for result in jobs.withLock({ $0 }).sorted(by: { $0.key < $1.key }).map(\.value) {
+        for result in results {
             switch result {
             case .success(let column): compared.append(column)
             case .failure(let failure): throw failure

@@ -1,7 +1,6 @@
 import ArgumentParser
 import CycloneModel
 import Foundation
-import Synchronization
 
 @main
 struct Cyclone: AsyncParsableCommand {
@@ -89,16 +88,13 @@ struct Cyclone: AsyncParsableCommand {
     /// Runs `jobs` side by side (a core each) and returns their results in order, or fails with the first
     /// job's failure in that order (whichever finished first). A job fails by throwing a `Failure`.
     static func sideBySide<T: Sendable>(_ jobs: [@Sendable () throws -> T]) -> [T] {
-        let results = Mutex<[Int: Result<T, Failure>]>([:])
-        DispatchQueue.concurrentPerform(iterations: jobs.count) { index in
-            let result: Result<T, Failure>
-            do { result = .success(try jobs[index]()) } catch {
-                result = .failure(error as? Failure ?? Failure(description: "\(error)"))
+        let results = concurrentMap(jobs.count) { index -> Result<T, Failure> in
+            do { return .success(try jobs[index]()) } catch {
+                return .failure(error as? Failure ?? Failure(description: "\(error)"))
             }
-            results.withLock { $0[index] = result }
         }
-        return results.withLock { $0 }.sorted { $0.key < $1.key }.map { job -> T in
-            switch job.value {
+        return results.map { result -> T in
+            switch result {
             case .success(let value): return value
             case .failure(let failure): fail(failure.description)
             }
