@@ -46,8 +46,8 @@ func metricValues(_ metrics: [PerformanceMetric: Double?]) -> [String: Double] {
 /// When the evaluator asks for a retrain.
 ///
 /// By default (`trigger` `.loss`) when the serving version's loss has grown against its own reference
-/// window, its first full live window: a one-sided Mann–Whitney U test of the newest labelled rows' losses
-/// against the reference's at level `alpha` (the share of false alarms on a model whose error has not
+/// window, its first full live window: a one-sided Welch t-test of the newest labelled rows' mean loss
+/// against the reference's, on batch means (`LossShift`), at level `alpha` (the share of false alarms on a model whose error has not
 /// changed), and a mean loss at least `minimumLossRatio` times the reference's (a change too small to be
 /// worth a retrain does not fire, however many labels show it). A `threshold` set explicitly is a floor
 /// besides. With `trigger` `.threshold`, the watched metric breaches when it is worse than the threshold:
@@ -275,7 +275,7 @@ public struct RetrainPolicy: Sendable, Equatable {
         judgement.lossShift = lossShift
         if let shift = lossShift, shift.currentRows >= minimumLabels {
             let growth = shift.ratio.isFinite ? "×\(formatted(shift.ratio))" : "from nothing"
-            statement = "mean loss \(growth) the reference's on \(shift.currentRows) labels against \(shift.referenceRows) (Mann–Whitney p = \(String(format: "%.2g", shift.pValue)))"
+            statement = "mean loss \(growth) the reference's on \(shift.currentRows) labels against \(shift.referenceRows) (Welch p = \(String(format: "%.2g", shift.pValue)))"
             fired = shift.pValue < alpha && shift.ratio >= minimumLossRatio
             if !fired {
                 statement += shift.pValue < alpha

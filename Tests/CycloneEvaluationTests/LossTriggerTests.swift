@@ -43,7 +43,7 @@ import Testing
                 let evaluation = try #require(try await evaluator(db, Self.environment).run().models.first)
                 if evaluation.judgement?.retrain == true {
                     caughtAfter = cycle
-                    #expect(evaluation.judgement?.reason.contains("Mann–Whitney p = ") == true, "\(evaluation)")
+                    #expect(evaluation.judgement?.reason.contains("Welch p = ") == true, "\(evaluation)")
                     #expect(evaluation.action.kind == .retrainStarted)
                 }
             }

@@ -4,8 +4,8 @@ import Foundation
 import Testing
 
 @Suite struct PairedLossTests {
-    @Test(arguments: try RankTestCases.load().paired_t)
-    func pairedTMatchesSciPy(_ c: RankTestCases.PairedT) throws {
+    @Test(arguments: try LossTestCases.load().paired_t)
+    func pairedTMatchesSciPy(_ c: LossTestCases.PairedT) throws {
         let result = try #require(pairedTTestGreater(zip(c.live, c.challenger).map { $0 - $1 }))
         #expect(abs(result.statistic - c.statistic) <= 1e-12 * max(abs(c.statistic), 1), "t \(result.statistic) vs SciPy \(c.statistic)")
         #expect(abs(result.pValue - c.p_value) <= 1e-9 * max(c.p_value, 1e-300) + 1e-15,
