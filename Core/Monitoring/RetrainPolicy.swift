@@ -275,7 +275,7 @@ public struct RetrainPolicy: Sendable, Equatable {
         judgement.lossShift = lossShift
         if let shift = lossShift, shift.currentRows >= minimumLabels {
             let growth = shift.ratio.isFinite ? "×\(formatted(shift.ratio))" : "from nothing"
-            statement = "mean loss \(growth) the reference's on \(shift.currentRows) labels against \(shift.referenceRows) (Welch p = \(String(format: "%.2g", shift.pValue)))"
+            statement = "mean loss \(growth) the reference's on \(shift.currentRows) labels against \(shift.referenceRows) (Welch p = \(String(format: "%.3g", shift.pValue)))"
             fired = shift.pValue < alpha && shift.ratio >= minimumLossRatio
             if !fired {
                 statement += shift.pValue < alpha
