@@ -56,7 +56,13 @@ public struct FeatureProfile: Codable, Sendable, Equatable {
     /// Profiles numeric values; NaN counts as missing.
     public static func numeric(_ values: [Double]) -> FeatureProfile {
         let present = sortedNumbers(values.filter { !$0.isNaN })
-        var profile = FeatureProfile(kind: .numeric, count: present.count, missing: values.count - present.count)
+        return numeric(sorted: present, missing: values.count - present.count)
+    }
+
+    /// Profiles numeric values already in ascending order (`sortedNumbers`, no NaN) besides `missing` rows
+    /// without one: a caller that needs the sorted values too sorts them once.
+    public static func numeric(sorted present: [Double], missing: Int) -> FeatureProfile {
+        var profile = FeatureProfile(kind: .numeric, count: present.count, missing: missing)
         guard !present.isEmpty else { return profile }
         let n = Double(present.count)
         let mean = present.reduce(0, +) / n

@@ -9,8 +9,12 @@ import Foundation
 /// evaluating both CDFs after each distinct value. Empty input gives 0. Cost: two sorts.
 public func kolmogorovSmirnovStatistic(reference: [Double], current: [Double]) -> Double {
     guard !reference.isEmpty, !current.isEmpty else { return 0 }
-    let a = sortedNumbers(reference)
-    let b = sortedNumbers(current)
+    return kolmogorovSmirnovStatistic(sortedReference: sortedNumbers(reference), sortedCurrent: sortedNumbers(current))
+}
+
+/// `kolmogorovSmirnovStatistic` of two samples already in ascending order (`sortedNumbers`): no sort.
+public func kolmogorovSmirnovStatistic(sortedReference a: [Double], sortedCurrent b: [Double]) -> Double {
+    guard !a.isEmpty, !b.isEmpty else { return 0 }
     var i = 0
     var j = 0
     var largest = 0.0
@@ -89,8 +93,12 @@ public func twoProportionZTest(
 /// reference's standard deviation. Empty input gives 0.
 public func wassersteinDistance(reference: [Double], current: [Double]) -> Double {
     guard !reference.isEmpty, !current.isEmpty else { return 0 }
-    let a = sortedNumbers(reference)
-    let b = sortedNumbers(current)
+    return wassersteinDistance(sortedReference: sortedNumbers(reference), sortedCurrent: sortedNumbers(current))
+}
+
+/// `wassersteinDistance` of two samples already in ascending order (`sortedNumbers`): no sort.
+public func wassersteinDistance(sortedReference a: [Double], sortedCurrent b: [Double]) -> Double {
+    guard !a.isEmpty, !b.isEmpty else { return 0 }
     // One pass over both sorted samples: between consecutive values the CDFs are flat.
     var distance = 0.0
     var i = 0, j = 0

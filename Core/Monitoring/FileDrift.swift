@@ -92,7 +92,15 @@ public struct FileDrift: Sendable, Equatable, Codable {
         } catch {
             throw Failure(description: "the reference's \(error)")
         }
-        let profile = ReferenceProfile(table: FeatureTable(columns: [column])).features[name]!
+        // A numeric reference is sorted once, for its profile and for the test on the raw values.
+        var sortedReference: [Double] = []
+        let profile: FeatureProfile
+        if case .numeric(let raw) = column.values {
+            sortedReference = sortedNumbers(raw.filter { !$0.isNaN })
+            profile = .numeric(sorted: sortedReference, missing: raw.count - sortedReference.count)
+        } else {
+            profile = ReferenceProfile(table: FeatureTable(columns: [column])).features[name]!
+        }
         let cells = current.cells(name)!
         let kind = column.values.kind
         let binning = kind == .numeric ? NumericBinning(profile) : nil
@@ -124,17 +132,16 @@ public struct FileDrift: Sendable, Equatable, Codable {
         let currentColumn = FeatureTable.Column(
             name: name, values: kind == .categorical ? .categorical(categories) : kind == .boolean ? .boolean(typed) : .numeric(typed))
         var drift = profile.drift(against: window, feature: name, referenceRows: reference.rowCount, options: options)
-        if kind == .numeric, drift.isTested, case .numeric(let raw) = column.values {
-            let present = raw.filter { !$0.isNaN }
+        if kind == .numeric, drift.isTested {
             switch drift.test {
             case .kolmogorovSmirnov:
-                if let test = kolmogorovSmirnovTest(reference: present, current: values) {
+                if let test = kolmogorovSmirnovTest(sortedReference: sortedReference, sortedCurrent: sortedNumbers(values)) {
                     drift.statistic = test.statistic
                     drift.pValue = test.pValue
                     drift.drifted = test.pValue < options.pValue
                 }
             case .wasserstein:
-                let distance = wassersteinDistance(reference: present, current: values)
+                let distance = wassersteinDistance(sortedReference: sortedReference, sortedCurrent: sortedNumbers(values))
                     / max(profile.std ?? 0, FeatureProfile.smallestScale)
                 drift.statistic = distance
                 drift.drifted = distance >= options.wasserstein

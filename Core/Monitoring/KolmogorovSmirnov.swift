@@ -1,3 +1,4 @@
+import CycloneModel
 import Foundation
 
 /// The two-sample Kolmogorov–Smirnov test, two-sided: the statistic and its p-value.
@@ -10,8 +11,14 @@ import Foundation
 /// `large_current_20000`). `nil` when either sample is empty.
 public func kolmogorovSmirnovTest(reference: [Double], current: [Double]) -> (statistic: Double, pValue: Double)? {
     guard !reference.isEmpty, !current.isEmpty else { return nil }
-    let d = kolmogorovSmirnovStatistic(reference: reference, current: current)
-    return (d, kolmogorovSmirnovPValue(statistic: d, n1: reference.count, n2: current.count))
+    return kolmogorovSmirnovTest(sortedReference: sortedNumbers(reference), sortedCurrent: sortedNumbers(current))
+}
+
+/// `kolmogorovSmirnovTest` of two samples already in ascending order (`sortedNumbers`): no sort.
+public func kolmogorovSmirnovTest(sortedReference: [Double], sortedCurrent: [Double]) -> (statistic: Double, pValue: Double)? {
+    guard !sortedReference.isEmpty, !sortedCurrent.isEmpty else { return nil }
+    let d = kolmogorovSmirnovStatistic(sortedReference: sortedReference, sortedCurrent: sortedCurrent)
+    return (d, kolmogorovSmirnovPValue(statistic: d, n1: sortedReference.count, n2: sortedCurrent.count))
 }
 
 /// The two-sided p-value of a two-sample KS statistic `d` (a multiple of 1 / lcm(n1, n2), as any difference
