@@ -28,16 +28,6 @@ func withWriter<T: Sendable>(
     }
 }
 
-extension PredictionWriter.Configuration {
-    /// Durable appends wait as long as a loaded test machine needs: these tests are about what gets stored,
-    /// not about the timeout (which `databaseDownAndBackLosesNothing` covers).
-    static var patient: Self {
-        var configuration = Self()
-        configuration.durableTimeout = .seconds(60)
-        return configuration
-    }
-}
-
 func row(_ n: Int, key: String? = nil, at date: Date = Date()) -> PredictionRow {
     PredictionRow(id: UUIDv7.make(at: date), modelName: "bikes", modelVersion: "3", input: #"{"temp":\#(n)}"#,
                   prediction: #"{"value":\#(n * 2)}"#, key: key, createdAt: date)

@@ -29,9 +29,7 @@ func withLabelIngest(
     _ test: @escaping @Sendable (any TestClientProtocol, TestDatabase) async throws -> Void
 ) async throws {
     try await withTestDatabase { db in
-        var configuration = PredictionWriter.Configuration()
-        configuration.durableTimeout = .seconds(60)
-        let writer = PredictionWriter(database: try db.databaseURL, logger: .test, configuration: configuration)
+        let writer = PredictionWriter(database: try db.databaseURL, logger: .test, configuration: .patient)
         let group = ServiceGroup(configuration: .init(services: [writer], logger: .test))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }

@@ -231,3 +231,16 @@ struct FNV1a {
         }
     }
 }
+
+extension PredictionWriter.Configuration {
+    /// Durable appends and the writes under them wait as long as a loaded test machine needs (with every
+    /// suite at once on two cores a commit has taken over 5 s, the default write timeout, and a failed write
+    /// answers a durable append `.buffered` at once): for tests about what gets stored, not about the
+    /// timeouts (which `PredictionWriterTests.databaseDownAndBackLosesNothing` covers).
+    public static var patient: Self {
+        var configuration = Self()
+        configuration.durableTimeout = .seconds(60)
+        configuration.writeTimeout = .seconds(60)
+        return configuration
+    }
+}
