@@ -10,16 +10,11 @@ public func welchTTestGreater(current: [Double], reference: [Double])
     -> (statistic: Double, pValue: Double, degreesOfFreedom: Double)?
 {
     guard current.count > 1, reference.count > 1 else { return nil }
-    func moments(_ values: [Double]) -> (mean: Double, variance: Double) {
-        let mean = values.reduce(0, +) / Double(values.count)
-        return (mean, values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1))
-    }
-    let (x, y) = (moments(current), moments(reference))
+    let (x, y) = (sampleMoments(current), sampleMoments(reference))
     let (a, b) = (x.variance / Double(current.count), y.variance / Double(reference.count))
     guard a + b > 0 else {
-        let df = Double(current.count + reference.count - 2)
-        return x.mean == y.mean ? (0, 1, df) : x.mean > y.mean ? (.greatestFiniteMagnitude, 0, df)
-                                                              : (-.greatestFiniteMagnitude, 1, df)
+        let (t, p) = noSpread(x.mean, y.mean)
+        return (t, p, Double(current.count + reference.count - 2))
     }
     let t = (x.mean - y.mean) / (a + b).squareRoot()
     // Welch–Satterthwaite from the two shares of the variance, so that neither huge nor tiny variances

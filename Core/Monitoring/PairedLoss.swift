@@ -9,13 +9,22 @@ import Foundation
 public func pairedTTestGreater(_ differences: [Double]) -> (statistic: Double, pValue: Double)? {
     let n = Double(differences.count)
     guard differences.count > 1 else { return nil }
-    let mean = differences.reduce(0, +) / n
-    let variance = differences.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1)
-    guard variance > 0 else {
-        return mean == 0 ? (0, 1) : mean > 0 ? (.greatestFiniteMagnitude, 0) : (-.greatestFiniteMagnitude, 1)
-    }
+    let (mean, variance) = sampleMoments(differences)
+    guard variance > 0 else { return noSpread(mean, 0) }
     let t = mean / (variance / n).squareRoot()
     return (t, studentTSurvival(t, degreesOfFreedom: n - 1))
+}
+
+/// The mean of `values` and their sample variance (n − 1 in the denominator), for the t-tests.
+func sampleMoments(_ values: [Double]) -> (mean: Double, variance: Double) {
+    let mean = values.reduce(0, +) / Double(values.count)
+    return (mean, values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1))
+}
+
+/// A one-sided t-test's answer when the samples have no spread: no evidence when the means are equal
+/// (t 0, p 1; SciPy's NaN), else ±`greatestFiniteMagnitude` with p 0 or 1 (SciPy's ±∞, kept encodable as JSON).
+func noSpread(_ mean: Double, _ other: Double) -> (statistic: Double, pValue: Double) {
+    mean == other ? (0, 1) : mean > other ? (.greatestFiniteMagnitude, 0) : (-.greatestFiniteMagnitude, 1)
 }
 
 /// The means of `batches` consecutive batches of `values`, as `numpy.array_split` cuts them (the first
