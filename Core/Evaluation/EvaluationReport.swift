@@ -9,8 +9,13 @@ public struct EvaluationReport: Sendable, Codable, Equatable {
     public var canaries: [CanaryDecision] = []
     /// The shadows judged this cycle.
     public var shadows: [ShadowDecision] = []
+    /// Names `EVALUATE_MODELS` lists that the registry does not hold (a typo, or a model not registered
+    /// yet): nothing of theirs was judged.
+    public var unknownModels: [String] = []
 
-    enum CodingKeys: String, CodingKey { case evaluatedAt = "evaluated_at", models, canaries, shadows }
+    enum CodingKeys: String, CodingKey {
+        case evaluatedAt = "evaluated_at", models, canaries, shadows, unknownModels = "unknown_models"
+    }
 
     public func json() throws -> Data {
         let encoder = JSONEncoder()
@@ -113,8 +118,14 @@ public struct ModelEvaluation: Sendable, Codable, Equatable {
 extension EvaluationReport {
     /// The report for a terminal: a block per model version.
     public var text: String {
-        guard !models.isEmpty else { return "no model version served in the evaluation windows" }
-        return (canaries.map(\.text) + shadows.map(\.text) + models.map(\.text)).joined(separator: "\n\n")
+        let unknown = unknownModels.isEmpty ? [] : [Self.unknownText(unknownModels)]
+        guard !models.isEmpty else { return (unknown + ["no model version served in the evaluation windows"]).joined(separator: "\n\n") }
+        return (unknown + canaries.map(\.text) + shadows.map(\.text) + models.map(\.text)).joined(separator: "\n\n")
+    }
+
+    static func unknownText(_ names: [String]) -> String {
+        "EVALUATE_MODELS names \(names.map { "'\($0)'" }.joined(separator: ", ")), which the registry does not hold: "
+            + "not evaluated (a typo, or a model predict has not registered yet)"
     }
 }
 

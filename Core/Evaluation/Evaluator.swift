@@ -70,7 +70,14 @@ public struct Evaluator: Sendable {
             evaluation.serving = serving
             models.append(evaluation)
         }
-        return EvaluationReport(evaluatedAt: now, models: models, canaries: canaries, shadows: shadows)
+        var unknown: [String] = []
+        if let named = settings.models {
+            let known = try await registry.known(named.sorted())
+            unknown = named.filter { !known.contains($0) }.sorted()
+            if !unknown.isEmpty { logger.warning("\(EvaluationReport.unknownText(unknown))") }
+        }
+        return EvaluationReport(evaluatedAt: now, models: models, canaries: canaries, shadows: shadows,
+                                unknownModels: unknown)
     }
 
     private func evaluate(_ served: ServedVersion, serving: Bool, now: Date) async throws -> ModelEvaluation {

@@ -82,24 +82,21 @@ public struct ModelRegistry: Sendable {
         }
     }
 
-    /// Makes `version` the canary or the shadow (`status`) of `name`; any other canary or shadow of it is
-    /// rejected (superseded), so an old challenger can never come back.
-    public func startChallenger(name: String, version: String, as status: Status) async throws {
+    /// Makes `version` the canary or the shadow (`status`) of `name`, with the digest of its own image when
+    /// the platform built one; any other canary or shadow of it is rejected (superseded), so an old challenger
+    /// can never come back. One statement: the status and the image it names land together.
+    public func startChallenger(name: String, version: String, as status: Status, imageDigest: String? = nil)
+        async throws
+    {
         precondition(status == .canary || status == .shadow, "a challenger is a canary or a shadow")
         try await client.query("""
             UPDATE model SET status = CASE WHEN version = \(version) THEN \(status.rawValue) ELSE 'rejected' END,
                              reason = CASE WHEN version = \(version) THEN reason
                                            ELSE 'superseded by ' || \(status.rawValue) || ' ' || \(version) END,
+                             image_digest = CASE WHEN version = \(version) THEN coalesce(\(imageDigest), image_digest)
+                                                 ELSE image_digest END,
                              updated_at = now()
             WHERE name = \(name) AND (version = \(version) OR status IN ('canary', 'shadow'))
-            """, logger: logger)
-    }
-
-    /// Records the digest of a version's own image (for a shadow, which rides in a shared image, the one a
-    /// promotion serves), so the registry names the image of each version.
-    public func setImageDigest(name: String, version: String, _ digest: String) async throws {
-        try await client.query("""
-            UPDATE model SET image_digest = \(digest), updated_at = now() WHERE name = \(name) AND version = \(version)
             """, logger: logger)
     }
 
@@ -127,6 +124,14 @@ public struct ModelRegistry: Sendable {
         return predicted.max(by: { $0.last < $1.last })?.version
     }
 
+    /// Which of `names` the registry holds a version of.
+    public func known(_ names: [String]) async throws -> Set<String> {
+        let rows = try await client.query("SELECT DISTINCT name FROM model WHERE name = ANY(\(names))", logger: logger)
+        var known: Set<String> = []
+        for try await name in rows.decode(String.self) { known.insert(name) }
+        return known
+    }
+
     /// The version of `name` with this status (the one set last, should there be several).
     public func version(of name: String, status: Status) async throws -> Registered? {
         let rows = try await client.query("""
@@ -139,14 +144,17 @@ public struct ModelRegistry: Sendable {
         return nil
     }
 
-    /// Marks `version` live and the version that was live retired, in one statement; another canary or shadow
-    /// of the model is rejected as superseded.
-    public func markLive(name: String, version: String) async throws {
+    /// Marks `version` live, with the digest of the image that serves it when the platform built one, and the
+    /// version that was live retired, in one statement; another canary or shadow of the model is rejected as
+    /// superseded.
+    public func markLive(name: String, version: String, imageDigest: String? = nil) async throws {
         try await client.query("""
             UPDATE model SET status = CASE WHEN version = \(version) THEN 'live'
                                            WHEN status = 'live' THEN 'retired' ELSE 'rejected' END,
                              reason = CASE WHEN version <> \(version) AND status IN ('canary', 'shadow')
                                            THEN 'superseded by ' || \(version) ELSE reason END,
+                             image_digest = CASE WHEN version = \(version) THEN coalesce(\(imageDigest), image_digest)
+                                                 ELSE image_digest END,
                              updated_at = now()
             WHERE name = \(name) AND (version = \(version) OR status IN ('live', 'canary', 'shadow'))
             """, logger: logger)

@@ -255,10 +255,15 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
             let second = try await evaluator(db, environment).run()
             let actions = Dictionary(uniqueKeysWithValues: second.models.map { ($0.name, $0.action.kind) })
             #expect(actions == ["demand": .retrainStarted, "supply": .retrainRunning])
-            // An evaluator told to judge one model leaves the other's predictions alone; a name list with a gap
-            // is refused.
+            // An evaluator told to judge one model leaves the other's predictions alone, and names the one the
+            // registry does not hold (in the report, its text and its JSON); a name list with a gap is refused.
             let only = try await evaluator(db, environment.merging(["EVALUATE_MODELS": "supply, other"]) { $1 }).run()
             #expect(only.models.map(\.name) == ["supply"])
+            #expect(only.unknownModels == ["other"])
+            #expect(only.text.hasPrefix("EVALUATE_MODELS names 'other', which the registry does not hold"), "\(only.text)")
+            #expect(String(decoding: try only.json(), as: UTF8.self).contains(#""unknown_models":["other"]"#))
+            let both = try await evaluator(db, environment.merging(["EVALUATE_MODELS": "supply,demand"]) { $1 }).run()
+            #expect(both.unknownModels.isEmpty)
             #expect(throws: SettingError.self) { try evaluator(db, ["EVALUATE_MODELS": "supply,,demand "]) }
         }
     }
