@@ -38,13 +38,12 @@ public struct Rollout: Sendable {
         } catch {
             throw DeploymentFailed(underlying: error)
         }
-        if let digest = deployment.imageDigest {
-            try await registry.setImageDigest(name: candidate.name, version: candidate.version, digest)
-        }
+        let digest = deployment.imageDigest
         switch role {
-        case .live: try await registry.markLive(name: candidate.name, version: candidate.version)
-        case .canary: try await registry.startChallenger(name: candidate.name, version: candidate.version, as: .canary)
-        case .shadow: try await registry.startChallenger(name: candidate.name, version: candidate.version, as: .shadow)
+        case .live: try await registry.markLive(name: candidate.name, version: candidate.version, imageDigest: digest)
+        case .canary, .shadow:
+            try await registry.startChallenger(name: candidate.name, version: candidate.version,
+                                               as: role == .canary ? .canary : .shadow, imageDigest: digest)
         }
         var detail: [String: JSONValue] = ["parent": .string(parent.version), "location": .string(deployment.location),
                                            "detail": .string(deployment.detail)]
@@ -61,8 +60,8 @@ public struct Rollout: Sendable {
 
     /// Makes the canary or shadow `challenger` live; `detail` goes into the `promoted` event.
     public func promote(_ challenger: ModelArtifact, from role: Role, detail: JSONValue) async throws {
-        _ = try await platform.promote(challenger, from: role)
-        try await registry.markLive(name: challenger.name, version: challenger.version)
+        let promoted = try await platform.promote(challenger, from: role)
+        try await registry.markLive(name: challenger.name, version: challenger.version, imageDigest: promoted?.imageDigest)
         try await store.event(.promoted, name: challenger.name, version: challenger.version, detail: detail)
     }
 
