@@ -36,8 +36,9 @@ public struct DataReconstruction: Sendable {
     /// Fits on the reference; `nil` when fewer than two columns have values, fewer than two rows, a spread that is
     /// no finite number, or when the PCA keeps every component (nothing is left for an error to measure).
     public init?(reference: FeatureTable, varianceShare: Double = 0.65) {
-        var names: [String] = [], encodings: [Encoding] = []
-        for column in reference.columns {
+        // Each column's encoding (a numeric column's mean, a category's share), the columns side by side.
+        let found = concurrentMap(reference.columns.count) { k -> Encoding? in
+            let column = reference.columns[k]
             switch Self.categories(column.values) {
             case .some(let cells):
                 var counts: [String: Int] = [:]
@@ -45,50 +46,70 @@ public struct DataReconstruction: Sendable {
                 // scikit-learn's most_frequent: the least (by code points) of the commonest.
                 guard let top = counts.values.max(),
                       let mode = counts.filter({ $0.value == top }).keys.min(by: Self.codePointOrder)
-                else { continue }
+                else { return nil }
                 counts[mode, default: 0] += cells.count - counts.values.reduce(0, +)
                 let total = Double(cells.count)
-                encodings.append(.categorical(shares: counts.mapValues { Double($0) / total }, mode: mode))
+                return .categorical(shares: counts.mapValues { Double($0) / total }, mode: mode)
             case .none:
-                guard case .numeric(let values) = column.values else { continue }
+                guard case .numeric(let values) = column.values else { return nil }
                 let present = values.filter { !$0.isNaN }
-                guard !present.isEmpty else { continue }
-                encodings.append(.numeric(mean: present.reduce(0, +) / Double(present.count)))
+                guard !present.isEmpty else { return nil }
+                return .numeric(mean: present.reduce(0, +) / Double(present.count))
             }
-            names.append(column.name)
         }
+        let used = found.indices.filter { found[$0] != nil }
+        let names = used.map { reference.columns[$0].name }, encodings = used.map { found[$0]! }
         let rows = reference.rowCount, p = names.count
         guard p >= 2, rows >= 2 else { return nil }
         self.features = names
         self.encodings = encodings
-        // The encoded reference, row-major, then standardised column by column.
-        var x = Self.encode(reference, names: names, encodings: encodings)
-        var scaleMean = [Double](repeating: 0, count: p), scale = [Double](repeating: 1, count: p)
-        for j in 0..<p {
-            var sum = 0.0
-            for i in 0..<rows { sum += x[i * p + j] }
-            let mean = sum / Double(rows)
-            var squares = 0.0
-            for i in 0..<rows { squares += (x[i * p + j] - mean) * (x[i * p + j] - mean) }
-            let variance = squares / Double(rows)
-            scaleMean[j] = mean
-            // scikit-learn's StandardScaler leaves a constant column unscaled (`_is_constant_feature`).
-            let n = Double(rows), eps = Double.ulpOfOne
-            scale[j] = variance <= n * eps * variance + (n * mean * eps) * (n * mean * eps) ? 1 : variance.squareRoot()
-            for i in 0..<rows { x[i * p + j] = (x[i * p + j] - mean) / scale[j] }
-        }
-        (self.scaleMean, self.scale) = (scaleMean, scale)
-        var centre = [Double](repeating: 0, count: p)
-        for i in 0..<rows { for j in 0..<p { centre[j] += x[i * p + j] } }
-        centre = centre.map { $0 / Double(rows) }
-        var covariance = [Double](repeating: 0, count: p * p)
-        for i in 0..<rows {
-            for a in 0..<p {
-                let da = x[i * p + a] - centre[a]
-                for b in a..<p { covariance[a * p + b] += da * (x[i * p + b] - centre[b]) }
+        // The encoded reference, row-major; its column means, then in one more pass the sums of the deviations
+        // d from them, of their squares and of their products, block by block (blocks of a fixed size, summed
+        // in order, so the figures do not depend on the cores).
+        let x = Self.encode(reference, names: names, encodings: encodings), blocks = Self.blocks(rows)
+        let n = Double(rows)
+        let sums = concurrentMap(blocks.count) { b in
+            x.withUnsafeBufferPointer { x in
+                var sum = [Double](repeating: 0, count: p)
+                for i in blocks[b] { for j in 0..<p { sum[j] += x[i * p + j] } }
+                return sum
             }
         }
-        for a in 0..<p { for b in a..<p { covariance[b * p + a] = covariance[a * p + b] } }
+        let scaleMean = (0..<p).map { j in sums.reduce(0) { $0 + $1[j] } / n }
+        let moments = concurrentMap(blocks.count) { b in
+            x.withUnsafeBufferPointer { x in
+                var deviations = [Double](repeating: 0, count: p), products = [Double](repeating: 0, count: p * p)
+                var d = [Double](repeating: 0, count: p)
+                for i in blocks[b] {
+                    for j in 0..<p {
+                        d[j] = x[i * p + j] - scaleMean[j]
+                        deviations[j] += d[j]
+                    }
+                    for a in 0..<p { for c in a..<p { products[a * p + c] += d[a] * d[c] } }
+                }
+                return (deviations, products)
+            }
+        }
+        let deviations = (0..<p).map { j in moments.reduce(0) { $0 + $1.0[j] } }
+        let products = (0..<(p * p)).map { k in moments.reduce(0) { $0 + $1.1[k] } }
+        var scale = [Double](repeating: 1, count: p)
+        for j in 0..<p {
+            let variance = products[j * p + j] / n, mean = scaleMean[j], eps = Double.ulpOfOne
+            // scikit-learn's StandardScaler leaves a constant column unscaled (`_is_constant_feature`).
+            scale[j] = variance <= n * eps * variance + (n * mean * eps) * (n * mean * eps) ? 1 : variance.squareRoot()
+        }
+        (self.scaleMean, self.scale) = (scaleMean, scale)
+        // The standardised reference z = d / scale: its centre (zero up to rounding) and the sums of products of
+        // its deviations from that centre, Σ(z_a − c_a)(z_b − c_b) = (Σd_a·d_b − n·e_a·e_b) / (s_a·s_b), e the
+        // mean deviation.
+        let centre = (0..<p).map { j in deviations[j] / n / scale[j] }
+        var covariance = [Double](repeating: 0, count: p * p)
+        for a in 0..<p {
+            for b in a..<p {
+                let value = (products[a * p + b] - n * (deviations[a] / n) * (deviations[b] / n)) / (scale[a] * scale[b])
+                (covariance[a * p + b], covariance[b * p + a]) = (value, value)
+            }
+        }
         // A reference with values beyond a double's square (1e200) has no finite spread to fit.
         guard covariance.allSatisfy(\.isFinite), scale.allSatisfy(\.isFinite) else { return nil }
         let (values, vectors) = symmetricEigen(covariance, n: p)
@@ -111,12 +132,19 @@ public struct DataReconstruction: Sendable {
 
     /// Each row's reconstruction error: the Euclidean distance between its standardised values and their
     /// projection back from the components. Columns are found by name; an absent one counts as missing.
+    /// Row blocks are encoded and measured side by side on the cores; each row's error is its own.
     public func errors(_ table: FeatureTable) -> [Double] {
-        let p = features.count, rows = table.rowCount
-        var x = Self.encode(table, names: features, encodings: encodings)
+        let columns = Self.columns(table, names: features)
+        let axes = self.axes.prefix(components).flatMap { $0 }  // component after component, p values each
+        let blocks = Self.blocks(table.rowCount)
+        return concurrentMap(blocks.count) { errors(blocks[$0], of: columns, axes: axes) }.flatMap { $0 }
+    }
+
+    private func errors(_ range: Range<Int>, of columns: [FeatureTable.Values?], axes: [Double]) -> [Double] {
+        let p = features.count, rows = range.count
+        var x = Self.encode(columns, rows: range, encodings: encodings)
         var errors = [Double](repeating: 0, count: rows)
         var scores = [Double](repeating: 0, count: components)
-        let axes = self.axes.prefix(components).flatMap { $0 }  // component after component, p values each
         x.withUnsafeMutableBufferPointer { x in
             axes.withUnsafeBufferPointer { axes in
                 scores.withUnsafeMutableBufferPointer { scores in
@@ -157,31 +185,55 @@ public struct DataReconstruction: Sendable {
         a.unicodeScalars.lexicographicallyPrecedes(b.unicodeScalars)
     }
 
-    /// The rows encoded and imputed, row-major over `names`.
-    private static func encode(_ table: FeatureTable, names: [String], encodings: [Encoding]) -> [Double] {
-        let rows = table.rowCount, p = names.count
-        var x = [Double](repeating: 0, count: rows * p)
-        for (j, name) in names.enumerated() {
-            let values = table.columns.first { $0.name == name }?.values
+    /// The columns of `table` named `names`, in that order (nil for one it lacks).
+    private static func columns(_ table: FeatureTable, names: [String]) -> [FeatureTable.Values?] {
+        names.map { name in table.columns.first { $0.name == name }?.values }
+    }
+
+    /// `0..<rows` cut into blocks of 32,768 rows (the last shorter), the same on any machine.
+    private static func blocks(_ rows: Int) -> [Range<Int>] {
+        stride(from: 0, to: max(rows, 1), by: 32_768).map { $0..<min($0 + 32_768, rows) }
+    }
+
+    /// The rows `range` encoded and imputed, row-major over `columns`.
+    private static func encode(_ columns: [FeatureTable.Values?], rows range: Range<Int>, encodings: [Encoding])
+        -> [Double]
+    {
+        let p = columns.count
+        var x = [Double](repeating: 0, count: range.count * p)
+        for (j, values) in columns.enumerated() {
             switch encodings[j] {
             case .numeric(let mean):
                 let numbers: [Double]?
                 if case .numeric(let v)? = values { numbers = v } else { numbers = nil }
-                for i in 0..<rows {
-                    let value = numbers?[i] ?? .nan
+                for (i, row) in range.enumerated() {
+                    let value = numbers?[row] ?? .nan
                     x[i * p + j] = value.isNaN ? mean : value
                 }
             case .categorical(let shares, let mode):
-                let cells = values.flatMap(categories)
                 // A few categories are found faster by comparing than by hashing.
                 let few = shares.count <= 16 ? Array(shares) : nil
-                for i in 0..<rows {
-                    let cell = cells?[i] ?? mode
-                    x[i * p + j] = few.map { few in few.first { $0.key == cell }?.value ?? 0 } ?? shares[cell] ?? 0
+                let code = { (cell: String?) in
+                    let cell = cell ?? mode
+                    return few.map { few in few.first { $0.key == cell }?.value ?? 0 } ?? shares[cell] ?? 0
+                }
+                switch values {
+                case .categorical(let cells)?: for (i, row) in range.enumerated() { x[i * p + j] = code(cells[row]) }
+                case .boolean(let flags)?:
+                    for (i, row) in range.enumerated() {
+                        x[i * p + j] = code(flags[row].isNaN ? nil : flags[row] != 0 ? "true" : "false")
+                    }
+                case .numeric?, nil: for i in 0..<range.count { x[i * p + j] = code(nil) }
                 }
             }
         }
         return x
+    }
+
+    /// Every row of `table` encoded and imputed, row-major over `names`, in blocks side by side.
+    private static func encode(_ table: FeatureTable, names: [String], encodings: [Encoding]) -> [Double] {
+        let columns = columns(table, names: names), blocks = blocks(table.rowCount)
+        return concurrentMap(blocks.count) { encode(columns, rows: blocks[$0], encodings: encodings) }.flatMap { $0 }
     }
 }
 
