@@ -118,7 +118,6 @@ public struct FileDrift: Sendable, Equatable, Codable {
                 window.invalid += 1
                 gap()
             case .number(let x):
-                if let binning { window.add(x, binning: binning) } else { window.count += 1 }
                 values.append(x)
                 typed.append(x)
             case .flag(let flag):
@@ -129,19 +128,22 @@ public struct FileDrift: Sendable, Equatable, Codable {
                 categories.append(text)
             }
         }
+        // The current numbers sorted once, for their bins and for the test on the raw values.
+        let sortedCurrent = kind == .numeric ? sortedNumbers(values) : []
+        if let binning { window.add(sorted: sortedCurrent, binning: binning) } else { window.count += values.count }
         let currentColumn = FeatureTable.Column(
             name: name, values: kind == .categorical ? .categorical(categories) : kind == .boolean ? .boolean(typed) : .numeric(typed))
         var drift = profile.drift(against: window, feature: name, referenceRows: reference.rowCount, options: options)
         if kind == .numeric, drift.isTested {
             switch drift.test {
             case .kolmogorovSmirnov:
-                if let test = kolmogorovSmirnovTest(sortedReference: sortedReference, sortedCurrent: sortedNumbers(values)) {
+                if let test = kolmogorovSmirnovTest(sortedReference: sortedReference, sortedCurrent: sortedCurrent) {
                     drift.statistic = test.statistic
                     drift.pValue = test.pValue
                     drift.drifted = test.pValue < options.pValue
                 }
             case .wasserstein:
-                let distance = wassersteinDistance(sortedReference: sortedReference, sortedCurrent: sortedNumbers(values))
+                let distance = wassersteinDistance(sortedReference: sortedReference, sortedCurrent: sortedCurrent)
                     / max(profile.std ?? 0, FeatureProfile.smallestScale)
                 drift.statistic = distance
                 drift.drifted = distance >= options.wasserstein

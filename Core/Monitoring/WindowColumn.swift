@@ -38,6 +38,20 @@ public struct WindowColumn: Sendable, Equatable {
         count += 1
     }
 
+    /// Counts numbers in ascending order (finite, as `sortedNumbers` gives them), walking the thresholds
+    /// beside them rather than searching for each one's bin: the counts `add` would make, with each bin's
+    /// sum taken in ascending order.
+    public mutating func add(sorted values: [Double], binning: NumericBinning) {
+        let thresholds = binning.thresholds
+        var bin = 0
+        for value in values {
+            while bin < thresholds.count, thresholds[bin] <= value { bin += 1 }
+            binCounts[bin] += 1
+            binSums[bin] += value
+        }
+        count += values.count
+    }
+
     /// Counts one category; `nil` counts as missing.
     public mutating func add(category: String?) {
         guard let category else { missing += 1; return }

@@ -145,6 +145,22 @@ func categoricalWindow(_ values: [String?]) -> WindowColumn {
         expectClose(drift.referenceMissingRate, 1.0 / 6, relative: 1e-12)
     }
 
+    /// Counting sorted numbers by walking the thresholds gives `add`'s bins: values on an edge, below the
+    /// reference's minimum, at and above its maximum, repeated values, −0 and 0.
+    @Test func sortedNumbersFallInTheBinsAddFinds() throws {
+        var generator = SplitMix64(seed: 12)
+        let reference = (0..<3_000).map { _ in (generator.normal() * 4).rounded() / 4 }
+        let profile = FeatureProfile.numeric(reference)
+        let binning = NumericBinning(profile)!
+        let current = (0..<5_000).map { _ in (generator.normal() * 5).rounded() / 4 }
+            + binning.thresholds + [-0.0, 0, reference.min()!, reference.max()!, 1e300, -1e300]
+        var sorted = WindowColumn(binning: binning)
+        sorted.add(sorted: sortedNumbers(current), binning: binning)
+        let one = numericWindow(current, against: profile)
+        #expect(sorted.binCounts == one.binCounts && sorted.count == one.count)
+        for (a, b) in zip(sorted.binSums, one.binSums) { expectClose(a, b, relative: 1e-12) }
+    }
+
     /// Dataset drift when at least half of the tested features drift; untested ones do not count.
     @Test func datasetDriftNeedsHalfOfTheTestedFeatures() throws {
         var generator = SplitMix64(seed: 11)
