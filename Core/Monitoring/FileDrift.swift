@@ -67,8 +67,12 @@ public struct FileDrift: Sendable, Equatable, Codable {
         drift.correct(options: options)
         self.init(referenceRows: reference.rowCount, currentRows: current.rowCount, drift: drift,
                   dataQuality: drift.dataQuality(refused: 0, rows: current.rowCount, options: quality),
-                  multivariate: ReconstructionDrift(reference: FeatureTable(columns: compared.map(\.reference)),
-                                                    window: FeatureTable(columns: compared.map(\.current))))
+                  multivariate: ReconstructionDrift(
+                      reference: FeatureTable(columns: compared.map(\.reference)),
+                      window: FeatureTable(columns: compared.map(\.current)),
+                      categoryCounts: Dictionary(compared.compactMap { column in
+                          column.categories.map { (column.reference.name, $0) }
+                      }, uniquingKeysWith: { first, _ in first })))
         // No requests were refused: a file has no such thing.
         dataQuality.checks.removeAll { $0.check == .refused }
     }
@@ -79,6 +83,8 @@ public struct FileDrift: Sendable, Equatable, Codable {
         var reference: FeatureTable.Column
         var current: FeatureTable.Column
         var drift: FeatureDrift
+        /// The reference's category counts (categorical and boolean columns), from its profile.
+        var categories: [String: Int]?
     }
 
     /// Types the reference's column (as `kind`, or inferred), profiles it, reads the current file's column
@@ -150,7 +156,7 @@ public struct FileDrift: Sendable, Equatable, Codable {
             default: break
             }
         }
-        return Compared(reference: column, current: currentColumn, drift: drift)
+        return Compared(reference: column, current: currentColumn, drift: drift, categories: profile.categories)
     }
 
     public init(from decoder: any Decoder) throws {

@@ -32,30 +32,36 @@ public struct DataReconstruction: Sendable {
     /// and its kept axes, `components` rows of `features.count`.
     private let centre: [Double]
     private let axes: [[Double]]
+    /// Each reference row's error (`errors(reference)`), measured as the PCA was fitted.
+    public let referenceErrors: [Double]
 
     /// Fits on the reference; `nil` when fewer than two columns have values, fewer than two rows, a spread that is
     /// no finite number, or when the PCA keeps every component (nothing is left for an error to measure).
-    public init?(reference: FeatureTable, varianceShare: Double = 0.65) {
+    /// `categoryCounts`: a categorical or boolean column's category counts when the caller has them already
+    /// (its reference profile's), by column name; others are counted here.
+    public init?(reference: FeatureTable, varianceShare: Double = 0.65, categoryCounts: [String: [String: Int]] = [:]) {
         // Each column's encoding (a numeric column's mean, a category's share), the columns side by side.
         let found = concurrentMap(reference.columns.count) { k -> Encoding? in
             let column = reference.columns[k]
-            switch Self.categories(column.values) {
-            case .some(let cells):
-                var counts: [String: Int] = [:]
-                for case let cell? in cells { counts[cell, default: 0] += 1 }
-                // scikit-learn's most_frequent: the least (by code points) of the commonest.
-                guard let top = counts.values.max(),
-                      let mode = counts.filter({ $0.value == top }).keys.min(by: Self.codePointOrder)
-                else { return nil }
-                counts[mode, default: 0] += cells.count - counts.values.reduce(0, +)
-                let total = Double(cells.count)
-                return .categorical(shares: counts.mapValues { Double($0) / total }, mode: mode)
-            case .none:
-                guard case .numeric(let values) = column.values else { return nil }
+            if case .numeric(let values) = column.values {
                 let present = values.filter { !$0.isNaN }
                 guard !present.isEmpty else { return nil }
                 return .numeric(mean: present.reduce(0, +) / Double(present.count))
             }
+            var counts: [String: Int]
+            if let known = categoryCounts[column.name] {
+                counts = known
+            } else {
+                counts = [:]
+                for case let cell? in Self.categories(column.values) ?? [] { counts[cell, default: 0] += 1 }
+            }
+            // scikit-learn's most_frequent: the least (by code points) of the commonest.
+            guard let top = counts.values.max(),
+                  let mode = counts.filter({ $0.value == top }).keys.min(by: Self.codePointOrder)
+            else { return nil }
+            let total = reference.rowCount
+            counts[mode, default: 0] += total - counts.values.reduce(0, +)
+            return .categorical(shares: counts.mapValues { Double($0) / Double(total) }, mode: mode)
         }
         let used = found.indices.filter { found[$0] != nil }
         let names = used.map { reference.columns[$0].name }, encodings = used.map { found[$0]! }
@@ -127,7 +133,15 @@ public struct DataReconstruction: Sendable {
         self.components = kept
         self.explainedVarianceRatio = ratios
         self.centre = centre
-        self.axes = (0..<kept).map { k in (0..<p).map { vectors[$0 * p + k] } }
+        let axes = (0..<kept).map { k in (0..<p).map { vectors[$0 * p + k] } }
+        self.axes = axes
+        // The reference's own errors, from the rows already encoded.
+        let flat = axes.flatMap { $0 }, fitted = (scale: scale, components: kept)
+        referenceErrors = concurrentMap(blocks.count) { b in
+            var block = Array(x[(blocks[b].lowerBound * p)..<(blocks[b].upperBound * p)])
+            return Self.measure(&block, scaleMean: scaleMean, scale: fitted.scale, centre: centre, axes: flat,
+                                components: fitted.components)
+        }.flatMap { $0 }
     }
 
     /// Each row's reconstruction error: the Euclidean distance between its standardised values and their
@@ -141,8 +155,15 @@ public struct DataReconstruction: Sendable {
     }
 
     private func errors(_ range: Range<Int>, of columns: [FeatureTable.Values?], axes: [Double]) -> [Double] {
-        let p = features.count, rows = range.count
         var x = Self.encode(columns, rows: range, encodings: encodings)
+        return Self.measure(&x, scaleMean: scaleMean, scale: scale, centre: centre, axes: axes, components: components)
+    }
+
+    /// The errors of encoded rows `x` (row-major, `scaleMean.count` values a row), standardised in place.
+    private static func measure(_ x: inout [Double], scaleMean: [Double], scale: [Double], centre: [Double],
+                                axes: [Double], components: Int) -> [Double]
+    {
+        let p = scaleMean.count, rows = x.count / max(p, 1)
         var errors = [Double](repeating: 0, count: rows)
         var scores = [Double](repeating: 0, count: components)
         x.withUnsafeMutableBufferPointer { x in
@@ -322,9 +343,13 @@ public struct ReconstructionDrift: Sendable, Codable, Equatable {
 
     /// The check of `window` against `reference`, fitted on the reference; `nil` when it cannot be fitted or
     /// either side is too short.
-    public init?(reference: FeatureTable, window: FeatureTable, varianceShare: Double = 0.65) {
-        guard let reconstruction = DataReconstruction(reference: reference, varianceShare: varianceShare) else { return nil }
-        self.init(reconstruction, referenceErrors: reconstruction.errors(reference),
+    public init?(reference: FeatureTable, window: FeatureTable, varianceShare: Double = 0.65,
+                 categoryCounts: [String: [String: Int]] = [:])
+    {
+        guard let reconstruction = DataReconstruction(reference: reference, varianceShare: varianceShare,
+                                                      categoryCounts: categoryCounts)
+        else { return nil }
+        self.init(reconstruction, referenceErrors: reconstruction.referenceErrors,
                   windowErrors: reconstruction.errors(window))
     }
 

@@ -43,6 +43,18 @@ import Testing
         let ratios = pca["explained_variance_ratio"] as! [Double]
         for (got, want) in zip(fitted.explainedVarianceRatio, ratios) { #expect(abs(got - want) < 1e-12) }
         #expect(fitted.features == Self.features)
+        // The reference's errors measured while fitting are those measured again; category counts handed in
+        // (a profile's) fit the same PCA.
+        #expect(fitted.referenceErrors == fitted.errors(s.reference))
+        var counts: [String: [String: Int]] = [:]
+        for column in s.reference.columns {
+            if case .categorical(let cells) = column.values {
+                counts[column.name] = cells.reduce(into: [:]) { counts, cell in if let cell { counts[cell, default: 0] += 1 } }
+            }
+        }
+        #expect(!counts.isEmpty)
+        let given = try #require(DataReconstruction(reference: s.reference, categoryCounts: counts))
+        #expect(given.referenceErrors == fitted.referenceErrors && given.errors(s.analysis) == fitted.errors(s.analysis))
     }
 
     /// Every chunk's mean error, sampling error and alert, and the reference's band, equal nannyml's.
