@@ -17,6 +17,23 @@ public struct EvaluationReport: Sendable, Codable, Equatable {
         case evaluatedAt = "evaluated_at", models, canaries, shadows, unknownModels = "unknown_models"
     }
 
+    public init(evaluatedAt: Date, models: [ModelEvaluation], canaries: [CanaryDecision] = [],
+                shadows: [ShadowDecision] = [], unknownModels: [String] = [])
+    {
+        (self.evaluatedAt, self.models, self.canaries, self.shadows) = (evaluatedAt, models, canaries, shadows)
+        self.unknownModels = unknownModels
+    }
+
+    /// A report of an evaluate from before `unknown_models` reads as naming none.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        evaluatedAt = try container.decode(Date.self, forKey: .evaluatedAt)
+        models = try container.decode([ModelEvaluation].self, forKey: .models)
+        canaries = try container.decode([CanaryDecision].self, forKey: .canaries)
+        shadows = try container.decode([ShadowDecision].self, forKey: .shadows)
+        unknownModels = try container.decodeIfPresent([String].self, forKey: .unknownModels) ?? []
+    }
+
     public func json() throws -> Data {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601

@@ -38,18 +38,19 @@ public struct WindowColumn: Sendable, Equatable {
         count += 1
     }
 
-    /// Counts numbers in ascending order (finite, as `sortedNumbers` gives them), walking the thresholds
-    /// beside them rather than searching for each one's bin: the counts `add` would make, with each bin's
-    /// sum taken in ascending order.
+    /// Counts numbers in ascending order (as `sortedNumbers` gives them), walking the thresholds beside them
+    /// rather than searching for each one's bin: the counts `add` would make (NaN counts as missing), with
+    /// each bin's sum taken in ascending order.
     public mutating func add(sorted values: [Double], binning: NumericBinning) {
         let thresholds = binning.thresholds
         var bin = 0
         for value in values {
+            guard !value.isNaN else { missing += 1; continue }
             while bin < thresholds.count, thresholds[bin] <= value { bin += 1 }
             binCounts[bin] += 1
             binSums[bin] += value
+            count += 1
         }
-        count += values.count
     }
 
     /// Counts one category; `nil` counts as missing.

@@ -57,6 +57,62 @@ import Testing
         #expect(given.referenceErrors == fitted.referenceErrors && given.errors(s.analysis) == fitted.errors(s.analysis))
     }
 
+    /// Past one block (the fit sums and measures 32,768 rows at a time, side by side): three blocks, the last
+    /// short, give what one plain pass over every row gives, written out here (mean imputation, a boolean's
+    /// category shares with missing cells on the mode, standardising, centring, the covariance, its eigen
+    /// decomposition, the fewest components past 65 % of the variance, each row's distance to its projection).
+    @Test func aFitOverManyBlocksEqualsOnePlainPass() throws {
+        var random = SplitMix64(seed: 31)
+        let rows = 70_000
+        let a = (0..<rows).map { _ in random.normal() * 3 + 10 }
+        let b = a.enumerated().map { i, x in i % 97 == 0 ? Double.nan : 0.5 * x + random.normal() }
+        let c = (0..<rows).map { _ in random.normal() }
+        let flag = (0..<rows).map { i in i % 13 == 0 ? Double.nan : random.normal() > 0.3 ? 1.0 : 0.0 }
+        let table = FeatureTable(columns: [.init(name: "a", values: .numeric(a)), .init(name: "b", values: .numeric(b)),
+                                           .init(name: "c", values: .numeric(c)), .init(name: "flag", values: .boolean(flag))])
+        let fitted = try #require(DataReconstruction(reference: table))
+
+        // The plain pass.
+        func imputed(_ v: [Double]) -> [Double] {
+            let present = v.filter { !$0.isNaN }
+            let mean = present.reduce(0, +) / Double(present.count)
+            return v.map { $0.isNaN ? mean : $0 }
+        }
+        let ones = flag.filter { $0 == 1 }.count, zeros = flag.filter { $0 == 0 }.count
+        let mode = ones > zeros ? 1.0 : 0.0, missing = rows - ones - zeros
+        let share = [0.0: Double(zeros + (mode == 0 ? missing : 0)) / Double(rows),
+                     1.0: Double(ones + (mode == 1 ? missing : 0)) / Double(rows)]
+        var columns = [imputed(a), imputed(b), imputed(c), flag.map { share[$0.isNaN ? mode : $0]! }]
+        let p = columns.count
+        for j in 0..<p {
+            let mean = columns[j].reduce(0, +) / Double(rows)
+            let sd = (columns[j].map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(rows)).squareRoot()
+            columns[j] = columns[j].map { ($0 - mean) / sd }
+        }
+        let centre = columns.map { $0.reduce(0, +) / Double(rows) }
+        var covariance = [Double](repeating: 0, count: p * p)
+        for i in 0..<rows { for r in 0..<p { for q in 0..<p { covariance[r * p + q] += (columns[r][i] - centre[r]) * (columns[q][i] - centre[q]) } } }
+        let (values, vectors) = symmetricEigen(covariance, n: p)
+        let total = values.reduce(0) { $0 + max($1, 0) }
+        let ratios = values.map { max($0, 0) / total }
+        var kept = 0, cumulative = 0.0
+        while kept < p { cumulative += ratios[kept]; kept += 1; if cumulative > 0.65 { break } }
+        #expect(fitted.components == kept)
+        for (got, want) in zip(fitted.explainedVarianceRatio, ratios) { #expect(abs(got - want) < 1e-12) }
+        var largest = 0.0
+        for i in 0..<rows {
+            let z = (0..<p).map { columns[$0][i] - centre[$0] }
+            let scores = (0..<kept).map { k in (0..<p).reduce(0.0) { $0 + vectors[$1 * p + k] * z[$1] } }
+            let squared = (0..<p).reduce(0.0) { sum, j in
+                let back = (0..<kept).reduce(0.0) { $0 + scores[$1] * vectors[j * p + $1] }
+                return sum + (z[j] - back) * (z[j] - back)
+            }
+            largest = max(largest, abs(fitted.referenceErrors[i] - squared.squareRoot()))
+        }
+        #expect(fitted.referenceErrors.count == rows && largest < 1e-9, "largest difference \(largest)")
+        #expect(fitted.errors(table) == fitted.referenceErrors)
+    }
+
     /// Every chunk's mean error, sampling error and alert, and the reference's band, equal nannyml's.
     @Test func everyChunkEqualsNannyML() throws {
         let s = try Scenario()
