@@ -28,6 +28,7 @@ extension Target.Dependency {
     static let metrics = product(name: "Metrics", package: "swift-metrics")
     static let nioCore = product(name: "NIOCore", package: "swift-nio")
     static let nioHTTP1 = product(name: "NIOHTTP1", package: "swift-nio")
+    static let nioPosix = product(name: "NIOPosix", package: "swift-nio")
     static let nioSSL = product(name: "NIOSSL", package: "swift-nio-ssl")
     static let postgresNIO = product(name: "PostgresNIO", package: "postgres-nio")
     static let prometheus = product(name: "Prometheus", package: "swift-prometheus")
@@ -122,7 +123,7 @@ let package = Package(
         .executableTarget(name: "Predict",
                           dependencies: ["CycloneModel", "CycloneServing", "CycloneStore", "CycloneHTTP", "CycloneRuntime",
                                          "CycloneGRPC", .grpcCore, .grpcNIOTransport, .swiftProtobuf, .hummingbird, .httpTypes, .configuration, .logging, .metrics, .postgresNIO,
-                                         .serviceLifecycle],
+                                         .serviceLifecycle, .nioCore, .nioPosix],
                           path: "Functions/predict", swiftSettings: swiftSettings),
         .executableTarget(name: "LabelIngest",
                           dependencies: ["CycloneModel", "CycloneStore", "CycloneHTTP", "CycloneRuntime", .hummingbird,

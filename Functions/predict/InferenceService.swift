@@ -6,6 +6,8 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import HTTPTypes
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import SwiftProtobuf
 
@@ -238,7 +240,7 @@ extension String {
 /// which lets the RPCs under way finish. A connection carries at most `maxStreams` calls at once (advertised,
 /// so clients queue), each message at most `maxMessageBytes`.
 struct GRPCServerService: Service {
-    let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let server: GRPCServer<HTTP2ServerTransport.Custom<PlaintextListener>>
     let port: Int
     let inference: Inference
     static let maxStreams = 32
@@ -251,13 +253,31 @@ struct GRPCServerService: Service {
     init(port: Int, maxMessageBytes: Int, inference: Inference) {
         self.port = port
         self.inference = inference
-        let transport = HTTP2ServerTransport.Posix(
-            address: .ipv4(host: "0.0.0.0", port: port), transportSecurity: .plaintext,
-            config: .defaults {
-                $0.rpc.maxRequestPayloadSize = maxMessageBytes
-                $0.http2.maxConcurrentStreams = Self.maxStreams
-            })
+        var config = HTTP2ServerTransport.Custom<PlaintextListener>.Config.defaults
+        config.rpc.maxRequestPayloadSize = maxMessageBytes
+        config.http2.maxConcurrentStreams = Self.maxStreams
+        let transport = HTTP2ServerTransport.Custom(listenerFactory: PlaintextListener(host: "0.0.0.0", port: port),
+                                                    config: config)
         server = GRPCServer(transport: transport, services: [InferenceService(inference: inference)])
+    }
+
+    /// Listens in plaintext (h2c: TLS ends at Cloud Run's front end or the local machine's edge). The Posix
+    /// transport's own listener would look for a TLS peer certificate on every RPC, TLS or not: a hop to the
+    /// event loop and an error thrown and caught per call.
+    struct PlaintextListener: HTTP2ServerTransport.ListenerFactory {
+        var host: String
+        var port: Int
+        var eventLoopGroup: any EventLoopGroup { MultiThreadedEventLoopGroup.singleton }
+
+        func makeListeningChannel(listenerConfigurator: HTTP2ServerTransport.ListenerConfigurator,
+                                  connectionConfigurator: HTTP2ServerTransport.ConnectionConfigurator)
+            async throws -> NIOAsyncChannel<HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, Never>
+        {
+            try await ServerBootstrap(group: eventLoopGroup)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelInitializer { listenerConfigurator.configure(channel: $0) }
+                .bind(host: host, port: port) { connectionConfigurator.configure(channel: $0, tls: .none) }
+        }
     }
 
     func run() async throws {
