@@ -69,24 +69,25 @@ public struct DataReconstruction: Sendable {
         guard p >= 2, rows >= 2 else { return nil }
         self.features = names
         self.encodings = encodings
-        // The encoded reference, row-major; its column means, then in one more pass the sums of the deviations
-        // d from them, of their squares and of their products, block by block (blocks of a fixed size, summed
-        // in order, so the figures do not depend on the cores).
-        let x = Self.encode(reference, names: names, encodings: encodings), blocks = Self.blocks(rows)
+        // The reference encoded block by block, row-major (blocks of a fixed size, summed in order, so the
+        // figures do not depend on the cores); its column means, then in one more pass the sums of the
+        // deviations d from them, of their squares and of their products.
+        let columns = Self.columns(reference, names: names), blocks = Self.blocks(rows)
+        let encoded = concurrentMap(blocks.count) { Self.encode(columns, rows: blocks[$0], encodings: encodings) }
         let n = Double(rows)
-        let sums = concurrentMap(blocks.count) { b in
-            x.withUnsafeBufferPointer { x in
+        let sums = concurrentMap(encoded.count) { b in
+            encoded[b].withUnsafeBufferPointer { x in
                 var sum = [Double](repeating: 0, count: p)
-                for i in blocks[b] { for j in 0..<p { sum[j] += x[i * p + j] } }
+                for i in 0..<(x.count / p) { for j in 0..<p { sum[j] += x[i * p + j] } }
                 return sum
             }
         }
         let scaleMean = (0..<p).map { j in sums.reduce(0) { $0 + $1[j] } / n }
-        let moments = concurrentMap(blocks.count) { b in
-            x.withUnsafeBufferPointer { x in
+        let moments = concurrentMap(encoded.count) { b in
+            encoded[b].withUnsafeBufferPointer { x in
                 var deviations = [Double](repeating: 0, count: p), products = [Double](repeating: 0, count: p * p)
                 var d = [Double](repeating: 0, count: p)
-                for i in blocks[b] {
+                for i in 0..<(x.count / p) {
                     for j in 0..<p {
                         d[j] = x[i * p + j] - scaleMean[j]
                         deviations[j] += d[j]
@@ -135,10 +136,10 @@ public struct DataReconstruction: Sendable {
         self.centre = centre
         let axes = (0..<kept).map { k in (0..<p).map { vectors[$0 * p + k] } }
         self.axes = axes
-        // The reference's own errors, from the rows already encoded.
+        // The reference's own errors, from the blocks already encoded.
         let flat = axes.flatMap { $0 }, fitted = (scale: scale, components: kept)
-        referenceErrors = concurrentMap(blocks.count) { b in
-            var block = Array(x[(blocks[b].lowerBound * p)..<(blocks[b].upperBound * p)])
+        referenceErrors = concurrentMap(encoded.count) { b in
+            var block = encoded[b]
             return Self.measure(&block, scaleMean: scaleMean, scale: fitted.scale, centre: centre, axes: flat,
                                 components: fitted.components)
         }.flatMap { $0 }
@@ -251,11 +252,6 @@ public struct DataReconstruction: Sendable {
         return x
     }
 
-    /// Every row of `table` encoded and imputed, row-major over `names`, in blocks side by side.
-    private static func encode(_ table: FeatureTable, names: [String], encodings: [Encoding]) -> [Double] {
-        let columns = columns(table, names: names), blocks = blocks(table.rowCount)
-        return concurrentMap(blocks.count) { encode(columns, rows: blocks[$0], encodings: encodings) }.flatMap { $0 }
-    }
 }
 
 /// A window's mean reconstruction error against the reference's, as a drift verdict.
