@@ -122,7 +122,7 @@ let package = Package(
         // Functions: one thin executable each.
         .executableTarget(name: "Predict",
                           dependencies: ["CycloneModel", "CycloneServing", "CycloneStore", "CycloneHTTP", "CycloneRuntime",
-                                         "CycloneGRPC", .grpcCore, .grpcNIOTransport, .swiftProtobuf, .hummingbird, .httpTypes, .configuration, .logging, .metrics, .postgresNIO,
+                                         "CycloneGRPC", .grpcCore, .grpcNIOTransport, .grpcProtobuf, .swiftProtobuf, .hummingbird, .httpTypes, .configuration, .logging, .metrics, .postgresNIO,
                                          .serviceLifecycle, .nioCore, .nioPosix],
                           path: "Functions/predict", swiftSettings: swiftSettings),
         .executableTarget(name: "LabelIngest",

@@ -42,7 +42,7 @@ func buildApplication(_ settings: PredictSettings, logger: Logger) async throws 
         // gRPC's usual 4 MiB at most per message: the transport buffers a whole message per call before the body
         // budget sees it.
         app.addServices(GRPCServerService(port: port, maxMessageBytes: min(settings.server.maxBodyBytes, 4 << 20),
-                                          inference: inference))
+                                          inference: inference, logger: logger))
     }
     app.beforeServerStarts { running.set() }
     return app

@@ -5,11 +5,14 @@ import CycloneServing
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
+import GRPCProtobuf
 import HTTPTypes
+import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import SwiftProtobuf
+import Synchronization
 
 /// The Open Inference Protocol's `inference.GRPCInferenceService` (ServerLive, ServerReady, ModelReady,
 /// ServerMetadata, ModelMetadata, ModelInfer) on `GRPC_PORT`, over HTTP/2 cleartext as Cloud Run carries it:
@@ -235,30 +238,91 @@ extension String {
     var nonEmpty: String? { isEmpty ? nil : self }
 }
 
+/// The inference service with ModelInfer's messages held to `maxMessageBytes`, refused as RESOURCE_EXHAUSTED
+/// with the sizes (the transport reads up to twice that, and resets a stream beyond it with a bare CANCELLED,
+/// so a slightly oversize message gets a status that says why), and its calls counted while they run.
+struct LimitedInferenceService: RegistrableRPCService {
+    let service: InferenceService
+    let maxMessageBytes: Int
+    let calls: CallCount
+
+    /// ProtobufDeserializer after a size check.
+    struct Deserializer<Message: SwiftProtobuf.Message>: MessageDeserializer {
+        let limit: Int
+
+        func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> Message {
+            guard bytes.count <= limit else {
+                throw RPCError(code: .resourceExhausted,
+                               message: "the message is \(bytes.count) bytes; at most \(limit) are accepted")
+            }
+            return try ProtobufDeserializer<Message>().deserialize(bytes)
+        }
+    }
+
+    func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
+        service.registerMethods(with: &router)
+        router.registerHandler(
+            forMethod: Inference_GRPCInferenceService.Method.ModelInfer.descriptor,
+            deserializer: Deserializer<Inference_ModelInferRequest>(limit: maxMessageBytes),
+            serializer: ProtobufSerializer<Inference_ModelInferResponse>()
+        ) { [service, calls] request, context in
+            calls.started()
+            defer { calls.ended() }
+            let message = try await ServerRequest(stream: request)
+            return StreamingServerResponse(single: try await service.modelInfer(request: message, context: context))
+        }
+    }
+}
+
+/// ModelInfer calls under way.
+final class CallCount: Sendable {
+    private let count = Atomic<Int>(0)
+    func started() { count.add(1, ordering: .relaxed) }
+    func ended() { count.subtract(1, ordering: .relaxed) }
+    var current: Int { count.load(ordering: .relaxed) }
+}
+
 /// predict's gRPC server as a service of its lifecycle: it opens its port once predict is ready (so a TCP
 /// startup probe waits for the model, the writer and the schema), and serves until the graceful shutdown,
 /// which lets the RPCs under way finish. A connection carries at most `maxStreams` calls at once (advertised,
 /// so clients queue), each message at most `maxMessageBytes`.
+///
+/// The shutdown sends each connection a GOAWAY and a PING, and the transport closes a connection once its
+/// client has answered the PING and its calls have ended. A client that never answers (a stalled or half-open
+/// connection) would hold the shutdown until the process's deadline, and the writer's flush behind it: once
+/// no call has been under way for `settle` (or `grace` after the shutdown began), the connections still open
+/// are closed.
 struct GRPCServerService: Service {
     let server: GRPCServer<HTTP2ServerTransport.Custom<PlaintextListener>>
     let port: Int
     let inference: Inference
+    let calls = CallCount()
+    let logger: Logger
     static let maxStreams = 32
+    static let grace = Duration.seconds(5)
+    static let settle = Duration.milliseconds(250)
 
     /// Why the gRPC server could not start, in one line.
     struct StartFailure: Error, CustomStringConvertible {
         var description: String
     }
 
-    init(port: Int, maxMessageBytes: Int, inference: Inference) {
+    init(port: Int, maxMessageBytes: Int, inference: Inference, logger: Logger) {
         self.port = port
         self.inference = inference
+        self.logger = logger
         var config = HTTP2ServerTransport.Custom<PlaintextListener>.Config.defaults
-        config.rpc.maxRequestPayloadSize = maxMessageBytes
+        // The transport resets a stream whose message is over its limit with no status; up to twice the limit
+        // the service reads it and refuses it with one.
+        let (twice, overflow) = maxMessageBytes.multipliedReportingOverflow(by: 2)
+        config.rpc.maxRequestPayloadSize = overflow ? Int.max : twice
         config.http2.maxConcurrentStreams = Self.maxStreams
         let transport = HTTP2ServerTransport.Custom(listenerFactory: PlaintextListener(host: "0.0.0.0", port: port),
                                                     config: config)
-        server = GRPCServer(transport: transport, services: [InferenceService(inference: inference)])
+        server = GRPCServer(transport: transport, services: [
+            LimitedInferenceService(service: InferenceService(inference: inference), maxMessageBytes: maxMessageBytes,
+                                    calls: calls),
+        ])
     }
 
     /// Listens in plaintext (h2c: TLS ends at Cloud Run's front end or the local machine's edge). The Posix
@@ -287,10 +351,30 @@ struct GRPCServerService: Service {
             if Task.isCancelled || Task.isShuttingDownGracefully { return }
         }
         do {
-            try await withGracefulShutdownHandler {
-                try await server.serve()
-            } onGracefulShutdown: {
-                server.beginGracefulShutdown()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await server.serve() }
+                group.addTask { [server, calls, logger] in
+                    try await gracefulShutdown()
+                    server.beginGracefulShutdown()
+                    let clock = ContinuousClock()
+                    let deadline = clock.now + Self.grace
+                    var idleSince: ContinuousClock.Instant?
+                    while clock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(20))
+                        if calls.current > 0 {
+                            idleSince = nil
+                            continue
+                        }
+                        let since = idleSince ?? clock.now
+                        idleSince = since
+                        if clock.now - since >= Self.settle { break }
+                    }
+                    logger.warning("gRPC connections still open after the calls under way ended; closing them")
+                }
+                // Whichever ends first: the server, its shutdown done (the other stops waiting), or the wait
+                // (the server stops at once, closing what is left).
+                try await group.next()
+                group.cancelAll()
             }
         } catch let error as RuntimeError {
             if let cause = error.cause, let problem = FunctionMain.portProblem(cause, port: port, variable: "GRPC_PORT") {

@@ -196,6 +196,24 @@ import Testing
         }
     }
 
+    /// A message over the limit (`MAX_BODY_BYTES` here, 4 MiB at most) is RESOURCE_EXHAUSTED saying so, not a
+    /// stream reset with no status; nothing is stored and the next call is served.
+    @Test func anOversizeMessageIsRefusedWithItsSize() async throws {
+        try await withGRPC(environment: ["MAX_BODY_BYTES": "4096"]) { inference, _, db in
+            var big = Self.typed([Self.bike])
+            big.id = String(repeating: "x", count: 6_000)
+            do {
+                _ = try await inference.modelInfer(big)
+                Issue.record("a 6,000-byte message was accepted under a 4,096-byte limit")
+            } catch let error as RPCError {
+                #expect(error.code == .resourceExhausted)
+                #expect(error.message.contains("bytes; at most 4096 are accepted"), "\(error.message)")
+            }
+            #expect(try await inference.modelInfer(Self.typed([Self.bike])).outputs.count == 2)
+            #expect(try await db.predictions().count == 1)
+        }
+    }
+
     /// A model folder over gRPC: each model by its name in the request, stored under it; a name not served is
     /// NOT_FOUND naming those that are.
     @Test func eachModelOfAFolderIsServedByName() async throws {

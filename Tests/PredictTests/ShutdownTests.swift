@@ -2,9 +2,12 @@ import AsyncHTTPClient
 import CycloneCloud
 import CycloneModel
 import CycloneRuntime
+import CycloneGRPC
 import CycloneStore
 import CycloneTestSupport
 import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -103,6 +106,53 @@ extension ShutdownTests {
                 let critical = process.log.split(separator: "\n").filter { $0.contains("CRITICAL") }
                 #expect(critical.count == 1 && critical[0].contains("port \(port) is already in use (PORT)"),
                         "\(name): \(process.log)")
+            }
+        }
+    }
+}
+
+extension ShutdownTests {
+    /// Connections that never answer the shutdown's PING (raw sockets that sent HTTP/2's preface and nothing
+    /// more, as a stalled client would) do not hold predict's exit until its deadline, with the writer's flush
+    /// behind them: once no call is under way they are closed. A well-behaved client stays connected through the
+    /// signal; the process exits 0 and the prediction answered over gRPC is stored.
+    @Test func stalledGRPCConnectionsAreClosedAtShutdown() async throws {
+        let binary = try Repository.product("predict")
+        let model = try TestModels.file(TestModels.regression())
+        try await withTestDatabase { db in
+            let grpcPort = freePort()
+            let (process, _) = try await ChildServer.start(
+                binary.path, environment: ["MODEL_PATH": model, "DATABASE_URL": db.url, "STORE_MODE": "async",
+                                           "GRPC_PORT": "\(grpcPort)", "LOG_LEVEL": "warning"],
+                log: { TestFiles.folder.appendingPathComponent("predict-grpc-\($0).log").path })
+            var stalled: [Int32] = []
+            defer { stalled.forEach { _ = close($0) } }
+            let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0]  // and an empty SETTINGS
+            for _ in 0..<20 {
+                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = in_port_t(UInt16(grpcPort).bigEndian)
+                address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                let connected = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+                try #require(connected == 0 && write(fd, preface, preface.count) == preface.count)
+                stalled.append(fd)
+            }
+            try await withGRPCClient(transport: try .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: grpcPort),
+                                                                   transportSecurity: .plaintext)) { client in
+                let inference = Inference_GRPCInferenceService.Client(wrapping: client)
+                let response = try await inference.modelInfer(InferenceGRPCTests.typed([InferenceGRPCTests.bike]))
+                // BYTES: each element a little-endian UInt32 length and its bytes.
+                let id = try #require(response.rawOutputContents.last.map { String(decoding: $0.dropFirst(4), as: UTF8.self) })
+                process.signal(SIGTERM)
+                let status = await process.wait()
+                #expect(status == 0, "predict exited \(status): \(process.log)")
+                #expect(process.log.contains("gRPC connections still open after the calls under way ended; closing them"),
+                        "\(process.log)")
+                let stored = try await db.predictions().map { $0.id.uuidString.lowercased() }
+                #expect(stored == [id])
             }
         }
     }
