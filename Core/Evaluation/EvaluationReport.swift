@@ -186,7 +186,8 @@ extension FeatureDrift {
         if let statistic { parts.append("statistic \(number(statistic))") }
         if let pValue { parts.append("p \(number(pValue))") }
         if let adjustedPValue, adjustedPValue != pValue { parts.append("adjusted \(number(adjustedPValue))") }
-        parts.append(drifted ? "DRIFT" : signal == true ? "drifted \(consecutive ?? 1) window(s) in a row, not yet reported" : "ok")
+        parts.append(!isTested ? "not tested" : drifted ? "DRIFT"
+            : signal == true ? "drifted \(consecutive ?? 1) window(s) in a row, not yet reported" : "ok")
         if let psi, let stability { parts.append("psi \(number(psi)) (\(stability.rawValue))") }
         if let missingRate, missing > 0 || referenceMissingRate > 0 {
             parts.append("missing \(number(100 * missingRate))% (reference \(number(100 * referenceMissingRate))%)")

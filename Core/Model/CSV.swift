@@ -36,6 +36,11 @@ public struct CSV: Sendable {
     public init(contentsOf url: URL) throws {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
+            // Foundation says only "error 256" of a directory.
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw ParseError(line: 0, message: "cannot read the file: it is a directory")
+            }
             throw ParseError(line: 0, message: "cannot read the file (\(error.localizedDescription))")
         }
         try self.init(bytes: [UInt8](data))

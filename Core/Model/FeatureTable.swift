@@ -51,7 +51,8 @@ public struct FeatureTable: Sendable {
     /// Types the named CSV columns: a column is numeric when every non-empty cell is a number, boolean when
     /// every non-empty cell is `true` or `false` (any case), categorical otherwise. An empty cell is missing,
     /// and so, in a numeric or boolean column, is a token pandas reads as missing (`NA`, `NaN`, `null`,
-    /// `None`, `N/A`…; `missingTokens`); in a categorical column such a token is a category like any other.
+    /// `None`, `N/A`…; `missingTokens`) and an infinity (`isInfinity`); in a categorical column such a token is
+    /// a category like any other.
     /// `kinds` overrides the inference per column.
     public init(csv: CSV, columns names: [String], kinds: [String: Feature.Kind] = [:]) throws(TypingError) {
         var columns: [Column] = []
@@ -86,6 +87,25 @@ public struct FeatureTable: Sendable {
         return missingTokens.contains(String(decoding: bytes, as: UTF8.self))
     }
 
+    /// Whether a cell is an infinity: `inf`, `-Infinity` (any case, either sign) or a number beyond a double
+    /// (`1e999`). pandas reads it as a number, where no statistic can use it, so it is missing as `NaN` is: it
+    /// keeps a numeric column numeric and counts among its missing values.
+    static func isInfinity(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        // One is spelt with an i or has an exponent's e, and starts with no other letter: true, false, 0, 1 and
+        // most text are told at once, without parsing.
+        let lower = { (byte: UInt8) in byte | 0x20 }
+        guard let first = bytes.first,
+              lower(first) == UInt8(ascii: "i") || !(UInt8(ascii: "a")...UInt8(ascii: "z")).contains(lower(first)),
+              bytes.contains(where: { lower($0) == UInt8(ascii: "i") || lower($0) == UInt8(ascii: "e") })
+        else { return false }
+        return parseDouble(bytes)?.isInfinite == true
+    }
+
+    /// Whether a cell of a numeric or boolean column is missing: empty, a missing token, or an infinity.
+    static func isMissing(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        bytes.isEmpty || isMissingToken(bytes) || isInfinity(bytes)
+    }
+
     /// `parse(cells, as: inferKind(cells))`, reading the numbers of a numeric column once. No missing token is a
     /// number, so a cell that reads as one is not looked up among them.
     static func inferAndParse(_ cells: some CellColumn, column: String) throws(TypingError) -> Values {
@@ -95,7 +115,7 @@ public struct FeatureTable: Sendable {
             guard numeric, !bytes.isEmpty else { return }
             if let number = parseNumber(bytes) {
                 values[row] = number
-            } else if !isMissingToken(bytes) {
+            } else if !isMissing(bytes) {
                 numeric = false
             }
         }
@@ -106,7 +126,7 @@ public struct FeatureTable: Sendable {
         // Whether every present cell so far is a number, and whether every one is true or false.
         var numbers = true, flags = true
         cells.withBytes { _, bytes in
-            guard numbers || flags, !bytes.isEmpty, !isMissingToken(bytes) else { return }
+            guard numbers || flags, !isMissing(bytes) else { return }
             if numbers, parseNumber(bytes) == nil { numbers = false }
             if flags, parseBool(bytes) == nil { flags = false }
         }
@@ -144,7 +164,7 @@ public struct FeatureTable: Sendable {
     public static func read(_ bytes: UnsafeBufferPointer<UInt8>, as kind: Feature.Kind) -> Feature.Kind.Reading {
         if bytes.isEmpty { return .missing }
         if kind == .numeric, let number = parseNumber(bytes) { return .number(number) }
-        if kind != .categorical, isMissingToken(bytes) { return .missing }
+        if kind != .categorical, isMissing(bytes) { return .missing }
         switch kind {
         case .numeric:
             return .invalid
@@ -166,18 +186,21 @@ public struct FeatureTable: Sendable {
     /// A cell's number, or `nil` when it is not a finite number pandas would read.
     static func parseNumber(_ bytes: UnsafeBufferPointer<UInt8>) -> Double? {
         if let value = fastDecimal(bytes) { return value }
+        // "nan" and "inf" parse as Double but are not data.
+        return parseDouble(bytes).flatMap { $0.isFinite ? $0 : nil }
+    }
+
+    /// A cell's number as Swift reads it, infinities and NaN included, with pandas' exceptions: spaces around it
+    /// are trimmed, hexadecimal is text.
+    static func parseDouble(_ bytes: UnsafeBufferPointer<UInt8>) -> Double? {
         // Hexadecimal ("0x1A", "0x1p3") parses as Double but is text to pandas.
         guard !bytes.contains(UInt8(ascii: "x")), !bytes.contains(UInt8(ascii: "X")) else { return nil }
         let text = String(decoding: bytes, as: UTF8.self)
         // Most cells have no spaces around them: parse them as they are (trimming goes through NSString).
-        let value: Double?
         if let first = bytes.first, let last = bytes.last, first != 0x20, first != 0x09, last != 0x20, last != 0x09 {
-            value = Double(text)
-        } else {
-            value = Double(text.trimmingCharacters(in: .whitespaces))
+            return Double(text)
         }
-        // "nan" and "inf" parse as Double but are not data.
-        return value.flatMap { $0.isFinite ? $0 : nil }
+        return Double(text.trimmingCharacters(in: .whitespaces))
     }
 
     /// A plain decimal (`-12.5`, `3e-4`) of at most 15 significant digits whose power of ten is within ±22,

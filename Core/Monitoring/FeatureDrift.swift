@@ -146,6 +146,28 @@ public struct FeatureDrift: Sendable, Equatable, Codable {
     public var isTested: Bool { statistic != nil }
 }
 
+extension FeatureDrift {
+    /// Reads what `encode(to:)` writes, and also a `drifted` that is `null`: a column `cyclone drift` could not
+    /// test has no verdict in its JSON (`FileDrift`), and reads back as not drifted and not tested.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            feature: try c.decode(String.self, forKey: .feature), kind: try c.decode(Feature.Kind.self, forKey: .kind),
+            test: try c.decode(Test.self, forKey: .test), statistic: try c.decodeIfPresent(Double.self, forKey: .statistic),
+            pValue: try c.decodeIfPresent(Double.self, forKey: .pValue), threshold: try c.decode(Double.self, forKey: .threshold),
+            drifted: try c.decodeIfPresent(Bool.self, forKey: .drifted) ?? false,
+            psi: try c.decodeIfPresent(Double.self, forKey: .psi), stability: try c.decodeIfPresent(Stability.self, forKey: .stability),
+            rows: try c.decode(Int.self, forKey: .rows), missing: try c.decode(Int.self, forKey: .missing),
+            invalid: try c.decode(Int.self, forKey: .invalid), missingRate: try c.decodeIfPresent(Double.self, forKey: .missingRate),
+            referenceMissingRate: try c.decode(Double.self, forKey: .referenceMissingRate),
+            outOfRange: try c.decodeIfPresent(Int.self, forKey: .outOfRange), unseen: try c.decodeIfPresent(Int.self, forKey: .unseen),
+            unseenCategories: try c.decodeIfPresent([String: Int].self, forKey: .unseenCategories),
+            note: try c.decodeIfPresent(String.self, forKey: .note),
+            adjustedPValue: try c.decodeIfPresent(Double.self, forKey: .adjustedPValue),
+            signal: try c.decodeIfPresent(Bool.self, forKey: .signal), consecutive: try c.decodeIfPresent(Int.self, forKey: .consecutive))
+    }
+}
+
 extension FeatureProfile {
     /// The least standard deviation a distance is divided by (`max(std, 0.001)`, as Evidently).
     public static let smallestScale = 0.001

@@ -159,6 +159,19 @@ public struct FileDrift: Sendable, Equatable, Codable {
         return Compared(reference: column, current: currentColumn, drift: drift, categories: profile.categories)
     }
 
+    /// A column as the JSON has it: `FeatureDrift`'s keys, `drifted` `null` when the column was not tested
+    /// (`FeatureDrift.init(from:)` reads that back).
+    private struct Column: Encodable {
+        var drift: FeatureDrift
+
+        func encode(to encoder: any Encoder) throws {
+            try drift.encode(to: encoder)
+            guard !drift.isTested else { return }
+            var container = encoder.container(keyedBy: FeatureDrift.CodingKeys.self)
+            try container.encodeNil(forKey: .drifted)  // in place of the `false` just written
+        }
+    }
+
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         referenceRows = try container.decode(Int.self, forKey: .referenceRows)
@@ -174,11 +187,12 @@ public struct FileDrift: Sendable, Equatable, Codable {
 
     /// `{"reference_rows", "current_rows", "columns": [FeatureDrift…], "tested", "drifted", "drifted_share",
     /// "dataset_drift", "data_quality", "multivariate_drift"}` (`multivariate_drift` `null` when there is no check).
+    /// A column that was not tested (no values on a side; `note` says which) has `drifted` `null`: no verdict.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(referenceRows, forKey: .referenceRows)
         try container.encode(currentRows, forKey: .currentRows)
-        try container.encode(drift.features, forKey: .columns)
+        try container.encode(drift.features.map(Column.init), forKey: .columns)
         try container.encode(drift.tested, forKey: .tested)
         try container.encode(drift.drifted, forKey: .drifted)
         try container.encode(drift.driftedShare, forKey: .driftedShare)

@@ -13,6 +13,11 @@ import Foundation
 /// deems constant), and the PCA keeps the
 /// fewest components whose explained variance exceeds `varianceShare`. A column without a value in the
 /// reference is left out, as scikit-learn's imputer leaves it out.
+///
+/// A numeric column is first divided by the power of two at or below its largest reference magnitude, so
+/// that its values lie within ±2: exact in binary, so the figures are those of the values themselves, while
+/// the squares of a column near 1e154 or 1e-160 neither overflow nor underflow. A column of one value is
+/// centred on that value exactly (its deviations 0, not the rounding of a mean).
 public struct DataReconstruction: Sendable {
     /// The columns used, in the reference's order.
     public let features: [String]
@@ -21,10 +26,16 @@ public struct DataReconstruction: Sendable {
     public let explainedVarianceRatio: [Double]
 
     private enum Encoding: Sendable {
-        /// A missing value becomes the mean.
-        case numeric(mean: Double)
+        /// A number is multiplied by `unit` (a power of two); a missing one becomes the mean, in those units.
+        /// `constant`: every reference value is the same (then `mean` is that value exactly).
+        case numeric(mean: Double, unit: Double, constant: Bool)
         /// A category becomes its share of the reference; a missing one is `mode`.
         case categorical(shares: [String: Double], mode: String)
+
+        /// What a value was multiplied by: 1 for a share.
+        var unit: Double {
+            if case .numeric(_, let unit, _) = self { unit } else { 1 }
+        }
     }
     private let encodings: [Encoding]
     private let scaleMean: [Double], scale: [Double]
@@ -46,7 +57,12 @@ public struct DataReconstruction: Sendable {
             if case .numeric(let values) = column.values {
                 let present = values.filter { !$0.isNaN }
                 guard !present.isEmpty else { return nil }
-                return .numeric(mean: present.reduce(0, +) / Double(present.count))
+                let largest = present.reduce(0) { max($0, abs($1)) }
+                // 2^-e for a largest magnitude in [2^e, 2^(e+1)): exact, as 1/2^1023 is a (subnormal) double too.
+                let unit = largest.isNormal ? Double(sign: .plus, exponent: -largest.exponent, significand: 1) : 1
+                let constant = present.allSatisfy { $0 == present[0] }
+                let mean = constant ? present[0] * unit : present.reduce(0) { $0 + $1 * unit } / Double(present.count)
+                return .numeric(mean: mean, unit: unit, constant: constant)
             }
             var counts: [String: Int]
             if let known = categoryCounts[column.name] {
@@ -82,7 +98,12 @@ public struct DataReconstruction: Sendable {
                 return sum
             }
         }
-        let scaleMean = (0..<p).map { j in sums.reduce(0) { $0 + $1[j] } / n }
+        // A column of one value is centred on it exactly, not on the rounding of its sum (which at 1e154 would
+        // be a spread squaring past a double).
+        let scaleMean = (0..<p).map { j in
+            if case .numeric(let mean, _, true) = encodings[j] { return mean }
+            return sums.reduce(0) { $0 + $1[j] } / n
+        }
         let moments = concurrentMap(encoded.count) { b in
             encoded[b].withUnsafeBufferPointer { x in
                 var deviations = [Double](repeating: 0, count: p), products = [Double](repeating: 0, count: p * p)
@@ -102,8 +123,10 @@ public struct DataReconstruction: Sendable {
         var scale = [Double](repeating: 1, count: p)
         for j in 0..<p {
             let variance = products[j * p + j] / n, mean = scaleMean[j], eps = Double.ulpOfOne
-            // scikit-learn's StandardScaler leaves a constant column unscaled (`_is_constant_feature`).
-            scale[j] = variance <= n * eps * variance + (n * mean * eps) * (n * mean * eps) ? 1 : variance.squareRoot()
+            // scikit-learn's StandardScaler leaves a constant column unscaled (`_is_constant_feature`), in its own
+            // units: divided by the unit it was encoded in.
+            let constant = variance <= n * eps * variance + (n * mean * eps) * (n * mean * eps)
+            scale[j] = constant ? encodings[j].unit : variance.squareRoot()
         }
         (self.scaleMean, self.scale) = (scaleMean, scale)
         // The standardised reference z = d / scale: its centre (zero up to rounding) and the sums of products of
@@ -113,11 +136,15 @@ public struct DataReconstruction: Sendable {
         var covariance = [Double](repeating: 0, count: p * p)
         for a in 0..<p {
             for b in a..<p {
-                let value = (products[a * p + b] - n * (deviations[a] / n) * (deviations[b] / n)) / (scale[a] * scale[b])
+                let sum = products[a * p + b] - n * (deviations[a] / n) * (deviations[b] / n)
+                // 0 beside a column of one value, whose unit's square may be below a double's range.
+                let value = sum == 0 ? 0 : sum / (scale[a] * scale[b])
                 (covariance[a * p + b], covariance[b * p + a]) = (value, value)
             }
         }
-        // A reference with values beyond a double's square (1e200) has no finite spread to fit.
+        // Numeric columns are within ±2 here (`Encoding.numeric`), shares within 0…1: only a value that is no
+        // number (an infinity), or a column constant but for rounding at 1e160 and beyond (unscaled, as
+        // scikit-learn leaves it), leaves no finite spread to fit.
         guard covariance.allSatisfy(\.isFinite), scale.allSatisfy(\.isFinite) else { return nil }
         let (values, vectors) = symmetricEigen(covariance, n: p)
         let total = values.reduce(0) { $0 + max($1, 0) }
@@ -225,12 +252,12 @@ public struct DataReconstruction: Sendable {
         var x = [Double](repeating: 0, count: range.count * p)
         for (j, values) in columns.enumerated() {
             switch encodings[j] {
-            case .numeric(let mean):
+            case .numeric(let mean, let unit, _):
                 let numbers: [Double]?
                 if case .numeric(let v)? = values { numbers = v } else { numbers = nil }
                 for (i, row) in range.enumerated() {
                     let value = numbers?[row] ?? .nan
-                    x[i * p + j] = value.isNaN ? mean : value
+                    x[i * p + j] = value.isNaN ? mean : value * unit
                 }
             case .categorical(let shares, let mode):
                 // A few categories are found faster by comparing than by hashing.
@@ -268,7 +295,7 @@ public struct DataReconstruction: Sendable {
 ///   level of 3 standard deviations (0.27 %), since the spread is estimated from few chunks (4.09 for ten).
 /// With a reference of ten windows or more this is NannyML's band, widened by at most 5 % for the
 /// reference mean's error and by the t quantile's excess over 3. The lower end is dropped when it falls to 0
-/// or below, as NannyML drops it.
+/// or below, as NannyML drops it. The window drifts when its mean error is above the band or below it.
 public struct ReconstructionDrift: Sendable, Codable, Equatable {
     public var features: [String]
     public var components: Int
@@ -320,7 +347,10 @@ public struct ReconstructionDrift: Sendable, Codable, Equatable {
         self.reference = centre
         self.lower = centre - halfWidth > 0 ? centre - halfWidth : nil
         self.upper = centre + halfWidth
-        self.drifted = !((self.lower ?? -.infinity) < mean && mean < upper)
+        // On the band's edge is inside, as NannyML alerts only beyond a threshold: a reference whose errors do not
+        // vary (a column constant but for rounding, reconstructed exactly) has a band of no width, and a window
+        // the same as it sits on that band.
+        self.drifted = !((self.lower ?? -.infinity) <= mean && mean <= upper)
     }
 
     /// The upper tail beyond 3 standard deviations of a normal distribution.

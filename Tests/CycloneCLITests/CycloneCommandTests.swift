@@ -54,6 +54,7 @@ import Testing
          "cannot write /nonexistent/m.json: the folder /nonexistent does not exist"),
         (["frobnicate"], "'frobnicate' is not a subcommand (one of: demo, train"),
         (["drift", "--reference", "LINEAR", "--current", "/nonexistent.csv"], "/nonexistent.csv: cannot read the file"),
+        (["drift", "--reference", "LINEAR", "--current", "/tmp"], "/tmp: cannot read the file: it is a directory"),
         (["drift", "--reference", "LINEAR", "--current", "LINEAR", "--columns", "nope"], "has no column 'nope' (its columns: "),
         (["drift", "--reference", "LINEAR", "--current", "LINEAR", "--numeric", "season"], "the reference's column 'season': row"),
         (["demo", "--fast", "--database-url", "postgres://u@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"], "cannot reach PostgreSQL"),
@@ -82,6 +83,17 @@ import Testing
                                                   "--categorical", "count"])
         #expect(twice.status != 0 && twice.output.contains("column 'count' is named as both categorical and numeric"),
                 "\(twice.output)")
+    }
+
+    /// A column with no value in the current file reads "not tested", not "ok".
+    @Test func driftSaysAColumnWithoutValuesIsNotTested() async throws {
+        let (reference, current) = (CycloneCommand.temporary("reference.csv"), CycloneCommand.temporary("current.csv"))
+        try ("x,y\n" + (0..<50).map { "\($0),\($0 % 7)" }.joined(separator: "\n") + "\n").write(toFile: reference, atomically: true, encoding: .utf8)
+        try ("x,y\n" + (0..<50).map { "\($0),inf" }.joined(separator: "\n") + "\n").write(toFile: current, atomically: true, encoding: .utf8)
+        let (status, output) = try await CycloneCommand.run(["drift", "--reference", reference, "--current", current])
+        #expect(status == 0, "\(output)")
+        let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("  y ") }, "\(output)")
+        #expect(line.contains("not tested") && !line.contains(" ok"), "\(line)")
     }
 
     /// A LightGBM model imported with its training CSV (missing cells, a categorical column of codes): the
