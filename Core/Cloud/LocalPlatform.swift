@@ -49,8 +49,10 @@ public struct LocalPlatform: Platform {
         let path = "\(directory)/\(file)"
         let bytes = try model.encoded()
         if let existing = FileManager.default.contents(atPath: path) {
-            // A version never changes: the same file may be there already, another one may not.
-            guard existing == bytes else {
+            // A version never changes: the same model may be there already, another one may not. The same model,
+            // not the same bytes: a challenger promoted comes back from the registry's jsonb, which keeps every
+            // number but not a zero's sign (a tree's threshold of -0 comes back as 0, as equal as it compares).
+            guard existing == bytes || (try? ModelArtifact.decode(existing)) == model else {
                 throw CocoaError(.fileWriteFileExists, userInfo: [
                     NSFilePathErrorKey: path,
                     NSLocalizedDescriptionKey: "\(path) holds another model under the same version"])

@@ -44,4 +44,27 @@ import Testing
             "\($0)".contains("cannot name a file in a model folder")
         }
     }
+
+    /// A challenger promoted is the registry's copy, read back from jsonb, which drops a zero's sign: the same
+    /// model as the file the retrain wrote, so the promotion goes ahead; another model under the version does not.
+    @Test func aVersionIsTheSameModelWhateverItsZerosSign() async throws {
+        let folder = TestFiles.folder.appendingPathComponent("cyclone-local-\(UUID().uuidString)").path
+        let platform = LocalPlatform(modelDirectory: folder)
+        _ = try await platform.deploy(try TestModels.regression(name: "m", version: "1"), as: .live)
+        var written = try TestModels.regression(name: "m", version: "2")
+        guard case .linear(var linear) = written.predictor else { Issue.record("not linear"); return }
+        linear.coefficients[0] = -0.0
+        written.predictor = .linear(linear)
+        _ = try await platform.deploy(written, as: .shadow)
+        let registered = try ModelArtifact.decode(Data(String(decoding: try written.encoded(), as: UTF8.self)
+            .replacingOccurrences(of: "-0,", with: "0,").utf8))
+        #expect(try registered.encoded() != written.encoded())
+        _ = try await platform.promote(registered, from: .shadow)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "\(folder)/m.json") == "versions/m-2.json")
+
+        linear.coefficients[0] = 1
+        var other = written
+        other.predictor = .linear(linear)
+        await #expect { try await platform.deploy(other, as: .live) } throws: { "\($0)".contains("holds another model under the same version") }
+    }
 }
