@@ -19,7 +19,9 @@ public struct BoostingOptions: Sendable, Equatable {
     public var lambda = 1.0
     /// Share of rows each tree sees, drawn anew per round (`bagging_fraction`).
     public var subsample = 1.0
-    /// The newest share of the rows kept out to stop early on; 0 trains every round.
+    /// The newest share of the rows kept out to stop early on; 0 trains every round. Once they have chosen the
+    /// rounds, the trees are grown again on every row for that many rounds (as LightGBM's users refit at the
+    /// best iteration): the newest rows, the most telling when the world drifts, are not left out of the model.
     public var validation = 0.1
     /// Rounds without a better validation loss before stopping (`early_stopping_round`).
     public var patience = 20
@@ -68,8 +70,9 @@ public struct BoostingOptions: Sendable, Equatable {
 /// per node, built for the smaller child only (the larger one's is the parent's minus it); splits by gain
 /// with L2-regularised leaves (a numeric split tries missing values on either side; a categorical one orders
 /// its categories by gradient); trees grown best-first under a leaf and a depth limit; row subsampling; and
-/// early stopping on the newest rows. Squared error, log loss and softmax. Binning and histograms use every
-/// core; each leaf's rows sit together in one index array, partitioned in place as the tree grows.
+/// early stopping on the newest rows (the rounds it chose then grown again on every row). Squared error, log
+/// loss and softmax. Binning and histograms use every core; each leaf's rows sit together in one index array,
+/// partitioned in place as the tree grows.
 public struct GradientBoosting: Sendable {
     public enum Objective: Sendable { case squaredError, logLoss, softmax(classes: Int) }
 
@@ -131,6 +134,12 @@ public struct GradientBoosting: Sendable {
             }
         }
         let kept = validation > 0 ? max(bestRounds, 1) : rounds
+        if validation > 0 {
+            var again = options
+            (again.validation, again.trees) = (0, kept)
+            return try GradientBoosting(options: again).fit(x: x, p: p, categorical: categorical, labels: labels,
+                                                            objective: objective, classes: classes)
+        }
         let link: TreeEnsemble.Link = switch objective {
         case .squaredError: .identity
         case .logLoss: .logistic
