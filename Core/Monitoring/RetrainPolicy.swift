@@ -17,6 +17,11 @@ public enum PerformanceMetric: String, Sendable, Codable, CaseIterable {
         }
     }
 
+    /// What is left to gain from `value`, the quantity a relative improvement is taken of: an error as it is,
+    /// and a score's shortfall from a perfect 1 (R², accuracy, ROC AUC…), so that an R² of 0.995 against 0.99
+    /// halves what was left, where as a share of 0.99 it would be half a percent.
+    public func shortfall(_ value: Double) -> Double { higherIsBetter ? 1 - value : value }
+
     /// The metrics a task reports.
     public static func available(for task: ModelArtifact.Task) -> [PerformanceMetric] {
         switch task {

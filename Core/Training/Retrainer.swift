@@ -16,7 +16,8 @@ public struct RetrainOptions: Sendable, Equatable {
     /// verdict has been given.
     public var refit = true
     /// How much better than the live model the candidate must score on the holdout, relative to the live
-    /// model's value (0.01: 1 % lower error, or 1 % higher R², accuracy…).
+    /// model's error (0.01: 1 % lower), or to its score's shortfall from 1 (R², accuracy…: 1 % less of it;
+    /// `PerformanceMetric.shortfall`).
     public var minimumImprovement = 0.01
     /// The metric the gate compares; `nil`: the task's default, as the retrain policy watches it.
     public var metric: PerformanceMetric?
@@ -177,8 +178,8 @@ public struct Retrainer: Sendable {
         let on = "on \(rows) holdout rows" + (servedByLive ? "" : " (none served by the live version: against what served them)")
         guard let candidate else { return (false, "the candidate's \(metric.rawValue) is undefined \(on)") }
         guard let live else { return (true, "\(metric.rawValue) \(format(candidate)) \(on); the live model's is undefined") }
-        let margin = options.minimumImprovement * abs(live)
-        let better = metric.higherIsBetter ? candidate > live + margin : candidate < live - margin
+        let (left, candidateLeft) = (metric.shortfall(live), metric.shortfall(candidate))
+        let better = candidateLeft < left - options.minimumImprovement * abs(left)
         let comparison = "\(metric.rawValue) \(format(candidate)) against the live model's \(format(live)) \(on)"
         if better { return (true, comparison) }
         return (false, comparison + "; not \(format(options.minimumImprovement * 100)) % better")
