@@ -369,7 +369,9 @@ struct GRPCServerService: Service {
                         idleSince = since
                         if clock.now - since >= Self.settle { break }
                     }
-                    logger.warning("gRPC connections still open after the calls under way ended; closing them")
+                    let open = calls.current
+                    logger.warning(open == 0 ? "gRPC connections still open after the calls under way ended; closing them"
+                                             : "\(open) gRPC calls still under way \(Self.grace) after the shutdown began; closing their connections")
                 }
                 // Whichever ends first: the server, its shutdown done (the other stops waiting), or the wait
                 // (the server stops at once, closing what is left).
