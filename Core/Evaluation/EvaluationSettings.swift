@@ -143,7 +143,9 @@ public struct EvaluationSettings: Sendable {
             maxAge: try reader.setting("shadow.max.age", variable: "SHADOW_MAX_AGE", default: .seconds(7 * 86_400),
                                        expected: "a duration such as 3d or 12h", Duration.setting),
             looks: try reader.setting("shadow.looks", variable: "SHADOW_LOOKS", default: 4,
-                                      expected: "a whole number from 1 to 20") { Int($0).flatMap { (1...20).contains($0) ? $0 : nil } })
+                                      expected: "a whole number from 1 to 20") { Int($0).flatMap { (1...20).contains($0) ? $0 : nil } },
+            lastLook: try reader.setting("shadow.last.look", variable: "SHADOW_LAST_LOOK", default: .lower,
+                                         expected: "lower or significant") { ShadowPolicy.LastLook(rawValue: $0) })
         models = try reader.setting("evaluate.models", variable: "EVALUATE_MODELS", default: nil,
                                     expected: "model names separated by commas") { text -> Set<String>?? in
             // Spaces around a name go; a name may hold spaces of its own (a model named after its file).

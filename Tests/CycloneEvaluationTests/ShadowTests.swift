@@ -247,7 +247,8 @@ func eventDetails(_ db: TestDatabase, kind: String) async throws -> [JSONValue] 
     }
 
     @Test func theVerdictNeedsALookTheBoundaryAndTheEffect() {
-        let policy = ShadowPolicy(rows: 100, alpha: 0.05, minimumImprovement: 0.02, maxAge: .seconds(3_600), looks: 4)
+        let policy = ShadowPolicy(rows: 100, alpha: 0.05, minimumImprovement: 0.02, maxAge: .seconds(3_600), looks: 4,
+                                  lastLook: .significant)
         #expect(policy.lookSizes == [25, 50, 75, 100])
         let first = policy.promotionLevel(look: 1), last = policy.promotionLevel(look: 4)
         #expect(first < last && last < 0.05, "stricter early, near the fixed-sample level at the end")
@@ -270,15 +271,25 @@ func eventDetails(_ db: TestDatabase, kind: String) async throws -> [JSONValue] 
         #expect(policy.verdict(pairs: 100, looksDone: three + [comparison(live: 1, challenger: 0.9, p: last / 2)], age: .zero).0 == .promote)
         #expect(policy.verdict(pairs: 100, looksDone: three + [comparison(live: 1, challenger: 0.99, p: 0.0001)], age: .zero).0 == .discard)
         #expect(policy.verdict(pairs: 100, looksDone: three + [comparison(live: 1, challenger: 0.8, p: last * 2)], age: .zero).0 == .discard)
+
+        // SHADOW_LAST_LOOK lower (the default): at the last look a lower mean loss wins the tie; one not lower by
+        // MIN_IMPROVEMENT, or higher, does not.
+        var lower = policy
+        lower.lastLook = .lower
+        #expect(lower.verdict(pairs: 100, looksDone: three + [comparison(live: 1, challenger: 0.8, p: last * 2)], age: .zero).0 == .promote)
+        #expect(lower.verdict(pairs: 100, looksDone: three + [comparison(live: 1, challenger: 0.99, p: 0.3)], age: .zero).0 == .discard)
+        #expect(lower.verdict(pairs: 100, looksDone: three + [comparison(live: 1, challenger: 1.1, p: 0.8)], age: .zero).0 == .discard)
+        #expect(lower.verdict(pairs: 30, looksDone: [weak], age: .zero).0 == .wait, "an interim look is as before")
     }
 
     /// Over many shadows (300 pairs, four looks): one whose mean loss on its look is higher than live's is
     /// never promoted; of those in truth 5 % worse, few are (chance samples favouring them); of those as good
     /// as live, about `alpha` over all looks together; of those in truth 20 % better, nearly all, most before
     /// the last look.
-    @Test func promotionsKeepTheirLevelOverAllLooks() {
+    @Test(arguments: [ShadowPolicy.LastLook.significant, .lower])
+    func promotionsKeepTheirLevelOverAllLooks(_ lastLook: ShadowPolicy.LastLook) {
         var random = SplitMix64(seed: 404)
-        let policy = ShadowPolicy(rows: 300)
+        let policy = ShadowPolicy(rows: 300, lastLook: lastLook)
         var promoted = ["worse": 0, "equal": 0, "better": 0], early = 0, withHigherLoss = 0
         let trials = 1_000
         for _ in 0..<trials {
@@ -300,8 +311,17 @@ func eventDetails(_ db: TestDatabase, kind: String) async throws -> [JSONValue] 
         }
         let rate = { (kind: String) in Double(promoted[kind]!) / Double(trials) }
         #expect(withHigherLoss == 0)
-        #expect(rate("worse") < 0.02, "\(promoted)")
-        #expect(rate("equal") < 0.07, "\(promoted)")
         #expect(rate("better") > 0.97 && early > trials / 2, "\(promoted), \(early) early")
+        switch lastLook {
+        case .significant:
+            #expect(rate("worse") < 0.02, "\(promoted)")
+            #expect(rate("equal") < 0.07, "\(promoted)")
+        case .lower:
+            // The price of the tie going to the fresher model: one as good as live is promoted about half the
+            // time (a deploy, no loss), and one in truth 5 % worse when its sample happens to favour it.
+            #expect(rate("worse") < 0.2, "\(promoted)")
+            #expect(rate("equal") < 0.55, "\(promoted)")
+            print("SHADOW_LAST_LOOK lower: promoted \(promoted) of \(trials) each")
+        }
     }
 }
