@@ -40,7 +40,8 @@ public struct EvaluationSettings: Sendable {
     public var canaryMaxAge: Duration
     /// `SHADOW_ROWS` (`PERFORMANCE_WINDOW_ROWS`): the labelled pairs of a shadow's full sample, fixed before it
     /// starts; `SHADOW_LOOKS` (4): the looks at it, at equal steps (1: one test at the full sample);
-    /// `SHADOW_ALPHA` (0.05): the chance over all looks of promoting a shadow no better than live;
+    /// `SHADOW_ALPHA` (0.05): the chance over all looks that a shadow no better than live passes the boundary;
+    /// `SHADOW_LAST_LOOK` (`lower`): whether the last look also promotes a lower mean loss short of it;
     /// `MIN_IMPROVEMENT` (0.01): how much lower (a share) the shadow's mean loss must be; `SHADOW_MAX_AGE` (7d):
     /// a shadow still short of its next look this long after it started is discarded.
     public var shadow: ShadowPolicy

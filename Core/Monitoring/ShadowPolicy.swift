@@ -31,7 +31,8 @@ import Synchronization
 public struct ShadowPolicy: Sendable, Equatable {
     /// Labelled pairs of the full sample.
     public var rows: Int
-    /// The chance, over all looks, of promoting a shadow no better than live.
+    /// The chance, over all looks, that a shadow no better than live passes the boundary (with `lastLook`
+    /// `.significant`, the chance of promoting it).
     public var alpha: Double
     /// Share by which the shadow's mean loss must be below live's (0.01: 1 % lower).
     public var minimumImprovement: Double
@@ -106,8 +107,9 @@ public struct ShadowPolicy: Sendable, Equatable {
                 return (.promote, figures + "; lower at the last look, not significantly: the fresher model wins a tie (SHADOW_LAST_LOOK lower)", look)
             }
             if look == looks {
-                let why = significant
+                let why = significant || (lastLook == .lower && comparison.improvement >= 0)
                     ? "lower, but by less than \(format(minimumImprovement * 100)) % (MIN_IMPROVEMENT)"
+                    : lastLook == .lower ? "not lower than live's"
                     : "not lower at the last look's level \(format(level)) (SHADOW_ALPHA \(format(alpha)))"
                 return (.discard, figures + "; " + why, look)
             }

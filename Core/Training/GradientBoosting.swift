@@ -80,7 +80,8 @@ public struct GradientBoosting: Sendable {
     public init(options: BoostingOptions) { self.options = options }
 
     /// The fitted ensemble, the rounds it kept, and every row's margins after the last round grown (as the
-    /// bins routed the rows: with no early stopping, what the ensemble gives them).
+    /// bins routed the rows: what the ensemble gives them, since with early stopping the ensemble returned is
+    /// the refit on every row).
     public func fit(x: [Double], p: Int, categorical: Set<Int>, labels: [Double], objective: Objective,
                     classes: [String]?) throws(TrainingError) -> (ensemble: TreeEnsemble, rounds: Int, margins: [Double]) {
         let n = labels.count

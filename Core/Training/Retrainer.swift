@@ -182,7 +182,8 @@ public struct Retrainer: Sendable {
         let better = candidateLeft < left - options.minimumImprovement * abs(left)
         let comparison = "\(metric.rawValue) \(format(candidate)) against the live model's \(format(live)) \(on)"
         if better { return (true, comparison) }
-        return (false, comparison + "; not \(format(options.minimumImprovement * 100)) % better")
+        return (false, comparison + "; not \(format(options.minimumImprovement * 100)) % "
+                + (metric.higherIsBetter ? "closer to 1" : "better"))
     }
 
     private func format(_ value: Double) -> String { String(format: "%.4g", value) }

@@ -239,12 +239,11 @@ extension String {
 }
 
 /// The inference service with ModelInfer's messages held to `maxMessageBytes`, refused as RESOURCE_EXHAUSTED
-/// with the sizes (the transport reads up to twice that, and resets a stream beyond it with a bare CANCELLED,
-/// so a slightly oversize message gets a status that says why), and its calls counted while they run.
+/// with the sizes (the transport reads a quarter more, and resets a stream beyond that with a bare CANCELLED,
+/// so a message a little over the limit gets a status that says why).
 struct LimitedInferenceService: RegistrableRPCService {
     let service: InferenceService
     let maxMessageBytes: Int
-    let calls: CallCount
 
     /// ProtobufDeserializer after a size check.
     struct Deserializer<Message: SwiftProtobuf.Message>: MessageDeserializer {
@@ -265,21 +264,49 @@ struct LimitedInferenceService: RegistrableRPCService {
             forMethod: Inference_GRPCInferenceService.Method.ModelInfer.descriptor,
             deserializer: Deserializer<Inference_ModelInferRequest>(limit: maxMessageBytes),
             serializer: ProtobufSerializer<Inference_ModelInferResponse>()
-        ) { [service, calls] request, context in
-            calls.started()
-            defer { calls.ended() }
+        ) { [service] request, context in
             let message = try await ServerRequest(stream: request)
             return StreamingServerResponse(single: try await service.modelInfer(request: message, context: context))
         }
     }
 }
 
-/// ModelInfer calls under way.
-final class CallCount: Sendable {
-    private let count = Atomic<Int>(0)
-    func started() { count.add(1, ordering: .relaxed) }
-    func ended() { count.subtract(1, ordering: .relaxed) }
-    var current: Int { count.load(ordering: .relaxed) }
+/// Counts the calls under way, every method's, each until its response is written (the producer the
+/// handler returns runs after it), and the calls ever started, so a call that came and went between two
+/// looks still counts as activity.
+struct CallCount: ServerInterceptor {
+    private let counts = Counts()
+
+    final class Counts: Sendable {
+        let current = Atomic<Int>(0), started = Atomic<Int>(0)
+    }
+
+    var current: Int { counts.current.load(ordering: .relaxed) }
+    var started: Int { counts.started.load(ordering: .relaxed) }
+
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>, context: ServerContext,
+        next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        let counts = counts
+        counts.started.add(1, ordering: .relaxed)
+        counts.current.add(1, ordering: .relaxed)
+        let response: StreamingServerResponse<Output>
+        do { response = try await next(request, context) } catch {
+            counts.current.subtract(1, ordering: .relaxed)
+            throw error
+        }
+        guard case .success(var contents) = response.accepted else {
+            counts.current.subtract(1, ordering: .relaxed)
+            return response
+        }
+        let producer = contents.producer
+        contents.producer = { writer in
+            defer { counts.current.subtract(1, ordering: .relaxed) }
+            return try await producer(writer)
+        }
+        return StreamingServerResponse(accepted: .success(contents))
+    }
 }
 
 /// predict's gRPC server as a service of its lifecycle: it opens its port once predict is ready (so a TCP
@@ -290,8 +317,8 @@ final class CallCount: Sendable {
 /// The shutdown sends each connection a GOAWAY and a PING, and the transport closes a connection once its
 /// client has answered the PING and its calls have ended. A client that never answers (a stalled or half-open
 /// connection) would hold the shutdown until the process's deadline, and the writer's flush behind it: once
-/// no call has been under way for `settle` (or `grace` after the shutdown began), the connections still open
-/// are closed.
+/// no call has been under way or started for `settle` (or `grace` after the gRPC server's shutdown began),
+/// every connection still open is closed.
 struct GRPCServerService: Service {
     let server: GRPCServer<HTTP2ServerTransport.Custom<PlaintextListener>>
     let port: Int
@@ -312,17 +339,16 @@ struct GRPCServerService: Service {
         self.inference = inference
         self.logger = logger
         var config = HTTP2ServerTransport.Custom<PlaintextListener>.Config.defaults
-        // The transport resets a stream whose message is over its limit with no status; up to twice the limit
-        // the service reads it and refuses it with one.
-        let (twice, overflow) = maxMessageBytes.multipliedReportingOverflow(by: 2)
-        config.rpc.maxRequestPayloadSize = overflow ? Int.max : twice
+        // The transport resets a stream whose message is over its limit with no status; up to a quarter over
+        // the limit the service reads it and refuses it with one.
+        let (read, overflow) = maxMessageBytes.addingReportingOverflow(maxMessageBytes / 4)
+        config.rpc.maxRequestPayloadSize = overflow ? Int.max : read
         config.http2.maxConcurrentStreams = Self.maxStreams
         let transport = HTTP2ServerTransport.Custom(listenerFactory: PlaintextListener(host: "0.0.0.0", port: port),
                                                     config: config)
         server = GRPCServer(transport: transport, services: [
-            LimitedInferenceService(service: InferenceService(inference: inference), maxMessageBytes: maxMessageBytes,
-                                    calls: calls),
-        ])
+            LimitedInferenceService(service: InferenceService(inference: inference), maxMessageBytes: maxMessageBytes),
+        ], interceptors: [calls])
     }
 
     /// Listens in plaintext (h2c: TLS ends at Cloud Run's front end or the local machine's edge). The Posix
@@ -358,11 +384,11 @@ struct GRPCServerService: Service {
                     server.beginGracefulShutdown()
                     let clock = ContinuousClock()
                     let deadline = clock.now + Self.grace
-                    var idleSince: ContinuousClock.Instant?
+                    var idleSince: ContinuousClock.Instant?, seen = calls.started
                     while clock.now < deadline {
                         try await Task.sleep(for: .milliseconds(20))
-                        if calls.current > 0 {
-                            idleSince = nil
+                        if calls.current > 0 || calls.started != seen {
+                            (idleSince, seen) = (nil, calls.started)
                             continue
                         }
                         let since = idleSince ?? clock.now
@@ -371,11 +397,17 @@ struct GRPCServerService: Service {
                     }
                     let open = calls.current
                     logger.warning(open == 0 ? "gRPC connections still open after the calls under way ended; closing them"
-                                             : "\(open) gRPC calls still under way \(Self.grace) after the shutdown began; closing their connections")
+                                             : "gRPC calls still under way \(Self.grace) after the shutdown began (\(open)); closing their connections")
                 }
                 // Whichever ends first: the server, its shutdown done (the other stops waiting), or the wait
-                // (the server stops at once, closing what is left).
-                try await group.next()
+                // (the server stops at once, closing what is left). Once the shutdown has begun, an error of
+                // the server's (or the wait cancelled by the process's deadline) is logged, not thrown: thrown,
+                // it would cancel the services still to stop, the writer's flush among them.
+                do {
+                    try await group.next()
+                } catch where Task.isShuttingDownGracefully {
+                    logger.error("the gRPC server ended its shutdown with an error", metadata: ["error": "\(error)"])
+                }
                 group.cancelAll()
             }
         } catch let error as RuntimeError {

@@ -283,9 +283,10 @@ func eventDetails(_ db: TestDatabase, kind: String) async throws -> [JSONValue] 
     }
 
     /// Over many shadows (300 pairs, four looks): one whose mean loss on its look is higher than live's is
-    /// never promoted; of those in truth 5 % worse, few are (chance samples favouring them); of those as good
-    /// as live, about `alpha` over all looks together; of those in truth 20 % better, nearly all, most before
-    /// the last look.
+    /// never promoted, and of those in truth 20 % better nearly all are, most before the last look. With
+    /// `significant`: of those in truth 5 % worse, few (chance samples favouring them); of those as good as
+    /// live, about `alpha` over all looks together. With `lower`, the tie's price: more of both (13 % and 44 %
+    /// on this seed).
     @Test(arguments: [ShadowPolicy.LastLook.significant, .lower])
     func promotionsKeepTheirLevelOverAllLooks(_ lastLook: ShadowPolicy.LastLook) {
         var random = SplitMix64(seed: 404)
@@ -321,7 +322,6 @@ func eventDetails(_ db: TestDatabase, kind: String) async throws -> [JSONValue] 
             // time (a deploy, no loss), and one in truth 5 % worse when its sample happens to favour it.
             #expect(rate("worse") < 0.2, "\(promoted)")
             #expect(rate("equal") < 0.55, "\(promoted)")
-            print("SHADOW_LAST_LOOK lower: promoted \(promoted) of \(trials) each")
         }
     }
 }

@@ -89,8 +89,8 @@ import Testing
 
     /// Serving routes every training row as the bins did in training: the ensemble's margins on the design
     /// rows (missing values, categories, thresholds between bins) equal the margins training reached.
-    /// Also with a sample of rows per round and validation rows, which the trees do not place: they are
-    /// walked down each tree through their bins.
+    /// Also with a sample of rows per round (rows a tree did not see are walked down it through their bins),
+    /// and with early stopping (the ensemble is the refit on every row, for the rounds the validation chose).
     @Test(arguments: [(1, 1.0, 0.0), (3, 1.0, 0.0), (1, 0.7, 0.2), (3, 0.7, 0.0)])
     func theTreesServeWhatTheBinsLearnt(classes: Int, subsample: Double, validation: Double) throws {
         let (table, target) = Self.table(1_500, seed: 4, classify: classes == 1 ? nil : classes)

@@ -1,8 +1,8 @@
 import AsyncHTTPClient
 import CycloneCloud
 import CycloneModel
-import CycloneRuntime
 import CycloneGRPC
+import CycloneRuntime
 import CycloneStore
 import CycloneTestSupport
 import Foundation

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """How good can K retrains be, on the best days in hindsight? Issue 18's targets ask the loop for the better
-monthly baseline's error with 60 % of its retrains; this says whether any schedule of retrains could, on a
-series, with scikit-learn's HistGradientBoosting standing in for Cyclone's trees (same shape: 300 rounds at
-0.1, depth 6, 31 leaves, 20 rows a leaf, L2 1, early stopping on 10 %).
+monthly baseline's error with 60 % of its retrains; this says whether a schedule of retrains could, on a
+series, with scikit-learn's HistGradientBoosting standing in for Cyclone's trees (the same size: 300 rounds
+at 0.1, depth 6, 31 leaves, 20 rows a leaf, L2 1; but it stops early on a random 10 %, not the newest, and
+does not refit on every row as Cyclone's trees now do).
 
     retrain_oracle.py CSV TARGET [--categorical a,b] [--classify] [--step2]
 
@@ -11,7 +12,8 @@ the baselines retrain at every month's start from March (10 retrains) on the new
 all. The oracle picks up to K retrain days (at midnight; every day, or every other with --step2) and for each
 a window (720, 2160 or all labelled rows known then), deploys at once (no shadow), and minimises the mean
 monthly error by dynamic programming over the days (log loss exactly; for RMSE it minimises the mean monthly
-MSE and reports RMSE). It trains three models a candidate day: minutes per series. Not part of the tests.
+MSE and reports the RMSE its schedule reaches, a bound a little above the best one for RMSE itself). A retrain
+on 2 February sees the first model's rows only (labels are a day late): the DP never needs it. It trains three models a candidate day: minutes per series. Not part of the tests.
 
     python scripts/bench/retrain_oracle.py synthetic.csv count     # cyclone demo --export synthetic.csv
     python scripts/bench/retrain_oracle.py hyperplane.csv label --categorical region --classify --step2
