@@ -85,7 +85,7 @@ import Glibc
             #expect(tags["tags"] == ["abc123"], "no model image was pushed")
             let models = try await modelRows(cloud.db)
             #expect(models.map(\.status) == ["live", "rejected"])
-            #expect(models[1].reason?.contains("not 5 % better") == true, "\(models[1].reason ?? "")")
+            #expect(models[1].reason?.contains("not 5 % closer to 1") == true, "\(models[1].reason ?? "")")
         }
     }
 }

@@ -180,7 +180,7 @@ struct WatchedPlatform: Platform {
             try await storeServed(db, live, n: 500, seed: 3, a: 3, b: -2)
             let report = try await job(db, ["MIN_IMPROVEMENT": "0.05"]).run()
             #expect(!report.accepted)
-            #expect(report.reason.contains("not 5 % better"), "\(report.reason)")
+            #expect(report.reason.contains("not 5 % closer to 1"), "\(report.reason)")
             let models = try await modelRows(db)
             #expect(models.map(\.status) == ["live", "rejected"])
             #expect(models[1].reason == report.reason)
