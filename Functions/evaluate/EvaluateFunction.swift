@@ -11,7 +11,7 @@ struct EvaluateFunction {
         let logger = CloudLogging.bootstrap(label: "evaluate", reader: reader)
         await FunctionMain.run("evaluate", reader: reader, logger: logger) { reader in
             let settings = try EvaluateSettings(reader: reader)
-            return (try await buildApplication(settings, logger: logger), settings.server.port)
+            return (try await buildApplication(settings, logger: logger), [.init(settings.server.port, variable: "PORT")])
         }
     }
 }

@@ -11,7 +11,7 @@ struct LabelIngestFunction {
         let logger = CloudLogging.bootstrap(label: "label-ingest", reader: reader)
         await FunctionMain.run("label-ingest", reader: reader, logger: logger) { reader in
             let settings = try LabelSettings(reader: reader)
-            return (try await buildApplication(settings, logger: logger), settings.server.port)
+            return (try await buildApplication(settings, logger: logger), [.init(settings.server.port, variable: "PORT")])
         }
     }
 }

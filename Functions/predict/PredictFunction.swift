@@ -11,7 +11,10 @@ struct PredictFunction {
         let logger = CloudLogging.bootstrap(label: "predict", reader: reader)
         await FunctionMain.run("predict", reader: reader, logger: logger) { reader in
             let settings = try PredictSettings(reader: reader)
-            return (try await buildApplication(settings, logger: logger), settings.restPort)
+            var ports = [FunctionMain.Port(settings.restPort,
+                                           variable: reader.string(forKey: "rest.port") == nil ? "PORT" : "REST_PORT")]
+            if let grpc = settings.grpcPort { ports.append(.init(grpc, variable: "GRPC_PORT")) }
+            return (try await buildApplication(settings, logger: logger), ports)
         }
     }
 }

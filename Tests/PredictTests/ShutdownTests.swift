@@ -74,8 +74,9 @@ final class Acknowledged: Sendable {
 }
 
 extension ShutdownTests {
-    /// Every function started on a port something else holds exits 1 at once, with one line naming the port
-    /// (predict once logged `model loaded` and then hung, deaf to SIGTERM).
+    /// Every function started on a port something else holds exits 1 at once, with one line naming the port and
+    /// the variable that set it (predict once logged `model loaded` and then hung, deaf to SIGTERM): the ports
+    /// are tried before any service starts.
     @Test func everyFunctionOnATakenPortExitsAtOnceSayingSo() async throws {
         let model = try TestModels.file(TestModels.regression())
         try await withTestDatabase { db in
@@ -94,18 +95,30 @@ extension ShutdownTests {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
             }
             let port = Int(UInt16(bigEndian: address.sin_port))
-            for name in ["predict", "label-ingest", "evaluate"] {
-                let log = TestFiles.folder.appendingPathComponent("\(name)-taken-\(port).log").path
+            let base = ["MODEL_PATH": model, "DATABASE_URL": db.url]
+            let starts: [(name: String, environment: [String: String], variable: String)] = [
+                ("predict", ["PORT": "\(port)"], "PORT"),
+                ("predict", ["PORT": "\(freePort())", "REST_PORT": "\(port)"], "REST_PORT"),
+                ("predict", ["PORT": "\(freePort())", "GRPC_PORT": "\(port)"], "GRPC_PORT"),
+                ("label-ingest", ["PORT": "\(port)"], "PORT"),
+                ("evaluate", ["PORT": "\(port)"], "PORT"),
+            ]
+            for (index, start) in starts.enumerated() {
+                let log = TestFiles.folder.appendingPathComponent("\(start.name)-taken-\(port)-\(index).log").path
                 defer { try? FileManager.default.removeItem(atPath: log) }
-                let process = try ChildProcess(try Repository.product(name).path, environment: [
-                    "MODEL_PATH": model, "DATABASE_URL": db.url, "PORT": "\(port)"], logPath: log)
-                // Exits by itself: one that hangs is killed after 15 s and fails here.
-                let status = try? await withTimeout(.seconds(15)) { await process.wait() }
+                let process = try ChildProcess(try Repository.product(start.name).path,
+                                               environment: base.merging(start.environment) { _, new in new }, logPath: log)
+                // Exits by itself: one that hangs is killed after a minute (however loaded the machine) and fails here.
+                let status = try? await withTimeout(.seconds(60)) { await process.wait() }
                 if status == nil { process.signal(SIGKILL) }
-                #expect(status == 1, "\(name): \(process.log)")
-                let critical = process.log.split(separator: "\n").filter { $0.contains("CRITICAL") }
-                #expect(critical.count == 1 && critical[0].contains("port \(port) is already in use (PORT)"),
-                        "\(name): \(process.log)")
+                #expect(status == 1, "\(start.name) \(start.variable): \(process.log)")
+                let lines = process.log.split(separator: "\n")
+                let critical = lines.filter { $0.contains("CRITICAL") }
+                #expect(critical.count == 1 && critical[0].contains("port \(port) is already in use (\(start.variable))"),
+                        "\(start.name) \(start.variable): \(process.log)")
+                // Said before anything started: no connection to the database was attempted.
+                #expect(!lines.contains { $0.contains("Connection") || $0.contains("registered") },
+                        "\(start.name) \(start.variable): \(process.log)")
             }
         }
     }
