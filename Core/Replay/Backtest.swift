@@ -226,6 +226,12 @@ public struct Backtest: Sendable {
         if let name = names.first(where: taken.contains) {
             throw ReplayError("this database already holds a model named '\(name)'; pass --name or use a fresh database")
         }
+        // The first model's training rows are its history, as `cyclone register --history` stores them: a retrain
+        // learns from them too, as the expanding baseline does.
+        let history = stream.history(stream.rows(in: Date.distantPast..<start).filter { stream.labelled[$0] })
+        for name in names {
+            try await History(client: client, logger: logger).add(model: name, source: "replay", rows: history)
+        }
         let servers = try await LoopServers.start(binaries: options.binaries, folder: folder, environment: environment,
                                                   evaluatePort: dashboardPort)
         output.say("dashboard: \(servers.evaluate.base)/dashboard\n")

@@ -1,4 +1,5 @@
 import CycloneModel
+import CycloneStore
 import CycloneTraining
 import Foundation
 
@@ -54,6 +55,11 @@ public struct ReplayStream: Sendable {
         labels = (0..<order.count).map { [values = self.target.values] in Self.json(values, $0).jsonText }
         let targetValues = self.target.values
         labelled = (0..<order.count).map { Self.json(targetValues, $0) != .null }
+    }
+
+    /// `rows` as a model's history (`History`): instance, label and time.
+    public func history(_ rows: some Sequence<Int>) -> [History.Row] {
+        rows.map { History.Row(input: instances[$0], label: labels[$0], time: times[$0]) }
     }
 
     /// The rows of each calendar month (UTC) within `rows`, in order.

@@ -19,16 +19,25 @@ public struct LabelledRows: Sendable {
 }
 
 extension LabelledRows {
-    /// Reads the newest `bounds.rows` labelled predictions of `model.name` (every version) no older than
-    /// `bounds.maxAge`. PostgreSQL streams the rows and each is typed as it arrives, so memory holds the typed
-    /// columns only, never the rows' JSON.
+    /// Reads the newest `bounds.rows` labelled rows of `model.name` no older than `bounds.maxAge`: its labelled
+    /// predictions (every version) and its history (`History`: rows it never served, with no stored
+    /// prediction and no version), a prediction before a history row of the same time. PostgreSQL streams the
+    /// rows and each is typed as it arrives, so memory holds the typed columns only, never the rows' JSON.
     public static func read(model: ModelArtifact, bounds: WindowBounds, client: PostgresClient, logger: Logger,
                             now: Date = Date()) async throws -> LabelledRows
     {
+        let since = bounds.since(now)
         let rows = try await client.query("""
-            SELECT input::text, label::text, prediction::text, model_version, created_at FROM prediction
-            WHERE model_name = \(model.name) AND label IS NOT NULL AND created_at >= \(bounds.since(now))
-            ORDER BY created_at DESC, id DESC LIMIT \(bounds.rows)
+            SELECT input::text, label::text, prediction::text, model_version, created_at FROM (
+                (SELECT input, label, prediction, model_version, created_at, 1 AS kind, id::text AS tie FROM prediction
+                 WHERE model_name = \(model.name) AND label IS NOT NULL AND created_at >= \(since)
+                 ORDER BY created_at DESC, id DESC LIMIT \(bounds.rows))
+                UNION ALL
+                (SELECT input, label, NULL, '', created_at, 0, source || lpad(line::text, 10, '0') FROM history
+                 WHERE model_name = \(model.name) AND created_at >= \(since)
+                 ORDER BY created_at DESC, source DESC, line DESC LIMIT \(bounds.rows))
+            ) AS labelled
+            ORDER BY created_at DESC, kind DESC, tie DESC LIMIT \(bounds.rows)
             """, logger: logger)
         var builders = model.features.map { ColumnBuilder(kind: $0.kind) }
         var labels = ColumnBuilder(kind: model.task == .regression ? .numeric : .categorical)
@@ -36,7 +45,7 @@ extension LabelledRows {
         var start: Date?, end: Date?
         var unusable = 0
         let codec = PredictionJSON(classes: model.classes)
-        for try await (input, label, prediction, version, time) in rows.decode((String, String, String, String, Date).self) {
+        for try await (input, label, prediction, version, time) in rows.decode((String, String, String?, String, Date).self) {
             var labelValue = try? JSONParser.parse(label.utf8)
             // A class label sent as JSON true/false is the class "true"/"false", as the SQL windows read it.
             if model.task != .regression, case .bool(let flag)? = labelValue { labelValue = .string(flag ? "true" : "false") }
@@ -47,7 +56,7 @@ extension LabelledRows {
             let values: [String: JSONValue]
             if case .object(let object)? = try? JSONParser.parse(input.utf8) { values = object } else { values = [:] }
             for (i, feature) in model.features.enumerated() { _ = builders[i].append(values[feature.name], lenient: true) }
-            served.append(codec.output(prediction))
+            served.append(prediction.flatMap(codec.output))
             versions.append(version)
             times.append(time)
             end = end ?? time

@@ -34,6 +34,7 @@ public struct Migrator: Sendable {
         Migration(version: 7, name: "shadow", sql: String(decoding: PackageResources._007_shadow_sql, as: UTF8.self)),
         Migration(version: 8, name: "estimates",
                   sql: String(decoding: PackageResources._008_estimates_sql, as: UTF8.self)),
+        Migration(version: 9, name: "history", sql: String(decoding: PackageResources._009_history_sql, as: UTF8.self)),
     ]
 
     /// Functions with one definition each, in `Core/Store/Routines/`: created anew after the migrations (see

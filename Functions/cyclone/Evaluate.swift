@@ -3,6 +3,7 @@ import Configuration
 import CycloneCloud
 import CycloneEvaluation
 import CycloneModel
+import CycloneReplay
 import CycloneRuntime
 import CycloneStore
 import Foundation
@@ -48,22 +49,67 @@ struct EvaluateCommand: AsyncParsableCommand {
 
 struct Register: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Add a model artifact to the model registry (predict registers the model it serves by itself).")
+        abstract: "Add a model artifact to the model registry (predict registers the model it serves by itself), and the labelled rows it was trained on as its history.",
+        discussion: """
+            With --history, the CSV's labelled rows are stored as the model's history: a retrain learns from them
+            beside the predictions labelled since, so its widest window reaches back before the first deployment.
+            Evaluation never reads them. Loading the same file again adds nothing.
+            """)
 
     @OptionGroup var database: DatabaseOptions
     @Option(help: "The model artifact.") var model: String
     @Option(help: "candidate, canary, live, retired or rejected.") var status: String = "live"
+    @Option(help: "A CSV of labelled rows the model learnt from: its features, its target and --time.") var history: String?
+    @Option(help: "--history's time column (ISO 8601, or Unix seconds or milliseconds).") var time: String?
 
     func run() async throws {
         guard let status = ModelRegistry.Status(rawValue: status) else {
             Cyclone.fail("--status must be candidate, canary, live, retired or rejected, not '\(self.status)'")
         }
+        if history != nil, time == nil { Cyclone.fail("--history needs --time COLUMN: a retrain takes rows newest first") }
+        if history == nil, time != nil { Cyclone.fail("--time names --history's time column; give --history FILE") }
         let artifact = Cyclone.model(at: model)
-        let new = await database.withClient { client, logger in
+        var rows: [History.Row] = [], unlabelled = 0, source = ""
+        if let history, let time {
+            (rows, unlabelled) = Self.historyRows(artifact, file: history, time: time)
+            guard let bytes = FileManager.default.contents(atPath: history) else { Cyclone.fail("\(history): cannot read the file") }
+            source = Digest.sha256(bytes)
+        }
+        let (new, added) = await database.withClient { [rows, source] client, logger in
             try await Migrator(client: client, logger: logger).migrate()
-            return try await ModelRegistry(client: client, logger: logger).register(artifact, status: status)
+            let new = try await ModelRegistry(client: client, logger: logger).register(artifact, status: status)
+            let added = rows.isEmpty ? 0 : try await History(client: client, logger: logger)
+                .add(model: artifact.name, source: source, rows: rows)
+            return (new, added)
         }
         print(new ? "registered \(artifact.name)@\(artifact.version) as \(status.rawValue)"
                   : "\(artifact.name)@\(artifact.version) was already registered")
+        if let history, let first = rows.first?.time, let last = rows.last?.time {
+            let span = "\(first.formatted(.iso8601)) to \(last.formatted(.iso8601))"
+            let skipped = unlabelled == 0 ? "" : "; \(unlabelled) without a label left out"
+            print(added == rows.count ? "stored \(added) labelled rows of \(history) as \(artifact.name)'s history, \(span)\(skipped)"
+                  : "stored \(added) new labelled rows of \(history) as \(artifact.name)'s history (\(rows.count - added) were already there), \(span)\(skipped)")
+        }
+    }
+
+    /// The labelled rows of `file` typed by the model's schema, in time order, and how many had no label.
+    static func historyRows(_ artifact: ModelArtifact, file: String, time: String) -> ([History.Row], Int) {
+        guard let target = artifact.target else { Cyclone.fail("the model names no target, so --history has no label column") }
+        let csv = Cyclone.csv(at: file)
+        if let absent = artifact.features.first(where: { !csv.header.contains($0.name) }) {
+            Cyclone.fail("\(file): the model's feature '\(absent.name)' is not a column")
+        }
+        let features = Set(artifact.features.map(\.name))
+        let stream: ReplayStream
+        do {
+            stream = try ReplayStream(csv: csv, time: time, target: target, task: artifact.task,
+                                      kinds: Dictionary(uniqueKeysWithValues: artifact.features.map { ($0.name, $0.kind) }),
+                                      ignore: csv.header.filter { !features.contains($0) })
+        } catch {
+            Cyclone.fail("\(file): \(error)")
+        }
+        let rows = stream.history(stream.labelled.indices.filter { stream.labelled[$0] })
+        guard !rows.isEmpty else { Cyclone.fail("\(file): no row has a label in '\(target)'") }
+        return (rows, stream.count - rows.count)
     }
 }

@@ -1,5 +1,6 @@
 import CycloneModel
 import CycloneMonitoring
+import CycloneStore
 import CycloneTraining
 import CycloneTestSupport
 import Foundation
@@ -161,6 +162,69 @@ import Testing
             let bad = try await CycloneCommand.run(["evaluate", "--database-url", db.url], environment: ["RETRAIN_THRESHOLD": "fast"])
             #expect(bad.status != 0)
             #expect(bad.output.contains("cyclone: RETRAIN_THRESHOLD 'fast' is not a number (absolute) or a factor"), "\(bad.output)")
+        }
+    }
+
+    /// `cyclone register --history`: the rows a model was trained on become its history, which a retrain reads
+    /// beside its labelled predictions (older, with no stored prediction) and loading the file again adds nothing.
+    @Test func registerStoresTheTrainingRowsAsHistory() async throws {
+        let model = CycloneCommand.temporary("model.json")
+        let data = Fixture.url("linear/ridge_mixed-train.csv").path
+        _ = try await CycloneCommand.run(["train", "--data", data, "--target", "count", "--family", "ridge", "--name", "rides",
+                                          "--out", model])
+        // The fixture with a time column, a minute apart and ending two days ago, shuffled (the rows are put in
+        // time order), and one row without a label.
+        let lines = try String(contentsOfFile: data, encoding: .utf8).split(separator: "\n")
+        let start = Date().addingTimeInterval(-2 * 86_400 - Double(lines.count) * 60)
+        var rows = lines.dropFirst().enumerated().map { i, line in
+            "\(Int(start.timeIntervalSince1970) + 60 * i)," + (i == 7 ? line.split(separator: ",", omittingEmptySubsequences: false).dropLast().joined(separator: ",") + "," : line)
+        }
+        rows.reverse()
+        let history = CycloneCommand.temporary("history.csv")
+        try (["time," + lines[0]] + rows).joined(separator: "\n").write(toFile: history, atomically: true, encoding: .utf8)
+        try await withTestDatabase { db in
+            let first = try await CycloneCommand.run(["register", "--model", model, "--history", history, "--time", "time",
+                                                      "--database-url", db.url])
+            #expect(first.status == 0 && first.output.contains("registered rides@1 as live"), "\(first.output)")
+            #expect(first.output.contains("stored 399 labelled rows of \(history) as rides's history")
+                        && first.output.contains("1 without a label left out"), "\(first.output)")
+            let again = try await CycloneCommand.run(["register", "--model", model, "--history", history, "--time", "time",
+                                                      "--database-url", db.url])
+            #expect(again.output.contains("stored 0 new labelled rows") && again.output.contains("399 were already there"),
+                    "\(again.output)")
+
+            // Served and labelled since: the newest rows are those, then the history's newest.
+            let artifact = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: model))
+            try await db.store((1...30).map { i in
+                ServedInstance(input: ["temp": .number(Double(20 + i % 5)), "humidity": 0.5, "wind": 2, "holiday": false,
+                                       "season": "summer", "weather": "clear"],
+                               output: .value(150), label: .number(Double(100 + i)))
+            }, model: artifact, spacing: 1)
+            let all = try await LabelledRows.read(model: artifact, bounds: WindowBounds(rows: 1_000, maxAge: .seconds(30 * 86_400)),
+                                                  client: db.client, logger: .test)
+            #expect(all.count == 429 && all.times == all.times.sorted())
+            #expect(all.predictions.served.prefix(399).allSatisfy { $0 == nil } && all.predictions.served.suffix(30).allSatisfy { $0 != nil })
+            #expect(all.predictions.versions.prefix(399).allSatisfy { $0.isEmpty })
+            // The history's labels and features read back as the file has them (its newest row is the fixture's last).
+            let last = try #require(lines.last?.split(separator: ",", omittingEmptySubsequences: false).last.flatMap { Double($0) })
+            guard case .numeric(let labels) = all.predictions.target.values else { Issue.record("labels not numeric"); return }
+            #expect(abs(labels[398] - last) < 1e-9 && labels[399] == 101)
+            let newest = try await LabelledRows.read(model: artifact, bounds: WindowBounds(rows: 35, maxAge: .seconds(30 * 86_400)),
+                                                     client: db.client, logger: .test)
+            #expect(newest.count == 35 && newest.predictions.served.prefix(5).allSatisfy { $0 == nil })
+            #expect(newest.times.first == all.times[394])
+            // Older than the window's age, the history is not read.
+            let recent = try await LabelledRows.read(model: artifact, bounds: WindowBounds(rows: 1_000, maxAge: .seconds(86_400)),
+                                                     client: db.client, logger: .test)
+            #expect(recent.count == 30)
+
+            for (arguments, says) in [(["--history", history], "--history needs --time COLUMN"),
+                                      (["--time", "time"], "--time names --history's time column"),
+                                      (["--history", history, "--time", "when"], "--time 'when' is not a column"),
+                                      (["--history", data, "--time", "time"], "--time 'time' is not a column")] {
+                let refused = try await CycloneCommand.run(["register", "--model", model, "--database-url", db.url] + arguments)
+                #expect(refused.status != 0 && refused.output.contains(says), "\(refused.output)")
+            }
         }
     }
 

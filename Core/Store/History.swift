@@ -1,0 +1,56 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Labelled rows a model may learn from that it never served, such as the data its first version was trained
+/// on. A retrain reads them beside the labelled predictions (`LabelledRows`), so its widest window reaches
+/// back before the first deployment; evaluation never reads them.
+public struct History: Sendable {
+    /// One labelled row: the instance and label as JSON text (as predict and label-ingest take them).
+    public struct Row: Sendable {
+        public var input: String
+        public var label: String
+        public var time: Date
+
+        public init(input: String, label: String, time: Date) {
+            self.input = input
+            self.label = label
+            self.time = time
+        }
+    }
+
+    public let client: PostgresClient
+    public let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Stores `rows` as `model`'s history from `source` (what identifies their file: its SHA-256), each keyed by
+    /// its place in `rows`, so loading the same source again adds nothing. One transaction: all or nothing.
+    /// Returns how many rows were new.
+    @discardableResult
+    public func add(model: String, source: String, rows: [Row]) async throws -> Int {
+        try await client.withTransaction(logger: logger) { connection in
+            var added = 0
+            for start in stride(from: 0, to: rows.count, by: Self.batch) {
+                let slice = rows[start..<min(rows.count, start + Self.batch)]
+                let lines = Array(slice.indices.map(Int32.init))
+                let result = try await connection.query("""
+                    INSERT INTO history (model_name, source, line, input, label, created_at)
+                    SELECT \(model), \(source), l, i::jsonb, y::jsonb, t
+                    FROM UNNEST(\(lines)::int4[], \(slice.map(\.input))::text[], \(slice.map(\.label))::text[],
+                                \(slice.map(\.time))::timestamptz[]) AS r(l, i, y, t)
+                    ON CONFLICT DO NOTHING
+                    RETURNING line
+                    """, logger: logger)
+                for try await _ in result.decode(Int32.self) { added += 1 }
+            }
+            return added
+        }
+    }
+
+    /// Rows a statement carries.
+    static let batch = 5_000
+}
