@@ -27,8 +27,8 @@ public struct History: Sendable {
         self.logger = logger
     }
 
-    /// Stores `rows` as `model`'s history from `source` (what identifies their file: its SHA-256), each keyed by
-    /// its place in `rows`, so loading the same source again adds nothing. One transaction: all or nothing.
+    /// Stores `rows` as `model`'s history, noting `source` (where they came from: a file's SHA-256, say). A row
+    /// already stored (the same time, input and label) is not stored again. One transaction: all or nothing.
     /// Returns how many rows were new.
     @discardableResult
     public func add(model: String, source: String, rows: [Row]) async throws -> Int {
@@ -36,14 +36,15 @@ public struct History: Sendable {
             var added = 0
             for start in stride(from: 0, to: rows.count, by: Self.batch) {
                 let slice = rows[start..<min(rows.count, start + Self.batch)]
-                let lines = Array(slice.indices.map(Int32.init))
                 let result = try await connection.query("""
-                    INSERT INTO history (model_name, source, line, input, label, created_at)
-                    SELECT \(model), \(source), l, i::jsonb, y::jsonb, t
-                    FROM UNNEST(\(lines)::int4[], \(slice.map(\.input))::text[], \(slice.map(\.label))::text[],
-                                \(slice.map(\.time))::timestamptz[]) AS r(l, i, y, t)
+                    INSERT INTO history (model_name, digest, input, label, created_at, source)
+                    SELECT \(model), sha256(convert_to(extract(epoch FROM t)::text || ' ' || i::jsonb::text || ' ' || y::jsonb::text,
+                                                        'UTF8')),
+                           i::jsonb, y::jsonb, t, \(source)
+                    FROM UNNEST(\(slice.map(\.input))::text[], \(slice.map(\.label))::text[], \(slice.map(\.time))::timestamptz[])
+                         AS r(i, y, t)
                     ON CONFLICT DO NOTHING
-                    RETURNING line
+                    RETURNING 1
                     """, logger: logger)
                 for try await _ in result.decode(Int32.self) { added += 1 }
             }

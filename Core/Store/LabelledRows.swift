@@ -3,14 +3,14 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// The labelled predictions of a model in a window, as read from the store: what the retrain job learns from
-/// and scores on, with the window's span.
+/// The labelled rows of a model in a window, as read from the store (its labelled predictions and its
+/// history): what the retrain job learns from and scores on, with the window's span.
 public struct LabelledRows: Sendable {
     public var predictions: LabelledPredictions
     /// The oldest and newest row.
     public var start: Date?
     public var end: Date?
-    /// When each row was predicted, oldest first (as `predictions`).
+    /// When each row was predicted (a history row: its time), oldest first (as `predictions`).
     public var times: [Date] = []
     /// Labelled rows left out because the label does not fit the task (text for a regression, say).
     public var unusable = 0
@@ -29,15 +29,15 @@ extension LabelledRows {
         let since = bounds.since(now)
         let rows = try await client.query("""
             SELECT input::text, label::text, prediction::text, model_version, created_at FROM (
-                (SELECT input, label, prediction, model_version, created_at, 1 AS kind, id::text AS tie FROM prediction
+                (SELECT input, label, prediction, model_version, created_at, id, NULL::bytea AS digest FROM prediction
                  WHERE model_name = \(model.name) AND label IS NOT NULL AND created_at >= \(since)
                  ORDER BY created_at DESC, id DESC LIMIT \(bounds.rows))
                 UNION ALL
-                (SELECT input, label, NULL, '', created_at, 0, source || lpad(line::text, 10, '0') FROM history
+                (SELECT input, label, NULL, '', created_at, NULL, digest FROM history
                  WHERE model_name = \(model.name) AND created_at >= \(since)
-                 ORDER BY created_at DESC, source DESC, line DESC LIMIT \(bounds.rows))
+                 ORDER BY created_at DESC, digest DESC LIMIT \(bounds.rows))
             ) AS labelled
-            ORDER BY created_at DESC, kind DESC, tie DESC LIMIT \(bounds.rows)
+            ORDER BY created_at DESC, id DESC NULLS LAST, digest DESC LIMIT \(bounds.rows)
             """, logger: logger)
         var builders = model.features.map { ColumnBuilder(kind: $0.kind) }
         var labels = ColumnBuilder(kind: model.task == .regression ? .numeric : .categorical)

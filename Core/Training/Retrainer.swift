@@ -73,12 +73,18 @@ public struct Retrainer: Sendable {
         throws(TrainingError) -> RetrainOutcome
     {
         let n = data.versions.count
-        let newest = min(n, options.windows.first ?? n)
+        // The holdout is a share of the newest window of labelled *predictions*: the model's history (rows it
+        // never served, version "") is trained on but cannot be judged on, having no stored prediction.
+        let predictions = data.versions.reduce(0) { $0 + ($1.isEmpty ? 0 : 1) }
+        guard predictions > 0 else {
+            throw TrainingError("no labelled prediction to judge a candidate on: the \(n) labelled rows are all the model's history")
+        }
+        let newest = min(predictions, options.windows.first ?? n)
         let held = Int((Double(newest) * options.holdout).rounded())
         guard n - held >= options.minimumRows else {
             throw TrainingError("\(n) labelled rows leave \(n - held) to train on after the holdout; at least \(options.minimumRows) are needed (MIN_TRAINING_ROWS)")
         }
-        guard held > 0 else { throw TrainingError("the holdout is empty: \(n) rows and a holdout share of \(options.holdout)") }
+        guard held > 0 else { throw TrainingError("the holdout is empty: \(predictions) labelled predictions and a holdout share of \(options.holdout)") }
         guard let family = Family(rawValue: live.training?.family ?? live.predictor.family) else {
             throw TrainingError("the live model's family '\(live.training?.family ?? "")' cannot be retrained")
         }

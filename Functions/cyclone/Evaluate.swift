@@ -52,8 +52,9 @@ struct Register: AsyncParsableCommand {
         abstract: "Add a model artifact to the model registry (predict registers the model it serves by itself), and the labelled rows it was trained on as its history.",
         discussion: """
             With --history, the CSV's labelled rows are stored as the model's history: a retrain learns from them
-            beside the predictions labelled since, so its widest window reaches back before the first deployment.
-            Evaluation never reads them. Loading the same file again adds nothing.
+            beside the predictions labelled since, so its widest window reaches back before the first deployment
+            (rows older than TRAINING_WINDOW_MAX_AGE are not read). Evaluation never reads them. A row already
+            stored (the same time, features and label) is not stored again.
             """)
 
     @OptionGroup var database: DatabaseOptions
@@ -74,6 +75,11 @@ struct Register: AsyncParsableCommand {
             (rows, unlabelled) = Self.historyRows(artifact, file: history, time: time)
             guard let bytes = FileManager.default.contents(atPath: history) else { Cyclone.fail("\(history): cannot read the file") }
             source = Digest.sha256(bytes)
+            // A retrain reads rows no older than TRAINING_WINDOW_MAX_AGE: say when this history would be left out.
+            let maxAge = (try? WindowBounds.training(ConfigReader.cyclone()))?.maxAge.seconds ?? 30 * 86_400
+            if let newest = rows.last?.time, Date().timeIntervalSince(newest) > maxAge {
+                print("note: the newest row is \(Int(Date().timeIntervalSince(newest) / 86_400)) days old, and a retrain reads rows no older than TRAINING_WINDOW_MAX_AGE (\(Int(maxAge / 86_400))d here): set it to cover them")
+            }
         }
         let (new, added) = await database.withClient { [rows, source] client, logger in
             try await Migrator(client: client, logger: logger).migrate()
@@ -88,27 +94,36 @@ struct Register: AsyncParsableCommand {
             let span = "\(first.formatted(.iso8601)) to \(last.formatted(.iso8601))"
             let skipped = unlabelled == 0 ? "" : "; \(unlabelled) without a label left out"
             print(added == rows.count ? "stored \(added) labelled rows of \(history) as \(artifact.name)'s history, \(span)\(skipped)"
-                  : "stored \(added) new labelled rows of \(history) as \(artifact.name)'s history (\(rows.count - added) were already there), \(span)\(skipped)")
+                  : "stored \(added) new labelled rows of \(history) as \(artifact.name)'s history (\(rows.count - added) were stored already), \(span)\(skipped)")
         }
     }
 
-    /// The labelled rows of `file` typed by the model's schema, in time order, and how many had no label.
+    /// The labelled rows of `file` in time order, and how many had no label. The model's features are typed by
+    /// its schema, the file's other columns (but the time and the target) as `train` infers them: a later
+    /// version may use them.
     static func historyRows(_ artifact: ModelArtifact, file: String, time: String) -> ([History.Row], Int) {
         guard let target = artifact.target else { Cyclone.fail("the model names no target, so --history has no label column") }
         let csv = Cyclone.csv(at: file)
-        if let absent = artifact.features.first(where: { !csv.header.contains($0.name) }) {
+        guard csv.header.contains(target) else { Cyclone.fail("\(file): the model's target '\(target)' is not a column") }
+        if let absent = artifact.features.first(where: { $0.required && !csv.header.contains($0.name) }) {
             Cyclone.fail("\(file): the model's feature '\(absent.name)' is not a column")
         }
-        let features = Set(artifact.features.map(\.name))
         let stream: ReplayStream
         do {
             stream = try ReplayStream(csv: csv, time: time, target: target, task: artifact.task,
                                       kinds: Dictionary(uniqueKeysWithValues: artifact.features.map { ($0.name, $0.kind) }),
-                                      ignore: csv.header.filter { !features.contains($0) })
+                                      ignore: [])
         } catch {
             Cyclone.fail("\(file): \(error)")
         }
-        let rows = stream.history(stream.labelled.indices.filter { stream.labelled[$0] })
+        let labelled = stream.labelled.indices.filter { stream.labelled[$0] }
+        // A class the model does not know would make every retrain's candidates differ from it in their classes.
+        if let classes = artifact.classes, case .categorical(let labels) = stream.target.values,
+           let row = labelled.first(where: { !classes.contains(labels[$0] ?? "") })
+        {
+            Cyclone.fail("\(file): the label '\(labels[row] ?? "")' at \(stream.times[row].formatted(.iso8601)) is not one of the model's classes (\(classes.joined(separator: ", ")))")
+        }
+        let rows = stream.history(labelled)
         guard !rows.isEmpty else { Cyclone.fail("\(file): no row has a label in '\(target)'") }
         return (rows, stream.count - rows.count)
     }

@@ -12,7 +12,7 @@ struct PredictFunction {
         await FunctionMain.run("predict", reader: reader, logger: logger) { reader in
             let settings = try PredictSettings(reader: reader)
             var ports = [FunctionMain.Port(settings.restPort,
-                                           variable: reader.string(forKey: "rest.port") == nil ? "PORT" : "REST_PORT")]
+                                           variable: reader.nonEmpty("rest.port") == nil ? "PORT" : "REST_PORT")]
             if let grpc = settings.grpcPort { ports.append(.init(grpc, variable: "GRPC_PORT")) }
             return (try await buildApplication(settings, logger: logger), ports)
         }

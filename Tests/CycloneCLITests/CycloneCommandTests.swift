@@ -176,10 +176,9 @@ import Testing
         // time order), and one row without a label.
         let lines = try String(contentsOfFile: data, encoding: .utf8).split(separator: "\n")
         let start = Date().addingTimeInterval(-2 * 86_400 - Double(lines.count) * 60)
-        var rows = lines.dropFirst().enumerated().map { i, line in
+        let rows = lines.dropFirst().enumerated().map { i, line in
             "\(Int(start.timeIntervalSince1970) + 60 * i)," + (i == 7 ? line.split(separator: ",", omittingEmptySubsequences: false).dropLast().joined(separator: ",") + "," : line)
-        }
-        rows.reverse()
+        }.reversed() as [String]
         let history = CycloneCommand.temporary("history.csv")
         try (["time," + lines[0]] + rows).joined(separator: "\n").write(toFile: history, atomically: true, encoding: .utf8)
         try await withTestDatabase { db in
@@ -188,10 +187,24 @@ import Testing
             #expect(first.status == 0 && first.output.contains("registered rides@1 as live"), "\(first.output)")
             #expect(first.output.contains("stored 399 labelled rows of \(history) as rides's history")
                         && first.output.contains("1 without a label left out"), "\(first.output)")
-            let again = try await CycloneCommand.run(["register", "--model", model, "--history", history, "--time", "time",
-                                                      "--database-url", db.url])
-            #expect(again.output.contains("stored 0 new labelled rows") && again.output.contains("399 were already there"),
-                    "\(again.output)")
+            // The same rows again, with the columns in another order and CRLF line ends, and ten rows more: only
+            // those are new.
+            let header = lines[0].split(separator: ",").map(String.init)
+            let order = Array(header.indices.reversed())
+            let more = (0..<10).map { i in "\(Int(start.timeIntervalSince1970) - 60 * (i + 1))," + lines[1 + i] }
+            let reordered = ([("time," + lines[0])] + rows + more).map { line -> String in
+                let cells = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                return ([cells[0]] + order.map { cells[1 + $0] }).joined(separator: ",")
+            }
+            let again = CycloneCommand.temporary("history-again.csv")
+            try reordered.joined(separator: "\r\n").write(toFile: again, atomically: true, encoding: .utf8)
+            let second = try await CycloneCommand.run(["register", "--model", model, "--history", again, "--time", "time",
+                                                       "--database-url", db.url])
+            #expect(second.output.contains("stored 10 new labelled rows") && second.output.contains("399 were stored already"),
+                    "\(second.output)")
+            var stored = 0
+            for try await count in try await db.client.query("SELECT count(*) FROM history", logger: .test).decode(Int.self) { stored = count }
+            #expect(stored == 409)
 
             // Served and labelled since: the newest rows are those, then the history's newest.
             let artifact = try ModelArtifact.load(contentsOf: URL(fileURLWithPath: model))
@@ -202,21 +215,47 @@ import Testing
             }, model: artifact, spacing: 1)
             let all = try await LabelledRows.read(model: artifact, bounds: WindowBounds(rows: 1_000, maxAge: .seconds(30 * 86_400)),
                                                   client: db.client, logger: .test)
-            #expect(all.count == 429 && all.times == all.times.sorted())
-            #expect(all.predictions.served.prefix(399).allSatisfy { $0 == nil } && all.predictions.served.suffix(30).allSatisfy { $0 != nil })
-            #expect(all.predictions.versions.prefix(399).allSatisfy { $0.isEmpty })
+            #expect(all.count == 439 && all.times == all.times.sorted())
+            #expect(all.predictions.served.prefix(409).allSatisfy { $0 == nil } && all.predictions.served.suffix(30).allSatisfy { $0 != nil })
+            #expect(all.predictions.versions.prefix(409).allSatisfy { $0.isEmpty })
             // The history's labels and features read back as the file has them (its newest row is the fixture's last).
-            let last = try #require(lines.last?.split(separator: ",", omittingEmptySubsequences: false).last.flatMap { Double($0) })
-            guard case .numeric(let labels) = all.predictions.target.values else { Issue.record("labels not numeric"); return }
-            #expect(abs(labels[398] - last) < 1e-9 && labels[399] == 101)
+            let last = lines.last!.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard case .numeric(let labels) = all.predictions.target.values,
+                  case .numeric(let temperatures) = all.predictions.features.columns.first(where: { $0.name == "temp" })?.values,
+                  case .categorical(let seasons) = all.predictions.features.columns.first(where: { $0.name == "season" })?.values
+            else { Issue.record("columns of the wrong kind"); return }
+            #expect(abs(labels[408] - Double(last[6])!) < 1e-9 && labels[409] == 101)
+            #expect(abs(temperatures[408] - Double(last[1])!) < 1e-9 && seasons[408] == last[0])
             let newest = try await LabelledRows.read(model: artifact, bounds: WindowBounds(rows: 35, maxAge: .seconds(30 * 86_400)),
                                                      client: db.client, logger: .test)
             #expect(newest.count == 35 && newest.predictions.served.prefix(5).allSatisfy { $0 == nil })
-            #expect(newest.times.first == all.times[394])
+            #expect(newest.times.first == all.times[404])
             // Older than the window's age, the history is not read.
             let recent = try await LabelledRows.read(model: artifact, bounds: WindowBounds(rows: 1_000, maxAge: .seconds(86_400)),
                                                      client: db.client, logger: .test)
             #expect(recent.count == 30)
+            // A history older than TRAINING_WINDOW_MAX_AGE is stored, with a note that it will not be read.
+            let old = CycloneCommand.temporary("history-old.csv")
+            try (["time," + lines[0]] + lines.dropFirst().enumerated().map { "2020-01-01T\(String(format: "%02d", $0 / 60)):\(String(format: "%02d", $0 % 60)):00Z," + $1 })
+                .joined(separator: "\n").write(toFile: old, atomically: true, encoding: .utf8)
+            let aged = try await CycloneCommand.run(["register", "--model", model, "--history", old, "--time", "time",
+                                                     "--database-url", db.url])
+            #expect(aged.status == 0 && aged.output.contains("a retrain reads rows no older than TRAINING_WINDOW_MAX_AGE (30d here)"),
+                    "\(aged.output)")
+
+            // A classifier's history holds only classes it knows.
+            let classifier = CycloneCommand.temporary("classifier.json")
+            let churn = Fixture.url("linear/logistic_binary-train.csv").path
+            _ = try await CycloneCommand.run(["train", "--data", churn, "--target", "churned", "--family", "logistic", "--out", classifier])
+            let churnLines = try String(contentsOfFile: churn, encoding: .utf8).split(separator: "\n")
+            let unknown = CycloneCommand.temporary("churn-history.csv")
+            try (["time," + churnLines[0]] + churnLines.dropFirst().prefix(20).enumerated().map { i, line in
+                "2026-01-01T00:\(String(format: "%02d", i)):00Z," + (i == 5 ? line.replacingOccurrences(of: ",no", with: ",maybe").replacingOccurrences(of: ",yes", with: ",maybe") : String(line))
+            }).joined(separator: "\n").write(toFile: unknown, atomically: true, encoding: .utf8)
+            let refusedClass = try await CycloneCommand.run(["register", "--model", classifier, "--history", unknown, "--time", "time",
+                                                             "--database-url", db.url])
+            #expect(refusedClass.status != 0 && refusedClass.output.contains("the label 'maybe' at 2026-01-01T00:05:00Z is not one of the model's classes (no, yes)"),
+                    "\(refusedClass.output)")
 
             for (arguments, says) in [(["--history", history], "--history needs --time COLUMN"),
                                       (["--time", "time"], "--time names --history's time column"),

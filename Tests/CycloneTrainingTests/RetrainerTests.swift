@@ -64,6 +64,25 @@ import Testing
         #expect(!outcome.refitted && outcome.trainingRows == 1_980 && outcome.trainedOn == 0..<1_980)
     }
 
+    /// The model's history (rows it was trained on and never served: no stored prediction, version "") is
+    /// trained on but never judged on: the holdout is a share of the labelled predictions alone, so 1,500 rows
+    /// of history and 100 predictions hold out 20 predictions and train the widest window on 1,580 rows. With
+    /// history alone there is nothing to judge a candidate on.
+    @Test func theHistoryIsTrainedOnButNeverHeldOut() throws {
+        let (live, stationary) = try history(old: 0, new: 1_600)
+        var data = stationary
+        data.served = data.served.indices.map { $0 < 1_500 ? nil : data.served[$0] }
+        data.versions = data.versions.indices.map { $0 < 1_500 ? "" : data.versions[$0] }
+        var options = RetrainOptions()
+        options.windows = [300, 1_000_000]
+        let outcome = try Retrainer(options: options).retrain(live, on: data, version: "2")
+        #expect(outcome.comparedRows == 20 && outcome.windows.map(\.rows) == [300, 1_580], "\(outcome.reason)")
+        data.served = data.served.map { _ in nil }
+        data.versions = data.versions.map { _ in "" }
+        let error = #expect(throws: TrainingError.self) { try Retrainer(options: options).retrain(live, on: data, version: "2") }
+        #expect(error?.description.contains("no labelled prediction to judge a candidate on") == true, "\(String(describing: error))")
+    }
+
     /// No windows: one candidate on every row before the holdout (a fifth of all), as before there were windows.
     @Test func withoutWindowsOneCandidateTrainsOnEverything() throws {
         let (live, data) = try history(old: 0, new: 500)

@@ -95,7 +95,8 @@ extension ShutdownTests {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
             }
             let port = Int(UInt16(bigEndian: address.sin_port))
-            let base = ["MODEL_PATH": model, "DATABASE_URL": db.url]
+            // At debug level a connection attempt would be logged.
+            let base = ["MODEL_PATH": model, "DATABASE_URL": db.url, "LOG_LEVEL": "debug"]
             let starts: [(name: String, environment: [String: String], variable: String)] = [
                 ("predict", ["PORT": "\(port)"], "PORT"),
                 ("predict", ["PORT": "\(freePort())", "REST_PORT": "\(port)"], "REST_PORT"),
