@@ -107,10 +107,12 @@ public struct ShadowPolicy: Sendable, Equatable {
                 return (.promote, figures + "; lower at the last look, not significantly: the fresher model wins a tie (SHADOW_LAST_LOOK lower)", look)
             }
             if look == looks {
-                let why = significant || (lastLook == .lower && comparison.improvement >= 0)
-                    ? "lower, but by less than \(format(minimumImprovement * 100)) % (MIN_IMPROVEMENT)"
-                    : lastLook == .lower ? "not lower than live's"
-                    : "not lower at the last look's level \(format(level)) (SHADOW_ALPHA \(format(alpha)))"
+                let why: String
+                switch (lastLook, significant || (lastLook == .lower && comparison.improvement >= 0)) {
+                case (_, true): why = "lower, but by less than \(format(minimumImprovement * 100)) % (MIN_IMPROVEMENT)"
+                case (.lower, false): why = "not lower than live's"
+                case (.significant, false): why = "not lower at the last look's level \(format(level)) (SHADOW_ALPHA \(format(alpha)))"
+                }
                 return (.discard, figures + "; " + why, look)
             }
         }
