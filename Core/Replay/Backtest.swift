@@ -30,6 +30,8 @@ public struct Backtest: Sendable {
         /// The model's name (default: bikes, or the CSV file's name).
         public var name: String?
         public var trainMonths = 1
+        /// Whether the first model's training rows are stored as its history (`cyclone register --history`).
+        public var history = true
         /// Stream time between a prediction and its label, and between evaluations.
         public var labelDelay: TimeInterval = 86_400
         public var evaluateEvery: TimeInterval = 86_400
@@ -232,8 +234,8 @@ public struct Backtest: Sendable {
         let offset = Date().timeIntervalSince(start)
         let history = stream.history(stream.rows(in: Date.distantPast..<start).filter { stream.labelled[$0] })
             .map { History.Row(input: $0.input, label: $0.label, time: $0.time.addingTimeInterval(offset)) }
-        for name in names {
-            try await History(client: client, logger: logger).add(model: name, source: "replay", rows: history)
+        if options.history {
+            try await History(client: client, logger: logger).add(model: model.name, source: "replay", rows: history)
         }
         let servers = try await LoopServers.start(binaries: options.binaries, folder: folder, environment: environment,
                                                   evaluatePort: dashboardPort)

@@ -41,6 +41,8 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Write the synthetic stream (--days of it) to this CSV file and stop.") var export: String?
     @Option(help: "The model's name (default: bikes, or the CSV file's name).") var name: String?
     @Option(help: "Months of the stream the first model is trained on.") var trainMonths = 1
+    @Flag(inversion: .prefixedNo, help: "Store the first model's training rows as its history, as cyclone register --history does, for retrains to learn from.")
+    var history = true
     @Option(help: "How long after its prediction a label arrives (stream time).") var labelDelay = "1d"
     @Option(help: "How often evaluate runs (stream time).") var evaluateEvery = "1d"
     @Option(help: "What the policy judges by (PERFORMANCE_SOURCE): realised (the labels), estimated, or auto (the estimate while labels are short).")
@@ -163,6 +165,7 @@ struct Demo: AsyncParsableCommand {
         options.training = columns.training(options.family ?? .gbdt)
         options.name = name
         options.trainMonths = trainMonths
+        options.history = history
         options.window = window
         options.trainingRows = trainingRows
         options.metric = metric

@@ -128,6 +128,17 @@ import FoundationNetworking
             { (first[model], last[model]) = (earliest, latest) }
             let secondStarted = try #require(first["bikes-labels"]), firstEnded = try #require(last["bikes"])
             #expect(firstEnded < secondStarted, "the second replay's evaluate judged the first one's model too")
+            // Each model has the training month as its history (January's 744 hours), older than its predictions.
+            for try await (model, count, newest, predicted) in try await db.client.query("""
+                SELECT h.model_name, count(*)::int, max(h.created_at),
+                       (SELECT min(created_at) FROM prediction p WHERE p.model_name = h.model_name)
+                FROM history h GROUP BY 1
+                """, logger: .test).decode((String, Int, Date, Date).self)
+            {
+                #expect(count == 744 && newest < predicted, "\(model): \(count) rows of history, the newest at \(newest)")
+                labels[model] = nil
+            }
+            #expect(labels.isEmpty, "models without history: \(labels)")
             // A name whose labels-only twin is taken is refused before the first replay, not after it.
             _ = try await db.client.query("UPDATE model SET name = 'other-labels' WHERE name = 'bikes-labels'", logger: .test)
             let clash = try await CycloneCommand.run([
