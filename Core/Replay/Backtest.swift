@@ -223,8 +223,10 @@ public struct Backtest: Sendable {
         // the first replay rather than after it.
         let names = [model.name] + (options.source == .realised ? [] : [labelsOnlyName])
         var taken: [String] = []
-        for try await name in try await client.query("SELECT DISTINCT name FROM model WHERE name = ANY(\(names))",
-                                                     logger: logger).decode(String.self) { taken.append(name) }
+        // A start that failed may have left the history behind, though no model.
+        for try await name in try await client.query("""
+            SELECT name FROM model WHERE name = ANY(\(names)) UNION SELECT model_name FROM history WHERE model_name = ANY(\(names))
+            """, logger: logger).decode(String.self) { taken.append(name) }
         if let name = names.first(where: taken.contains) {
             throw ReplayError("this database already holds a model named '\(name)'; pass --name or use a fresh database")
         }
@@ -233,7 +235,7 @@ public struct Backtest: Sendable {
         // clock, so the history is moved to end now, as though the stream's start were now.
         let offset = Date().timeIntervalSince(start)
         let history = stream.history(stream.rows(in: Date.distantPast..<start).filter { stream.labelled[$0] })
-            .map { History.Row(input: $0.input, label: $0.label, time: $0.time.addingTimeInterval(offset)) }
+            .map { History.Row(input: $0.input, label: $0.label, time: $0.time.addingTimeInterval(offset), key: $0.key) }
         if options.history {
             try await History(client: client, logger: logger).add(model: model.name, source: "replay", rows: history)
         }

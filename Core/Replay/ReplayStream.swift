@@ -57,9 +57,15 @@ public struct ReplayStream: Sendable {
         labelled = (0..<order.count).map { Self.json(targetValues, $0) != .null }
     }
 
-    /// `rows` as a model's history (`History`): instance, label and time.
-    public func history(_ rows: some Sequence<Int>) -> [History.Row] {
-        rows.map { History.Row(input: instances[$0], label: labels[$0], time: times[$0]) }
+    /// `rows` as a model's history (`History`): instance, label and time, each row keyed by the columns
+    /// `keyed` names (all of them when nil).
+    public func history(_ rows: some Sequence<Int>, keyed: Set<String>? = nil) -> [History.Row] {
+        let keyColumns = features.columns.filter { keyed?.contains($0.name) ?? true }
+        return rows.map { row in
+            let key = keyed == nil ? nil
+                : JSONValue.object(Dictionary(uniqueKeysWithValues: keyColumns.map { ($0.name, Self.json($0.values, row)) })).jsonText
+            return History.Row(input: instances[row], label: labels[row], time: times[row], key: key)
+        }
     }
 
     /// The rows of each calendar month (UTC) within `rows`, in order.

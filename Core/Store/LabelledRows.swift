@@ -10,7 +10,8 @@ public struct LabelledRows: Sendable {
     /// The oldest and newest row.
     public var start: Date?
     public var end: Date?
-    /// When each row was predicted (a history row: its time), oldest first (as `predictions`).
+    /// When each row was predicted (a history row: its time), in the rows' order (as `predictions`): oldest
+    /// first, but for a history row newer than a prediction.
     public var times: [Date] = []
     /// Labelled rows left out because the label does not fit the task (text for a regression, say).
     public var unusable = 0
@@ -20,8 +21,9 @@ public struct LabelledRows: Sendable {
 
 extension LabelledRows {
     /// Reads the newest `bounds.rows` labelled rows of `model.name` no older than `bounds.maxAge`: its labelled
-    /// predictions (every version) and its history (`History`: rows it never served, with no stored
-    /// prediction and no version), a prediction before a history row of the same time. PostgreSQL streams the
+    /// predictions (every version), then its history (`History`: rows it never served, with no stored
+    /// prediction and no version). The history counts as older than every prediction, whatever its times, so
+    /// the newest rows, a retrain's holdout, are predictions. PostgreSQL streams the
     /// rows and each is typed as it arrives, so memory holds the typed columns only, never the rows' JSON.
     public static func read(model: ModelArtifact, bounds: WindowBounds, client: PostgresClient, logger: Logger,
                             now: Date = Date()) async throws -> LabelledRows
@@ -37,7 +39,7 @@ extension LabelledRows {
                  WHERE model_name = \(model.name) AND created_at >= \(since)
                  ORDER BY created_at DESC, digest DESC LIMIT \(bounds.rows))
             ) AS labelled
-            ORDER BY created_at DESC, id DESC NULLS LAST, digest DESC LIMIT \(bounds.rows)
+            ORDER BY digest IS NULL DESC, created_at DESC, id DESC, digest DESC LIMIT \(bounds.rows)
             """, logger: logger)
         var builders = model.features.map { ColumnBuilder(kind: $0.kind) }
         var labels = ColumnBuilder(kind: model.task == .regression ? .numeric : .categorical)

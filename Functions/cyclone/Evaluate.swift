@@ -75,10 +75,15 @@ struct Register: AsyncParsableCommand {
             (rows, unlabelled) = Self.historyRows(artifact, file: history, time: time)
             guard let bytes = FileManager.default.contents(atPath: history) else { Cyclone.fail("\(history): cannot read the file") }
             source = Digest.sha256(bytes)
-            // A retrain reads rows no older than TRAINING_WINDOW_MAX_AGE: say when this history would be left out.
-            let maxAge = (try? WindowBounds.training(ConfigReader.cyclone()))?.maxAge.seconds ?? 30 * 86_400
-            if let newest = rows.last?.time, Date().timeIntervalSince(newest) > maxAge {
-                print("note: the newest row is \(Int(Date().timeIntervalSince(newest) / 86_400)) days old, and a retrain reads rows no older than TRAINING_WINDOW_MAX_AGE (\(Int(maxAge / 86_400))d here): set it to cover them")
+            // A retrain reads rows no older than TRAINING_WINDOW_MAX_AGE (evaluate's, which it passes on): say
+            // how much of this history that leaves out, by the setting here or its default.
+            let environment = ProcessInfo.processInfo.environment["TRAINING_WINDOW_MAX_AGE"].flatMap { $0.isEmpty ? nil : $0 }
+            let limit: Duration
+            do { limit = try WindowBounds.training(ConfigReader.cyclone()).maxAge } catch { Cyclone.fail("\(error)") }
+            let since = Date().addingTimeInterval(-limit.seconds)
+            let older = rows.count { $0.time < since }
+            if older > 0 {
+                print("note: \(older) of the \(rows.count) rows are older than TRAINING_WINDOW_MAX_AGE (\(environment ?? "30d, its default")), so a retrain does not read them: set it, for evaluate, to cover them")
             }
         }
         let (new, added) = await database.withClient { [rows, source] client, logger in
@@ -123,7 +128,7 @@ struct Register: AsyncParsableCommand {
         {
             Cyclone.fail("\(file): the label '\(labels[row] ?? "")' at \(stream.times[row].formatted(.iso8601)) is not one of the model's classes (\(classes.joined(separator: ", ")))")
         }
-        let rows = stream.history(labelled)
+        let rows = stream.history(labelled, keyed: Set(artifact.features.map(\.name)))
         guard !rows.isEmpty else { Cyclone.fail("\(file): no row has a label in '\(target)'") }
         return (rows, stream.count - rows.count)
     }

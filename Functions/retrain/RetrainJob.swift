@@ -74,7 +74,7 @@ struct RetrainJob: Sendable {
         return try await Task {
             let candidate = try await registry.registerRetrained(
                 outcome.candidate, status: outcome.accepted ? .candidate : .rejected,
-                window: (rows.times[outcome.trainedOn.lowerBound], rows.times[outcome.trainedOn.upperBound - 1]),
+                window: (rows.times[outcome.trainedOn].min()!, rows.times[outcome.trainedOn].max()!),
                 metric: outcome.metric.rawValue, candidateMetrics: outcome.candidateMetrics,
                 liveMetrics: outcome.liveMetrics, comparedRows: outcome.comparedRows, reason: outcome.reason)
             let version = candidate.version
