@@ -79,6 +79,11 @@ public struct Retrainer: Sendable {
         guard predictions > 0 else {
             throw TrainingError("no labelled prediction to judge a candidate on: the \(n) labelled rows are all the model's history")
         }
+        // However much history there is, the holdout is drawn from as many predictions as a retrain without any
+        // would need.
+        guard predictions >= options.minimumRows else {
+            throw TrainingError("\(predictions) labelled predictions (and \(n - predictions) rows of history); at least \(options.minimumRows) predictions are needed to judge a candidate on (MIN_TRAINING_ROWS)")
+        }
         let newest = min(predictions, options.windows.first ?? n)
         let held = Int((Double(newest) * options.holdout).rounded())
         guard n - held >= options.minimumRows else {

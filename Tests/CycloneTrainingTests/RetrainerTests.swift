@@ -77,6 +77,12 @@ import Testing
         options.windows = [300, 1_000_000]
         let outcome = try Retrainer(options: options).retrain(live, on: data, version: "2")
         #expect(outcome.comparedRows == 20 && outcome.windows.map(\.rows) == [300, 1_580], "\(outcome.reason)")
+        // Fewer predictions than MIN_TRAINING_ROWS: too few to judge on, whatever the history.
+        var few = data
+        few.served[1_500] = nil
+        few.versions[1_500] = ""
+        let short = #expect(throws: TrainingError.self) { try Retrainer(options: options).retrain(live, on: few, version: "2") }
+        #expect(short?.description.contains("99 labelled predictions (and 1501 rows of history)") == true, "\(String(describing: short))")
         data.served = data.served.map { _ in nil }
         data.versions = data.versions.map { _ in "" }
         let error = #expect(throws: TrainingError.self) { try Retrainer(options: options).retrain(live, on: data, version: "2") }
