@@ -205,7 +205,7 @@ let package = Package(
                                    "CycloneRuntime", "CycloneCloud", .postgresNIO, .configuration, .logging],
                     swiftSettings: swiftSettings),
         .testTarget(name: "CycloneCLITests",
-                    dependencies: ["CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneTestSupport",
+                    dependencies: ["CycloneModel", "CycloneMonitoring", "CycloneTraining", "CycloneStore", "CycloneTestSupport",
                                    .postgresNIO, .logging],
                     swiftSettings: swiftSettings),
         .testTarget(name: "PredictTests",
