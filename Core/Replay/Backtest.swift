@@ -233,10 +233,10 @@ public struct Backtest: Sendable {
         // The first model's training rows are its history, as `cyclone register --history` stores them: a retrain
         // learns from them too, as the expanding baseline does. The servers stamp what they store with the wall
         // clock, so the history is moved to end now, as though the stream's start were now.
-        let offset = Date().timeIntervalSince(start)
-        let history = stream.history(stream.rows(in: Date.distantPast..<start).filter { stream.labelled[$0] })
-            .map { History.Row(input: $0.input, label: $0.label, time: $0.time.addingTimeInterval(offset), key: $0.key) }
         if options.history {
+            let offset = Date().timeIntervalSince(start)
+            let history = stream.history(stream.rows(in: Date.distantPast..<start).filter { stream.labelled[$0] })
+                .map { History.Row(input: $0.input, label: $0.label, time: $0.time.addingTimeInterval(offset), key: $0.key) }
             try await History(client: client, logger: logger).add(model: model.name, source: "replay", rows: history)
         }
         let servers = try await LoopServers.start(binaries: options.binaries, folder: folder, environment: environment,
