@@ -194,12 +194,18 @@ public struct Evaluator: Sendable {
             evaluation.multivariateDrift = multivariate
         }
 
-        // The loss test: the window's per-row losses against the version's reference window (its first full one).
-        var lossShift: LossShift?, referenceLabels = 0
+        // The loss tests: the window's per-row losses against the version's reference window (its first full
+        // one), and the newest window's against the loss its holdout promised, until a challenger to it was
+        // turned down (a model trained since did no better: what the holdout promised is out of reach).
+        var lossShift: LossShift?, holdoutLossShift: LossShift?, referenceLabels = 0
         if settings.policy.trigger == .loss {
             let losses = try await windows.losses(of: artifact, rows: referenceSize, bounds: settings.performance, now: now)
             referenceLabels = losses.reference.count
             if referenceLabels == referenceSize { lossShift = LossShift(current: losses.current, reference: losses.reference) }
+            if let expected = artifact.training?.holdoutLoss, !losses.turnedDown {
+                holdoutLossShift = LossShift(current: Array((losses.reference + losses.current).suffix(referenceSize)),
+                                             expected: expected)
+            }
         }
         // New data since training, for the data-growth challenge: counted for the serving version only.
         var newData: (labels: Int, trainingRows: Int)?
@@ -216,7 +222,8 @@ public struct Evaluator: Sendable {
         let judgement = settings.policy.judge(task: artifact.task, metrics: performance.metrics,
                                               labels: performance.labels,
                                               holdout: artifact.training?.holdoutMetrics, drift: driftReport,
-                                              dataQuality: dataQuality, lossShift: lossShift, referenceLabels: referenceLabels,
+                                              dataQuality: dataQuality, lossShift: lossShift,
+                                              holdoutLossShift: holdoutLossShift, referenceLabels: referenceLabels,
                                               referenceSize: referenceSize, newData: newData, estimate: estimate)
         evaluation.judgement = judgement
         await raiseAlerts(for: evaluation, judgement: judgement)

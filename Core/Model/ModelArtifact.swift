@@ -65,6 +65,8 @@ public struct TrainingInfo: Codable, Sendable, Equatable {
     /// that was.
     public var holdoutMetrics: [String: Double]?
     public var holdoutRows: Int?
+    /// Its per-row losses on that holdout, the loss it was expected to have: the loss trigger's second reference.
+    public var holdoutLoss: HoldoutLoss?
     /// The version this one was retrained from.
     public var parentVersion: String?
     /// Seconds the predictor's fit took (preprocessing and binning included; profiling and scoring not).
@@ -80,6 +82,27 @@ public struct TrainingInfo: Codable, Sendable, Equatable {
         self.trainedAt = trainedAt.map { Date(timeIntervalSince1970: $0.timeIntervalSince1970.rounded(.down)) }
         self.holdoutMetrics = holdoutMetrics
         self.parentVersion = parentVersion
+    }
+}
+
+/// A model's per-row losses on the rows held out from its training (the absolute error of a regression, the
+/// log loss of a classifier), in time order, kept as the loss trigger tests them: the live loss is tested against
+/// the loss the version was expected to have, as well as against its first live window, so that a version poor
+/// from its first week does not become its own yardstick.
+public struct HoldoutLoss: Codable, Sendable, Equatable {
+    /// The losses' count and mean.
+    public var rows: Int
+    public var mean: Double
+    /// The losses averaged in `batches` consecutive batches, or the losses themselves when `batches` is 0
+    /// (too few to batch).
+    public var values: [Double]
+    public var batches: Int
+
+    public init(rows: Int, mean: Double, values: [Double], batches: Int) {
+        self.rows = rows
+        self.mean = mean
+        self.values = values
+        self.batches = batches
     }
 }
 

@@ -2,7 +2,7 @@ import Foundation
 
 /// Probabilities are clipped to `[eps, 1 − eps]` before taking logs, with `eps` the machine epsilon of
 /// `Double`, as scikit-learn's `log_loss` does, so a confident wrong answer costs about 36, not infinity.
-let logLossEpsilon = Double.ulpOfOne
+public let logLossEpsilon = Double.ulpOfOne
 
 /// Quality of a binary classifier over a window: threshold metrics from the confusion counts, and the
 /// probability metrics (log loss, Brier score, ROC AUC) from the scores.

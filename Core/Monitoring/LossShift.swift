@@ -1,3 +1,4 @@
+import CycloneModel
 import Foundation
 
 /// One-sided Welch t-test that `current`'s mean is above `reference`'s, as
@@ -43,6 +44,11 @@ public func welchTTestGreater(current: [Double], reference: [Double])
 /// jump, however large, fires only once more than half the current window comes after it (with 4 of 8 batches
 /// raised the largest t is 2.65 on 7 degrees of freedom, p ≥ 0.017).
 /// `scripts/bench/loss_test.py` measures both tests' false alarms and power on stationary and shifted streams.
+///
+/// The same test also weighs a window against the loss a version was expected to have, its losses on the
+/// rows held out of its training (`HoldoutLoss`, kept as `summary` keeps a reference): NannyML takes its
+/// reference from such a test set. A version poor from its first week is its own first window, and only this
+/// second reference sees it.
 public struct LossShift: Sendable, Equatable, Codable {
     public var referenceRows: Int
     public var currentRows: Int
@@ -66,15 +72,43 @@ public struct LossShift: Sendable, Equatable, Codable {
     /// `current` and `reference` each in time order (either direction). A window of one loss is no evidence
     /// (t 0, p-value 1). `nil` when either is empty, or holds losses too large to sum.
     public init?(current: [Double], reference: [Double]) {
-        guard !current.isEmpty, !reference.isEmpty, current.allSatisfy(\.isFinite), reference.allSatisfy(\.isFinite),
-              current.reduce(0, +).isFinite, reference.reduce(0, +).isFinite
-        else { return nil }
-        let batches = min(current.count, reference.count) >= 2 * Self.batchCount ? Self.batchCount : 0
-        let batched = { (values: [Double]) in batches > 0 ? batchMeans(values, batches: batches) : values }
-        let test = welchTTestGreater(current: batched(current), reference: batched(reference)) ?? (0, 1, 0)
-        referenceRows = reference.count
+        guard let summary = Self.summary(reference) else { return nil }
+        let batches = current.count >= 2 * Self.batchCount ? summary.batches : 0
+        self.init(current: current, tested: batches > 0 ? summary.values : reference, rows: summary.rows,
+                  mean: summary.mean, batches: batches)
+    }
+
+    /// The current window against the loss a version was expected to have: its losses on its holdout, as
+    /// `summary` kept them. `nil` when `current` is empty or too large to sum, or when the holdout was batched
+    /// and the window has too few rows to batch alike.
+    public init?(current: [Double], expected: HoldoutLoss) {
+        guard expected.rows > 0, !expected.values.isEmpty else { return nil }
+        let batches = expected.batches > 0 ? Self.batchCount : 0
+        guard batches == 0 || current.count >= 2 * Self.batchCount else { return nil }
+        // A holdout kept whole is tested row by row; a window of many rows against it is tested so too.
+        self.init(current: current, tested: expected.values, rows: expected.rows, mean: expected.mean,
+                  batches: batches)
+    }
+
+    /// `losses` (in time order) kept as the test reads a reference: their count and mean, and their
+    /// `batchCount` batch means when there are at least `2 × batchCount` of them, else the losses. `nil` when
+    /// empty, or not finite.
+    public static func summary(_ losses: [Double]) -> HoldoutLoss? {
+        guard !losses.isEmpty, losses.allSatisfy(\.isFinite) else { return nil }
+        let sum = losses.reduce(0, +)
+        guard sum.isFinite else { return nil }
+        let batches = losses.count >= 2 * batchCount ? batchCount : 0
+        return HoldoutLoss(rows: losses.count, mean: sum / Double(losses.count),
+                           values: batches > 0 ? batchMeans(losses, batches: batches) : losses, batches: batches)
+    }
+
+    private init?(current: [Double], tested reference: [Double], rows: Int, mean: Double, batches: Int) {
+        guard !current.isEmpty, current.allSatisfy(\.isFinite), current.reduce(0, +).isFinite else { return nil }
+        let tested = batches > 0 ? batchMeans(current, batches: batches) : current
+        let test = welchTTestGreater(current: tested, reference: reference) ?? (0, 1, 0)
+        referenceRows = rows
         currentRows = current.count
-        referenceMeanLoss = reference.reduce(0, +) / Double(reference.count)
+        referenceMeanLoss = mean
         currentMeanLoss = current.reduce(0, +) / Double(current.count)
         statistic = test.statistic
         pValue = test.pValue

@@ -54,8 +54,10 @@ func metricValues(_ metrics: [PerformanceMetric: Double?]) -> [String: Double] {
 /// window, its first full live window: a one-sided Welch t-test of the newest labelled rows' mean loss
 /// against the reference's, on batch means (`LossShift`), at level `alpha` (the share of false alarms on a model whose error has not
 /// changed), and a mean loss at least `minimumLossRatio` times the reference's (a change too small to be
-/// worth a retrain does not fire, however many labels show it). A `threshold` set explicitly is a floor
-/// besides. With `trigger` `.threshold`, the watched metric breaches when it is worse than the threshold:
+/// worth a retrain does not fire, however many labels show it). When the version kept its holdout's losses,
+/// the newest window is also tested against them, the loss it was expected to have (from its first
+/// `minimumLabels` labels on, and until a challenger to it is turned down), each test at `alpha / 2` so that
+/// the two together raise false alarms at `alpha`. A `threshold` set explicitly is a floor besides. With `trigger` `.threshold`, the watched metric breaches when it is worse than the threshold:
 /// absolute (`R² < 0.4`) or relative to the model's own holdout value (`RMSE > 1.25 × holdout`).
 ///
 /// Under the loss trigger a challenger is also asked for once the data has grown by `dataGrowth` since the
@@ -169,13 +171,13 @@ public struct RetrainPolicy: Sendable, Equatable {
     ///     rows it was trained on, for `dataGrowth`.
     public func judge(task: ModelArtifact.Task, metrics: [String: Double], labels: Int, holdout: [String: Double]?,
                       drift: DriftReport?, dataQuality: DataQualityReport? = nil, lossShift: LossShift? = nil,
-                      referenceLabels: Int = 0, referenceSize: Int = 0,
+                      holdoutLossShift: LossShift? = nil, referenceLabels: Int = 0, referenceSize: Int = 0,
                       newData: (labels: Int, trainingRows: Int)? = nil, estimate: PerformanceEstimate? = nil) -> Judgement
     {
         if trigger == .loss {
             var judgement = judgeLoss(task: task, metrics: metrics, labels: labels, holdout: holdout, drift: drift,
                                       dataQuality: dataQuality, estimate: estimate, lossShift: lossShift,
-                                      referenceLabels: referenceLabels,
+                                      holdoutLossShift: holdoutLossShift, referenceLabels: referenceLabels,
                                       referenceSize: referenceSize)
             if !judgement.retrain, let growth = dataGrowth, let newData, newData.trainingRows > 0,
                Double(newData.labels) >= max((growth - 1) * Double(newData.trainingRows), Double(max(referenceSize, minimumLabels)))
@@ -252,7 +254,8 @@ public struct RetrainPolicy: Sendable, Equatable {
 
     private func judgeLoss(task: ModelArtifact.Task, metrics: [String: Double], labels: Int, holdout: [String: Double]?,
                            drift: DriftReport?, dataQuality: DataQualityReport?, estimate: PerformanceEstimate?,
-                           lossShift: LossShift?, referenceLabels: Int, referenceSize: Int)
+                           lossShift: LossShift?, holdoutLossShift: LossShift?, referenceLabels: Int,
+                           referenceSize: Int)
         -> Judgement
     {
         let metric = resolved(for: task).metric
@@ -278,15 +281,25 @@ public struct RetrainPolicy: Sendable, Equatable {
         var statement: String
         var fired = false
         judgement.lossShift = lossShift
-        if let shift = lossShift, shift.currentRows >= minimumLabels {
+        judgement.holdoutLossShift = holdoutLossShift
+        // Two references, each tested at half the level when both are (Bonferroni): the false alarms of the
+        // two together stay at `alpha`.
+        let decisive = [lossShift, holdoutLossShift].filter { ($0?.currentRows ?? 0) >= minimumLabels }.count
+        let level = alpha / Double(max(decisive, 1))
+        func test(_ shift: LossShift, against reference: String) -> String {
             let growth = shift.ratio.isFinite ? "×\(formatted(shift.ratio))" : "from nothing"
-            statement = "mean loss \(growth) the reference's on \(shift.currentRows) labels against \(shift.referenceRows) (Welch p = \(String(format: "%.3g", shift.pValue)))"
-            fired = shift.pValue < alpha && shift.ratio >= minimumLossRatio
-            if !fired {
-                statement += shift.pValue < alpha
+            var text = "mean loss \(growth) \(reference) on \(shift.currentRows) labels against \(shift.referenceRows) (Welch p = \(String(format: "%.3g", shift.pValue)))"
+            let grown = shift.pValue < level && shift.ratio >= minimumLossRatio
+            if !grown {
+                text += shift.pValue < level
                     ? "; below the least growth of ×\(formatted(minimumLossRatio))"
-                    : "; not significant at \(formatted(alpha))"
+                    : "; not significant at \(formatted(level))"
             }
+            fired = fired || grown
+            return text
+        }
+        if let shift = lossShift, shift.currentRows >= minimumLabels {
+            statement = test(shift, against: "the reference's")
         } else if let shift = lossShift {
             statement = "\(shift.currentRows) labels since the reference window, fewer than the \(minimumLabels) needed for a decision"
         } else if referenceLabels < referenceSize {
@@ -294,9 +307,12 @@ public struct RetrainPolicy: Sendable, Equatable {
         } else {
             statement = "no labels since the reference window"
         }
+        if let shift = holdoutLossShift, shift.currentRows >= minimumLabels {
+            statement += "; " + test(shift, against: "its holdout's")
+        }
         // Labels short (or estimates preferred): the estimate's expected loss against the reference's.
         // `estimated` fires on either the labels' test or the estimate's; `auto` takes the estimate alone.
-        let labelsShort = (lossShift?.currentRows ?? 0) < minimumLabels
+        let labelsShort = decisive == 0
         if let estimate, let loss = estimate.loss, estimate.rows >= minimumLabels,
            source == .estimated || (source == .auto && labelsShort), !(source == .estimated && fired)
         {
@@ -341,6 +357,8 @@ public struct Judgement: Sendable, Equatable, Codable {
     public var estimated: Bool?
     /// The loss test, under the loss trigger once the reference window is full.
     public var lossShift: LossShift?
+    /// The newest window's loss against the version's holdout loss, under the loss trigger.
+    public var holdoutLossShift: LossShift?
 
     public init(metric: String, threshold: String, labels: Int) {
         self.metric = metric
@@ -351,7 +369,7 @@ public struct Judgement: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case metric, threshold, labels, limit, value, breached, datasetDrift = "dataset_drift",
              dataQualityBreached = "data_quality_breached", retrain, reason, trigger, estimated,
-             lossShift = "loss_shift"
+             lossShift = "loss_shift", holdoutLossShift = "holdout_loss_shift"
     }
 }
 

@@ -284,7 +284,7 @@ public struct Backtest: Sendable {
         let floor = threshold.map { "\(metric) passes \($0)" }
         switch options.trigger {
         case .loss:
-            return "retrain when the loss over the newest \(options.window) labels grows against the serving version's first \(options.window) (Welch p < 0.01 on batch means, mean ×1.1)"
+            return "retrain when the loss over the newest \(options.window) labels grows against the serving version's first \(options.window) or its holdout's (Welch p < 0.01 for the two on batch means, mean ×1.1)"
                 + (floor.map { ", or when \($0)" } ?? "")
         case .threshold:
             return "retrain when \(metric) over the newest \(options.window) labels passes \(threshold ?? "")"

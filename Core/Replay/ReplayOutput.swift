@@ -38,6 +38,9 @@ public struct ReplayOutput: Sendable {
             if let shift = judgement.lossShift {
                 text += ", loss ×\(Self.number(shift.ratio)) of its first window's (p \(String(format: "%.2g", shift.pValue)))"
             }
+            if let shift = judgement.holdoutLossShift {
+                text += ", ×\(Self.number(shift.ratio)) of its holdout's (p \(String(format: "%.2g", shift.pValue)))"
+            }
             parts.append(text)
         } else if let labels = live.performance?.labelled {
             parts.append("\(labels) labels so far")

@@ -278,8 +278,11 @@ public struct EvaluationWindows: Sendable {
     /// normal, and measured against the old reference it would ask for the same retrain again and again. The loss is the absolute error for a
     /// regression and the log loss (probabilities clipped as for the metrics) for a classifier; rows whose
     /// label does not fit are left out.
+    ///
+    /// `turnedDown` says whether a challenger to it was ever turned down (known when either window has a row): a
+    /// model trained since did no better than this version, so the loss its holdout promised is out of reach.
     public func losses(of artifact: ModelArtifact, rows: Int, bounds: WindowBounds, now: Date = Date()) async throws
-        -> (reference: [Double], current: [Double])
+        -> (reference: [Double], current: [Double], turnedDown: Bool)
     {
         let loss = Self.loss(artifact.task)
         var bindings = PostgresBindings()
@@ -300,18 +303,19 @@ public struct EvaluationWindows: Sendable {
                   AND created_at >= $4
                   AND (created_at, id) > (SELECT created_at, id FROM reference ORDER BY created_at DESC, id DESC LIMIT 1)
                 ORDER BY created_at DESC, id DESC LIMIT $3)
-            SELECT is_reference, loss FROM (
+            SELECT is_reference, loss, (SELECT at FROM turned_down) > '-infinity' FROM (
                 SELECT true AS is_reference, created_at, id, loss FROM reference
                 UNION ALL
                 SELECT false, created_at, id, loss FROM current) windows
             ORDER BY created_at, id
             """
-        var reference: [Double] = [], current: [Double] = []
+        var reference: [Double] = [], current: [Double] = [], turnedDown = false
         let result = try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
-        for try await (isReference, loss) in result.decode((Bool, Double).self) {
+        for try await (isReference, loss, wasTurnedDown) in result.decode((Bool, Double, Bool).self) {
             if isReference { reference.append(loss) } else { current.append(loss) }
+            turnedDown = wasTurnedDown
         }
-        return (reference, current)
+        return (reference, current, turnedDown)
     }
 
     /// The CTE `turned_down(at)`: when a challenger to version `$2` of model `$1` was last turned down

@@ -136,10 +136,11 @@ public struct Retrainer: Sendable {
         }
         if sizes.isEmpty { sizes = [available] }
         var tried: [(rows: Int, value: Double?)] = []
-        var best: (candidate: ModelArtifact, metrics: [String: Double], rows: Int)?
+        var best: (candidate: ModelArtifact, outputs: [Output], metrics: [String: Double], rows: Int)?
         for size in sizes {
             let candidate = try train((available - size)..<available)
-            let metrics = candidate.metrics(outputs: candidate.outputs(for: features), labels: labels)
+            let outputs = candidate.outputs(for: features)
+            let metrics = candidate.metrics(outputs: outputs, labels: labels)
             let value = metrics[metric.rawValue]
             tried.append((size, value))
             guard let value else { continue }
@@ -147,14 +148,15 @@ public struct Retrainer: Sendable {
                 let better = metric.higherIsBetter ? value > incumbent : value < incumbent
                 if !better { continue }
             }
-            best = (candidate, metrics, size)
+            best = (candidate, outputs, metrics, size)
         }
         if best == nil {
             // Every candidate's metric is undefined: the first is judged (and refused) as before.
             let candidate = try train((available - sizes[0])..<available)
-            best = (candidate, candidate.metrics(outputs: candidate.outputs(for: features), labels: labels), sizes[0])
+            let outputs = candidate.outputs(for: features)
+            best = (candidate, outputs, candidate.metrics(outputs: outputs, labels: labels), sizes[0])
         }
-        var (candidate, candidateMetrics, window) = best!
+        var (candidate, outputs, candidateMetrics, window) = best!
         let liveMetrics = live.metrics(outputs: compared.map { data.served[$0] }, labels: labels)
 
         let (accepted, reason) = verdict(metric: metric, candidate: candidateMetrics[metric.rawValue],
@@ -175,6 +177,9 @@ public struct Retrainer: Sendable {
         candidate.training?.parentVersion = live.version
         candidate.training?.holdoutMetrics = candidateMetrics
         candidate.training?.holdoutRows = compared.count
+        // What the candidate lost on the holdout before any refit: the loss it is expected to have, unseen rows.
+        let holdoutLoss = LossShift.summary(candidate.losses(outputs: outputs, labels: labels))
+        candidate.training?.holdoutLoss = holdoutLoss
         let windows = tried.count > 1 ? "; windows " + tried.map { "\($0.rows): \($0.value.map(format) ?? "undefined")" }
             .joined(separator: ", ") + ", chose \(window)" : ""
         return RetrainOutcome(candidate: candidate, accepted: accepted, reason: reason + windows, metric: metric,

@@ -1,5 +1,6 @@
 import CycloneModel
 import CycloneMonitoring
+import Foundation
 
 extension ModelArtifact {
     /// The model's output for every row of `table` (its features, typed as in training), through the same
@@ -41,6 +42,29 @@ extension ModelArtifact {
                                    : MulticlassMetrics(sums: sums).values
         default:
             return [:]
+        }
+    }
+
+    /// The per-row loss of each row with a usable label and output, in order, as the loss trigger reads it
+    /// from the store: the absolute error of a regression, the log loss of a classifier (the label's
+    /// probability clipped to [ε, 1 − ε], as for the metrics).
+    public func losses(outputs: [Output?], labels: FeatureTable.Values) -> [Double] {
+        switch (task, labels) {
+        case (.regression, .numeric(let y)):
+            return zip(y, outputs).compactMap { label, output in
+                guard !label.isNaN, case .value(let value)? = output else { return nil }
+                return abs(value - label)
+            }
+        case (.binary, .categorical(let y)), (.multiclass, .categorical(let y)):
+            let index = Dictionary(uniqueKeysWithValues: (classes ?? []).enumerated().map { ($1, $0) })
+            return zip(y, outputs).compactMap { label, output in
+                guard let label, let k = index[label], case .classification(_, let probabilities)? = output,
+                      probabilities.count == index.count
+                else { return nil }
+                return -log(min(max(probabilities[k], logLossEpsilon), 1 - logLossEpsilon))
+            }
+        default:
+            return []
         }
     }
 }

@@ -106,9 +106,12 @@ public struct Trainer: Sendable {
             let labels: FeatureTable.Values = task == .regression
                 ? target.values.selecting(rows: holdout)
                 : .categorical(holdout.map { Self.classLabel(target.values, $0) })
-            let metrics = model.metrics(outputs: model.outputs(for: table.selecting(rows: holdout)), labels: labels)
+            let outputs = model.outputs(for: table.selecting(rows: holdout))
+            let (metrics, losses) = (model.metrics(outputs: outputs, labels: labels),
+                                     model.losses(outputs: outputs, labels: labels))
             model.training?.holdoutMetrics = metrics
             model.training?.holdoutRows = held
+            model.training?.holdoutLoss = LossShift.summary(losses)
         }
         return model
     }

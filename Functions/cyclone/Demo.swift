@@ -50,7 +50,7 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Labelled rows in the performance window, and rows in the drift window.") var window = 168
     @Option(help: "Newest labelled rows a retrain trains on (TRAINING_WINDOW_ROWS).") var trainingRows = 720
     @Option(help: "The metric the policy watches (default: r2, or roc_auc for a classifier).") var metric: String?
-    @Option(help: "What asks for a retrain: loss (the loss grows against the serving version's first window) or threshold.")
+    @Option(help: "What asks for a retrain: loss (the loss grows against the serving version's first window or its holdout's) or threshold.")
     var trigger = "loss"
     @Option(help: """
         With --trigger threshold, when a retrain starts: a number, or a factor of the live model's holdout value \

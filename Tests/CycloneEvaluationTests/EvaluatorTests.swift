@@ -46,8 +46,9 @@ struct Stream {
     }
 }
 
-/// The stream's first model, trained on `rows` reference rows with Cyclone's own trainer.
-func trainedModel(rows: Int = 600) throws -> ModelArtifact {
+/// The stream's first model, trained on `rows` reference rows with Cyclone's own trainer, the newest `holdout`
+/// share of them held out (and its losses there kept).
+func trainedModel(rows: Int = 600, holdout: Double = 0) throws -> ModelArtifact {
     var stream = Stream(seed: 1)
     let training = stream.rows(rows)
     let table = FeatureTable(columns: [
@@ -56,7 +57,9 @@ func trainedModel(rows: Int = 600) throws -> ModelArtifact {
         .init(name: "colour", values: .categorical(training.map(\.colour))),
         .init(name: "flag", values: .boolean(training.map { $0.flag ? 1 : 0 })),
     ])
-    return try Trainer(options: .init(family: .ridge)).train(
+    var options = TrainingOptions(family: .ridge)
+    options.holdout = holdout
+    return try Trainer(options: options).train(
         name: "demand", version: "1", features: table, target: .init(name: "y", values: .numeric(training.map(\.y))))
 }
 

@@ -17,9 +17,12 @@ import Testing
 
     /// 80 cycles of 25 fresh labels from the world the model knows: the loss test fires in about 1 % of
     /// cycles at most (its level; the windows overlap, so the cycles are not independent). Then the world
-    /// breaks: the test fires within three cycles, and says why.
-    @Test func aStationaryStreamRaisesFewAlarmsAndAStepChangeIsCaughtSoon() async throws {
-        let model = try trainedModel()
+    /// breaks: the test fires within three cycles, and says why. With a holdout the model has two references,
+    /// its first window and its holdout's loss, tested together at the same level.
+    @Test(arguments: [0, 0.2])
+    func aStationaryStreamRaisesFewAlarmsAndAStepChangeIsCaughtSoon(holdout: Double) async throws {
+        let model = try trainedModel(holdout: holdout)
+        #expect((model.training?.holdoutLoss?.rows ?? 0) == Int(600 * holdout))
         try await withTestDatabase { db in
             _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
             var stream = Stream(seed: 41)
@@ -33,6 +36,7 @@ import Testing
                 try await db.store(try regressionRows(model, stream.rows(25)), model: model, spacing: 0.0001)
                 let judgement = try #require(try await evaluator(db, Self.environment).run().models.first?.judgement)
                 #expect(judgement.lossShift?.referenceRows == 100)
+                #expect(judgement.holdoutLossShift?.referenceRows == (holdout > 0 ? 120 : nil))
                 if judgement.retrain { falseAlarms += 1 }
             }
             #expect(falseAlarms <= 3, "\(falseAlarms) false alarms in 80 cycles at level 0.01")
@@ -48,6 +52,37 @@ import Testing
                 }
             }
             #expect((caughtAfter ?? 99) <= 3, "caught after \(String(describing: caughtAfter)) cycles of 25 broken rows")
+        }
+    }
+
+    /// A version that serves a world already broken is its own first window, so that test never fires; the
+    /// loss its holdout promised does, as soon as there are labels enough for a decision, and says so. A
+    /// turned-down challenger retires the promise: the same evidence does not ask again.
+    @Test func aVersionPoorFromItsFirstRowIsHeldToItsHoldout() async throws {
+        let model = try trainedModel(holdout: 0.2)
+        try await withTestDatabase { db in
+            _ = try await ModelRegistry(client: db.client, logger: .test).register(model, status: .live)
+            var stream = Stream(seed: 45)
+            try await db.store(try regressionRows(model, stream.rows(25, broken: true)), model: model, endingAgo: 1,
+                               spacing: 0.0001)
+            let early = try #require(try await evaluator(db, Self.environment).run().models.first)
+            #expect(early.action.kind == .none && early.judgement?.holdoutLossShift?.currentRows == 25, "\(early)")
+            try await db.store(try regressionRows(model, stream.rows(25, broken: true)), model: model, spacing: 0.0001)
+            let caught = try #require(try await evaluator(db, Self.environment).run().models.first)
+            #expect(caught.action.kind == .retrainStarted, "\(caught)")
+            #expect(caught.judgement?.lossShift == nil, "the reference window is still filling")
+            let reason = caught.judgement?.reason ?? ""
+            #expect(reason.hasPrefix("the reference window is filling: 50 of 100 labels; mean loss ×") &&
+                    reason.contains("its holdout's on 50 labels against 120"), "\(reason)")
+            try await EvaluationStore(client: db.client, logger: .test).event(
+                .retrainFinished, name: "demand", version: "2",
+                detail: ["status": "rejected", "parent": "1", "reason": "not 1 % better"])
+            try await Task.sleep(for: .milliseconds(100))
+            for _ in 0..<8 {
+                try await db.store(try regressionRows(model, stream.rows(25, broken: true)), model: model, spacing: 0.0001)
+                let evaluation = try #require(try await evaluator(db, Self.environment).run().models.first)
+                #expect(evaluation.action.kind == .none && evaluation.judgement?.holdoutLossShift == nil, "\(evaluation)")
+            }
         }
     }
 

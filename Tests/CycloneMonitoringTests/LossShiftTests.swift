@@ -86,6 +86,41 @@ struct LossTestCases: Decodable {
         #expect(Double(caught) / Double(trials) > 0.9, "power \(Double(caught) / Double(trials))")
     }
 
+    /// A holdout's losses kept as `summary` keeps them test as the same losses given whole: batch means when
+    /// both sides have 16 rows or more, row by row when the holdout has fewer, and no test when a batched
+    /// holdout meets a window too small to batch alike.
+    @Test func aHoldoutSummaryTestsAsItsLossesWould() throws {
+        var random = SplitMix64(seed: 5)
+        let holdout = (0..<144).map { _ in abs(random.normal()) }, current = (0..<168).map { _ in abs(random.normal()) * 1.3 }
+        let summary = try #require(LossShift.summary(holdout))
+        #expect(summary.rows == 144 && summary.batches == 8 && summary.values.count == 8)
+        #expect(abs(summary.mean - holdout.reduce(0, +) / 144) < 1e-12)
+        #expect(LossShift(current: current, expected: summary) == LossShift(current: current, reference: holdout))
+        let few = Array(holdout.prefix(12))
+        let small = try #require(LossShift.summary(few))
+        #expect(small.batches == 0 && small.values == few)
+        #expect(LossShift(current: current, expected: small) == LossShift(current: current, reference: few))
+        #expect(LossShift(current: Array(current.prefix(10)), expected: summary) == nil)
+        #expect(LossShift.summary([]) == nil && LossShift.summary([1, .nan]) == nil)
+    }
+
+    /// Against a holdout from the same world (its batch means kept, 144 rows) the test fires in about 1 % of
+    /// stationary windows at p < 0.01, and catches a loss grown by half nearly always.
+    @Test func aHoldoutFromTheSameWorldRaisesFalseAlarmsAtTheLevel() throws {
+        var random = SplitMix64(seed: 78)
+        func losses(_ n: Int, scale: Double) -> [Double] { (0..<n).map { _ in abs(random.normal()) * scale } }
+        let trials = 4_000
+        var falseAlarms = 0, caught = 0
+        for _ in 0..<trials {
+            let expected = try #require(LossShift.summary(losses(144, scale: 1)))
+            if try #require(LossShift(current: losses(168, scale: 1), expected: expected)).pValue < 0.01 { falseAlarms += 1 }
+            if try #require(LossShift(current: losses(168, scale: 1.5), expected: expected)).pValue < 0.01 { caught += 1 }
+        }
+        let rate = Double(falseAlarms) / Double(trials)
+        #expect(rate > 0.004 && rate < 0.016, "false-alarm rate \(rate)")
+        #expect(Double(caught) / Double(trials) > 0.9, "power \(Double(caught) / Double(trials))")
+    }
+
     @Test func theRatioAndTheEdges() {
         let shift = LossShift(current: [2, 2, 2], reference: [1, 1, 1])!
         #expect(shift.ratio == 2 && shift.referenceRows == 3 && shift.currentRows == 3)
@@ -133,6 +168,38 @@ struct LossTestCases: Decodable {
                                lossShift: shift(current: Array(reference.prefix(30)).map { $0 * 3 + 1 }, reference: reference),
                                referenceLabels: 100, referenceSize: 100)
         #expect(!few.retrain && few.reason.contains("fewer than the 50 needed"), "\(few.reason)")
+    }
+
+    /// A version poor from its first window: no growth against that window, but its loss is far above what
+    /// its holdout promised, which asks for the retrain while the reference is still filling too. With both
+    /// references each is tested at half the level, so together they raise false alarms at `alpha`.
+    @Test func theHoldoutIsASecondReferenceAtHalfTheLevel() throws {
+        var policy = RetrainPolicy()
+        policy.minimumLabels = 50
+        let poor = (0..<100).map { 5 + Double($0 % 10) }, promised = (0..<100).map { Double($0 % 10) / 2 }
+        let expected = try #require(LossShift.summary(promised))
+        let both = policy.judge(task: .regression, metrics: [:], labels: 100, holdout: nil, drift: nil,
+                                lossShift: shift(current: poor, reference: poor),
+                                holdoutLossShift: LossShift(current: poor, expected: expected),
+                                referenceLabels: 100, referenceSize: 100)
+        #expect(both.retrain && both.holdoutLossShift?.referenceRows == 100, "\(both)")
+        #expect(both.reason.hasPrefix("mean loss ×1.0 the reference's on 100 labels against 100"), "\(both.reason)")
+        #expect(both.reason.contains("not significant at 0.005; mean loss ×4.2222 its holdout's"), "\(both.reason)")
+        let filling = policy.judge(task: .regression, metrics: [:], labels: 60, holdout: nil, drift: nil,
+                                   holdoutLossShift: LossShift(current: Array(poor.prefix(60)), expected: expected),
+                                   referenceLabels: 60, referenceSize: 100)
+        #expect(filling.retrain && filling.reason.hasPrefix("the reference window is filling: 60 of 100 labels; mean loss ×"),
+                "\(filling.reason)")
+        // p between half the level and the level: significant alone, not beside a second reference.
+        let edge = (0..<100).map { Double($0 % 10) + ($0 % 2 == 0 ? 1.4 : 0) }
+        let alone = shift(current: edge, reference: (0..<100).map { Double($0 % 10) })
+        #expect(alone.pValue > 0.005 && alone.pValue < 0.01, "p \(alone.pValue)")
+        let single = policy.judge(task: .regression, metrics: [:], labels: 100, holdout: nil, drift: nil,
+                                  lossShift: alone, referenceLabels: 100, referenceSize: 100)
+        let paired = policy.judge(task: .regression, metrics: [:], labels: 100, holdout: nil, drift: nil,
+                                  lossShift: alone, holdoutLossShift: LossShift(current: edge, expected: LossShift.summary(edge)!),
+                                  referenceLabels: 100, referenceSize: 100)
+        #expect(single.retrain && !paired.retrain, "\(single.reason) / \(paired.reason)")
     }
 
     @Test func whileTheReferenceFillsOnlyAnExplicitFloorDecides() {

@@ -44,6 +44,10 @@ import Testing
         #expect(outcome.accepted && outcome.refitted && outcome.trainingRows == 360)
         #expect(outcome.candidate.training?.rows == 360 && outcome.trainedOn == 1_515..<1_875)
         #expect(outcome.reason.contains("windows 300: "), "\(outcome.reason)")
+        // The loss the candidate is expected to have is its holdout's, measured before the refit saw those rows.
+        let loss = try #require(outcome.candidate.training?.holdoutLoss)
+        #expect(loss.rows == 60 && loss.batches == 8)
+        expectClose(loss.mean, try #require(outcome.candidateMetrics["mae"]), relative: 1e-9, "mean loss")
         let values = outcome.windows.compactMap(\.value)
         #expect(values.count == 3 && values[0] > values[1] && values[1] > values[2], "r2 falls as the old world mixes in: \(values)")
     }

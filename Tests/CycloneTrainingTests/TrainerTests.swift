@@ -150,5 +150,9 @@ import Testing
         let metrics = try #require(model.training?.holdoutMetrics)
         #expect(Set(metrics.keys) == Set(expected.keys))
         for (key, value) in expected { expectClose(try #require(metrics[key]), value, relative: 1e-9, key) }
+        // The per-row losses kept for the loss trigger average to the holdout's MAE, or its log loss.
+        let loss = try #require(model.training?.holdoutLoss)
+        #expect(loss.rows == held && loss.batches == (held >= 16 ? 8 : 0))
+        expectClose(loss.mean, try #require(metrics[c.family == "ridge" ? "mae" : "log_loss"]), relative: 1e-9, "mean loss")
     }
 }
