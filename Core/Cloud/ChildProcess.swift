@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -47,6 +48,53 @@ public final class ChildProcess: Sendable {
         guard result == 0 else { throw SpawnError(executable: executable, code: result) }
         self.pid = pid
         self.logPath = stdout
+        Self.running.withLock { _ = $0.insert(pid) }
+    }
+
+    /// The children started and not yet waited for (a pid is not reused before it is waited for).
+    private static let running = Mutex<Set<pid_t>>([])
+    private static let signalSources = Mutex<[any DispatchSourceSignal]>([])
+
+    /// Until `handleSignalsAgain()`, SIGTERM, SIGINT and SIGHUP stop this process's children with it: each
+    /// still running gets SIGTERM, has up to `grace` to finish what it holds (a predict its queued writes), and
+    /// then this process exits with 128 + the signal, as the signal's default would have. Without it a
+    /// `cyclone demo` told to stop leaves its servers running, holding their ports. A command line's, not a
+    /// server's (those stop on SIGTERM through their service group).
+    public static func stopChildrenOnSignals(grace: Duration = .seconds(10)) {
+        signalSources.withLock { sources in
+            guard sources.isEmpty else { return }
+            for number in [SIGTERM, SIGINT, SIGHUP] {
+                Glibc.signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler {
+                    let children = running.withLock { $0 }
+                    for child in children { kill(child, SIGTERM) }
+                    let deadline = ContinuousClock.now + grace
+                    while ContinuousClock.now < deadline,
+                          children.contains(where: { kill($0, 0) == 0 && !exited($0) }) {
+                        usleep(20_000)
+                    }
+                    exit(128 + number)
+                }
+                source.resume()
+                sources.append(source)
+            }
+        }
+    }
+
+    /// Ends `stopChildrenOnSignals`: the signals are this process's own to handle again (a demo serving its
+    /// dashboard stops it on Ctrl-C and exits cleanly).
+    public static func handleSignalsAgain() {
+        signalSources.withLock { sources in
+            for source in sources { source.cancel() }
+            sources.removeAll()
+        }
+    }
+
+    /// Whether the child `pid` has ended (a zombie not yet waited for counts), without reaping it.
+    private static func exited(_ pid: pid_t) -> Bool {
+        var info = siginfo_t()
+        return waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info._sifields._sigchld.si_pid == pid
     }
 
     /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift's Glibc module does not
@@ -67,10 +115,7 @@ public final class ChildProcess: Sendable {
     public func signal(_ signal: Int32) { kill(pid, signal) }
 
     /// Whether it has exited, without reaping it (`wait` still returns its status).
-    public var hasExited: Bool {
-        var info = siginfo_t()
-        return waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info._sifields._sigchld.si_pid == pid
-    }
+    public var hasExited: Bool { Self.exited(pid) }
 
     /// Waits for the process to end, on a thread of its own; returns its exit code, 128 + the signal that
     /// ended it, or -1 when it was already waited for.
@@ -82,6 +127,7 @@ public final class ChildProcess: Sendable {
                 var result: pid_t
                 repeat { result = waitpid(pid, &status, 0) } while result == -1 && errno == EINTR
                 guard result == pid else { return continuation.resume(returning: -1) }
+                Self.running.withLock { _ = $0.remove(pid) }
                 let signal = status & 0x7f
                 continuation.resume(returning: signal == 0 ? (status >> 8) & 0xff : 128 + signal)
             }

@@ -93,6 +93,8 @@ struct Demo: AsyncParsableCommand {
         do { backtest = try Backtest(try options()) } catch { Cyclone.fail("\(error)") }
         let output = ReplayOutput()
         output.say(backtest.header)
+        // Told to stop mid-replay, the demo takes its servers (and a retrain running) down with it.
+        ChildProcess.stopChildrenOnSignals()
         let dashboardPort = dashboardPort
         let (replay, servers) = await database.withClient { client, logger in
             try await backtest.run(client: client, logger: logger, output: output, dashboardPort: dashboardPort)
@@ -125,8 +127,10 @@ struct Demo: AsyncParsableCommand {
         }
         output.say("\n" + backtest.closing(replay, table: backtest.table(replay, labelsOnly: labelsOnly)))
         if serve ?? (isatty(STDIN_FILENO) == 1) {
+            let signals = await UnixSignalsSequence(trapping: [.sigint, .sigterm])
+            ChildProcess.handleSignalsAgain()
             output.say("\nthe dashboard stays up at \(servers.evaluate.base)/dashboard: Ctrl-C to stop")
-            for await _ in await UnixSignalsSequence(trapping: [.sigint, .sigterm]) { break }
+            for await _ in signals { break }
         }
         await servers.stop([servers.evaluate])
     }

@@ -200,6 +200,46 @@ import FoundationNetworking
         }
     }
 
+    /// Told to stop mid-replay (SIGTERM to the demo alone, as a supervisor or `timeout` sends it), the demo
+    /// takes its three servers down with it and exits as the signal would have it, 143.
+    @Test func aDemoToldToStopTakesItsServersWithIt() async throws {
+        let folder = CycloneCommand.temporary("stop")
+        try await withTestDatabase { db in
+            let log = folder + ".out"
+            let demo = try ChildProcess(try Repository.product("cyclone").path,
+                                        arguments: ["demo", "--fast", "--no-serve", "--database-url", db.url, "--folder", folder],
+                                        environment: ProcessInfo.processInfo.environment, stdout: log, stderr: log)
+            var children: [pid_t] = []
+            for _ in 0..<1_200 where children.count < 3 && !demo.hasExited {
+                try await Task.sleep(for: .milliseconds(100))
+                children = Self.children(of: demo.pid)
+            }
+            #expect(children.count == 3, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            demo.signal(SIGTERM)
+            #expect(await demo.wait() == 143)
+            // Ended: gone, or a zombie its new parent has yet to reap.
+            for child in children {
+                let stat = (try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8)) ?? ""
+                let state = stat.lastIndex(of: ")").map { stat[stat.index($0, offsetBy: 2)] }
+                #expect(stat.isEmpty || state == "Z", "server \(child) outlived the demo: \(stat)")
+            }
+        }
+    }
+
+    /// The processes whose parent is `pid`, from /proc.
+    static func children(of pid: pid_t) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry in
+            guard let child = pid_t(entry),
+                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")")
+            else { return nil }
+            // pid (comm) state ppid …: the name may hold spaces, so the fields are read after its last ')'.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && pid_t(fields[1]) == pid ? child : nil
+        }
+    }
+
     /// A CSV of the user's own, out of time order: replayed by its time column, its pattern change seen and
     /// answered by a retrain.
     @Test func backtestReplaysAFileByItsTimeColumn() async throws {
