@@ -48,38 +48,58 @@ public final class ChildProcess: Sendable {
         guard result == 0 else { throw SpawnError(executable: executable, code: result) }
         self.pid = pid
         self.logPath = stdout
-        Self.running.withLock { _ = $0.insert(pid) }
+        // Listed before anyone can wait for it; one started while the others are being stopped stops too.
+        Self.children.withLock { children in
+            children.running.insert(pid)
+            if children.stopping { kill(pid, SIGTERM) }
+        }
     }
 
-    /// The children started and not yet waited for (a pid is not reused before it is waited for).
-    private static let running = Mutex<Set<pid_t>>([])
+    /// The children started and not yet waited for (a pid is listed until just before it is reaped, so it is
+    /// never reused while listed), and whether a signal is stopping them.
+    private struct Children {
+        var running: Set<pid_t> = []
+        var stopping = false
+    }
+    private static let children = Mutex(Children())
     private static let signalSources = Mutex<[any DispatchSourceSignal]>([])
 
     /// Until `handleSignalsAgain()`, SIGTERM, SIGINT and SIGHUP stop this process's children with it: each
-    /// still running gets SIGTERM, has up to `grace` to finish what it holds (a predict its queued writes), and
-    /// then this process exits with 128 + the signal, as the signal's default would have. Without it a
-    /// `cyclone demo` told to stop leaves its servers running, holding their ports. A command line's, not a
-    /// server's (those stop on SIGTERM through their service group).
+    /// still running gets SIGTERM (as does one started meanwhile), has up to `grace` to finish what it holds (a
+    /// predict its queued writes) before SIGKILL, and then this process exits with 128 + the signal, as the
+    /// signal's default would have; a second signal kills them at once. Without it a `cyclone demo` told to
+    /// stop leaves its servers running, holding their ports. A signal this process was started ignoring (under
+    /// `nohup`) stays ignored. A command line's, not a server's (those stop on SIGTERM through their service
+    /// group); grandchildren are their parents' to stop.
     public static func stopChildrenOnSignals(grace: Duration = .seconds(10)) {
         signalSources.withLock { sources in
             guard sources.isEmpty else { return }
             for number in [SIGTERM, SIGINT, SIGHUP] {
-                Glibc.signal(number, SIG_IGN)
+                let previous = Glibc.signal(number, SIG_IGN)
+                if unsafeBitCast(previous, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { continue }
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler {
-                    let children = running.withLock { $0 }
-                    for child in children { kill(child, SIGTERM) }
-                    let deadline = ContinuousClock.now + grace
-                    while ContinuousClock.now < deadline,
-                          children.contains(where: { kill($0, 0) == 0 && !exited($0) }) {
-                        usleep(20_000)
-                    }
-                    exit(128 + number)
-                }
+                source.setEventHandler { stopChildren(signal: number, grace: grace) }
                 source.resume()
                 sources.append(source)
             }
         }
+    }
+
+    private static func stopChildren(signal number: Int32, grace: Duration) {
+        let first = children.withLock { children in
+            defer { children.stopping = true }
+            for child in children.running { kill(child, children.stopping ? SIGKILL : SIGTERM) }
+            return !children.stopping
+        }
+        // A second signal: the children are killed, and this process ends at once (the first's handler is
+        // still waiting, so `_exit`, which runs no exit handlers beside it).
+        guard first else { _exit(128 + number) }
+        let deadline = ContinuousClock.now + grace
+        while ContinuousClock.now < deadline, children.withLock({ $0.running.contains { !exited($0) } }) {
+            usleep(20_000)
+        }
+        children.withLock { children in for child in children.running where !exited(child) { kill(child, SIGKILL) } }
+        exit(128 + number)
     }
 
     /// Ends `stopChildrenOnSignals`: the signals are this process's own to handle again (a demo serving its
@@ -123,11 +143,14 @@ public final class ChildProcess: Sendable {
         let pid = self.pid
         return await withCheckedContinuation { continuation in
             Thread.detachNewThread {
+                // Waited for without reaping, unlisted, then reaped: a listed pid is never one reused.
+                var info = siginfo_t()
+                while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) == -1 && errno == EINTR {}
+                Self.children.withLock { _ = $0.running.remove(pid) }
                 var status: Int32 = 0
                 var result: pid_t
                 repeat { result = waitpid(pid, &status, 0) } while result == -1 && errno == EINTR
                 guard result == pid else { return continuation.resume(returning: -1) }
-                Self.running.withLock { _ = $0.remove(pid) }
                 let signal = status & 0x7f
                 continuation.resume(returning: signal == 0 ? (status >> 8) & 0xff : 128 + signal)
             }

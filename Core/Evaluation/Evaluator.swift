@@ -203,8 +203,7 @@ public struct Evaluator: Sendable {
             referenceLabels = losses.reference.count
             if referenceLabels == referenceSize { lossShift = LossShift(current: losses.current, reference: losses.reference) }
             if let expected = artifact.training?.holdoutLoss, !losses.turnedDown {
-                holdoutLossShift = LossShift(current: Array((losses.reference + losses.current).suffix(referenceSize)),
-                                             expected: expected)
+                holdoutLossShift = LossShift(current: losses.newest, expected: expected)
             }
         }
         // New data since training, for the data-growth challenge: counted for the serving version only.

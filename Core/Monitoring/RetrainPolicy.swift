@@ -56,8 +56,9 @@ func metricValues(_ metrics: [PerformanceMetric: Double?]) -> [String: Double] {
 /// changed), and a mean loss at least `minimumLossRatio` times the reference's (a change too small to be
 /// worth a retrain does not fire, however many labels show it). When the version kept its holdout's losses,
 /// the newest window is also tested against them, the loss it was expected to have (from its first
-/// `minimumLabels` labels on, and until a challenger to it is turned down), each test at `alpha / 2` so that
-/// the two together raise false alarms at `alpha`. A `threshold` set explicitly is a floor besides. With `trigger` `.threshold`, the watched metric breaches when it is worse than the threshold:
+/// `minimumLabels` labels on, and until a challenger to it is turned down). The tests a cycle takes (these
+/// two, and the estimate's when `source` reads one) share `alpha` evenly, so that together they raise false
+/// alarms at `alpha`. A `threshold` set explicitly is a floor besides. With `trigger` `.threshold`, the watched metric breaches when it is worse than the threshold:
 /// absolute (`R² < 0.4`) or relative to the model's own holdout value (`RMSE > 1.25 × holdout`).
 ///
 /// Under the loss trigger a challenger is also asked for once the data has grown by `dataGrowth` since the
@@ -282,21 +283,29 @@ public struct RetrainPolicy: Sendable, Equatable {
         var fired = false
         judgement.lossShift = lossShift
         judgement.holdoutLossShift = holdoutLossShift
-        // Two references, each tested at half the level when both are (Bonferroni): the false alarms of the
-        // two together stay at `alpha`.
+        // Labels short (or estimates preferred): the estimate's expected loss against the reference's as well.
+        // Short means too few labels since the reference window: the holdout test reads older labels too.
+        let labelsShort = (lossShift?.currentRows ?? 0) < minimumLabels
+        let estimated = estimate.flatMap { estimate in
+            estimate.loss.flatMap { loss in
+                estimate.rows >= minimumLabels && (source == .estimated || (source == .auto && labelsShort))
+                    ? (estimate, loss) : nil
+            }
+        }
+        // The tests taken (the first window's, the holdout's, the estimate's) share the level (Bonferroni): the
+        // false alarms of them together stay at `alpha`.
         let decisive = [lossShift, holdoutLossShift].filter { ($0?.currentRows ?? 0) >= minimumLabels }.count
-        let level = alpha / Double(max(decisive, 1))
+        let level = alpha / Double(max(decisive + (estimated == nil ? 0 : 1), 1))
+        func verdict(_ pValue: Double, _ ratio: Double) -> (grown: Bool, why: String) {
+            let grown = pValue < level && ratio >= minimumLossRatio
+            return (grown, grown ? "" : pValue < level ? "; below the least growth of ×\(formatted(minimumLossRatio))"
+                                                       : "; not significant at \(formatted(level))")
+        }
         func test(_ shift: LossShift, against reference: String) -> String {
             let growth = shift.ratio.isFinite ? "×\(formatted(shift.ratio))" : "from nothing"
-            var text = "mean loss \(growth) \(reference) on \(shift.currentRows) labels against \(shift.referenceRows) (Welch p = \(String(format: "%.3g", shift.pValue)))"
-            let grown = shift.pValue < level && shift.ratio >= minimumLossRatio
-            if !grown {
-                text += shift.pValue < level
-                    ? "; below the least growth of ×\(formatted(minimumLossRatio))"
-                    : "; not significant at \(formatted(level))"
-            }
+            let (grown, why) = verdict(shift.pValue, shift.ratio)
             fired = fired || grown
-            return text
+            return "mean loss \(growth) \(reference) on \(shift.currentRows) labels against \(shift.referenceRows) (Welch p = \(String(format: "%.3g", shift.pValue)))" + why
         }
         if let shift = lossShift, shift.currentRows >= minimumLabels {
             statement = test(shift, against: "the reference's")
@@ -310,21 +319,13 @@ public struct RetrainPolicy: Sendable, Equatable {
         if let shift = holdoutLossShift, shift.currentRows >= minimumLabels {
             statement += "; " + test(shift, against: "its holdout's")
         }
-        // Labels short (or estimates preferred): the estimate's expected loss against the reference's.
-        // `estimated` fires on either the labels' test or the estimate's; `auto` takes the estimate alone.
-        let labelsShort = decisive == 0
-        if let estimate, let loss = estimate.loss, estimate.rows >= minimumLabels,
-           source == .estimated || (source == .auto && labelsShort), !(source == .estimated && fired)
-        {
-            judgement.estimated = true
-            fired = loss.pValue < alpha && loss.ratio >= minimumLossRatio
-            let figures = "estimated (\(estimate.method.uppercased()) on \(estimate.rows) predictions, \(estimate.labelled) labelled): mean loss ×\(formatted(loss.ratio)) the reference's (z-test p = \(String(format: "%.2g", loss.pValue)))"
-            statement = labelsShort ? figures : statement + "; " + figures
-            if !fired {
-                statement += loss.pValue < alpha
-                    ? "; below the least growth of ×\(formatted(minimumLossRatio))"
-                    : "; not significant at \(formatted(alpha))"
-            }
+        if let (estimate, loss) = estimated {
+            let (grown, why) = verdict(loss.pValue, loss.ratio)
+            // The decision rests on the estimate unless a test of labels asked for the retrain.
+            judgement.estimated = !fired
+            let figures = "estimated (\(estimate.method.uppercased()) on \(estimate.rows) predictions, \(estimate.labelled) labelled): mean loss ×\(formatted(loss.ratio)) the reference's (z-test p = \(String(format: "%.2g", loss.pValue)))" + why
+            statement = labelsShort && decisive == 0 ? figures : statement + "; " + figures
+            fired = fired || grown
         } else if source == .estimated, !fired {
             statement += "; no estimate (the reference window is not full, or the window is empty)"
         }

@@ -279,10 +279,12 @@ public struct EvaluationWindows: Sendable {
     /// regression and the log loss (probabilities clipped as for the metrics) for a classifier; rows whose
     /// label does not fit are left out.
     ///
-    /// `turnedDown` says whether a challenger to it was ever turned down (known when either window has a row): a
-    /// model trained since did no better than this version, so the loss its holdout promised is out of reach.
+    /// `newest` is the newest `rows` of both together no older than `bounds.maxAge` (the window the holdout
+    /// test reads, from the version's first labels on). `turnedDown` says whether a challenger to it was ever
+    /// turned down (known when either window has a row): a model trained since did no better than this
+    /// version, so the loss its holdout promised is out of reach.
     public func losses(of artifact: ModelArtifact, rows: Int, bounds: WindowBounds, now: Date = Date()) async throws
-        -> (reference: [Double], current: [Double], turnedDown: Bool)
+        -> (reference: [Double], current: [Double], newest: [Double], turnedDown: Bool)
     {
         let loss = Self.loss(artifact.task)
         var bindings = PostgresBindings()
@@ -303,19 +305,20 @@ public struct EvaluationWindows: Sendable {
                   AND created_at >= $4
                   AND (created_at, id) > (SELECT created_at, id FROM reference ORDER BY created_at DESC, id DESC LIMIT 1)
                 ORDER BY created_at DESC, id DESC LIMIT $3)
-            SELECT is_reference, loss, (SELECT at FROM turned_down) > '-infinity' FROM (
+            SELECT is_reference, loss, created_at >= $4, (SELECT at FROM turned_down) > '-infinity' FROM (
                 SELECT true AS is_reference, created_at, id, loss FROM reference
                 UNION ALL
                 SELECT false, created_at, id, loss FROM current) windows
             ORDER BY created_at, id
             """
-        var reference: [Double] = [], current: [Double] = [], turnedDown = false
+        var reference: [Double] = [], current: [Double] = [], recent: [Double] = [], turnedDown = false
         let result = try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
-        for try await (isReference, loss, wasTurnedDown) in result.decode((Bool, Double, Bool).self) {
+        for try await (isReference, loss, isRecent, wasTurnedDown) in result.decode((Bool, Double, Bool, Bool).self) {
             if isReference { reference.append(loss) } else { current.append(loss) }
+            if isRecent { recent.append(loss) }
             turnedDown = wasTurnedDown
         }
-        return (reference, current, turnedDown)
+        return (reference, current, Array(recent.suffix(rows)), turnedDown)
     }
 
     /// The CTE `turned_down(at)`: when a challenger to version `$2` of model `$1` was last turned down

@@ -127,7 +127,7 @@ struct Demo: AsyncParsableCommand {
         }
         output.say("\n" + backtest.closing(replay, table: backtest.table(replay, labelsOnly: labelsOnly)))
         if serve ?? (isatty(STDIN_FILENO) == 1) {
-            let signals = await UnixSignalsSequence(trapping: [.sigint, .sigterm])
+            let signals = await UnixSignalsSequence(trapping: [.sigint, .sigterm, .sighup])
             ChildProcess.handleSignalsAgain()
             output.say("\nthe dashboard stays up at \(servers.evaluate.base)/dashboard: Ctrl-C to stop")
             for await _ in signals { break }
