@@ -69,11 +69,25 @@ public struct TreeEnsemble: Codable, Sendable, Equatable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        // The node arrays element by element through the container's concrete `decode(Double.self)`-style
+        // requirements: `[T].init(from:)` goes through the generic one, whose per-element type checks made
+        // decoding a model of 300 trees half of predict's cold start.
+        func array<T>(_ key: CodingKeys, _ element: (inout any UnkeyedDecodingContainer) throws -> T) throws -> [T] {
+            var items = try c.nestedUnkeyedContainer(forKey: key)
+            var values: [T] = []
+            values.reserveCapacity(items.count ?? 0)
+            while !items.isAtEnd { values.append(try element(&items)) }
+            return values
+        }
         self.init(link: try c.decode(Link.self, forKey: .link), classes: try c.decodeIfPresent([String].self, forKey: .classes),
-                  baseMargin: try c.decode([Double].self, forKey: .baseMargin), roots: try c.decode([Int32].self, forKey: .roots),
-                  outputs: try c.decode([Int32].self, forKey: .outputs), feature: try c.decode([Int32].self, forKey: .feature),
-                  threshold: try c.decode([Double].self, forKey: .threshold), left: try c.decode([Int32].self, forKey: .left),
-                  right: try c.decode([Int32].self, forKey: .right), flags: try c.decode([UInt8].self, forKey: .flags),
+                  baseMargin: try array(.baseMargin) { try $0.decode(Double.self) },
+                  roots: try array(.roots) { try $0.decode(Int32.self) },
+                  outputs: try array(.outputs) { try $0.decode(Int32.self) },
+                  feature: try array(.feature) { try $0.decode(Int32.self) },
+                  threshold: try array(.threshold) { try $0.decode(Double.self) },
+                  left: try array(.left) { try $0.decode(Int32.self) },
+                  right: try array(.right) { try $0.decode(Int32.self) },
+                  flags: try array(.flags) { try $0.decode(UInt8.self) },
                   sets: try c.decodeIfPresent([[UInt32]].self, forKey: .sets) ?? [])
     }
 

@@ -29,6 +29,11 @@ public struct ModelRegistry: Sendable {
     /// was new.
     @discardableResult
     public func register(_ artifact: ModelArtifact, status: Status) async throws -> Bool {
+        // Most starts serve a version registered already (by its retrain, or an earlier instance): asked first,
+        // so a cold start does not encode a large model only for the insert to be skipped.
+        let known = try await client.query("SELECT 1 FROM model WHERE name = \(artifact.name) AND version = \(artifact.version)",
+                                           logger: logger)
+        for try await _ in known.decode(Int.self) { return false }
         let document = String(decoding: try artifact.encoded(), as: UTF8.self)
         let family = artifact.training?.family ?? artifact.predictor.family
         let holdout = try artifact.training?.holdoutMetrics.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }

@@ -48,6 +48,9 @@ import Testing
         let error = try loadError { $0["format"] = 99 }
         #expect(error?.path == "format")
         #expect(error?.message.contains("newer Cyclone") == true)
+        // A newer file that does not decode here (a field it renamed) says the same, not what it lacks.
+        let renamed = try loadError { $0["format"] = 99; $0["features"] = nil }
+        #expect(renamed?.path == "format" && renamed?.message.contains("newer Cyclone") == true, "\(String(describing: renamed))")
     }
 
     @Test func unknownFieldsAreIgnored() throws {
