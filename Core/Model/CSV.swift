@@ -34,8 +34,13 @@ public struct CSV: Sendable {
     }
 
     public init(contentsOf url: URL) throws {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
+        try self.init(bytes: try Self.bytes(of: url))
+    }
+
+    /// The bytes of the file at `url`, or a `ParseError` (line 0) saying why they cannot be read; for a caller
+    /// that needs them besides the table (their digest), so the file is read once.
+    public static func bytes(of url: URL) throws -> [UInt8] {
+        do { return [UInt8](try Data(contentsOf: url)) } catch {
             // Foundation says only "error 256" of a directory.
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
@@ -43,7 +48,6 @@ public struct CSV: Sendable {
             }
             throw ParseError(line: 0, message: "cannot read the file (\(error.localizedDescription))")
         }
-        try self.init(bytes: [UInt8](data))
     }
 
     /// Parses CSV text. Fields may be quoted with `"` (a doubled `""` inside is one quote); line ends may be
@@ -53,7 +57,8 @@ public struct CSV: Sendable {
         try self.init(bytes: Array(text.utf8))
     }
 
-    private init(bytes: [UInt8]) throws {
+    /// Parses CSV bytes, as `init(parsing:)` does text.
+    public init(bytes: [UInt8]) throws {
         let (header, spans, copied) = try bytes.withUnsafeBufferPointer { bytes in
             var reader = Reader(bytes: bytes)
             try reader.read()

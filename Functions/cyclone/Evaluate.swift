@@ -72,9 +72,13 @@ struct Register: AsyncParsableCommand {
         let artifact = Cyclone.model(at: model)
         var rows: [History.Row] = [], unlabelled = 0, source = ""
         if let history, let time {
-            (rows, unlabelled) = Self.historyRows(artifact, file: history, time: time)
-            guard let bytes = FileManager.default.contents(atPath: history) else { Cyclone.fail("\(history): cannot read the file") }
+            // Read once: the rows stored are those of the file whose digest names their source.
+            let bytes: [UInt8], csv: CSV
+            do { bytes = try CSV.bytes(of: URL(fileURLWithPath: history)); csv = try CSV(bytes: bytes) } catch {
+                Cyclone.fail("\(history): \(error)")
+            }
             source = Digest.sha256(bytes)
+            (rows, unlabelled) = Self.historyRows(artifact, csv: csv, file: history, time: time)
             // A retrain reads rows no older than TRAINING_WINDOW_MAX_AGE (evaluate's, which it passes on): say
             // how much of this history that leaves out, by the setting here or its default.
             let environment = ProcessInfo.processInfo.environment["TRAINING_WINDOW_MAX_AGE"].flatMap { $0.isEmpty ? nil : $0 }
@@ -103,12 +107,11 @@ struct Register: AsyncParsableCommand {
         }
     }
 
-    /// The labelled rows of `file` in time order, and how many had no label. The model's features are typed by
-    /// its schema, the file's other columns (but the time and the target) as `train` infers them: a later
-    /// version may use them.
-    static func historyRows(_ artifact: ModelArtifact, file: String, time: String) -> ([History.Row], Int) {
+    /// The labelled rows of `csv` (read from `file`) in time order, and how many had no label. The model's
+    /// features are typed by its schema, the file's other columns (but the time and the target) as `train`
+    /// infers them: a later version may use them.
+    static func historyRows(_ artifact: ModelArtifact, csv: CSV, file: String, time: String) -> ([History.Row], Int) {
         guard let target = artifact.target else { Cyclone.fail("the model names no target, so --history has no label column") }
-        let csv = Cyclone.csv(at: file)
         guard csv.header.contains(target) else { Cyclone.fail("\(file): the model's target '\(target)' is not a column") }
         if let absent = artifact.features.first(where: { $0.required && !csv.header.contains($0.name) }) {
             Cyclone.fail("\(file): the model's feature '\(absent.name)' is not a column")
