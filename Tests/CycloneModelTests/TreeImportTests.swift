@@ -76,6 +76,17 @@ import Testing
         // The artifact survives its file.
         let decoded = try ModelArtifact.decode(try artifact.encoded())
         #expect(decoded == artifact)
+        // A node array's bad element is named with its index.
+        var object = try #require(try JSONSerialization.jsonObject(with: artifact.encoded()) as? [String: Any])
+        var predictor = try #require(object["predictor"] as? [String: Any])
+        var thresholds = try #require(predictor["threshold"] as? [Any])
+        thresholds[2] = "high"
+        predictor["threshold"] = thresholds
+        object["predictor"] = predictor
+        let error = #expect(throws: ArtifactError.self) {
+            try ModelArtifact.decode(try JSONSerialization.data(withJSONObject: object))
+        }
+        #expect(error?.path == "predictor.threshold[2]", "\(String(describing: error))")
     }
 
     @Test func lightGBMsCategoricalSplitsAreImported() throws {
