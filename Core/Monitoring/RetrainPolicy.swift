@@ -58,8 +58,9 @@ func metricValues(_ metrics: [PerformanceMetric: Double?]) -> [String: Double] {
 /// the newest window is also tested against them, the loss it was expected to have (from its first
 /// `minimumLabels` labels on, and until a challenger to it is turned down). The tests a cycle takes (these
 /// two, and the estimate's when `source` reads one) share `alpha` evenly, so that together they raise false
-/// alarms at `alpha`. A `threshold` set explicitly is a floor besides. With `trigger` `.threshold`, the watched metric breaches when it is worse than the threshold:
-/// absolute (`R² < 0.4`) or relative to the model's own holdout value (`RMSE > 1.25 × holdout`).
+/// alarms at `alpha`. A `threshold` set explicitly is a floor besides. With `trigger` `.threshold`, the
+/// watched metric breaches when it is worse than the threshold: absolute (`R² < 0.4`) or relative to the
+/// model's own holdout value (`RMSE > 1.25 × holdout`).
 ///
 /// Under the loss trigger a challenger is also asked for once the data has grown by `dataGrowth` since the
 /// serving version was trained. No decision is taken on fewer than `minimumLabels` labels. Drift alone asks for a retrain only when

@@ -210,22 +210,21 @@ struct LossTestCases: Decodable {
         policy.source = .auto
         let same = (0..<100).map { Double($0 % 10) }
         let expected = try #require(LossShift.summary(same))
-        let estimate = PerformanceEstimate(method: "dle", rows: 100, labelled: 10, referenceRows: 100, metrics: [:],
-                                           loss: .init(estimated: 9, reference: 4.5, ratio: 2, pValue: 0.001))
-        let judgement = policy.judge(task: .regression, metrics: [:], labels: 100, holdout: nil, drift: nil,
-                                     lossShift: shift(current: Array(same.prefix(10)), reference: same),
-                                     holdoutLossShift: LossShift(current: same, expected: expected),
-                                     referenceLabels: 100, referenceSize: 100, estimate: estimate)
+        // Few labels since the reference, a full window against the holdout, and an estimate of p `pValue`.
+        func judged(estimateP pValue: Double) -> Judgement {
+            let estimate = PerformanceEstimate(method: "dle", rows: 100, labelled: 10, referenceRows: 100, metrics: [:],
+                                               loss: .init(estimated: 9, reference: 4.5, ratio: 2, pValue: pValue))
+            return policy.judge(task: .regression, metrics: [:], labels: 100, holdout: nil, drift: nil,
+                                lossShift: shift(current: Array(same.prefix(10)), reference: same),
+                                holdoutLossShift: LossShift(current: same, expected: expected),
+                                referenceLabels: 100, referenceSize: 100, estimate: estimate)
+        }
+        let judgement = judged(estimateP: 0.001)
         #expect(judgement.retrain && judgement.estimated == true, "\(judgement.reason)")
         #expect(judgement.reason.hasPrefix("10 labels since the reference window, fewer than the 50 needed for a decision; mean loss ×1.0 its holdout's on 100 labels against 100 (Welch p = 0.5); not significant at 0.005; estimated (DLE"),
                 "\(judgement.reason)")
         // The estimate is one test of two: at p 0.007 it no longer fires.
-        let weaker = PerformanceEstimate(method: "dle", rows: 100, labelled: 10, referenceRows: 100, metrics: [:],
-                                         loss: .init(estimated: 9, reference: 4.5, ratio: 2, pValue: 0.007))
-        let held = policy.judge(task: .regression, metrics: [:], labels: 100, holdout: nil, drift: nil,
-                                lossShift: shift(current: Array(same.prefix(10)), reference: same),
-                                holdoutLossShift: LossShift(current: same, expected: expected),
-                                referenceLabels: 100, referenceSize: 100, estimate: weaker)
+        let held = judged(estimateP: 0.007)
         #expect(!held.retrain && held.reason.hasSuffix("not significant at 0.005"), "\(held.reason)")
     }
 
