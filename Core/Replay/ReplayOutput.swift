@@ -39,7 +39,7 @@ public struct ReplayOutput: Sendable {
                 text += ", loss ×\(Self.number(shift.ratio)) of its first window's (p \(String(format: "%.2g", shift.pValue)))"
             }
             if let shift = judgement.holdoutLossShift {
-                text += ", ×\(Self.number(shift.ratio)) of its holdout's (p \(String(format: "%.2g", shift.pValue)))"
+                text += ", \(judgement.lossShift == nil ? "loss " : "")×\(Self.number(shift.ratio)) of its holdout's (p \(String(format: "%.2g", shift.pValue)))"
             }
             parts.append(text)
         } else if let labels = live.performance?.labelled {
