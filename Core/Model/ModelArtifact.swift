@@ -104,6 +104,24 @@ public struct HoldoutLoss: Codable, Sendable, Equatable {
         self.values = values
         self.batches = batches
     }
+
+    /// What makes these figures unusable as a reference (losses are finite and never negative; `batches`
+    /// means of at least two losses each, or all `rows` losses), or `nil`.
+    var problem: String? {
+        guard rows > 0 else { return "rows must be 1 or more, found \(rows)" }
+        guard mean.isFinite, mean >= 0 else { return "mean must be a finite loss (0 or more), found \(mean)" }
+        guard batches >= 0, batches == 0 || rows >= 2 * batches else {
+            return "batches must be between 0 and half the \(rows) rows, found \(batches)"
+        }
+        let expected = batches > 0 ? batches : rows
+        guard values.count == expected else {
+            return "values must hold \(expected) \(batches > 0 ? "batch means" : "losses"), found \(values.count)"
+        }
+        if let bad = values.firstIndex(where: { !$0.isFinite || $0 < 0 }) {
+            return "values[\(bad)] must be a finite loss (0 or more), found \(values[bad])"
+        }
+        return nil
+    }
 }
 
 /// Why a model file could not be loaded; `path` names the field at fault (`predictor.coefficients[3]`).
@@ -259,6 +277,9 @@ extension ModelArtifact {
             }
             guard model.baseMargin.allSatisfy(\.isFinite) else { throw ArtifactError(path: "predictor.baseMargin", "must be finite") }
             if let problem = model.problem(width: width) { throw ArtifactError(path: "predictor", problem) }
+        }
+        if let loss = training?.holdoutLoss, let problem = loss.problem {
+            throw ArtifactError(path: "training.holdoutLoss", problem)
         }
     }
 

@@ -53,6 +53,30 @@ import Testing
         #expect(renamed?.path == "format" && renamed?.message.contains("newer Cyclone") == true, "\(String(describing: renamed))")
     }
 
+    /// The holdout's losses are the loss trigger's second reference: figures that cannot be losses, or whose
+    /// count does not match their batches, are refused at load rather than tested against.
+    @Test(arguments: [
+        (#"{"rows": 0, "mean": 1, "values": [], "batches": 0}"#, "rows must be 1 or more"),
+        (#"{"rows": 3, "mean": -1, "values": [1, 1, 1], "batches": 0}"#, "mean must be a finite loss"),
+        (#"{"rows": 3, "mean": 1, "values": [1, 1], "batches": 0}"#, "values must hold 3 losses, found 2"),
+        (#"{"rows": 20, "mean": 1, "values": [1, 1, 1], "batches": 8}"#, "values must hold 8 batch means, found 3"),
+        (#"{"rows": 10, "mean": 1, "values": [1, 1, 1, 1, 1, 1, 1, 1], "batches": 8}"#, "batches must be between 0 and half the 10 rows"),
+        (#"{"rows": 3, "mean": 1, "values": [1, -2, 1], "batches": 0}"#, "values[1] must be a finite loss"),
+        (#"{"rows": 3, "mean": 1, "values": [1, 0, 2], "batches": 0}"#, ""),
+    ])
+    func impossibleHoldoutLossIsRefused(loss: String, message: String) throws {
+        let error = try loadError {
+            $0["training"] = ["family": "logistic", "parameters": ["C": 1.0], "rows": 100,
+                              "holdoutLoss": try! JSONSerialization.jsonObject(with: Data(loss.utf8))]
+        }
+        if message.isEmpty {
+            #expect(error == nil, "\(String(describing: error))")
+        } else {
+            #expect(error?.path == "training.holdoutLoss" && error?.message.hasPrefix(message) == true,
+                    "\(String(describing: error))")
+        }
+    }
+
     @Test func unknownFieldsAreIgnored() throws {
         #expect(try loadError { $0["addedByALaterVersion"] = ["x": 1] } == nil)
     }
