@@ -195,14 +195,18 @@ public struct Evaluator: Sendable {
         }
 
         // The loss tests: the window's per-row losses against the version's reference window (its first full
-        // one), and the newest window's against the loss its holdout promised, until a challenger to it was
-        // turned down (a model trained since did no better: what the holdout promised is out of reach).
+        // one), and the newest window's against the loss its holdout promised, except for a while after a
+        // challenger to it was turned down (a model trained since did no better: what the holdout promised
+        // was out of reach; the wait doubles with each turn-down).
         var lossShift: LossShift?, holdoutLossShift: LossShift?, referenceLabels = 0
         if settings.policy.trigger == .loss {
             let losses = try await windows.losses(of: artifact, rows: referenceSize, bounds: settings.performance, now: now)
             referenceLabels = losses.reference.count
             if referenceLabels == referenceSize { lossShift = LossShift(current: losses.current, reference: losses.reference) }
-            if let expected = artifact.training?.holdoutLoss, !losses.turnedDown {
+            if let expected = artifact.training?.holdoutLoss,
+               EvaluationWindows.holdoutTestArmed(turnDowns: losses.turnDowns,
+                                                  labelsSinceTurnDown: losses.labelsSinceTurnDown, window: referenceSize)
+            {
                 holdoutLossShift = LossShift(current: losses.newest, expected: expected)
             }
         }

@@ -56,7 +56,8 @@ func metricValues(_ metrics: [PerformanceMetric: Double?]) -> [String: Double] {
 /// changed), and a mean loss at least `minimumLossRatio` times the reference's (a change too small to be
 /// worth a retrain does not fire, however many labels show it). When the version kept its holdout's losses,
 /// the newest window is also tested against them, the loss it was expected to have (from its first
-/// `minimumLabels` labels on, and until a challenger to it is turned down). The tests a cycle takes (these
+/// `minimumLabels` labels on; after a challenger to it is turned down, once a window of fresh labels has come,
+/// twice that after a second, and so on: `EvaluationWindows.holdoutTestArmed`). The tests a cycle takes (these
 /// two, and the estimate's when `source` reads one) share `alpha` evenly, so that together they raise false
 /// alarms at `alpha`. A `threshold` set explicitly is a floor besides. With `trigger` `.threshold`, the
 /// watched metric breaches when it is worse than the threshold: absolute (`R² < 0.4`) or relative to the

@@ -280,11 +280,12 @@ public struct EvaluationWindows: Sendable {
     /// label does not fit are left out.
     ///
     /// `newest` is the newest `rows` of both together no older than `bounds.maxAge` (the window the holdout
-    /// test reads, from the version's first labels on). `turnedDown` says whether a challenger to it was ever
-    /// turned down (known when either window has a row): a model trained since did no better than this
-    /// version, so the loss its holdout promised is out of reach.
+    /// test reads, from the version's first labels on). `turnDowns` counts the challengers to it turned down
+    /// and `labelsSinceTurnDown` the labelled rows since the last (both known when either window has a row):
+    /// a model trained since did no better than this version, so the loss its holdout promised is out of
+    /// reach until more data has come (`holdoutTestArmed`).
     public func losses(of artifact: ModelArtifact, rows: Int, bounds: WindowBounds, now: Date = Date()) async throws
-        -> (reference: [Double], current: [Double], newest: [Double], turnedDown: Bool)
+        -> (reference: [Double], current: [Double], newest: [Double], turnDowns: Int, labelsSinceTurnDown: Int)
     {
         let loss = Self.loss(artifact.task)
         var bindings = PostgresBindings()
@@ -304,28 +305,44 @@ public struct EvaluationWindows: Sendable {
                 WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL AND \(loss) IS NOT NULL
                   AND created_at >= $4
                   AND (created_at, id) > (SELECT created_at, id FROM reference ORDER BY created_at DESC, id DESC LIMIT 1)
-                ORDER BY created_at DESC, id DESC LIMIT $3)
-            SELECT is_reference, loss, created_at >= $4, (SELECT at FROM turned_down) > '-infinity' FROM (
+                ORDER BY created_at DESC, id DESC LIMIT $3),
+            since_turn_down AS (
+                SELECT count(*)::int AS labels FROM prediction
+                WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL AND \(loss) IS NOT NULL
+                  AND created_at > (SELECT at FROM turned_down))
+            SELECT is_reference, loss, created_at >= $4, (SELECT times FROM turned_down),
+                   (SELECT labels FROM since_turn_down) FROM (
                 SELECT true AS is_reference, created_at, id, loss FROM reference
                 UNION ALL
                 SELECT false, created_at, id, loss FROM current) windows
             ORDER BY created_at, id
             """
-        var reference: [Double] = [], current: [Double] = [], recent: [Double] = [], turnedDown = false
+        var reference: [Double] = [], current: [Double] = [], recent: [Double] = [], turnDowns = 0, since = 0
         let result = try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
-        for try await (isReference, loss, isRecent, wasTurnedDown) in result.decode((Bool, Double, Bool, Bool).self) {
+        for try await (isReference, loss, isRecent, times, labels) in result.decode((Bool, Double, Bool, Int, Int).self) {
             if isReference { reference.append(loss) } else { current.append(loss) }
             if isRecent { recent.append(loss) }
-            turnedDown = wasTurnedDown
+            (turnDowns, since) = (times, labels)
         }
-        return (reference, current, Array(recent.suffix(rows)), turnedDown)
+        return (reference, current, Array(recent.suffix(rows)), turnDowns, since)
     }
 
-    /// The CTE `turned_down(at)`: when a challenger to version `$2` of model `$1` was last turned down
-    /// (discarded, rolled back, or a candidate rejected), `-infinity` if never; its reference starts after it.
+    /// Whether a version is held to its holdout's loss: always until a challenger to it is turned down; after
+    /// the `turnDowns`-th, once `window × 2^(turnDowns − 1)` labels have come since (one window, then two, four…).
+    /// A turn-down says today's loss is out of a new model's reach on today's data; more data may bring it back
+    /// within reach (the world moved on, or a model learns more from more rows), and the doubling wait keeps a
+    /// version whose holdout promised too much from asking again and again: its retrains grow only as the
+    /// logarithm of its labels.
+    public static func holdoutTestArmed(turnDowns: Int, labelsSinceTurnDown: Int, window: Int) -> Bool {
+        turnDowns == 0 || labelsSinceTurnDown >= window << min(turnDowns - 1, 40)
+    }
+
+    /// The CTE `turned_down(at, times)`: when a challenger to version `$2` of model `$1` was last turned down
+    /// (discarded, rolled back, or a candidate rejected), `-infinity` if never, and how many times; its
+    /// reference starts after it.
     static let turnedDown = """
         turned_down AS (
-            SELECT coalesce(max(created_at), '-infinity'::timestamptz) AS at FROM event
+            SELECT coalesce(max(created_at), '-infinity'::timestamptz) AS at, count(*)::int AS times FROM event
             WHERE model_name = $1
               AND ((kind IN ('discarded', 'rolled_back') AND detail->>'live_version' = $2)
                    OR (kind = 'retrain_finished' AND detail->>'status' = 'rejected' AND detail->>'parent' = $2)))

@@ -57,7 +57,9 @@ import Testing
 
     /// A version that serves a world already broken is its own first window, so that test never fires; the
     /// loss its holdout promised does, as soon as there are labels enough for a decision, and says so. A
-    /// turned-down challenger retires the promise: the same evidence does not ask again.
+    /// turned-down challenger retires the promise for a while: a window of fresh labels after the first
+    /// turn-down, two after the second, four after the third, so that a promise out of reach asks again only
+    /// as the logarithm of the labels.
     @Test func aVersionPoorFromItsFirstRowIsHeldToItsHoldout() async throws {
         let model = try trainedModel(holdout: 0.2)
         try await withTestDatabase { db in
@@ -74,15 +76,26 @@ import Testing
             let reason = caught.judgement?.reason ?? ""
             #expect(reason.hasPrefix("the reference window is filling: 50 of 100 labels; mean loss ×") &&
                     reason.contains("its holdout's on 50 labels against 120"), "\(reason)")
-            try await EvaluationStore(client: db.client, logger: .test).event(
-                .retrainFinished, name: "demand", version: "2",
-                detail: ["status": "rejected", "parent": "1", "reason": "not 1 % better"])
-            try await Task.sleep(for: .milliseconds(100))
-            for _ in 0..<8 {
+            // Each challenger is turned down; the next is asked for once the wait is over, not before.
+            var asked: [Int] = []
+            for cycle in 1...28 {
+                if cycle == 1 || asked.last == cycle - 1 {
+                    try await EvaluationStore(client: db.client, logger: .test).event(
+                        .retrainFinished, name: "demand", version: "\(asked.count + 2)",
+                        detail: ["status": "rejected", "parent": "1", "reason": "not 1 % better"])
+                    try await Task.sleep(for: .milliseconds(100))
+                }
                 try await db.store(try regressionRows(model, stream.rows(25, broken: true)), model: model, spacing: 0.0001)
                 let evaluation = try #require(try await evaluator(db, Self.environment).run().models.first)
-                #expect(evaluation.action.kind == .none && evaluation.judgement?.holdoutLossShift == nil, "\(evaluation)")
+                if evaluation.action.kind == .retrainStarted {
+                    asked.append(cycle)
+                    #expect(evaluation.judgement?.reason.contains("its holdout's on 100 labels") == true, "\(evaluation)")
+                } else {
+                    #expect(evaluation.action.kind == .none, "\(evaluation)")
+                }
             }
+            // 100 labels (4 cycles of 25) after the first rejection, 200 after the second, 400 after the third.
+            #expect(asked == [4, 12, 28], "challengers asked for at cycles \(asked)")
         }
     }
 
