@@ -281,7 +281,8 @@ public struct EvaluationWindows: Sendable {
     ///
     /// `newest` is the newest `rows` of both together no older than `bounds.maxAge` (the window the holdout
     /// test reads, from the version's first labels on). `turnDowns` counts the challengers to it turned down
-    /// and `labelsSinceTurnDown` the labelled rows since the last (both known when either window has a row):
+    /// and `labelsSinceTurnDown` the labelled rows since the last, up to the wait `holdoutTestArmed` asks
+    /// (both known when either window has a row):
     /// a model trained since did no better than this version, so the loss its holdout promised is out of
     /// reach until more data has come (`holdoutTestArmed`).
     public func losses(of artifact: ModelArtifact, rows: Int, bounds: WindowBounds, now: Date = Date()) async throws
@@ -306,10 +307,13 @@ public struct EvaluationWindows: Sendable {
                   AND created_at >= $4
                   AND (created_at, id) > (SELECT created_at, id FROM reference ORDER BY created_at DESC, id DESC LIMIT 1)
                 ORDER BY created_at DESC, id DESC LIMIT $3),
-            since_turn_down AS (
-                SELECT count(*)::int AS labels FROM prediction
-                WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL AND \(loss) IS NOT NULL
-                  AND created_at > (SELECT at FROM turned_down))
+            since_turn_down AS (  -- counted only so far as the wait needs (none before a turn-down)
+                SELECT count(*)::int AS labels FROM (
+                    SELECT 1 FROM prediction
+                    WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL AND \(loss) IS NOT NULL
+                      AND created_at > (SELECT at FROM turned_down)
+                    LIMIT (SELECT CASE WHEN times = 0 THEN 0 ELSE $3::bigint << least(times - 1, 40) END
+                           FROM turned_down)) fresh)
             SELECT is_reference, loss, created_at >= $4, (SELECT times FROM turned_down),
                    (SELECT labels FROM since_turn_down) FROM (
                 SELECT true AS is_reference, created_at, id, loss FROM reference
