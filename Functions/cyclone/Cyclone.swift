@@ -2,9 +2,10 @@ import ArgumentParser
 import CycloneModel
 import Foundation
 
-@main
-struct Cyclone: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+/// The operator command. Its entry point is `main()`: its own executable's `main.swift` calls it, and so does
+/// the serve image's multi-call binary (`cyclone-serve`).
+public struct Cyclone: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "cyclone",
         abstract: "Operate Cyclone: train and register models, evaluate them, migrate and maintain the evaluation store.",
         subcommands: [Demo.self, Train.self, Import.self, Score.self, Profile.self, DriftCommand.self, EstimateCommand.self, ImageCommand.self, Migrate.self, PartitionsCommand.self, Register.self,
@@ -13,7 +14,7 @@ struct Cyclone: AsyncParsableCommand {
     /// Runs the command line; a first word that is neither an option nor a subcommand is named as such.
     /// `cyclone --version` prints the version here: ArgumentParser's own flag would also answer a subcommand's
     /// `--version` option (`train … --version 3`) whenever that command line has another fault.
-    static func main() async {
+    public static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments == ["--version"] {
             print("cyclone \(version)")
@@ -25,6 +26,8 @@ struct Cyclone: AsyncParsableCommand {
         }
         await main(arguments)
     }
+
+    public init() {}
 
     /// This build's version, as `--version` prints it.
     static let version = "0.16.0"

@@ -4,9 +4,10 @@ import CycloneRuntime
 import Foundation
 import Logging
 
-@main
-struct EvaluateFunction {
-    static func main() async {
+/// The function's entry point: its own executable's `main.swift` calls it, and so does the serve image's
+/// multi-call binary (`cyclone-serve`).
+public enum EvaluateFunction {
+    public static func main() async {
         let reader = ConfigReader.cyclone()
         let logger = CloudLogging.bootstrap(label: "evaluate", reader: reader)
         await FunctionMain.run("evaluate", reader: reader, logger: logger) { reader in

@@ -171,7 +171,7 @@ import Testing
     @Test func everyBinaryNamedIsAProduct() async throws {
         let manifest = try String(contentsOf: Repository.root.appendingPathComponent("Package.swift"), encoding: .utf8)
         let products = Set(manifest.matches(of: #/\.executable\(name: "([a-z-]+)"/#).map { String($0.output.1) })
-        #expect(products == ["predict", "label-ingest", "evaluate", "retrain", "cyclone"])
+        #expect(products == ["predict", "label-ingest", "evaluate", "retrain", "cyclone", "cyclone-serve"])
         var named: [(String, String)] = []
         for dockerfile in ["Dockerfile.serve", "Dockerfile.train"] {
             let text = try String(contentsOf: Repository.root.appendingPathComponent(dockerfile), encoding: .utf8)
@@ -186,6 +186,24 @@ import Testing
         for workload in Workload.all(try await Terraform.load()) { named.append((workload.resource, workload.binary)) }
         for (place, binary) in named {
             #expect(products.contains(binary), "\(place) names \(binary), which Package.swift does not build")
+        }
+    }
+
+    /// The serve image carries one multi-call binary: each command it links to it is one the binary answers
+    /// by name, and every workload runs a command the serve image links, or retrain from the train image.
+    @Test func theServeImageLinksEveryCommandItsWorkloadsRun() async throws {
+        let dockerfile = try String(contentsOf: Repository.root.appendingPathComponent("Dockerfile.serve"), encoding: .utf8)
+        let links = try #require(dockerfile.firstMatch(of: #/for command in ([a-z -]+); do ln -s cyclone-serve/#))
+            .output.1.split(separator: " ").map(String.init)
+        let serve = try String(contentsOf: Repository.root.appendingPathComponent("Functions/main/serve/main.swift"),
+                               encoding: .utf8)
+        let answered = Set(serve.matches(of: #/"([a-z-]+)": \{ await/#).map { String($0.output.1) })
+        #expect(Set(links) == answered && answered == ["predict", "label-ingest", "evaluate", "cyclone"],
+                "links \(links), commands \(answered.sorted())")
+        #expect(dockerfile.contains(#"CMD ["predict"]"#))
+        for workload in Workload.all(try await Terraform.load()) {
+            #expect(links.contains(workload.binary) || workload.binary == "retrain",
+                    "\(workload.resource) runs \(workload.binary), which the serve image does not link")
         }
     }
 }

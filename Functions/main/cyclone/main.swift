@@ -1,0 +1,3 @@
+import CycloneCLI
+
+await Cyclone.main()

@@ -1,0 +1,3 @@
+import Evaluate
+
+await EvaluateFunction.main()

@@ -1,0 +1,3 @@
+import LabelIngest
+
+await LabelIngestFunction.main()

@@ -1,0 +1,3 @@
+import Predict
+
+await PredictFunction.main()
