@@ -203,10 +203,12 @@ public struct FeatureTable: Sendable {
         return Double(text.trimmingCharacters(in: .whitespaces))
     }
 
-    /// A plain decimal (`-12.5`, `3e-4`) of at most 15 significant digits whose power of ten is within ±22,
-    /// read exactly: its digits and the power of ten are both exact doubles, so one multiplication or division
-    /// rounds correctly (Clinger's fast path) and gives what `strtod` gives. `nil` for anything else, which
-    /// then takes the full parser.
+    /// A plain decimal (`-12.5`, `3e-4`, `0.66845540886198762`) read exactly, or `nil` for anything else, which
+    /// then takes the full parser. Up to 15 significant digits with a power of ten within ±22, its digits and
+    /// the power are both exact doubles, so one multiplication or division rounds correctly (Clinger's fast
+    /// path). Up to 19 digits (what `%.17g` writes) below the decimal point, as far as 10⁻²⁷, the quotient is
+    /// estimated in doubles and then checked, and moved by an ulp if need be, against the exact value in
+    /// 128-bit integers (`nearestDouble`): what `strtod` gives, without its arbitrary precision.
     static func fastDecimal(_ bytes: UnsafeBufferPointer<UInt8>) -> Double? {
         var i = 0
         let n = bytes.count
@@ -222,7 +224,7 @@ public struct FeatureTable: Sendable {
             if b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") {
                 seen = true
                 if mantissa != 0 || b != UInt8(ascii: "0") { digits += 1 }
-                guard digits <= 15 else { return nil }
+                guard digits <= 19 else { return nil }
                 mantissa = mantissa * 10 + UInt64(b - UInt8(ascii: "0"))
                 if point { exponent -= 1 }
             } else if b == UInt8(ascii: "."), !point {
@@ -251,10 +253,64 @@ public struct FeatureTable: Sendable {
             }
             exponent += negativeExponent ? -value : value
         }
-        guard (-22...22).contains(exponent) else { return mantissa == 0 ? (negative ? -0.0 : 0) : nil }
-        let magnitude = exponent >= 0 ? Double(mantissa) * powersOfTen[exponent] : Double(mantissa) / powersOfTen[-exponent]
+        if mantissa == 0 { return negative ? -0.0 : 0 }
+        let magnitude: Double
+        if digits <= 15, (-22...22).contains(exponent) {
+            magnitude = exponent >= 0 ? Double(mantissa) * powersOfTen[exponent] : Double(mantissa) / powersOfTen[-exponent]
+        } else if exponent == 0 {
+            magnitude = Double(mantissa)  // an integer of up to 19 digits: one correctly rounded conversion
+        } else if (-27 ... -1).contains(exponent), let nearest = nearestDouble(mantissa, overPowerOfTen: -exponent) {
+            magnitude = nearest
+        } else {
+            return nil
+        }
         return negative ? -magnitude : magnitude
     }
+
+    /// The double nearest to `mantissa` / 10^`k` (ties to even), for 1 ≤ `k` ≤ 27, or `nil` in the rare case
+    /// the estimate is too far off to be settled here. The estimate (two roundings, so within an ulp or two) is
+    /// tested against the midpoints between it and its neighbours: whether `mantissa / (5^k · 2^k)` lies above
+    /// `m · 2^e` is whether `mantissa` lies above `m · 5^k · 2^(e+k)`, two integers of at most 118 bits.
+    static func nearestDouble(_ mantissa: UInt64, overPowerOfTen k: Int) -> Double? {
+        let fivePower = UInt128(powersOfFive[k])
+        // The sign of mantissa / 10^k − m · 2^e.
+        func compare(_ m: UInt64, _ e: Int) -> Int? {
+            let shift = e + k
+            var left = UInt128(mantissa), right = UInt128(m) * fivePower
+            if shift >= 0 {
+                guard shift <= 8 else { return nil }
+                right <<= UInt128(shift)
+            } else {
+                guard shift >= -63 else { return nil }
+                left <<= UInt128(-shift)
+            }
+            return left < right ? -1 : left > right ? 1 : 0
+        }
+        var estimate = k <= 22 ? Double(mantissa) / powersOfTen[k] : Double(mantissa) / powersOfTen[22] / powersOfTen[k - 22]
+        for _ in 0..<4 {
+            guard estimate.isNormal else { return nil }
+            // estimate = m · 2^e, m of 53 bits; its neighbours' midpoints are (2m ± 1) · 2^(e−1), but the one
+            // below a power of two is (4m − 1) · 2^(e−2).
+            let m = estimate.significandBitPattern | (1 << 52), e = Int(estimate.exponentBitPattern) - 1075
+            guard let above = compare(2 * m + 1, e - 1),
+                  let below = m == 1 << 52 ? compare(4 * m - 1, e - 2) : compare(2 * m - 1, e - 1)
+            else { return nil }
+            if above > 0 {
+                estimate = estimate.nextUp
+            } else if below < 0 {
+                estimate = estimate.nextDown
+            } else if above == 0 || below == 0 {
+                // Halfway: to the even significand (a power of two is even, and its neighbour below odd).
+                return m & 1 == 0 ? estimate : above == 0 ? estimate.nextUp : estimate.nextDown
+            } else {
+                return estimate
+            }
+        }
+        return nil
+    }
+
+    /// 5⁰ … 5²⁷, each below 2⁶³.
+    static let powersOfFive: [UInt64] = (0...27).map { k in (0..<k).reduce(1) { value, _ in value * 5 } }
 
     /// 10⁰ … 10²², each exact.
     static let powersOfTen: [Double] = (0...22).map { k in (0..<k).reduce(1.0) { value, _ in value * 10 } }
