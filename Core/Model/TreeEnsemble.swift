@@ -109,7 +109,7 @@ public struct TreeEnsemble: Codable, Sendable, Equatable {
         var left: Int32
         var feature: Int16
         var flags: UInt8
-        /// A numeric split with NaN missing and a strict threshold: only `defaultLeft` besides.
+        /// A numeric split with a strict threshold and a fixed way for NaN: only `defaultLeft` besides.
         static let fast: UInt8 = 128
     }
 
@@ -133,12 +133,14 @@ public struct TreeEnsemble: Codable, Sendable, Equatable {
                 head += 1
                 nodes[new].threshold = threshold[old]
                 guard feature[old] >= 0 else { continue }
-                // A numeric split whose NaN is missing walks the fast path: `x <= t` becomes `x < t.nextUp`
-                // (the same for every finite x; the encoder admits no infinities), and `fast` says so.
+                // A numeric split walks the fast path: `x <= t` becomes `x < t.nextUp` (the same for every
+                // finite x; the encoder admits no infinities), and `fast` says so. A NaN goes the default way
+                // when it is missing, and otherwise where LightGBM sends it, as 0: that way becomes the default.
                 let flag = flags[old]
-                let simple = flag & (Flag.categorical | Flag.zeroMissing) == 0 && flag & Flag.nanMissing != 0
+                let simple = flag & (Flag.categorical | Flag.zeroMissing) == 0
                 if simple && flag & Flag.inclusive != 0 { nodes[new].threshold = threshold[old].nextUp }
-                nodes[new].flags = simple ? (flag & Flag.defaultLeft) | Node.fast : flag
+                let nanLeft = flag & Flag.nanMissing != 0 ? flag & Flag.defaultLeft != 0 : 0 < nodes[new].threshold
+                nodes[new].flags = simple ? (nanLeft ? Flag.defaultLeft : 0) | Node.fast : flag
                 nodes[new].feature = Int16(feature[old])
                 nodes[new].left = Int32(nodes.count)
                 nodes.append(Node(threshold: 0, left: -1, feature: -1, flags: 0))
