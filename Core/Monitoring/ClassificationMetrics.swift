@@ -1,3 +1,4 @@
+import CycloneModel
 import Foundation
 
 /// Probabilities are clipped to `[eps, 1 − eps]` before taking logs, with `eps` the machine epsilon of
@@ -72,10 +73,20 @@ public struct BinaryMetrics: Sendable, Equatable {
 
 /// Area under the ROC curve: the probability that a random positive scores above a random negative, ties
 /// counting half (the Mann–Whitney U statistic with average ranks). `nil` when either class is absent.
-/// Depends only on the order of the scores. Cost: a sort, O(n log n).
+/// Depends only on the order of the scores. Cost: a sort, a radix sort unless a score is NaN.
 public func rocAUC(scores: [Double], positives: [Bool]) -> Double? {
     let n = min(scores.count, positives.count)
-    let order = (0..<n).sorted { scores[$0] < scores[$1] }
+    // Tied scores share their ranks, so their order is free and the radix sort's serves; NaN, which it does not
+    // take, is ordered as `<` leaves it.
+    let order = scores[..<n].contains(where: \.isNaN) ? (0..<n).sorted { scores[$0] < scores[$1] }
+        : sortedOrder(n == scores.count ? scores : Array(scores[..<n]))
+    return rocAUC(scores: scores, positives: positives, ascending: order)
+}
+
+/// `rocAUC(scores:positives:)` of the first `order.count` rows, given the indices that put their scores in
+/// ascending order (tied scores in any order): for a caller that has sorted them already.
+func rocAUC(scores: [Double], positives: [Bool], ascending order: [Int]) -> Double? {
+    let n = order.count
     var positiveRankSum = 0.0
     var positiveCount = 0
     var i = 0

@@ -83,23 +83,29 @@ public struct ConfidenceBasedEstimation: Sendable {
         else { return nil }
         self.metrics = metrics
         let labels = labelled.map(\.1), probabilities = reference.map(\.probability), predicted = reference.map(\.predicted)
-        let decision = Self.needsCalibration(labels: labels, probabilities: probabilities)
+        // The probabilities are sorted once, for the calibration test and the calibrator alike. The test (its
+        // shuffle splits are drawn one after the other) and the metrics' components and thresholds do not
+        // depend on each other, so they are worked out side by side.
+        let order = sortedOrder(probabilities)
+        let chunks = Self.chunks(reference.count, size: chunkSize)
+        let (decision, measured) = concurrently({
+            Self.needsCalibration(labels: labels, probabilities: probabilities, order: order)
+        }, {
+            metrics.map { metric in
+                let realised = chunks.map { range in
+                    Self.realised(metric, labels: Array(labels[range]), predicted: Array(predicted[range]),
+                                  probabilities: Array(probabilities[range]))
+                }
+                return (components: Self.components(metric, labels: labels, predicted: predicted, probabilities: probabilities),
+                        thresholds: Self.thresholds(realised))
+            }
+        })
         calibrates = decision.needs
         calibrationError = decision.errors
-        calibrator = calibrates ? IsotonicRegression(x: probabilities, y: labels.map(Double.init)) : nil
-        var components: [Metric: (Double, Double)] = [:]
-        var thresholds: [Metric: (Double, Double)] = [:]
-        let chunks = Self.chunks(reference.count, size: chunkSize)
-        for metric in metrics {
-            components[metric] = Self.components(metric, labels: labels, predicted: predicted, probabilities: probabilities)
-            let realised = chunks.map { range in
-                Self.realised(metric, labels: Array(labels[range]), predicted: Array(predicted[range]),
-                              probabilities: Array(probabilities[range]))
-            }
-            thresholds[metric] = Self.thresholds(realised)
-        }
-        self.components = components
-        self.thresholds = thresholds
+        calibrator = calibrates ? IsotonicRegression(ascending: order.map { probabilities[$0] },
+                                                     labels: order.map { Double(labels[$0]) }) : nil
+        components = Dictionary(zip(metrics, measured.map(\.components)), uniquingKeysWith: { $1 })
+        thresholds = Dictionary(zip(metrics, measured.map(\.thresholds)), uniquingKeysWith: { $1 })
     }
 
     /// The probabilities as the estimation reads them: calibrated when the reference needed it.
@@ -129,24 +135,40 @@ public struct ConfidenceBasedEstimation: Sendable {
 
     /// Whether isotonic calibration lowers the expected calibration error of the probabilities, over ten
     /// stratified shuffle splits (a tenth held out, seed 42) of the reference, as NannyML decides it; with the
-    /// two errors. A model already separating the classes (ROC AUC above 0.999) is left alone.
-    static func needsCalibration(labels: [Int], probabilities: [Double]) -> (needs: Bool, errors: (before: Double, after: Double)?) {
-        guard let auc = rocAUC(scores: probabilities, positives: labels.map { $0 == 1 }), auc <= 0.999 else {
-            return (false, nil)
-        }
+    /// two errors. A model already separating the classes (ROC AUC above 0.999) is left alone. `order` puts the
+    /// probabilities in ascending order (`sortedOrder`), for a caller that has it.
+    static func needsCalibration(labels: [Int], probabilities: [Double], order: [Int]? = nil)
+        -> (needs: Bool, errors: (before: Double, after: Double)?)
+    {
+        let order = order ?? sortedOrder(probabilities)
+        guard let auc = rocAUC(scores: probabilities, positives: labels.map { $0 == 1 }, ascending: order), auc <= 0.999
+        else { return (false, nil) }
         // The splits' calibrators are fitted side by side, and their held-out rows put together in split order.
+        // A split's training rows are taken in the order of all the rows, so no fit sorts: the labels are 0 or
+        // 1, and rows of equal probability add up to the same whatever their order.
         let splits = stratifiedShuffleSplits(labels, splits: 10, testShare: 0.1, seed: 42)
+        let sortedProbabilities = order.map { probabilities[$0] }
         let heldCalibrated = concurrentMap(splits.count) { split in
             let (train, test) = splits[split]
-            let calibrator = IsotonicRegression(x: train.map { probabilities[$0] }, y: train.map { Double(labels[$0]) })
+            var isTraining = [Bool](repeating: false, count: probabilities.count)
+            for row in train { isTraining[row] = true }
+            var x: [Double] = [], y: [Double] = []
+            x.reserveCapacity(train.count)
+            y.reserveCapacity(train.count)
+            for (rank, row) in order.enumerated() where isTraining[row] {
+                x.append(sortedProbabilities[rank])
+                y.append(Double(labels[row]))
+            }
+            let calibrator = IsotonicRegression(ascending: x, labels: y)
             return test.map { calibrator.predict(probabilities[$0]) }
         }.flatMap { $0 }
         let heldLabels = splits.flatMap { $0.test.map { labels[$0] } }
         let heldProbabilities = splits.flatMap { $0.test.map { probabilities[$0] } }
         let edges = binEdges(heldProbabilities.count, bins: 10)
-        let before = expectedCalibrationError(labels: heldLabels, probabilities: heldProbabilities, edges: edges)
-        let after = expectedCalibrationError(labels: heldLabels, probabilities: heldCalibrated, edges: edges)
-        return (before > after, (before, after))
+        let errors = concurrentMap(2) { k in
+            expectedCalibrationError(labels: heldLabels, probabilities: k == 0 ? heldProbabilities : heldCalibrated, edges: edges)
+        }
+        return (errors[0] > errors[1], (errors[0], errors[1]))
     }
 
     /// NannyML's expected calibration error: the rows sorted by probability (stably) and cut into equal bins by
@@ -267,7 +289,7 @@ public struct ConfidenceBasedEstimation: Sendable {
         case .specificity: return tn + fp > 0 ? Double(tn) / Double(tn + fp) : .nan
         default: break
         }
-        guard Set(labels).count > 1, Set(predicted).count > 1 else { return .nan }
+        guard labels.contains(where: { $0 != labels[0] }), predicted.contains(where: { $0 != predicted[0] }) else { return .nan }
         switch metric {
         case .precision: return tp + fp > 0 ? Double(tp) / Double(tp + fp) : 0
         case .recall: return tp + fn > 0 ? Double(tp) / Double(tp + fn) : 0
@@ -365,7 +387,7 @@ struct IsotonicRegression: Sendable {
     /// Fits `targets` against `values` (at least one pair; NaN-free).
     init(x values: [Double], y targets: [Double]) {
         precondition(!values.isEmpty && values.count == targets.count, "isotonic regression needs pairs to fit")
-        // Sorted by x then y (numpy's lexsort), equal x merged into their mean (within 1e-15 of a group's first).
+        // Sorted by x then y (numpy's lexsort).
         var order = sortedOrder(values)
         // Equal x (in index order) then by y.
         var start = 0
@@ -375,14 +397,27 @@ struct IsotonicRegression: Sendable {
             if end - start > 1 { order[start..<end].sort { (targets[$0], $0) < (targets[$1], $1) } }
             start = end
         }
+        self.init(sorted: order.map { values[$0] }, targets: order.map { targets[$0] })
+    }
+
+    /// Fits 0/1 `labels` against `values` already in ascending order, rows of equal value in any order: a
+    /// group's sum of labels is exact, so it is what the sort by label would give.
+    init(ascending values: [Double], labels: [Double]) {
+        precondition(!values.isEmpty && values.count == labels.count, "isotonic regression needs pairs to fit")
+        self.init(sorted: values, targets: labels)
+    }
+
+    /// Fits `targets` against `values` in the order of numpy's lexsort (by value, then target).
+    private init(sorted values: [Double], targets: [Double]) {
+        // Equal x merged into their mean (within 1e-15 of a group's first).
         var xs: [Double] = [], ys: [Double] = [], weights: [Double] = []
-        var currentX = values[order[0]], sum = 0.0, weight = 0.0
-        for index in order {
-            if values[index] - currentX >= 1e-15 {
+        var currentX = values[0], sum = 0.0, weight = 0.0
+        for (value, target) in zip(values, targets) {
+            if value - currentX >= 1e-15 {
                 xs.append(currentX); ys.append(sum / weight); weights.append(weight)
-                currentX = values[index]; sum = targets[index]; weight = 1
+                currentX = value; sum = target; weight = 1
             } else {
-                sum += targets[index]; weight += 1
+                sum += target; weight += 1
             }
         }
         xs.append(currentX); ys.append(sum / weight); weights.append(weight)
@@ -396,7 +431,9 @@ struct IsotonicRegression: Sendable {
                                a.count + b.count))
             }
         }
-        let fitted = blocks.flatMap { Array(repeating: $0.value, count: $0.count) }
+        var fitted: [Double] = []
+        fitted.reserveCapacity(xs.count)
+        for block in blocks { fitted.append(contentsOf: repeatElement(block.value, count: block.count)) }
         // Only the ends of each flat run are kept as thresholds.
         var keptX: [Double] = [], keptY: [Double] = []
         for i in fitted.indices where i == 0 || i == fitted.count - 1 || fitted[i] != fitted[i - 1] || fitted[i] != fitted[i + 1] {
@@ -435,11 +472,13 @@ struct NumpyRandomState: Sendable {
     }
 
     private mutating func twist() {
-        for i in 0..<624 {
-            let y = (state[i] & 0x8000_0000) | (state[(i + 1) % 624] & 0x7FFF_FFFF)
-            var v = state[(i + 397) % 624] ^ (y >> 1)
-            if y & 1 != 0 { v ^= 0x9908_B0DF }
-            state[i] = v
+        state.withUnsafeMutableBufferPointer { state in
+            for i in 0..<624 {
+                let y = (state[i] & 0x8000_0000) | (state[i == 623 ? 0 : i + 1] & 0x7FFF_FFFF)
+                var v = state[i < 227 ? i + 397 : i - 227] ^ (y >> 1)
+                if y & 1 != 0 { v ^= 0x9908_B0DF }
+                state[i] = v
+            }
         }
         index = 0
     }
@@ -458,8 +497,8 @@ struct NumpyRandomState: Sendable {
     /// A uniform integer in 0...max, by masked rejection (numpy's `random_interval`).
     mutating func interval(_ max: UInt32) -> UInt32 {
         guard max > 0 else { return 0 }
-        var mask = max
-        for shift in [1, 2, 4, 8, 16] as [UInt32] { mask |= mask >> shift }
+        // The smallest all-ones mask covering max.
+        let mask = UInt32.max >> UInt32(max.leadingZeroBitCount)
         while true {
             let v = next() & mask
             if v <= max { return v }
@@ -469,11 +508,12 @@ struct NumpyRandomState: Sendable {
     /// `permutation(count)`: 0..<count shuffled by Fisher–Yates from the top.
     mutating func permutation(_ count: Int) -> [Int] {
         var values = Array(0..<count)
-        var i = count - 1
-        while i > 0 {
-            let j = Int(interval(UInt32(i)))
-            values.swapAt(i, j)
-            i -= 1
+        values.withUnsafeMutableBufferPointer { values in
+            var i = count - 1
+            while i > 0 {
+                values.swapAt(i, Int(interval(UInt32(i))))
+                i -= 1
+            }
         }
         return values
     }
