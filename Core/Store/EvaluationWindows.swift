@@ -312,7 +312,8 @@ public struct EvaluationWindows: Sendable {
                     SELECT 1 FROM prediction
                     WHERE model_name = $1 AND model_version = $2 AND label IS NOT NULL AND \(loss) IS NOT NULL
                       AND created_at > (SELECT at FROM turned_down)
-                    LIMIT (SELECT CASE WHEN times = 0 THEN 0 ELSE $3::bigint << least(times - 1, 40) END
+                    LIMIT (SELECT CASE WHEN times = 0 THEN 0
+                                       ELSE least($3::float8 * 2 ^ least(times - 1, 40), 4e18)::bigint END
                            FROM turned_down)) fresh)
             SELECT is_reference, loss, created_at >= $4, (SELECT times FROM turned_down),
                    (SELECT labels FROM since_turn_down) FROM (
@@ -338,7 +339,8 @@ public struct EvaluationWindows: Sendable {
     /// version whose holdout promised too much from asking again and again: its retrains grow only as the
     /// logarithm of its labels.
     public static func holdoutTestArmed(turnDowns: Int, labelsSinceTurnDown: Int, window: Int) -> Bool {
-        turnDowns == 0 || labelsSinceTurnDown >= window << min(turnDowns - 1, 40)
+        // In doubles and capped, as the SQL counts: a huge window times 2^40 must not wrap around.
+        turnDowns == 0 || Double(labelsSinceTurnDown) >= min(Double(window) * pow(2, Double(min(turnDowns - 1, 40))), 4e18)
     }
 
     /// The CTE `turned_down(at, times)`: when a challenger to version `$2` of model `$1` was last turned down

@@ -99,6 +99,18 @@ import Testing
         }
     }
 
+    /// The wait after turn-downs doubles (a window, two, four…) and, for a window however large, never wraps
+    /// around to arm the test early.
+    @Test func theWaitDoublesAndNeverWraps() {
+        let armed = EvaluationWindows.holdoutTestArmed
+        #expect(armed(0, 0, 100))
+        #expect(!armed(1, 99, 100) && armed(1, 100, 100))
+        #expect(!armed(2, 199, 100) && armed(2, 200, 100))
+        #expect(!armed(3, 399, 100) && armed(3, 400, 100))
+        #expect(!armed(60, 1_000_000_000_000_000_000, 1 << 40))
+        #expect(!armed(2, 3_000_000_000_000_000_000, 1 << 62))
+    }
+
     /// A discarded challenger (a rejected candidate) says a new model does no better on today's rows: the
     /// version's reference restarts after it, so the same evidence does not ask for the same retrain again
     /// and again (the old reference would, once a window of fresh labels had come); a further change does.
