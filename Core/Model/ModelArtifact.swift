@@ -110,7 +110,7 @@ public struct HoldoutLoss: Codable, Sendable, Equatable {
     var problem: String? {
         guard rows > 0 else { return "rows must be 1 or more, found \(rows)" }
         guard mean.isFinite, mean >= 0 else { return "mean must be a finite loss (0 or more), found \(mean)" }
-        guard batches >= 0, batches == 0 || rows >= 2 * batches else {
+        guard batches >= 0, batches <= rows / 2 else {  // not 2 × batches: a hostile count would overflow
             return "batches must be between 0 and half the \(rows) rows, found \(batches)"
         }
         let expected = batches > 0 ? batches : rows
