@@ -38,6 +38,11 @@ public struct FittedPreprocessing: Sendable {
                 let variance = present.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)
                 var scale = variance.squareRoot()
                 if scale < 10 * Double.ulpOfOne { scale = 1 }  // scikit-learn's rule for constant columns
+                // Values near a double's limit (1e308) overflow the mean or the spread: a linear model could not
+                // be written, so say which column (trees read the values as they are).
+                guard forTrees || (mean.isFinite && scale.isFinite) else {
+                    throw TrainingError("column '\(name)' has values too large to standardize (up to \(present.map(abs).max()!)): rescale it, or train trees (--family gbdt)")
+                }
                 columns.append(.standardize(feature: name, impute: mean, mean: mean, scale: scale))
                 features.append(Feature(name: name, kind: .numeric,
                                         required: present.count == values.count && !optional.contains(name),

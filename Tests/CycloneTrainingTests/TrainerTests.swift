@@ -72,6 +72,22 @@ import Testing
         }
     }
 
+    /// Values near a double's limit overflow a linear model's standardization: the column is named, not a
+    /// singular matrix or a file that cannot be written; trees read them as they are.
+    @Test func valuesTooLargeToStandardizeNameTheirColumn() throws {
+        let table = FeatureTable(columns: [.init(name: "x", values: .numeric([1e308, 1, 2, -1e308, 5]))])
+        let target = FeatureTable.Column(name: "y", values: .numeric([1, 2, 3, 4, 5]))
+        do {
+            _ = try Trainer(options: .init(family: .ridge)).train(name: "m", version: "1", features: table, target: target)
+            Issue.record("ridge trained on values it cannot standardize")
+        } catch {
+            #expect(error.description.hasPrefix("column 'x' has values too large to standardize"), "\(error)")
+        }
+        #expect(throws: Never.self) {
+            try Trainer(options: .init(family: .gbdt)).train(name: "m", version: "1", features: table, target: target)
+        }
+    }
+
     /// A cancelled task (the retrain job after SIGTERM) stops a fit instead of running it to the end.
     @Test func aCancelledFitStops() async throws {
         let x = (0..<200).map { Double($0 % 17) }
