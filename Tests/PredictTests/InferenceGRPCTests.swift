@@ -131,7 +131,7 @@ import Testing
             let rawResponse = try await inference.modelInfer(raw)
             #expect(rawResponse.rawOutputContents[0] == response.rawOutputContents[0])
 
-            let stored = try await db.predictions()
+            let stored = try await db.predictions(awaiting: 6)
             #expect(stored.count == 6, "two through /predict, two typed, two raw")
             #expect(stored.filter { $0.key == "order-9" }.count == 1)
             #expect(Set(stored.map(\.input)).count == 2, "each instance stored with the same input whatever carried it")
@@ -210,7 +210,7 @@ import Testing
                 #expect(error.message.contains("bytes; at most 4096 are accepted"), "\(error.message)")
             }
             #expect(try await inference.modelInfer(Self.typed([Self.bike])).outputs.count == 2)
-            #expect(try await db.predictions().count == 1)
+            #expect(try await db.predictions(awaiting: 1).count == 1)
         }
     }
 
@@ -238,7 +238,7 @@ import Testing
             }
             let metadata = try await inference.modelMetadata(.with { $0.name = "taxis" })
             #expect(metadata.versions == ["3"])
-            #expect(try await db.predictions().map(\.modelName).sorted() == ["bikes", "taxis"])
+            #expect(try await db.predictions(awaiting: 2).map(\.modelName).sorted() == ["bikes", "taxis"])
         }
     }
 }

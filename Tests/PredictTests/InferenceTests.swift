@@ -64,7 +64,7 @@ import Testing
                 #expect(values.map(\.bitPattern) == expected.map(\.bitPattern))
                 let ids = outputs[1]["data"] as! [String]
                 // Each instance stored once, with /predict's stored input for the same instance, and its key.
-                let stored = try await db.predictions()
+                let stored = try await db.predictions(awaiting: 4)
                 #expect(stored.count == 4)
                 let byID = Dictionary(uniqueKeysWithValues: stored.map { ($0.id.uuidString.lowercased(), $0) })
                 let predictIDs = (viaPredict["predictions"] as! [[String: Any]]).map { $0["id"] as! String }
@@ -279,7 +279,7 @@ import Testing
             let probabilities = viaPredict["probabilities"] as! [String: Double]
             #expect(outputs2[1]["data"] as? [Double] == [probabilities["no"]!, probabilities["yes"]!])
             #expect(outputs2[1]["shape"] as? [Int] == [1, 2])
-            #expect(try await db.predictions().count == 2)
+            #expect(try await db.predictions(awaiting: 2).count == 2)
 
             try await client.execute(uri: "/v1/models/churn:explain", method: .post, headers: Self.jsonHeaders, body: body("{}")) { response in
                 #expect(response.status == .notFound)

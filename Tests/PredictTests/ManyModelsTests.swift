@@ -83,7 +83,7 @@ import Testing
                 #expect(String(buffer: response.body).contains("Cyclone predict: churn"))
             }
 
-            let stored = try await db.predictions()
+            let stored = try await db.predictions(awaiting: 3)
             #expect(stored.map(\.modelName).sorted() == ["bikes", "churn", "churn"])
             // Each model is registered as it is first loaded.
             let registry = ModelRegistry(client: db.client, logger: .test)
@@ -120,7 +120,7 @@ import Testing
                 let evictions = text.split(separator: "\n").first { $0.hasPrefix("cyclone_model_evictions_total") }
                 #expect(evictions.flatMap { Double($0.split(separator: " ").last ?? "") }.map { $0 >= 6 } == true, "\(text.prefix(300))")
             }
-            #expect(try await db.predictions().count == 1 + 3 + 6)
+            #expect(try await db.predictions(awaiting: 1 + 3 + 6).count == 1 + 3 + 6)
         }
     }
 

@@ -400,7 +400,7 @@ struct Answer: Sendable {
                 try await Task.sleep(for: .milliseconds(10))
             }
             try await client.execute(uri: "/predict", method: .post, body: body(request)) { #expect($0.status == .ok) }
-            #expect(try await db.predictions().count == 2)
+            #expect(try await db.predictions(awaiting: 2).count == 2)
             let shadows = try await db.client.query("SELECT count(shadow_version)::int FROM prediction", logger: .test)
             for try await count in shadows.decode(Int.self) { #expect(count == 0) }
             try await client.execute(uri: "/metrics", method: .get) { response in
@@ -642,7 +642,7 @@ extension ModelArtifact {
                 }
             }
         }
-        #expect(try await db.predictions().count == 3)
+        #expect(try await db.predictions(awaiting: 3).count == 3)
         // A null for a required feature says so, rather than that the feature is missing.
         try await client.execute(uri: "/predict", method: .post,
                                  body: body(#"{"instances": [{"temp": null, "humidity": 0.4, "wind": 2, "holiday": false, "season": "summer", "weather": "clear"}]}"#)) { response in

@@ -35,6 +35,19 @@ public struct TestDatabase: Sendable {
         }
         return rows
     }
+
+    /// `predictions()` once at least `count` rows are visible, or after `within`. A durable request is answered
+    /// after its commit, but `buffered` when a write failed (a statement over the writer's 5 s timeout on a loaded
+    /// machine), and the retry commits a little later: a test that counts the rows of its requests waits for it.
+    /// More rows than `count` are returned at once, so an exact count still catches a row stored twice.
+    public func predictions(awaiting count: Int, within: Duration = .seconds(30)) async throws -> [StoredPrediction] {
+        let deadline = ContinuousClock.now.advanced(by: within)
+        while true {
+            let rows = try await predictions()
+            if rows.count >= count || ContinuousClock.now >= deadline { return rows }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
 }
 
 /// One served instance for `TestDatabase.store`: what predict got, what it answered, and the label (if any).
