@@ -3,6 +3,7 @@ import CycloneCloud
 import CycloneMonitoring
 import CycloneRuntime
 import CycloneStore
+import CycloneTraining
 
 /// What an evaluation cycle reads from the environment (`evaluate` and `cyclone evaluate` alike).
 public struct EvaluationSettings: Sendable {
@@ -45,7 +46,7 @@ public struct EvaluationSettings: Sendable {
     /// `MIN_IMPROVEMENT` (0.01): how much lower (a share) the shadow's mean loss must be; `SHADOW_MAX_AGE` (7d):
     /// a shadow still short of its next look this long after it started is discarded.
     public var shadow: ShadowPolicy
-    /// `TRAINING_WINDOW_ROWS`, `TRAINING_WINDOW_MAX_AGE`, `TRAINING_WINDOWS` and `TRAINING_MAX_ROWS` when set
+    /// `TRAINING_WINDOW_ROWS`, `TRAINING_WINDOW_MAX_AGE`, `TRAINING_WINDOWS`, `TRAINING_MAX_ROWS` and `TRAINING_FAMILIES` when set
     /// here: passed on to each retrain started.
     public var trainingWindow: [String: String]
     /// `EVALUATE_MODELS` (every model): the model names this evaluator judges, comma-separated (spaces around a
@@ -132,6 +133,9 @@ public struct EvaluationSettings: Sendable {
         canaryMaxAge = try reader.setting("canary.max.age", variable: "CANARY_MAX_AGE", default: .seconds(86_400),
                                           expected: "a duration such as 12h or 1d", Duration.setting)
         trainingWindow = try WindowBounds.trainingOverrides(reader)
+        // Passed on as it is written, so checked here: a retrain that cannot start is found at evaluate's start.
+        _ = try reader.setting("training.families", variable: "TRAINING_FAMILIES", default: Family.allCases,
+                               expected: Family.listExpected, Family.list)
         shadow = ShadowPolicy(
             rows: try reader.setting("shadow.rows", variable: "SHADOW_ROWS", default: performance.rows,
                                      expected: "a positive integer", Int.positive),

@@ -20,7 +20,8 @@ extension WindowBounds {
         _ = try TrainingWindows(reader)
         var overrides: [String: String] = [:]
         for (key, variable) in [("training.window.rows", "TRAINING_WINDOW_ROWS"), ("training.window.max.age", "TRAINING_WINDOW_MAX_AGE"),
-                                ("training.windows", "TRAINING_WINDOWS"), ("training.max.rows", "TRAINING_MAX_ROWS")] {
+                                ("training.windows", "TRAINING_WINDOWS"), ("training.max.rows", "TRAINING_MAX_ROWS"),
+                                ("training.families", "TRAINING_FAMILIES")] {
             if let value = reader.nonEmpty(ConfigKey(key)) { overrides[variable] = value }
         }
         return overrides

@@ -11,6 +11,10 @@ public struct RetrainOptions: Sendable, Equatable {
     /// The candidate windows, in rows before the holdout, newest rows first (e.g. the newest N, 3N and every
     /// row read): one candidate trains on each, and the holdout picks. Empty: one candidate on every row.
     public var windows: [Int] = []
+    /// Families tried besides the live model's own (which is always tried, first): each trains a candidate on
+    /// every window, and the holdout picks among them all. A family that cannot model the live model's task
+    /// (`ridge` for a classifier, `logistic` for a regressor) is passed over. Empty: the live model's family alone.
+    public var families: [Family] = []
     /// Whether the chosen candidate, once it has beaten the live model, is trained again on its window and
     /// the holdout rows together before it is registered: the newest rows are the most telling, and the
     /// verdict has been given.
@@ -41,10 +45,12 @@ public struct RetrainOutcome: Sendable, Equatable {
     /// rows the two were compared on.
     public var trainingRows: Int
     public var comparedRows: Int
-    /// Every window tried, in rows, and its candidate's value of `metric` on the holdout (`nil`: undefined);
-    /// the chosen one is `chosenWindow`.
-    public var windows: [(rows: Int, value: Double?)]
+    /// Every candidate tried, in order (the live model's family first, each family's windows narrowest first):
+    /// its family, window in rows, and value of `metric` on the holdout (`nil`: undefined, or it failed to train);
+    /// the chosen one is `chosenFamily` on `chosenWindow`.
+    public var windows: [(family: String, rows: Int, value: Double?)]
     public var chosenWindow: Int
+    public var chosenFamily: String
     /// The rows (indices into the data, oldest first) the registered candidate was trained on.
     public var trainedOn: Range<Int>
     /// Whether the candidate was trained again on its window and the holdout.
@@ -54,13 +60,15 @@ public struct RetrainOutcome: Sendable, Equatable {
         a.candidate == b.candidate && a.accepted == b.accepted && a.reason == b.reason && a.metric == b.metric
             && a.candidateMetrics == b.candidateMetrics && a.liveMetrics == b.liveMetrics
             && a.trainingRows == b.trainingRows && a.comparedRows == b.comparedRows
-            && a.windows.map(\.rows) == b.windows.map(\.rows) && a.chosenWindow == b.chosenWindow
+            && a.windows.map(\.rows) == b.windows.map(\.rows) && a.windows.map(\.family) == b.windows.map(\.family)
+            && a.chosenWindow == b.chosenWindow && a.chosenFamily == b.chosenFamily
             && a.trainedOn == b.trainedOn && a.refitted == b.refitted
     }
 }
 
-/// Trains candidates of the live model's family, settings and feature schema on windows of the older rows,
-/// picks the one that scores best on the newest (the holdout), and judges it against the live model there:
+/// Trains candidates of the live model's family, settings and feature schema (and of `families` besides) on
+/// windows of the older rows, picks the one that scores best on the newest (the holdout), and judges it
+/// against the live model there:
 /// the candidate's predictions against the live model's *stored* predictions (what production actually
 /// served) on the holdout rows the live version served. An accepted candidate is then refitted on its window
 /// and the holdout together (`refit`).
@@ -90,19 +98,26 @@ public struct Retrainer: Sendable {
             throw TrainingError("\(n) labelled rows leave \(n - held) to train on after the holdout; at least \(options.minimumRows) are needed (MIN_TRAINING_ROWS)")
         }
         guard held > 0 else { throw TrainingError("the holdout is empty: \(predictions) labelled predictions and a holdout share of \(options.holdout)") }
-        guard let family = Family(rawValue: live.training?.family ?? live.predictor.family) else {
+        guard let liveFamily = Family(rawValue: live.training?.family ?? live.predictor.family) else {
             throw TrainingError("the live model's family '\(live.training?.family ?? "")' cannot be retrained")
         }
-        var training = TrainingOptions(family: family)
-        if let alpha = live.training?.parameters["alpha"] { training.alpha = alpha }
-        if let c = live.training?.parameters["C"] { training.c = c }
+        // The live model's family first (its ties win), then the others that can model its task.
+        let families = [liveFamily] + options.families.filter { family in
+            family != liveFamily && (family == .gbdt || (family == .ridge) == (live.task == .regression))
+        }.reduce(into: [Family]()) { if !$0.contains($1) { $0.append($1) } }
+        var base = TrainingOptions(family: liveFamily)
+        // The live model's settings carry over to its own family; another starts from its defaults.
+        if liveFamily == .ridge, let alpha = live.training?.parameters["alpha"] { base.alpha = alpha }
+        if liveFamily == .logistic, let c = live.training?.parameters["C"] { base.c = c }
         // Trees keep the live model's shape: its trees (an imported model's count), depth, leaves and rate.
-        if family == .gbdt, let parameters = live.training?.parameters {
-            training.boosting = BoostingOptions(parameters: parameters)
+        if liveFamily == .gbdt, let parameters = live.training?.parameters {
+            base.boosting = BoostingOptions(parameters: parameters)
         }
-        training.optionalFeatures = Set(live.features.filter { !$0.required }.map(\.name))
-        func train(_ rows: Range<Int>) throws(TrainingError) -> ModelArtifact {
+        base.optionalFeatures = Set(live.features.filter { !$0.required }.map(\.name))
+        func train(_ family: Family, _ rows: Range<Int>) throws(TrainingError) -> ModelArtifact {
             let rows = Array(rows)
+            var training = base
+            training.family = family
             let candidate = try Trainer(options: training).train(
                 name: live.name, version: version, features: data.features.selecting(rows: rows),
                 target: FeatureTable.Column(name: data.target.name, values: data.target.values.selecting(rows: rows)),
@@ -135,28 +150,38 @@ public struct Retrainer: Sendable {
             sizes.append(window)
         }
         if sizes.isEmpty { sizes = [available] }
-        var tried: [(rows: Int, value: Double?)] = []
-        var best: (candidate: ModelArtifact, outputs: [Output], metrics: [String: Double], rows: Int)?
-        for size in sizes {
-            let candidate = try train((available - size)..<available)
-            let outputs = candidate.outputs(for: features)
-            let metrics = candidate.metrics(outputs: outputs, labels: labels)
-            let value = metrics[metric.rawValue]
-            tried.append((size, value))
-            guard let value else { continue }
-            if let incumbent = best?.metrics[metric.rawValue] {
-                let better = metric.higherIsBetter ? value > incumbent : value < incumbent
-                if !better { continue }
+        var tried: [(family: String, rows: Int, value: Double?)] = []
+        var best: (candidate: ModelArtifact, outputs: [Output], metrics: [String: Double], rows: Int, family: Family)?
+        for family in families {
+            for size in sizes {
+                let candidate: ModelArtifact
+                do {
+                    candidate = try train(family, (available - size)..<available)
+                } catch where family != liveFamily {
+                    // Another family that cannot fit these rows (values too large to standardize, say) is passed
+                    // over; the live model's own failing is the retrain's error, as it always was.
+                    tried.append((family.rawValue, size, nil))
+                    continue
+                }
+                let outputs = candidate.outputs(for: features)
+                let metrics = candidate.metrics(outputs: outputs, labels: labels)
+                let value = metrics[metric.rawValue]
+                tried.append((family.rawValue, size, value))
+                guard let value else { continue }
+                if let incumbent = best?.metrics[metric.rawValue] {
+                    let better = metric.higherIsBetter ? value > incumbent : value < incumbent
+                    if !better { continue }
+                }
+                best = (candidate, outputs, metrics, size, family)
             }
-            best = (candidate, outputs, metrics, size)
         }
         if best == nil {
-            // Every candidate's metric is undefined: the first is judged (and refused) as before.
-            let candidate = try train((available - sizes[0])..<available)
+            // Every candidate's metric is undefined: the live family's first is judged (and refused) as before.
+            let candidate = try train(liveFamily, (available - sizes[0])..<available)
             let outputs = candidate.outputs(for: features)
-            best = (candidate, outputs, candidate.metrics(outputs: outputs, labels: labels), sizes[0])
+            best = (candidate, outputs, candidate.metrics(outputs: outputs, labels: labels), sizes[0], liveFamily)
         }
-        var (candidate, outputs, candidateMetrics, window) = best!
+        var (candidate, outputs, candidateMetrics, window, family) = best!
         let liveMetrics = live.metrics(outputs: compared.map { data.served[$0] }, labels: labels)
 
         let (accepted, reason) = verdict(metric: metric, candidate: candidateMetrics[metric.rawValue],
@@ -168,7 +193,7 @@ public struct Retrainer: Sendable {
             // The gate has spoken; the newest rows should not be thrown away. A refit that fails (the holdout
             // brings a class the window lacked, say) leaves the candidate the gate judged.
             do {
-                candidate = try train((available - window)..<n)
+                candidate = try train(family, (available - window)..<n)
                 trainedOn = (available - window)..<n
             } catch {
                 refitted = false
@@ -180,12 +205,16 @@ public struct Retrainer: Sendable {
         // What the candidate lost on the holdout before any refit: the loss it is expected to have, unseen rows.
         let holdoutLoss = LossShift.summary(candidate.losses(outputs: outputs, labels: labels))
         candidate.training?.holdoutLoss = holdoutLoss
-        let windows = tried.count > 1 ? "; windows " + tried.map { "\($0.rows): \($0.value.map(format) ?? "undefined")" }
-            .joined(separator: ", ") + ", chose \(window)" : ""
+        // Windows alone while one family is tried, as they always read; with more, each names its family.
+        let named = families.count > 1
+        func label(_ family: String, _ rows: Int) -> String { named ? "\(family) \(rows)" : "\(rows)" }
+        let windows = tried.count > 1 ? "; windows " + tried.map { "\(label($0.family, $0.rows)): \($0.value.map(format) ?? "undefined")" }
+            .joined(separator: ", ") + ", chose \(label(family.rawValue, window))" : ""
         return RetrainOutcome(candidate: candidate, accepted: accepted, reason: reason + windows, metric: metric,
                               candidateMetrics: candidateMetrics, liveMetrics: liveMetrics,
                               trainingRows: trainedOn.count, comparedRows: compared.count, windows: tried,
-                              chosenWindow: window, trainedOn: trainedOn, refitted: refitted)
+                              chosenWindow: window, chosenFamily: family.rawValue, trainedOn: trainedOn,
+                              refitted: refitted)
     }
 
     private func verdict(metric: PerformanceMetric, candidate: Double?, live: Double?, rows: Int, servedByLive: Bool)

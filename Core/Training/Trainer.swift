@@ -7,6 +7,20 @@ public enum Family: String, Sendable, CaseIterable {
     /// Ridge regression, logistic regression, and gradient-boosted trees (regression or classification
     /// by the target).
     case ridge, logistic, gbdt
+
+    /// What `TRAINING_FAMILIES` names: `all` (every family), `live` (none besides the live model's own), or
+    /// families separated by commas; `nil` for anything else.
+    public static func list(_ text: String) -> [Family]? {
+        let words = text.split(separator: ",", omittingEmptySubsequences: false)
+            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if words == ["all"] { return allCases }
+        if words == ["live"] { return [] }
+        let families = words.map { Family(rawValue: $0) }
+        return families.contains(nil) ? nil : families.compactMap { $0 }
+    }
+
+    /// What `TRAINING_FAMILIES` expects, for its error.
+    public static let listExpected = "all, live, or families separated by commas (\(allCases.map(\.rawValue).joined(separator: ", ")))"
 }
 
 /// Settings of one training run.

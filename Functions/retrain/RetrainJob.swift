@@ -91,9 +91,11 @@ struct RetrainJob: Sendable {
                     "live": .object(outcome.liveMetrics.mapValues { .number($0) }),
                     "training_rows": .number(Double(outcome.trainingRows)),
                     "windows": .array(outcome.windows.map { window in
-                        .object(["rows": .number(Double(window.rows)), "value": window.value.map(JSONValue.number) ?? .null])
+                        .object(["family": .string(window.family), "rows": .number(Double(window.rows)),
+                                 "value": window.value.map(JSONValue.number) ?? .null])
                     }),
-                    "chosen_window": .number(Double(outcome.chosenWindow)), "refitted": .bool(outcome.refitted),
+                    "chosen_window": .number(Double(outcome.chosenWindow)), "chosen_family": .string(outcome.chosenFamily),
+                    "refitted": .bool(outcome.refitted),
                     "compared_rows": .number(Double(outcome.comparedRows)),
                     "request_event": settings.eventID.map { .number(Double($0)) } ?? .null,
                 ]))

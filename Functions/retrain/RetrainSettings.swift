@@ -15,7 +15,9 @@ struct RetrainSettings: Sendable {
     /// `TRAINING_WINDOW_ROWS` (100000) newest labelled predictions, no older than `TRAINING_WINDOW_MAX_AGE` (30d),
     /// and the candidate windows `TRAINING_WINDOWS` (`1,3,all`; `all` at most `TRAINING_MAX_ROWS`, 1000000).
     var windows: TrainingWindows
-    /// `HOLDOUT_SHARE` (0.2), `MIN_IMPROVEMENT` (0.01), `RETRAIN_METRIC` (the task's default), `MIN_TRAINING_ROWS` (100).
+    /// `TRAINING_FAMILIES` (`all`: every family that can model the task competes with the live one's; `live`: its
+    /// own alone), `HOLDOUT_SHARE` (0.2), `MIN_IMPROVEMENT` (0.01), `RETRAIN_METRIC` (the task's default),
+    /// `MIN_TRAINING_ROWS` (100).
     var options: RetrainOptions
     var database: DatabaseSettings
     /// `PLATFORM` and its settings: where an accepted candidate is deployed (the local model folder, or a
@@ -31,6 +33,8 @@ struct RetrainSettings: Sendable {
         windows = try TrainingWindows(reader)
         var options = RetrainOptions()
         options.windows = windows.sizes
+        options.families = try reader.setting("training.families", variable: "TRAINING_FAMILIES", default: Family.allCases,
+                                              expected: Family.listExpected, Family.list)
         options.holdout = try reader.setting("holdout.share", variable: "HOLDOUT_SHARE", default: 0.2,
                                              expected: "a share above 0 and below 1") {
             Double($0).flatMap { $0 > 0 && $0 < 1 ? $0 : nil }

@@ -271,6 +271,18 @@ func events(_ db: TestDatabase, kind: String) async throws -> Int {
         }
     }
 
+    /// The retrain's windows and families set on evaluate are checked at its start and passed on to each retrain.
+    @Test func trainingSettingsArePassedOnChecked() throws {
+        let settings = try EvaluationSettings(reader: ConfigReader.cyclone(environment: [
+            "TRAINING_FAMILIES": "ridge,gbdt", "TRAINING_WINDOWS": "1,all",
+        ]))
+        #expect(settings.trainingWindow == ["TRAINING_FAMILIES": "ridge,gbdt", "TRAINING_WINDOWS": "1,all"])
+        let error = #expect(throws: SettingError.self) {
+            try EvaluationSettings(reader: ConfigReader.cyclone(environment: ["TRAINING_FAMILIES": "forest"]))
+        }
+        #expect(error?.variable == "TRAINING_FAMILIES", "\(String(describing: error))")
+    }
+
     /// The webhook's server is down: the cycle still answers, with its decision taken.
     @Test func aWebhookThatIsDownDoesNotFailTheCycle() async throws {
         let model = try trainedModel()

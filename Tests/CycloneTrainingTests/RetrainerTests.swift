@@ -93,6 +93,43 @@ import Testing
         #expect(error?.description.contains("no labelled prediction to judge a candidate on") == true, "\(String(describing: error))")
     }
 
+    /// Another family competes on every window, and the holdout picks among them all: trees on a linear world
+    /// lose to ridge, which is then refitted and registered as what it is. A family that cannot model the task
+    /// (logistic for a regressor) is passed over; without `families`, the live model's alone is tried.
+    @Test func anotherFamilyCompetesAndTheHoldoutPicks() throws {
+        let (_, data) = try history(old: 0, new: 1_500)
+        let (table, y) = rows(400, seed: 23, a: -3, b: 2)
+        var trees = TrainingOptions(family: .gbdt)
+        trees.boosting.trees = 40
+        let live = try Trainer(options: trees).train(name: "demand", version: "1", features: table,
+                                                     target: .init(name: "y", values: .numeric(y)))
+        var options = RetrainOptions()
+        options.windows = [300, 1_000_000]
+        options.families = [.logistic, .ridge, .gbdt]
+        let outcome = try Retrainer(options: options).retrain(live, on: data, version: "2")
+        #expect(outcome.windows.map(\.family) == ["gbdt", "gbdt", "ridge", "ridge"], "\(outcome.reason)")
+        #expect(outcome.chosenFamily == "ridge" && outcome.accepted && outcome.refitted, "\(outcome.reason)")
+        #expect(outcome.candidate.predictor.family == "ridge" && outcome.candidate.training?.family == "ridge")
+        #expect(outcome.candidate.training?.rows == outcome.chosenWindow + outcome.comparedRows)
+        // The trees kept the live model's shape; the reason names each candidate's family.
+        #expect(outcome.reason.contains("windows gbdt 300: ") && outcome.reason.contains("chose ridge "), "\(outcome.reason)")
+        let ridge = outcome.windows.filter { $0.family == "ridge" }.compactMap(\.value)
+        let gbdt = outcome.windows.filter { $0.family == "gbdt" }.compactMap(\.value)
+        #expect(ridge.count == 2 && gbdt.count == 2 && ridge.min()! > gbdt.max()!, "r2: ridge \(ridge), trees \(gbdt)")
+
+        options.families = []
+        let alone = try Retrainer(options: options).retrain(live, on: data, version: "2")
+        #expect(alone.windows.map(\.family) == ["gbdt", "gbdt"] && alone.chosenFamily == "gbdt")
+        #expect(!alone.reason.contains("gbdt 300"), "one family: the windows read as they always did: \(alone.reason)")
+    }
+
+    /// `TRAINING_FAMILIES`: `all`, `live`, or a list; anything else is refused.
+    @Test func theFamiliesSetting() {
+        #expect(Family.list("all") == Family.allCases && Family.list(" Live ") == [])
+        #expect(Family.list("ridge, GBDT") == [.ridge, .gbdt])
+        for bad in ["", "trees", "ridge,,gbdt", "all,ridge"] { #expect(Family.list(bad) == nil, "\(bad)") }
+    }
+
     /// No windows: one candidate on every row before the holdout (a fifth of all), as before there were windows.
     @Test func withoutWindowsOneCandidateTrainsOnEverything() throws {
         let (live, data) = try history(old: 0, new: 500)

@@ -86,8 +86,9 @@ struct WatchedPlatform: Platform {
         }
     }
 
-    /// A tree model is retrained as trees with its own settings: the candidate keeps the live model's
-    /// learning rate and leaves, and learns the changed world.
+    /// A tree model is retrained as trees with its own settings (`TRAINING_FAMILIES=live`): the candidate keeps
+    /// the live model's learning rate and leaves, and learns the changed world. By default ridge competes too,
+    /// and on this linear world it wins: the event names each candidate's family and the one chosen.
     @Test func aTreeModelIsRetrainedAsTrees() async throws {
         let (table, y) = rows(400, seed: 1, a: 3, b: -2)
         var options = TrainingOptions(family: .gbdt)
@@ -98,12 +99,24 @@ struct WatchedPlatform: Platform {
         try await withTestDatabase { db in
             _ = try await ModelRegistry(client: db.client, logger: .test).register(live, status: .live)
             try await storeServed(db, live, n: 500, seed: 8, a: -3, b: 2)
-            let report = try await job(db).run()
+            let report = try await job(db, ["TRAINING_FAMILIES": "live"]).run()
             #expect(report.accepted, "\(report)")
-            let candidate = try #require(try await ModelRegistry(client: db.client, logger: .test).artifact(name: "demand", version: "2"))
+            let registry = ModelRegistry(client: db.client, logger: .test)
+            let candidate = try #require(try await registry.artifact(name: "demand", version: "2"))
             guard case .trees = candidate.predictor else { Issue.record("the candidate is not trees"); return }
             #expect(candidate.training?.family == "gbdt")
             #expect(candidate.training?.parameters["learning_rate"] == 0.2 && candidate.training?.parameters["num_leaves"] == 8)
+
+            #expect(try await job(db).run().accepted)
+            let ridge = try #require(try await registry.artifact(name: "demand", version: "3"))
+            #expect(ridge.training?.family == "ridge")
+            let events = try await db.client.query("""
+                SELECT detail->>'chosen_family', jsonb_path_query_array(detail, '$.windows[*].family')::text
+                FROM event WHERE kind = 'retrain_finished' ORDER BY id
+                """, logger: .test)
+            var seen: [String] = []
+            for try await (chosen, families) in events.decode((String, String).self) { seen.append("\(chosen) \(families)") }
+            #expect(seen == [#"gbdt ["gbdt"]"#, #"ridge ["gbdt", "ridge"]"#], "\(seen)")
         }
     }
 
