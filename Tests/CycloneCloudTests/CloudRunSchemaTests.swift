@@ -130,7 +130,7 @@ import Testing
 
     /// A services.patch body (a Service) and what Google's front end says of it (nil: taken).
     static let bodies: [(String, String?)] = [
-        (#"{"generation": "3", "observedGeneration": 3}"#, nil),  // int64: a string of digits or a number
+        (#"{"generation": "3", "observedGeneration": 3, "template": {}}"#, nil),  // int64: a string of digits or a number
         (#"{"generation": "3x"}"#, #"Invalid value at 'service.generation' (TYPE_INT64), "3x""#),
         (#"{"template": {"maxInstanceRequestConcurrency": 80, "timeout": "300s"}}"#, nil),
         (#"{"template": {"maxInstanceRequestConcurrency": "80"}}"#, nil),  // int32: a number, or a string of one
@@ -145,7 +145,7 @@ import Testing
         (#"{"template": {"containers": {"image": "a"}}}"#,
          #"Invalid value at 'service.template.containers' (type.googleapis.com/google.cloud.run.v2.Container), {"image":"a"}"#),
         (#"{"labels": {"a": "x", "b": 2}}"#, #"Invalid value at 'service.labels[1].value' (TYPE_STRING), 2"#),
-        (#"{"scaling": {"maxInstanceCount": 3, "minInstanceCount": null}}"#, nil),  // null is the default value
+        (#"{"scaling": {"maxInstanceCount": 3, "minInstanceCount": null}, "template": {}}"#, nil),  // null is the default value
         (#"{"invokerIamDisabled": "true"}"#, #"Invalid value at 'service.invoker_iam_disabled' (TYPE_BOOL), "true""#),
     ]
 
@@ -160,6 +160,38 @@ import Testing
             #expect(error.description == refusal)
             #expect(error.violations.map(\.field) == [refusal?.split(separator: "'").dropFirst().first.map(String.init)])
         }
+    }
+
+    /// Once the front end has passed a request, Cloud Run refuses one that leaves a required field unset, in
+    /// its words, wherever the request sets anything: the whole body, or with an update mask what it names.
+    @Test func requiredFieldsMustBeSet() throws {
+        func refusal(_ method: String, _ text: String, mask: String? = nil) throws -> [String] {
+            let body = try JSONParser.parse(Array(text.utf8))
+            do {
+                _ = try CloudRunSchema.runV2.validate("run.projects.locations.\(method)",
+                                                      query: mask.map { [("updateMask", $0)] } ?? [], body: body)
+                return []
+            } catch {
+                #expect(error.violations.allSatisfy { $0.field != nil })
+                return error.violations.map(\.description)
+            }
+        }
+        #expect(try refusal("services.create", #"{"labels": {"a": "b"}}"#)
+            == ["Violation in CreateServiceRequest.service.template: required field not present."])
+        #expect(try refusal("services.patch", #"{"template": {"containers": [{"image": "i"}, {"name": "x", "image": ""}]}}"#)
+            == ["Violation in UpdateServiceRequest.service.template.containers[1].image: required field not present."])
+        #expect(try refusal("services.patch", #"{"template": {"containers": [{"image": "i", "env": [{"value": "v"}]}]}}"#)
+            == ["Violation in UpdateServiceRequest.service.template.containers[0].env[0].name: required field not present."])
+        // An update mask asks only for what it names: a traffic-only update carries no template.
+        #expect(try refusal("services.patch", #"{"traffic": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}]}"#,
+                            mask: "traffic").isEmpty)
+        #expect(try refusal("services.patch", #"{"traffic": []}"#, mask: "traffic,template")
+            == ["Violation in UpdateServiceRequest.service.template: required field not present."])
+        #expect(try refusal("services.patch", #"{"template": {"containers": [{}]}}"#, mask: "template.containers")
+            == ["Violation in UpdateServiceRequest.service.template.containers[0].image: required field not present."])
+        #expect(try refusal("jobs.run", #"{"overrides": {"containerOverrides": [{"env": [{"value": "1"}]}]}}"#)
+            == ["Violation in RunJobRequest.overrides.container_overrides[0].env[0].name: required field not present."])
+        #expect(try refusal("jobs.run", #"{"overrides": {"containerOverrides": [{"env": [{"name": "A", "value": "1"}]}]}}"#).isEmpty)
     }
 
     /// A field may be named by its proto name; Cloud Run gets it under its JSON name, with an update mask's paths.

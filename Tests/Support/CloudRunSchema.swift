@@ -25,9 +25,11 @@ import Foundation
 /// none, so a top-level unknown field has no ` at '…'` and no `field`.
 ///
 /// Output-only fields are checked like any other and then dropped (AIP-203: a service ignores them in input),
-/// also from `updateMask`: what `validate` returns is what Cloud Run would act on. Not checked: required fields,
-/// immutable fields, and values' own rules (name patterns, traffic sums), which are Cloud Run's, not the front
-/// end's, and `FakeCloudRun` keeps those it models.
+/// also from `updateMask`: what `validate` returns is what Cloud Run would act on. Then, as Cloud Run does once the
+/// front end has passed a request, every field Google marks `Required.` must be set (`Violation in
+/// CreateServiceRequest.service.template: required field not present.`, Cloud Run's words); with an update mask,
+/// only in what the mask names. Not checked: values' own rules (name patterns, traffic sums), which
+/// `FakeCloudRun` keeps where it models them; the schema marks no run v2 field immutable.
 public struct CloudRunSchema: Sendable, Decodable {
     /// A field of a message, a query parameter, or a map's value: an entry of the fixture.
     public final class Field: Sendable, Decodable {
@@ -46,9 +48,11 @@ public struct CloudRunSchema: Sendable, Decodable {
         public let value: Field?
         public let repeated: Bool
         public let outputOnly: Bool
+        /// `Required.` in Google's description (`google.api.field_behavior = REQUIRED`).
+        public let required: Bool
 
         enum CodingKeys: String, CodingKey {
-            case type, format, values, `enum`, message, value, repeated, outputOnly
+            case type, format, values, `enum`, message, value, repeated, outputOnly, required
         }
 
         public init(from decoder: any Decoder) throws {
@@ -61,6 +65,7 @@ public struct CloudRunSchema: Sendable, Decodable {
             value = try container.decodeIfPresent(Field.self, forKey: .value)
             repeated = try container.decodeIfPresent(Bool.self, forKey: .repeated) ?? false
             outputOnly = try container.decodeIfPresent(Bool.self, forKey: .outputOnly) ?? false
+            required = try container.decodeIfPresent(Bool.self, forKey: .required) ?? false
         }
     }
 
@@ -156,7 +161,25 @@ public struct CloudRunSchema: Sendable, Decodable {
             checked = check.root(body, message, at: Self.bodyField(message))
         }
         guard check.violations.isEmpty else { throw BadRequest(violations: check.violations) }
+        // Then Cloud Run's own check of what the front end passed: every required field set, where the request
+        // sets anything (the whole body, or with an update mask the fields it names).
+        if let checked, let message = spec.body {
+            check.required(checked, message, at: Self.bodyField(message) ?? "", jsonPath: "", mask: mask,
+                           request: Self.requestName(method))
+            guard check.violations.isEmpty else { throw BadRequest(violations: check.violations) }
+        }
         return Request(body: checked, updateMask: mask)
+    }
+
+    /// The request message of a method, as Cloud Run's violations name it: `run.projects.locations.services.patch`
+    /// → `UpdateServiceRequest`, `jobs.run` → `RunJobRequest`.
+    static func requestName(_ method: String) -> String {
+        let parts = method.split(separator: ".")
+        guard parts.count >= 2 else { return method }
+        let verb = parts[parts.count - 1] == "patch" ? "Update" : parts[parts.count - 1].prefix(1).uppercased() + parts[parts.count - 1].dropFirst()
+        let resource = parts[parts.count - 2]
+        let singular = resource.hasSuffix("s") ? resource.dropLast() : resource
+        return verb + singular.prefix(1).uppercased() + singular.dropFirst() + "Request"
     }
 
     /// The writable fields of `message` (every field not output only), by JSON name.
@@ -211,6 +234,51 @@ private struct Check {
     /// `Invalid value at 'service.ingress' (type.googleapis.com/google.cloud.run.v2.IngressTraffic), "BOGUS"`.
     mutating func invalid(_ path: String, _ type: String, _ value: String) {
         problem(path, "Invalid value at '\(path)' (\(type)), \(value)")
+    }
+
+    /// Cloud Run's check of a body the front end took: `Violation in CreateServiceRequest.service.template:
+    /// required field not present.` for each required field that is unset (absent, an empty string, list or
+    /// map) in a message that is checked: every one without an update mask; with one, those at or under the
+    /// paths it names (a traffic-only update need not carry the template). `value` is the checked body (JSON
+    /// names, output-only fields gone); `path` in proto names for the message, `jsonPath` in JSON names for the mask.
+    mutating func required(_ value: JSONValue, _ message: String, at path: String, jsonPath: String, mask: [String]?,
+                           request: String) {
+        let fields = schema.messages[message] ?? [:]
+        let members = value.object ?? [:]
+        for (json, field) in fields.sorted(by: { $0.key < $1.key }) where !field.outputOnly {
+            let child = path.isEmpty ? CloudRunSchema.snake(json) : "\(path).\(CloudRunSchema.snake(json))"
+            let childJSON = jsonPath.isEmpty ? json : "\(jsonPath).\(json)"
+            let member = members[json]
+            // A field is held to it when the mask names it or what holds it (or there is no mask).
+            if field.required, mask.map({ $0.contains { childJSON == $0 || childJSON.hasPrefix($0 + ".") } }) ?? true {
+                let unset = switch member {
+                case nil, .null?: true
+                case .string(let text)?: text.isEmpty
+                case .array(let items)?: items.isEmpty
+                case .object(let entries)?: field.type == "map" && entries.isEmpty
+                default: false
+                }
+                if unset { problem(child, "Violation in \(request).\(child): required field not present.") }
+            }
+            // Descend wherever a mask path may still lie below, or everywhere without one.
+            let below = mask.map { $0.contains { $0 == childJSON || $0.hasPrefix(childJSON + ".") || childJSON.hasPrefix($0 + ".") } } ?? true
+            guard below, field.type == "message" || field.value?.type == "message", let member else { continue }
+            let type = field.message ?? field.value?.message ?? ""
+            switch member {
+            case .array(let items):
+                for (index, item) in items.enumerated() {
+                    required(item, type, at: "\(child)[\(index)]", jsonPath: childJSON, mask: mask, request: request)
+                }
+            case .object(let entries) where field.type == "map":
+                for (index, (_, item)) in entries.sorted(by: { $0.key < $1.key }).enumerated() {
+                    required(item, type, at: "\(child)[\(index)].value", jsonPath: childJSON, mask: mask, request: request)
+                }
+            case .object:
+                required(member, type, at: child, jsonPath: childJSON, mask: mask, request: request)
+            default:
+                continue
+            }
+        }
     }
 
     /// `Unknown name "foo" at 'service.template': <reason>`, or without ` at '…'` at the top of a whole request.
