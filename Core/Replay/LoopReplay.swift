@@ -31,7 +31,7 @@ public struct LoopReplay: Sendable {
     public struct Outcome: Sendable {
         public var served: [Output?]
         public var retrains = 0
-        /// Models trained: each retrain fits a candidate per training window, and refits the one accepted.
+        /// Models trained: each retrain fits a candidate per training window and family, and refits the one accepted.
         public var fits = 0
         public var deployments = 0
         /// Wall-clock time spent sending predictions, sending labels, in evaluate, and waiting for retrains
@@ -97,7 +97,9 @@ public struct LoopReplay: Sendable {
                 if let line = describe(event) { output.event(at: next, line) }
                 if event.kind == "retrain_finished" {
                     outcome.retrains += 1
-                    outcome.fits += max(1, event.detail["windows"].array.count) + (event.detail["refitted"] == .bool(true) ? 1 : 0)
+                    // Every candidate trained (one a window and family; not those another family passed over).
+                    let trained = event.detail["windows"].array.filter { $0["skipped"] == .null }.count
+                    outcome.fits += max(1, trained) + (event.detail["refitted"] == .bool(true) ? 1 : 0)
                 }
                 if ["deployed", "promoted"].contains(event.kind) { outcome.deployments += 1 }
             }

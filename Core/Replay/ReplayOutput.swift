@@ -63,7 +63,7 @@ public struct ReplayOutput: Sendable {
 /// The closing table: the metric per month of the replay for each strategy (the first model left alone, the
 /// loop, the calendar baselines), over all rows, and the mean of the months (each month weighs the same,
 /// however many rows it has); then each strategy's retrains, the models they fitted (compute: a loop's
-/// retrain fits a candidate per training window and refits the one it accepts) and its deploys (models put
+/// retrain fits a candidate per training window and family and refits the one it accepts) and its deploys (models put
 /// into service).
 public struct MonthlyTable: Sendable {
     public struct Row: Sendable {

@@ -14,7 +14,12 @@ public struct RetrainOptions: Sendable, Equatable {
     /// Families tried besides the live model's own (which is always tried, first): each trains a candidate on
     /// every window, and the holdout picks among them all. A family that cannot model the live model's task
     /// (`ridge` for a classifier, `logistic` for a regressor) is passed over. Empty: the live model's family alone.
+    /// Another family starts from its defaults (the live model's settings are its own family's).
     public var families: [Family] = []
+    /// The most cells (rows × encoded columns) another family's dense design matrix may have: a linear model
+    /// one-hot encodes categories, so on a wide window it is passed over rather than risk the job's memory
+    /// (20 million cells, 160 MB). The live model's own family is never limited, as before.
+    public var maximumDesignCells = 20_000_000
     /// Whether the chosen candidate, once it has beaten the live model, is trained again on its window and
     /// the holdout rows together before it is registered: the newest rows are the most telling, and the
     /// verdict has been given.
@@ -46,9 +51,10 @@ public struct RetrainOutcome: Sendable, Equatable {
     public var trainingRows: Int
     public var comparedRows: Int
     /// Every candidate tried, in order (the live model's family first, each family's windows narrowest first):
-    /// its family, window in rows, and value of `metric` on the holdout (`nil`: undefined, or it failed to train);
-    /// the chosen one is `chosenFamily` on `chosenWindow`.
-    public var windows: [(family: String, rows: Int, value: Double?)]
+    /// its family, window in rows, value of `metric` on the holdout (`nil`: undefined, or not trained), and
+    /// why another family's candidate was not trained (`skipped`); the chosen one is `chosenFamily` on
+    /// `chosenWindow`.
+    public var windows: [(family: String, rows: Int, value: Double?, skipped: String?)]
     public var chosenWindow: Int
     public var chosenFamily: String
     /// The rows (indices into the data, oldest first) the registered candidate was trained on.
@@ -118,6 +124,7 @@ public struct Retrainer: Sendable {
             let rows = Array(rows)
             var training = base
             training.family = family
+            if family != liveFamily { training.maximumDesignCells = options.maximumDesignCells }
             let candidate = try Trainer(options: training).train(
                 name: live.name, version: version, features: data.features.selecting(rows: rows),
                 target: FeatureTable.Column(name: data.target.name, values: data.target.values.selecting(rows: rows)),
@@ -150,23 +157,24 @@ public struct Retrainer: Sendable {
             sizes.append(window)
         }
         if sizes.isEmpty { sizes = [available] }
-        var tried: [(family: String, rows: Int, value: Double?)] = []
+        var tried: [(family: String, rows: Int, value: Double?, skipped: String?)] = []
         var best: (candidate: ModelArtifact, outputs: [Output], metrics: [String: Double], rows: Int, family: Family)?
         for family in families {
             for size in sizes {
                 let candidate: ModelArtifact
                 do {
                     candidate = try train(family, (available - size)..<available)
-                } catch where family != liveFamily {
-                    // Another family that cannot fit these rows (values too large to standardize, say) is passed
-                    // over; the live model's own failing is the retrain's error, as it always was.
-                    tried.append((family.rawValue, size, nil))
+                } catch where family != liveFamily && !Task.isCancelled {
+                    // Another family that cannot fit these rows (values too large to standardize, too wide a
+                    // design matrix) is passed over; the live model's own failing is the retrain's error, as it
+                    // always was, and so is a cancellation.
+                    tried.append((family.rawValue, size, nil, error.description))
                     continue
                 }
                 let outputs = candidate.outputs(for: features)
                 let metrics = candidate.metrics(outputs: outputs, labels: labels)
                 let value = metrics[metric.rawValue]
-                tried.append((family.rawValue, size, value))
+                tried.append((family.rawValue, size, value, nil))
                 guard let value else { continue }
                 if let incumbent = best?.metrics[metric.rawValue] {
                     let better = metric.higherIsBetter ? value > incumbent : value < incumbent
@@ -208,7 +216,7 @@ public struct Retrainer: Sendable {
         // Windows alone while one family is tried, as they always read; with more, each names its family.
         let named = families.count > 1
         func label(_ family: String, _ rows: Int) -> String { named ? "\(family) \(rows)" : "\(rows)" }
-        let windows = tried.count > 1 ? "; windows " + tried.map { "\(label($0.family, $0.rows)): \($0.value.map(format) ?? "undefined")" }
+        let windows = tried.count > 1 ? "; windows " + tried.map { "\(label($0.family, $0.rows)): \($0.skipped.map { "not trained (\($0))" } ?? $0.value.map(format) ?? "undefined")" }
             .joined(separator: ", ") + ", chose \(label(family.rawValue, window))" : ""
         return RetrainOutcome(candidate: candidate, accepted: accepted, reason: reason + windows, metric: metric,
                               candidateMetrics: candidateMetrics, liveMetrics: liveMetrics,

@@ -38,6 +38,10 @@ public struct TrainingOptions: Sendable {
     public var holdout: Double = 0
     /// Gradient boosting's settings (`gbdt`).
     public var boosting = BoostingOptions()
+    /// The most cells (rows × encoded columns) a linear family's dense design matrix may have; beyond it the
+    /// fit is refused before the matrix is made. `nil`: no limit. (Trees code a category as one column; ridge
+    /// and logistic one-hot encode it, so a table trees train on easily can need gigabytes as a linear model.)
+    public var maximumDesignCells: Int?
 
     public init(family: Family) { self.family = family }
 }
@@ -65,6 +69,12 @@ public struct Trainer: Sendable {
         let started = ContinuousClock.now
         let fitted = try FittedPreprocessing(fitting: rows, optional: options.optionalFeatures, forTrees: options.family == .gbdt)
         let p = fitted.preprocessing.width
+        if options.family != .gbdt, let limit = options.maximumDesignCells {
+            let (cells, overflow) = rows.rowCount.multipliedReportingOverflow(by: p)
+            guard !overflow, cells <= limit else {
+                throw TrainingError("\(rows.rowCount) rows of \(p) encoded columns are more than the \(limit) cells allowed for \(options.family.rawValue)")
+            }
+        }
         let x = fitted.designMatrix(rows)
         let predictor: Predictor
         let task: ModelArtifact.Task

@@ -91,8 +91,10 @@ struct RetrainJob: Sendable {
                     "live": .object(outcome.liveMetrics.mapValues { .number($0) }),
                     "training_rows": .number(Double(outcome.trainingRows)),
                     "windows": .array(outcome.windows.map { window in
-                        .object(["family": .string(window.family), "rows": .number(Double(window.rows)),
-                                 "value": window.value.map(JSONValue.number) ?? .null])
+                        var entry: [String: JSONValue] = ["family": .string(window.family), "rows": .number(Double(window.rows)),
+                                                          "value": window.value.map(JSONValue.number) ?? .null]
+                        if let skipped = window.skipped { entry["skipped"] = .string(skipped) }
+                        return .object(entry)
                     }),
                     "chosen_window": .number(Double(outcome.chosenWindow)), "chosen_family": .string(outcome.chosenFamily),
                     "refitted": .bool(outcome.refitted),

@@ -177,7 +177,8 @@ import Testing
             }
         }
         #expect(try refusal("services.create", #"{"labels": {"a": "b"}}"#)
-            == ["Violation in CreateServiceRequest.service.template: required field not present."])
+            == ["Violation in CreateServiceRequest.service_id: required field not present.",
+                "Violation in CreateServiceRequest.service.template: required field not present."])
         #expect(try refusal("services.patch", #"{"template": {"containers": [{"image": "i"}, {"name": "x", "image": ""}]}}"#)
             == ["Violation in UpdateServiceRequest.service.template.containers[1].image: required field not present."])
         #expect(try refusal("services.patch", #"{"template": {"containers": [{"image": "i", "env": [{"value": "v"}]}]}}"#)
@@ -192,6 +193,22 @@ import Testing
         #expect(try refusal("jobs.run", #"{"overrides": {"containerOverrides": [{"env": [{"value": "1"}]}]}}"#)
             == ["Violation in RunJobRequest.overrides.container_overrides[0].env[0].name: required field not present."])
         #expect(try refusal("jobs.run", #"{"overrides": {"containerOverrides": [{"env": [{"name": "A", "value": "1"}]}]}}"#).isEmpty)
+        // A required query parameter, and a request that sends no body at all.
+        func refusal(_ method: String, query: [(String, String)]) -> [String] {
+            do {
+                _ = try CloudRunSchema.runV2.validate("run.projects.locations.\(method)", query: query, body: nil)
+                return []
+            } catch {
+                return error.violations.map(\.description)
+            }
+        }
+        #expect(refusal("services.create", query: [("serviceId", "predict")])
+            == ["Violation in CreateServiceRequest.service.template: required field not present."])
+        #expect(refusal("services.create", query: [])
+            == ["Violation in CreateServiceRequest.service_id: required field not present.",
+                "Violation in CreateServiceRequest.service.template: required field not present."])
+        #expect(CloudRunSchema.requestName("run.projects.locations.services.setIamPolicy", body: "GoogleIamV1SetIamPolicyRequest")
+            == "SetIamPolicyRequest")
     }
 
     /// A field may be named by its proto name; Cloud Run gets it under its JSON name, with an update mask's paths.

@@ -111,7 +111,7 @@ import Testing
         #expect(outcome.chosenFamily == "ridge" && outcome.accepted && outcome.refitted, "\(outcome.reason)")
         #expect(outcome.candidate.predictor.family == "ridge" && outcome.candidate.training?.family == "ridge")
         #expect(outcome.candidate.training?.rows == outcome.chosenWindow + outcome.comparedRows)
-        // The trees kept the live model's shape; the reason names each candidate's family.
+        // The reason names each candidate's family.
         #expect(outcome.reason.contains("windows gbdt 300: ") && outcome.reason.contains("chose ridge "), "\(outcome.reason)")
         let ridge = outcome.windows.filter { $0.family == "ridge" }.compactMap(\.value)
         let gbdt = outcome.windows.filter { $0.family == "gbdt" }.compactMap(\.value)
@@ -121,6 +121,35 @@ import Testing
         let alone = try Retrainer(options: options).retrain(live, on: data, version: "2")
         #expect(alone.windows.map(\.family) == ["gbdt", "gbdt"] && alone.chosenFamily == "gbdt")
         #expect(!alone.reason.contains("gbdt 300"), "one family: the windows read as they always did: \(alone.reason)")
+    }
+
+    /// A classifier's rivals are logistic regression (ridge cannot classify); one whose design matrix would pass
+    /// the cell budget is passed over with the reason, and the trees are judged alone.
+    @Test func aClassifierMeetsLogisticRegressionWithinABudget() throws {
+        let (_, data) = try history(old: 0, new: 1_000)
+        guard case .numeric(let y) = data.target.values else { return }
+        var labelled = data
+        labelled.target = .init(name: "y", values: .categorical(y.map { $0 > 0 ? "high" : "low" }))
+        let (table, y0) = rows(400, seed: 23, a: -3, b: 2)
+        var trees = TrainingOptions(family: .gbdt)
+        trees.boosting.trees = 30
+        let live = try Trainer(options: trees).train(name: "demand", version: "1", features: table,
+                                                     target: .init(name: "y", values: .categorical(y0.map { $0 > 0 ? "high" : "low" })))
+        labelled.served = live.outputs(for: labelled.features)
+        var options = RetrainOptions()
+        options.windows = [300, 1_000_000]
+        options.families = Family.allCases
+        let outcome = try Retrainer(options: options).retrain(live, on: labelled, version: "2")
+        #expect(outcome.windows.map(\.family) == ["gbdt", "gbdt", "logistic", "logistic"], "\(outcome.reason)")
+        #expect(outcome.windows.allSatisfy { $0.skipped == nil && $0.value != nil }, "\(outcome.reason)")
+        #expect(outcome.candidate.classes == live.classes && outcome.chosenFamily == outcome.candidate.training?.family)
+
+        options.maximumDesignCells = 1_000  // 300 rows of 5 encoded columns already pass it
+        let budgeted = try Retrainer(options: options).retrain(live, on: labelled, version: "2")
+        #expect(budgeted.windows.map(\.skipped).map { $0 != nil } == [false, false, true, true])
+        #expect(budgeted.windows.last?.skipped?.contains("more than the 1000 cells allowed for logistic") == true,
+                "\(String(describing: budgeted.windows.last?.skipped))")
+        #expect(budgeted.chosenFamily == "gbdt" && budgeted.reason.contains("logistic 300: not trained ("), "\(budgeted.reason)")
     }
 
     /// `TRAINING_FAMILIES`: `all`, `live`, or a list; anything else is refused.

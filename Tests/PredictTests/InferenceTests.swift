@@ -143,7 +143,7 @@ import Testing
             ) { try json($0.body) }
             let expected = (viaPredict["predictions"] as! [[String: Any]]).map { $0["value"] as! Double }
             #expect(values.map(\.bitPattern) == expected.map(\.bitPattern))
-            let inputs = Set(try await db.predictions().map(\.input))
+            let inputs = Set(try await db.predictions(awaiting: 4).map(\.input))
             #expect(inputs.count == 2, "the binary and JSON requests stored the same inputs: \(inputs)")
         }
     }

@@ -131,7 +131,7 @@ struct Answer: Sendable {
                 #expect(Set(probabilities.keys) == ["no", "yes"])
                 #expect(abs(probabilities.values.reduce(0, +) - 1) < 1e-12)
                 #expect(prediction["class"] as? String == (probabilities["yes"]! > 0.5 ? "yes" : "no"))
-                #expect(try await db.predictions()[0].prediction.contains("\"probabilities\""))
+                #expect(try await db.predictions(awaiting: 1).first?.prediction.contains("\"probabilities\"") == true)
             }
         }
     }

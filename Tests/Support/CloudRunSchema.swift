@@ -26,9 +26,10 @@ import Foundation
 ///
 /// Output-only fields are checked like any other and then dropped (AIP-203: a service ignores them in input),
 /// also from `updateMask`: what `validate` returns is what Cloud Run would act on. Then, as Cloud Run does once the
-/// front end has passed a request, every field Google marks `Required.` must be set (`Violation in
-/// CreateServiceRequest.service.template: required field not present.`, Cloud Run's words); with an update mask,
-/// only in what the mask names. Not checked: values' own rules (name patterns, traffic sums), which
+/// front end has passed a request, every query parameter and body field Google marks `Required.` must be set
+/// (`Violation in CreateServiceRequest.service.template: required field not present.`, Cloud Run's words; a
+/// missing body sets nothing); with an update mask, only in what the mask names (an assumption: Google's
+/// AIP-134 leaves a field outside the mask untouched, so its absence cannot be an error). Not checked: values' own rules (name patterns, traffic sums), which
 /// `FakeCloudRun` keeps where it models them; the schema marks no run v2 field immutable.
 public struct CloudRunSchema: Sendable, Decodable {
     /// A field of a message, a query parameter, or a map's value: an entry of the fixture.
@@ -161,19 +162,29 @@ public struct CloudRunSchema: Sendable, Decodable {
             checked = check.root(body, message, at: Self.bodyField(message))
         }
         guard check.violations.isEmpty else { throw BadRequest(violations: check.violations) }
-        // Then Cloud Run's own check of what the front end passed: every required field set, where the request
-        // sets anything (the whole body, or with an update mask the fields it names).
-        if let checked, let message = spec.body {
-            check.required(checked, message, at: Self.bodyField(message) ?? "", jsonPath: "", mask: mask,
-                           request: Self.requestName(method))
-            guard check.violations.isEmpty else { throw BadRequest(violations: check.violations) }
+        // Then Cloud Run's own check of what the front end passed: every required query parameter and body field
+        // set, where the request sets anything (the whole body, or with an update mask the fields it names); a
+        // request without a body sets nothing in it.
+        let request = Self.requestName(method, body: spec.body)
+        for (json, field) in spec.query.sorted(by: { $0.key < $1.key }) where field.required {
+            let value = query.first { Self.lookup($0.0, in: [json: field]) != nil }?.1
+            if value?.isEmpty ?? true {
+                check.problem(Self.snake(json), "Violation in \(request).\(Self.snake(json)): required field not present.")
+            }
         }
+        if let message = spec.body {
+            check.required(checked ?? [:], message, at: Self.bodyField(message) ?? "", jsonPath: "", mask: mask,
+                           request: request)
+        }
+        guard check.violations.isEmpty else { throw BadRequest(violations: check.violations) }
         return Request(body: checked, updateMask: mask)
     }
 
-    /// The request message of a method, as Cloud Run's violations name it: `run.projects.locations.services.patch`
-    /// → `UpdateServiceRequest`, `jobs.run` → `RunJobRequest`.
-    static func requestName(_ method: String) -> String {
+    /// The request message of a method, as Cloud Run's violations name it: a whole-request body's own message
+    /// (`jobs.run` → `RunJobRequest`, `setIamPolicy` → `SetIamPolicyRequest`), else the verb and the resource
+    /// (`run.projects.locations.services.patch` → `UpdateServiceRequest`).
+    public static func requestName(_ method: String, body: String?) -> String {
+        if let body, body.hasSuffix("Request"), let name = protoName(body).split(separator: ".").last { return String(name) }
         let parts = method.split(separator: ".")
         guard parts.count >= 2 else { return method }
         let verb = parts[parts.count - 1] == "patch" ? "Update" : parts[parts.count - 1].prefix(1).uppercased() + parts[parts.count - 1].dropFirst()
