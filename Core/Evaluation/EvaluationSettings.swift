@@ -49,6 +49,10 @@ public struct EvaluationSettings: Sendable {
     /// `TRAINING_WINDOW_ROWS`, `TRAINING_WINDOW_MAX_AGE`, `TRAINING_WINDOWS`, `TRAINING_MAX_ROWS` and `TRAINING_FAMILIES` when set
     /// here: passed on to each retrain started.
     public var trainingWindow: [String: String]
+    /// `ESTIMATION_MAX_ROWS` (10000): the most rows of the reference and of the window that what is computed
+    /// row by row (the performance estimate, target drift, the multivariate check) reads; a longer side is read
+    /// as an evenly spaced sample, so a cycle's cost stays bounded whatever `PERFORMANCE_WINDOW_ROWS` is.
+    public var estimationSample: Int
     /// `EVALUATE_MODELS` (every model): the model names this evaluator judges, comma-separated (spaces around a
     /// name dropped); the others' predictions are left to another evaluator (one with its own policy, or another
     /// replay in the database).
@@ -133,6 +137,8 @@ public struct EvaluationSettings: Sendable {
         canaryMaxAge = try reader.setting("canary.max.age", variable: "CANARY_MAX_AGE", default: .seconds(86_400),
                                           expected: "a duration such as 12h or 1d", Duration.setting)
         trainingWindow = try WindowBounds.trainingOverrides(reader)
+        estimationSample = try reader.setting("estimation.max.rows", variable: "ESTIMATION_MAX_ROWS", default: 10_000,
+                                              expected: "a positive integer", Int.positive)
         // Passed on as it is written, so checked here: a retrain that cannot start is found at evaluate's start.
         _ = try reader.setting("training.families", variable: "TRAINING_FAMILIES", default: Family.allCases,
                                expected: Family.listExpected, Family.list)

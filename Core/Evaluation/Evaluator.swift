@@ -154,7 +154,8 @@ public struct Evaluator: Sendable {
         // Performance estimated before labels (CBPE, DLE): the newest predictions against the reference window.
         let referenceSize = settings.performance.rows
         let estimationRows = try await windows.estimationRows(of: artifact, referenceRows: referenceSize,
-                                                              bounds: settings.performance, now: now)
+                                                              bounds: settings.performance,
+                                                              sample: settings.estimationSample, now: now)
         let estimate = await estimator.estimate(artifact, rows: estimationRows, referenceSize: referenceSize)
         if let estimate {
             try await store.record(estimate, name: served.name, version: served.version, at: now)
@@ -176,7 +177,7 @@ public struct Evaluator: Sendable {
             evaluation.targetDrift = target
         }
         // Multivariate drift: the same rows' PCA reconstruction error against the reference window's.
-        if estimationRows.reference.served.count >= referenceSize,
+        if estimationRows.referenceCount >= referenceSize,
            estimationRows.window.served.count >= settings.policy.minimumLabels,
            var multivariate = ReconstructionDrift(reference: estimationRows.reference.features,
                                                   window: estimationRows.window.features)

@@ -18,7 +18,7 @@ public actor PerformanceEstimator {
     /// The estimate of `rows.window` against `rows.reference`, `nil` when the reference is not full
     /// (`referenceSize` labelled rows), the window is empty, or the reference cannot be fitted (a class it lacks).
     public func estimate(_ artifact: ModelArtifact, rows: EstimationRows, referenceSize: Int) -> PerformanceEstimate? {
-        guard rows.reference.count >= referenceSize, rows.window.count > 0 else { return nil }
+        guard rows.referenceCount >= referenceSize, rows.window.count > 0 else { return nil }
         var estimate: PerformanceEstimate?
         switch artifact.task {
         case .binary, .multiclass: estimate = classification(artifact, rows)

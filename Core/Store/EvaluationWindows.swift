@@ -263,11 +263,11 @@ public struct EvaluationWindows: Sendable {
 
     /// The rows performance estimation reads: the version's reference (its first `referenceRows` labelled
     /// predictions) and its newest `bounds.rows` predictions after it (`EstimationRows`).
-    public func estimationRows(of artifact: ModelArtifact, referenceRows: Int, bounds: WindowBounds, now: Date = Date())
-        async throws -> EstimationRows
+    public func estimationRows(of artifact: ModelArtifact, referenceRows: Int, bounds: WindowBounds, sample: Int = .max,
+                               now: Date = Date()) async throws -> EstimationRows
     {
-        try await EstimationRows.read(of: artifact, referenceRows: referenceRows, bounds: bounds, client: client,
-                                      logger: logger, now: now)
+        try await EstimationRows.read(of: artifact, referenceRows: referenceRows, bounds: bounds, sample: sample,
+                                      client: client, logger: logger, now: now)
     }
 
     /// Per-row losses of a version, for the loss-shift trigger: its reference window (its first `rows`

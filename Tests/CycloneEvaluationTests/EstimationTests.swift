@@ -205,6 +205,26 @@ import Testing
                 #expect(lower != nil && upper != nil && lower! <= upper!)
             }
             #expect(names == ["estimated_mae", "estimated_rmse"])
+
+            // ESTIMATION_MAX_ROWS: each side read as an evenly spaced sample (every k-th row and the newest), the
+            // sides' sizes known, and the estimate made from the sample, close to the whole window's.
+            let full = try await EvaluationWindows(client: db.client, logger: .test)
+                .estimationRows(of: model, referenceRows: 600, bounds: WindowBounds(rows: 1_000, maxAge: .seconds(86_400)))
+            let sampled = try await EvaluationWindows(client: db.client, logger: .test)
+                .estimationRows(of: model, referenceRows: 600, bounds: WindowBounds(rows: 1_000, maxAge: .seconds(86_400)),
+                                sample: 100)
+            #expect(full.referenceCount == 600 && full.windowCount == 400 && full.reference.count == 600 && full.window.count == 400)
+            #expect(sampled.referenceCount == 600 && sampled.windowCount == 400)
+            #expect(sampled.reference.count == 101 && sampled.window.count == 101, "every 6th and every 4th, and the newest")
+            #expect(sampled.windowStart == full.windowStart && sampled.windowEnd == full.windowEnd)
+            #expect(sampled.referenceEnd == full.referenceEnd)
+            guard case .numeric(let all) = full.window.target.values, case .numeric(let some) = sampled.window.target.values
+            else { Issue.record("numeric labels"); return }
+            #expect(some == stride(from: 0, to: 400, by: 4).map { all[$0] } + [all[399]])
+            let small = try #require(try await evaluator(db, ["PERFORMANCE_WINDOW_ROWS": "600", "ESTIMATION_MAX_ROWS": "200"])
+                .run().models.first?.estimate)
+            #expect(small.rows == 201 && abs(small.metrics["mae"]!.value - mae.value) < 0.15 * mae.value,
+                    "estimated MAE \(small.metrics["mae"]!.value) from 200 rows, \(mae.value) from 400")
         }
     }
 }
