@@ -101,7 +101,8 @@ let package = Package(
         // Serving: models by name with their canary, the scorer that makes outputs and stored rows, the watcher
         // that swaps a new file in; no HTTP, so every protocol's edge shares it.
         .target(name: "CycloneServing",
-                dependencies: ["CycloneModel", "CycloneMonitoring", "CycloneStore", .logging, .metrics, .serviceLifecycle],
+                dependencies: ["CycloneModel", "CycloneMonitoring", "CycloneRuntime", "CycloneStore", .logging, .metrics,
+                               .serviceLifecycle],
                 path: "Core/Serving", swiftSettings: swiftSettings),
         // HTTP: what every HTTP function shares (app set-up, health, /metrics, JSON errors, OpenAPI); no store, no cloud.
         .target(name: "CycloneHTTP",

@@ -1,4 +1,5 @@
 import CycloneModel
+import CycloneRuntime
 import CycloneStore
 import Logging
 import ServiceLifecycle
@@ -32,14 +33,17 @@ public final class ModelRegistration: Service, Sendable {
         continuation.yield((artifact, status))
     }
 
+    /// How long one attempt at a check or a registration may take.
+    static let attemptTimeout = Duration.seconds(30)
+
     public func run() async throws {
         // Shutdown ends the retries at once rather than after the current wait.
         await cancelWhenGracefulShutdown { [self] in
             await runner.running()
-            await retrying("checking the database schema failed", givingUp: false) { try await registry.checkSchema() }
+            await retrying("checking the database schema failed", givingUp: false) { [registry] in try await registry.checkSchema() }
             for await (artifact, status) in queue {
                 let key = artifact.name + "\u{0}" + artifact.version
-                let done = await retrying("registering the model failed", ["model": "\(artifact.name)", "version": "\(artifact.version)"]) {
+                let done = await retrying("registering the model failed", ["model": "\(artifact.name)", "version": "\(artifact.version)"]) { [registry, logger] in
                     let new = try await registry.register(artifact, status: status)
                     logger.info(new ? "model registered" : "model already registered", metadata: [
                         "model": "\(artifact.name)", "version": "\(artifact.version)", "status": "\(status.rawValue)"])
@@ -56,14 +60,19 @@ public final class ModelRegistration: Service, Sendable {
     /// failure that is the artifact's (PostgreSQL refusing its data: SQLSTATE classes 22, 23 and 54) is logged
     /// and given up (false), so it holds up no other registration. A database without the schema is said
     /// once, in one line, and in `schemaProblem` until it is migrated.
+    ///
+    /// Each attempt is bounded by `attemptTimeout`: PostgresNIO may never answer a query sent on a connection
+    /// that closed under it (a pool shutting down as the server's bind failed, a database that dropped it), and
+    /// an attempt that waited for that answer held predict's shutdown for good. A timed-out registration may
+    /// still commit; the next attempt then finds the version registered.
     @discardableResult
     private func retrying(_ failure: String, _ metadata: Logger.Metadata = [:], givingUp: Bool = true,
-                          _ operation: () async throws -> Void) async -> Bool {
+                          _ operation: @escaping @Sendable () async throws -> Void) async -> Bool {
         var delay = Duration.milliseconds(500)
         var said: String?
         while !Task.isCancelled {
             do {
-                try await operation()
+                try await withTimeout(Self.attemptTimeout, operation)
                 schemaProblem.set(nil)
                 return true
             } catch {

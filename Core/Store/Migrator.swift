@@ -1,3 +1,4 @@
+import CycloneRuntime
 import Logging
 import PostgresNIO
 
@@ -57,49 +58,81 @@ public struct Migrator: Sendable {
     }
 
     /// Applies what is missing; returns the versions applied by this call.
+    ///
+    /// Every statement is raced with its connection's closing: PostgresNIO may never answer a query sent on a
+    /// connection that closed under it (a database that dropped it, a pool shutting down), and a migration
+    /// that waited for that answer held a process's start for good. Now it fails with `MigrationError`.
     @discardableResult
     public func migrate() async throws -> [Int] {
         try await client.withConnection { connection in
-            try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
+            try await Self.run(on: connection, "SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
             do {
                 let applied = try await apply(on: connection)
-                try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+                try await Self.run(on: connection, "SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
                 return applied
             } catch {
-                _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+                _ = try? await Self.run(on: connection, "SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
                 throw error
             }
         }
     }
 
+    /// The connection closed while a migration statement waited for its answer.
+    public struct ConnectionClosed: Error, CustomStringConvertible {
+        public var description: String { "the connection to PostgreSQL closed while migrating; nothing half-applied is kept (each migration is one transaction): run it again" }
+    }
+
+    /// Runs `query` on `connection` and reads every row of its first column as `Int` (none for a statement),
+    /// or throws `ConnectionClosed` as soon as the connection closes, whatever the query does.
+    @discardableResult
+    static func run(on connection: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws -> [Int] {
+        let outcome = FirstOutcome<[Int]>()
+        let task = Task {
+            do {
+                var values: [Int] = []
+                let rows = try await connection.query(query, logger: logger)
+                for try await row in rows { if let value = try? row.decode(Int.self) { values.append(value) } }
+                outcome.finish(.success(values))
+            } catch {
+                outcome.finish(.failure(error))
+            }
+        }
+        connection.closeFuture.whenComplete { _ in
+            outcome.finish(.failure(ConnectionClosed()))
+            task.cancel()
+        }
+        return try await withTaskCancellationHandler {
+            try await outcome.value
+        } onCancel: {
+            outcome.finish(.failure(CancellationError()))
+            task.cancel()
+        }
+    }
+
     private func apply(on connection: PostgresConnection) async throws -> [Int] {
-        try await connection.query("""
+        try await Self.run(on: connection, """
             CREATE TABLE IF NOT EXISTS schema_migration (
                 version    integer PRIMARY KEY,
                 name       text NOT NULL,
                 applied_at timestamptz NOT NULL DEFAULT now())
             """, logger: logger)
         var done: Set<Int> = []
-        for try await version in try await connection.query("SELECT version FROM schema_migration", logger: logger)
-            .decode(Int.self)
-        {
-            done.insert(version)
-        }
+        done.formUnion(try await Self.run(on: connection, "SELECT version FROM schema_migration", logger: logger))
         var applied: [Int] = []
         for migration in migrations.sorted(by: { $0.version < $1.version }) where !done.contains(migration.version) {
             logger.info("applying migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
             // One transaction per migration, its bookkeeping row included.
-            try await connection.query("BEGIN", logger: logger)
+            try await Self.run(on: connection, "BEGIN", logger: logger)
             do {
                 for statement in SQLScript.statements(migration.sql) {
-                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    try await Self.run(on: connection, PostgresQuery(unsafeSQL: statement), logger: logger)
                 }
-                try await connection.query(
+                try await Self.run(on: connection,
                     "INSERT INTO schema_migration (version, name) VALUES (\(migration.version), \(migration.name))",
                     logger: logger)
-                try await connection.query("COMMIT", logger: logger)
+                try await Self.run(on: connection, "COMMIT", logger: logger)
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                _ = try? await Self.run(on: connection, "ROLLBACK", logger: logger)
                 throw error
             }
             applied.append(migration.version)
@@ -108,16 +141,16 @@ public struct Migrator: Sendable {
         // definitions stand). One transaction; `CREATE OR REPLACE` keeps what depends on them.
         let newest = done.union(applied).max() ?? 0
         if newest <= migrations.map(\.version).max() ?? 0 {
-            try await connection.query("BEGIN", logger: logger)
+            try await Self.run(on: connection, "BEGIN", logger: logger)
             do {
                 for routine in Self.routines {
                     for statement in SQLScript.statements(routine.sql) {
-                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                        try await Self.run(on: connection, PostgresQuery(unsafeSQL: statement), logger: logger)
                     }
                 }
-                try await connection.query("COMMIT", logger: logger)
+                try await Self.run(on: connection, "COMMIT", logger: logger)
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                _ = try? await Self.run(on: connection, "ROLLBACK", logger: logger)
                 throw error
             }
         }

@@ -1,3 +1,4 @@
+import CycloneRuntime
 import CycloneStore
 import CycloneTestSupport
 import Foundation
@@ -27,6 +28,33 @@ import Testing
             #expect(try await Migrator(client: db.client, logger: .test).migrate() == [])
             let count = try await db.client.query("SELECT count(*)::int FROM schema_migration").decode(Int.self)
             for try await n in count { #expect(n == Migrator.all.count) }
+        }
+    }
+
+    /// A migration whose connection is closed under it (here, ended by the server while it waits for the lock)
+    /// fails with an error, and promptly: a start that migrates never waits for an answer that cannot come.
+    @Test func aMigrationWhoseConnectionClosesFails() async throws {
+        try await withTestDatabase { db in
+            try await db.client.withConnection { holder in
+                try await holder.query("SELECT pg_advisory_lock(\(Int64(0x6379_636c_6f6e_65)))", logger: .test)
+                let migration = Task { try await Migrator(client: db.client, logger: .test).migrate() }
+                var pid: Int?
+                for _ in 0..<500 where pid == nil {
+                    let rows = try await holder.query("""
+                        SELECT pid FROM pg_stat_activity
+                        WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_lock%'
+                        """, logger: .test)
+                    for try await found in rows.decode(Int.self) { pid = found }
+                    if pid == nil { try await Task.sleep(for: .milliseconds(20)) }
+                }
+                let waiting = try #require(pid, "the migration waits for the lock")
+                try await holder.query("SELECT pg_terminate_backend(\(waiting)::int)", logger: .test)
+                let started = ContinuousClock.now
+                let outcome = try await withTimeout(.seconds(20)) { await migration.result }
+                #expect(throws: (any Error).self) { try outcome.get() }
+                #expect(ContinuousClock.now - started < .seconds(10))
+                try await holder.query("SELECT pg_advisory_unlock_all()", logger: .test)
+            }
         }
     }
 
