@@ -83,7 +83,8 @@ public struct Migrator: Sendable {
     }
 
     /// Runs `query` on `connection` and reads every row of its first column as `Int` (none for a statement),
-    /// or throws `ConnectionClosed` as soon as the connection closes, whatever the query does.
+    /// or throws `ConnectionClosed` as soon as the connection closes, whatever the query does (and when the query
+    /// itself fails because the connection closed).
     @discardableResult
     static func run(on connection: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws -> [Int] {
         let outcome = FirstOutcome<[Int]>()
@@ -93,6 +94,8 @@ public struct Migrator: Sendable {
                 let rows = try await connection.query(query, logger: logger)
                 for try await row in rows { if let value = try? row.decode(Int.self) { values.append(value) } }
                 outcome.finish(.success(values))
+            } catch let error as PSQLError where [.serverClosedConnection, .clientClosedConnection, .connectionError].contains(error.code) {
+                outcome.finish(.failure(ConnectionClosed()))  // the same failure, in one readable line
             } catch {
                 outcome.finish(.failure(error))
             }
