@@ -9,9 +9,9 @@ import PostgresNIO
 /// bounds' age). Each row comes typed: its features, its label (missing where none), what was served.
 ///
 /// A side of more than `sample` rows is read as an evenly spaced sample of at most `sample` of them (every k-th
-/// in time order, and its newest): what is computed from the rows (estimates, target and multivariate drift) then costs the same
-/// for a window of a million predictions as for one of ten thousand, and `referenceCount` and `windowCount`
-/// say how many rows the sides hold.
+/// in time order, and its newest): what is computed from the rows (estimates, target and multivariate drift)
+/// then costs the same for a window of a million predictions as for one of ten thousand, and `referenceCount`
+/// and `windowCount` say how many rows the sides hold.
 public struct EstimationRows: Sendable {
     public var reference: LabelledPredictions
     public var window: LabelledPredictions

@@ -61,7 +61,7 @@ public struct Migrator: Sendable {
     ///
     /// Every statement is raced with its connection's closing: PostgresNIO may never answer a query sent on a
     /// connection that closed under it (a database that dropped it, a pool shutting down), and a migration
-    /// that waited for that answer held a process's start for good. Now it fails with `MigrationError`.
+    /// that waited for that answer held a process's start for good. Now it fails with `ConnectionClosed`.
     @discardableResult
     public func migrate() async throws -> [Int] {
         try await client.withConnection { connection in
